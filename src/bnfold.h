@@ -1,0 +1,152 @@
+/*
+ * bnfold.h: the public interface of libbnfold.
+ *
+ * libbnfold reads an ONNX model, finds every BatchNormalization (BN), explains
+ * each one, folds the ones it can into the preceding Conv / ConvTranspose / Gemm
+ * and writes the model back.  A whole session in a few lines:
+ *
+ *     bnf_err err = {0};
+ *     bnf_model *m = NULL;
+ *     bnf_report *r = NULL;
+ *     if (bnf_model_load("in.onnx", &m, &err) != BNF_OK) goto fail;
+ *     if (bnf_fold(m, NULL, &r, &err) != BNF_OK) goto fail;     // fold in memory
+ *     bnf_report_write_text(r, stderr);                          // what was done
+ *     if (bnf_model_save(m, "out.onnx", &err) != BNF_OK) goto fail; // atomic write
+ *   fail:
+ *     if (err.code) fprintf(stderr, "%s\n", err.msg);
+ *     bnf_report_free(r);
+ *     bnf_model_free(m);
+ *
+ * `bnf_inspect` answers the same question without changing the model: it folds a
+ * private copy and reports the fate of every BN.
+ *
+ * Ownership: every object a function hands back through an `out` pointer
+ * (bnf_model, bnf_report) belongs to the caller, who frees it with its own
+ * `_free` function (each accepts NULL); strings inside a report belong to the
+ * report and live until it is freed; nothing a caller passes in is taken over.
+ * Errors: every function that can fail returns a bnf_status and, when `err` is
+ * not NULL, fills it with the same code and a one-line message that names the
+ * file, node or tensor.  The library never exits or aborts on bad input.
+ */
+#ifndef BNFOLD_H
+#define BNFOLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BNF_VERSION "0.1.0"
+#define BNF_JSON_SCHEMA_VERSION 1
+
+typedef enum {
+    BNF_OK = 0,
+    BNF_ERR_USAGE,       /* a caller error: bad argument */
+    BNF_ERR_INVALID,     /* the model is malformed */
+    BNF_ERR_UNSUPPORTED, /* valid, but uses something we do not handle */
+    BNF_ERR_IO,          /* reading or writing a file failed */
+    BNF_ERR_NOMEM,       /* out of memory */
+    BNF_ERR_CHECK        /* a check failed (verification, gate) */
+} bnf_status;
+
+typedef struct {
+    bnf_status code;
+    char msg[512];
+} bnf_err;
+
+/* A static description of a status ("invalid model", ...). */
+const char *bnf_strerror(bnf_status code);
+
+typedef struct bnf_model bnf_model;
+
+/* Reads and parses the model at `path`.  External data is looked up relative to
+ * the model's folder and read only when needed. */
+bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err);
+
+/* Parses a model from memory (copied).  `base_dir` is the folder external data
+ * is relative to (NULL: external data is refused). */
+bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base_dir,
+                                 bnf_model **out, bnf_err *err);
+
+void bnf_model_free(bnf_model *model);
+
+/* Writes the model to `path` atomically (a temporary file in the same folder,
+ * fsync, rename); "-" writes to stdout.  A model nothing changed in is written
+ * byte for byte as it was read.  On failure no file is left at `path`. */
+bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
+
+/* Serialises the model into a fresh malloc'd buffer the caller frees. */
+bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
+
+/* ---- reports --------------------------------------------------------------- */
+
+typedef struct {
+    char *name;          /* the BN node's name ("" when it has none) */
+    char *output;        /* its Y output */
+    char *layer;         /* the node it folds (or would fold) into; NULL if none */
+    char *layer_op;      /* that node's op type; NULL if none */
+    int folded;          /* 1: folded (or would be, for inspect); 0: skipped */
+    const char *reason_code; /* stable code (see docs/contract.md) when skipped */
+    char *reason;        /* human explanation when skipped */
+    int64_t channels;    /* -1 when unknown */
+    double epsilon;
+    double min_var;      /* NAN when the parameters could not be read */
+    double max_abs_scale;
+    char *new_weight;    /* names of the tensors that replaced the layer's */
+    char *new_bias;
+} bnf_bn_info;
+
+typedef struct {
+    char *op_type;
+    size_t count;
+} bnf_op_count;
+
+typedef struct {
+    char *domain;
+    int64_t version;
+} bnf_opset;
+
+typedef struct {
+    const char *command;   /* "inspect" or "fold" */
+    char *input_path;
+    char *output_path;     /* set by the caller through bnf_report_set_output */
+    int64_t ir_version;
+    bnf_opset *opsets;
+    size_t n_opsets;
+    char *producer;        /* "name version" */
+    size_t n_nodes;
+    bnf_op_count *op_counts;
+    size_t n_op_counts;
+    size_t n_initializers;
+    uint64_t initializer_bytes;
+    bnf_bn_info *bns;
+    size_t n_bns;
+    size_t n_folded;
+    size_t n_bns_after;    /* BN nodes left in the model after folding */
+} bnf_report;
+
+typedef struct {
+    int reserved; /* no options yet; pass NULL */
+} bnf_fold_options;
+
+/* Folds every foldable BN of the model's main graph, to a fixed point.  On
+ * success *report describes every BN of the input.  On error the model may be
+ * partly folded but stays a valid model. */
+bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts,
+                    bnf_report **report, bnf_err *err);
+
+/* What bnf_fold would do, without changing `model`. */
+bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err);
+
+bnf_status bnf_report_set_output(bnf_report *report, const char *path, bnf_err *err);
+void bnf_report_write_text(const bnf_report *report, FILE *f);
+void bnf_report_write_json(const bnf_report *report, FILE *f);
+void bnf_report_free(bnf_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

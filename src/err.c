@@ -1,0 +1,40 @@
+/* err.c: status values, messages and the small string helpers every file uses. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *bnf_strerror(bnf_status code)
+{
+    switch (code) {
+    case BNF_OK: return "success";
+    case BNF_ERR_USAGE: return "usage error";
+    case BNF_ERR_INVALID: return "invalid model";
+    case BNF_ERR_UNSUPPORTED: return "unsupported model";
+    case BNF_ERR_IO: return "I/O error";
+    case BNF_ERR_NOMEM: return "out of memory";
+    case BNF_ERR_CHECK: return "check failed";
+    }
+    return "unknown status";
+}
+
+bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+char *bnf_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}

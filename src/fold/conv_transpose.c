@@ -1,0 +1,55 @@
+/* fold/conv_transpose.c: ConvTranspose -> BatchNormalization.
+ * W[C_in, M/g, k...]: W[i, j, ...] feeds output channel
+ * o = (i / (C_in/g)) * (M/g) + j, so W'[i, j, ...] = W[i, j, ...] * s_o.
+ * Scaling axis 0 instead is the classic silent bug.  Bias as for Conv. */
+#include "../internal.h"
+
+#include <stdlib.h>
+
+static bnf_status fold(bnf_fold_job *job)
+{
+    const bnf_array *w = job->w, *b = job->b;
+    int64_t g = bnf_attr_int(job->layer, "group", 1), c_in, m_per_g, m_out;
+    size_t inner;
+
+    if (w->rank < 3)
+        return bnf_fold_decline(job, "SHAPE_MISMATCH",
+                                "weight has rank %zu, a ConvTranspose needs 3 or more", w->rank);
+    c_in = w->dims[0];
+    m_per_g = w->dims[1];
+    if (g <= 0 || c_in % g != 0)
+        return bnf_fold_decline(job, "UNSUPPORTED_LAYER",
+                                "group %lld does not divide the %lld input channels",
+                                (long long)g, (long long)c_in);
+    m_out = m_per_g * g;
+    if (m_out != job->bn->c)
+        return bnf_fold_decline(job, "SHAPE_MISMATCH",
+                                "the ConvTranspose has %lld output channels, the BN %lld",
+                                (long long)m_out, (long long)job->bn->c);
+    if (b && (b->rank != 1 || b->n != (size_t)m_out))
+        return bnf_fold_decline(job, "SHAPE_MISMATCH", "bias has %zu values, expected %lld",
+                                b->n, (long long)m_out);
+    inner = (c_in && m_per_g) ? w->n / (size_t)(c_in * m_per_g) : 0;
+    for (int64_t i = 0; i < c_in; i++) {
+        int64_t group = i / (c_in / g);
+        for (int64_t j = 0; j < m_per_g; j++) {
+            double s = job->bn->s[group * m_per_g + j];
+            size_t base = ((size_t)i * (size_t)m_per_g + (size_t)j) * inner;
+            for (size_t k = 0; k < inner; k++)
+                job->new_w[base + k] = w->v[base + k] * s;
+        }
+    }
+
+    job->new_b.rank = 1;
+    job->new_b.n = (size_t)m_out;
+    job->new_b.dims = malloc(sizeof *job->new_b.dims);
+    job->new_b.v = malloc((size_t)(m_out ? m_out : 1) * sizeof *job->new_b.v);
+    if (!job->new_b.dims || !job->new_b.v)
+        return BNF_ERR_NOMEM;
+    job->new_b.dims[0] = m_out;
+    for (size_t m = 0; m < (size_t)m_out; m++)
+        job->new_b.v[m] = (b ? b->v[m] : 0.0) * job->bn->s[m] + job->bn->t[m];
+    return BNF_OK;
+}
+
+const bnf_fold_pattern bnf_fold_conv_transpose = {"ConvTranspose", fold, NULL};

@@ -1,0 +1,575 @@
+/* graph.c: an index over one graph (who produces and who uses each value),
+ * constant resolution, and the small rewrites passes are made of.
+ *
+ * Invariant: an index describes its graph as it is; every rewrite below that
+ * changes the graph's lists either keeps the index right or re-indexes. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S(x) ((x) ? (x) : "")
+
+static int is_onnx_domain(const char *d)
+{
+    return !d || !*d || strcmp(d, "ai.onnx") == 0;
+}
+
+int64_t bnf_model_opset(const Onnx__ModelProto *p, const char *domain)
+{
+    int want_onnx = is_onnx_domain(domain);
+    for (size_t i = 0; i < p->n_opset_import; i++) {
+        const char *d = p->opset_import[i]->domain;
+        if (want_onnx ? is_onnx_domain(d) : strcmp(S(d), domain) == 0)
+            return p->opset_import[i]->has_version ? p->opset_import[i]->version : 0;
+    }
+    return 0;
+}
+
+/* ---- index ----------------------------------------------------------------- */
+
+static int count_subgraph_uses(bnf_strmap *uses, const Onnx__GraphProto *g, int depth);
+
+static int count_node_subgraphs(bnf_strmap *uses, const Onnx__NodeProto *n, int depth)
+{
+    for (size_t a = 0; a < n->n_attribute; a++) {
+        const Onnx__AttributeProto *at = n->attribute[a];
+        if (at->g && count_subgraph_uses(uses, at->g, depth + 1) != 0)
+            return -1;
+        for (size_t k = 0; k < at->n_graphs; k++)
+            if (count_subgraph_uses(uses, at->graphs[k], depth + 1) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+/* Every name a subgraph mentions counts as a use: some of them are the outer
+ * scope's values, and counting a local name too only makes passes careful. */
+static int count_subgraph_uses(bnf_strmap *uses, const Onnx__GraphProto *g, int depth)
+{
+    if (depth > 64)
+        return -1;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        for (size_t k = 0; k < n->n_input; k++)
+            if (n->input[k] && *n->input[k] && bnf_strmap_add(uses, n->input[k], 1) != 0)
+                return -1;
+        if (count_node_subgraphs(uses, n, depth) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < g->n_output; i++)
+        if (g->output[i]->name && bnf_strmap_add(uses, g->output[i]->name, 1) != 0)
+            return -1;
+    return 0;
+}
+
+void bnf_graph_release(bnf_graph *gi)
+{
+    bnf_strmap_free(gi->producer);
+    bnf_strmap_free(gi->uses);
+    bnf_strmap_free(gi->init);
+    bnf_strmap_free(gi->input);
+    bnf_strmap_free(gi->output);
+    gi->producer = gi->uses = gi->init = gi->input = gi->output = NULL;
+}
+
+bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_version,
+                           bnf_err *err)
+{
+    size_t n = g->n_node + g->n_initializer + g->n_input + 8;
+    memset(gi, 0, sizeof *gi);
+    gi->g = g;
+    gi->ir_version = ir_version;
+    gi->producer = bnf_strmap_new(n);
+    gi->uses = bnf_strmap_new(n);
+    gi->init = bnf_strmap_new(g->n_initializer);
+    gi->input = bnf_strmap_new(g->n_input);
+    gi->output = bnf_strmap_new(g->n_output);
+    if (!gi->producer || !gi->uses || !gi->init || !gi->input || !gi->output)
+        goto nomem;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *nd = g->node[i];
+        for (size_t k = 0; k < nd->n_output; k++)
+            if (nd->output[k] && *nd->output[k] &&
+                bnf_strmap_put(gi->producer, nd->output[k], (intptr_t)i) != 0)
+                goto nomem;
+        for (size_t k = 0; k < nd->n_input; k++)
+            if (nd->input[k] && *nd->input[k] && bnf_strmap_add(gi->uses, nd->input[k], 1) != 0)
+                goto nomem;
+        if (count_node_subgraphs(gi->uses, nd, 0) != 0)
+            goto nomem_or_deep;
+    }
+    for (size_t i = 0; i < g->n_output; i++)
+        if (g->output[i]->name && (bnf_strmap_put(gi->output, g->output[i]->name, (intptr_t)i) ||
+                                   bnf_strmap_add(gi->uses, g->output[i]->name, 1)))
+            goto nomem;
+    for (size_t i = 0; i < g->n_input; i++)
+        if (g->input[i]->name && bnf_strmap_put(gi->input, g->input[i]->name, (intptr_t)i) != 0)
+            goto nomem;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name &&
+            bnf_strmap_put(gi->init, g->initializer[i]->name, (intptr_t)i) != 0)
+            goto nomem;
+    return BNF_OK;
+nomem_or_deep:
+    bnf_graph_release(gi);
+    return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+                    "graph '%s': subgraphs nested too deep or out of memory", S(g->name));
+nomem:
+    bnf_graph_release(gi);
+    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing graph '%s'", S(g->name));
+}
+
+size_t bnf_graph_uses(const bnf_graph *gi, const char *name)
+{
+    intptr_t v = 0;
+    bnf_strmap_get(gi->uses, name, &v);
+    return (size_t)v;
+}
+
+int bnf_graph_is_output(const bnf_graph *gi, const char *name)
+{
+    return bnf_strmap_get(gi->output, name, NULL);
+}
+
+/* ---- attributes and node edits ------------------------------------------------ */
+
+const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && strcmp(n->attribute[i]->name, name) == 0)
+            return n->attribute[i];
+    return NULL;
+}
+
+int64_t bnf_attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(n, name);
+    return a && a->has_i ? a->i : dflt;
+}
+
+double bnf_attr_float(const Onnx__NodeProto *n, const char *name, double dflt)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(n, name);
+    return a && a->has_f ? a->f : dflt;
+}
+
+bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err)
+{
+    Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
+    if (!a) {
+        grown = realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
+        if (!grown)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        n->attribute = grown;
+        a = malloc(sizeof *a);
+        if (!a)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        onnx__attribute_proto__init(a);
+        a->name = bnf_strdup(name);
+        if (!a->name) {
+            free(a);
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        n->attribute[n->n_attribute++] = a;
+    }
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+    return BNF_OK;
+}
+
+const char *bnf_node_input(const Onnx__NodeProto *n, size_t i)
+{
+    return i < n->n_input && n->input[i] && *n->input[i] ? n->input[i] : NULL;
+}
+
+static bnf_status set_string(char ***list, size_t *count, size_t i, const char *name,
+                             bnf_err *err)
+{
+    char *copy = bnf_strdup(name);
+    if (!copy)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (i >= *count) {
+        char **grown = realloc(*list, (i + 1) * sizeof *grown);
+        if (!grown) {
+            free(copy);
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        *list = grown;
+        for (size_t k = *count; k < i; k++) {
+            grown[k] = bnf_strdup("");
+            if (!grown[k]) {
+                *count = k;
+                free(copy);
+                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            }
+        }
+        grown[i] = NULL;
+        *count = i + 1;
+    }
+    free((*list)[i]);
+    (*list)[i] = copy;
+    return BNF_OK;
+}
+
+bnf_status bnf_node_set_input(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err)
+{
+    return set_string(&n->input, &n->n_input, i, name, err);
+}
+
+bnf_status bnf_node_set_output(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err)
+{
+    return set_string(&n->output, &n->n_output, i, name, err);
+}
+
+/* ---- constants ----------------------------------------------------------------- */
+
+static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
+                                  bnf_const_kind *kind, bnf_array *out, bnf_err *err)
+{
+    const Onnx__AttributeProto *a;
+    if ((a = bnf_node_attr(nd, "value")) && a->t) {
+        if (!bnf_dtype_is_real(a->t->data_type)) {
+            *kind = BNF_CONST_DTYPE;
+            return BNF_OK;
+        }
+        *kind = BNF_CONST_YES;
+        return bnf_tensor_read(m, a->t, out, err);
+    }
+    if ((a = bnf_node_attr(nd, "value_float")) || (a = bnf_node_attr(nd, "value_floats"))) {
+        int scalar = strcmp(a->name, "value_float") == 0;
+        size_t n = scalar ? 1 : a->n_floats;
+        memset(out, 0, sizeof *out);
+        out->dtype = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+        out->rank = scalar ? 0 : 1;
+        out->n = n;
+        out->dims = malloc(sizeof *out->dims);
+        out->v = malloc((n ? n : 1) * sizeof *out->v);
+        if (!out->dims || !out->v) {
+            bnf_array_free(out);
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        out->dims[0] = (int64_t)n;
+        for (size_t i = 0; i < n; i++)
+            out->v[i] = scalar ? a->f : a->floats[i];
+        *kind = BNF_CONST_YES;
+        return BNF_OK;
+    }
+    *kind = BNF_CONST_DTYPE; /* integer, string or sparse constants */
+    return BNF_OK;
+}
+
+bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *name,
+                           bnf_const_kind *kind, bnf_array *out, bnf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    for (int hops = 0; hops < 64; hops++) {
+        intptr_t idx;
+        if (bnf_strmap_get(gi->init, name, &idx)) {
+            const Onnx__TensorProto *t = gi->g->initializer[idx];
+            if (gi->ir_version >= 4 && bnf_strmap_get(gi->input, name, NULL)) {
+                *kind = BNF_CONST_OVERRIDABLE;
+                return BNF_OK;
+            }
+            if (!bnf_dtype_is_real(t->data_type)) {
+                *kind = BNF_CONST_DTYPE;
+                return BNF_OK;
+            }
+            *kind = BNF_CONST_YES;
+            return bnf_tensor_read(m, t, out, err);
+        }
+        if (!bnf_strmap_get(gi->producer, name, &idx))
+            break;
+        const Onnx__NodeProto *nd = gi->g->node[idx];
+        if (!is_onnx_domain(nd->domain) || !nd->op_type)
+            break;
+        if (strcmp(nd->op_type, "Constant") == 0)
+            return const_from_node(m, nd, kind, out, err);
+        if (strcmp(nd->op_type, "Identity") != 0 || !bnf_node_input(nd, 0))
+            break;
+        name = nd->input[0];
+    }
+    *kind = BNF_CONST_NO;
+    return BNF_OK;
+}
+
+/* ---- names ------------------------------------------------------------------------ */
+
+static int collect_graph_names(bnf_strmap *s, const Onnx__GraphProto *g, int depth);
+
+static int collect_node_names(bnf_strmap *s, const Onnx__NodeProto *n, int depth)
+{
+    for (size_t k = 0; k < n->n_input; k++)
+        if (n->input[k] && bnf_strmap_put(s, n->input[k], 1))
+            return -1;
+    for (size_t k = 0; k < n->n_output; k++)
+        if (n->output[k] && bnf_strmap_put(s, n->output[k], 1))
+            return -1;
+    for (size_t a = 0; a < n->n_attribute; a++) {
+        const Onnx__AttributeProto *at = n->attribute[a];
+        if (at->g && collect_graph_names(s, at->g, depth + 1))
+            return -1;
+        for (size_t k = 0; k < at->n_graphs; k++)
+            if (collect_graph_names(s, at->graphs[k], depth + 1))
+                return -1;
+    }
+    return 0;
+}
+
+static int collect_values(bnf_strmap *s, Onnx__ValueInfoProto *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->name && bnf_strmap_put(s, v[i]->name, 1))
+            return -1;
+    return 0;
+}
+
+static int collect_graph_names(bnf_strmap *s, const Onnx__GraphProto *g, int depth)
+{
+    if (depth > 64)
+        return -1;
+    if (collect_values(s, g->input, g->n_input) || collect_values(s, g->output, g->n_output) ||
+        collect_values(s, g->value_info, g->n_value_info))
+        return -1;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->name && bnf_strmap_put(s, g->initializer[i]->name, 1))
+            return -1;
+    for (size_t i = 0; i < g->n_node; i++)
+        if (collect_node_names(s, g->node[i], depth))
+            return -1;
+    return 0;
+}
+
+bnf_status bnf_names_collect(bnf_names *nm, const Onnx__ModelProto *p, bnf_err *err)
+{
+    memset(nm, 0, sizeof *nm);
+    nm->names = bnf_strmap_new(p->graph ? p->graph->n_node * 2 + p->graph->n_initializer : 16);
+    if (!nm->names)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (p->graph && collect_graph_names(nm->names, p->graph, 0) != 0)
+        goto fail;
+    for (size_t f = 0; f < p->n_functions; f++)
+        for (size_t i = 0; i < p->functions[f]->n_node; i++)
+            if (collect_node_names(nm->names, p->functions[f]->node[i], 0))
+                goto fail;
+    return BNF_OK;
+fail:
+    bnf_names_release(nm);
+    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory (or subgraphs nested too deep)");
+}
+
+const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix, bnf_err *err)
+{
+    size_t len = strlen(base) + strlen(suffix) + 24;
+    char *name = malloc(len);
+    if (!name)
+        goto nomem;
+    snprintf(name, len, "%s%s", base, suffix);
+    for (unsigned k = 2; bnf_strmap_get(nm->names, name, NULL); k++)
+        snprintf(name, len, "%s%s_%u", base, suffix, k);
+    if (nm->n_owned == nm->cap_owned) {
+        size_t cap = nm->cap_owned ? nm->cap_owned * 2 : 16;
+        char **grown = realloc(nm->owned, cap * sizeof *grown);
+        if (!grown)
+            goto nomem;
+        nm->owned = grown;
+        nm->cap_owned = cap;
+    }
+    if (bnf_strmap_put(nm->names, name, 1) != 0)
+        goto nomem;
+    nm->owned[nm->n_owned++] = name;
+    return name;
+nomem:
+    free(name);
+    bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return NULL;
+}
+
+void bnf_names_release(bnf_names *nm)
+{
+    bnf_strmap_free(nm->names);
+    for (size_t i = 0; i < nm->n_owned; i++)
+        free(nm->owned[i]);
+    free(nm->owned);
+    memset(nm, 0, sizeof *nm);
+}
+
+/* ---- adding and removing ------------------------------------------------------------- */
+
+static Onnx__ValueInfoProto *value_info_for(const Onnx__TensorProto *t)
+{
+    Onnx__ValueInfoProto *vi = malloc(sizeof *vi);
+    Onnx__TypeProto *tp = malloc(sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = malloc(sizeof *tt);
+    Onnx__TensorShapeProto *sh = malloc(sizeof *sh);
+    if (!vi || !tp || !tt || !sh)
+        goto fail;
+    onnx__value_info_proto__init(vi);
+    onnx__type_proto__init(tp);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(sh);
+    vi->type = tp;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    tt->has_elem_type = 1;
+    tt->elem_type = t->data_type;
+    tt->shape = sh;
+    tp = NULL;
+    tt = NULL;
+    sh = NULL;
+    vi->name = bnf_strdup(t->name);
+    vi->type->tensor_type->shape->dim = calloc(t->n_dims ? t->n_dims : 1, sizeof(void *));
+    if (!vi->name || !vi->type->tensor_type->shape->dim)
+        goto fail;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        Onnx__TensorShapeProto__Dimension *d = malloc(sizeof *d);
+        if (!d)
+            goto fail;
+        onnx__tensor_shape_proto__dimension__init(d);
+        d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        d->dim_value = t->dims[i];
+        vi->type->tensor_type->shape->dim[i] = d;
+        vi->type->tensor_type->shape->n_dim = i + 1;
+    }
+    return vi;
+fail:
+    free(tp);
+    free(tt);
+    free(sh);
+    if (vi)
+        onnx__value_info_proto__free_unpacked(vi, NULL);
+    return NULL;
+}
+
+bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_err *err)
+{
+    Onnx__GraphProto *g = gi->g;
+    Onnx__TensorProto **grown = realloc(g->initializer, (g->n_initializer + 1) * sizeof *grown);
+    if (!grown) {
+        onnx__tensor_proto__free_unpacked(t, NULL);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    g->initializer = grown;
+    g->initializer[g->n_initializer++] = t;
+    if (bnf_strmap_put(gi->init, t->name, (intptr_t)(g->n_initializer - 1)) != 0)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (gi->ir_version < 4) {
+        Onnx__ValueInfoProto *vi = value_info_for(t), **in;
+        if (!vi)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        in = realloc(g->input, (g->n_input + 1) * sizeof *in);
+        if (!in) {
+            onnx__value_info_proto__free_unpacked(vi, NULL);
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        g->input = in;
+        g->input[g->n_input++] = vi;
+        if (bnf_strmap_put(gi->input, vi->name, (intptr_t)(g->n_input - 1)) != 0)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    return BNF_OK;
+}
+
+void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i)
+{
+    onnx__node_proto__free_unpacked(g->node[i], NULL);
+    memmove(&g->node[i], &g->node[i + 1], (g->n_node - i - 1) * sizeof *g->node);
+    g->n_node--;
+}
+
+static void remove_initializer(Onnx__GraphProto *g, size_t i)
+{
+    onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
+    memmove(&g->initializer[i], &g->initializer[i + 1],
+            (g->n_initializer - i - 1) * sizeof *g->initializer);
+    g->n_initializer--;
+}
+
+static void remove_input(Onnx__GraphProto *g, size_t i)
+{
+    onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+    memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
+    g->n_input--;
+}
+
+static void remove_value_info(Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_value_info; i++) {
+        if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0) {
+            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+            memmove(&g->value_info[i], &g->value_info[i + 1],
+                    (g->n_value_info - i - 1) * sizeof *g->value_info);
+            g->n_value_info--;
+            return;
+        }
+    }
+}
+
+/* Removes what produced `name` if nothing uses it.  Sets *removed; *next gets a
+ * copy of the input an Identity node read, to be looked at in turn. */
+static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, char **next,
+                              bnf_err *err)
+{
+    Onnx__GraphProto *g = gi->g;
+    intptr_t idx;
+    *removed = 0;
+    *next = NULL;
+    if (bnf_graph_uses(gi, name) > 0)
+        return BNF_OK;
+    if (bnf_strmap_get(gi->init, name, &idx)) {
+        intptr_t in;
+        if (bnf_strmap_get(gi->input, name, &in)) {
+            if (gi->ir_version >= 4)
+                return BNF_OK; /* part of the graph's interface: keep it */
+            remove_input(g, (size_t)in);
+        }
+        remove_initializer(g, (size_t)idx);
+        *removed = 1;
+        return BNF_OK;
+    }
+    if (bnf_strmap_get(gi->producer, name, &idx)) {
+        Onnx__NodeProto *nd = g->node[idx];
+        if (!is_onnx_domain(nd->domain) || !nd->op_type ||
+            (strcmp(nd->op_type, "Constant") != 0 && strcmp(nd->op_type, "Identity") != 0))
+            return BNF_OK;
+        for (size_t k = 0; k < nd->n_output; k++)
+            if (nd->output[k] && *nd->output[k] && bnf_graph_uses(gi, nd->output[k]) > 0)
+                return BNF_OK;
+        if (strcmp(nd->op_type, "Identity") == 0 && bnf_node_input(nd, 0)) {
+            *next = bnf_strdup(nd->input[0]);
+            if (!*next)
+                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < nd->n_output; k++)
+            if (nd->output[k])
+                remove_value_info(g, nd->output[k]);
+        bnf_graph_remove_node(g, (size_t)idx);
+        *removed = 1;
+    }
+    return BNF_OK;
+}
+
+bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err *err)
+{
+    bnf_status rc = BNF_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *name = candidates[i] ? bnf_strdup(candidates[i]) : NULL;
+        if (candidates[i] && !name)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        while (name && !rc) {
+            int removed = 0;
+            char *next = NULL;
+            rc = collect_one(gi, name, &removed, &next, err);
+            free(name);
+            name = next;
+            if (!rc && removed) {
+                bnf_graph_release(gi);
+                rc = bnf_graph_index(gi, gi->g, gi->ir_version, err);
+            }
+        }
+        free(name);
+    }
+    return rc;
+}

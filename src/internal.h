@@ -1,0 +1,217 @@
+/*
+ * internal.h: what the library's files share and the public header hides.
+ *
+ * The model is held as protobuf-c structures (proto/onnx-ml.pb-c.h).  Every
+ * allocation that ends up inside those structures is made with malloc, so
+ * protobuf-c's free_unpacked can free a model however much a pass rewrote it.
+ */
+#ifndef BNF_INTERNAL_H
+#define BNF_INTERNAL_H
+
+#include "bnfold.h"
+#include "onnx-ml.pb-c.h"
+
+#include <stdarg.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "bnfold decodes raw_data as little-endian and needs a little-endian host"
+#endif
+
+struct bnf_model {
+    Onnx__ModelProto *proto;
+    uint8_t *bytes;   /* the file as read: written back verbatim when unchanged */
+    size_t n_bytes;
+    char *path;       /* as given to bnf_model_load, or NULL */
+    char *dir;        /* canonical folder external data lives in, or NULL */
+    int changed;      /* a pass rewrote proto */
+};
+
+/* ---- errors (err.c) ------------------------------------------------------ */
+
+/* Fills err (when not NULL) and returns code. */
+bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+char *bnf_strdup(const char *s);
+
+/* ---- string map (strmap.c): string keys (borrowed) to intptr_t values -- */
+
+typedef struct bnf_strmap bnf_strmap;
+bnf_strmap *bnf_strmap_new(size_t expected);
+void bnf_strmap_free(bnf_strmap *m);
+/* Returns 0, or -1 when out of memory.  The key is borrowed, not copied. */
+int bnf_strmap_put(bnf_strmap *m, const char *key, intptr_t value);
+/* Returns 1 and sets *value when present, else 0. */
+int bnf_strmap_get(const bnf_strmap *m, const char *key, intptr_t *value);
+/* Adds delta to the value of key (0 when absent).  Returns 0 or -1. */
+int bnf_strmap_add(bnf_strmap *m, const char *key, intptr_t delta);
+
+/* ---- data types and tensors (tensor.c) ------------------------------------ */
+
+typedef struct {
+    int32_t dtype;
+    const char *name;
+    size_t size;      /* bytes per element; 0 for strings */
+} bnf_dtype_info;
+
+/* NULL for a data type we do not know. */
+const bnf_dtype_info *bnf_dtype(int32_t dtype);
+const char *bnf_dtype_name(int32_t dtype);
+/* float, double, float16, bfloat16: the types a fold can read and write. */
+int bnf_dtype_is_real(int32_t dtype);
+
+double bnf_half_to_double(uint16_t h);
+double bnf_bf16_to_double(uint16_t h);
+uint16_t bnf_double_to_half(double x);
+uint16_t bnf_double_to_bf16(double x);
+/* The value x becomes once stored as dtype. */
+double bnf_round_to(int32_t dtype, double x);
+
+/* A tensor decoded to double; owns dims and v. */
+typedef struct {
+    int32_t dtype;
+    size_t rank;
+    int64_t *dims;
+    size_t n;
+    double *v;
+} bnf_array;
+
+void bnf_array_free(bnf_array *a);
+/* Number of elements from dims, with overflow and sign checks. */
+bnf_status bnf_numel(const int64_t *dims, size_t rank, const char *what, size_t *n,
+                     bnf_err *err);
+/* Decodes a real-typed tensor of any storage (raw_data, typed fields, external). */
+bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
+                           bnf_err *err);
+/* The tensor's bytes in raw (little-endian) form, for external data; the
+ * caller frees *data. */
+bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+                                    uint8_t **data, size_t *size, bnf_err *err);
+int bnf_tensor_is_external(const Onnx__TensorProto *t);
+/* Size in bytes of the tensor's values, from dims and type (0 if unknown). */
+uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t);
+/* A new tensor holding v (rounded to dtype) in raw_data. */
+bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
+                          const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);
+
+/* ---- graph index and rewriting (graph.c) ---------------------------------- */
+
+typedef struct {
+    Onnx__GraphProto *g;
+    int64_t ir_version;
+    bnf_strmap *producer;  /* value name -> node index */
+    bnf_strmap *uses;      /* value name -> references (node inputs, also inside
+                              subgraphs, and graph outputs) */
+    bnf_strmap *init;      /* initializer name -> index */
+    bnf_strmap *input;     /* graph input name -> index */
+    bnf_strmap *output;    /* graph output name -> index */
+} bnf_graph;
+
+bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_version,
+                           bnf_err *err);
+void bnf_graph_release(bnf_graph *gi);
+size_t bnf_graph_uses(const bnf_graph *gi, const char *name);
+int bnf_graph_is_output(const bnf_graph *gi, const char *name);
+
+/* How a value can be read as a constant. */
+typedef enum {
+    BNF_CONST_YES = 0,
+    BNF_CONST_NO,          /* computed at run time */
+    BNF_CONST_OVERRIDABLE, /* an initializer that is also a graph input, IR >= 4 */
+    BNF_CONST_DTYPE        /* constant, but not a real type */
+} bnf_const_kind;
+
+/* Resolves `name` through Identity nodes to an initializer or a Constant node and
+ * decodes it.  *kind says whether it is a usable constant; out is filled only
+ * for BNF_CONST_YES.  Returns an error only for a malformed tensor. */
+bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *name,
+                           bnf_const_kind *kind, bnf_array *out, bnf_err *err);
+
+const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *n, const char *name);
+int64_t bnf_attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt);
+double bnf_attr_float(const Onnx__NodeProto *n, const char *name, double dflt);
+bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err);
+/* Input i of a node, or NULL when absent or "" (an omitted optional input). */
+const char *bnf_node_input(const Onnx__NodeProto *n, size_t i);
+bnf_status bnf_node_set_input(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err);
+bnf_status bnf_node_set_output(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err);
+
+/* All value names of the model, to hand out fresh ones. */
+typedef struct {
+    bnf_strmap *names;
+    char **owned;
+    size_t n_owned, cap_owned;
+} bnf_names;
+bnf_status bnf_names_collect(bnf_names *nm, const Onnx__ModelProto *p, bnf_err *err);
+/* A name not used anywhere in the model, derived from base; owned by nm. */
+const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix, bnf_err *err);
+void bnf_names_release(bnf_names *nm);
+
+/* Appends an initializer (taking ownership); before IR 4 it is also listed as
+ * a graph input, as that format requires. */
+bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_err *err);
+/* Removes node i (freeing it). */
+void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i);
+/* Removes what the names in `candidates` were made of, if nothing uses it any
+ * more: initializers, Constant nodes, Identity chains.  Re-indexes gi. */
+bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err *err);
+
+int64_t bnf_model_opset(const Onnx__ModelProto *p, const char *domain);
+
+/* ---- BatchNormalization (bn.c) -------------------------------------------- */
+
+typedef struct {
+    int64_t c;
+    double eps;
+    double *s, *t;        /* scale and shift per channel, length c */
+    double min_var, max_abs_scale;
+} bnf_bn;
+
+void bnf_bn_release(bnf_bn *bn);
+/* Reads a BN's mode and parameters.  Returns BNF_OK with *code NULL when the BN
+ * can be folded, or with *code and reason set when it cannot; an error status
+ * only for a malformed model.  Statistics are filled whenever readable. */
+bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__NodeProto *node,
+                       int64_t opset, bnf_bn *bn, const char **code, char *reason,
+                       size_t reason_size, bnf_err *err);
+
+/* ---- fold patterns (fold/ *.c, table in fold.c) ---------------------------- */
+
+typedef struct {
+    const Onnx__NodeProto *layer;
+    const bnf_array *w;       /* the layer's weight, input 1 */
+    const bnf_array *b;       /* its bias, input 2, or NULL */
+    const bnf_bn *bn;
+    double *new_w;            /* w->n values to fill */
+    bnf_array new_b;          /* the pattern fills dims, rank, n and v (malloc) */
+    const char *code;         /* set with reason when the pattern declines */
+    char reason[200];
+} bnf_fold_job;
+
+typedef struct {
+    const char *op_type;
+    /* Returns BNF_OK having filled new_w and new_b, or BNF_OK with job->code
+     * set to decline; BNF_ERR_NOMEM when out of memory. */
+    bnf_status (*fold)(bnf_fold_job *job);
+    /* Optional: rewrites attributes once the new tensors are in place. */
+    bnf_status (*finish)(Onnx__NodeProto *layer, bnf_err *err);
+} bnf_fold_pattern;
+
+extern const bnf_fold_pattern bnf_fold_conv;
+extern const bnf_fold_pattern bnf_fold_conv_transpose;
+extern const bnf_fold_pattern bnf_fold_gemm;
+
+/* Sets job->code and the formatted reason; returns BNF_OK. */
+bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- reports (report.c) -------------------------------------------------- */
+
+bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report **out,
+                            bnf_err *err);
+bnf_status bnf_report_set(char **field, const char *value, bnf_err *err);
+
+/* Parses a model from bytes it takes ownership of. */
+bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
+                                bnf_model **out, bnf_err *err);
+
+#endif

@@ -1,0 +1,318 @@
+/* report.c: what a pass found, for people (a table) and for programs (JSON,
+ * schema in docs/contract.md).  The report owns every string in it. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S(x) ((x) ? (x) : "")
+
+bnf_status bnf_report_set(char **field, const char *value, bnf_err *err)
+{
+    char *copy = value ? bnf_strdup(value) : NULL;
+    if (value && !copy)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    free(*field);
+    *field = copy;
+    return BNF_OK;
+}
+
+bnf_status bnf_report_set_output(bnf_report *r, const char *path, bnf_err *err)
+{
+    return bnf_report_set(&r->output_path, path, err);
+}
+
+void bnf_report_free(bnf_report *r)
+{
+    if (!r)
+        return;
+    free(r->input_path);
+    free(r->output_path);
+    free(r->producer);
+    for (size_t i = 0; i < r->n_opsets; i++)
+        free(r->opsets[i].domain);
+    free(r->opsets);
+    for (size_t i = 0; i < r->n_op_counts; i++)
+        free(r->op_counts[i].op_type);
+    free(r->op_counts);
+    for (size_t i = 0; i < r->n_bns; i++) {
+        bnf_bn_info *b = &r->bns[i];
+        free(b->name);
+        free(b->output);
+        free(b->layer);
+        free(b->layer_op);
+        free(b->reason);
+        free(b->new_weight);
+        free(b->new_bias);
+    }
+    free(r->bns);
+    free(r);
+}
+
+static int count_op(bnf_report *r, const char *op)
+{
+    for (size_t i = 0; i < r->n_op_counts; i++)
+        if (strcmp(r->op_counts[i].op_type, op) == 0) {
+            r->op_counts[i].count++;
+            return 0;
+        }
+    r->op_counts[r->n_op_counts].op_type = bnf_strdup(op);
+    if (!r->op_counts[r->n_op_counts].op_type)
+        return -1;
+    r->op_counts[r->n_op_counts++].count = 1;
+    return 0;
+}
+
+bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report **out,
+                            bnf_err *err)
+{
+    const Onnx__ModelProto *p = m->proto;
+    const Onnx__GraphProto *g = p->graph;
+    bnf_report *r = calloc(1, sizeof *r);
+    size_t k = 0;
+
+    *out = NULL;
+    if (!r)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    r->command = command;
+    r->ir_version = p->has_ir_version ? p->ir_version : 0;
+    r->opsets = calloc(p->n_opset_import + 1, sizeof *r->opsets);
+    r->op_counts = calloc(g->n_node + 1, sizeof *r->op_counts);
+    if (!r->opsets || !r->op_counts)
+        goto nomem;
+    if (m->path && !(r->input_path = bnf_strdup(m->path)))
+        goto nomem;
+    for (size_t i = 0; i < p->n_opset_import; i++) {
+        r->opsets[i].domain = bnf_strdup(S(p->opset_import[i]->domain));
+        if (!r->opsets[i].domain)
+            goto nomem;
+        r->opsets[i].version = p->opset_import[i]->version;
+        r->n_opsets++;
+    }
+    {
+        size_t len = strlen(S(p->producer_name)) + strlen(S(p->producer_version)) + 2;
+        r->producer = malloc(len);
+        if (!r->producer)
+            goto nomem;
+        snprintf(r->producer, len, "%s%s%s", S(p->producer_name),
+                 p->producer_version && *p->producer_version ? " " : "", S(p->producer_version));
+    }
+    r->n_nodes = g->n_node;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (count_op(r, S(n->op_type)) != 0)
+            goto nomem;
+        if (n->op_type && strcmp(n->op_type, "BatchNormalization") == 0 &&
+            (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0))
+            k++;
+    }
+    r->n_initializers = g->n_initializer;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        r->initializer_bytes += bnf_tensor_nbytes(g->initializer[i]);
+    r->bns = calloc(k ? k : 1, sizeof *r->bns);
+    if (!r->bns)
+        goto nomem;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        bnf_bn_info *b;
+        if (!n->op_type || strcmp(n->op_type, "BatchNormalization") != 0 ||
+            (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0))
+            continue;
+        b = &r->bns[r->n_bns++];
+        b->channels = -1;
+        b->epsilon = NAN;
+        b->min_var = NAN;
+        b->max_abs_scale = NAN;
+        b->name = bnf_strdup(S(n->name));
+        b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
+        if (!b->name || !b->output)
+            goto nomem;
+    }
+    *out = r;
+    return BNF_OK;
+nomem:
+    bnf_report_free(r);
+    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+}
+
+/* ---- JSON -------------------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f); /* JSON has no NaN or infinity */
+}
+
+void bnf_report_write_json(const bnf_report *r, FILE *f)
+{
+    fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n",
+            BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
+    fputs("  \"command\": ", f);
+    json_str(f, r->command);
+    fputs(",\n  \"input\": ", f);
+    json_str(f, r->input_path);
+    if (strcmp(r->command, "fold") == 0) {
+        fputs(",\n  \"output\": ", f);
+        json_str(f, r->output_path);
+    }
+    fprintf(f, ",\n  \"model\": {\n    \"ir_version\": %lld,\n    \"opsets\": [",
+            (long long)r->ir_version);
+    for (size_t i = 0; i < r->n_opsets; i++) {
+        fputs(i ? ", {\"domain\": " : "{\"domain\": ", f);
+        json_str(f, r->opsets[i].domain);
+        fprintf(f, ", \"version\": %lld}", (long long)r->opsets[i].version);
+    }
+    fputs("],\n    \"producer\": ", f);
+    json_str(f, r->producer);
+    fprintf(f, ",\n    \"nodes\": %zu,\n    \"op_counts\": {", r->n_nodes);
+    for (size_t i = 0; i < r->n_op_counts; i++) {
+        fputs(i ? ", " : "", f);
+        json_str(f, r->op_counts[i].op_type);
+        fprintf(f, ": %zu", r->op_counts[i].count);
+    }
+    fprintf(f, "},\n    \"initializers\": %zu,\n    \"initializer_bytes\": %llu\n  },\n",
+            r->n_initializers, (unsigned long long)r->initializer_bytes);
+    fputs("  \"batchnorms\": [", f);
+    for (size_t i = 0; i < r->n_bns; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
+        json_str(f, b->name);
+        fputs(", \"output\": ", f);
+        json_str(f, b->output);
+        fputs(", \"layer_op\": ", f);
+        json_str(f, b->layer_op);
+        fputs(", \"layer\": ", f);
+        json_str(f, b->layer);
+        fprintf(f, ", \"decision\": \"%s\", \"reason_code\": ", b->folded ? "fold" : "skip");
+        json_str(f, b->folded ? NULL : b->reason_code);
+        fputs(", \"reason\": ", f);
+        json_str(f, b->folded ? NULL : b->reason);
+        if (b->channels >= 0)
+            fprintf(f, ", \"channels\": %lld", (long long)b->channels);
+        else
+            fputs(", \"channels\": null", f);
+        fputs(", \"epsilon\": ", f);
+        json_num(f, b->epsilon);
+        fputs(", \"min_var\": ", f);
+        json_num(f, b->min_var);
+        fputs(", \"max_abs_scale\": ", f);
+        json_num(f, b->max_abs_scale);
+        fputc('}', f);
+    }
+    fputs(r->n_bns ? "\n  ],\n" : "],\n", f);
+    fputs("  \"actions\": [", f);
+    for (size_t i = 0, k = 0; i < r->n_bns; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        if (!b->folded)
+            continue;
+        fputs(k++ ? ",\n    {\"bn\": " : "\n    {\"bn\": ", f);
+        json_str(f, b->name);
+        fputs(", \"layer\": ", f);
+        json_str(f, b->layer);
+        fputs(", \"layer_op\": ", f);
+        json_str(f, b->layer_op);
+        fputs(", \"weight\": ", f);
+        json_str(f, b->new_weight);
+        fputs(", \"bias\": ", f);
+        json_str(f, b->new_bias);
+        fputc('}', f);
+    }
+    fputs(r->n_folded ? "\n  ],\n" : "],\n", f);
+    fprintf(f,
+            "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "
+            "\"batchnorms_after\": %zu}\n}\n",
+            r->n_bns, r->n_folded, r->n_bns - r->n_folded, r->n_bns_after);
+}
+
+/* ---- text -------------------------------------------------------------------------- */
+
+static void fmt_num(char *buf, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, "%.3g", v);
+}
+
+void bnf_report_write_text(const bnf_report *r, FILE *f)
+{
+    int fold = strcmp(r->command, "fold") == 0;
+    size_t wname = 4, wlayer = 5;
+
+    fprintf(f, "model     %s\n", S(r->input_path));
+    fprintf(f, "format    IR %lld, opsets", (long long)r->ir_version);
+    for (size_t i = 0; i < r->n_opsets; i++)
+        fprintf(f, "%s %s%s%lld", i ? "," : "", *r->opsets[i].domain ? r->opsets[i].domain : "ai.onnx",
+                " ", (long long)r->opsets[i].version);
+    fprintf(f, "\nproducer  %s\n", *r->producer ? r->producer : "(not set)");
+    fprintf(f, "nodes     %zu:", r->n_nodes);
+    for (size_t i = 0; i < r->n_op_counts; i++)
+        fprintf(f, " %s %zu%s", r->op_counts[i].op_type, r->op_counts[i].count,
+                i + 1 < r->n_op_counts ? "," : "");
+    fprintf(f, "\nweights   %zu initializers, %.1f MB\n\n", r->n_initializers,
+            (double)r->initializer_bytes / 1e6);
+    if (!r->n_bns) {
+        fprintf(f, "no BatchNormalization nodes\n");
+        return;
+    }
+    for (size_t i = 0; i < r->n_bns; i++) {
+        size_t a = strlen(r->bns[i].name), b = strlen(S(r->bns[i].layer)) + strlen(S(r->bns[i].layer_op)) + 1;
+        if (a > wname)
+            wname = a;
+        if (b > wlayer)
+            wlayer = b;
+    }
+    if (wname > 40)
+        wname = 40;
+    if (wlayer > 48)
+        wlayer = 48;
+    fprintf(f, "%-*s  %-*s  %-8s %8s %9s %9s %9s\n", (int)wname, "BatchNormalization",
+            (int)wlayer, "after", fold ? "fate" : "decision", "channels", "epsilon", "min var",
+            "max|s|");
+    for (size_t i = 0; i < r->n_bns; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        char layer[256], ch[24], eps[24], mv[24], ms[24];
+        snprintf(layer, sizeof layer, "%s%s%s", S(b->layer_op), b->layer ? " " : "-", S(b->layer));
+        snprintf(ch, sizeof ch, b->channels >= 0 ? "%lld" : "-", (long long)b->channels);
+        fmt_num(eps, sizeof eps, b->epsilon);
+        fmt_num(mv, sizeof mv, b->min_var);
+        fmt_num(ms, sizeof ms, b->max_abs_scale);
+        fprintf(f, "%-*.*s  %-*.*s  %-8s %8s %9s %9s %9s\n", (int)wname, (int)wname,
+                *b->name ? b->name : "(unnamed)", (int)wlayer, (int)wlayer, layer,
+                b->folded ? (fold ? "folded" : "fold") : "skip", ch, eps, mv, ms);
+        if (!b->folded)
+            fprintf(f, "%*s  `- %s: %s\n", (int)wname, "", S(b->reason_code), S(b->reason));
+    }
+    fprintf(f, "\n%zu BatchNormalization: %zu %s, %zu skipped", r->n_bns, r->n_folded,
+            fold ? "folded" : "foldable", r->n_bns - r->n_folded);
+    if (fold)
+        fprintf(f, "; %zu left in the model", r->n_bns_after);
+    fputc('\n', f);
+}
