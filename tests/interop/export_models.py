@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""Export randomly initialised torchvision models to ONNX for the bnfold interop check.
+
+Usage: /usr/bin/python3 tests/interop/export_models.py OUTDIR [NAME ...]
+
+Run with Debian's /usr/bin/python3 (torch 1.13, torchvision 0.14, onnx 1.12).
+Nothing is downloaded: every model is built with weights=None (and
+weights_backbone=None for the segmentation model).
+
+Before export every BatchNorm gets random running statistics and affine
+parameters (fixed seed per model), so that folding is exercised on values far
+from the trivial init (mean 0, var 1, gamma 1, beta 0): running_var
+log-uniform in [1e-5, 10] with a few channels at ~1e-5, running_mean normal,
+gamma normal (some negative, a few exactly zero), beta normal.
+
+Random statistics make activations grow layer after layer (a channel with
+var 1e-5 multiplies its input by ~300).  To keep the network numerically sane
+the gamma of each BN is then calibrated, in forward order, on one seeded input:
+per channel, if the BN's scaled term gamma*(x-mean)/sqrt(var+eps) has an RMS
+above CAL_TARGET, gamma is shrunk so it equals CAL_TARGET (channels already
+below are untouched; signs and exact zeros are kept).  The running statistics
+are not touched, so tiny variances stay in the exported model.
+
+Writes OUTDIR/NAME.onnx and OUTDIR/NAME.meta.json per model, skipping models
+whose both files already exist (cache), and OUTDIR/manifest.tsv listing every
+model of this run (name, opset, BN count, foldable BN count, input shape).  Prints one line per
+model.  Exit status 1 if any model failed.
+"""
+import json
+import math
+import os
+import sys
+import time
+import zlib
+
+CAL_TARGET = 2.0          # per-channel RMS cap of the BN's gamma*(x-mean)/std term
+MAX_ABS_OUT = 1e6         # an exported model's output must stay below this
+
+
+def spec_list():
+    """(name, arch, opset, input HxW, dynamic batch) for every exported model."""
+    specs = []
+    for arch in ("resnet18", "mobilenet_v2"):
+        for opset in (9, 11, 13, 15, 17):
+            specs.append((f"{arch}_op{opset}", arch, opset, 224, False))
+    for arch in ("resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
+                 "regnet_x_400mf", "shufflenet_v2_x1_0", "mnasnet0_5", "googlenet"):
+        specs.append((f"{arch}_op13", arch, 13, 224, False))
+    specs.append(("inception_v3_op13", "inception_v3", 13, 299, False))
+    specs.append(("lraspp_mobilenet_v3_large_op13", "lraspp_mobilenet_v3_large", 13, 224, False))
+    # a second opset for a couple of cheap ones; one with a symbolic batch dim
+    specs.append(("mobilenet_v3_small_op11_dynbatch", "mobilenet_v3_small", 11, 224, True))
+    specs.append(("efficientnet_b0_op17", "efficientnet_b0", 17, 224, False))
+    specs.append(("shufflenet_v2_x1_0_op9", "shufflenet_v2_x1_0", 9, 224, False))
+    return specs
+
+
+def build_model(arch):
+    import torch
+    import torchvision.models as tvm
+    import torchvision.models.segmentation as tvs
+
+    if arch == "googlenet":
+        return tvm.googlenet(weights=None, aux_logits=False, init_weights=True)
+    if arch == "inception_v3":
+        return tvm.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    if arch in ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"):
+        seg = getattr(tvs, arch)(weights=None, weights_backbone=None)
+
+        class OutOnly(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, x):
+                return self.m(x)["out"]
+
+        return OutOnly(seg)
+    return getattr(tvm, arch)(weights=None)
+
+
+def randomise_bn(model, seed):
+    """Random running stats and affine params for every BatchNorm (fixed seed)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        for bn in bns:
+            c = bn.num_features
+            u = torch.rand(c, generator=g, dtype=torch.float64)
+            var = torch.pow(10.0, -5.0 + 6.0 * u)            # log-uniform [1e-5, 10]
+            k_small = max(1, c // 32)
+            idx = torch.randperm(c, generator=g)[:k_small]
+            var[idx] = 1e-5 * (0.9 + 0.2 * torch.rand(k_small, generator=g, dtype=torch.float64))
+            mean = torch.randn(c, generator=g, dtype=torch.float64)
+            gamma = torch.randn(c, generator=g, dtype=torch.float64)
+            k_zero = max(1, c // 64)
+            gamma[torch.randperm(c, generator=g)[:k_zero]] = 0.0
+            beta = torch.randn(c, generator=g, dtype=torch.float64)
+            bn.running_var.copy_(var)
+            bn.running_mean.copy_(mean)
+            if bn.affine:
+                bn.weight.copy_(gamma)
+                bn.bias.copy_(beta)
+    return bns
+
+
+def calibrate_gamma(model, bns, x):
+    """Shrink per-channel gamma where gamma*(x-mean)/std has RMS > CAL_TARGET.
+
+    Done in one forward pass: each BN's hook rescales its own gamma and returns
+    the rescaled output, so later BNs see already-bounded activations.
+    Returns (number of channels changed, total channels).
+    """
+    import torch
+    stats = [0, 0]
+
+    def hook(bn, inputs, y):
+        if not bn.affine:
+            return y
+        shape = [1, -1] + [1] * (y.dim() - 2)
+        beta = bn.bias.view(shape)
+        z = (y - beta).double()
+        dims = [d for d in range(z.dim()) if d != 1]
+        rms = z.pow(2).mean(dim=dims).sqrt()
+        s = torch.where(rms > CAL_TARGET, CAL_TARGET / rms, torch.ones_like(rms))
+        s = torch.nan_to_num(s, nan=0.0, posinf=0.0)          # non-finite -> silence channel
+        stats[0] += int((s < 1).sum())
+        stats[1] += s.numel()
+        bn.weight.mul_(s.to(bn.weight.dtype))
+        zs = torch.nan_to_num(z * s.view(shape), nan=0.0, posinf=0.0, neginf=0.0)
+        return (zs.to(y.dtype) + beta)
+
+    handles = [bn.register_forward_hook(hook) for bn in bns]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+def out_max(model, x):
+    import torch
+    with torch.no_grad():
+        y = model(x)
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    m = y.abs().max().item()
+    return m if math.isfinite(m) else float("inf")
+
+
+def count_foldable(m):
+    """BNs that bnfold must fold per docs/contract.md (a lower bound: one pass,
+    no fixed point): input produced by Conv/ConvTranspose/Gemm whose output has
+    no other consumer and is no graph output, all parameters plain initializers
+    not listed as graph inputs, inference mode (single output, training_mode 0)."""
+    from collections import Counter
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    consumers = Counter(i for n in g.node for i in n.input)
+    graph_outputs = {o.name for o in g.output}
+    graph_inputs = {i.name for i in g.input}
+    inits = {t.name for t in g.initializer} - graph_inputs
+    count = 0
+    for n in g.node:
+        if n.op_type != "BatchNormalization" or len(n.output) != 1:
+            continue
+        if any(a.name == "training_mode" and a.i != 0 for a in n.attribute):
+            continue
+        layer = producer.get(n.input[0])
+        if layer is None or layer.op_type not in ("Conv", "ConvTranspose", "Gemm"):
+            continue
+        if consumers[layer.output[0]] != 1 or layer.output[0] in graph_outputs:
+            continue
+        params = list(n.input[1:5]) + [i for i in layer.input[1:] if i]
+        if all(p in inits for p in params):
+            count += 1
+    return count
+
+
+def export_one(outdir, name, arch, opset, hw, dynamic):
+    import torch
+    import onnx
+
+    seed = zlib.crc32(name.encode())
+    torch.manual_seed(seed)                  # the random (init_weights) init of the model
+    model = build_model(arch)
+    model.eval()
+    bns = randomise_bn(model, seed)
+    gx = torch.Generator().manual_seed(seed ^ 0x5A5A)
+    x = torch.randn(1, 3, hw, hw, generator=gx)
+
+    raw_max = out_max(model, x)
+    changed, total = calibrate_gamma(model, bns, x)
+    final_max = out_max(model, x)
+    if not (final_max <= MAX_ABS_OUT):
+        raise RuntimeError(f"output still unbounded after calibration: max|out|={final_max}")
+
+    path = os.path.join(outdir, name + ".onnx")
+    tmp = path + ".tmp"
+    kwargs = {}
+    if dynamic:
+        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+    torch.onnx.export(model, x, tmp, opset_version=opset,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=False,
+                      keep_initializers_as_inputs=False,
+                      input_names=["input"], output_names=["output"], **kwargs)
+    m = onnx.load(tmp)
+    onnx.checker.check_model(m)
+    n_bn = sum(1 for n in m.graph.node if n.op_type == "BatchNormalization")
+    n_foldable = count_foldable(m)
+    if n_bn != len(bns):
+        raise RuntimeError(f"exported {n_bn} BatchNormalization nodes, torch model has {len(bns)}")
+    os.replace(tmp, path)
+    meta = {"name": name, "arch": arch, "opset": opset, "input_shape": [1, 3, hw, hw],
+            "dynamic_batch": dynamic, "bn_count": n_bn, "bn_foldable": n_foldable, "seed": seed,
+            "raw_max_abs_out": raw_max if math.isfinite(raw_max) else None,
+            "max_abs_out": final_max, "gamma_channels_rescaled": changed,
+            "gamma_channels_total": total}
+    with open(os.path.join(outdir, name + ".meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return meta
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    outdir = argv[1]
+    only = set(argv[2:])
+    os.makedirs(outdir, exist_ok=True)
+    specs = [s for s in spec_list() if not only or s[0] in only]
+    if only - {s[0] for s in specs}:
+        print(f"unknown model(s): {sorted(only - {s[0] for s in specs})}", file=sys.stderr)
+        return 2
+
+    torch_ready = False
+    failed = 0
+    rows = []
+    for name, arch, opset, hw, dynamic in specs:
+        path = os.path.join(outdir, name + ".onnx")
+        meta_path = os.path.join(outdir, name + ".meta.json")
+        t0 = time.time()
+        status = "cached"
+        meta = None
+        if os.path.exists(path) and os.path.exists(meta_path):
+            try:
+                with open(meta_path) as f:
+                    meta = json.load(f)
+                if "bn_foldable" not in meta:
+                    meta = None          # written by an older version: export again
+            except (OSError, ValueError):
+                meta = None
+        if meta is None:
+            status = "exported"
+            if not torch_ready:
+                import torch
+                torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+                import warnings
+                warnings.filterwarnings("ignore")
+                torch_ready = True
+            try:
+                meta = export_one(outdir, name, arch, opset, hw, dynamic)
+            except Exception as e:  # noqa: BLE001 - report and go on with the next model
+                failed += 1
+                print(f"{name:36s} opset {opset:2d}  EXPORT FAILED: {type(e).__name__}: {e}",
+                      flush=True)
+                continue
+        rows.append(meta)
+        shape = "x".join(str(d) for d in meta["input_shape"])
+        resc = f"{meta['gamma_channels_rescaled']}/{meta['gamma_channels_total']}"
+        print(f"{name:36s} opset {opset:2d}  input {shape:11s}  BN {meta['bn_count']:3d}  "
+              f"foldable {meta['bn_foldable']:3d}  max|out| {meta['max_abs_out']:.3g}  gamma rescaled {resc:9s}  "
+              f"{status} ({time.time() - t0:.1f}s)", flush=True)
+
+    with open(os.path.join(outdir, "manifest.tsv"), "w") as f:
+        for meta in rows:
+            f.write(f"{meta['name']}\t{meta['opset']}\t{meta['bn_count']}\t{meta['bn_foldable']}\t"
+                    f"{'x'.join(str(d) for d in meta['input_shape'])}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
