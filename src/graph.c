@@ -297,47 +297,67 @@ bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *
 
 /* ---- names ------------------------------------------------------------------------ */
 
-static int collect_graph_names(bnf_strmap *s, const Onnx__GraphProto *g, int depth);
+/* The set owns copies of its names: passes free the strings of the model. */
+static int names_add(bnf_names *nm, const char *name)
+{
+    char *copy;
+    if (!name || bnf_strmap_get(nm->names, name, NULL))
+        return 0;
+    if (nm->n_owned == nm->cap_owned) {
+        size_t cap = nm->cap_owned ? nm->cap_owned * 2 : 64;
+        char **grown = realloc(nm->owned, cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        nm->owned = grown;
+        nm->cap_owned = cap;
+    }
+    if (!(copy = bnf_strdup(name)))
+        return -1;
+    nm->owned[nm->n_owned++] = copy;
+    return bnf_strmap_put(nm->names, copy, 1);
+}
 
-static int collect_node_names(bnf_strmap *s, const Onnx__NodeProto *n, int depth)
+static int collect_graph_names(bnf_names *nm, const Onnx__GraphProto *g, int depth);
+
+static int collect_node_names(bnf_names *nm, const Onnx__NodeProto *n, int depth)
 {
     for (size_t k = 0; k < n->n_input; k++)
-        if (n->input[k] && bnf_strmap_put(s, n->input[k], 1))
+        if (names_add(nm, n->input[k]))
             return -1;
     for (size_t k = 0; k < n->n_output; k++)
-        if (n->output[k] && bnf_strmap_put(s, n->output[k], 1))
+        if (names_add(nm, n->output[k]))
             return -1;
     for (size_t a = 0; a < n->n_attribute; a++) {
         const Onnx__AttributeProto *at = n->attribute[a];
-        if (at->g && collect_graph_names(s, at->g, depth + 1))
+        if (at->g && collect_graph_names(nm, at->g, depth + 1))
             return -1;
         for (size_t k = 0; k < at->n_graphs; k++)
-            if (collect_graph_names(s, at->graphs[k], depth + 1))
+            if (collect_graph_names(nm, at->graphs[k], depth + 1))
                 return -1;
     }
     return 0;
 }
 
-static int collect_values(bnf_strmap *s, Onnx__ValueInfoProto *const *v, size_t n)
+static int collect_values(bnf_names *nm, Onnx__ValueInfoProto *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (v[i]->name && bnf_strmap_put(s, v[i]->name, 1))
+        if (names_add(nm, v[i]->name))
             return -1;
     return 0;
 }
 
-static int collect_graph_names(bnf_strmap *s, const Onnx__GraphProto *g, int depth)
+static int collect_graph_names(bnf_names *nm, const Onnx__GraphProto *g, int depth)
 {
     if (depth > 64)
         return -1;
-    if (collect_values(s, g->input, g->n_input) || collect_values(s, g->output, g->n_output) ||
-        collect_values(s, g->value_info, g->n_value_info))
+    if (collect_values(nm, g->input, g->n_input) || collect_values(nm, g->output, g->n_output) ||
+        collect_values(nm, g->value_info, g->n_value_info))
         return -1;
     for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && bnf_strmap_put(s, g->initializer[i]->name, 1))
+        if (names_add(nm, g->initializer[i]->name))
             return -1;
     for (size_t i = 0; i < g->n_node; i++)
-        if (collect_node_names(s, g->node[i], depth))
+        if (collect_node_names(nm, g->node[i], depth))
             return -1;
     return 0;
 }
@@ -348,11 +368,11 @@ bnf_status bnf_names_collect(bnf_names *nm, const Onnx__ModelProto *p, bnf_err *
     nm->names = bnf_strmap_new(p->graph ? p->graph->n_node * 2 + p->graph->n_initializer : 16);
     if (!nm->names)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    if (p->graph && collect_graph_names(nm->names, p->graph, 0) != 0)
+    if (p->graph && collect_graph_names(nm, p->graph, 0) != 0)
         goto fail;
     for (size_t f = 0; f < p->n_functions; f++)
         for (size_t i = 0; i < p->functions[f]->n_node; i++)
-            if (collect_node_names(nm->names, p->functions[f]->node[i], 0))
+            if (collect_node_names(nm, p->functions[f]->node[i], 0))
                 goto fail;
     return BNF_OK;
 fail:
@@ -364,27 +384,18 @@ const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix,
 {
     size_t len = strlen(base) + strlen(suffix) + 24;
     char *name = malloc(len);
-    if (!name)
-        goto nomem;
-    snprintf(name, len, "%s%s", base, suffix);
-    for (unsigned k = 2; bnf_strmap_get(nm->names, name, NULL); k++)
-        snprintf(name, len, "%s%s_%u", base, suffix, k);
-    if (nm->n_owned == nm->cap_owned) {
-        size_t cap = nm->cap_owned ? nm->cap_owned * 2 : 16;
-        char **grown = realloc(nm->owned, cap * sizeof *grown);
-        if (!grown)
-            goto nomem;
-        nm->owned = grown;
-        nm->cap_owned = cap;
+    const char *kept = NULL;
+    if (name) {
+        snprintf(name, len, "%s%s", base, suffix);
+        for (unsigned k = 2; bnf_strmap_get(nm->names, name, NULL); k++)
+            snprintf(name, len, "%s%s_%u", base, suffix, k);
+        if (names_add(nm, name) == 0)
+            kept = nm->owned[nm->n_owned - 1];
+        free(name);
     }
-    if (bnf_strmap_put(nm->names, name, 1) != 0)
-        goto nomem;
-    nm->owned[nm->n_owned++] = name;
-    return name;
-nomem:
-    free(name);
-    bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    return NULL;
+    if (!kept)
+        bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return kept;
 }
 
 void bnf_names_release(bnf_names *nm)
