@@ -131,27 +131,29 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     e->epsilon = bn.eps;
     e->min_var = bn.min_var;
     e->max_abs_scale = bn.max_abs_scale;
+    x = bnf_node_input(bn_node, 0);
+    layer = x && bnf_strmap_get(cx->gi.producer, x, &li) ? g->node[li] : NULL;
+    if (layer) { /* reported whatever the decision */
+        free(e->layer);
+        free(e->layer_op);
+        e->layer = bnf_strdup(S(layer->name));
+        e->layer_op = bnf_strdup(S(layer->op_type));
+        if (!e->layer || !e->layer_op) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (code) {
         skip(e, code, reason);
         goto out;
     }
-    x = bnf_node_input(bn_node, 0);
-    if (!x || !bnf_strmap_get(cx->gi.producer, x, &li)) {
+    if (!layer) {
         snprintf(reason, sizeof reason, "its input '%s' is not produced by a node (graph input)",
                  S(x));
         skip(e, "NO_LAYER", reason);
         goto out;
     }
-    layer = g->node[li];
     pat = pattern_for(layer);
-    free(e->layer);
-    free(e->layer_op);
-    e->layer = bnf_strdup(S(layer->name));
-    e->layer_op = bnf_strdup(S(layer->op_type));
-    if (!e->layer || !e->layer_op) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
     if (!pat || strcmp(layer->output[0], x) != 0) {
         snprintf(reason, sizeof reason, "its input comes from %s '%s', which does not fold",
                  S(layer->op_type), S(layer->name));

@@ -170,6 +170,28 @@ static void json_num(FILE *f, double v)
         fputs("null", f); /* JSON has no NaN or infinity */
 }
 
+static void write_actions(const bnf_report *r, FILE *f)
+{
+    fputs("  \"actions\": [", f);
+    for (size_t i = 0, k = 0; i < r->n_bns; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        if (!b->folded)
+            continue;
+        fputs(k++ ? ",\n    {\"bn\": " : "\n    {\"bn\": ", f);
+        json_str(f, b->name);
+        fputs(", \"layer\": ", f);
+        json_str(f, b->layer);
+        fputs(", \"layer_op\": ", f);
+        json_str(f, b->layer_op);
+        fputs(", \"weight\": ", f);
+        json_str(f, b->new_weight);
+        fputs(", \"bias\": ", f);
+        json_str(f, b->new_bias);
+        fputc('}', f);
+    }
+    fputs(r->n_folded ? "\n  ],\n" : "],\n", f);
+}
+
 void bnf_report_write_json(const bnf_report *r, FILE *f)
 {
     fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n",
@@ -227,24 +249,8 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         fputc('}', f);
     }
     fputs(r->n_bns ? "\n  ],\n" : "],\n", f);
-    fputs("  \"actions\": [", f);
-    for (size_t i = 0, k = 0; i < r->n_bns; i++) {
-        const bnf_bn_info *b = &r->bns[i];
-        if (!b->folded)
-            continue;
-        fputs(k++ ? ",\n    {\"bn\": " : "\n    {\"bn\": ", f);
-        json_str(f, b->name);
-        fputs(", \"layer\": ", f);
-        json_str(f, b->layer);
-        fputs(", \"layer_op\": ", f);
-        json_str(f, b->layer_op);
-        fputs(", \"weight\": ", f);
-        json_str(f, b->new_weight);
-        fputs(", \"bias\": ", f);
-        json_str(f, b->new_bias);
-        fputc('}', f);
-    }
-    fputs(r->n_folded ? "\n  ],\n" : "],\n", f);
+    if (strcmp(r->command, "fold") == 0)
+        write_actions(r, f);
     fprintf(f,
             "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "
             "\"batchnorms_after\": %zu}\n}\n",
@@ -264,13 +270,13 @@ static void fmt_num(char *buf, size_t n, double v)
 void bnf_report_write_text(const bnf_report *r, FILE *f)
 {
     int fold = strcmp(r->command, "fold") == 0;
-    size_t wname = 4, wlayer = 5;
 
     fprintf(f, "model     %s\n", S(r->input_path));
     fprintf(f, "format    IR %lld, opsets", (long long)r->ir_version);
     for (size_t i = 0; i < r->n_opsets; i++)
-        fprintf(f, "%s %s%s%lld", i ? "," : "", *r->opsets[i].domain ? r->opsets[i].domain : "ai.onnx",
-                " ", (long long)r->opsets[i].version);
+        fprintf(f, "%s %s %lld", i ? "," : "",
+                *r->opsets[i].domain ? r->opsets[i].domain : "ai.onnx",
+                (long long)r->opsets[i].version);
     fprintf(f, "\nproducer  %s\n", *r->producer ? r->producer : "(not set)");
     fprintf(f, "nodes     %zu:", r->n_nodes);
     for (size_t i = 0; i < r->n_op_counts; i++)
@@ -282,33 +288,23 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
         fprintf(f, "no BatchNormalization nodes\n");
         return;
     }
-    for (size_t i = 0; i < r->n_bns; i++) {
-        size_t a = strlen(r->bns[i].name), b = strlen(S(r->bns[i].layer)) + strlen(S(r->bns[i].layer_op)) + 1;
-        if (a > wname)
-            wname = a;
-        if (b > wlayer)
-            wlayer = b;
-    }
-    if (wname > 40)
-        wname = 40;
-    if (wlayer > 48)
-        wlayer = 48;
-    fprintf(f, "%-*s  %-*s  %-8s %8s %9s %9s %9s\n", (int)wname, "BatchNormalization",
-            (int)wlayer, "after", fold ? "fate" : "decision", "channels", "epsilon", "min var",
-            "max|s|");
+    /* fixed-width columns first, names (any length) last */
+    fprintf(f, "%-8s %8s %9s %9s %9s  %s\n", fold ? "fate" : "decision", "channels", "epsilon",
+            "min var", "max|s|", "BatchNormalization <- layer");
     for (size_t i = 0; i < r->n_bns; i++) {
         const bnf_bn_info *b = &r->bns[i];
-        char layer[256], ch[24], eps[24], mv[24], ms[24];
-        snprintf(layer, sizeof layer, "%s%s%s", S(b->layer_op), b->layer ? " " : "-", S(b->layer));
+        char ch[24], eps[24], mv[24], ms[24];
         snprintf(ch, sizeof ch, b->channels >= 0 ? "%lld" : "-", (long long)b->channels);
         fmt_num(eps, sizeof eps, b->epsilon);
         fmt_num(mv, sizeof mv, b->min_var);
         fmt_num(ms, sizeof ms, b->max_abs_scale);
-        fprintf(f, "%-*.*s  %-*.*s  %-8s %8s %9s %9s %9s\n", (int)wname, (int)wname,
-                *b->name ? b->name : "(unnamed)", (int)wlayer, (int)wlayer, layer,
-                b->folded ? (fold ? "folded" : "fold") : "skip", ch, eps, mv, ms);
+        fprintf(f, "%-8s %8s %9s %9s %9s  %s", b->folded ? (fold ? "folded" : "fold") : "skip", ch,
+                eps, mv, ms, *b->name ? b->name : "(unnamed)");
+        if (b->layer)
+            fprintf(f, " <- %s %s", S(b->layer_op), *b->layer ? b->layer : "(unnamed)");
+        fputc('\n', f);
         if (!b->folded)
-            fprintf(f, "%*s  `- %s: %s\n", (int)wname, "", S(b->reason_code), S(b->reason));
+            fprintf(f, "%-8s `- %s: %s\n", "", S(b->reason_code), S(b->reason));
     }
     fprintf(f, "\n%zu BatchNormalization: %zu %s, %zu skipped", r->n_bns, r->n_folded,
             fold ? "folded" : "foldable", r->n_bns - r->n_folded);
