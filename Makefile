@@ -5,16 +5,16 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -D_XOPEN_SOURCE=700
 CPPFLAGS += -Isrc -Iproto
-LDLIBS  := -lprotobuf-c -lm
+LDLIBS  := -lprotobuf-c -lopenblas -lm
 B       := build
 PYTHON  := /usr/bin/python3
 
 # Debian packages: building, testing, and generating test data / interop models.
-BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler
+BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
 TEST_DEPS  := libcmocka-dev
 GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision nodejs npm
 
-LIB_SRC := $(wildcard src/*.c src/fold/*.c) proto/onnx-ml.pb-c.c
+LIB_SRC := $(wildcard src/*.c src/fold/*.c src/eval/*.c src/eval/ops/*.c) proto/onnx-ml.pb-c.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
@@ -44,7 +44,7 @@ $(B)/obj/proto/%.o: proto/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -std=c11 -Wall -Werror -c $< -o $@
 
-$(B)/obj/%.o: %.c src/bnfold.h src/internal.h proto/onnx-ml.pb-c.h
+$(B)/obj/%.o: %.c src/bnfold.h src/internal.h src/eval/eval.h proto/onnx-ml.pb-c.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
 
@@ -89,3 +89,7 @@ testdata: gen-deps
 
 clean:
 	rm -rf $(B)/obj $(B)/tests $(B)/bnfold $(B)/libbnfold.a
+
+# ar keeps one member per file name: two sources with one basename would lose one.
+DUP_SRC := $(shell echo $(notdir $(LIB_SRC)) | tr ' ' '\n' | sort | uniq -d)
+$(if $(DUP_SRC),$(error source files share a basename (ar would drop one): $(DUP_SRC)))

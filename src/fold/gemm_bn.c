@@ -1,4 +1,4 @@
-/* fold/gemm.c: Gemm -> BatchNormalization.
+/* fold/gemm_bn.c: Gemm -> BatchNormalization.
  * Y = alpha * A' B' + beta * C with B' = B or B^T: output column n of B' is
  * scaled by s_n (B[:, n] when transB = 0, B[n, :] when transB = 1); alpha stays;
  * C' = s * (beta * C) + t broadcast over [M, N], then beta = 1.

@@ -1,4 +1,4 @@
-/* fold/conv_transpose.c: ConvTranspose -> BatchNormalization.
+/* fold/conv_transpose_bn.c: ConvTranspose -> BatchNormalization.
  * W[C_in, M/g, k...]: W[i, j, ...] feeds output channel
  * o = (i / (C_in/g)) * (M/g) + j, so W'[i, j, ...] = W[i, j, ...] * s_o.
  * Scaling axis 0 instead is the classic silent bug.  Bias as for Conv. */

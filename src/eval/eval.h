@@ -1,0 +1,107 @@
+/*
+ * eval/eval.h: the evaluator's internals, shared by the executor (eval/session.c)
+ * and the operator kernels (eval/ops/ *.c, one file per operator family,
+ * registered in the table of eval/registry.c).
+ *
+ * Tensors keep ONNX's dimension order (N, C, H, W ...), are dense and row-major,
+ * and own their data.  The evaluator computes in the tensor's own type for
+ * float32, int64, int32, bool, uint8 and int8 and double; float16 and bfloat16
+ * model inputs and weights are converted to float32 on the way in.
+ *
+ * Kernel contract: a kernel reads ctx->in[i] (NULL for an omitted optional
+ * input), allocates each output with bnf_out() and fills it, and returns
+ * BNF_OK, or an error status made with bnf_fail() whose message names the node
+ * (use BNF_NODE_FMT / BNF_NODE_ARG).  It never keeps pointers to its inputs.
+ */
+#ifndef BNF_EVAL_H
+#define BNF_EVAL_H
+
+#include "../internal.h"
+
+#define BNF_MAX_RANK 8
+
+typedef struct bnf_tensor {
+    int32_t dtype;              /* ONNX TensorProto.DataType */
+    size_t rank;
+    int64_t dims[BNF_MAX_RANK];
+    size_t n;                   /* number of elements: product of dims */
+    void *data;                 /* n * bnf_eval_size(dtype) bytes, malloc'd */
+} bnf_tensor;
+
+typedef struct {
+    const Onnx__NodeProto *node;
+    int64_t opset;              /* the opset version of the node's domain */
+    const bnf_tensor *const *in;
+    size_t n_in;
+    bnf_tensor **out;           /* n_out tensors, zeroed, to fill with bnf_out() */
+    size_t n_out;
+    int threads;
+    bnf_err *err;
+} bnf_op_ctx;
+
+typedef bnf_status (*bnf_kernel)(bnf_op_ctx *ctx);
+
+typedef struct {
+    const char *op_type;
+    int since;                  /* first opset version this kernel implements */
+    bnf_kernel run;
+} bnf_op_def;
+
+/* The kernel for op_type at opset (the entry with the largest since <= opset),
+ * or NULL when the evaluator does not have it. */
+const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
+
+/* ---- tensors ---------------------------------------------------------------- */
+
+/* Bytes per element of a data type the evaluator computes in, 0 for others. */
+size_t bnf_eval_size(int32_t dtype);
+/* Shapes a tensor and allocates its (uninitialised) data.  Any previous data is freed. */
+bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, size_t rank,
+                            bnf_err *err);
+void bnf_tensor_clear(bnf_tensor *t);     /* frees the data, keeps nothing */
+bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err);
+/* Decodes an ONNX TensorProto (any storage) into t; float16/bfloat16 become float. */
+bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,
+                                 bnf_err *err);
+/* Element i as double / int64 whatever the type (slow paths, shapes, indices). */
+double bnf_get_f64(const bnf_tensor *t, size_t i);
+int64_t bnf_get_i64(const bnf_tensor *t, size_t i);
+void bnf_set_f64(bnf_tensor *t, size_t i, double v);
+
+/* Output i of the node: allocated with the given type and shape. */
+bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims, size_t rank,
+                   bnf_tensor **out);
+
+/* ---- attributes (defaults when absent) ---------------------------------------- */
+
+int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt);
+float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt);
+/* The string attribute, or dflt. */
+const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt);
+/* Number of ints in the attribute (0 when absent); copies at most max of them. */
+size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size_t max);
+size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max);
+/* Attribute `name` as a TensorProto (Constant's value), or NULL. */
+const Onnx__TensorProto *bnf_ctx_tensor(const bnf_op_ctx *ctx, const char *name);
+
+#define BNF_NODE_FMT "%s node '%s'"
+#define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
+                          ((ctx)->node->name ? (ctx)->node->name : "")
+
+/* ---- broadcasting ------------------------------------------------------------------ */
+
+/* Numpy-style multidirectional broadcast of a and b into out dims; error if incompatible. */
+bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b,
+                               int64_t *dims, size_t *rank);
+/* For each output element index, the element index in `t` when t is broadcast to
+ * (dims, rank); fills idx[0..n). */
+void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx);
+
+/* ---- GEMM (OpenBLAS) ------------------------------------------------------------------ */
+
+/* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float. */
+void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc);
+
+#endif

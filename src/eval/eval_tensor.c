@@ -1,0 +1,306 @@
+/* eval/eval_tensor.c: evaluator tensors, attribute access, broadcasting, GEMM. */
+#include "eval.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
+    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
+    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
+    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
+    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+    T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+    T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+};
+
+size_t bnf_eval_size(int32_t dtype)
+{
+    switch (dtype) {
+    case T_FLOAT: case T_INT32: return 4;
+    case T_INT64: case T_DOUBLE: return 8;
+    case T_UINT8: case T_INT8: case T_BOOL: return 1;
+    default: return 0;
+    }
+}
+
+void bnf_tensor_clear(bnf_tensor *t)
+{
+    free(t->data);
+    memset(t, 0, sizeof *t);
+}
+
+bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, size_t rank,
+                            bnf_err *err)
+{
+    size_t es = bnf_eval_size(dtype), n;
+    bnf_status rc;
+    free(t->data);
+    memset(t, 0, sizeof *t);
+    if (!es)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "the evaluator has no %s tensors",
+                        bnf_dtype_name(dtype));
+    if (rank > BNF_MAX_RANK)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "rank %zu is over the evaluator's %d", rank,
+                        BNF_MAX_RANK);
+    if ((rc = bnf_numel(dims, rank, "result", &n, err)))
+        return rc;
+    if (n > SIZE_MAX / 16 / es)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "a tensor of %zu elements is too large", n);
+    t->data = malloc(n * es > 0 ? n * es : 1);
+    if (!t->data)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating %zu bytes", n * es);
+    t->dtype = dtype;
+    t->rank = rank;
+    if (rank)
+        memcpy(t->dims, dims, rank * sizeof *dims);
+    t->n = n;
+    return BNF_OK;
+}
+
+bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err)
+{
+    bnf_status rc = bnf_tensor_alloc(dst, src->dtype, src->dims, src->rank, err);
+    if (!rc)
+        memcpy(dst->data, src->data, src->n * bnf_eval_size(src->dtype));
+    return rc;
+}
+
+double bnf_get_f64(const bnf_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case T_FLOAT: return ((const float *)t->data)[i];
+    case T_DOUBLE: return ((const double *)t->data)[i];
+    case T_INT64: return (double)((const int64_t *)t->data)[i];
+    case T_INT32: return ((const int32_t *)t->data)[i];
+    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
+    case T_INT8: return ((const int8_t *)t->data)[i];
+    default: return NAN;
+    }
+}
+
+int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case T_INT64: return ((const int64_t *)t->data)[i];
+    case T_INT32: return ((const int32_t *)t->data)[i];
+    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
+    case T_INT8: return ((const int8_t *)t->data)[i];
+    default: {
+        double v = bnf_get_f64(t, i);
+        if (!(v >= -9.2e18 && v <= 9.2e18))
+            return v > 0 ? INT64_MAX : INT64_MIN;
+        return (int64_t)v;
+    }
+    }
+}
+
+void bnf_set_f64(bnf_tensor *t, size_t i, double v)
+{
+    switch (t->dtype) {
+    case T_FLOAT: ((float *)t->data)[i] = (float)v; break;
+    case T_DOUBLE: ((double *)t->data)[i] = v; break;
+    case T_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    default: break;
+    }
+}
+
+static const char *pname(const Onnx__TensorProto *p)
+{
+    return p->name ? p->name : "";
+}
+
+bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,
+                                 bnf_err *err)
+{
+    int32_t dt = p->data_type, eval_dt = dt;
+    size_t n, es;
+    bnf_status rc;
+    const uint8_t *raw = NULL;
+    uint8_t *ext = NULL;
+    size_t raw_len = 0;
+
+    if (dt == T_FLOAT16 || dt == T_BFLOAT16 || dt == T_DOUBLE || dt == T_FLOAT) {
+        /* real types: through the fold's decoder (every storage form) */
+        bnf_array a;
+        if (dt == T_FLOAT16 || dt == T_BFLOAT16)
+            eval_dt = T_FLOAT;
+        if ((rc = bnf_tensor_read(m, p, &a, err)))
+            return rc;
+        rc = bnf_tensor_alloc(t, eval_dt, a.dims, a.rank, err);
+        if (!rc)
+            for (size_t i = 0; i < a.n; i++)
+                bnf_set_f64(t, i, a.v[i]);
+        bnf_array_free(&a);
+        return rc;
+    }
+    es = bnf_eval_size(dt);
+    if (!es)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': the evaluator has no %s tensors",
+                        pname(p), bnf_dtype_name(dt));
+    if ((rc = bnf_numel(p->dims, p->n_dims, pname(p), &n, err)))
+        return rc;
+    if ((rc = bnf_tensor_alloc(t, dt, p->dims, p->n_dims, err)))
+        return rc;
+    if (bnf_tensor_is_external(p)) {
+        if ((rc = bnf_tensor_read_external(m, p, &ext, &raw_len, err)))
+            goto fail;
+        raw = ext;
+    } else if (p->has_raw_data) {
+        raw = p->raw_data.data;
+        raw_len = p->raw_data.len;
+    }
+    if (raw) {
+        if (raw_len != n * es) {
+            rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' holds %zu bytes, its shape needs %zu",
+                          pname(p), raw_len, n * es);
+            goto fail;
+        }
+        memcpy(t->data, raw, n * es);
+        free(ext);
+        return BNF_OK;
+    }
+    if (dt == T_INT64) {
+        if (p->n_int64_data != n)
+            goto bad_count;
+        memcpy(t->data, p->int64_data, n * 8);
+    } else {
+        if (p->n_int32_data != n)
+            goto bad_count;
+        for (size_t i = 0; i < n; i++)
+            bnf_set_f64(t, i, p->int32_data[i]);
+    }
+    return BNF_OK;
+bad_count:
+    rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' (%s) has the wrong number of values for its shape",
+                  pname(p), bnf_dtype_name(dt));
+fail:
+    free(ext);
+    bnf_tensor_clear(t);
+    return rc;
+}
+
+bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims, size_t rank,
+                   bnf_tensor **out)
+{
+    bnf_status rc;
+    if (i >= ctx->n_out || !ctx->out[i])
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT " has no output %zu",
+                        BNF_NODE_ARG(ctx), i);
+    rc = bnf_tensor_alloc(ctx->out[i], dtype, dims, rank, ctx->err);
+    if (rc == BNF_OK && out)
+        *out = ctx->out[i];
+    return rc;
+}
+
+/* ---- attributes ------------------------------------------------------------------ */
+
+int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt)
+{
+    return bnf_attr_int(ctx->node, name, dflt);
+}
+
+float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt)
+{
+    return (float)bnf_attr_float(ctx->node, name, dflt);
+}
+
+const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
+    static _Thread_local char buf[256];
+    if (!a || !a->has_s)
+        return dflt;
+    snprintf(buf, sizeof buf, "%.*s", (int)(a->s.len < 255 ? a->s.len : 255), (const char *)a->s.data);
+    return buf;
+}
+
+size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size_t max)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
+    if (!a)
+        return 0;
+    for (size_t i = 0; i < a->n_ints && i < max; i++)
+        vals[i] = a->ints[i];
+    return a->n_ints;
+}
+
+size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
+    if (!a)
+        return 0;
+    for (size_t i = 0; i < a->n_floats && i < max; i++)
+        vals[i] = a->floats[i];
+    return a->n_floats;
+}
+
+const Onnx__TensorProto *bnf_ctx_tensor(const bnf_op_ctx *ctx, const char *name)
+{
+    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
+    return a ? a->t : NULL;
+}
+
+/* ---- broadcasting ---------------------------------------------------------------- */
+
+bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b,
+                               int64_t *dims, size_t *rank)
+{
+    size_t r = a->rank > b->rank ? a->rank : b->rank;
+    for (size_t i = 0; i < r; i++) {
+        int64_t da = i < r - a->rank ? 1 : a->dims[i - (r - a->rank)];
+        int64_t db = i < r - b->rank ? 1 : b->dims[i - (r - b->rank)];
+        if (da != db && da != 1 && db != 1)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": shapes do not broadcast (dimension %zu: %lld vs %lld)",
+                            BNF_NODE_ARG(ctx), i, (long long)da, (long long)db);
+        dims[i] = da == 1 ? db : da;
+    }
+    *rank = r;
+    return BNF_OK;
+}
+
+void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx)
+{
+    int64_t stride[BNF_MAX_RANK], counter[BNF_MAX_RANK] = {0};
+    size_t n = 1, off = rank - t->rank, s = 1, pos = 0;
+    for (size_t i = 0; i < rank; i++)
+        n *= (size_t)dims[i];
+    for (size_t i = rank; i-- > 0;) {
+        int64_t d = i < off ? 1 : t->dims[i - off];
+        stride[i] = d == 1 ? 0 : (int64_t)s;
+        s *= (size_t)d;
+    }
+    for (size_t k = 0; k < n; k++) {
+        idx[k] = pos;
+        for (size_t i = rank; i-- > 0;) {
+            counter[i]++;
+            pos += (size_t)stride[i];
+            if (counter[i] < dims[i])
+                break;
+            pos -= (size_t)(stride[i] * counter[i]);
+            counter[i] = 0;
+        }
+    }
+}
+
+/* ---- GEMM ---------------------------------------------------------------------------- */
+
+void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
+                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
