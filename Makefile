@@ -12,7 +12,7 @@ PYTHON  := /usr/bin/python3
 # Debian packages: building, testing, and generating test data / interop models.
 BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
 TEST_DEPS  := libcmocka-dev
-GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision nodejs npm
+GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision
 
 LIB_SRC := $(wildcard src/*.c src/fold/*.c src/eval/*.c src/eval/ops/*.c) proto/onnx-ml.pb-c.c
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
@@ -38,6 +38,7 @@ test-deps: deps
 	$(call ensure,$(TEST_DEPS) clang)
 gen-deps: deps
 	$(call ensure,$(GEN_DEPS))
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(call ensure,nodejs npm); }
 
 # ---- build --------------------------------------------------------------------
 $(B)/obj/proto/%.o: proto/%.c

@@ -5,7 +5,9 @@ Usage: /usr/bin/python3 tests/interop/export_models.py OUTDIR [NAME ...]
 
 Run with Debian's /usr/bin/python3 (torch 1.13, torchvision 0.14, onnx 1.12).
 Nothing is downloaded: every model is built with weights=None (and
-weights_backbone=None for the segmentation model).
+weights_backbone=None for the segmentation model).  Besides the torchvision
+architectures, a small custom model covers what they lack: grouped
+ConvTranspose -> BN, Gemm -> BN, and MatMul -> BN (which must be skipped).
 
 Before export every BatchNorm gets random running statistics and affine
 parameters (fixed seed per model), so that folding is exercised on values far
@@ -52,7 +54,43 @@ def spec_list():
     specs.append(("mobilenet_v3_small_op11_dynbatch", "mobilenet_v3_small", 11, 224, True))
     specs.append(("efficientnet_b0_op17", "efficientnet_b0", 17, 224, False))
     specs.append(("shufflenet_v2_x1_0_op9", "shufflenet_v2_x1_0", 9, 224, False))
+    # not torchvision: the layer kinds torchvision lacks (grouped ConvTranspose,
+    # Gemm, MatMul -> BN which must be skipped), small so it costs nothing
+    for opset in (9, 13):
+        specs.append((f"custom_convtranspose_gemm_op{opset}", "custom_convtranspose_gemm",
+                      opset, 32, False))
     return specs
+
+
+def custom_convtranspose_gemm():
+    """Conv, grouped ConvTranspose, ConvTranspose with bias, Gemm and MatMul, each -> BN."""
+    import torch
+    import torch.nn as nn
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 16, 3, padding=1, bias=True)
+            self.bn1 = nn.BatchNorm2d(16)
+            self.ct = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1, groups=2, bias=False)
+            self.bn2 = nn.BatchNorm2d(8)
+            self.ct2 = nn.ConvTranspose2d(8, 6, 3, padding=1, bias=True)
+            self.bn3 = nn.BatchNorm2d(6)
+            self.pool = nn.AdaptiveAvgPool2d(4)
+            self.fc = nn.Linear(96, 32)                # exported as Gemm
+            self.bn4 = nn.BatchNorm1d(32)
+            self.fc2 = nn.Linear(32, 10, bias=False)   # exported as Transpose + MatMul: BN skipped
+            self.bn5 = nn.BatchNorm1d(10)
+
+        def forward(self, x):
+            x = torch.relu(self.bn1(self.conv(x)))
+            x = torch.relu(self.bn2(self.ct(x)))
+            x = self.bn3(self.ct2(x))
+            x = torch.flatten(self.pool(x), 1)
+            x = torch.relu(self.bn4(self.fc(x)))
+            return self.bn5(self.fc2(x))
+
+    return Custom()
 
 
 def build_model(arch):
@@ -60,6 +98,8 @@ def build_model(arch):
     import torchvision.models as tvm
     import torchvision.models.segmentation as tvs
 
+    if arch == "custom_convtranspose_gemm":
+        return custom_convtranspose_gemm()
     if arch == "googlenet":
         return tvm.googlenet(weights=None, aux_logits=False, init_weights=True)
     if arch == "inception_v3":
