@@ -38,7 +38,10 @@ test-deps: deps
 	$(call ensure,$(TEST_DEPS) clang)
 gen-deps: deps
 	$(call ensure,$(GEN_DEPS))
-	@command -v node >/dev/null && command -v npm >/dev/null || { $(call ensure,nodejs npm); }
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing: nodejs npm"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
 
 # ---- build --------------------------------------------------------------------
 $(B)/obj/proto/%.o: proto/%.c
