@@ -81,6 +81,80 @@ bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
 /* Serialises the model into a fresh malloc'd buffer the caller frees. */
 bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
 
+/* ---- tensors and the evaluator --------------------------------------------- */
+
+#define BNF_MAX_RANK 8
+
+/* A dense row-major tensor in ONNX dimension order.  `dtype` is an ONNX
+ * TensorProto.DataType (1 float, 6 int32, 7 int64, 9 bool, 11 double, ...).
+ * A tensor owns `data` (malloc'd); bnf_tensor_clear frees it. */
+typedef struct bnf_tensor {
+    int32_t dtype;
+    size_t rank;
+    int64_t dims[BNF_MAX_RANK];
+    size_t n;          /* number of elements */
+    void *data;
+} bnf_tensor;
+
+void bnf_tensor_clear(bnf_tensor *t);
+
+/* Reads a tensor file: an ONNX TensorProto (.pb) or a numpy array (.npy), by
+ * content.  *name gets the TensorProto's name (malloc'd, NULL if none). */
+bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err);
+/* Writes t as a TensorProto file named `name`, atomically. */
+bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err);
+
+/* Compares `got` with `want` elementwise: NaN at the same place in both is equal;
+ * an element passes when |got - want| <= atol + rtol * |want|. */
+typedef struct {
+    int shape_ok;       /* same type class and shape */
+    int pass;
+    double max_abs;     /* largest |got - want| */
+    double max_rel;     /* largest |got - want| / |want| over want != 0 */
+    double max_want;    /* largest |want| (finite values) */
+    size_t worst;       /* flat index of the element furthest outside tolerance */
+    size_t n_bad;
+} bnf_compare_result;
+void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, double rtol, double atol,
+                        bnf_compare_result *r);
+
+typedef struct bnf_session bnf_session;
+
+typedef struct {
+    int threads;       /* 0: the number of cores */
+} bnf_session_options;
+
+/* Prepares `model` (borrowed: it must outlive the session) for evaluation.
+ * Fails with BNF_ERR_UNSUPPORTED naming every operator the evaluator lacks. */
+bnf_status bnf_session_new(const bnf_model *model, const bnf_session_options *opts,
+                           bnf_session **out, bnf_err *err);
+void bnf_session_free(bnf_session *s);
+/* The graph's real inputs (initializers excluded) and outputs. */
+size_t bnf_session_n_inputs(const bnf_session *s);
+const char *bnf_session_input_name(const bnf_session *s, size_t i);
+size_t bnf_session_n_outputs(const bnf_session *s);
+const char *bnf_session_output_name(const bnf_session *s, size_t i);
+
+/* A named dimension value, for symbolic dimensions ("N" = 1). */
+typedef struct {
+    const char *name;
+    int64_t value;
+} bnf_dim;
+
+/* Input i's type and shape from the model, symbolic dimensions taken from
+ * dims (unknown ones: 1). */
+bnf_status bnf_session_input_shape(const bnf_session *s, size_t i, const bnf_dim *dims,
+                                   size_t n_dims, int32_t *dtype, int64_t *shape, size_t *rank,
+                                   bnf_err *err);
+/* Fills t with seeded pseudo-random values: floats from a standard normal
+ * distribution, integers uniform in [0, 10), booleans fair coin flips. */
+bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape, size_t rank,
+                             uint64_t seed, bnf_err *err);
+/* Runs the model: inputs[i] for input i (borrowed); outputs[k] receive the
+ * graph outputs (the caller clears each). */
+bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
+                           bnf_tensor *outputs, bnf_err *err);
+
 /* ---- reports --------------------------------------------------------------- */
 
 typedef struct {

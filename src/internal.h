@@ -210,6 +210,10 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
                             bnf_err *err);
 bnf_status bnf_report_set(char **field, const char *value, bnf_err *err);
 
+/* Writes bytes to path atomically (temporary file beside it, fsync, rename);
+ * "-" is stdout.  On failure nothing is left at path. */
+bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bnf_err *err);
+
 /* Parses a model from bytes it takes ownership of. */
 bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
                                 bnf_model **out, bnf_err *err);

@@ -233,53 +233,29 @@ static bnf_status write_all(int fd, const uint8_t *p, size_t n, const char *what
     return BNF_OK;
 }
 
-bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
+bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bnf_err *err)
 {
-    uint8_t *packed = NULL;
-    const uint8_t *bytes = m->bytes;
-    size_t n = m->n_bytes;
     char *dir = NULL, *tmp = NULL;
-    int fd = -1, to_stdout = strcmp(path, "-") == 0;
-    struct stat in_st, out_st;
+    const char *base;
+    size_t len;
+    int fd = -1;
     bnf_status rc;
 
-    if (!to_stdout) {
-        dir = folder_of(path);
-        if (!dir)
-            return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
-                            strerror(errno));
-        if (m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
-            in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
-            rc = bnf_fail(err, BNF_ERR_USAGE, "%s: refusing to overwrite the input model", path);
-            goto out;
-        }
-    }
-    /* Unchanged tensors stay in the input's data files; an output elsewhere
-     * could not find them, so they move inline. */
-    if (m->dir && (to_stdout || !dir || strcmp(dir, m->dir) != 0) &&
-        (rc = inline_graph(m, m->proto->graph, 0, err)))
-        goto out;
-    if (m->changed) {
-        if ((rc = bnf_model_serialize(m, &packed, &n, err)))
-            goto out;
-        bytes = packed;
-    }
-    if (to_stdout) {
-        rc = write_all(STDOUT_FILENO, bytes, n, "stdout", err);
+    if (strcmp(path, "-") == 0)
+        return write_all(STDOUT_FILENO, bytes, n, "stdout", err);
+    dir = folder_of(path);
+    if (!dir)
+        return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
+                        strerror(errno));
+    base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    len = strlen(dir) + strlen(base) + 32;
+    tmp = malloc(len);
+    if (!tmp) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    {
-        const char *base = strrchr(path, '/');
-        size_t len;
-        base = base ? base + 1 : path;
-        len = strlen(dir) + strlen(base) + 32;
-        tmp = malloc(len);
-        if (!tmp) {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        snprintf(tmp, len, "%s/.%s.bnfold-XXXXXX", dir, base);
-    }
+    snprintf(tmp, len, "%s/.%s.bnfold-XXXXXX", dir, base);
     fd = mkstemp(tmp);
     if (fd < 0) {
         rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot create a temporary file in %s: %s", path, dir,
@@ -322,6 +298,43 @@ out:
         unlink(tmp);
         free(tmp);
     }
+    free(dir);
+    return rc;
+}
+
+bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
+{
+    uint8_t *packed = NULL;
+    const uint8_t *bytes = m->bytes;
+    size_t n = m->n_bytes;
+    char *dir = NULL;
+    int to_stdout = strcmp(path, "-") == 0;
+    struct stat in_st, out_st;
+    bnf_status rc = BNF_OK;
+
+    if (!to_stdout) {
+        dir = folder_of(path);
+        if (!dir)
+            return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
+                            strerror(errno));
+        if (m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
+            in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
+            rc = bnf_fail(err, BNF_ERR_USAGE, "%s: refusing to overwrite the input model", path);
+            goto out;
+        }
+    }
+    /* Unchanged tensors stay in the input's data files; an output elsewhere
+     * could not find them, so they move inline. */
+    if (m->dir && (to_stdout || strcmp(dir, m->dir) != 0) &&
+        (rc = inline_graph(m, m->proto->graph, 0, err)))
+        goto out;
+    if (m->changed) {
+        if ((rc = bnf_model_serialize(m, &packed, &n, err)))
+            goto out;
+        bytes = packed;
+    }
+    rc = bnf_write_atomic(path, bytes, n, err);
+out:
     free(packed);
     free(dir);
     return rc;

@@ -18,16 +18,6 @@
 
 #include "../internal.h"
 
-#define BNF_MAX_RANK 8
-
-typedef struct bnf_tensor {
-    int32_t dtype;              /* ONNX TensorProto.DataType */
-    size_t rank;
-    int64_t dims[BNF_MAX_RANK];
-    size_t n;                   /* number of elements: product of dims */
-    void *data;                 /* n * bnf_eval_size(dtype) bytes, malloc'd */
-} bnf_tensor;
-
 typedef struct {
     const Onnx__NodeProto *node;
     int64_t opset;              /* the opset version of the node's domain */
