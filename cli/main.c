@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_MODEL = 3, EXIT_IO = 4 };
 
@@ -37,6 +38,129 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+/* ---- options shared by fold, verify and run ----------------------------------- */
+
+typedef struct {
+    bnf_verify_options v;
+    bnf_dim dims[32];
+    bnf_named_tensor given[64];
+    bnf_tensor tensors[64];
+    char *tensor_names[64];
+    int json;
+    const char *output_dir;
+} eval_args;
+
+static void eval_args_init(eval_args *a)
+{
+    memset(a, 0, sizeof *a);
+    bnf_verify_defaults(&a->v);
+    a->v.dims = a->dims;
+    a->v.given = a->given;
+}
+
+static void eval_args_free(eval_args *a)
+{
+    for (size_t i = 0; i < a->v.n_given; i++) {
+        bnf_tensor_clear(&a->tensors[i]);
+        free(a->tensor_names[i]);
+    }
+}
+
+static int parse_number(const char *cmd, const char *opt, const char *s, double lo, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= lo))
+        return usage_error(cmd, "bad value for %s", opt);
+    *out = v;
+    return 0;
+}
+
+/* Consumes argv[*i] (and its value) when it is an evaluation option: returns 1
+ * when consumed, 0 when not one, or -(exit code) on error. */
+static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eval_args *a,
+                             int allow_sets)
+{
+    const char *opt = argv[*i], *val;
+    double d;
+    bnf_err err = {0};
+    int takes_value = !strcmp(opt, "--input") || !strcmp(opt, "--dim") ||
+                      !strcmp(opt, "--threads") || (allow_sets && (!strcmp(opt, "--inputs") ||
+                      !strcmp(opt, "--seed") || !strcmp(opt, "--rtol") || !strcmp(opt, "--atol")));
+    if (!strcmp(opt, "--seed") && !allow_sets)
+        takes_value = 1;
+    if (!strcmp(opt, "--output-dir") && !allow_sets)
+        takes_value = 1;
+    if (!takes_value)
+        return 0;
+    if (++*i == argc)
+        return -usage_error(cmd, "%s needs a value", opt);
+    val = argv[*i];
+    if (!strcmp(opt, "--inputs")) {
+        if (parse_number(cmd, opt, val, 0, &d))
+            return -EXIT_USAGE;
+        a->v.random_sets = (size_t)d;
+    } else if (!strcmp(opt, "--seed")) {
+        if (parse_number(cmd, opt, val, 0, &d))
+            return -EXIT_USAGE;
+        a->v.seed = (uint64_t)d;
+    } else if (!strcmp(opt, "--rtol")) {
+        if (parse_number(cmd, opt, val, 0, &a->v.rtol))
+            return -EXIT_USAGE;
+    } else if (!strcmp(opt, "--atol")) {
+        if (parse_number(cmd, opt, val, 0, &a->v.atol))
+            return -EXIT_USAGE;
+    } else if (!strcmp(opt, "--threads")) {
+        if (parse_number(cmd, opt, val, 1, &d))
+            return -EXIT_USAGE;
+        a->v.threads = (int)d;
+    } else if (!strcmp(opt, "--output-dir")) {
+        a->output_dir = val;
+    } else if (!strcmp(opt, "--dim")) {
+        const char *eq = strchr(val, '=');
+        if (!eq || eq == val || a->v.n_dims == 32 || parse_number(cmd, opt, eq + 1, 0, &d))
+            return -usage_error(cmd, "--dim wants NAME=VALUE, got '%s'", val);
+        ((char *)eq)[0] = '\0';
+        a->dims[a->v.n_dims].name = val;
+        a->dims[a->v.n_dims++].value = (int64_t)d;
+    } else { /* --input [NAME=]FILE */
+        const char *eq = strchr(val, '='), *file = val;
+        size_t k = a->v.n_given;
+        char *name = NULL;
+        if (k == 64)
+            return -usage_error(cmd, "%stoo many --input", "");
+        if (eq && eq != val && access(val, F_OK) != 0) { /* NAME=FILE, unless a file has that name */
+            ((char *)eq)[0] = '\0';
+            file = eq + 1;
+            a->given[k].name = val;
+        }
+        if (bnf_tensor_load(file, &a->tensors[k], &name, &err) != BNF_OK)
+            return -fail(&err);
+        a->tensor_names[k] = name;
+        if (!a->given[k].name) {
+            a->given[k].name = name;
+            a->given[k].name_is_hint = 1;
+        }
+        a->given[k].tensor = &a->tensors[k];
+        a->v.n_given++;
+    }
+    return 1;
+}
+
+static const char eval_options_help[] =
+    "  --input [NAME=]FILE  an input tensor (.pb TensorProto or .npy); without NAME it\n"
+    "                       binds by the file's tensor name, else to the inputs in order\n"
+    "  --dim NAME=VALUE     value of a symbolic dimension (default 1)\n"
+    "  --threads N          threads (default: all cores)\n";
+
+static const char verify_options_help[] =
+    "  --inputs N           random input sets (default 3): standard normal floats,\n"
+    "                       integers uniform in [0, 10), seeded\n"
+    "  --seed S             first seed (default 1)\n"
+    "  --rtol R             relative tolerance (default 1e-4)\n"
+    "  --atol A             absolute tolerance in units of the output's largest |value|\n"
+    "                       (default 1e-5)\n";
+
 static const char inspect_help[] =
     "Usage: bnfold inspect MODEL [--json]\n"
     "\n"
@@ -50,36 +174,69 @@ static const char inspect_help[] =
     "\n"
     "Example: bnfold inspect resnet18.onnx\n";
 
-static const char fold_help[] =
-    "Usage: bnfold fold MODEL -o OUT [--json]\n"
+static const char fold_help_head[] =
+    "Usage: bnfold fold MODEL -o OUT [--json] [--no-verify] [check options]\n"
     "\n"
     "Fold every BatchNormalization that directly follows a Conv, ConvTranspose or\n"
-    "Gemm into that layer's weights and bias, repeat until nothing changes, and\n"
-    "write the result to OUT atomically.  The input is never modified; on any\n"
-    "error no OUT file is written.  Prints what was folded and what was not, and\n"
-    "why.\n"
+    "Gemm into that layer's weights and bias, repeat until nothing changes, check\n"
+    "the result, and write it to OUT atomically.  Each fold is checked on its own\n"
+    "(layer + BN against the folded layer, on random input); the whole model is\n"
+    "checked against the original on random inputs when the evaluator has every\n"
+    "operator it uses.  A failed check writes nothing and exits 1.  The input is\n"
+    "never modified; on any error no OUT file is written.\n"
     "\n"
-    "  -o, --output OUT  where to write the folded model ('-' for stdout)\n"
-    "  --json            print the report as one JSON document on stdout\n"
-    "  -h, --help        show this help\n"
+    "  -o, --output OUT     where to write the folded model ('-' for stdout)\n"
+    "  --json               print the report as one JSON document on stdout\n"
+    "  --no-verify          skip both checks\n";
+
+static const char verify_help_head[] =
+    "Usage: bnfold verify MODEL_A MODEL_B [options]\n"
     "\n"
-    "Example: bnfold fold resnet18.onnx -o resnet18.folded.onnx\n";
+    "Run both models on the same inputs and compare every output of B with A's.\n"
+    "An element passes when |b - a| <= atol * max|a| + rtol * |a|; NaN in both\n"
+    "at the same place is equal.  Exit 0 when equivalent, 1 when not (the worst\n"
+    "output and element are named).\n"
+    "\n"
+    "  --json               print one JSON document on stdout\n";
+
+static const char run_help_head[] =
+    "Usage: bnfold run MODEL [--input [NAME=]FILE ...] [--output-dir DIR] [options]\n"
+    "\n"
+    "Run the model with the built-in evaluator and print each output's shape, min,\n"
+    "max and mean.  Inputs not given are random (standard normal floats, integers\n"
+    "uniform in [0, 10), seeded by --seed, default 1).\n"
+    "\n"
+    "  --output-dir DIR     write output k as DIR/output_<k>.pb (a TensorProto)\n"
+    "  --seed S             seed of the random inputs (default 1)\n"
+    "  --json               print one JSON document on stdout\n";
+
+static void print_help(const char *head, int eval, int verify)
+{
+    fputs(head, stdout);
+    if (verify)
+        fputs(verify_options_help, stdout);
+    if (eval)
+        fputs(eval_options_help, stdout);
+    fputs("  -h, --help           show this help\n", stdout);
+}
 
 static const char main_help[] =
     "Usage: bnfold COMMAND [ARGS]\n"
     "\n"
-    "Find, explain and fold the BatchNormalization nodes of an ONNX model.\n"
+    "Find, explain, fold and verify the BatchNormalization nodes of an ONNX model.\n"
     "\n"
     "Commands:\n"
-    "  inspect MODEL [--json]          what is in the model, every BN and its fate\n"
-    "  fold MODEL -o OUT [--json]      fold what can be folded, write OUT\n"
+    "  inspect MODEL [--json]           what is in the model, every BN and its fate\n"
+    "  fold MODEL -o OUT [--json]       fold what can be folded, verify, write OUT\n"
+    "  verify MODEL_A MODEL_B           do two models compute the same function?\n"
+    "  run MODEL [--input FILE ...]     evaluate a model, print or save its outputs\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help ('bnfold COMMAND --help' for a command)\n"
     "  --version       print the version\n"
     "\n"
-    "Exit codes: 0 ok, 1 check failed, 2 usage error, 3 invalid or unsupported\n"
-    "model, 4 I/O error.\n";
+    "Exit codes: 0 ok, 1 check failed (models differ, verification failed),\n"
+    "2 usage error, 3 invalid or unsupported model, 4 I/O error.\n";
 
 static int cmd_inspect(int argc, char **argv)
 {
@@ -123,51 +280,305 @@ out:
 static int cmd_fold(int argc, char **argv)
 {
     const char *model_path = NULL, *out_path = NULL;
-    int json = 0, rc;
+    int json = 0, rc, k;
     bnf_err err = {0};
     bnf_model *m = NULL;
     bnf_report *r = NULL;
+    bnf_fold_options fo;
+    eval_args ea;
 
+    bnf_fold_defaults(&fo);
+    eval_args_init(&ea);
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(fold_help, stdout);
-            return EXIT_OK;
+            print_help(fold_help_head, 1, 1);
+            rc = EXIT_OK;
+            goto out;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
+        } else if (!strcmp(argv[i], "--no-verify")) {
+            fo.verify = 0;
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
-            if (++i == argc)
-                return usage_error("fold", "%s needs a file name", argv[i - 1]);
+            if (++i == argc) {
+                rc = usage_error("fold", "%s needs a file name", argv[i - 1]);
+                goto out;
+            }
             out_path = argv[i];
         } else if (!strncmp(argv[i], "--output=", 9)) {
             out_path = argv[i] + 9;
+        } else if ((k = parse_eval_option("fold", argc, argv, &i, &ea, 1)) != 0) {
+            if (k < 0) {
+                rc = -k;
+                goto out;
+            }
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error("fold", "unknown option '%s'", argv[i]);
+            rc = usage_error("fold", "unknown option '%s'", argv[i]);
+            goto out;
         } else if (!model_path) {
             model_path = argv[i];
         } else {
-            return usage_error("fold", "unexpected argument '%s'", argv[i]);
+            rc = usage_error("fold", "unexpected argument '%s'", argv[i]);
+            goto out;
         }
     }
-    if (!model_path)
-        return usage_error("fold", "%smissing MODEL", "");
-    if (!out_path || !*out_path)
-        return usage_error("fold", "%smissing -o OUT", "");
-    if (json && !strcmp(out_path, "-"))
-        return usage_error("fold", "%s--json and -o - both want stdout", "");
-    if (bnf_model_load(model_path, &m, &err) || bnf_fold(m, NULL, &r, &err) ||
+    rc = EXIT_USAGE;
+    if (!model_path) {
+        usage_error("fold", "%smissing MODEL", "");
+        goto out;
+    }
+    if (!out_path || !*out_path) {
+        usage_error("fold", "%smissing -o OUT", "");
+        goto out;
+    }
+    if (json && !strcmp(out_path, "-")) {
+        usage_error("fold", "%s--json and -o - both want stdout", "");
+        goto out;
+    }
+    fo.check = ea.v;
+    fo.break_for_testing = getenv("BNFOLD_TEST_BREAK_FOLD") != NULL; /* tests only */
+    if (bnf_model_load(model_path, &m, &err) || bnf_fold(m, &fo, &r, &err) ||
         bnf_report_set_output(r, out_path, &err) || bnf_model_save(m, out_path, &err)) {
         rc = fail(&err);
         goto out;
     }
-    if (json)
+    if (json) {
         bnf_report_write_json(r, stdout);
-    else
-        bnf_report_write_text(r, strcmp(out_path, "-") ? stdout : stderr);
-    if (!json)
-        fprintf(strcmp(out_path, "-") ? stdout : stderr, "wrote %s\n", out_path);
+    } else {
+        FILE *f = strcmp(out_path, "-") ? stdout : stderr;
+        bnf_report_write_text(r, f);
+        fprintf(f, "wrote %s\n", out_path);
+    }
     rc = EXIT_OK;
 out:
+    eval_args_free(&ea);
     bnf_report_free(r);
+    bnf_model_free(m);
+    return rc;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void json_double(FILE *f, double v)
+{
+    if (v == v && v - v == 0)
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    const char *paths[2] = {NULL, NULL};
+    int rc, k;
+    bnf_err err = {0};
+    bnf_model *a = NULL, *b = NULL;
+    bnf_verify_result r;
+    eval_args ea;
+
+    eval_args_init(&ea);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            print_help(verify_help_head, 1, 1);
+            rc = EXIT_OK;
+            goto out;
+        } else if (!strcmp(argv[i], "--json")) {
+            ea.json = 1;
+        } else if ((k = parse_eval_option("verify", argc, argv, &i, &ea, 1)) != 0) {
+            if (k < 0) {
+                rc = -k;
+                goto out;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            rc = usage_error("verify", "unknown option '%s'", argv[i]);
+            goto out;
+        } else if (!paths[0] || !paths[1]) {
+            paths[paths[0] ? 1 : 0] = argv[i];
+        } else {
+            rc = usage_error("verify", "unexpected argument '%s'", argv[i]);
+            goto out;
+        }
+    }
+    if (!paths[1]) {
+        rc = usage_error("verify", "%sneeds two models", "");
+        goto out;
+    }
+    if (bnf_model_load(paths[0], &a, &err) || bnf_model_load(paths[1], &b, &err) ||
+        bnf_verify_models(a, b, &ea.v, &r, &err)) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (ea.json) {
+        printf("{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n"
+               "  \"command\": \"verify\",\n  \"models\": [",
+               BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
+        json_string(stdout, paths[0]);
+        fputs(", ", stdout);
+        json_string(stdout, paths[1]);
+        printf("],\n  \"equivalent\": %s,\n  \"input_sets\": %zu,\n  \"outputs\": %zu,\n"
+               "  \"rtol\": ", r.equivalent ? "true" : "false", r.sets, r.outputs);
+        json_double(stdout, ea.v.rtol);
+        fputs(",\n  \"atol\": ", stdout);
+        json_double(stdout, ea.v.atol);
+        fputs(",\n  \"worst_abs_err\": ", stdout);
+        json_double(stdout, r.worst_abs);
+        fputs(",\n  \"worst_rel_err\": ", stdout);
+        json_double(stdout, r.worst_rel);
+        fputs(",\n  \"worst_output\": ", stdout);
+        json_string(stdout, r.worst_output);
+        fputs(",\n  \"worst_element\": ", stdout);
+        json_string(stdout, r.worst_element);
+        fputs(",\n  \"message\": ", stdout);
+        json_string(stdout, r.equivalent ? "" : r.reason);
+        fputs("\n}\n", stdout);
+    } else if (r.equivalent) {
+        printf("equivalent: %zu input sets, %zu outputs; worst |diff| %.3g, worst |diff|/max|out| "
+               "%.3g (output '%s')\n", r.sets, r.outputs, r.worst_abs, r.worst_rel, r.worst_output);
+    } else {
+        printf("NOT equivalent: %s\n", r.reason);
+    }
+    rc = r.equivalent ? EXIT_OK : EXIT_CHECK;
+out:
+    eval_args_free(&ea);
+    bnf_model_free(a);
+    bnf_model_free(b);
+    return rc;
+}
+
+static const char *dtype_name(int32_t dt)
+{
+    switch (dt) {
+    case 1: return "float";
+    case 2: return "uint8";
+    case 3: return "int8";
+    case 6: return "int32";
+    case 7: return "int64";
+    case 9: return "bool";
+    case 11: return "double";
+    default: return "other";
+    }
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *model_path = NULL;
+    int rc, k;
+    bnf_err err = {0};
+    bnf_model *m = NULL;
+    bnf_session *s = NULL;
+    bnf_session_options so = {0};
+    bnf_tensor *in = NULL, *out = NULL;
+    const bnf_tensor **in_ptr = NULL;
+    size_t n_in = 0, n_out = 0;
+    eval_args ea;
+
+    eval_args_init(&ea);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            print_help(run_help_head, 1, 0);
+            rc = EXIT_OK;
+            goto out;
+        } else if (!strcmp(argv[i], "--json")) {
+            ea.json = 1;
+        } else if ((k = parse_eval_option("run", argc, argv, &i, &ea, 0)) != 0) {
+            if (k < 0) {
+                rc = -k;
+                goto out;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            rc = usage_error("run", "unknown option '%s'", argv[i]);
+            goto out;
+        } else if (!model_path) {
+            model_path = argv[i];
+        } else {
+            rc = usage_error("run", "unexpected argument '%s'", argv[i]);
+            goto out;
+        }
+    }
+    if (!model_path) {
+        rc = usage_error("run", "%smissing MODEL", "");
+        goto out;
+    }
+    so.threads = ea.v.threads;
+    if (bnf_model_load(model_path, &m, &err) || bnf_session_new(m, &so, &s, &err)) {
+        rc = fail(&err);
+        goto out;
+    }
+    n_in = bnf_session_n_inputs(s);
+    n_out = bnf_session_n_outputs(s);
+    in = calloc(n_in + 1, sizeof *in);
+    out = calloc(n_out + 1, sizeof *out);
+    in_ptr = calloc(n_in + 1, sizeof *in_ptr);
+    if (!in || !out || !in_ptr) {
+        fprintf(stderr, "bnfold: error: out of memory\n");
+        rc = EXIT_IO;
+        goto out;
+    }
+    for (size_t i = 0; i < n_in; i++)
+        in_ptr[i] = &in[i];
+    if (bnf_session_inputs(s, ea.given, ea.v.n_given, ea.dims, ea.v.n_dims, ea.v.seed, in, &err) ||
+        bnf_session_run(s, in_ptr, out, &err)) {
+        rc = fail(&err);
+        goto out;
+    }
+    for (size_t k2 = 0; k2 < n_out && ea.output_dir; k2++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/output_%zu.pb", ea.output_dir, k2);
+        if (bnf_tensor_save(path, &out[k2], bnf_session_output_name(s, k2), &err)) {
+            rc = fail(&err);
+            goto out;
+        }
+    }
+    if (ea.json)
+        printf("{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n"
+               "  \"command\": \"run\",\n  \"outputs\": [", BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
+    for (size_t k2 = 0; k2 < n_out; k2++) {
+        double lo, hi, mean;
+        bnf_tensor_stats(&out[k2], &lo, &hi, &mean);
+        if (ea.json) {
+            printf("%s\n    {\"name\": ", k2 ? "," : "");
+            json_string(stdout, bnf_session_output_name(s, k2));
+            printf(", \"dtype\": \"%s\", \"shape\": [", dtype_name(out[k2].dtype));
+            for (size_t d = 0; d < out[k2].rank; d++)
+                printf("%s%lld", d ? ", " : "", (long long)out[k2].dims[d]);
+            fputs("], \"min\": ", stdout);
+            json_double(stdout, lo);
+            fputs(", \"max\": ", stdout);
+            json_double(stdout, hi);
+            fputs(", \"mean\": ", stdout);
+            json_double(stdout, mean);
+            fputs("}", stdout);
+        } else {
+            printf("%s  %s [", bnf_session_output_name(s, k2), dtype_name(out[k2].dtype));
+            for (size_t d = 0; d < out[k2].rank; d++)
+                printf("%s%lld", d ? ", " : "", (long long)out[k2].dims[d]);
+            printf("]  min %.6g  max %.6g  mean %.6g\n", lo, hi, mean);
+        }
+    }
+    if (ea.json)
+        printf("%s]\n}\n", n_out ? "\n  " : "");
+    rc = EXIT_OK;
+out:
+    for (size_t i = 0; in && i < n_in; i++)
+        bnf_tensor_clear(&in[i]);
+    for (size_t i = 0; out && i < n_out; i++)
+        bnf_tensor_clear(&out[i]);
+    free(in);
+    free(out);
+    free(in_ptr);
+    eval_args_free(&ea);
+    bnf_session_free(s);
     bnf_model_free(m);
     return rc;
 }
@@ -178,6 +589,8 @@ static const struct {
 } commands[] = {
     {"inspect", cmd_inspect},
     {"fold", cmd_fold},
+    {"verify", cmd_verify},
+    {"run", cmd_run},
 };
 
 int main(int argc, char **argv)

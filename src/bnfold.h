@@ -118,6 +118,9 @@ typedef struct {
 void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, double rtol, double atol,
                         bnf_compare_result *r);
 
+/* Smallest, largest (NaN ignored) and mean (of the finite values) element. */
+void bnf_tensor_stats(const bnf_tensor *t, double *min, double *max, double *mean);
+
 typedef struct bnf_session bnf_session;
 
 typedef struct {
@@ -150,10 +153,60 @@ bnf_status bnf_session_input_shape(const bnf_session *s, size_t i, const bnf_dim
  * distribution, integers uniform in [0, 10), booleans fair coin flips. */
 bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape, size_t rank,
                              uint64_t seed, bnf_err *err);
+/* A tensor given by the caller for input `name`: a name that no input has is
+ * an error, unless name_is_hint (the name came from a tensor file), when the
+ * tensor binds like an unnamed one: to the first input not bound yet. */
+typedef struct {
+    const char *name;
+    const bnf_tensor *tensor;
+    int name_is_hint;
+} bnf_named_tensor;
+
+/* Fills inputs[0 .. bnf_session_n_inputs) with copies of the given tensors and,
+ * for inputs not given, bnf_tensor_random(seed + i) of the model's shape. */
+bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *given, size_t n_given,
+                              const bnf_dim *dims, size_t n_dims, uint64_t seed,
+                              bnf_tensor *inputs, bnf_err *err);
+
 /* Runs the model: inputs[i] for input i (borrowed); outputs[k] receive the
  * graph outputs (the caller clears each). */
 bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
                            bnf_tensor *outputs, bnf_err *err);
+
+/* ---- verification ---------------------------------------------------------- */
+
+typedef struct {
+    size_t random_sets;       /* seeded random input sets (default 3) */
+    uint64_t seed;            /* first seed (default 1) */
+    double rtol;              /* default 1e-4 */
+    double atol;              /* in units of the output's largest |value|; default 1e-5 */
+    const bnf_dim *dims;      /* symbolic dimension values (unknown: 1) */
+    size_t n_dims;
+    const bnf_named_tensor *given; /* an extra input set given by the caller */
+    size_t n_given;
+    int threads;              /* 0: all cores */
+} bnf_verify_options;
+
+/* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-5). */
+void bnf_verify_defaults(bnf_verify_options *o);
+
+typedef struct {
+    int ran;                  /* 0: could not run (reason says why) */
+    int equivalent;           /* every output of every set within tolerance */
+    size_t sets;              /* input sets compared */
+    size_t outputs;
+    double worst_abs;         /* largest |a - b| over all outputs */
+    double worst_rel;         /* largest |a - b| / max|a| of that output */
+    char worst_output[128];   /* the output with the element furthest outside tolerance */
+    char worst_element[96];   /* its index, e.g. "[0, 17]" */
+    char reason[512];         /* when !ran or !equivalent: what and where */
+} bnf_verify_result;
+
+/* Runs `a` and `b` on the same inputs and compares every output (b against a).
+ * Returns BNF_OK whether or not they agree (see r->equivalent); an error status
+ * when a model cannot be evaluated. */
+bnf_status bnf_verify_models(const bnf_model *a, const bnf_model *b, const bnf_verify_options *o,
+                             bnf_verify_result *r, bnf_err *err);
 
 /* ---- reports --------------------------------------------------------------- */
 
@@ -171,6 +224,7 @@ typedef struct {
     double max_abs_scale;
     char *new_weight;    /* names of the tensors that replaced the layer's */
     char *new_bias;
+    double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
 } bnf_bn_info;
 
 typedef struct {
@@ -200,11 +254,20 @@ typedef struct {
     size_t n_bns;
     size_t n_folded;
     size_t n_bns_after;    /* BN nodes left in the model after folding */
+    int verified_local;    /* every fold was checked on its own */
+    double local_worst;    /* the worst of those checks */
+    bnf_verify_result e2e; /* the end-to-end check (e2e.ran 0 when not run) */
+    int e2e_requested;
 } bnf_report;
 
 typedef struct {
-    int reserved; /* no options yet; pass NULL */
+    int verify;               /* check each fold locally and the whole model end to end */
+    bnf_verify_options check; /* inputs and tolerances of the end-to-end check */
+    int break_for_testing;    /* test hook: corrupt every fold (must then be caught) */
 } bnf_fold_options;
+
+/* Default fold options: verification on, bnf_verify_defaults. */
+void bnf_fold_defaults(bnf_fold_options *o);
 
 /* Folds every foldable BN of the model's main graph, to a fixed point.  On
  * success *report describes every BN of the input.  On error the model may be

@@ -46,6 +46,7 @@ static const bnf_fold_pattern *pattern_for(const Onnx__NodeProto *n)
 
 typedef struct {
     bnf_model *m;
+    const bnf_fold_options *opts;
     bnf_graph gi;
     bnf_names names;
     int64_t opset;
@@ -220,6 +221,24 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         goto out;
     }
 
+    if (cx->opts->break_for_testing)
+        for (size_t k = 0; k < w.n; k++)
+            job.new_w[k] *= 1.01;
+    if (cx->opts->verify) {
+        int pass;
+        if ((rc = bnf_verify_fold_local(cx->m, &cx->gi, layer, bn_node, cx->opset, &w, job.b,
+                                        job.new_w, &job.new_b, &cx->opts->check, &e->local_err,
+                                        &pass, err)))
+            goto out;
+        if (!pass) {
+            rc = bnf_fail(err, BNF_ERR_CHECK,
+                          "folding BN '%s' into %s '%s' changes its result (max |diff| / max "
+                          "|output| = %.3g): nothing written", S(bn_node->name), pat->op_type,
+                          S(layer->name), e->local_err);
+            goto out;
+        }
+    }
+
     /* Rewrite: new tensors, the layer points at them and takes the BN's output. */
     bias_name = bnf_node_input(layer, 2);
     new_w_name = bnf_names_fresh(&cx->names, layer->input[1], "_bnfold", err);
@@ -301,6 +320,33 @@ out:
     return rc;
 }
 
+/* Compares the folded model with the original (bytes, taken over).  An
+ * evaluator that lacks an operator is not a failure: the report says the check
+ * did not run, and why.  A difference is: BNF_ERR_CHECK. */
+static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_n,
+                             const bnf_fold_options *opts, bnf_report *r, bnf_err *err)
+{
+    bnf_model *orig = NULL;
+    bnf_err e2 = {0};
+    bnf_status rc;
+    r->e2e_requested = 1;
+    if ((rc = bnf_model_from_bytes(orig_bytes, orig_n, model->path, model->dir, &orig, err)))
+        return rc;
+    rc = bnf_verify_models(orig, model, &opts->check, &r->e2e, &e2);
+    bnf_model_free(orig);
+    if (rc == BNF_ERR_NOMEM)
+        return bnf_fail(err, rc, "%s", e2.msg);
+    if (rc) {
+        r->e2e.ran = 0;
+        snprintf(r->e2e.reason, sizeof r->e2e.reason, "%s", e2.msg);
+        return BNF_OK;
+    }
+    if (!r->e2e.equivalent)
+        return bnf_fail(err, BNF_ERR_CHECK, "the folded model computes something else: %s; "
+                        "nothing written", r->e2e.reason);
+    return BNF_OK;
+}
+
 bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
                     bnf_err *err)
 {
@@ -309,14 +355,33 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     Onnx__GraphProto *g;
     size_t k = 0;
 
-    (void)opts;
+    bnf_fold_options defaults;
+    uint8_t *orig_bytes = NULL;
+    size_t orig_n = 0;
+
+    if (!opts) {
+        bnf_fold_defaults(&defaults);
+        opts = &defaults;
+    }
     memset(&cx, 0, sizeof cx);
+    cx.opts = opts;
     *report = NULL;
     if (!model || !model->proto->graph)
         return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
     g = model->proto->graph;
     cx.m = model;
     cx.opset = bnf_model_opset(model->proto, "");
+    if (opts->verify) { /* the model as it is now, to compare with at the end */
+        if (model->changed) {
+            if ((rc = bnf_model_serialize(model, &orig_bytes, &orig_n, err)))
+                return rc;
+        } else if ((orig_bytes = malloc(model->n_bytes ? model->n_bytes : 1))) {
+            memcpy(orig_bytes, model->bytes, model->n_bytes);
+            orig_n = model->n_bytes;
+        } else {
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+    }
     if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
         return rc;
     cx.bn_nodes = calloc(cx.r->n_bns ? cx.r->n_bns : 1, sizeof *cx.bn_nodes);
@@ -343,7 +408,19 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         cx.r->n_folded += cx.r->bns[i].folded ? 1 : 0;
     for (size_t i = 0; i < g->n_node; i++)
         cx.r->n_bns_after += is_op(g->node[i], "BatchNormalization") ? 1 : 0;
+    if (opts->verify && cx.r->n_folded) {
+        cx.r->verified_local = 1;
+        cx.r->local_worst = 0;
+        for (size_t i = 0; i < cx.r->n_bns; i++)
+            if (cx.r->bns[i].folded && cx.r->bns[i].local_err > cx.r->local_worst)
+                cx.r->local_worst = cx.r->bns[i].local_err;
+        rc = end_to_end(model, orig_bytes, orig_n, opts, cx.r, err);
+        orig_bytes = NULL; /* end_to_end took it */
+        if (rc)
+            goto out;
+    }
 out:
+    free(orig_bytes);
     bnf_graph_release(&cx.gi);
     bnf_names_release(&cx.names);
     free(cx.bn_nodes);
@@ -375,7 +452,12 @@ bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err
     }
     if ((rc = bnf_model_from_bytes(bytes, n, model->path, model->dir, &copy, err)))
         return rc;
-    rc = bnf_fold(copy, NULL, report, err);
+    {
+        bnf_fold_options o;
+        bnf_fold_defaults(&o);
+        o.verify = 0; /* inspect only says what fold would do */
+        rc = bnf_fold(copy, &o, report, err);
+    }
     if (!rc)
         (*report)->command = "inspect";
     bnf_model_free(copy);

@@ -204,6 +204,17 @@ extern const bnf_fold_pattern bnf_fold_gemm;
 bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- verification (verify.c) ------------------------------------------------ */
+
+/* Runs layer + BN and the folded layer on one random input; *pass tells whether
+ * they agree under o's tolerance, *rel_err the worst |diff| / max|out|. */
+bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
+                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *bn,
+                                 int64_t opset, const bnf_array *w, const bnf_array *b,
+                                 const double *new_w, const bnf_array *new_b,
+                                 const bnf_verify_options *o, double *rel_err, int *pass,
+                                 bnf_err *err);
+
 /* ---- reports (report.c) -------------------------------------------------- */
 
 bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report **out,

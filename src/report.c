@@ -124,6 +124,7 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
         b->epsilon = NAN;
         b->min_var = NAN;
         b->max_abs_scale = NAN;
+        b->local_err = NAN;
         b->name = bnf_strdup(S(n->name));
         b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
         if (!b->name || !b->output)
@@ -192,6 +193,37 @@ static void write_actions(const bnf_report *r, FILE *f)
     fputs(r->n_folded ? "\n  ],\n" : "],\n", f);
 }
 
+static void write_verification(const bnf_report *r, FILE *f)
+{
+    fputs("  \"verification\": {\"local\": ", f);
+    if (r->verified_local) {
+        fprintf(f, "{\"checked\": %zu, \"pass\": true, \"worst_rel_err\": ", r->n_folded);
+        json_num(f, r->local_worst);
+        fputs("}", f);
+    } else {
+        fputs("null", f);
+    }
+    fputs(", \"end_to_end\": ", f);
+    if (!r->e2e_requested) {
+        fputs("null", f);
+    } else if (!r->e2e.ran) {
+        fputs("{\"ran\": false, \"reason\": ", f);
+        json_str(f, r->e2e.reason);
+        fputs("}", f);
+    } else {
+        fprintf(f, "{\"ran\": true, \"pass\": %s, \"input_sets\": %zu, \"outputs\": %zu, "
+                   "\"worst_abs_err\": ", r->e2e.equivalent ? "true" : "false", r->e2e.sets,
+                r->e2e.outputs);
+        json_num(f, r->e2e.worst_abs);
+        fputs(", \"worst_rel_err\": ", f);
+        json_num(f, r->e2e.worst_rel);
+        fputs(", \"worst_output\": ", f);
+        json_str(f, r->e2e.worst_output);
+        fputs("}", f);
+    }
+    fputs("},\n", f);
+}
+
 void bnf_report_write_json(const bnf_report *r, FILE *f)
 {
     fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n",
@@ -246,11 +278,17 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         json_num(f, b->min_var);
         fputs(", \"max_abs_scale\": ", f);
         json_num(f, b->max_abs_scale);
+        if (strcmp(r->command, "fold") == 0) {
+            fputs(", \"local_rel_err\": ", f);
+            json_num(f, b->local_err);
+        }
         fputc('}', f);
     }
     fputs(r->n_bns ? "\n  ],\n" : "],\n", f);
-    if (strcmp(r->command, "fold") == 0)
+    if (strcmp(r->command, "fold") == 0) {
         write_actions(r, f);
+        write_verification(r, f);
+    }
     fprintf(f,
             "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "
             "\"batchnorms_after\": %zu}\n}\n",
@@ -311,4 +349,15 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
     if (fold)
         fprintf(f, "; %zu left in the model", r->n_bns_after);
     fputc('\n', f);
+    if (!fold || !r->n_folded)
+        return;
+    if (r->verified_local)
+        fprintf(f, "verified  each fold on its own: worst |diff|/max|out| %.2g\n", r->local_worst);
+    else
+        fprintf(f, "verified  no (--no-verify)\n");
+    if (r->e2e_requested && r->e2e.ran)
+        fprintf(f, "          whole model, %zu random input sets: worst |diff|/max|out| %.2g "
+                   "(output '%s')\n", r->e2e.sets, r->e2e.worst_rel, r->e2e.worst_output);
+    else if (r->e2e_requested)
+        fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
 }

@@ -46,3 +46,23 @@ void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, double rt
     }
     r->pass = r->n_bad == 0;
 }
+
+void bnf_tensor_stats(const bnf_tensor *t, double *min, double *max, double *mean)
+{
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    size_t finite = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        double v = bnf_get_f64(t, i);
+        if (isnan(v))
+            continue;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        if (isfinite(v)) {
+            sum += v;
+            finite++;
+        }
+    }
+    *min = t->n ? lo : NAN;
+    *max = t->n ? hi : NAN;
+    *mean = finite ? sum / (double)finite : NAN;
+}

@@ -331,6 +331,64 @@ bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape,
     return BNF_OK;
 }
 
+bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *given, size_t n_given,
+                              const bnf_dim *dims, size_t n_dims, uint64_t seed,
+                              bnf_tensor *inputs, bnf_err *err)
+{
+    const bnf_tensor **bound = calloc(s->n_inputs + 1, sizeof *bound);
+    bnf_status rc = BNF_OK;
+    if (!bound)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->n_inputs; i++)
+        memset(&inputs[i], 0, sizeof inputs[i]);
+    /* names first, then the rest in order */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        for (size_t k = 0; k < n_given && !rc; k++) {
+            const char *nm = given[k].name;
+            size_t at = s->n_inputs;
+            for (size_t i = 0; nm && i < s->n_inputs; i++)
+                if (strcmp(nm, bnf_session_input_name(s, i)) == 0)
+                    at = i;
+            if (pass == 0) {
+                if (at < s->n_inputs) {
+                    if (bound[at])
+                        rc = bnf_fail(err, BNF_ERR_USAGE, "input '%s' is given twice", nm);
+                    bound[at] = given[k].tensor;
+                } else if (nm && !given[k].name_is_hint) {
+                    rc = bnf_fail(err, BNF_ERR_USAGE, "the model has no input named '%s'", nm);
+                }
+                continue;
+            }
+            if (at < s->n_inputs)
+                continue; /* bound by name in pass 0 */
+            for (at = 0; at < s->n_inputs && bound[at]; at++)
+                ;
+            if (at == s->n_inputs)
+                rc = bnf_fail(err, BNF_ERR_USAGE, "more inputs given than the model has (%zu)",
+                              s->n_inputs);
+            else
+                bound[at] = given[k].tensor;
+        }
+    }
+    for (size_t i = 0; i < s->n_inputs && !rc; i++) {
+        if (bound[i]) {
+            rc = bnf_tensor_copy(&inputs[i], bound[i], err);
+        } else {
+            int32_t dt;
+            int64_t shape[BNF_MAX_RANK];
+            size_t rank;
+            rc = bnf_session_input_shape(s, i, dims, n_dims, &dt, shape, &rank, err);
+            if (!rc)
+                rc = bnf_tensor_random(&inputs[i], dt, shape, rank, seed + i, err);
+        }
+    }
+    if (rc)
+        for (size_t i = 0; i < s->n_inputs; i++)
+            bnf_tensor_clear(&inputs[i]);
+    free(bound);
+    return rc;
+}
+
 static void release_slot(bnf_session *s, size_t k)
 {
     if (s->keep[k] == 2)

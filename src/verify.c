@@ -1,0 +1,337 @@
+/* verify.c: proving a fold computes what the model computed.
+ *
+ * Two checks.  Local: for one fold, the original layer followed by the original
+ * BatchNormalization, and the folded layer, run on the same random input shaped
+ * for the layer; this needs only the layer and BN kernels, so it works on any
+ * model.  End to end: the original and the folded model run on the same
+ * inputs, every output compared; this needs a kernel for every operator.
+ *
+ * Tolerance: an element passes when |b - a| <= atol * max|a| + rtol * |a|, with
+ * a the original's value and max|a| the largest magnitude of that output, so
+ * one default serves outputs of any scale. */
+#include "eval/eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S(x) ((x) ? (x) : "")
+
+void bnf_verify_defaults(bnf_verify_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->random_sets = 3;
+    o->seed = 1;
+    o->rtol = 1e-4;
+    o->atol = 1e-5;
+}
+
+void bnf_fold_defaults(bnf_fold_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->verify = 1;
+    bnf_verify_defaults(&o->check);
+}
+
+static void index_string(const bnf_tensor *t, size_t flat, char *buf, size_t size)
+{
+    size_t used = 0, rem = flat;
+    size_t idx[BNF_MAX_RANK];
+    for (size_t d = t->rank; d-- > 0;) {
+        idx[d] = t->dims[d] ? rem % (size_t)t->dims[d] : 0;
+        rem = t->dims[d] ? rem / (size_t)t->dims[d] : 0;
+    }
+    used += (size_t)snprintf(buf, size, "[");
+    for (size_t d = 0; d < t->rank && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%zu", d ? ", " : "", idx[d]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+}
+
+/* Compares b against a under the scaled tolerance; updates r.  Returns 1 if ok. */
+static int compare_output(const char *name, const bnf_tensor *a, const bnf_tensor *b,
+                          const bnf_verify_options *o, bnf_verify_result *r)
+{
+    bnf_compare_result c;
+    double scale = 0, atol;
+    bnf_tensor_compare(b, a, 0, 0, &c); /* to learn max|a| */
+    scale = c.max_want;
+    atol = o->atol * scale;
+    bnf_tensor_compare(b, a, o->rtol, atol, &c);
+    if (!c.shape_ok) {
+        snprintf(r->reason, sizeof r->reason, "output '%s' has a different shape", name);
+        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
+        return 0;
+    }
+    if (c.max_abs > r->worst_abs)
+        r->worst_abs = c.max_abs;
+    if (scale > 0 && c.max_abs / scale > r->worst_rel)
+        r->worst_rel = c.max_abs / scale;
+    if (!c.pass) {
+        char where[96];
+        index_string(a, c.worst, where, sizeof where);
+        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
+        snprintf(r->worst_element, sizeof r->worst_element, "%s", where);
+        snprintf(r->reason, sizeof r->reason,
+                 "output '%s' differs: %zu elements outside tolerance, worst at %s: %.9g vs %.9g "
+                 "(max |diff| %.3g, max |output| %.3g)",
+                 name, c.n_bad, where, bnf_get_f64(b, c.worst), bnf_get_f64(a, c.worst),
+                 c.max_abs, scale);
+        return 0;
+    }
+    if (!r->worst_output[0] || (scale > 0 && c.max_abs / scale >= r->worst_rel))
+        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
+    return 1;
+}
+
+bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf_verify_options *opt,
+                             bnf_verify_result *r, bnf_err *err)
+{
+    bnf_verify_options o;
+    bnf_session_options so = {0};
+    bnf_session *sa = NULL, *sb = NULL;
+    bnf_tensor *in = NULL, *oa = NULL, *ob = NULL;
+    const bnf_tensor **in_ptr = NULL;
+    size_t n_in, n_out, total_sets;
+    bnf_status rc;
+
+    if (opt)
+        o = *opt;
+    else
+        bnf_verify_defaults(&o);
+    memset(r, 0, sizeof *r);
+    so.threads = o.threads;
+    if ((rc = bnf_session_new(ma, &so, &sa, err)) || (rc = bnf_session_new(mb, &so, &sb, err)))
+        goto out;
+    n_in = bnf_session_n_inputs(sa);
+    n_out = bnf_session_n_outputs(sa);
+    if (n_in != bnf_session_n_inputs(sb) || n_out != bnf_session_n_outputs(sb)) {
+        r->ran = 1;
+        snprintf(r->reason, sizeof r->reason, "the models have different inputs or outputs");
+        goto out;
+    }
+    for (size_t i = 0; i < n_in; i++)
+        if (strcmp(bnf_session_input_name(sa, i), bnf_session_input_name(sb, i)) != 0) {
+            r->ran = 1;
+            snprintf(r->reason, sizeof r->reason, "input %zu is '%s' in one model, '%s' in the other",
+                     i, bnf_session_input_name(sa, i), bnf_session_input_name(sb, i));
+            goto out;
+        }
+    in = calloc(n_in + 1, sizeof *in);
+    in_ptr = calloc(n_in + 1, sizeof *in_ptr);
+    oa = calloc(n_out + 1, sizeof *oa);
+    ob = calloc(n_out + 1, sizeof *ob);
+    if (!in || !in_ptr || !oa || !ob) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    r->outputs = n_out;
+    total_sets = o.random_sets + (o.n_given ? 1 : 0);
+    for (size_t set = 0; set < total_sets; set++) {
+        int given_set = o.n_given && set == o.random_sets;
+        int ok = 1;
+        if ((rc = bnf_session_inputs(sa, given_set ? o.given : NULL, given_set ? o.n_given : 0,
+                                     o.dims, o.n_dims, o.seed + 7919 * set, in, err)))
+            goto out;
+        for (size_t i = 0; i < n_in; i++)
+            in_ptr[i] = &in[i];
+        if ((rc = bnf_session_run(sa, in_ptr, oa, err)) || (rc = bnf_session_run(sb, in_ptr, ob, err)))
+            goto out;
+        for (size_t k = 0; k < n_out && ok; k++)
+            ok = compare_output(bnf_session_output_name(sa, k), &oa[k], &ob[k], &o, r);
+        for (size_t k = 0; k < n_out; k++) {
+            bnf_tensor_clear(&oa[k]);
+            bnf_tensor_clear(&ob[k]);
+        }
+        for (size_t i = 0; i < n_in; i++)
+            bnf_tensor_clear(&in[i]);
+        r->sets++;
+        if (!ok) {
+            r->ran = 1;
+            goto out;
+        }
+    }
+    r->ran = 1;
+    r->equivalent = 1;
+out:
+    for (size_t i = 0; in && i < bnf_session_n_inputs(sa); i++)
+        bnf_tensor_clear(&in[i]);
+    free(in);
+    free(in_ptr);
+    free(oa);
+    free(ob);
+    bnf_session_free(sa);
+    bnf_session_free(sb);
+    if (rc)
+        r->ran = 0;
+    return rc;
+}
+
+/* ---- local check of one fold ----------------------------------------------------- */
+
+static bnf_status array_to_tensor(const bnf_array *a, bnf_tensor *t, bnf_err *err)
+{
+    bnf_status rc = bnf_tensor_alloc(t, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, a->dims, a->rank, err);
+    if (!rc)
+        for (size_t i = 0; i < a->n; i++)
+            ((float *)t->data)[i] = (float)bnf_round_to(a->dtype, a->v[i]);
+    return rc;
+}
+
+static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_tensor *const *in,
+                           size_t n_in, bnf_tensor *out, bnf_err *err)
+{
+    const bnf_op_def *def = bnf_op_find(n->op_type, opset);
+    bnf_tensor *outs[1] = {out};
+    bnf_op_ctx ctx;
+    if (!def)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "the evaluator has no %s kernel for opset %lld",
+                        S(n->op_type), (long long)opset);
+    memset(&ctx, 0, sizeof ctx);
+    ctx.node = n;
+    ctx.opset = opset;
+    ctx.in = in;
+    ctx.n_in = n_in;
+    ctx.out = outs;
+    ctx.n_out = 1;
+    ctx.threads = 1;
+    ctx.err = err;
+    return def->run(&ctx);
+}
+
+/* The input shape the check feeds the layer: batch 1 (Gemm: M rows), the
+ * channels the weight expects, and a small spatial extent that fits the
+ * kernel, its dilation and its stride. */
+static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_array *w,
+                                    const bnf_array *b, int64_t *dims, size_t *rank, bnf_err *err)
+{
+    if (strcmp(layer->op_type, "Gemm") == 0) {
+        int64_t m = b && b->rank == 2 && b->dims[0] > 1 ? b->dims[0] : 3;
+        int64_t k = bnf_attr_int(layer, "transB", 0) ? w->dims[1] : w->dims[0];
+        *rank = 2;
+        if (bnf_attr_int(layer, "transA", 0)) {
+            dims[0] = k;
+            dims[1] = m;
+        } else {
+            dims[0] = m;
+            dims[1] = k;
+        }
+        return BNF_OK;
+    }
+    if (w->rank < 3 || w->rank > BNF_MAX_RANK)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "weight of rank %zu", w->rank);
+    {
+        int64_t g = bnf_attr_int(layer, "group", 1);
+        const Onnx__AttributeProto *dil = bnf_node_attr(layer, "dilations");
+        const Onnx__AttributeProto *str = bnf_node_attr(layer, "strides");
+        int transpose = strcmp(layer->op_type, "ConvTranspose") == 0;
+        dims[0] = 1;
+        dims[1] = transpose ? w->dims[0] : w->dims[1] * g;
+        for (size_t d = 2; d < w->rank; d++) {
+            int64_t k = w->dims[d];
+            int64_t dl = dil && d - 2 < dil->n_ints ? dil->ints[d - 2] : 1;
+            int64_t st = str && d - 2 < str->n_ints ? str->ints[d - 2] : 1;
+            int64_t ext = (k - 1) * (dl > 0 ? dl : 1) + 1 + 2 * (st > 0 ? st : 1) + 3;
+            dims[d] = transpose ? 5 : (ext > 64 ? 64 : ext);
+        }
+        *rank = w->rank;
+    }
+    return BNF_OK;
+}
+
+bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
+                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *bn,
+                                 int64_t opset, const bnf_array *w, const bnf_array *b,
+                                 const double *new_w, const bnf_array *new_b,
+                                 const bnf_verify_options *o, double *rel_err, int *pass,
+                                 bnf_err *err)
+{
+    bnf_tensor x = {0}, tw = {0}, tb = {0}, tnw = {0}, tnb = {0}, y = {0}, z = {0}, folded = {0};
+    bnf_tensor params[4];
+    const bnf_tensor *in[5];
+    int64_t dims[BNF_MAX_RANK];
+    size_t rank = 0;
+    bnf_array nw = *w;
+    Onnx__NodeProto layer2;
+    Onnx__AttributeProto beta1, **attrs = NULL;
+    bnf_verify_result r;
+    bnf_status rc;
+
+    memset(params, 0, sizeof params);
+    memset(&r, 0, sizeof r);
+    *pass = 0;
+    *rel_err = NAN;
+    nw.v = (double *)new_w;
+    if ((rc = layer_input_shape(layer, w, b, dims, &rank, err)) ||
+        (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
+        (rc = array_to_tensor(w, &tw, err)) || (b && (rc = array_to_tensor(b, &tb, err))) ||
+        (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(new_b, &tnb, err)))
+        goto out;
+    for (int i = 0; i < 4; i++) {
+        bnf_const_kind kind;
+        bnf_array a;
+        if ((rc = bnf_graph_const(m, gi, bn->input[i + 1], &kind, &a, err)))
+            goto out;
+        if (kind != BNF_CONST_YES) {
+            rc = bnf_fail(err, BNF_ERR_INVALID, "BN parameter '%s' is no longer readable",
+                          bn->input[i + 1]);
+            goto out;
+        }
+        rc = array_to_tensor(&a, &params[i], err);
+        bnf_array_free(&a);
+        if (rc)
+            goto out;
+    }
+    /* original: layer then BN */
+    in[0] = &x;
+    in[1] = &tw;
+    in[2] = b ? &tb : NULL;
+    if ((rc = run_node(layer, opset, in, b ? 3 : 2, &y, err)))
+        goto out;
+    in[0] = &y;
+    for (int i = 0; i < 4; i++)
+        in[i + 1] = &params[i];
+    if ((rc = run_node(bn, opset, in, 5, &z, err)))
+        goto out;
+    /* folded: the layer with its new tensors (and beta = 1 for Gemm) */
+    layer2 = *layer;
+    if (strcmp(layer->op_type, "Gemm") == 0) {
+        attrs = malloc((layer->n_attribute + 1) * sizeof *attrs);
+        if (!attrs) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        onnx__attribute_proto__init(&beta1);
+        beta1.name = "beta";
+        beta1.has_type = 1;
+        beta1.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+        beta1.has_f = 1;
+        beta1.f = 1.0f;
+        layer2.n_attribute = 0;
+        for (size_t i = 0; i < layer->n_attribute; i++)
+            if (strcmp(S(layer->attribute[i]->name), "beta") != 0)
+                attrs[layer2.n_attribute++] = layer->attribute[i];
+        attrs[layer2.n_attribute++] = &beta1;
+        layer2.attribute = attrs;
+    }
+    in[0] = &x;
+    in[1] = &tnw;
+    in[2] = &tnb;
+    if ((rc = run_node(&layer2, opset, in, 3, &folded, err)))
+        goto out;
+    *pass = compare_output(S(bn->output[0]), &z, &folded, o, &r);
+    *rel_err = r.worst_rel;
+out:
+    free(attrs);
+    bnf_tensor_clear(&x);
+    bnf_tensor_clear(&tw);
+    bnf_tensor_clear(&tb);
+    bnf_tensor_clear(&tnw);
+    bnf_tensor_clear(&tnb);
+    bnf_tensor_clear(&y);
+    bnf_tensor_clear(&z);
+    bnf_tensor_clear(&folded);
+    for (int i = 0; i < 4; i++)
+        bnf_tensor_clear(&params[i]);
+    return rc;
+}
