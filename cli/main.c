@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_MODEL = 3, EXIT_IO = 4 };
@@ -48,6 +49,7 @@ typedef struct {
     char *tensor_names[64];
     int json;
     const char *output_dir;
+    size_t repeat;
 } eval_args;
 
 static void eval_args_init(eval_args *a)
@@ -89,7 +91,7 @@ static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eva
                       !strcmp(opt, "--seed") || !strcmp(opt, "--rtol") || !strcmp(opt, "--atol")));
     if (!strcmp(opt, "--seed") && !allow_sets)
         takes_value = 1;
-    if (!strcmp(opt, "--output-dir") && !allow_sets)
+    if ((!strcmp(opt, "--output-dir") || !strcmp(opt, "--repeat")) && !allow_sets)
         takes_value = 1;
     if (!takes_value)
         return 0;
@@ -116,6 +118,10 @@ static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eva
         a->v.threads = (int)d;
     } else if (!strcmp(opt, "--output-dir")) {
         a->output_dir = val;
+    } else if (!strcmp(opt, "--repeat")) {
+        if (parse_number(cmd, opt, val, 1, &d))
+            return -EXIT_USAGE;
+        a->repeat = (size_t)d;
     } else if (!strcmp(opt, "--dim")) {
         const char *eq = strchr(val, '=');
         if (!eq || eq == val || a->v.n_dims == 32 || parse_number(cmd, opt, eq + 1, 0, &d))
@@ -207,6 +213,7 @@ static const char run_help_head[] =
     "uniform in [0, 10), seeded by --seed, default 1).\n"
     "\n"
     "  --output-dir DIR     write output k as DIR/output_<k>.pb (a TensorProto)\n"
+    "  --repeat N           run N times and report the median time per inference\n"
     "  --seed S             seed of the random inputs (default 1)\n"
     "  --json               print one JSON document on stdout\n";
 
@@ -470,6 +477,12 @@ static const char *dtype_name(int32_t dt)
     }
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL;
@@ -481,6 +494,7 @@ static int cmd_run(int argc, char **argv)
     bnf_tensor *in = NULL, *out = NULL;
     const bnf_tensor **in_ptr = NULL;
     size_t n_in = 0, n_out = 0;
+    double *times = NULL, median_ms = 0;
     eval_args ea;
 
     eval_args_init(&ea);
@@ -527,11 +541,31 @@ static int cmd_run(int argc, char **argv)
     }
     for (size_t i = 0; i < n_in; i++)
         in_ptr[i] = &in[i];
-    if (bnf_session_inputs(s, ea.given, ea.v.n_given, ea.dims, ea.v.n_dims, ea.v.seed, in, &err) ||
-        bnf_session_run(s, in_ptr, out, &err)) {
+    if (bnf_session_inputs(s, ea.given, ea.v.n_given, ea.dims, ea.v.n_dims, ea.v.seed, in, &err)) {
         rc = fail(&err);
         goto out;
     }
+    times = calloc(ea.repeat ? ea.repeat : 1, sizeof *times);
+    if (!times) {
+        fprintf(stderr, "bnfold: error: out of memory\n");
+        rc = EXIT_IO;
+        goto out;
+    }
+    for (size_t r = 0; r < (ea.repeat ? ea.repeat : 1); r++) {
+        struct timespec t0, t1;
+        if (r)
+            for (size_t k2 = 0; k2 < n_out; k2++)
+                bnf_tensor_clear(&out[k2]);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (bnf_session_run(s, in_ptr, out, &err)) {
+            rc = fail(&err);
+            goto out;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        times[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    }
+    qsort(times, ea.repeat ? ea.repeat : 1, sizeof *times, cmp_double);
+    median_ms = times[(ea.repeat ? ea.repeat : 1) / 2];
     for (size_t k2 = 0; k2 < n_out && ea.output_dir; k2++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/output_%zu.pb", ea.output_dir, k2);
@@ -566,8 +600,12 @@ static int cmd_run(int argc, char **argv)
             printf("]  min %.6g  max %.6g  mean %.6g\n", lo, hi, mean);
         }
     }
-    if (ea.json)
-        printf("%s]\n}\n", n_out ? "\n  " : "");
+    if (ea.json) {
+        printf("%s],\n  \"runs\": %zu,\n  \"median_ms\": %.3f\n}\n", n_out ? "\n  " : "",
+               ea.repeat ? ea.repeat : 1, median_ms);
+    } else if (ea.repeat) {
+        printf("time  median %.3f ms per inference over %zu runs\n", median_ms, ea.repeat);
+    }
     rc = EXIT_OK;
 out:
     for (size_t i = 0; in && i < n_in; i++)
@@ -577,6 +615,7 @@ out:
     free(in);
     free(out);
     free(in_ptr);
+    free(times);
     eval_args_free(&ea);
     bnf_session_free(s);
     bnf_model_free(m);
