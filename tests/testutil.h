@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "eval/eval.h"
 
 #define MODELS "testdata/models/"
 

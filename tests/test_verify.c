@@ -1,0 +1,221 @@
+/* test_verify.c: the evaluator against independent results, and the checks
+ * that keep a wrong fold from being written.
+ *
+ * - run: the demo MobileNetV2 on torch's input gives torch's output
+ *   (testdata/demo/{input,output}_0.pb), and every fold case's original model
+ *   on its input_X gives the output_Y numpy/torch computed (expected files);
+ * - verify: an honest fold is equivalent to its original; the same fold with
+ *   one output channel's weights scaled by 1 + 1e-3 is not (default tolerance);
+ * - fold: a deliberately broken fold (the test hook) is refused. */
+#include "testutil.h"
+
+#include <unistd.h>
+
+/* Largest |got - want| relative to the largest |want|. */
+static double rel_err(const bnf_tensor *got, const bnf_tensor *want)
+{
+    bnf_compare_result r;
+    bnf_tensor_compare(got, want, 0, 0, &r);
+    assert_true(r.shape_ok);
+    return r.max_want > 0 ? r.max_abs / r.max_want : r.max_abs;
+}
+
+static void run_one(bnf_model *m, const bnf_tensor *x, bnf_tensor *y)
+{
+    bnf_session *s = NULL;
+    bnf_err err = {0};
+    const bnf_tensor *in[1] = {x};
+    if (bnf_session_new(m, NULL, &s, &err) != BNF_OK)
+        fail_msg("session: %s", err.msg);
+    assert_int_equal(bnf_session_n_inputs(s), 1);
+    if (bnf_session_run(s, in, y, &err) != BNF_OK)
+        fail_msg("run: %s", err.msg);
+    bnf_session_free(s);
+}
+
+static void test_run_matches_torch_on_demo(void **state)
+{
+    bnf_model *m = load_model("testdata/demo/mobilenet_v2_tiny.onnx");
+    bnf_tensor x, want, y[1];
+    bnf_err err = {0};
+    (void)state;
+    assert_int_equal(bnf_tensor_load("testdata/demo/input_0.pb", &x, NULL, &err), BNF_OK);
+    assert_int_equal(bnf_tensor_load("testdata/demo/output_0.pb", &want, NULL, &err), BNF_OK);
+    run_one(m, &x, y);
+    if (rel_err(&y[0], &want) > 1e-4)
+        fail_msg("demo: max|diff|/max|out| = %g", rel_err(&y[0], &want));
+    /* and the folded model too */
+    {
+        bnf_report *r = NULL;
+        bnf_tensor z[1];
+        assert_int_equal(bnf_fold(m, NULL, &r, &err), BNF_OK);
+        assert_true(r->verified_local && r->e2e.ran && r->e2e.equivalent);
+        assert_true(r->e2e.worst_rel < 1e-5);
+        run_one(m, &x, z);
+        if (rel_err(&z[0], &want) > 1e-4)
+            fail_msg("folded demo: max|diff|/max|out| = %g", rel_err(&z[0], &want));
+        bnf_tensor_clear(&z[0]);
+        bnf_report_free(r);
+    }
+    bnf_tensor_clear(&x);
+    bnf_tensor_clear(&want);
+    bnf_tensor_clear(&y[0]);
+    bnf_model_free(m);
+}
+
+/* Every float32/double fold case: the original model on input_X gives output_Y,
+ * and so does the folded one. */
+static void test_fold_cases_against_reference_outputs(void **state)
+{
+    static const char *const cases[] = {
+        "conv1d", "conv2d", "conv3d", "conv2d_nobias", "conv2d_group", "conv2d_depthwise",
+        "conv2d_pads", "conv2d_dilated", "convtranspose1d", "convtranspose2d_group",
+        "convtranspose2d_nobias", "convtranspose3d", "gemm_tA0_tB0", "gemm_tA0_tB1",
+        "gemm_tA1_tB0", "gemm_tA1_tB1", "gemm_c_none", "gemm_c_scalar", "gemm_c_1n",
+        "gemm_c_mn", "gemm_c_m1", "conv2d_float_data", "conv2d_constant_nodes",
+        "conv2d_identity", "conv2d_bn_bn", "bn_opset6", "bn_opset7", "bn_opset9",
+        "bn_opset14", "bn_opset15", "conv2d_ir3_init_inputs",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256];
+        bnf_model *m, *e;
+        bnf_array xa, ya;
+        bnf_tensor x = {0}, want = {0}, y[1], z[1];
+        bnf_report *r = NULL;
+        bnf_err err = {0};
+        snprintf(path, sizeof path, MODELS "%s.onnx", cases[i]);
+        m = load_model(path);
+        snprintf(path, sizeof path, MODELS "%s.expected.onnx", cases[i]);
+        e = load_model(path);
+        read_const(e, "input_X", &xa);
+        read_const(e, "output_Y", &ya);
+        assert_int_equal(bnf_tensor_alloc(&x, 1, xa.dims, xa.rank, &err), BNF_OK);
+        assert_int_equal(bnf_tensor_alloc(&want, 1, ya.dims, ya.rank, &err), BNF_OK);
+        for (size_t k = 0; k < xa.n; k++)
+            ((float *)x.data)[k] = (float)xa.v[k];
+        for (size_t k = 0; k < ya.n; k++)
+            ((float *)want.data)[k] = (float)ya.v[k];
+        run_one(m, &x, y);
+        if (rel_err(&y[0], &want) > 1e-5)
+            fail_msg("%s: original model: max|diff|/max|out| = %g", cases[i], rel_err(&y[0], &want));
+        if (bnf_fold(m, NULL, &r, &err) != BNF_OK)
+            fail_msg("%s: %s", cases[i], err.msg);
+        assert_true(r->e2e.ran && r->e2e.equivalent);
+        run_one(m, &x, z);
+        if (rel_err(&z[0], &want) > 1e-5)
+            fail_msg("%s: folded model: max|diff|/max|out| = %g", cases[i], rel_err(&z[0], &want));
+        bnf_report_free(r);
+        bnf_tensor_clear(&x);
+        bnf_tensor_clear(&want);
+        bnf_tensor_clear(&y[0]);
+        bnf_tensor_clear(&z[0]);
+        bnf_array_free(&xa);
+        bnf_array_free(&ya);
+        bnf_model_free(e);
+        bnf_model_free(m);
+    }
+}
+
+/* Scales output channel `ch` of the weight of the node producing `output`. */
+static void scale_channel(bnf_model *m, const char *output, size_t ch, double factor)
+{
+    const Onnx__NodeProto *layer = node_producing(m, output);
+    Onnx__GraphProto *g = m->proto->graph;
+    assert_non_null(layer);
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        Onnx__TensorProto *t = g->initializer[i];
+        size_t per;
+        if (strcmp(t->name, layer->input[1]) != 0)
+            continue;
+        assert_true(t->has_raw_data && t->data_type == 1);
+        per = t->raw_data.len / 4 / (size_t)t->dims[0];
+        for (size_t k = 0; k < per; k++) {
+            float v;
+            memcpy(&v, t->raw_data.data + 4 * (ch * per + k), 4);
+            v = (float)(v * factor);
+            memcpy(t->raw_data.data + 4 * (ch * per + k), &v, 4);
+        }
+        m->changed = 1;
+        return;
+    }
+    fail_msg("no initializer for %s", layer->input[1]);
+}
+
+static void check_tamper(const char *path, const char *output, size_t ch)
+{
+    bnf_model *orig = load_model(path), *folded = load_model(path);
+    bnf_report *r = NULL;
+    bnf_verify_result v;
+    bnf_err err = {0};
+    assert_int_equal(bnf_fold(folded, NULL, &r, &err), BNF_OK);
+    assert_int_equal(bnf_verify_models(orig, folded, NULL, &v, &err), BNF_OK);
+    if (!v.equivalent)
+        fail_msg("%s: honest fold judged different: %s", path, v.reason);
+    scale_channel(folded, output, ch, 1.001);
+    assert_int_equal(bnf_verify_models(orig, folded, NULL, &v, &err), BNF_OK);
+    assert_true(v.ran);
+    if (v.equivalent)
+        fail_msg("%s: channel %zu scaled by 1.001 not caught (worst rel %g)", path, ch, v.worst_rel);
+    assert_string_equal(v.worst_output, output);
+    bnf_report_free(r);
+    bnf_model_free(orig);
+    bnf_model_free(folded);
+}
+
+static void test_verify_catches_one_channel_scaled(void **state)
+{
+    (void)state;
+    check_tamper(MODELS "conv2d.onnx", "Y", 0);
+    check_tamper(MODELS "gemm_tA0_tB0.onnx", "Y", 1);
+}
+
+static void test_broken_fold_is_refused(void **state)
+{
+    bnf_model *m = load_model(MODELS "conv2d.onnx");
+    bnf_fold_options o;
+    bnf_report *r = NULL;
+    bnf_err err = {0};
+    (void)state;
+    bnf_fold_defaults(&o);
+    o.break_for_testing = 1;
+    assert_int_equal(bnf_fold(m, &o, &r, &err), BNF_ERR_CHECK);
+    assert_non_null(strstr(err.msg, "'bn'"));
+    assert_null(r);
+    bnf_model_free(m);
+}
+
+static void test_tensor_files_round_trip(void **state)
+{
+    char *dir = temp_dir(), path[300];
+    bnf_tensor t = {0}, back;
+    bnf_err err = {0};
+    char *name = NULL;
+    int64_t dims[3] = {2, 3, 4};
+    (void)state;
+    assert_int_equal(bnf_tensor_random(&t, 1, dims, 3, 7, &err), BNF_OK);
+    snprintf(path, sizeof path, "%s/t.pb", dir);
+    assert_int_equal(bnf_tensor_save(path, &t, "x", &err), BNF_OK);
+    assert_int_equal(bnf_tensor_load(path, &back, &name, &err), BNF_OK);
+    assert_string_equal(name, "x");
+    assert_int_equal(back.n, 24);
+    assert_memory_equal(back.data, t.data, 24 * 4);
+    free(name);
+    bnf_tensor_clear(&back);
+    bnf_tensor_clear(&t);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_matches_torch_on_demo),
+        cmocka_unit_test(test_fold_cases_against_reference_outputs),
+        cmocka_unit_test(test_verify_catches_one_channel_scaled),
+        cmocka_unit_test(test_broken_fold_is_refused),
+        cmocka_unit_test(test_tensor_files_round_trip),
+    };
+    return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
+}
