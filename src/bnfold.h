@@ -66,6 +66,14 @@ typedef struct bnf_model bnf_model;
  * the model's folder and read only when needed. */
 bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err);
 
+typedef struct {
+    uint64_t max_memory; /* bytes parsing may take; 0: 256 MiB + 4 x the file size */
+} bnf_load_options;
+
+/* bnf_model_load with options (NULL: defaults). */
+bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_model **out,
+                          bnf_err *err);
+
 /* Parses a model from memory (copied).  `base_dir` is the folder external data
  * is relative to (NULL: external data is refused). */
 bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base_dir,

@@ -349,7 +349,7 @@ static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_
     bnf_err e2 = {0};
     bnf_status rc;
     r->e2e_requested = 1;
-    if ((rc = bnf_model_from_bytes(orig_bytes, orig_n, model->path, model->dir, &orig, err)))
+    if ((rc = bnf_model_from_bytes(orig_bytes, orig_n, model->path, model->dir, 0, &orig, err)))
         return rc;
     {
         bnf_verify_options vo = opts->check;
@@ -475,7 +475,7 @@ bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err
         memcpy(bytes, model->bytes, model->n_bytes);
         n = model->n_bytes;
     }
-    if ((rc = bnf_model_from_bytes(bytes, n, model->path, model->dir, &copy, err)))
+    if ((rc = bnf_model_from_bytes(bytes, n, model->path, model->dir, 0, &copy, err)))
         return rc;
     {
         bnf_fold_options o;

@@ -26,6 +26,18 @@ struct bnf_model {
     int changed;      /* a pass rewrote proto */
 };
 
+/* Messages nested deeper than this are refused before protobuf-c's recursive
+ * unpack sees them: about 30 levels of subgraphs, far beyond real models. */
+#define BNF_MAX_NESTING 100
+
+/* ---- wire-format pre-check (wire.c) ------------------------------------------- */
+
+/* Walks a serialized ModelProto without recursion: lengths inside their parent,
+ * nesting within BNF_MAX_NESTING, no NUL in strings.  *estimate gets the bytes
+ * protobuf-c will allocate to unpack it (roughly, from above). */
+bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint64_t *estimate,
+                             bnf_err *err);
+
 /* ---- errors (err.c) ------------------------------------------------------ */
 
 /* Fills err (when not NULL) and returns code. */
@@ -225,8 +237,10 @@ bnf_status bnf_report_set(char **field, const char *value, bnf_err *err);
  * "-" is stdout.  On failure nothing is left at path. */
 bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bnf_err *err);
 
-/* Parses a model from bytes it takes ownership of. */
+/* Parses a model from bytes it takes ownership of (also on failure), after
+ * the wire pre-check, within max_memory bytes (0: bnf_default_max_memory). */
 bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
-                                bnf_model **out, bnf_err *err);
+                                uint64_t max_memory, bnf_model **out, bnf_err *err);
+uint64_t bnf_default_max_memory(size_t file_size);
 
 #endif

@@ -29,11 +29,42 @@ void bnf_model_free(bnf_model *m)
     free(m);
 }
 
+/* protobuf-c allocations, counted against a budget; plain malloc underneath,
+ * so the unpacked model is freed (and edited) like any other. */
+typedef struct {
+    uint64_t used, budget;
+} budget;
+
+static void *budget_alloc(void *data, size_t size)
+{
+    budget *b = data;
+    if (size > b->budget - b->used)
+        return NULL;
+    b->used += size;
+    return malloc(size);
+}
+
+static void budget_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+uint64_t bnf_default_max_memory(size_t file_size)
+{
+    return 256ull * 1024 * 1024 + 4ull * file_size;
+}
+
 bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
-                                bnf_model **out, bnf_err *err)
+                                uint64_t max_memory, bnf_model **out, bnf_err *err)
 {
     const char *what = path ? path : "<memory>";
     bnf_model *m = calloc(1, sizeof *m);
+    uint64_t estimate = 0;
+    budget b = {0, max_memory ? max_memory : bnf_default_max_memory(n)};
+    ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
+    bnf_status rc;
+
     *out = NULL;
     if (!m) {
         free(bytes);
@@ -49,9 +80,25 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
         bnf_model_free(m);
         return bnf_fail(err, BNF_ERR_INVALID, "%s: empty file, not an ONNX model", what);
     }
-    m->proto = onnx__model_proto__unpack(NULL, n, bytes);
-    if (!m->proto) {
+    if ((rc = bnf_wire_precheck(bytes, n, what, &estimate, err))) {
         bnf_model_free(m);
+        return rc;
+    }
+    if (estimate > b.budget) {
+        bnf_model_free(m);
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+                        "%s: parsing would take about %llu MiB, over the limit of %llu MiB "
+                        "(--max-memory)", what, (unsigned long long)(estimate >> 20),
+                        (unsigned long long)(b.budget >> 20));
+    }
+    m->proto = onnx__model_proto__unpack(&alloc, n, bytes);
+    if (!m->proto) {
+        int over = b.used + 4096 > b.budget;
+        bnf_model_free(m);
+        if (over)
+            return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+                            "%s: parsing ran over the memory limit of %llu MiB (--max-memory)",
+                            what, (unsigned long long)(b.budget >> 20));
         return bnf_fail(err, BNF_ERR_INVALID,
                         "%s: not an ONNX model (the protobuf does not parse as a ModelProto)",
                         what);
@@ -72,7 +119,7 @@ bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base
     if (!copy)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     memcpy(copy, data, size);
-    return bnf_model_from_bytes(copy, size, NULL, base_dir, out, err);
+    return bnf_model_from_bytes(copy, size, NULL, base_dir, 0, out, err);
 }
 
 /* The canonical folder of a file path (which need not exist itself). */
@@ -87,6 +134,12 @@ static char *folder_of(const char *path)
 }
 
 bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err)
+{
+    return bnf_model_open(path, NULL, out, err);
+}
+
+bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_model **out,
+                          bnf_err *err)
 {
     int fd;
     struct stat st;
@@ -135,7 +188,7 @@ bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err)
         rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path, strerror(errno));
         goto out;
     }
-    rc = bnf_model_from_bytes(bytes, done, path, dir, out, err);
+    rc = bnf_model_from_bytes(bytes, done, path, dir, opts ? opts->max_memory : 0, out, err);
     bytes = NULL;
 out:
     close(fd);
