@@ -343,7 +343,8 @@ static int cmd_fold(int argc, char **argv)
     }
     fo.check = ea.v;
     fo.break_for_testing = getenv("BNFOLD_TEST_BREAK_FOLD") != NULL; /* tests only */
-    if (bnf_model_load(model_path, &m, &err) || bnf_fold(m, &fo, &r, &err) ||
+    if (bnf_model_load(model_path, &m, &err) || bnf_model_check_output(m, out_path, &err) ||
+        bnf_fold(m, &fo, &r, &err) ||
         bnf_report_set_output(r, out_path, &err) || bnf_model_save(m, out_path, &err)) {
         rc = fail(&err);
         goto out;

@@ -86,6 +86,11 @@ void bnf_model_free(bnf_model *model);
  * byte for byte as it was read.  On failure no file is left at `path`. */
 bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
 
+/* Whether `path` can take the model: its folder exists, it is not a folder,
+ * it is not the file the model was read from.  bnf_model_save checks this
+ * too; callers check first to fail before long work. */
+bnf_status bnf_model_check_output(const bnf_model *model, const char *path, bnf_err *err);
+
 /* Serialises the model into a fresh malloc'd buffer the caller frees. */
 bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
 

@@ -355,6 +355,29 @@ out:
     return rc;
 }
 
+bnf_status bnf_model_check_output(const bnf_model *m, const char *path, bnf_err *err)
+{
+    struct stat in_st, out_st, dir_st;
+    char *dir;
+    if (strcmp(path, "-") == 0)
+        return BNF_OK;
+    dir = folder_of(path);
+    if (!dir)
+        return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
+                        strerror(errno));
+    if (stat(dir, &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
+        free(dir);
+        return bnf_fail(err, BNF_ERR_IO, "%s: its folder is not a directory", path);
+    }
+    free(dir);
+    if (stat(path, &out_st) == 0 && S_ISDIR(out_st.st_mode))
+        return bnf_fail(err, BNF_ERR_IO, "%s: is a directory", path);
+    if (m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
+        in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
+        return bnf_fail(err, BNF_ERR_USAGE, "%s: refusing to overwrite the input model", path);
+    return BNF_OK;
+}
+
 bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
 {
     uint8_t *packed = NULL;
@@ -362,20 +385,13 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
     size_t n = m->n_bytes;
     char *dir = NULL;
     int to_stdout = strcmp(path, "-") == 0;
-    struct stat in_st, out_st;
     bnf_status rc = BNF_OK;
 
-    if (!to_stdout) {
-        dir = folder_of(path);
-        if (!dir)
-            return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
-                            strerror(errno));
-        if (m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
-            in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino) {
-            rc = bnf_fail(err, BNF_ERR_USAGE, "%s: refusing to overwrite the input model", path);
-            goto out;
-        }
-    }
+    if ((rc = bnf_model_check_output(m, path, err)))
+        return rc;
+    if (!to_stdout && !(dir = folder_of(path)))
+        return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
+                        strerror(errno));
     /* Unchanged tensors stay in the input's data files; an output elsewhere
      * could not find them, so they move inline. */
     if (m->dir && (to_stdout || strcmp(dir, m->dir) != 0) &&

@@ -1,0 +1,918 @@
+#!/usr/bin/env bash
+# tests/cli_test.sh BIN: command-line tests of bnfold (run by `make cli-test`).
+#
+#   bash tests/cli_test.sh build/bnfold
+#
+# Needs only bash, coreutils, cmp, sha256sum and Debian's /usr/bin/python3
+# (json module, to read the JSON reports; no onnx, no numpy).  Works in a fresh
+# temporary directory that is removed on exit; never writes into testdata/.
+# Every case is one function `t_NAME` (or one row of a table driving a
+# parametrised function); the last line is "N passed, N failed".
+
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: bash tests/cli_test.sh BIN" >&2
+    exit 2
+fi
+case "$1" in
+/*) BIN=$1 ;;
+*) BIN=$PWD/$1 ;;
+esac
+if [ ! -x "$BIN" ]; then
+    echo "cli_test: $1 is not an executable" >&2
+    exit 2
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MODELS=$ROOT/testdata/models
+DEMO=$ROOT/testdata/demo/mobilenet_v2_tiny.onnx
+PY=/usr/bin/python3
+export LC_ALL=C
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-cli.XXXXXX") || exit 2
+cleanup() { chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# framework
+# ---------------------------------------------------------------------------
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+CASE=""        # name of the running case
+CASE_OK=1
+W=""           # the running case's own work directory
+OUT=""         # stdout of the last `run`
+ERR=""         # stderr of the last `run`
+RC=0           # exit code of the last `run`
+LAST_CMD=""
+
+fail() {
+    CASE_OK=0
+    echo "  FAIL [$CASE]: $*" >&2
+}
+
+# run CMD...: run with a time limit, stdout -> $OUT, stderr -> $ERR, code -> $RC.
+run() {
+    OUT=$W/stdout.$$
+    ERR=$W/stderr.$$
+    LAST_CMD="$*"
+    timeout 120 "$@" >"$OUT" 2>"$ERR"
+    RC=$?
+    if [ "$RC" -eq 124 ]; then
+        fail "timed out: $LAST_CMD"
+    elif [ "$RC" -ge 128 ]; then
+        fail "killed by signal $((RC - 128)) (crash?): $LAST_CMD"
+    fi
+    return 0
+}
+
+# expect_exit CODE -- CMD...: run CMD and assert its exit code.
+expect_exit() {
+    local want=$1
+    shift
+    [ "${1:-}" = "--" ] && shift
+    run "$@"
+    if [ "$RC" != "$want" ]; then
+        fail "exit $RC, expected $want: $LAST_CMD"
+        local e
+        e=$(head -c 300 "$ERR")
+        [ -n "$e" ] && echo "      stderr: $e" >&2
+        return 1
+    fi
+    return 0
+}
+
+_contains() { # FILE FRAGMENT
+    local s
+    s=$(cat "$1")
+    [[ "$s" == *"$2"* ]]
+}
+expect_stdout_has() {
+    local f
+    for f in "$@"; do
+        _contains "$OUT" "$f" || fail "stdout of '$LAST_CMD' lacks '$f'"
+    done
+}
+expect_stderr_has() {
+    local f
+    for f in "$@"; do
+        _contains "$ERR" "$f" || fail "stderr of '$LAST_CMD' lacks '$f' (stderr: $(head -c 300 "$ERR"))"
+    done
+}
+expect_stdout_lacks() {
+    local f
+    for f in "$@"; do
+        _contains "$OUT" "$f" && fail "stdout of '$LAST_CMD' contains '$f'"
+    done
+    return 0
+}
+expect_stdout_empty() {
+    [ -s "$OUT" ] && fail "stdout of '$LAST_CMD' is not empty: $(head -c 200 "$OUT")"
+    return 0
+}
+expect_stderr_empty() {
+    [ -s "$ERR" ] && fail "stderr of '$LAST_CMD' is not empty: $(head -c 200 "$ERR")"
+    return 0
+}
+
+# assert_eq WANT GOT WHAT
+assert_eq() {
+    [ "$1" == "$2" ] || fail "$3: got '$2', expected '$1'"
+}
+
+# save_out NAME: keep the last stdout as $W/NAME
+save_out() { cp "$OUT" "$W/$1"; }
+
+# json_get FILE EXPR: evaluate the Python expression EXPR with d = the JSON
+# document in FILE; print strings as is, everything else as JSON.  Fails (and
+# prints nothing) when FILE is not exactly one JSON document.
+json_get() {
+    "$PY" -c '
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        d = json.load(f)
+except Exception as e:
+    print("invalid JSON: %s" % e, file=sys.stderr)
+    sys.exit(3)
+try:
+    v = eval(sys.argv[2], {"d": d, "abs": abs, "len": len, "all": all, "any": any})
+except Exception as e:
+    print("%s: %s: %r" % (sys.argv[2], type(e).__name__, e), file=sys.stderr)
+    sys.exit(4)
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1" "$2"
+}
+
+# assert_json FILE EXPR WANT: json_get FILE EXPR must print WANT.
+assert_json() {
+    local got
+    got=$(json_get "$1" "$2" 2>&1)
+    [ "$got" == "$3" ] || fail "JSON $2 of $(basename "$1"): got '$got', expected '$3'"
+}
+
+# assert_json_true FILE EXPR
+assert_json_true() { assert_json "$1" "bool($2)" true; }
+
+# assert_valid_json FILE
+assert_valid_json() {
+    local got
+    got=$(json_get "$1" '"ok"' 2>&1)
+    [ "$got" == ok ] || fail "$(basename "$1") is not one JSON document: $got"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# stray_tmp DIR: print the temporary files bnfold left in DIR, if any.
+stray_tmp() {
+    local f
+    for f in "$1"/.*.bnfold-*; do
+        [ -e "$f" ] && echo "$f"
+    done
+    return 0
+}
+
+# expect_no_output PATH: PATH was not created and its folder (if it is one)
+# holds no temporary file of bnfold; neither does the case's work directory.
+expect_no_output() {
+    local p=$1 d s
+    [ -e "$p" ] || [ -L "$p" ] && fail "output '$p' exists after a failed fold"
+    d=$(dirname "$p")
+    local dirs=("$d")
+    [ "$d" -ef "$W" ] || dirs+=("$W")
+    for dir in "${dirs[@]}"; do
+        if [ -d "$dir" ]; then
+            s=$(stray_tmp "$dir")
+            [ -n "$s" ] && fail "stray temporary file(s) in $dir: $s"
+        fi
+    done
+    return 0
+}
+
+# expect_no_stray DIR...: no temporary files of bnfold in DIR
+expect_no_stray() {
+    local dir s
+    for dir in "$@"; do
+        s=$(stray_tmp "$dir")
+        [ -n "$s" ] && fail "stray temporary file(s) in $dir: $s"
+    done
+    return 0
+}
+
+# run_case NAME FUNCTION [ARGS...]
+run_case() {
+    local name=$1
+    shift
+    CASE=$name
+    CASE_OK=1
+    W=$TMP/case.$((PASSED + FAILED + 1))
+    mkdir -p "$W"
+    "$@"
+    if [ "$CASE_OK" = 1 ]; then
+        PASSED=$((PASSED + 1))
+    else
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("$name")
+    fi
+}
+
+# op_count FILE OP: op_counts[OP] of a JSON report (0 when absent)
+op_count() { json_get "$1" "d['model']['op_counts'].get('$2', 0)"; }
+
+# ---------------------------------------------------------------------------
+# 1. usage
+# ---------------------------------------------------------------------------
+
+t_version() {
+    expect_exit 0 -- "$BIN" --version || return
+    assert_eq "bnfold 0.1.0" "$(cat "$OUT")" "--version output"
+    expect_stderr_empty
+}
+
+t_help() {
+    expect_exit 0 -- "$BIN" --help || return
+    expect_stdout_has "Usage: bnfold" inspect fold
+    expect_exit 0 -- "$BIN" -h
+    expect_stdout_has inspect fold
+}
+
+t_inspect_help() {
+    expect_exit 0 -- "$BIN" inspect --help || return
+    expect_stdout_has "Usage: bnfold inspect" "--json"
+    expect_exit 0 -- "$BIN" inspect -h
+    expect_stdout_has "Usage: bnfold inspect"
+}
+
+t_fold_help() {
+    expect_exit 0 -- "$BIN" fold --help || return
+    expect_stdout_has "Usage: bnfold fold" "-o" "--json"
+    expect_exit 0 -- "$BIN" fold -h
+    expect_stdout_has "Usage: bnfold fold"
+}
+
+t_no_args() {
+    expect_exit 2 -- "$BIN"
+    expect_stdout_empty
+    expect_stderr_has "Usage"
+}
+
+t_unknown_command() {
+    expect_exit 2 -- "$BIN" frobnicate "$MODELS/conv2d.onnx"
+    expect_stderr_has frobnicate
+    expect_stdout_empty
+}
+
+t_unknown_option() {
+    expect_exit 2 -- "$BIN" inspect "$MODELS/conv2d.onnx" --frob
+    expect_stderr_has "--frob"
+    expect_stdout_empty
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/out.onnx" --frob
+    expect_stderr_has "--frob"
+    expect_no_output "$W/out.onnx"
+    expect_exit 2 -- "$BIN" --frob
+}
+
+t_fold_without_o() {
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx"
+    expect_stdout_empty
+    # -o without its argument
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx" -o
+    expect_stdout_empty
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx" -o ""
+    expect_stdout_empty
+}
+
+t_missing_model_arg() {
+    expect_exit 2 -- "$BIN" inspect
+    expect_stdout_empty
+    expect_exit 2 -- "$BIN" inspect --json
+    expect_stdout_empty
+    expect_exit 2 -- "$BIN" fold -o "$W/out.onnx"
+    expect_stdout_empty
+    expect_no_output "$W/out.onnx"
+}
+
+t_extra_argument() {
+    expect_exit 2 -- "$BIN" inspect "$MODELS/conv2d.onnx" "$MODELS/conv1d.onnx"
+    expect_stdout_empty
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx" "$MODELS/conv1d.onnx" -o "$W/out.onnx"
+    expect_no_output "$W/out.onnx"
+}
+
+t_json_and_stdout_output() {
+    # --json and -o - would both write to stdout: usage error, nothing written
+    expect_exit 2 -- "$BIN" fold "$MODELS/conv2d.onnx" -o - --json
+    expect_stdout_empty
+}
+
+# ---------------------------------------------------------------------------
+# 2. unreadable and invalid inputs
+# ---------------------------------------------------------------------------
+
+# deterministic "random" bytes: 1024 bytes from a sha256 chain
+make_random_bytes() {
+    local i h j s=""
+    h=bnfold-seed
+    for ((i = 0; i < 32; i++)); do
+        h=$(printf '%s' "$h" | sha256sum | cut -d' ' -f1)
+        for ((j = 0; j < 64; j += 2)); do
+            s+="\\x${h:j:2}"
+        done
+    done
+    printf "$s" >"$1"
+}
+
+t_missing_input() {
+    local m=$W/does_not_exist.onnx
+    expect_exit 4 -- "$BIN" inspect "$m"
+    expect_stderr_has does_not_exist.onnx
+    expect_stdout_empty
+    expect_exit 4 -- "$BIN" fold "$m" -o "$W/out.onnx"
+    expect_stderr_has does_not_exist.onnx
+    expect_stdout_empty
+    expect_no_output "$W/out.onnx"
+    expect_exit 4 -- "$BIN" inspect "$m" --json
+    expect_stdout_empty
+}
+
+# invalid_model KIND: a file that is not a model -> exit 3, named in stderr
+invalid_model() {
+    local m
+    case $1 in
+    text) m=$W/notes.txt.onnx; printf 'this is a text file, not a model\n' >"$m" ;;
+    random) m=$W/random_bytes.onnx; make_random_bytes "$m" ;;
+    empty) m=$W/empty_file.onnx; : >"$m" ;;
+    directory) m=$W/a_directory.onnx; mkdir "$m" ;;
+    esac
+    local base
+    base=$(basename "$m")
+    if [ "$1" = directory ]; then
+        # reading a directory is an I/O error (or an invalid model), never ok
+        run "$BIN" inspect "$m"
+        [ "$RC" = 3 ] || [ "$RC" = 4 ] || fail "inspect of a directory: exit $RC, expected 3 or 4"
+        expect_stderr_has "$base"
+        run "$BIN" fold "$m" -o "$W/out.onnx"
+        [ "$RC" = 3 ] || [ "$RC" = 4 ] || fail "fold of a directory: exit $RC, expected 3 or 4"
+        expect_no_output "$W/out.onnx"
+        return
+    fi
+    local before
+    before=$(sha "$m")
+    expect_exit 3 -- "$BIN" inspect "$m"
+    expect_stderr_has "$base"
+    expect_stdout_empty
+    expect_exit 3 -- "$BIN" inspect "$m" --json
+    expect_stdout_empty
+    expect_exit 3 -- "$BIN" fold "$m" -o "$W/out.onnx"
+    expect_stderr_has "$base"
+    expect_stdout_empty
+    expect_no_output "$W/out.onnx"
+    expect_exit 3 -- "$BIN" fold "$m" -o "$W/out2.onnx" --json
+    expect_stdout_empty
+    expect_no_output "$W/out2.onnx"
+    assert_eq "$before" "$(sha "$m")" "sha256 of the invalid input"
+}
+
+t_failed_fold_keeps_existing_output() {
+    # a failed fold must not touch an existing OUT
+    local bad=$W/bad.onnx out=$W/existing.onnx
+    printf 'garbage' >"$bad"
+    printf 'previous content\n' >"$out"
+    expect_exit 3 -- "$BIN" fold "$bad" -o "$out"
+    assert_eq "previous content" "$(cat "$out")" "existing OUT after a failed fold"
+    expect_no_stray "$W"
+    expect_exit 4 -- "$BIN" fold "$W/missing.onnx" -o "$out"
+    assert_eq "previous content" "$(cat "$out")" "existing OUT after a failed fold"
+    expect_no_stray "$W"
+}
+
+# ---------------------------------------------------------------------------
+# 3. inspect --json
+# ---------------------------------------------------------------------------
+
+t_inspect_json_conv2d() {
+    local m=$MODELS/conv2d.onnx j=$W/inspect.json
+    expect_exit 0 -- "$BIN" inspect "$m" --json || return
+    save_out inspect.json
+    expect_stderr_empty
+    assert_valid_json "$j"
+    assert_json "$j" "d['tool']" bnfold
+    assert_json "$j" "d['version']" 0.1.0
+    assert_json "$j" "d['schema_version']" 1
+    assert_json "$j" "d['command']" inspect
+    assert_json "$j" "d['input']" "$m"
+    assert_json "$j" "'output' in d" false
+    assert_json "$j" "d['model']['ir_version']" 8
+    assert_json "$j" "d['model']['opsets']" '[{"domain": "", "version": 13}]'
+    assert_json "$j" "d['model']['producer']" "bnfold-testdata 1"
+    assert_json "$j" "d['model']['nodes']" 2
+    assert_json "$j" "d['model']['op_counts']" '{"Conv": 1, "BatchNormalization": 1}'
+    # W [4,3,3,3], conv_B [4], scale/B/mean/var [4]: 6 float32 tensors
+    assert_json "$j" "d['model']['initializers']" 6
+    assert_json "$j" "d['model']['initializer_bytes']" $(((108 + 4 * 5) * 4))
+    assert_json "$j" "len(d['batchnorms'])" 1
+    assert_json "$j" "d['batchnorms'][0]['name']" bn
+    assert_json "$j" "d['batchnorms'][0]['output']" Y
+    assert_json "$j" "d['batchnorms'][0]['decision']" fold
+    assert_json "$j" "d['batchnorms'][0]['layer_op']" Conv
+    assert_json "$j" "d['batchnorms'][0]['layer']" conv
+    assert_json "$j" "d['batchnorms'][0]['reason_code']" null
+    assert_json "$j" "d['batchnorms'][0]['reason']" null
+    # conv_case default: M = 4 output channels
+    assert_json "$j" "d['batchnorms'][0]['channels']" 4
+    assert_json_true "$j" "abs(d['batchnorms'][0]['epsilon'] - 1e-5) < 1e-9"
+    # one variance is 1e-5 by construction
+    assert_json_true "$j" "abs(d['batchnorms'][0]['min_var'] - 1e-5) < 1e-9"
+    assert_json_true "$j" "d['batchnorms'][0]['max_abs_scale'] > 0"
+    # "actions" are what fold did: only in fold's report (README); if inspect
+    # has them anyway they must describe the fold it would do
+    assert_json "$j" "[[a[k] for k in ('bn', 'layer', 'layer_op')] for a in d.get('actions', [])] in ([], [['bn', 'conv', 'Conv']])" true
+    assert_json "$j" "d['summary']" '{"batchnorms": 1, "folded": 1, "skipped": 0, "batchnorms_after": 0}'
+}
+
+t_inspect_human_conv2d() {
+    expect_exit 0 -- "$BIN" inspect "$MODELS/conv2d.onnx" || return
+    expect_stdout_has "Conv 1" "BatchNormalization 1" "1 foldable, 0 skipped"
+    expect_stdout_lacks "{"
+}
+
+t_inspect_default_epsilon() {
+    # bn_opset9/bn_opset15 omit epsilon: the default 1e-5 applies
+    local n
+    for n in bn_opset9 bn_opset15; do
+        expect_exit 0 -- "$BIN" inspect "$MODELS/$n.onnx" --json || continue
+        save_out $n.json
+        assert_json_true "$W/$n.json" "abs(d['batchnorms'][0]['epsilon'] - 1e-5) < 1e-9"
+        assert_json "$W/$n.json" "d['batchnorms'][0]['decision']" fold
+    done
+}
+
+# ---------------------------------------------------------------------------
+# 4. fold every fold case
+# ---------------------------------------------------------------------------
+
+fold_case() {
+    local n=$1 m=$MODELS/$1.onnx out=$W/$1.folded.onnx
+    local j=$W/fold.json a=$W/after.json before
+    before=$(sha "$m")
+    expect_exit 0 -- "$BIN" fold "$m" -o "$out" --json || return
+    save_out fold.json
+    assert_valid_json "$j"
+    assert_json "$j" "d['command']" fold
+    assert_json "$j" "d['tool']" bnfold
+    assert_json "$j" "d['schema_version']" 1
+    assert_json "$j" "d['input']" "$m"
+    assert_json "$j" "d['output']" "$out"
+    local nbn
+    nbn=$(op_count "$j" BatchNormalization)
+    [ "$nbn" -ge 1 ] 2>/dev/null || fail "op_counts.BatchNormalization = '$nbn'"
+    assert_json "$j" "d['summary']['batchnorms']" "$nbn"
+    assert_json "$j" "len(d['batchnorms'])" "$nbn"
+    assert_json "$j" "d['summary']['folded']" "$nbn"
+    assert_json "$j" "d['summary']['skipped']" 0
+    assert_json "$j" "d['summary']['batchnorms_after']" 0
+    assert_json "$j" "len(d['actions'])" "$nbn"
+    assert_json "$j" "[a['bn'] for a in d['actions']] == [b['name'] for b in d['batchnorms']]" true
+    assert_json "$j" "all(a['layer_op'] in ('Conv', 'ConvTranspose', 'Gemm') and a['layer'] and a['weight'] and a['bias'] for a in d['actions'])" true
+    assert_json "$j" "all(b['layer_op'] in ('Conv', 'ConvTranspose', 'Gemm') and b['reason_code'] is None for b in d['batchnorms'])" true
+    assert_json "$j" "sorted(set(b['decision'] for b in d['batchnorms']))" '["fold"]'
+    case $n in
+    conv2d_shared_weight | conv2d_bn_bn) assert_eq 2 "$nbn" "BN count of $n" ;;
+    *) assert_eq 1 "$nbn" "BN count of $n" ;;
+    esac
+    [ -f "$out" ] || { fail "no output file $out"; return; }
+    expect_no_stray "$W"
+    assert_eq "$before" "$(sha "$m")" "sha256 of the input after fold"
+
+    expect_exit 0 -- "$BIN" inspect "$out" --json || return
+    cp "$OUT" "$a"
+    assert_json "$a" "len(d['batchnorms'])" 0
+    assert_json "$a" "d['summary']['batchnorms']" 0
+    assert_json "$a" "'BatchNormalization' in d['model']['op_counts']" false
+    local op
+    for op in Conv ConvTranspose Gemm; do
+        assert_eq "$(op_count "$j" $op)" "$(op_count "$a" $op)" "$op count after folding"
+    done
+    [ "$(op_count "$j" Conv)$(op_count "$j" ConvTranspose)$(op_count "$j" Gemm)" != 000 ] ||
+        fail "no Conv/ConvTranspose/Gemm in $n"
+}
+
+t_fold_human_report() {
+    local out=$W/out.onnx
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$out" || return
+    expect_stdout_has "1 folded, 0 skipped" "0 left" "wrote $out"
+    expect_stderr_empty
+    [ -f "$out" ] || fail "no output file"
+}
+
+# ---------------------------------------------------------------------------
+# 5. skip cases
+# ---------------------------------------------------------------------------
+
+skip_case() {
+    local n=$1 code=$2 m=$MODELS/$1.onnx out=$W/$1.out.onnx
+    local j=$W/inspect.json f=$W/fold.json a=$W/after.json
+    expect_exit 0 -- "$BIN" inspect "$m" --json || return
+    save_out inspect.json
+    assert_json "$j" "len(d['batchnorms'])" 1
+    assert_json "$j" "d['batchnorms'][0]['decision']" skip
+    assert_json "$j" "d['batchnorms'][0]['reason_code']" "$code"
+    assert_json_true "$j" "isinstance(d['batchnorms'][0]['reason'], str) and d['batchnorms'][0]['reason'].strip()"
+    assert_json "$j" "d['summary']" '{"batchnorms": 1, "folded": 0, "skipped": 1, "batchnorms_after": 1}'
+    assert_json "$j" "d.get('actions', [])" '[]'
+    # every skip model but the standalone BN has the BN right after Conv 'conv'
+    if [ "$code" = NO_LAYER ]; then
+        assert_json "$j" "[d['batchnorms'][0]['layer_op'], d['batchnorms'][0]['layer']]" '[null, null]'
+    else
+        assert_json "$j" "[d['batchnorms'][0]['layer_op'], d['batchnorms'][0]['layer']]" '["Conv", "conv"]'
+    fi
+
+    expect_exit 0 -- "$BIN" inspect "$m" || return
+    expect_stdout_has "$code" "0 foldable, 1 skipped"
+
+    expect_exit 0 -- "$BIN" fold "$m" -o "$out" --json || return
+    save_out fold.json
+    assert_json "$f" "d['batchnorms'][0]['decision']" skip
+    assert_json "$f" "d['batchnorms'][0]['reason_code']" "$code"
+    assert_json "$f" "d['summary']['batchnorms_after']" 1
+    assert_json "$f" "d['summary']['folded']" 0
+    assert_json "$f" "d['actions']" '[]'
+    [ -f "$out" ] || { fail "no output file"; return; }
+    expect_exit 0 -- "$BIN" inspect "$out" --json || return
+    cp "$OUT" "$a"
+    assert_json "$a" "d['model']['op_counts'].get('BatchNormalization', 0)" 1
+    assert_json "$a" "d['model']['op_counts']" "$(json_get "$j" "d['model']['op_counts']")"
+    assert_json "$a" "d['batchnorms'][0]['reason_code']" "$code"
+}
+
+# ---------------------------------------------------------------------------
+# 6. round trip
+# ---------------------------------------------------------------------------
+
+t_roundtrip_no_bn() {
+    local m=$MODELS/roundtrip_no_bn.onnx out=$W/out.onnx
+    expect_exit 0 -- "$BIN" fold "$m" -o "$out" || return
+    cmp -s "$m" "$out" || fail "output of roundtrip_no_bn is not byte-identical to the input"
+    expect_exit 0 -- "$BIN" inspect "$m" --json || return
+    save_out i.json
+    assert_json "$W/i.json" "d['summary']['batchnorms']" 0
+    assert_json "$W/i.json" "d['model']['opsets']" \
+        '[{"domain": "", "version": 13}, {"domain": "com.example.custom", "version": 1}]'
+}
+
+t_roundtrip_unknown() {
+    local m=$MODELS/roundtrip_unknown.onnx out=$W/out.onnx
+    expect_exit 0 -- "$BIN" fold "$m" -o "$out" --json || return
+    save_out f.json
+    assert_json "$W/f.json" "d['summary']['batchnorms_after']" 0
+    [ -f "$out" ] || { fail "no output"; return; }
+    cmp -s "$m" "$out" && fail "roundtrip_unknown output equals the input: nothing folded?"
+    local got
+    got=$("$PY" -c '
+import sys
+b = open(sys.argv[1], "rb").read()
+print("end" if b.endswith(b"\x98\x06\x2a") else "inside" if b"\x98\x06\x2a" in b else "missing")
+' "$out")
+    [ "$got" = end ] || [ "$got" = inside ] || fail "unknown field 99 (98 06 2a) lost: $got"
+    # strings the generator put in (decorate() and the node doc strings);
+    # the BN node and its doc string are gone after the fold
+    local s
+    for s in "bnfold test model: every field must survive" "graph doc string" \
+        "org.example.bnfold" "author" "bnfold testdata" "license" "MIT" "note" \
+        "metadata must survive" "doc of conv"; do
+        assert_eq 1 "$(grep -a -c -F -- "$s" "$out")" "occurrences of '$s' in the folded model"
+    done
+    expect_exit 0 -- "$BIN" inspect "$out" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts']" '{"Conv": 1}'
+    assert_json "$W/a.json" "d['model']['producer']" "bnfold-testdata 1"
+}
+
+# ---------------------------------------------------------------------------
+# 7. the input is never modified; -o -
+# ---------------------------------------------------------------------------
+
+t_input_unchanged() {
+    local m=$W/model.onnx before
+    cp "$MODELS/conv2d.onnx" "$m"
+    before=$(sha "$m")
+    expect_exit 0 -- "$BIN" fold "$m" -o "$W/out.onnx"
+    [ -f "$W/out.onnx" ] || fail "no output file"
+    cmp -s "$m" "$W/out.onnx" && fail "the output equals the input: nothing folded"
+    assert_eq "$before" "$(sha "$m")" "sha256 of the input after fold"
+    expect_exit 0 -- "$BIN" inspect "$m" --json
+    assert_eq "$before" "$(sha "$m")" "sha256 of the input after inspect"
+    cmp -s "$m" "$MODELS/conv2d.onnx" || fail "input changed"
+}
+
+t_same_path() {
+    local m=$W/model.onnx before
+    cp "$MODELS/conv2d.onnx" "$m"
+    before=$(sha "$m")
+    expect_exit 2 -- "$BIN" fold "$m" -o "$m"
+    assert_eq "$before" "$(sha "$m")" "sha256 of M after 'fold M -o M'"
+    expect_no_stray "$W"
+    # the same file under other names
+    expect_exit 2 -- env -C "$W" "$BIN" fold model.onnx -o ./model.onnx
+    ln -s model.onnx "$W/link.onnx"
+    expect_exit 2 -- "$BIN" fold "$m" -o "$W/link.onnx"
+    ln "$m" "$W/hard.onnx"
+    expect_exit 2 -- "$BIN" fold "$m" -o "$W/hard.onnx"
+    assert_eq "$before" "$(sha "$m")" "sha256 of M after folding onto its other names"
+    [ -L "$W/link.onnx" ] || fail "the symlink was replaced"
+    expect_no_stray "$W"
+}
+
+t_stdout_output() {
+    local m=$MODELS/conv2d.onnx file=$W/file.onnx
+    expect_exit 0 -- "$BIN" fold "$m" -o "$file" || return
+    expect_exit 0 -- "$BIN" fold "$m" -o - || return
+    cp "$OUT" "$W/stdout.onnx"
+    cmp -s "$file" "$W/stdout.onnx" || fail "'-o -' bytes differ from '-o FILE' bytes"
+    expect_stderr_has "1 folded" "BatchNormalization"
+    [ -e "$W/-" ] && fail "a file named '-' was created"
+    expect_exit 0 -- "$BIN" inspect "$W/stdout.onnx" --json || return
+    save_out i.json
+    assert_json "$W/i.json" "d['summary']['batchnorms']" 0
+}
+
+# ---------------------------------------------------------------------------
+# 8. atomic write
+# ---------------------------------------------------------------------------
+
+t_output_dir_missing() {
+    local out=$W/no_such_dir/out.onnx
+    expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$out"
+    expect_stderr_has "no_such_dir"
+    expect_no_output "$out"
+    [ -e "$W/no_such_dir" ] && fail "the missing folder was created"
+    return 0
+}
+
+t_output_unwritable() {
+    local out
+    mkdir "$W/ro"
+    chmod 555 "$W/ro"
+    if (: >"$W/ro/probe") 2>/dev/null; then
+        # running as root: permissions do not stop writes; use paths that
+        # cannot be created by anyone instead
+        rm -f "$W/ro/probe"
+    else
+        out=$W/ro/out.onnx
+        expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$out"
+        expect_stderr_has "out.onnx"
+        expect_no_output "$out"
+    fi
+    chmod 755 "$W/ro"
+    printf 'x\n' >"$W/file"
+    out=$W/file/out.onnx
+    expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$out"
+    expect_stderr_has "out.onnx"
+    expect_no_output "$out"
+    assert_eq x "$(cat "$W/file")" "content of the file used as a folder"
+    if [ -f /proc/version ]; then
+        expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o /proc/version/x
+        expect_stderr_has "/proc/version/x"
+    fi
+}
+
+t_output_is_directory() {
+    # rename onto a directory fails: exit 4, the directory and folder unchanged
+    mkdir "$W/dir.onnx"
+    expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/dir.onnx"
+    expect_stderr_has "dir.onnx"
+    [ -d "$W/dir.onnx" ] || fail "the directory is gone"
+    [ -z "$(ls -A "$W/dir.onnx")" ] || fail "something was written into the directory"
+    expect_no_stray "$W"
+}
+
+t_output_replaced() {
+    local out=$W/out.onnx ref=$W/ref.onnx
+    printf 'OLD CONTENT that must disappear\n' >"$out"
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$out" || return
+    grep -q -a "OLD CONTENT" "$out" && fail "the old content survived"
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$ref" || return
+    cmp -s "$out" "$ref" || fail "replaced output differs from a fresh output"
+    expect_exit 0 -- "$BIN" inspect "$out" --json || return
+    save_out i.json
+    assert_json "$W/i.json" "d['model']['op_counts']" '{"Conv": 1}'
+    assert_json "$W/i.json" "d['summary']['batchnorms']" 0
+    expect_no_stray "$W"
+}
+
+# ---------------------------------------------------------------------------
+# 9. external data
+# ---------------------------------------------------------------------------
+
+t_external_same_dir() {
+    local d=$W/src
+    mkdir "$d"
+    cp "$MODELS/conv2d_external.onnx" "$MODELS/conv2d_external.data" "$d/"
+    local s_model s_data
+    s_model=$(sha "$d/conv2d_external.onnx")
+    s_data=$(sha "$d/conv2d_external.data")
+    expect_exit 0 -- "$BIN" inspect "$d/conv2d_external.onnx" --json || return
+    save_out in.json
+    assert_json "$W/in.json" "d['batchnorms'][0]['decision']" fold
+    expect_exit 0 -- "$BIN" fold "$d/conv2d_external.onnx" -o "$d/folded.onnx" --json || return
+    save_out f.json
+    assert_json "$W/f.json" "d['summary']['batchnorms_after']" 0
+    expect_exit 0 -- "$BIN" inspect "$d/folded.onnx" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts']" '{"Conv": 1}'
+    assert_json "$W/a.json" "d['summary']['batchnorms']" 0
+    assert_eq "$s_model" "$(sha "$d/conv2d_external.onnx")" "sha256 of the input model"
+    assert_eq "$s_data" "$(sha "$d/conv2d_external.data")" "sha256 of the input data file"
+    expect_no_stray "$d"
+}
+
+t_external_other_dir() {
+    local d=$W/src o=$W/other
+    mkdir "$d" "$o"
+    cp "$MODELS/conv2d_external.onnx" "$MODELS/conv2d_external.data" "$d/"
+    expect_exit 0 -- "$BIN" fold "$d/conv2d_external.onnx" -o "$o/folded.onnx" || return
+    rm -rf "$d"
+    expect_exit 0 -- "$BIN" inspect "$o/folded.onnx" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts']" '{"Conv": 1}'
+    assert_json "$W/a.json" "d['summary']['batchnorms']" 0
+    # the weights are in the model: W [4,3,3,3] and its bias [4], float32
+    assert_json "$W/a.json" "d['model']['initializer_bytes']" $(((108 + 4) * 4))
+    # and a second fold of the result (no BN) works without the source folder
+    expect_exit 0 -- "$BIN" fold "$o/folded.onnx" -o "$o/again.onnx"
+    expect_no_stray "$o"
+}
+
+t_external_to_stdout() {
+    local d=$W/src
+    mkdir "$d"
+    cp "$MODELS/conv2d_external.onnx" "$MODELS/conv2d_external.data" "$d/"
+    expect_exit 0 -- "$BIN" fold "$d/conv2d_external.onnx" -o - || return
+    cp "$OUT" "$W/stdout.onnx"
+    rm -rf "$d"
+    expect_exit 0 -- "$BIN" inspect "$W/stdout.onnx" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts']" '{"Conv": 1}'
+}
+
+t_external_escape() {
+    local m=$MODELS/conv2d_external_escape.onnx out=$W/out.onnx
+    expect_exit 3 -- "$BIN" inspect "$m"
+    expect_stderr_has escapes
+    expect_exit 3 -- "$BIN" fold "$m" -o "$out"
+    expect_stderr_has escapes
+    expect_no_output "$out"
+    # a copy whose ../escape.data exists as well
+    mkdir "$W/sub"
+    cp "$m" "$MODELS/conv2d_external_escape.data" "$W/sub/"
+    cp "$ROOT/testdata/escape.data" "$W/escape.data"
+    expect_exit 3 -- "$BIN" fold "$W/sub/conv2d_external_escape.onnx" -o "$W/sub/out.onnx"
+    expect_stderr_has escapes
+    expect_no_output "$W/sub/out.onnx"
+}
+
+t_external_missing_data() {
+    local d=$W/src out=$W/src/out.onnx
+    mkdir "$d"
+    cp "$MODELS/conv2d_external.onnx" "$d/"
+    expect_exit 4 -- "$BIN" inspect "$d/conv2d_external.onnx"
+    expect_stderr_has conv2d_external.data
+    expect_exit 4 -- "$BIN" fold "$d/conv2d_external.onnx" -o "$out"
+    expect_stderr_has conv2d_external.data
+    expect_no_output "$out"
+    expect_exit 4 -- "$BIN" fold "$d/conv2d_external.onnx" -o "$W/elsewhere.onnx"
+    expect_no_output "$W/elsewhere.onnx"
+}
+
+# ---------------------------------------------------------------------------
+# 10. the demo model
+# ---------------------------------------------------------------------------
+
+t_demo_inspect() {
+    expect_exit 0 -- "$BIN" inspect "$DEMO" || return
+    expect_stdout_has "BatchNormalization 52" "Conv 52" "52 BatchNormalization: 52 foldable, 0 skipped"
+    local rows
+    rows=$(grep -c -E '(^| )fold +[0-9]+ ' "$OUT")
+    assert_eq 52 "$rows" "table rows with decision fold"
+    expect_exit 0 -- "$BIN" inspect "$DEMO" --json || return
+    save_out i.json
+    assert_json "$W/i.json" "len(d['batchnorms'])" 52
+    assert_json "$W/i.json" "all(b['decision'] == 'fold' and b['layer_op'] == 'Conv' for b in d['batchnorms'])" true
+    assert_json "$W/i.json" "d['summary']" '{"batchnorms": 52, "folded": 52, "skipped": 0, "batchnorms_after": 0}'
+}
+
+t_demo_fold() {
+    local out=$W/demo.folded.onnx
+    expect_exit 0 -- "$BIN" fold "$DEMO" -o "$out" --json || return
+    save_out f.json
+    assert_json "$W/f.json" "d['summary']['folded']" 52
+    assert_json "$W/f.json" "d['summary']['batchnorms_after']" 0
+    expect_exit 0 -- "$BIN" inspect "$out" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts'].get('BatchNormalization', 0)" 0
+    assert_json "$W/a.json" "d['model']['op_counts']['Conv']" 52
+    assert_json "$W/a.json" "d['model']['op_counts']['Gemm']" 1
+}
+
+# ---------------------------------------------------------------------------
+# testdata must stay untouched
+# ---------------------------------------------------------------------------
+
+testdata_fingerprint() {
+    (cd "$ROOT/testdata" && find . -type f -o -type d | LC_ALL=C sort | while read -r f; do
+        if [ -f "$f" ]; then echo "$(sha256sum <"$f" | cut -d' ' -f1) $f"; else echo "dir $f"; fi
+    done)
+}
+
+t_testdata_untouched() {
+    assert_eq "$TESTDATA_BEFORE" "$(testdata_fingerprint)" "testdata/ fingerprint"
+}
+
+# ---------------------------------------------------------------------------
+# the cases
+# ---------------------------------------------------------------------------
+
+[ -f "$MODELS/conv2d.onnx" ] || { echo "cli_test: no test models in $MODELS" >&2; exit 2; }
+[ -x "$PY" ] || { echo "cli_test: $PY is missing" >&2; exit 2; }
+TESTDATA_BEFORE=$(testdata_fingerprint)
+
+run_case version t_version
+run_case help t_help
+run_case inspect_help t_inspect_help
+run_case fold_help t_fold_help
+run_case no_args t_no_args
+run_case unknown_command t_unknown_command
+run_case unknown_option t_unknown_option
+run_case fold_without_o t_fold_without_o
+run_case missing_model_arg t_missing_model_arg
+run_case extra_argument t_extra_argument
+run_case json_and_stdout_output t_json_and_stdout_output
+
+run_case missing_input t_missing_input
+for kind in text random empty directory; do
+    run_case "invalid_model:$kind" invalid_model $kind
+done
+run_case failed_fold_keeps_existing_output t_failed_fold_keeps_existing_output
+
+run_case inspect_json_conv2d t_inspect_json_conv2d
+run_case inspect_human_conv2d t_inspect_human_conv2d
+run_case inspect_default_epsilon t_inspect_default_epsilon
+
+n_fold=0
+for e in "$MODELS"/*.expected.onnx; do
+    n=$(basename "$e" .expected.onnx)
+    run_case "fold:$n" fold_case "$n"
+    n_fold=$((n_fold + 1))
+done
+run_case fold_cases_found assert_eq 40 "$n_fold" "number of fold cases (NAME.expected.onnx)"
+run_case fold_human_report t_fold_human_report
+
+while read -r model code; do
+    [ -n "$model" ] && run_case "skip:$model" skip_case "$model" "$code"
+done <<'EOF'
+skip_multi_consumer        LAYER_MULTI_CONSUMER
+skip_graph_output          LAYER_GRAPH_OUTPUT
+skip_param_not_constant    PARAM_NOT_CONSTANT
+skip_training_opset15      TRAINING_MODE
+skip_is_test0_opset6       TRAINING_MODE
+skip_extra_outputs_opset9  TRAINING_MODE
+skip_spatial0_opset7       SPATIAL
+skip_shape_mismatch        SHAPE_MISMATCH
+skip_dtype                 UNSUPPORTED_DTYPE
+skip_standalone            NO_LAYER
+skip_nonfinite             NON_FINITE
+conv2d_ir4_init_inputs     PARAM_OVERRIDABLE
+EOF
+
+run_case roundtrip_no_bn t_roundtrip_no_bn
+run_case roundtrip_unknown t_roundtrip_unknown
+
+run_case input_unchanged t_input_unchanged
+run_case same_path t_same_path
+run_case stdout_output t_stdout_output
+
+run_case output_dir_missing t_output_dir_missing
+run_case output_unwritable t_output_unwritable
+run_case output_is_directory t_output_is_directory
+run_case output_replaced t_output_replaced
+
+run_case external_same_dir t_external_same_dir
+run_case external_other_dir t_external_other_dir
+run_case external_to_stdout t_external_to_stdout
+run_case external_escape t_external_escape
+run_case external_missing_data t_external_missing_data
+
+run_case demo_inspect t_demo_inspect
+run_case demo_fold t_demo_fold
+
+run_case testdata_untouched t_testdata_untouched
+
+for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
+    echo "FAILED: $name"
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
