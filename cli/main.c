@@ -91,6 +91,10 @@ static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eva
                       !strcmp(opt, "--seed") || !strcmp(opt, "--rtol") || !strcmp(opt, "--atol")));
     if (!strcmp(opt, "--seed") && !allow_sets)
         takes_value = 1;
+    if (allow_sets && !strcmp(opt, "--outputs-only")) {
+        a->v.outputs_only = 1;
+        return 1;
+    }
     if ((!strcmp(opt, "--output-dir") || !strcmp(opt, "--repeat")) && !allow_sets)
         takes_value = 1;
     if (!takes_value)
@@ -164,8 +168,10 @@ static const char verify_options_help[] =
     "                       integers uniform in [0, 10), seeded\n"
     "  --seed S             first seed (default 1)\n"
     "  --rtol R             relative tolerance (default 1e-4)\n"
-    "  --atol A             absolute tolerance in units of the output's largest |value|\n"
-    "                       (default 1e-5)\n";
+    "  --atol A             absolute tolerance in units of the value's largest |value|\n"
+    "                       (default 1e-5)\n"
+    "  --outputs-only       compare graph outputs only, not also the intermediate\n"
+    "                       values both models compute under the same name\n";
 
 static const char inspect_help[] =
     "Usage: bnfold inspect MODEL [--json]\n"
@@ -198,10 +204,12 @@ static const char fold_help_head[] =
 static const char verify_help_head[] =
     "Usage: bnfold verify MODEL_A MODEL_B [options]\n"
     "\n"
-    "Run both models on the same inputs and compare every output of B with A's.\n"
-    "An element passes when |b - a| <= atol * max|a| + rtol * |a|; NaN in both\n"
-    "at the same place is equal.  Exit 0 when equivalent, 1 when not (the worst\n"
-    "output and element are named).\n"
+    "Run both models on the same inputs and compare every output of B with A's,\n"
+    "and every intermediate value both compute under the same name (a fold keeps\n"
+    "the BN's output name, so a wrong layer is caught where it happens, not only\n"
+    "where its effect reaches the outputs).  An element passes when\n"
+    "|b - a| <= atol * max|a| + rtol * |a|; NaN in both at the same place is\n"
+    "equal.  Exit 0 when equivalent, 1 when not (the value and element are named).\n"
     "\n"
     "  --json               print one JSON document on stdout\n";
 
@@ -435,7 +443,8 @@ static int cmd_verify(int argc, char **argv)
         fputs(", ", stdout);
         json_string(stdout, paths[1]);
         printf("],\n  \"equivalent\": %s,\n  \"input_sets\": %zu,\n  \"outputs\": %zu,\n"
-               "  \"rtol\": ", r.equivalent ? "true" : "false", r.sets, r.outputs);
+               "  \"values\": %zu,\n  \"rtol\": ", r.equivalent ? "true" : "false", r.sets,
+               r.outputs, r.values);
         json_double(stdout, ea.v.rtol);
         fputs(",\n  \"atol\": ", stdout);
         json_double(stdout, ea.v.atol);
@@ -451,8 +460,9 @@ static int cmd_verify(int argc, char **argv)
         json_string(stdout, r.equivalent ? "" : r.reason);
         fputs("\n}\n", stdout);
     } else if (r.equivalent) {
-        printf("equivalent: %zu input sets, %zu outputs; worst |diff| %.3g, worst |diff|/max|out| "
-               "%.3g (output '%s')\n", r.sets, r.outputs, r.worst_abs, r.worst_rel, r.worst_output);
+        printf("equivalent: %zu input sets, %zu outputs and %zu shared intermediate values "
+               "compared; worst |diff| %.3g, worst |diff|/max|value| %.3g (at '%s')\n", r.sets,
+               r.outputs, r.values, r.worst_abs, r.worst_rel, r.worst_output);
     } else {
         printf("NOT equivalent: %s\n", r.reason);
     }

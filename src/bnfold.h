@@ -186,6 +186,14 @@ bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *give
 bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
                            bnf_tensor *outputs, bnf_err *err);
 
+/* Called with every value a node computes, as soon as it is computed (the
+ * tensor is borrowed for the call); a status other than BNF_OK stops the run. */
+typedef bnf_status (*bnf_observer)(void *ctx, const char *name, const bnf_tensor *value,
+                                   bnf_err *err);
+bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
+                                    bnf_tensor *outputs, bnf_observer observe, void *ctx,
+                                    bnf_err *err);
+
 /* ---- verification ---------------------------------------------------------- */
 
 typedef struct {
@@ -198,6 +206,7 @@ typedef struct {
     const bnf_named_tensor *given; /* an extra input set given by the caller */
     size_t n_given;
     int threads;              /* 0: all cores */
+    int outputs_only;         /* 0: also compare values both graphs compute under one name */
 } bnf_verify_options;
 
 /* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-5). */
@@ -208,6 +217,7 @@ typedef struct {
     int equivalent;           /* every output of every set within tolerance */
     size_t sets;              /* input sets compared */
     size_t outputs;
+    size_t values;            /* intermediate values compared (per set) */
     double worst_abs;         /* largest |a - b| over all outputs */
     double worst_rel;         /* largest |a - b| / max|a| of that output */
     char worst_output[128];   /* the output with the element furthest outside tolerance */

@@ -212,8 +212,8 @@ static void write_verification(const bnf_report *r, FILE *f)
         fputs("}", f);
     } else {
         fprintf(f, "{\"ran\": true, \"pass\": %s, \"input_sets\": %zu, \"outputs\": %zu, "
-                   "\"worst_abs_err\": ", r->e2e.equivalent ? "true" : "false", r->e2e.sets,
-                r->e2e.outputs);
+                   "\"values\": %zu, \"worst_abs_err\": ", r->e2e.equivalent ? "true" : "false",
+                r->e2e.sets, r->e2e.outputs, r->e2e.values);
         json_num(f, r->e2e.worst_abs);
         fputs(", \"worst_rel_err\": ", f);
         json_num(f, r->e2e.worst_rel);
@@ -356,8 +356,9 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
     else
         fprintf(f, "verified  no (--no-verify)\n");
     if (r->e2e_requested && r->e2e.ran)
-        fprintf(f, "          whole model, %zu random input sets: worst |diff|/max|out| %.2g "
-                   "(output '%s')\n", r->e2e.sets, r->e2e.worst_rel, r->e2e.worst_output);
+        fprintf(f, "          whole model, %zu random input sets, %zu outputs and %zu shared "
+                   "values: worst |diff|/max|value| %.2g (at '%s')\n", r->e2e.sets,
+                r->e2e.outputs, r->e2e.values, r->e2e.worst_rel, r->e2e.worst_output);
     else if (r->e2e_requested)
         fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
 }

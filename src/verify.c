@@ -49,8 +49,8 @@ static void index_string(const bnf_tensor *t, size_t flat, char *buf, size_t siz
 }
 
 /* Compares b against a under the scaled tolerance; updates r.  Returns 1 if ok. */
-static int compare_output(const char *name, const bnf_tensor *a, const bnf_tensor *b,
-                          const bnf_verify_options *o, bnf_verify_result *r)
+static int compare_output(const char *kind, const char *name, const bnf_tensor *a,
+                          const bnf_tensor *b, const bnf_verify_options *o, bnf_verify_result *r)
 {
     bnf_compare_result c;
     double scale = 0, atol;
@@ -59,7 +59,7 @@ static int compare_output(const char *name, const bnf_tensor *a, const bnf_tenso
     atol = o->atol * scale;
     bnf_tensor_compare(b, a, o->rtol, atol, &c);
     if (!c.shape_ok) {
-        snprintf(r->reason, sizeof r->reason, "output '%s' has a different shape", name);
+        snprintf(r->reason, sizeof r->reason, "%s '%s' has a different shape", kind, name);
         snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
         return 0;
     }
@@ -73,15 +73,134 @@ static int compare_output(const char *name, const bnf_tensor *a, const bnf_tenso
         snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
         snprintf(r->worst_element, sizeof r->worst_element, "%s", where);
         snprintf(r->reason, sizeof r->reason,
-                 "output '%s' differs: %zu elements outside tolerance, worst at %s: %.9g vs %.9g "
-                 "(max |diff| %.3g, max |output| %.3g)",
-                 name, c.n_bad, where, bnf_get_f64(b, c.worst), bnf_get_f64(a, c.worst),
+                 "%s '%s' differs: %zu elements outside tolerance, worst at %s: %.9g vs %.9g "
+                 "(max |diff| %.3g, max |value| %.3g)",
+                 kind, name, c.n_bad, where, bnf_get_f64(b, c.worst), bnf_get_f64(a, c.worst),
                  c.max_abs, scale);
         return 0;
     }
     if (!r->worst_output[0] || (scale > 0 && c.max_abs / scale >= r->worst_rel))
         snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
     return 1;
+}
+
+/* ---- values both models compute under one name ------------------------------------ */
+
+#define SHARED_BYTES_CAP ((size_t)1 << 30) /* keep at most this much of A's values */
+
+typedef struct {
+    bnf_strmap *shared;   /* name -> index in vals, or -1 before A computed it */
+    char **names;         /* owned copies (the map's keys) */
+    bnf_tensor *vals;
+    size_t n, stored_bytes;
+    const bnf_verify_options *o;
+    bnf_verify_result *r;
+    size_t compared;
+    int failed;
+} shared_values;
+
+static void shared_release(shared_values *sv)
+{
+    for (size_t i = 0; i < sv->n; i++) {
+        bnf_tensor_clear(&sv->vals[i]);
+        free(sv->names[i]);
+    }
+    free(sv->vals);
+    free(sv->names);
+    bnf_strmap_free(sv->shared);
+    memset(sv, 0, sizeof *sv);
+}
+
+static void shared_clear_values(shared_values *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        bnf_tensor_clear(&sv->vals[i]);
+    sv->stored_bytes = 0;
+}
+
+/* Names made by a node in both main graphs, graph outputs excluded. */
+static bnf_status shared_collect(shared_values *sv, const bnf_model *a, const bnf_model *b,
+                                 bnf_err *err)
+{
+    const Onnx__GraphProto *ga = a->proto->graph, *gb = b->proto->graph;
+    bnf_strmap *in_a = bnf_strmap_new(ga->n_node * 2 + 8);
+    size_t cap = 0;
+    bnf_status rc = BNF_OK;
+    sv->shared = bnf_strmap_new(gb->n_node * 2 + 8);
+    if (!in_a || !sv->shared) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ga->n_node; i++)
+        for (size_t k = 0; k < ga->node[i]->n_output; k++)
+            if (ga->node[i]->output[k] && *ga->node[i]->output[k] &&
+                bnf_strmap_put(in_a, ga->node[i]->output[k], 1)) {
+                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+    for (size_t i = 0; i < ga->n_output; i++)
+        if (ga->output[i]->name)
+            bnf_strmap_put(in_a, ga->output[i]->name, 0); /* compared anyway */
+    for (size_t i = 0; i < gb->n_node; i++)
+        for (size_t k = 0; k < gb->node[i]->n_output; k++) {
+            const char *nm = gb->node[i]->output[k];
+            intptr_t v = 0;
+            if (!nm || !*nm || !bnf_strmap_get(in_a, nm, &v) || !v ||
+                bnf_strmap_get(sv->shared, nm, NULL))
+                continue;
+            if (sv->n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                char **nn = realloc(sv->names, ncap * sizeof *nn);
+                bnf_tensor *nv = nn ? realloc(sv->vals, ncap * sizeof *nv) : NULL;
+                if (nn)
+                    sv->names = nn;
+                if (!nv) {
+                    rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+                    goto out;
+                }
+                sv->vals = nv;
+                cap = ncap;
+            }
+            memset(&sv->vals[sv->n], 0, sizeof sv->vals[sv->n]);
+            if (!(sv->names[sv->n] = bnf_strdup(nm)) ||
+                bnf_strmap_put(sv->shared, sv->names[sv->n], (intptr_t)sv->n)) {
+                free(sv->names[sv->n]);
+                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            sv->n++;
+        }
+out:
+    bnf_strmap_free(in_a);
+    return rc;
+}
+
+static bnf_status shared_record(void *ctx, const char *name, const bnf_tensor *t, bnf_err *err)
+{
+    shared_values *sv = ctx;
+    intptr_t i;
+    size_t bytes = t->n * bnf_eval_size(t->dtype);
+    if (!bnf_strmap_get(sv->shared, name, &i) || sv->stored_bytes + bytes > SHARED_BYTES_CAP)
+        return BNF_OK;
+    sv->stored_bytes += bytes;
+    return bnf_tensor_copy(&sv->vals[i], t, err);
+}
+
+static bnf_status shared_compare(void *ctx, const char *name, const bnf_tensor *t, bnf_err *err)
+{
+    shared_values *sv = ctx;
+    intptr_t i;
+    (void)err;
+    if (sv->failed || !bnf_strmap_get(sv->shared, name, &i) || !sv->vals[i].data)
+        return BNF_OK;
+    /* values of another type or shape are not the same value: not compared */
+    if (t->dtype != sv->vals[i].dtype || t->rank != sv->vals[i].rank || t->n != sv->vals[i].n)
+        return BNF_OK;
+    sv->compared++;
+    if (!compare_output("value (computed by both models)", name, &sv->vals[i], t, sv->o, sv->r))
+        sv->failed = 1;
+    bnf_tensor_clear(&sv->vals[i]);
+    return BNF_OK;
 }
 
 bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf_verify_options *opt,
@@ -93,8 +212,10 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     bnf_tensor *in = NULL, *oa = NULL, *ob = NULL;
     const bnf_tensor **in_ptr = NULL;
     size_t n_in, n_out, total_sets;
+    shared_values sv;
     bnf_status rc;
 
+    memset(&sv, 0, sizeof sv);
     if (opt)
         o = *opt;
     else
@@ -126,6 +247,10 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
         goto out;
     }
     r->outputs = n_out;
+    sv.o = &o;
+    sv.r = r;
+    if (!o.outputs_only && (rc = shared_collect(&sv, ma, mb, err)))
+        goto out;
     total_sets = o.random_sets + (o.n_given ? 1 : 0);
     for (size_t set = 0; set < total_sets; set++) {
         int given_set = o.n_given && set == o.random_sets;
@@ -135,10 +260,15 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
             goto out;
         for (size_t i = 0; i < n_in; i++)
             in_ptr[i] = &in[i];
-        if ((rc = bnf_session_run(sa, in_ptr, oa, err)) || (rc = bnf_session_run(sb, in_ptr, ob, err)))
+        sv.compared = 0;
+        if ((rc = bnf_session_run_observed(sa, in_ptr, oa, sv.n ? shared_record : NULL, &sv, err)) ||
+            (rc = bnf_session_run_observed(sb, in_ptr, ob, sv.n ? shared_compare : NULL, &sv, err)))
             goto out;
+        shared_clear_values(&sv);
+        r->values = sv.compared;
+        ok = !sv.failed;
         for (size_t k = 0; k < n_out && ok; k++)
-            ok = compare_output(bnf_session_output_name(sa, k), &oa[k], &ob[k], &o, r);
+            ok = compare_output("output", bnf_session_output_name(sa, k), &oa[k], &ob[k], &o, r);
         for (size_t k = 0; k < n_out; k++) {
             bnf_tensor_clear(&oa[k]);
             bnf_tensor_clear(&ob[k]);
@@ -162,6 +292,7 @@ out:
     free(ob);
     bnf_session_free(sa);
     bnf_session_free(sb);
+    shared_release(&sv);
     if (rc)
         r->ran = 0;
     return rc;
@@ -319,7 +450,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
     in[2] = &tnb;
     if ((rc = run_node(&layer2, opset, in, 3, &folded, err)))
         goto out;
-    *pass = compare_output(S(bn->output[0]), &z, &folded, o, &r);
+    *pass = compare_output("output", S(bn->output[0]), &z, &folded, o, &r);
     *rel_err = r.worst_rel;
 out:
     free(attrs);

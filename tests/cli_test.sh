@@ -840,6 +840,119 @@ t_testdata_untouched() {
 [ -x "$PY" ] || { echo "cli_test: $PY is missing" >&2; exit 2; }
 TESTDATA_BEFORE=$(testdata_fingerprint)
 
+
+# ---------------------------------------------------------------------------
+# 11. verification, verify and run
+# ---------------------------------------------------------------------------
+
+t_fold_reports_verification() {
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/out.onnx" --json || return
+    save_out fold.json
+    assert_json_true "$W/fold.json" "d['verification']['local']['pass']"
+    assert_json_true "$W/fold.json" "d['verification']['end_to_end']['ran']"
+    assert_json_true "$W/fold.json" "d['verification']['end_to_end']['pass']"
+    assert_json_true "$W/fold.json" "d['verification']['end_to_end']['input_sets'] == 3"
+    assert_json_true "$W/fold.json" "d['batchnorms'][0]['local_rel_err'] < 1e-5"
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/out2.onnx" --no-verify --json || return
+    save_out nover.json
+    assert_json_true "$W/nover.json" "d['verification']['local'] is None"
+    assert_json_true "$W/nover.json" "d['verification']['end_to_end'] is None"
+}
+
+# A deliberately broken fold (test hook) is caught: exit 1, nothing written.
+t_broken_fold_refused() {
+    expect_exit 1 -- env BNFOLD_TEST_BREAK_FOLD=1 "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/out.onnx" || return
+    expect_stderr_has "changes its result" "'bn'"
+    expect_no_output "$W/out.onnx"
+    expect_no_stray "$W"
+    expect_exit 1 -- env BNFOLD_TEST_BREAK_FOLD=1 "$BIN" fold "$DEMO" -o "$W/demo.onnx" || return
+    expect_no_output "$W/demo.onnx"
+}
+
+t_verify_honest_folds() {
+    local m
+    for m in conv2d convtranspose2d_group gemm_c_mn conv2d_bn_bn; do
+        expect_exit 0 -- "$BIN" fold "$MODELS/$m.onnx" -o "$W/$m.f.onnx" --no-verify || return
+        expect_exit 0 -- "$BIN" verify "$MODELS/$m.onnx" "$W/$m.f.onnx" || return
+        expect_stdout_has "equivalent"
+    done
+    expect_exit 0 -- "$BIN" fold "$DEMO" -o "$W/demo.f.onnx" --no-verify || return
+    expect_exit 0 -- "$BIN" verify "$DEMO" "$W/demo.f.onnx" --json || return
+    save_out v.json
+    assert_json_true "$W/v.json" "d['equivalent'] and d['values'] > 100 and d['input_sets'] == 3"
+}
+
+# The same models with one output channel of the folded weight scaled by
+# 1 + 1e-3 (written by python3's struct module, not by bnfold): exit 1.
+t_verify_catches_scaled_channel() {
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/f.onnx" --no-verify --json || return
+    save_out f.json
+    local wname
+    wname=$(json_get "$W/f.json" "d['actions'][0]['weight']")
+    /usr/bin/python3 - "$W/f.onnx" "$W/t.onnx" "$wname" <<'PY' || { fail "tamper script"; return; }
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+name = sys.argv[3].encode()
+# the folded weight is a float32 [4, C, kh, kw] TensorProto in raw_data: find its
+# name field (tag 8) and the raw_data field (tag 9 = 0x4a) after it
+i = data.index(b"\x42" + bytes([len(name)]) + name)
+j = data.index(b"\x4a", i)
+n, k = 0, 0
+while True:
+    b = data[j + 1 + k]; n |= (b & 0x7f) << (7 * k); k += 1
+    if not b & 0x80: break
+start = j + 1 + k
+vals = list(struct.unpack("<%df" % (n // 4), data[start:start + n]))
+per = len(vals) // 4
+best = max(range(4), key=lambda c: sum(abs(v) for v in vals[c * per:(c + 1) * per]))
+for q in range(best * per, (best + 1) * per):
+    vals[q] *= 1.001
+out = data[:start] + struct.pack("<%df" % len(vals), *vals) + data[start + n:]
+open(sys.argv[2], "wb").write(out)
+PY
+    expect_exit 1 -- "$BIN" verify "$MODELS/conv2d.onnx" "$W/t.onnx" || return
+    expect_stdout_has "NOT equivalent" "'Y'"
+    expect_exit 1 -- "$BIN" verify "$MODELS/conv2d.onnx" "$W/t.onnx" --json || return
+    save_out t.json
+    assert_json_true "$W/t.json" "d['equivalent'] is False and d['worst_output'] == 'Y'"
+    expect_exit 0 -- "$BIN" verify "$MODELS/conv2d.onnx" "$W/f.onnx"
+}
+
+t_verify_usage() {
+    expect_exit 2 -- "$BIN" verify "$MODELS/conv2d.onnx"
+    expect_exit 2 -- "$BIN" verify "$MODELS/conv2d.onnx" "$MODELS/conv2d.onnx" --rtol abc
+    expect_exit 4 -- "$BIN" verify "$MODELS/conv2d.onnx" "$W/missing.onnx"
+    expect_exit 0 -- "$BIN" verify --help
+}
+
+# run on the demo with torch's input: the output matches torch's output.
+t_run_demo() {
+    expect_exit 0 -- "$BIN" run "$DEMO" --input "$ROOT/testdata/demo/input_0.pb" --output-dir "$W" || return
+    expect_stdout_has "logits" "[1, 100]"
+    [ -f "$W/output_0.pb" ] || { fail "no output_0.pb"; return; }
+    expect_exit 0 -- "$BIN" run "$DEMO" --input "image=$ROOT/testdata/demo/input_0.pb" --json --repeat 3 || return
+    save_out run.json
+    assert_json_true "$W/run.json" "d['outputs'][0]['shape'] == [1, 100] and d['runs'] == 3"
+    /usr/bin/python3 - "$W/output_0.pb" "$ROOT/testdata/demo/output_0.pb" <<'PY' || fail "run output differs from torch"
+import struct, sys
+def floats(path):
+    d = open(path, "rb").read()
+    j = d.index(b"\x4a")  # raw_data
+    n, k = 0, 0
+    while True:
+        b = d[j + 1 + k]; n |= (b & 0x7f) << (7 * k); k += 1
+        if not b & 0x80: break
+    return struct.unpack("<%df" % (n // 4), d[j + 1 + k:j + 1 + k + n])
+a, b = floats(sys.argv[1]), floats(sys.argv[2])
+m = max(abs(x) for x in b)
+err = max(abs(x - y) for x, y in zip(a, b))
+print("max|diff|/max|out| =", err / m)
+sys.exit(0 if len(a) == len(b) and err <= 1e-4 * m else 1)
+PY
+    expect_exit 2 -- "$BIN" run "$DEMO" --input "nosuch=$ROOT/testdata/demo/input_0.pb"
+    expect_exit 3 -- "$BIN" run "$MODELS/skip_standalone.onnx" --dim N=0 --input "$ROOT/testdata/README.md"
+}
+
 run_case version t_version
 run_case help t_help
 run_case inspect_help t_inspect_help
@@ -910,6 +1023,13 @@ run_case demo_inspect t_demo_inspect
 run_case demo_fold t_demo_fold
 
 run_case testdata_untouched t_testdata_untouched
+
+run_case fold_reports_verification t_fold_reports_verification
+run_case broken_fold_refused t_broken_fold_refused
+run_case verify_honest_folds t_verify_honest_folds
+run_case verify_catches_scaled_channel t_verify_catches_scaled_channel
+run_case verify_usage t_verify_usage
+run_case run_demo t_run_demo
 
 for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
     echo "FAILED: $name"

@@ -117,8 +117,9 @@ static void test_fold_cases_against_reference_outputs(void **state)
     }
 }
 
-/* Scales output channel `ch` of the weight of the node producing `output`. */
-static void scale_channel(bnf_model *m, const char *output, size_t ch, double factor)
+/* Scales one output channel of the weight of the node producing `output`: the
+ * one with the largest weights (a channel whose BN scale was 0 has none). */
+static void scale_channel(bnf_model *m, const char *output, double factor)
 {
     const Onnx__NodeProto *layer = node_producing(m, output);
     Onnx__GraphProto *g = m->proto->graph;
@@ -130,6 +131,20 @@ static void scale_channel(bnf_model *m, const char *output, size_t ch, double fa
             continue;
         assert_true(t->has_raw_data && t->data_type == 1);
         per = t->raw_data.len / 4 / (size_t)t->dims[0];
+        size_t ch = 0;
+        double best = -1;
+        for (size_t c = 0; c < (size_t)t->dims[0]; c++) {
+            double sum = 0;
+            for (size_t k = 0; k < per; k++) {
+                float v;
+                memcpy(&v, t->raw_data.data + 4 * (c * per + k), 4);
+                sum += fabs(v);
+            }
+            if (sum > best) {
+                best = sum;
+                ch = c;
+            }
+        }
         for (size_t k = 0; k < per; k++) {
             float v;
             memcpy(&v, t->raw_data.data + 4 * (ch * per + k), 4);
@@ -142,7 +157,7 @@ static void scale_channel(bnf_model *m, const char *output, size_t ch, double fa
     fail_msg("no initializer for %s", layer->input[1]);
 }
 
-static void check_tamper(const char *path, const char *output, size_t ch)
+static void check_tamper(const char *path, const char *output)
 {
     bnf_model *orig = load_model(path), *folded = load_model(path);
     bnf_report *r = NULL;
@@ -152,11 +167,11 @@ static void check_tamper(const char *path, const char *output, size_t ch)
     assert_int_equal(bnf_verify_models(orig, folded, NULL, &v, &err), BNF_OK);
     if (!v.equivalent)
         fail_msg("%s: honest fold judged different: %s", path, v.reason);
-    scale_channel(folded, output, ch, 1.001);
+    scale_channel(folded, output, 1.001);
     assert_int_equal(bnf_verify_models(orig, folded, NULL, &v, &err), BNF_OK);
     assert_true(v.ran);
     if (v.equivalent)
-        fail_msg("%s: channel %zu scaled by 1.001 not caught (worst rel %g)", path, ch, v.worst_rel);
+        fail_msg("%s: a channel scaled by 1.001 not caught (worst rel %g)", path, v.worst_rel);
     assert_string_equal(v.worst_output, output);
     bnf_report_free(r);
     bnf_model_free(orig);
@@ -166,8 +181,12 @@ static void check_tamper(const char *path, const char *output, size_t ch)
 static void test_verify_catches_one_channel_scaled(void **state)
 {
     (void)state;
-    check_tamper(MODELS "conv2d.onnx", "Y", 0);
-    check_tamper(MODELS "gemm_tA0_tB0.onnx", "Y", 1);
+    check_tamper(MODELS "conv2d.onnx", "Y");
+    check_tamper(MODELS "conv3d.onnx", "Y");
+    /* deep in a network the change is below float noise at the logits; it is
+     * caught where it happens, at the value both models compute */
+    check_tamper("testdata/demo/mobilenet_v2_tiny.onnx",
+                 "/features/features.0/features.0.1/BatchNormalization_output_0");
 }
 
 static void test_broken_fold_is_refused(void **state)

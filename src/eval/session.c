@@ -403,6 +403,13 @@ static void release_slot(bnf_session *s, size_t k)
 bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs, bnf_tensor *outputs,
                            bnf_err *err)
 {
+    return bnf_session_run_observed(s, inputs, outputs, NULL, NULL, err);
+}
+
+bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
+                                    bnf_tensor *outputs, bnf_observer observe, void *observer,
+                                    bnf_err *err)
+{
     const Onnx__GraphProto *g = s->g;
     bnf_status rc = BNF_OK;
     const bnf_tensor *in[64];
@@ -472,6 +479,8 @@ bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs, bnf_
             bnf_strmap_get(s->slot_of, n->output[j], (intptr_t *)&k);
             release_slot(s, k);
             s->slots[k] = outs[j];
+            if (observe && !rc)
+                rc = observe(observer, n->output[j], outs[j], err);
         }
         /* free what no later node reads */
         for (size_t j = 0; j < n_in && !rc; j++) {
