@@ -16,13 +16,18 @@ enum {
     T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
     T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
     T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
+    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
+    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
 };
 
 size_t bnf_eval_size(int32_t dtype)
 {
     switch (dtype) {
-    case T_FLOAT: case T_INT32: return 4;
-    case T_INT64: case T_DOUBLE: return 8;
+    case T_FLOAT: case T_INT32: case T_UINT32: return 4;
+    case T_INT64: case T_DOUBLE: case T_UINT64: return 8;
+    case T_UINT16: case T_INT16: return 2;
     case T_UINT8: case T_INT8: case T_BOOL: return 1;
     default: return 0;
     }
@@ -79,6 +84,10 @@ double bnf_get_f64(const bnf_tensor *t, size_t i)
     case T_INT32: return ((const int32_t *)t->data)[i];
     case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
     case T_INT8: return ((const int8_t *)t->data)[i];
+    case T_INT16: return ((const int16_t *)t->data)[i];
+    case T_UINT16: return ((const uint16_t *)t->data)[i];
+    case T_UINT32: return ((const uint32_t *)t->data)[i];
+    case T_UINT64: return (double)((const uint64_t *)t->data)[i];
     default: return NAN;
     }
 }
@@ -90,6 +99,10 @@ int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
     case T_INT32: return ((const int32_t *)t->data)[i];
     case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
     case T_INT8: return ((const int8_t *)t->data)[i];
+    case T_INT16: return ((const int16_t *)t->data)[i];
+    case T_UINT16: return ((const uint16_t *)t->data)[i];
+    case T_UINT32: return ((const uint32_t *)t->data)[i];
+    case T_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
     default: {
         double v = bnf_get_f64(t, i);
         if (!(v >= -9.2e18 && v <= 9.2e18))
@@ -109,6 +122,10 @@ void bnf_set_f64(bnf_tensor *t, size_t i, double v)
     case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
     case T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     case T_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
+    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
+    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)v; break;
+    case T_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)v; break;
     default: break;
     }
 }
@@ -172,6 +189,15 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         if (p->n_int64_data != n)
             goto bad_count;
         memcpy(t->data, p->int64_data, n * 8);
+    } else if (dt == T_UINT32 || dt == T_UINT64) {
+        if (p->n_uint64_data != n)
+            goto bad_count;
+        for (size_t i = 0; i < n; i++) {
+            if (dt == T_UINT64)
+                ((uint64_t *)t->data)[i] = p->uint64_data[i];
+            else
+                ((uint32_t *)t->data)[i] = (uint32_t)p->uint64_data[i];
+        }
     } else {
         if (p->n_int32_data != n)
             goto bad_count;
