@@ -169,7 +169,7 @@ static const char verify_options_help[] =
     "  --seed S             first seed (default 1)\n"
     "  --rtol R             relative tolerance (default 1e-4)\n"
     "  --atol A             absolute tolerance in units of the value's largest |value|\n"
-    "                       (default 1e-5)\n"
+    "                       (default 1e-4)\n"
     "  --outputs-only       compare graph outputs only, not also the intermediate\n"
     "                       values both models compute under the same name\n";
 

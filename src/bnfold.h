@@ -200,7 +200,7 @@ typedef struct {
     size_t random_sets;       /* seeded random input sets (default 3) */
     uint64_t seed;            /* first seed (default 1) */
     double rtol;              /* default 1e-4 */
-    double atol;              /* in units of the output's largest |value|; default 1e-5 */
+    double atol;              /* in units of the output's largest |value|; default 1e-4 */
     const bnf_dim *dims;      /* symbolic dimension values (unknown: 1) */
     size_t n_dims;
     const bnf_named_tensor *given; /* an extra input set given by the caller */
@@ -209,7 +209,7 @@ typedef struct {
     int outputs_only;         /* 0: also compare values both graphs compute under one name */
 } bnf_verify_options;
 
-/* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-5). */
+/* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-4). */
 void bnf_verify_defaults(bnf_verify_options *o);
 
 typedef struct {

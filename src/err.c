@@ -38,3 +38,16 @@ char *bnf_strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+void bnf_err_prefix(bnf_err *err, const char *prefix)
+{
+    size_t p = strlen(prefix) + 2, n = strlen(err->msg), cap = sizeof err->msg - 1;
+    if (p >= cap)
+        return;
+    if (n > cap - p)
+        n = cap - p;
+    memmove(err->msg + p, err->msg, n);
+    memcpy(err->msg, prefix, p - 2);
+    memcpy(err->msg + p - 2, ": ", 2);
+    err->msg[p + n] = '\0';
+}

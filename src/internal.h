@@ -38,12 +38,20 @@ struct bnf_model {
 bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint64_t *estimate,
                              bnf_err *err);
 
+/* ---- semantic validation (validate.c) ------------------------------------------ */
+
+/* Checks versions, tensors, and that every value is defined once and before
+ * use; an error names the node or tensor. */
+bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err);
+
 /* ---- errors (err.c) ------------------------------------------------------ */
 
 /* Fills err (when not NULL) and returns code. */
 bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 char *bnf_strdup(const char *s);
+/* Puts "prefix: " before err's message (cutting its end if it must). */
+void bnf_err_prefix(bnf_err *err, const char *prefix);
 
 /* ---- string map (strmap.c): string keys (borrowed) to intptr_t values -- */
 

@@ -107,6 +107,12 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
         bnf_model_free(m);
         return bnf_fail(err, BNF_ERR_INVALID, "%s: the model has no graph", what);
     }
+    if ((rc = bnf_model_validate(m, err))) {
+        if (err && path && strncmp(err->msg, path, strlen(path)) != 0)
+            bnf_err_prefix(err, path);
+        bnf_model_free(m);
+        return rc;
+    }
     *out = m;
     return BNF_OK;
 }

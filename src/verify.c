@@ -7,8 +7,11 @@
  * inputs, every output compared; this needs a kernel for every operator.
  *
  * Tolerance: an element passes when |b - a| <= atol * max|a| + rtol * |a|, with
- * a the original's value and max|a| the largest magnitude of that output, so
- * one default serves outputs of any scale. */
+ * a the original's value and max|a| the largest magnitude of that value, so one
+ * default serves values of any scale.  The defaults (1e-4, 1e-4) follow what
+ * float32 allows deep in a network: folding changes the order of roundings,
+ * and a BN with a tiny variance amplifies the difference downstream (up to
+ * about 2e-5 of max|a| in torchvision models with randomised statistics). */
 #include "eval/eval.h"
 
 #include <math.h>
@@ -23,7 +26,7 @@ void bnf_verify_defaults(bnf_verify_options *o)
     o->random_sets = 3;
     o->seed = 1;
     o->rtol = 1e-4;
-    o->atol = 1e-5;
+    o->atol = 1e-4;
 }
 
 void bnf_fold_defaults(bnf_fold_options *o)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability check: fold torchvision models exported by PyTorch with
-# bnfold and compare original vs folded outputs under onnxruntime-node.
+# bnfold and compare original vs folded outputs under onnxruntime-node; and
+# check bnfold's own evaluator (`bnfold run`) against onnxruntime-node on the
+# original model (run_compare.js, same seeded inputs).
 # Run from anywhere (normally `make interop` at the repo root).
 #
 # Environment (all optional):
@@ -9,7 +11,8 @@
 #   NODE           node binary                     (default /usr/bin/node, else node)
 #   INTEROP_DIR    models and results              (default build/interop)
 #   INTEROP_ONLY   space-separated model names to run (default: all)
-#   INTEROP_SEED   input seed for compare.js       (default 1234)
+#   INTEROP_SEED   input seed for compare.js and run_compare.js (default 1234)
+#   INTEROP_THREADS  --threads of `bnfold run`     (default 2)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -22,6 +25,7 @@ if [[ -z "${NODE:-}" ]]; then
 fi
 OUT="${INTEROP_DIR:-build/interop}"
 SEED="${INTEROP_SEED:-1234}"
+THREADS="${INTEROP_THREADS:-2}"
 NODE_DIR=build/node
 HERE=tests/interop
 
@@ -86,7 +90,7 @@ passed=0
 failed=0
 if [[ $export_rc -ne 0 ]]; then
   failed=$((failed + 1))
-  rows+=("$(printf '%-34s %5s %9s %8s %12s  %s' "(export)" - - - - FAIL)")
+  rows+=("$(printf '%-34s %5s %9s %8s %12s %11s  %s' "(export)" - - - - - FAIL)")
   reasons+=("export_models.py exited $export_rc (see EXPORT FAILED lines above)")
 fi
 if [[ ! -f "$OUT/manifest.tsv" ]]; then
@@ -103,9 +107,12 @@ while IFS=$'\t' read -r -u 3 name opset bn_expected bn_foldable _shape; do
   fjson="$OUT/$name.fold.json"
   ijson="$OUT/$name.inspect.json"
   ctxt="$OUT/$name.compare.txt"
-  rm -f "$folded" "$fjson" "$ijson" "$ctxt"
+  rtxt="$OUT/$name.run.txt"
+  rdir="$OUT/$name.run"
+  rm -f "$folded" "$fjson" "$ijson" "$ctxt" "$rtxt"
+  rm -rf "$rdir"
   why=()
-  bn_before="-" bn_after="-" worst="-"
+  bn_before="-" bn_after="-" worst="-" rworst="-" rms="-"
 
   rc=0
   "$BNFOLD" fold "$model" -o "$folded" --json >"$fjson" 2>"$OUT/$name.fold.err" || rc=$?
@@ -177,6 +184,27 @@ while IFS=$'\t' read -r -u 3 name opset bn_expected bn_foldable _shape; do
     fi
   fi
 
+  # bnfold's evaluator vs onnxruntime, both on the original model
+  rc=0
+  "$NODE" "$HERE/run_compare.js" "$BNFOLD" "$model" "$rdir" "$SEED" "$THREADS" >"$rtxt" 2>&1 || rc=$?
+  if f=$(tail -n 1 "$rtxt" > "$rtxt.json" && json_fields "$rtxt.json" 'd.worst_rel' 'd.error' \
+           'd.run_ms === null ? null : (d.run_ms / 1000).toFixed(1)'); then
+    IFS=$'\t' read -r rworst rerr rms <<<"$f"
+    if [[ "$rworst" == null ]]; then rworst="-"; else rworst=$(printf '%.2e' "$rworst"); fi
+    if [[ "$rms" == null ]]; then rms="-"; fi
+  else
+    rerr="run_compare.js printed no JSON"
+  fi
+  rm -f "$rtxt.json"
+  if [[ $rc -ne 0 ]]; then
+    if [[ "$rerr" != null ]]; then
+      why+=("run vs ort: $rerr")
+    else
+      why+=("run vs ort: outputs differ: $(grep FAIL "$rtxt" | head -n 3 | tr "\n" " " || true)")
+    fi
+    if [[ "$rworst" == "-" ]]; then rworst=FAIL; fi
+  fi
+
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   secs="$((ms / 1000)).$(( (ms % 1000) / 100 ))"
   if [[ ${#why[@]} -eq 0 ]]; then
@@ -185,13 +213,14 @@ while IFS=$'\t' read -r -u 3 name opset bn_expected bn_foldable _shape; do
     result=FAIL; failed=$((failed + 1))
     for w in "${why[@]}"; do reasons+=("$name: $w"); done
   fi
-  rows+=("$(printf '%-34s %5s %9s %8s %12s  %s' "$name" "$opset" "$bn_before" "$bn_after" "$worst" "$result")")
-  printf 'interop: %-34s %s (BN %s -> %s, worst rel %s, %ss)\n' "$name" "$result" "$bn_before" "$bn_after" "$worst" "$secs"
+  rows+=("$(printf '%-34s %5s %9s %8s %12s %11s  %s' "$name" "$opset" "$bn_before" "$bn_after" "$worst" "$rworst" "$result")")
+  printf 'interop: %-34s %s (BN %s -> %s, worst rel %s, run vs ort %s, bnfold run %ss, %ss)\n' \
+    "$name" "$result" "$bn_before" "$bn_after" "$worst" "$rworst" "$rms" "$secs"
 done 3<"$OUT/manifest.tsv" </dev/null
 
 t_end=$(date +%s)
 echo
-printf '%-34s %5s %9s %8s %12s  %s\n' model opset "BN before" "BN after" "worst rel" result
+printf '%-34s %5s %9s %8s %12s %11s  %s\n' model opset "BN before" "BN after" "worst rel" "run vs ort" result
 for r in "${rows[@]}"; do echo "$r"; done
 if [[ ${#reasons[@]} -gt 0 ]]; then
   echo
