@@ -201,7 +201,7 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
     if (!loc || !*loc)
         return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': external data without a location",
                         tname(t));
-    if (!m->dir)
+    if (!m || !m->dir)
         return bnf_fail(err, BNF_ERR_INVALID,
                         "tensor '%s': external data '%s' but the model has no folder", tname(t),
                         loc);

@@ -112,20 +112,36 @@ int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
     }
 }
 
+/* v converted to an integer type: truncated toward zero, saturated at the
+ * type's range, NaN as 0 (a plain C cast is undefined for those). */
+static double to_int_range(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    v = v < 0 ? ceil(v) : floor(v);
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 void bnf_set_f64(bnf_tensor *t, size_t i, double v)
 {
     switch (t->dtype) {
     case T_FLOAT: ((float *)t->data)[i] = (float)v; break;
     case T_DOUBLE: ((double *)t->data)[i] = v; break;
-    case T_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    case T_INT64:
+        ((int64_t *)t->data)[i] = v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
+                                  : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
+        break;
+    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX); break;
+    case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
     case T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
-    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)v; break;
-    case T_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)v; break;
+    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
+    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX); break;
+    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
+    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
+    case T_UINT64:
+        ((uint64_t *)t->data)[i] = v != v || v <= 0 ? 0 : v >= 18446744073709551615.0 ? UINT64_MAX
+                                   : (uint64_t)v;
+        break;
     default: break;
     }
 }
