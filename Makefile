@@ -5,7 +5,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -D_XOPEN_SOURCE=700
 CPPFLAGS += -Isrc -Iproto
-LDLIBS  := -lprotobuf-c -lopenblas -lm
+LDLIBS  := -lprotobuf-c -lopenblas -lm -pthread
 B       := build
 PYTHON  := /usr/bin/python3
 

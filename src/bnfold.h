@@ -250,6 +250,18 @@ typedef struct {
     double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
 } bnf_bn_info;
 
+/* One fold done: a BN (or a Mul / Add by constants) merged into a layer. */
+typedef struct {
+    char *op;            /* "BatchNormalization", "Mul" or "Add" */
+    char *node;          /* the node folded away */
+    char *layer;         /* the layer that absorbed it */
+    char *layer_op;      /* the layer's op type before the fold (MatMul becomes Gemm) */
+    const char *position; /* "after" (layer -> node) or "before" (node -> layer) */
+    char *weight;        /* the new weight and bias tensors */
+    char *bias;
+    double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
+} bnf_fold_action;
+
 typedef struct {
     char *op_type;
     size_t count;
@@ -277,6 +289,8 @@ typedef struct {
     size_t n_bns;
     size_t n_folded;
     size_t n_bns_after;    /* BN nodes left in the model after folding */
+    bnf_fold_action *actions; /* every fold, in the order done */
+    size_t n_actions;
     int verified_local;    /* every fold was checked on its own */
     double local_worst;    /* the worst of those checks */
     bnf_verify_result e2e; /* the end-to-end check (e2e.ran 0 when not run) */

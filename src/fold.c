@@ -1,10 +1,15 @@
-/* fold.c: the folding pass.  Finds every BatchNormalization of the main graph,
- * folds it into the layer that produces its input when a pattern of the table
- * below allows, and repeats until nothing changes (Conv -> BN -> BN folds both).
+/* fold.c: the folding pass.
+ *
+ * An affine node (BatchNormalization, or Mul / Add by a per-channel constant)
+ * next to a layer (Conv, ConvTranspose, Gemm, MatMul) folds into the layer's
+ * weights when a pattern of the table below allows: layer -> node for all of
+ * them, BN -> layer where that is exact.  The pass repeats until nothing
+ * changes (Conv -> BN -> BN, Conv -> BN -> Mul -> Add fold completely).
  *
  * A fold never changes a tensor in place: it writes new tensors under fresh
- * names, points the layer at them, gives the layer the BN's output name (it may
- * be a graph output), removes the BN, then removes whatever became unused. */
+ * names, points the layer at them, takes the node out (the layer inherits its
+ * output name, which may be a graph output), then removes whatever became
+ * unused.  Every BN of the input gets a report entry saying what became of it. */
 #include "internal.h"
 
 #include <math.h>
@@ -13,9 +18,8 @@
 
 /* Adding a fold: one file in fold/, one line here. */
 static const bnf_fold_pattern *const patterns[] = {
-    &bnf_fold_conv,
-    &bnf_fold_conv_transpose,
-    &bnf_fold_gemm,
+    &bnf_fold_conv_bn,   &bnf_fold_conv_transpose_bn, &bnf_fold_gemm_bn,
+    &bnf_fold_matmul_bn, &bnf_fold_bn_conv,           &bnf_fold_bn_gemm,
 };
 
 #define S(x) ((x) ? (x) : "")
@@ -36,10 +40,10 @@ static int is_op(const Onnx__NodeProto *n, const char *op)
            (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0);
 }
 
-static const bnf_fold_pattern *pattern_for(const Onnx__NodeProto *n)
+static const bnf_fold_pattern *pattern_for(const Onnx__NodeProto *n, bnf_fold_position pos)
 {
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++)
-        if (is_op(n, patterns[i]->op_type))
+        if (patterns[i]->position == pos && is_op(n, patterns[i]->op_type))
             return patterns[i];
     return NULL;
 }
@@ -54,6 +58,23 @@ typedef struct {
     bnf_report *r;
     const Onnx__NodeProto **bn_nodes; /* report entry i describes bn_nodes[i] */
 } fold_ctx;
+
+/* Why a fold did not happen: a stable code and a sentence. */
+typedef struct {
+    const char *code;
+    char text[240];
+} why_not;
+
+static void say(why_not *w, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(why_not *w, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    w->code = code;
+    va_start(ap, fmt);
+    vsnprintf(w->text, sizeof w->text, fmt, ap);
+    va_end(ap);
+}
 
 /* Folded float16 / bfloat16 weights are rounded to 11 / 8 significant bits:
  * an honest fold then differs from the original by about that much, so the
@@ -75,14 +96,6 @@ static bnf_bn_info *entry_for(fold_ctx *cx, const Onnx__NodeProto *n)
     return NULL;
 }
 
-static void skip(bnf_bn_info *e, const char *code, const char *reason)
-{
-    e->folded = 0;
-    e->reason_code = code;
-    free(e->reason);
-    e->reason = bnf_strdup(reason);
-}
-
 static const char *const_reason(bnf_const_kind kind)
 {
     switch (kind) {
@@ -92,107 +105,142 @@ static const char *const_reason(bnf_const_kind kind)
     }
 }
 
+static const char *const_words(bnf_const_kind kind)
+{
+    switch (kind) {
+    case BNF_CONST_NO: return "computed at run time";
+    case BNF_CONST_OVERRIDABLE:
+        return "an initializer also listed as a graph input: a user may override it";
+    default: return "not float, double, float16 or bfloat16";
+    }
+}
+
 /* Whether every value survives the cast to dtype: no overflow, and no value that
  * is not zero flushed to zero.  Writes the first offender into why. */
-static int representable(int32_t dtype, const double *v, size_t n, const char *what, char *why,
-                         size_t size)
+static int representable(int32_t dtype, const double *v, size_t n, const char *what, why_not *w)
 {
     for (size_t i = 0; i < n; i++) {
         double r = bnf_round_to(dtype, v[i]);
         if (!isfinite(v[i]) || !isfinite(r)) {
-            snprintf(why, size, "folded %s[%zu] = %g is not finite in %s", what, i, v[i],
-                     bnf_dtype_name(dtype));
+            say(w, "NON_FINITE", "folded %s[%zu] = %g is not finite in %s", what, i, v[i],
+                bnf_dtype_name(dtype));
             return 0;
         }
         if (r == 0 && v[i] != 0) {
-            snprintf(why, size, "folded %s[%zu] = %g flushes to zero in %s", what, i, v[i],
-                     bnf_dtype_name(dtype));
+            say(w, "NON_FINITE", "folded %s[%zu] = %g flushes to zero in %s", what, i, v[i],
+                bnf_dtype_name(dtype));
             return 0;
         }
     }
     return 1;
 }
 
-/* Tries to fold the BN at node index i.  *folded tells whether the graph changed;
- * otherwise the entry says why not. */
-static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
+/* The per-channel affine map of a Mul or Add whose other operand is a constant
+ * shaped for `channels` channels on axis 1 of a rank-`rank` value: a scalar, or
+ * 1 everywhere but axis 1.  Returns 0 with *w said when it is not one. */
+static bnf_status affine_of_const(fold_ctx *cx, const Onnx__NodeProto *n, const char *x,
+                                  int64_t channels, int rank, bnf_bn *out, why_not *w,
+                                  bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi.g;
-    Onnx__NodeProto *bn_node = g->node[i], *layer;
-    bnf_bn_info *e = entry_for(cx, bn_node);
-    const bnf_fold_pattern *pat;
-    bnf_fold_job job;
-    bnf_bn bn;
-    bnf_array w = {0}, b = {0};
+    const char *k_name = strcmp(S(bnf_node_input(n, 0)), x) == 0 ? bnf_node_input(n, 1)
+                                                                : bnf_node_input(n, 0);
+    int is_mul = is_op(n, "Mul");
     bnf_const_kind kind;
-    const char *code = NULL, *x, *bias_name, *new_w_name, *new_b_name;
-    char reason[240];
-    char *candidates[8] = {0};
-    size_t n_cand = 0;
-    Onnx__TensorProto *tw = NULL, *tb = NULL;
-    int32_t bias_dtype;
-    intptr_t li;
+    bnf_array k;
     bnf_status rc;
 
-    *folded = 0;
-    memset(&job, 0, sizeof job);
-    if (!e)
-        return BNF_OK; /* a BN that a fold created: none do today */
-    rc = bnf_bn_read(cx->m, &cx->gi, bn_node, cx->opset, &bn, &code, reason, sizeof reason, err);
-    if (rc)
+    memset(out, 0, sizeof *out);
+    if (!k_name || n->n_input != 2)
+        return say(w, "NO_LAYER", "not a two-input node"), BNF_OK;
+    if ((rc = bnf_graph_const(cx->m, &cx->gi, k_name, &kind, &k, err)))
         return rc;
-    e->channels = bn.c;
-    e->epsilon = bn.eps;
-    e->min_var = bn.min_var;
-    e->max_abs_scale = bn.max_abs_scale;
-    x = bnf_node_input(bn_node, 0);
-    layer = x && bnf_strmap_get(cx->gi.producer, x, &li) ? g->node[li] : NULL;
-    if (layer) { /* reported whatever the decision */
-        free(e->layer);
-        free(e->layer_op);
-        e->layer = bnf_strdup(S(layer->name));
-        e->layer_op = bnf_strdup(S(layer->op_type));
-        if (!e->layer || !e->layer_op) {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (kind != BNF_CONST_YES) {
+        say(w, const_reason(kind), "%s operand '%s' is %s", n->op_type, k_name, const_words(kind));
+        return BNF_OK;
+    }
+    if (rank < 2 || k.rank > (size_t)rank) {
+        say(w, "SHAPE_MISMATCH", "constant of rank %zu on a value of rank %d", k.rank, rank);
+        goto out;
+    }
+    for (size_t d = 0; d < k.rank; d++) {
+        size_t axis = (size_t)rank - k.rank + d;
+        if (k.dims[d] != 1 && !(axis == 1 && k.dims[d] == channels)) {
+            say(w, "SHAPE_MISMATCH", "constant '%s' is not per channel (dimension %zu is %lld)",
+                k_name, d, (long long)k.dims[d]);
             goto out;
         }
     }
-    if (code) {
-        skip(e, code, reason);
+    out->c = channels;
+    out->s = malloc((size_t)(channels ? channels : 1) * sizeof *out->s);
+    out->t = malloc((size_t)(channels ? channels : 1) * sizeof *out->t);
+    if (!out->s || !out->t) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (!layer) {
-        snprintf(reason, sizeof reason, "its input '%s' is not produced by a node (graph input)",
-                 S(x));
-        skip(e, "NO_LAYER", reason);
-        goto out;
+    for (int64_t c = 0; c < channels; c++) {
+        double v = k.v[k.n == 1 ? 0 : (size_t)c];
+        out->s[c] = is_mul ? v : 1.0;
+        out->t[c] = is_mul ? 0.0 : v;
     }
-    pat = pattern_for(layer);
-    if (!pat || strcmp(layer->output[0], x) != 0) {
-        snprintf(reason, sizeof reason, "its input comes from %s '%s', which does not fold",
-                 S(layer->op_type), S(layer->name));
-        skip(e, "NO_LAYER", reason);
-        goto out;
-    }
-    if (bnf_graph_is_output(&cx->gi, x)) {
-        snprintf(reason, sizeof reason, "%s output '%s' is also a graph output", pat->op_type, x);
-        skip(e, "LAYER_GRAPH_OUTPUT", reason);
-        goto out;
-    }
-    if (bnf_graph_uses(&cx->gi, x) != 1) {
-        snprintf(reason, sizeof reason, "%s output '%s' has %zu consumers; folding would change "
-                 "the others", pat->op_type, x, bnf_graph_uses(&cx->gi, x));
-        skip(e, "LAYER_MULTI_CONSUMER", reason);
-        goto out;
-    }
+out:
+    bnf_array_free(&k);
+    return rc;
+}
+
+/* What a successful attempt did, for the report. */
+typedef struct {
+    const char *new_w, *new_b;
+    double local_err;
+} done;
+
+/* Tries to fold `node` (at index i; an affine map `bn`, or NULL for Mul/Add,
+ * read here) into `layer` at position pos.  On success the graph has changed
+ * (*folded = 1) and d says how; otherwise *w says why not. */
+static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
+                          const bnf_fold_pattern *pat, const bnf_bn *bn_in, int *folded,
+                          done *d, why_not *w, bnf_err *err)
+{
+    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__NodeProto *node = g->node[i];
+    bnf_fold_job job;
+    bnf_bn own = {0};
+    const bnf_bn *bn = bn_in;
+    bnf_array wt = {0}, b = {0};
+    bnf_const_kind kind;
+    const char *link, *bias_name, *new_w_name, *new_b_name;
+    char *candidates[8] = {0}, *link_copy = NULL;
+    size_t n_cand = 0;
+    Onnx__TensorProto *tw = NULL, *tb = NULL;
+    int32_t bias_dtype;
+    int64_t channels;
+    bnf_status rc = BNF_OK;
+
+    *folded = 0;
+    memset(&job, 0, sizeof job);
+    /* the value between the two nodes: the layer's output, or the node's */
+    link = pat->position == BNF_AFTER_LAYER ? S(layer->output[0]) : S(node->output[0]);
+    if (pat->position == BNF_AFTER_LAYER && !layer->n_output)
+        return say(w, "NO_LAYER", "the layer has no output"), BNF_OK;
+    if (pat->position == BNF_AFTER_LAYER && strcmp(S(bnf_node_input(node, 0)), link) != 0 &&
+        (bn_in || strcmp(S(bnf_node_input(node, 1)), link) != 0))
+        return say(w, "NO_LAYER", "it does not read the %s's output as its data", pat->op_type),
+               BNF_OK;
+    if (pat->position == BNF_BEFORE_LAYER && strcmp(S(bnf_node_input(layer, 0)), link) != 0)
+        return say(w, "NO_LAYER", "its output is not the %s's data input", pat->op_type), BNF_OK;
+    if (bnf_graph_is_output(&cx->gi, link))
+        return say(w, "LAYER_GRAPH_OUTPUT", "%s output '%s' is also a graph output",
+                   pat->position == BNF_AFTER_LAYER ? pat->op_type : node->op_type, link), BNF_OK;
+    if (bnf_graph_uses(&cx->gi, link) != 1)
+        return say(w, "LAYER_MULTI_CONSUMER", "%s output '%s' has %zu consumers; folding would "
+                   "change the others", pat->position == BNF_AFTER_LAYER ? pat->op_type
+                   : node->op_type, link, bnf_graph_uses(&cx->gi, link)), BNF_OK;
     for (size_t k = 1; k <= 2; k++) {
         const char *in = bnf_node_input(layer, k);
-        bnf_array *dst = k == 1 ? &w : &b;
+        bnf_array *dst = k == 1 ? &wt : &b;
         if (!in) {
             if (k == 1) {
-                snprintf(reason, sizeof reason, "%s '%s' has no weight input", pat->op_type,
-                         S(layer->name));
-                skip(e, "UNSUPPORTED_LAYER", reason);
+                say(w, "UNSUPPORTED_LAYER", "%s '%s' has no weight input", pat->op_type,
+                    S(layer->name));
                 goto out;
             }
             continue;
@@ -200,64 +248,76 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         if ((rc = bnf_graph_const(cx->m, &cx->gi, in, &kind, dst, err)))
             goto out;
         if (kind != BNF_CONST_YES) {
-            snprintf(reason, sizeof reason, "%s %s '%s' is %s", pat->op_type,
-                     k == 1 ? "weight" : "bias", in,
-                     kind == BNF_CONST_NO ? "computed at run time"
-                     : kind == BNF_CONST_OVERRIDABLE
-                         ? "an initializer also listed as a graph input: a user may override it"
-                         : "not float, double, float16 or bfloat16");
-            skip(e, const_reason(kind), reason);
+            say(w, const_reason(kind), "%s %s '%s' is %s", pat->op_type, k == 1 ? "weight" : "bias",
+                in, const_words(kind));
             goto out;
         }
     }
+    channels = pat->channels(layer, &wt);
+    job.in_rank = bnf_graph_rank(&cx->gi, S(bnf_node_input(layer, 0)));
+    if (!bn) { /* Mul or Add: its constant, read for this layer's channels */
+        int rank = is_op(layer, "Conv") || is_op(layer, "ConvTranspose") ? (int)wt.rank
+                   : is_op(layer, "Gemm") ? 2 : job.in_rank;
+        if (channels < 0) {
+            say(w, "SHAPE_MISMATCH", "the %s weight has rank %zu", pat->op_type, wt.rank);
+            goto out;
+        }
+        if ((rc = affine_of_const(cx, node, link, channels, rank, &own, w, err)) || w->code)
+            goto out;
+        bn = &own;
+    }
     job.layer = layer;
-    job.w = &w;
+    job.w = &wt;
     job.b = b.v ? &b : NULL;
-    job.bn = &bn;
-    job.new_w = malloc((w.n ? w.n : 1) * sizeof *job.new_w);
+    job.bn = bn;
+    job.new_w = malloc((wt.n ? wt.n : 1) * sizeof *job.new_w);
     if (!job.new_w) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
     if (pat->fold(&job) != BNF_OK) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(bn_node->name));
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(node->name));
         goto out;
     }
     if (job.code) {
-        skip(e, job.code, job.reason);
+        say(w, job.code, "%s", job.reason);
         goto out;
     }
-    bias_dtype = b.v ? b.dtype : w.dtype;
-    if (!representable(w.dtype, job.new_w, w.n, "weight", reason, sizeof reason) ||
-        !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", reason, sizeof reason)) {
-        skip(e, "NON_FINITE", reason);
+    bias_dtype = b.v ? b.dtype : wt.dtype;
+    if (!representable(wt.dtype, job.new_w, wt.n, "weight", w) ||
+        !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", w))
         goto out;
-    }
 
     if (cx->opts->break_for_testing)
-        for (size_t k = 0; k < w.n; k++)
+        for (size_t k = 0; k < wt.n; k++)
             job.new_w[k] *= 1.01;
+    d->local_err = NAN;
     if (cx->opts->verify) {
         int pass;
         bnf_verify_options vo = cx->opts->check;
-        double loosen = type_loosening(w.dtype);
+        double loosen = type_loosening(wt.dtype);
+        Onnx__NodeProto as_folded = *layer;
+        char gemm[] = "Gemm";
         vo.rtol *= loosen;
         vo.atol *= loosen;
         if (loosen > cx->loosen)
             cx->loosen = loosen;
-        if ((rc = bnf_verify_fold_local(cx->m, &cx->gi, layer, bn_node, cx->opset, &w, job.b,
-                                        job.new_w, &job.new_b, &vo, &e->local_err, &pass, err)))
+        if (pat->finish == bnf_fold_gemm_finish || is_op(layer, "MatMul"))
+            as_folded.op_type = gemm; /* beta is set to 1 by the check itself */
+        if ((rc = bnf_verify_fold_local(cx->m, &cx->gi, layer, node, pat->position, &as_folded,
+                                        cx->opset, &wt, job.b, job.new_w, &job.new_b, &vo,
+                                        &d->local_err, &pass, err)))
             goto out;
         if (!pass) {
             rc = bnf_fail(err, BNF_ERR_CHECK,
-                          "folding BN '%s' into %s '%s' changes its result (max |diff| / max "
-                          "|output| = %.3g): nothing written", S(bn_node->name), pat->op_type,
-                          S(layer->name), e->local_err);
+                          "folding %s '%s' into %s '%s' changes its result (max |diff| / max "
+                          "|output| = %.3g): nothing written", S(node->op_type), S(node->name),
+                          pat->op_type, S(layer->name), d->local_err);
             goto out;
         }
     }
 
-    /* Rewrite: new tensors, the layer points at them and takes the BN's output. */
+    /* Rewrite: new tensors, the layer points at them, the node goes. */
     bias_name = bnf_node_input(layer, 2);
     new_w_name = bnf_names_fresh(&cx->names, layer->input[1], "_bnfold", err);
     new_b_name = new_w_name ? bnf_names_fresh(&cx->names, bias_name ? bias_name
@@ -267,20 +327,25 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         rc = err ? err->code : BNF_ERR_NOMEM;
         goto out;
     }
-    if ((rc = bnf_tensor_new(new_w_name, w.dtype, w.dims, w.rank, job.new_w, w.n, &tw, err)) ||
+    if ((rc = bnf_tensor_new(new_w_name, wt.dtype, wt.dims, wt.rank, job.new_w, wt.n, &tw, err)) ||
         (rc = bnf_tensor_new(new_b_name, bias_dtype, job.new_b.dims, job.new_b.rank, job.new_b.v,
                              job.new_b.n, &tb, err)))
         goto out;
     candidates[n_cand++] = bnf_strdup(layer->input[1]);
     if (bias_name)
         candidates[n_cand++] = bnf_strdup(bias_name);
-    for (size_t k = 1; k < 5; k++)
-        candidates[n_cand++] = bnf_strdup(bn_node->input[k]);
+    for (size_t k = 0; k < node->n_input && n_cand < 8; k++)
+        if (node->input[k] && *node->input[k] && strcmp(node->input[k], link) != 0)
+            candidates[n_cand++] = bnf_strdup(node->input[k]);
     for (size_t k = 0; k < n_cand; k++)
         if (!candidates[k]) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto out;
         }
+    if (!(link_copy = bnf_strdup(link))) { /* `link` lives in a string the rewrite frees */
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     rc = bnf_graph_add_initializer(&cx->gi, tw, err);
     tw = NULL;
     if (rc)
@@ -289,12 +354,14 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     tb = NULL;
     if (rc || (rc = bnf_node_set_input(layer, 1, new_w_name, err)) ||
         (rc = bnf_node_set_input(layer, 2, new_b_name, err)) ||
-        (rc = bnf_node_set_output(layer, 0, bn_node->output[0], err)) ||
+        (pat->position == BNF_AFTER_LAYER
+             ? (rc = bnf_node_set_output(layer, 0, node->output[0], err))
+             : (rc = bnf_node_set_input(layer, 0, node->input[0], err))) ||
         (pat->finish && (rc = pat->finish(layer, err))))
         goto out;
-    /* the layer's old output is gone: drop its now stale shape annotation */
+    /* the value between the two nodes is gone: drop its stale shape annotation */
     for (size_t k = 0; k < g->n_value_info; k++) {
-        if (g->value_info[k]->name && strcmp(g->value_info[k]->name, x) == 0) {
+        if (g->value_info[k]->name && strcmp(g->value_info[k]->name, link_copy) == 0) {
             onnx__value_info_proto__free_unpacked(g->value_info[k], NULL);
             memmove(&g->value_info[k], &g->value_info[k + 1],
                     (g->n_value_info - k - 1) * sizeof *g->value_info);
@@ -302,19 +369,9 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
             break;
         }
     }
+    d->new_w = new_w_name;
+    d->new_b = new_b_name;
     bnf_graph_remove_node(g, i);
-    e->folded = 1;
-    e->reason_code = NULL;
-    free(e->reason);
-    e->reason = NULL;
-    free(e->new_weight);
-    free(e->new_bias);
-    e->new_weight = bnf_strdup(new_w_name);
-    e->new_bias = bnf_strdup(new_b_name);
-    if (!e->new_weight || !e->new_bias) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
     cx->m->changed = 1;
     *folded = 1;
     bnf_graph_release(&cx->gi);
@@ -322,6 +379,7 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         goto out;
     rc = bnf_graph_collect(&cx->gi, candidates, n_cand, err);
 out:
+    free(link_copy);
     for (size_t k = 0; k < n_cand; k++)
         free(candidates[k]);
     if (tw)
@@ -330,11 +388,187 @@ out:
         onnx__tensor_proto__free_unpacked(tb, NULL);
     free(job.new_w);
     bnf_array_free(&job.new_b);
-    bnf_array_free(&w);
+    bnf_array_free(&wt);
     bnf_array_free(&b);
+    bnf_bn_release(&own);
+    return rc;
+}
+
+/* Records a fold; `node_op` and `node_name` are copies (the node is gone). */
+static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node_name,
+                             const char *layer_name, const char *layer_op, bnf_fold_position pos,
+                             const done *d, bnf_err *err)
+{
+    bnf_report *r = cx->r;
+    bnf_fold_action *grown = realloc(r->actions, (r->n_actions + 1) * sizeof *grown), *a;
+    if (!grown)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    r->actions = grown;
+    a = &r->actions[r->n_actions++];
+    memset(a, 0, sizeof *a);
+    a->position = pos == BNF_AFTER_LAYER ? "after" : "before";
+    a->local_err = d->local_err;
+    a->op = bnf_strdup(node_op);
+    a->node = bnf_strdup(node_name);
+    a->layer = bnf_strdup(layer_name);
+    a->layer_op = bnf_strdup(layer_op);
+    a->weight = bnf_strdup(d->new_w);
+    a->bias = bnf_strdup(d->new_b);
+    if (!a->op || !a->node || !a->layer || !a->layer_op || !a->weight || !a->bias)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
+}
+
+static bnf_status set_layer(bnf_bn_info *e, const Onnx__NodeProto *layer, bnf_err *err)
+{
+    free(e->layer);
+    free(e->layer_op);
+    e->layer = bnf_strdup(S(layer->name));
+    e->layer_op = bnf_strdup(S(layer->op_type));
+    if (!e->layer || !e->layer_op)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
+}
+
+/* The only node reading `name` as its input 0, or NULL. */
+static Onnx__NodeProto *sole_consumer(const bnf_graph *gi, const char *name)
+{
+    Onnx__NodeProto *found = NULL;
+    if (bnf_graph_uses(gi, name) != 1)
+        return NULL;
+    for (size_t i = 0; i < gi->g->n_node && !found; i++)
+        if (strcmp(S(bnf_node_input(gi->g->node[i], 0)), name) == 0)
+            found = gi->g->node[i];
+    return found;
+}
+
+/* A BatchNormalization at node index i: into the layer before it, else into
+ * the layer after it. */
+static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
+{
+    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__NodeProto *node = g->node[i], *before = NULL, *after;
+    bnf_bn_info *e = entry_for(cx, node);
+    const bnf_fold_pattern *pat_b = NULL, *pat_a;
+    const char *code = NULL, *x = bnf_node_input(node, 0);
+    char reason[240];
+    why_not w = {0};
+    done d = {0};
+    bnf_bn bn;
+    intptr_t li;
+    bnf_status rc;
+
+    *folded = 0;
+    if (!e)
+        return BNF_OK; /* e->name keeps the node's name once the node is gone */
+    if ((rc = bnf_bn_read(cx->m, &cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
+        return rc;
+    e->channels = bn.c;
+    e->epsilon = bn.eps;
+    e->min_var = bn.min_var;
+    e->max_abs_scale = bn.max_abs_scale;
+    if (x && bnf_strmap_get(cx->gi.producer, x, &li))
+        before = g->node[li];
+    after = node->n_output ? sole_consumer(&cx->gi, S(node->output[0])) : NULL;
+    pat_b = before ? pattern_for(before, BNF_AFTER_LAYER) : NULL;
+    pat_a = after ? pattern_for(after, BNF_BEFORE_LAYER) : NULL;
+    if (before && (rc = set_layer(e, before, err)))
+        goto out;
+    if (code) {
+        say(&w, code, "%s", reason);
+        goto out;
+    }
+    if (pat_b) {
+        char op[64];
+        snprintf(op, sizeof op, "%s", S(before->op_type));
+        if ((rc = attempt(cx, i, before, pat_b, &bn, folded, &d, &w, err)))
+            goto out;
+        if (*folded) {
+            rc = add_action(cx, "BatchNormalization", e->name, S(before->name), op,
+                            BNF_AFTER_LAYER, &d, err);
+            goto out;
+        }
+    }
+    if (pat_a) {
+        why_not w2 = {0};
+        char op[64];
+        snprintf(op, sizeof op, "%s", S(after->op_type));
+        if ((rc = attempt(cx, i, after, pat_a, &bn, folded, &d, &w2, err)))
+            goto out;
+        if (*folded) {
+            if ((rc = set_layer(e, after, err)))
+                goto out;
+            rc = add_action(cx, "BatchNormalization", e->name, S(after->name), op,
+                            BNF_BEFORE_LAYER, &d, err);
+            goto out;
+        }
+        if (!pat_b) { /* the layer after is the one that could have taken it */
+            w = w2;
+            if ((rc = set_layer(e, after, err)))
+                goto out;
+        }
+    }
+    if (!pat_b && !pat_a) {
+        if (before)
+            say(&w, "NO_LAYER", "its input comes from %s '%s', which does not fold%s",
+                S(before->op_type), S(before->name),
+                after ? ", and the node after it does not take it either" : "");
+        else
+            say(&w, "NO_LAYER", "its input '%s' is not produced by a node (graph input)", S(x));
+    }
+out:
+    if (!rc) {
+        e->folded = *folded;
+        e->reason_code = *folded ? NULL : w.code;
+        free(e->reason);
+        e->reason = NULL;
+        free(e->new_weight);
+        free(e->new_bias);
+        e->new_weight = e->new_bias = NULL;
+        if (*folded) {
+            e->local_err = d.local_err;
+            e->new_weight = bnf_strdup(cx->r->actions[cx->r->n_actions - 1].weight);
+            e->new_bias = bnf_strdup(cx->r->actions[cx->r->n_actions - 1].bias);
+            if (!e->new_weight || !e->new_bias)
+                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        } else if (!(e->reason = bnf_strdup(w.text))) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+    }
     bnf_bn_release(&bn);
-    if (rc == BNF_OK && e && !e->folded && !e->reason)
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+/* A Mul or Add by a per-channel constant at node index i, into the layer
+ * before it.  Nothing is reported when it does not fold: most do not. */
+static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
+{
+    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__NodeProto *node = g->node[i], *layer = NULL;
+    const bnf_fold_pattern *pat;
+    why_not w = {0};
+    done d = {0};
+    intptr_t li;
+    char op[64], node_op[16], *node_name;
+    bnf_status rc;
+
+    *folded = 0;
+    for (size_t k = 0; k < 2 && !layer; k++) {
+        const char *x = bnf_node_input(node, k);
+        if (x && bnf_strmap_get(cx->gi.producer, x, &li) &&
+            pattern_for(g->node[li], BNF_AFTER_LAYER) && strcmp(S(g->node[li]->output[0]), x) == 0)
+            layer = g->node[li];
+    }
+    if (!layer)
+        return BNF_OK;
+    pat = pattern_for(layer, BNF_AFTER_LAYER);
+    snprintf(op, sizeof op, "%s", S(layer->op_type));
+    snprintf(node_op, sizeof node_op, "%s", S(node->op_type));
+    if (!(node_name = bnf_strdup(S(node->name))))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (!(rc = attempt(cx, i, layer, pat, NULL, folded, &d, &w, err)) && *folded)
+        rc = add_action(cx, node_op, node_name, S(layer->name), op, BNF_AFTER_LAYER, &d, err);
+    free(node_name);
     return rc;
 }
 
@@ -423,9 +657,12 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     for (int changed = 1; changed;) {
         changed = 0;
         for (size_t i = 0; i < g->n_node && !changed; i++) {
-            if (!is_op(g->node[i], "BatchNormalization"))
-                continue;
-            if ((rc = try_fold(&cx, i, &changed, err)))
+            const Onnx__NodeProto *n = g->node[i];
+            if (is_op(n, "BatchNormalization"))
+                rc = try_bn(&cx, i, &changed, err);
+            else if (is_op(n, "Mul") || is_op(n, "Add"))
+                rc = try_affine(&cx, i, &changed, err);
+            if (rc)
                 goto out;
         }
     }
@@ -433,12 +670,12 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         cx.r->n_folded += cx.r->bns[i].folded ? 1 : 0;
     for (size_t i = 0; i < g->n_node; i++)
         cx.r->n_bns_after += is_op(g->node[i], "BatchNormalization") ? 1 : 0;
-    if (opts->verify && cx.r->n_folded) {
+    if (opts->verify && cx.r->n_actions) {
         cx.r->verified_local = 1;
         cx.r->local_worst = 0;
-        for (size_t i = 0; i < cx.r->n_bns; i++)
-            if (cx.r->bns[i].folded && cx.r->bns[i].local_err > cx.r->local_worst)
-                cx.r->local_worst = cx.r->bns[i].local_err;
+        for (size_t i = 0; i < cx.r->n_actions; i++)
+            if (cx.r->actions[i].local_err > cx.r->local_worst)
+                cx.r->local_worst = cx.r->actions[i].local_err;
         rc = end_to_end(model, orig_bytes, orig_n, opts, cx.loosen, cx.r, err);
         orig_bytes = NULL; /* end_to_end took it */
         if (rc)

@@ -584,3 +584,57 @@ bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err
     }
     return rc;
 }
+
+/* ---- ranks ------------------------------------------------------------------------ */
+
+static int rank_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Onnx__TypeProto *t = v[i]->type;
+        if (!v[i]->name || strcmp(v[i]->name, name) != 0)
+            continue;
+        if (t && t->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && t->tensor_type &&
+            t->tensor_type->shape)
+            return (int)t->tensor_type->shape->n_dim;
+        return -1;
+    }
+    return -1;
+}
+
+int bnf_graph_rank(const bnf_graph *gi, const char *name)
+{
+    const Onnx__GraphProto *g = gi->g;
+    for (int hops = 0; hops < 16; hops++) {
+        int r;
+        intptr_t idx;
+        const Onnx__NodeProto *n;
+        if ((r = rank_in(g->value_info, g->n_value_info, name)) >= 0 ||
+            (r = rank_in(g->input, g->n_input, name)) >= 0 ||
+            (r = rank_in(g->output, g->n_output, name)) >= 0)
+            return r;
+        if (!bnf_strmap_get(gi->producer, name, &idx))
+            return -1;
+        n = g->node[idx];
+        if (!is_onnx_domain(n->domain) || !n->op_type)
+            return -1;
+        if (!strcmp(n->op_type, "Flatten") || !strcmp(n->op_type, "Gemm"))
+            return 2;
+        if (!strcmp(n->op_type, "Reshape") && bnf_node_input(n, 1)) {
+            intptr_t ii;
+            if (bnf_strmap_get(gi->init, n->input[1], &ii) &&
+                gi->g->initializer[ii]->n_dims == 1)
+                return (int)gi->g->initializer[ii]->dims[0];
+            return -1;
+        }
+        /* shape-preserving one-input operators: look through them */
+        if (strcmp(n->op_type, "Identity") && strcmp(n->op_type, "Relu") &&
+            strcmp(n->op_type, "BatchNormalization") && strcmp(n->op_type, "Dropout") &&
+            strcmp(n->op_type, "Sigmoid") && strcmp(n->op_type, "Tanh") &&
+            strcmp(n->op_type, "Clip") && strcmp(n->op_type, "LeakyRelu"))
+            return -1;
+        if (!bnf_node_input(n, 0))
+            return -1;
+        name = n->input[0];
+    }
+    return -1;
+}

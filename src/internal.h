@@ -196,11 +196,18 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
 
 /* ---- fold patterns (fold/ *.c, table in fold.c) ---------------------------- */
 
+/* Where the per-channel affine node (BN, or Mul / Add by constants) sits. */
+typedef enum {
+    BNF_AFTER_LAYER,  /* layer -> BN: scales the layer's output channels */
+    BNF_BEFORE_LAYER  /* BN -> layer: scales the layer's input channels */
+} bnf_fold_position;
+
 typedef struct {
     const Onnx__NodeProto *layer;
     const bnf_array *w;       /* the layer's weight, input 1 */
     const bnf_array *b;       /* its bias, input 2, or NULL */
-    const bnf_bn *bn;
+    const bnf_bn *bn;         /* y = x * s + t per channel */
+    int in_rank;              /* rank of the layer's input 0, -1 when unknown */
     double *new_w;            /* w->n values to fill */
     bnf_array new_b;          /* the pattern fills dims, rank, n and v (malloc) */
     const char *code;         /* set with reason when the pattern declines */
@@ -209,27 +216,47 @@ typedef struct {
 
 typedef struct {
     const char *op_type;
+    bnf_fold_position position;
+    /* The channels the affine node acts on (the layer's output channels, or
+     * input channels for BNF_BEFORE_LAYER) as the weight shows them; -1 if the
+     * weight is not of the layer's form. */
+    int64_t (*channels)(const Onnx__NodeProto *layer, const bnf_array *w);
     /* Returns BNF_OK having filled new_w and new_b, or BNF_OK with job->code
      * set to decline; BNF_ERR_NOMEM when out of memory. */
     bnf_status (*fold)(bnf_fold_job *job);
-    /* Optional: rewrites attributes once the new tensors are in place. */
+    /* Optional: rewrites the node once the new tensors are in place. */
     bnf_status (*finish)(Onnx__NodeProto *layer, bnf_err *err);
 } bnf_fold_pattern;
 
-extern const bnf_fold_pattern bnf_fold_conv;
-extern const bnf_fold_pattern bnf_fold_conv_transpose;
-extern const bnf_fold_pattern bnf_fold_gemm;
+extern const bnf_fold_pattern bnf_fold_conv_bn;
+extern const bnf_fold_pattern bnf_fold_conv_transpose_bn;
+extern const bnf_fold_pattern bnf_fold_gemm_bn;
+extern const bnf_fold_pattern bnf_fold_matmul_bn;
+extern const bnf_fold_pattern bnf_fold_bn_conv;
+extern const bnf_fold_pattern bnf_fold_bn_gemm;
+
+/* Gemm's output-column fold, shared with MatMul (which becomes a Gemm). */
+bnf_status bnf_fold_gemm_columns(bnf_fold_job *job);
+bnf_status bnf_fold_gemm_finish(Onnx__NodeProto *layer, bnf_err *err);
 
 /* Sets job->code and the formatted reason; returns BNF_OK. */
 bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The rank of value `name` when the model says it (value_info, graph inputs and
+ * outputs) or a producer fixes it (Flatten, Gemm, a constant-shape Reshape);
+ * -1 when unknown. */
+int bnf_graph_rank(const bnf_graph *gi, const char *name);
+
 /* ---- verification (verify.c) ------------------------------------------------ */
 
-/* Runs layer + BN and the folded layer on one random input; *pass tells whether
- * they agree under o's tolerance, *rel_err the worst |diff| / max|out|. */
+/* Runs the layer and the affine node (in their order) and the folded layer on
+ * one random input shaped for the layer; *pass tells whether they agree under
+ * o's tolerance, *rel_err the worst |diff| / max|out|.  `folded` is the layer
+ * as it will be (op type and attributes), its weights new_w and new_b. */
 bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
-                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *bn,
+                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *affine,
+                                 bnf_fold_position pos, const Onnx__NodeProto *folded,
                                  int64_t opset, const bnf_array *w, const bnf_array *b,
                                  const double *new_w, const bnf_array *new_b,
                                  const bnf_verify_options *o, double *rel_err, int *pass,

@@ -47,6 +47,16 @@ void bnf_report_free(bnf_report *r)
         free(b->new_bias);
     }
     free(r->bns);
+    for (size_t i = 0; i < r->n_actions; i++) {
+        bnf_fold_action *a = &r->actions[i];
+        free(a->op);
+        free(a->node);
+        free(a->layer);
+        free(a->layer_op);
+        free(a->weight);
+        free(a->bias);
+    }
+    free(r->actions);
     free(r);
 }
 
@@ -174,30 +184,36 @@ static void json_num(FILE *f, double v)
 static void write_actions(const bnf_report *r, FILE *f)
 {
     fputs("  \"actions\": [", f);
-    for (size_t i = 0, k = 0; i < r->n_bns; i++) {
-        const bnf_bn_info *b = &r->bns[i];
-        if (!b->folded)
-            continue;
-        fputs(k++ ? ",\n    {\"bn\": " : "\n    {\"bn\": ", f);
-        json_str(f, b->name);
-        fputs(", \"layer\": ", f);
-        json_str(f, b->layer);
+    for (size_t i = 0; i < r->n_actions; i++) {
+        const bnf_fold_action *a = &r->actions[i];
+        fputs(i ? ",\n    {\"op\": " : "\n    {\"op\": ", f);
+        json_str(f, a->op);
+        fputs(", \"node\": ", f);
+        json_str(f, a->node);
+        if (strcmp(a->op, "BatchNormalization") == 0) {
+            fputs(", \"bn\": ", f);
+            json_str(f, a->node);
+        }
+        fprintf(f, ", \"position\": \"%s\", \"layer\": ", a->position);
+        json_str(f, a->layer);
         fputs(", \"layer_op\": ", f);
-        json_str(f, b->layer_op);
+        json_str(f, a->layer_op);
         fputs(", \"weight\": ", f);
-        json_str(f, b->new_weight);
+        json_str(f, a->weight);
         fputs(", \"bias\": ", f);
-        json_str(f, b->new_bias);
+        json_str(f, a->bias);
+        fputs(", \"local_rel_err\": ", f);
+        json_num(f, a->local_err);
         fputc('}', f);
     }
-    fputs(r->n_folded ? "\n  ],\n" : "],\n", f);
+    fputs(r->n_actions ? "\n  ],\n" : "],\n", f);
 }
 
 static void write_verification(const bnf_report *r, FILE *f)
 {
     fputs("  \"verification\": {\"local\": ", f);
     if (r->verified_local) {
-        fprintf(f, "{\"checked\": %zu, \"pass\": true, \"worst_rel_err\": ", r->n_folded);
+        fprintf(f, "{\"checked\": %zu, \"pass\": true, \"worst_rel_err\": ", r->n_actions);
         json_num(f, r->local_worst);
         fputs("}", f);
     } else {
@@ -322,7 +338,7 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
                 i + 1 < r->n_op_counts ? "," : "");
     fprintf(f, "\nweights   %zu initializers, %.1f MB\n\n", r->n_initializers,
             (double)r->initializer_bytes / 1e6);
-    if (!r->n_bns) {
+    if (!r->n_bns && !r->n_actions) {
         fprintf(f, "no BatchNormalization nodes\n");
         return;
     }
@@ -349,7 +365,17 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
     if (fold)
         fprintf(f, "; %zu left in the model", r->n_bns_after);
     fputc('\n', f);
-    if (!fold || !r->n_folded)
+    {
+        size_t muls = 0, adds = 0;
+        for (size_t i = 0; i < r->n_actions; i++) {
+            muls += strcmp(r->actions[i].op, "Mul") == 0;
+            adds += strcmp(r->actions[i].op, "Add") == 0;
+        }
+        if (muls || adds)
+            fprintf(f, "also %s %zu Mul and %zu Add by per-channel constants into their layers\n",
+                    fold ? "folded" : "foldable", muls, adds);
+    }
+    if (!fold || !r->n_actions)
         return;
     if (r->verified_local)
         fprintf(f, "verified  each fold on its own: worst |diff|/max|out| %.2g\n", r->local_worst);

@@ -374,17 +374,20 @@ static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_arra
 }
 
 bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
-                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *bn,
+                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *affine,
+                                 bnf_fold_position pos, const Onnx__NodeProto *folded,
                                  int64_t opset, const bnf_array *w, const bnf_array *b,
                                  const double *new_w, const bnf_array *new_b,
                                  const bnf_verify_options *o, double *rel_err, int *pass,
                                  bnf_err *err)
 {
-    bnf_tensor x = {0}, tw = {0}, tb = {0}, tnw = {0}, tnb = {0}, y = {0}, z = {0}, folded = {0};
-    bnf_tensor params[4];
-    const bnf_tensor *in[5];
+    bnf_tensor x = {0}, tw = {0}, tb = {0}, tnw = {0}, tnb = {0}, y = {0}, z = {0}, out = {0};
+    bnf_tensor params[8];
+    const bnf_tensor *in[8];
     int64_t dims[BNF_MAX_RANK];
-    size_t rank = 0;
+    size_t rank = 0, n_aff = affine->n_input < 8 ? affine->n_input : 8;
+    const char *link = pos == BNF_AFTER_LAYER ? S(layer->output[0]) : S(affine->output[0]);
+    const char *data_in = pos == BNF_AFTER_LAYER ? link : S(affine->input[0]);
     bnf_array nw = *w;
     Onnx__NodeProto layer2;
     Onnx__AttributeProto beta1, **attrs = NULL;
@@ -401,14 +404,17 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
         (rc = array_to_tensor(w, &tw, err)) || (b && (rc = array_to_tensor(b, &tb, err))) ||
         (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(new_b, &tnb, err)))
         goto out;
-    for (int i = 0; i < 4; i++) {
+    /* the affine node's constant operands, as they are in the model */
+    for (size_t i = 0; i < n_aff; i++) {
         bnf_const_kind kind;
         bnf_array a;
-        if ((rc = bnf_graph_const(m, gi, bn->input[i + 1], &kind, &a, err)))
+        if (!affine->input[i] || !*affine->input[i] || strcmp(affine->input[i], data_in) == 0)
+            continue;
+        if ((rc = bnf_graph_const(m, gi, affine->input[i], &kind, &a, err)))
             goto out;
         if (kind != BNF_CONST_YES) {
-            rc = bnf_fail(err, BNF_ERR_INVALID, "BN parameter '%s' is no longer readable",
-                          bn->input[i + 1]);
+            rc = bnf_fail(err, BNF_ERR_INVALID, "operand '%s' is no longer readable",
+                          affine->input[i]);
             goto out;
         }
         rc = array_to_tensor(&a, &params[i], err);
@@ -416,20 +422,34 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
         if (rc)
             goto out;
     }
-    /* original: layer then BN */
-    in[0] = &x;
-    in[1] = &tw;
-    in[2] = b ? &tb : NULL;
-    if ((rc = run_node(layer, opset, in, b ? 3 : 2, &y, err)))
-        goto out;
-    in[0] = &y;
-    for (int i = 0; i < 4; i++)
-        in[i + 1] = &params[i];
-    if ((rc = run_node(bn, opset, in, 5, &z, err)))
-        goto out;
-    /* folded: the layer with its new tensors (and beta = 1 for Gemm) */
-    layer2 = *layer;
-    if (strcmp(layer->op_type, "Gemm") == 0) {
+#define AFFINE_INPUTS(data)                                                             \
+    for (size_t i = 0; i < n_aff; i++)                                                  \
+        in[i] = affine->input[i] && strcmp(S(affine->input[i]), data_in) == 0 ? (data) \
+                                                                             : &params[i];
+    /* original: the two nodes in their order */
+    if (pos == BNF_AFTER_LAYER) {
+        in[0] = &x;
+        in[1] = &tw;
+        in[2] = b ? &tb : NULL;
+        if ((rc = run_node(layer, opset, in, b ? 3 : 2, &y, err)))
+            goto out;
+        AFFINE_INPUTS(&y)
+        if ((rc = run_node(affine, opset, in, n_aff, &z, err)))
+            goto out;
+    } else {
+        AFFINE_INPUTS(&x)
+        if ((rc = run_node(affine, opset, in, n_aff, &y, err)))
+            goto out;
+        in[0] = &y;
+        in[1] = &tw;
+        in[2] = b ? &tb : NULL;
+        if ((rc = run_node(layer, opset, in, b ? 3 : 2, &z, err)))
+            goto out;
+    }
+#undef AFFINE_INPUTS
+    /* folded: the layer as it will be, with its new tensors (Gemm: beta = 1) */
+    layer2 = *folded;
+    if (strcmp(S(folded->op_type), "Gemm") == 0) {
         attrs = malloc((layer->n_attribute + 1) * sizeof *attrs);
         if (!attrs) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -442,18 +462,18 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
         beta1.has_f = 1;
         beta1.f = 1.0f;
         layer2.n_attribute = 0;
-        for (size_t i = 0; i < layer->n_attribute; i++)
-            if (strcmp(S(layer->attribute[i]->name), "beta") != 0)
-                attrs[layer2.n_attribute++] = layer->attribute[i];
+        for (size_t i = 0; i < folded->n_attribute; i++)
+            if (strcmp(S(folded->attribute[i]->name), "beta") != 0)
+                attrs[layer2.n_attribute++] = folded->attribute[i];
         attrs[layer2.n_attribute++] = &beta1;
         layer2.attribute = attrs;
     }
     in[0] = &x;
     in[1] = &tnw;
     in[2] = &tnb;
-    if ((rc = run_node(&layer2, opset, in, 3, &folded, err)))
+    if ((rc = run_node(&layer2, opset, in, 3, &out, err)))
         goto out;
-    *pass = compare_output("output", S(bn->output[0]), &z, &folded, o, &r);
+    *pass = compare_output("output", S(affine->output[0]), &z, &out, o, &r);
     *rel_err = r.worst_rel;
 out:
     free(attrs);
@@ -464,8 +484,8 @@ out:
     bnf_tensor_clear(&tnb);
     bnf_tensor_clear(&y);
     bnf_tensor_clear(&z);
-    bnf_tensor_clear(&folded);
-    for (int i = 0; i < 4; i++)
+    bnf_tensor_clear(&out);
+    for (int i = 0; i < 8; i++)
         bnf_tensor_clear(&params[i]);
     return rc;
 }

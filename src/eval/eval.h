@@ -66,8 +66,9 @@ bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims
 
 int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt);
 float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt);
-/* The string attribute, or dflt. */
-const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt);
+/* The string attribute copied into buf (cut to size - 1 bytes), or dflt. */
+const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt, char *buf,
+                           size_t size);
 /* Number of ints in the attribute (0 when absent); copies at most max of them. */
 size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size_t max);
 size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max);

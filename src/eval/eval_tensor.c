@@ -204,7 +204,8 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
     if (dt == T_INT64) {
         if (p->n_int64_data != n)
             goto bad_count;
-        memcpy(t->data, p->int64_data, n * 8);
+        if (n)
+            memcpy(t->data, p->int64_data, n * 8);
     } else if (dt == T_UINT32 || dt == T_UINT64) {
         if (p->n_uint64_data != n)
             goto bad_count;
@@ -255,13 +256,16 @@ float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt)
     return (float)bnf_attr_float(ctx->node, name, dflt);
 }
 
-const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt)
+const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt, char *buf,
+                           size_t size)
 {
     const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
-    static _Thread_local char buf[256];
     if (!a || !a->has_s)
         return dflt;
-    snprintf(buf, sizeof buf, "%.*s", (int)(a->s.len < 255 ? a->s.len : 255), (const char *)a->s.data);
+    if (!size)
+        return "";
+    snprintf(buf, size, "%.*s", (int)(a->s.len < size - 1 ? a->s.len : size - 1),
+             (const char *)a->s.data);
     return buf;
 }
 

@@ -39,4 +39,10 @@ static bnf_status fold(bnf_fold_job *job)
     return BNF_OK;
 }
 
-const bnf_fold_pattern bnf_fold_conv = {"Conv", fold, NULL};
+static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
+{
+    (void)layer;
+    return w->rank >= 3 ? w->dims[0] : -1;
+}
+
+const bnf_fold_pattern bnf_fold_conv_bn = {"Conv", BNF_AFTER_LAYER, channels, fold, NULL};

@@ -52,4 +52,10 @@ static bnf_status fold(bnf_fold_job *job)
     return BNF_OK;
 }
 
-const bnf_fold_pattern bnf_fold_conv_transpose = {"ConvTranspose", fold, NULL};
+static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
+{
+    return w->rank >= 3 ? w->dims[1] * bnf_attr_int(layer, "group", 1) : -1;
+}
+
+const bnf_fold_pattern bnf_fold_conv_transpose_bn = {"ConvTranspose", BNF_AFTER_LAYER, channels,
+                                                     fold, NULL};

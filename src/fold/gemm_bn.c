@@ -6,10 +6,9 @@
  * [M, 1] -> [M, N]. */
 #include "../internal.h"
 
-#include <math.h>
 #include <stdlib.h>
 
-static bnf_status fold(bnf_fold_job *job)
+bnf_status bnf_fold_gemm_columns(bnf_fold_job *job)
 {
     const bnf_array *w = job->w, *c = job->b;
     int64_t trans_b = bnf_attr_int(job->layer, "transB", 0);
@@ -68,11 +67,19 @@ static bnf_status fold(bnf_fold_job *job)
     return BNF_OK;
 }
 
-static bnf_status finish(Onnx__NodeProto *layer, bnf_err *err)
+bnf_status bnf_fold_gemm_finish(Onnx__NodeProto *layer, bnf_err *err)
 {
     if (bnf_attr_float(layer, "beta", 1.0) != 1.0)
         return bnf_node_set_attr_float(layer, "beta", 1.0f, err);
     return BNF_OK;
 }
 
-const bnf_fold_pattern bnf_fold_gemm = {"Gemm", fold, finish};
+static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
+{
+    if (w->rank != 2)
+        return -1;
+    return bnf_attr_int(layer, "transB", 0) ? w->dims[0] : w->dims[1];
+}
+
+const bnf_fold_pattern bnf_fold_gemm_bn = {"Gemm", BNF_AFTER_LAYER, channels,
+                                           bnf_fold_gemm_columns, bnf_fold_gemm_finish};

@@ -1,2 +1,955 @@
+/*
+ * eval/ops/conv.c: Conv and ConvTranspose on float32 tensors, any number of
+ * spatial dimensions (1-D, 2-D, 3-D ...), with groups, strides, dilations,
+ * explicit or automatic padding and an optional bias.
+ *
+ * Conv takes one of three paths per node:
+ *  - pointwise (1x1 kernel, stride 1, no padding): one bnf_sgemm per batch and
+ *    group, W[Mg, Cg] x X[Cg, spatial];
+ *  - depthwise (one input channel per group, 1-D or 2-D, strides up to 16
+ *    sub-planes): each channel plane is split into its polyphase components
+ *    so that every kernel tap is a stride-1 read, then a direct SIMD loop runs
+ *    over the whole plane (AVX2 + FMA when the CPU has them), no GEMM; planes
+ *    are shared out over ctx->threads threads (pthreads, joined before return);
+ *  - otherwise im2col of each batch and group into a scratch buffer
+ *    [Cg * kernel, out spatial], then one bnf_sgemm.
+ * ConvTranspose computes col = W^T x X with bnf_sgemm and adds col into Y
+ * (col2im).  The bias is written into Y first and the GEMM accumulates into it
+ * (beta = 1), so no second pass over Y.
+ *
+ * Shapes and attributes are checked before any work: every index the loops
+ * compute is inside its tensor (attributes and spatial sizes are bounded so
+ * the int64 shape arithmetic cannot overflow).
+ */
 #include "../eval.h"
-const bnf_op_def bnf_ops_conv[] = {{NULL, 0, NULL}};
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define DW_AVX2 1 /* an AVX2 + FMA depthwise loop, used when the CPU has them */
+#endif
+
+#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
+#define MAX_SP (BNF_MAX_RANK - 2)
+/* Attribute values (strides, pads, dilations) and spatial sizes above this are
+ * refused, so the int64 shape arithmetic below cannot overflow. */
+#define ATTR_MAX ((int64_t)1 << 30)
+#define DIM_MAX ((int64_t)1 << 31)
+
+typedef struct {
+    size_t nsp;                                  /* spatial dimensions */
+    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];  /* input, output and kernel sizes */
+    int64_t s[MAX_SP], d[MAX_SP];                /* strides, dilations */
+    int64_t pb[MAX_SP], pe[MAX_SP];              /* padding at the start, at the end */
+    size_t is, os, ks;                           /* elements of an input plane, output plane, kernel */
+} geom;
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+/* Four floats, with the GCC/Clang vector extension: plain C operators compile
+ * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of
+ * unknown length): SSE on x86-64, NEON on ARM. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) /* b > 0 */
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* The ints attribute `name`: `want` values in [lo, hi], or `dflt` for each when
+ * absent. */
+static bnf_status ints_attr(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
+                            int64_t lo, int64_t hi, int64_t *v)
+{
+    size_t n = bnf_ctx_ints(ctx, name, v, want);
+    if (n == 0) {
+        for (size_t i = 0; i < want; i++)
+            v[i] = dflt;
+        return BNF_OK;
+    }
+    if (n != want)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %s has %zu values, expected %zu",
+                        BNF_NODE_ARG(ctx), name, n, want);
+    for (size_t i = 0; i < want; i++)
+        if (v[i] < lo || v[i] > hi)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": %s[%zu] = %lld is out of range [%lld, %lld]",
+                            BNF_NODE_ARG(ctx), name, i, (long long)v[i], (long long)lo,
+                            (long long)hi);
+    return BNF_OK;
+}
+
+enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
+
+static bnf_status auto_pad_attr(bnf_op_ctx *ctx, int *mode)
+{
+    char buf[16];
+    const char *s = bnf_ctx_string(ctx, "auto_pad", "NOTSET", buf, sizeof buf);
+    if (strcmp(s, "NOTSET") == 0 || s[0] == '\0')
+        *mode = PAD_NOTSET;
+    else if (strcmp(s, "SAME_UPPER") == 0)
+        *mode = PAD_SAME_UPPER;
+    else if (strcmp(s, "SAME_LOWER") == 0)
+        *mode = PAD_SAME_LOWER;
+    else if (strcmp(s, "VALID") == 0)
+        *mode = PAD_VALID;
+    else
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown auto_pad '%s'",
+                        BNF_NODE_ARG(ctx), s);
+    return BNF_OK;
+}
+
+/* a * b into *r, 0 on overflow. */
+static int mul_ok(size_t a, size_t b, size_t *r)
+{
+    if (a && b > SIZE_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+
+/* Sizes handed to OpenBLAS must fit its int. */
+static int blas_ok(size_t v)
+{
+    return v <= (size_t)INT32_MAX;
+}
+
+/* Inputs X, W and the optional bias shared by Conv and ConvTranspose: float32,
+ * X of rank >= 3, W of the same rank, kernel dims >= 1, spatial sizes bounded. */
+static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
+                               const bnf_tensor **b)
+{
+    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, W and an optional B",
+                        BNF_NODE_ARG(ctx));
+    *x = ctx->in[0];
+    *w = ctx->in[1];
+    *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if ((*x)->dtype != T_FLOAT || (*w)->dtype != T_FLOAT || (*b && (*b)->dtype != T_FLOAT))
+        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
+                        BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
+                        BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
+    if ((*x)->rank < 3 || (*x)->rank > BNF_MAX_RANK)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": X has rank %zu, expected N x C x D1 ... (rank 3 to %d)",
+                        BNF_NODE_ARG(ctx), (*x)->rank, BNF_MAX_RANK);
+    if ((*w)->rank != (*x)->rank)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has rank %zu, X has rank %zu",
+                        BNF_NODE_ARG(ctx), (*w)->rank, (*x)->rank);
+    for (size_t i = 2; i < (*x)->rank; i++) {
+        if ((*w)->dims[i] < 1 || (*w)->dims[i] > DIM_MAX)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W dimension %zu is %lld",
+                            BNF_NODE_ARG(ctx), i, (long long)(*w)->dims[i]);
+        if ((*x)->dims[i] > DIM_MAX)
+            return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X dimension %zu is %lld",
+                            BNF_NODE_ARG(ctx), i, (long long)(*x)->dims[i]);
+    }
+    return BNF_OK;
+}
+
+/* kernel_shape (optional, must agree with W), strides, dilations into g. */
+static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
+{
+    bnf_status rc;
+    int64_t ks[MAX_SP];
+    size_t n = bnf_ctx_ints(ctx, "kernel_shape", ks, MAX_SP);
+    if (n) {
+        if (n != g->nsp)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": kernel_shape has %zu values for %zu spatial dimensions",
+                            BNF_NODE_ARG(ctx), n, g->nsp);
+        for (size_t i = 0; i < n; i++)
+            if (ks[i] != w->dims[i + 2])
+                return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                                BNF_NODE_FMT ": kernel_shape[%zu] = %lld, W has %lld",
+                                BNF_NODE_ARG(ctx), i, (long long)ks[i], (long long)w->dims[i + 2]);
+    }
+    g->ks = 1;
+    for (size_t i = 0; i < g->nsp; i++) {
+        g->k[i] = w->dims[i + 2];
+        g->ks *= (size_t)g->k[i];
+    }
+    if ((rc = ints_attr(ctx, "strides", g->nsp, 1, 1, ATTR_MAX, g->s)))
+        return rc;
+    return ints_attr(ctx, "dilations", g->nsp, 1, 1, ATTR_MAX, g->d);
+}
+
+/* Fills each of `planes` planes of `len` floats with bias[plane % m] (0 when no bias). */
+static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
+{
+    if (!bias) {
+        memset(y, 0, planes * len * sizeof *y);
+        return;
+    }
+    for (size_t p = 0; p < planes; p++) {
+        float v = bias[p % m], *row = y + p * len;
+        v4f vv = {v, v, v, v};
+        size_t i = 0;
+        for (; i + 4 <= len; i += 4)
+            memcpy(row + i, &vv, sizeof vv);
+        for (; i < len; i++)
+            row[i] = v;
+    }
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+typedef void (*range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
+
+typedef struct {
+    range_fn fn;
+    void *arg;
+    size_t tid, lo, hi;
+} range_job;
+
+static void *range_main(void *p)
+{
+    range_job *j = p;
+    j->fn(j->arg, j->tid, j->lo, j->hi);
+    return NULL;
+}
+
+enum { MAX_THREADS = 64, PAR_MIN_WORK = 1 << 16 };
+
+/* How many threads par_for should use for n items worth `work` in total. */
+static size_t par_threads(int threads, size_t n, size_t work)
+{
+    size_t t = threads > 1 ? (size_t)threads : 1;
+    if (t > MAX_THREADS)
+        t = MAX_THREADS;
+    if (t > n)
+        t = n;
+    if (work < PAR_MIN_WORK || t < 1)
+        t = 1;
+    return t;
+}
+
+/* Runs fn over [0, n) in t contiguous ranges, range i as thread id i, on t
+ * threads (the caller's included); a range whose thread cannot start runs on
+ * the caller after its own. */
+static void par_for(size_t t, size_t n, range_fn fn, void *arg)
+{
+    pthread_t tid[MAX_THREADS];
+    range_job job[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    if (t <= 1 || n <= 1) {
+        if (n)
+            fn(arg, 0, 0, n);
+        return;
+    }
+    for (size_t i = 0; i < t; i++)
+        job[i] = (range_job){fn, arg, i, n * i / t, n * (i + 1) / t};
+    for (size_t i = 1; i < t; i++)
+        started[i] = pthread_create(&tid[i], NULL, range_main, &job[i]) == 0;
+    fn(arg, 0, job[0].lo, job[0].hi);
+    for (size_t i = 1; i < t; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            fn(arg, i, job[i].lo, job[i].hi);
+    }
+}
+
+/* ---- Conv: im2col --------------------------------------------------------------- */
+
+/* The output range [lo, hi) along one dimension whose input index o*s - p + kd
+ * lies in [0, in). */
+static void valid_range(int64_t in, int64_t out, int64_t s, int64_t p, int64_t kd, int64_t *lo,
+                        int64_t *hi)
+{
+    *lo = clamp64(ceil_div(p - kd, s), 0, out);
+    *hi = clamp64(ceil_div(in + p - kd, s), *lo, out);
+}
+
+/* Rows [r0, r1) of the column matrix of `x` (channels of g->is elements):
+ * row r = c * ks + kernel position holds, for every output position, the input
+ * value under that kernel tap (0 in the padding). */
+static void im2col_rows(const float *x, const geom *g, float *col, size_t r0, size_t r1)
+{
+    size_t last = g->nsp - 1, ow = (size_t)g->out[last], outer = g->os / ow;
+    int64_t w = g->in[last], s = g->s[last];
+    for (size_t r = r0; r < r1; r++) {
+        size_t c = r / g->ks, kr = r % g->ks;
+        int64_t kp[MAX_SP], op[MAX_SP] = {0}, lo, hi, off;
+        const float *xc = x + c * g->is;
+        float *row = col + r * g->os;
+        for (size_t j = g->nsp; j-- > 0;) {
+            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
+            kr /= (size_t)g->k[j];
+        }
+        off = kp[last] * g->d[last] - g->pb[last];
+        valid_range(w, (int64_t)ow, s, g->pb[last], kp[last] * g->d[last], &lo, &hi);
+        for (size_t o = 0; o < outer; o++) {
+            float *dst = row + o * ow;
+            int64_t base = 0;
+            int inside = 1;
+            for (size_t j = 0; j < last; j++) {
+                int64_t ij = op[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
+                if (ij < 0 || ij >= g->in[j])
+                    inside = 0;
+                base = base * g->in[j] + ij;
+            }
+            if (!inside || lo >= hi) {
+                memset(dst, 0, ow * sizeof *dst);
+            } else {
+                const float *xr = xc + base * w;
+                for (int64_t i = 0; i < lo; i++)
+                    dst[i] = 0;
+                if (s == 1)
+                    memcpy(dst + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                else
+                    for (int64_t i = lo; i < hi; i++)
+                        dst[i] = xr[i * s + off];
+                for (int64_t i = hi; i < (int64_t)ow; i++)
+                    dst[i] = 0;
+            }
+            for (size_t j = last; j-- > 0;) {
+                if (++op[j] < g->out[j])
+                    break;
+                op[j] = 0;
+            }
+        }
+    }
+}
+
+/* ---- Conv: depthwise ------------------------------------------------------------ */
+
+/*
+ * A depthwise plane is first split into its sh x sw polyphase components: the
+ * zero-padded plane P (hp x wp) becomes sub-planes S[a][b] (hq x wq) with
+ * S[a][b][r][c] = P[r sh + a][c sw + b].  Output (oh, ow), kernel tap (kh, kw)
+ * reads P[oh sh + kh dh][ow sw + kw dw] = S[a][b][oh + kh dh / sh][ow + kw dw / sw]
+ * with a = kh dh % sh, b = kw dw % sw: a stride-1 read.  Over the sub-planes
+ * laid end to end, output i = oh * wq + ow is then sum_t k[t] src[i + off[t]],
+ * one long vectorised run over the whole plane (dw_flat); the wq - ow extra
+ * columns of each row are computed too and dropped.  With stride 1 and no
+ * padding the input plane is read in place.
+ */
+typedef void (*dw_flat_fn)(const float *x, const float *k, const int64_t *off, size_t taps,
+                           float bias, float *y, size_t n);
+
+typedef struct {
+    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+    int64_t hp, wp;  /* the zero-padded plane */
+    int64_t hq, wq;  /* each polyphase sub-plane */
+    int copy;        /* the plane is laid out in scratch (else read in place) */
+    dw_flat_fn flat;
+} dw_geom;
+
+static inline __attribute__((always_inline)) v4f ld4(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void st4(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* y[i] = bias + sum_t k[t] x[i + off[t]] for i in [0, n). */
+static void dw_flat(const float *x, const float *k, const int64_t *off, size_t taps, float bias,
+                    float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v4f a0 = {bias, bias, bias, bias}, a1 = a0, a2 = a0, a3 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            const float *p = x + i + off[t];
+            float wv = k[t];
+            a0 += wv * ld4(p);
+            a1 += wv * ld4(p + 4);
+            a2 += wv * ld4(p + 8);
+            a3 += wv * ld4(p + 12);
+        }
+        st4(y + i, a0);
+        st4(y + i + 4, a1);
+        st4(y + i + 8, a2);
+        st4(y + i + 12, a3);
+    }
+    for (; i + 4 <= n; i += 4) {
+        v4f a0 = {bias, bias, bias, bias}, a1 = {0, 0, 0, 0};
+        size_t t = 0;
+        for (; t + 2 <= taps; t += 2) {
+            a0 += k[t] * ld4(x + i + off[t]);
+            a1 += k[t + 1] * ld4(x + i + off[t + 1]);
+        }
+        if (t < taps)
+            a0 += k[t] * ld4(x + i + off[t]);
+        st4(y + i, a0 + a1);
+    }
+    for (; i < n; i++) {
+        float acc = bias;
+        for (size_t t = 0; t < taps; t++)
+            acc += k[t] * x[i + off[t]];
+        y[i] = acc;
+    }
+}
+
+#ifdef DW_AVX2
+/* dw_flat with AVX2 and FMA, 8 lanes; picked at run time when the CPU has them. */
+__attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, const float *k,
+                                                             const int64_t *off, size_t taps,
+                                                             float bias, float *y, size_t n)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t t = 0; t < taps; t++) {
+            const float *p = x + i + off[t];
+            __m256 wv = _mm256_set1_ps(k[t]);
+            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), a0);
+            a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), a1);
+            a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 16), a2);
+            a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 24), a3);
+        }
+        _mm256_storeu_ps(y + i, a0);
+        _mm256_storeu_ps(y + i + 8, a1);
+        _mm256_storeu_ps(y + i + 16, a2);
+        _mm256_storeu_ps(y + i + 24, a3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();
+        size_t t = 0;
+        for (; t + 2 <= taps; t += 2) {
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(k[t]), _mm256_loadu_ps(x + i + off[t]), a0);
+            a1 = _mm256_fmadd_ps(_mm256_set1_ps(k[t + 1]), _mm256_loadu_ps(x + i + off[t + 1]),
+                                 a1);
+        }
+        if (t < taps)
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(k[t]), _mm256_loadu_ps(x + i + off[t]), a0);
+        _mm256_storeu_ps(y + i, _mm256_add_ps(a0, a1));
+    }
+    if (i < n) /* the rest, 4 lanes (the sum only depends on x from i on) */
+        dw_flat(x + i, k, off, taps, bias, y + i, n - i);
+}
+#endif
+
+static dw_flat_fn pick_dw_flat(void)
+{
+#ifdef DW_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return dw_flat_avx2;
+#endif
+    return dw_flat;
+}
+
+/* Per-thread scratch (the laid-out plane, the flat output) and the shared
+ * tap offsets. */
+typedef struct {
+    float *plane, *flat;
+    const int64_t *off;
+} dw_scratch;
+
+/* The even elements of src[0, n) into ev, the odd ones into od. */
+static void deinterleave(const float *src, float *ev, float *od, int64_t n)
+{
+    int64_t j = 0;
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+    for (; 2 * j + 8 <= n; j += 4) {
+        v4f a = ld4(src + 2 * j), b = ld4(src + 2 * j + 4);
+        st4(ev + j, __builtin_shufflevector(a, b, 0, 2, 4, 6));
+        st4(od + j, __builtin_shufflevector(a, b, 1, 3, 5, 7));
+    }
+#endif
+    for (; 2 * j + 1 < n; j++) {
+        ev[j] = src[2 * j];
+        od[j] = src[2 * j + 1];
+    }
+    if (2 * j < n)
+        ev[j] = src[2 * j];
+}
+
+/* Splits input plane x (h x w) into the zero-padded polyphase sub-planes in
+ * dst (sh * sw sub-planes of hq x wq, sub-plane a * sw + b). */
+static void dw_layout(const float *x, const dw_geom *q, float *dst)
+{
+    size_t sub = (size_t)(q->hq * q->wq);
+    memset(dst, 0, sub * (size_t)(q->sh * q->sw) * sizeof *dst);
+    for (int64_t i = 0; i < q->h; i++) {
+        int64_t r = i + q->ph; /* padded row */
+        const float *xr = x + i * q->w;
+        float *d0 = dst + (size_t)(r % q->sh * q->sw) * sub + (size_t)(r / q->sh * q->wq);
+        if (q->sw == 1) {
+            memcpy(d0 + q->pw, xr, (size_t)q->w * sizeof *d0);
+        } else if (q->sw == 2) {
+            /* padded column c + pw of input column c: the even input columns go
+             * to the half of pw's parity */
+            float *half0 = d0 + (q->pw & 1) * (int64_t)sub, *half1 = d0 + (~q->pw & 1) * (int64_t)sub;
+            deinterleave(xr, half0 + q->pw / 2, half1 + (q->pw + 1) / 2, q->w);
+        } else {
+            for (int64_t c = 0; c < q->w; c++) {
+                int64_t pc = c + q->pw;
+                d0[(pc % q->sw) * (int64_t)sub + pc / q->sw] = xr[c];
+            }
+        }
+    }
+}
+
+/* One output plane y of one input plane x through kernel k (kh * kw). */
+static void dw_plane(const float *x, const float *k, float bias, float *y, const dw_geom *q,
+                     const dw_scratch *sc)
+{
+    size_t taps = (size_t)(q->kh * q->kw), n = (size_t)((q->oh - 1) * q->wq + q->ow);
+    if (q->copy) {
+        dw_layout(x, q, sc->plane);
+        x = sc->plane;
+    }
+    if (q->wq == q->ow) {
+        q->flat(x, k, sc->off, taps, bias, y, n);
+    } else {
+        q->flat(x, k, sc->off, taps, bias, sc->flat, n);
+        for (int64_t oh = 0; oh < q->oh; oh++)
+            memcpy(y + oh * q->ow, sc->flat + oh * q->wq, (size_t)q->ow * sizeof *y);
+    }
+}
+
+typedef struct {
+    const float *x, *w, *b;
+    float *y;
+    const dw_geom *q;
+    const dw_scratch *sc; /* one per thread id */
+    size_t m, mg;   /* output channels, output channels per group (input channel = m / mg) */
+} dw_job;
+
+static void dw_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const dw_job *j = arg;
+    const dw_geom *q = j->q;
+    size_t is = (size_t)(q->h * q->w), os = (size_t)(q->oh * q->ow);
+    size_t ks = (size_t)(q->kh * q->kw), c = j->m / j->mg;
+    for (size_t p = lo; p < hi; p++) { /* p = n * M + m */
+        size_t n = p / j->m, m = p % j->m;
+        dw_plane(j->x + (n * c + m / j->mg) * is, j->w + m * ks, j->b ? j->b[m] : 0.0f,
+                 j->y + p * os, q, &j->sc[tid]);
+    }
+}
+
+/* Runs the depthwise path, or leaves *declined set (and Y untouched) when the
+ * laid-out plane would be much larger than the input and output planes
+ * (huge dilations or padding): im2col handles those. */
+static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w, const float *b,
+                                 float *y, const geom *g, size_t n, size_t m, size_t mg,
+                                 int *declined)
+{
+    dw_geom q;
+    dw_job job;
+    dw_scratch sc[MAX_THREADS];
+    int two = g->nsp == 2;
+    size_t planesz = 0, flatsz = 0, ks = g->ks, nt, per, work;
+    float *mem;
+    int64_t *off;
+    q.h = two ? g->in[0] : 1;
+    q.oh = two ? g->out[0] : 1;
+    q.kh = two ? g->k[0] : 1;
+    q.sh = two ? g->s[0] : 1;
+    q.ph = two ? g->pb[0] : 0;
+    q.dh = two ? g->d[0] : 1;
+    q.w = g->in[g->nsp - 1];
+    q.ow = g->out[g->nsp - 1];
+    q.kw = g->k[g->nsp - 1];
+    q.sw = g->s[g->nsp - 1];
+    q.pw = g->pb[g->nsp - 1];
+    q.dw = g->d[g->nsp - 1];
+    /* the plane every tap of every output reads: padding at the start, and
+     * enough at the end for the last window */
+    q.hp = q.ph + q.h;
+    q.wp = q.pw + q.w;
+    if ((q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1 > q.hp)
+        q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1;
+    if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
+        q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
+    q.hq = (q.hp + q.sh - 1) / q.sh;
+    q.wq = (q.wp + q.sw - 1) / q.sw;
+    q.copy = q.sh > 1 || q.sw > 1 || q.hp > q.h || q.wp > q.w || q.ph || q.pw;
+    if (!q.copy) {
+        q.hp = q.hq = q.h;
+        q.wp = q.wq = q.w;
+    }
+    q.flat = pick_dw_flat();
+    *declined = !mul_ok((size_t)q.hq, (size_t)q.wq, &planesz) ||
+                !mul_ok(planesz, (size_t)(q.sh * q.sw), &planesz) ||
+                planesz / 4 > g->is + g->os + 16384;
+    if (*declined)
+        return BNF_OK;
+    if (!q.copy)
+        planesz = 0;
+    flatsz = (size_t)q.oh * (size_t)q.wq;
+    per = planesz + flatsz;
+    if (!mul_ok(g->os * n * m, ks, &work))
+        work = SIZE_MAX;
+    nt = par_threads(ctx->threads, n * m, work);
+    off = malloc(ks * sizeof *off);
+    mem = malloc((nt * per + 1) * sizeof *mem);
+    if (!off || !mem) {
+        free(off);
+        free(mem);
+        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+    }
+    for (int64_t kh = 0; kh < q.kh; kh++)
+        for (int64_t kw = 0; kw < q.kw; kw++) {
+            int64_t r = kh * q.dh, c = kw * q.dw; /* padded row and column of the tap */
+            int64_t sub = (r % q.sh) * q.sw + c % q.sw;
+            off[kh * q.kw + kw] = sub * q.hq * q.wq + (r / q.sh) * q.wq + c / q.sw;
+        }
+    for (size_t t = 0; t < nt; t++) {
+        sc[t].plane = mem + t * per;
+        sc[t].flat = sc[t].plane + planesz;
+        sc[t].off = off;
+    }
+    job = (dw_job){x, w, b, y, &q, sc, m, mg};
+    par_for(nt, n * m, dw_range, &job);
+    free(off);
+    free(mem);
+    return BNF_OK;
+}
+
+/* ---- Conv ------------------------------------------------------------------------- */
+
+/* Output sizes and padding of a Conv (also used for the shapes of its checks). */
+static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
+{
+    bnf_status rc;
+    int mode;
+    int64_t pads[2 * MAX_SP];
+    if ((rc = auto_pad_attr(ctx, &mode)))
+        return rc;
+    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)))
+        return rc;
+    g->os = 1;
+    for (size_t i = 0; i < g->nsp; i++) {
+        int64_t dk = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i];
+        if (mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
+            int64_t out = ceil_div(in, g->s[i]);
+            int64_t total = (out - 1) * g->s[i] + dk - in;
+            if (total < 0)
+                total = 0;
+            g->pb[i] = mode == PAD_SAME_UPPER ? total / 2 : total - total / 2;
+            g->pe[i] = total - g->pb[i];
+        } else if (mode == PAD_VALID) {
+            g->pb[i] = g->pe[i] = 0;
+        } else {
+            g->pb[i] = pads[i];
+            g->pe[i] = pads[i + g->nsp];
+        }
+        if (in + g->pb[i] + g->pe[i] < dk)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": the kernel (%lld with dilation) is larger than the "
+                            "padded input (%lld) along spatial axis %zu",
+                            BNF_NODE_ARG(ctx), (long long)dk,
+                            (long long)(in + g->pb[i] + g->pe[i]), i);
+        g->out[i] = (in + g->pb[i] + g->pe[i] - dk) / g->s[i] + 1;
+        g->os *= (size_t)g->out[i];
+    }
+    return BNF_OK;
+}
+
+static bnf_status conv_run(bnf_op_ctx *ctx)
+{
+    const bnf_tensor *x, *w, *b;
+    bnf_tensor *yt;
+    geom g;
+    bnf_status rc;
+    int64_t ydims[BNF_MAX_RANK], group;
+    size_t n, c, m, cg, mg, rows, colsz;
+    float *col = NULL;
+    int pointwise = 1;
+
+    if ((rc = check_inputs(ctx, &x, &w, &b)))
+        return rc;
+    memset(&g, 0, sizeof g);
+    g.nsp = x->rank - 2;
+    n = (size_t)x->dims[0];
+    c = (size_t)x->dims[1];
+    m = (size_t)w->dims[0];
+    group = bnf_ctx_int(ctx, "group", 1);
+    if (group < 1 || c % (size_t)group || m % (size_t)group)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": group %lld does not divide the %zu input and %zu output channels",
+                        BNF_NODE_ARG(ctx), (long long)group, c, m);
+    cg = c / (size_t)group;
+    mg = m / (size_t)group;
+    if ((size_t)w->dims[1] != cg)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": W has %lld input channels per group, X has %zu / %lld",
+                        BNF_NODE_ARG(ctx), (long long)w->dims[1], c, (long long)group);
+    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
+                        BNF_NODE_ARG(ctx), m);
+    if ((rc = kernel_attrs(ctx, w, &g)))
+        return rc;
+    g.is = 1;
+    for (size_t i = 0; i < g.nsp; i++) {
+        g.in[i] = x->dims[i + 2];
+        g.is *= (size_t)g.in[i];
+    }
+    if ((rc = conv_geometry(ctx, &g)))
+        return rc;
+    ydims[0] = (int64_t)n;
+    ydims[1] = (int64_t)m;
+    for (size_t i = 0; i < g.nsp; i++) {
+        ydims[i + 2] = g.out[i];
+        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i])
+            pointwise = 0;
+    }
+    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
+        return rc;
+    if (yt->n == 0)
+        return BNF_OK;
+    if (!mul_ok(cg, g.ks, &rows) || !mul_ok(rows, g.os, &colsz) || !blas_ok(rows) ||
+        !blas_ok(g.os) || !blas_ok(mg) || !blas_ok(g.is))
+        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
+                        BNF_NODE_ARG(ctx));
+    {
+        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+        float *yd = yt->data;
+        /* depthwise: one input channel per group, strides small enough for
+         * the polyphase layout (larger ones are left to im2col) */
+        if (cg == 1 && group > 1 && g.nsp <= 2 && (g.nsp == 2 ? g.s[0] * g.s[1] : g.s[0]) <= 16) {
+            int declined = 0;
+            rc = conv_depthwise(ctx, xd, wd, bd, yd, &g, n, m, mg, &declined);
+            if (rc || !declined)
+                return rc;
+        }
+        /* the GEMM accumulates into the bias, or overwrites Y when there is none */
+        if (bd || rows == 0)
+            fill_bias(yd, bd, n * m, m, g.os);
+        if (rows == 0)
+            return BNF_OK;
+        if (!pointwise) {
+            col = malloc(colsz * sizeof *col);
+            if (!col)
+                return bnf_fail(ctx->err, BNF_ERR_NOMEM,
+                                BNF_NODE_FMT ": out of memory for a %zu x %zu im2col buffer",
+                                BNF_NODE_ARG(ctx), rows, g.os);
+        }
+        for (size_t in = 0; in < n; in++)
+            for (size_t gi = 0; gi < (size_t)group; gi++) {
+                const float *xg = xd + (in * c + gi * cg) * g.is;
+                const float *wg = wd + gi * mg * rows;
+                float *yg = yd + (in * m + gi * mg) * g.os;
+                if (pointwise) {
+                    bnf_sgemm(0, 0, mg, g.os, cg, 1.0f, wg, cg, xg, g.is, bd ? 1.0f : 0.0f, yg,
+                              g.os);
+                } else {
+                    im2col_rows(xg, &g, col, 0, rows);
+                    bnf_sgemm(0, 0, mg, g.os, rows, 1.0f, wg, rows, col, g.os, bd ? 1.0f : 0.0f,
+                              yg, g.os);
+                }
+            }
+    }
+    free(col);
+    return BNF_OK;
+}
+
+/* ---- ConvTranspose ------------------------------------------------------------------ */
+
+/* Adds rows [r0, r1) of col (row r = output channel * ks + kernel position,
+ * one column per input position) into the output planes y. */
+static void col2im_rows(const float *col, const geom *g, float *y, size_t r0, size_t r1)
+{
+    size_t last = g->nsp - 1, iw = (size_t)g->in[last], outer = g->is / iw;
+    int64_t ow = g->out[last], s = g->s[last];
+    for (size_t r = r0; r < r1; r++) {
+        size_t mo = r / g->ks, kr = r % g->ks;
+        int64_t kp[MAX_SP], ip[MAX_SP] = {0}, lo, hi, off;
+        const float *row = col + r * g->is;
+        float *ym = y + mo * g->os;
+        for (size_t j = g->nsp; j-- > 0;) {
+            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
+            kr /= (size_t)g->k[j];
+        }
+        off = kp[last] * g->d[last] - g->pb[last];
+        /* input columns i whose output i*s + off lies in [0, ow) */
+        lo = clamp64(ceil_div(-off, s), 0, (int64_t)iw);
+        hi = clamp64(ceil_div(ow - off, s), lo, (int64_t)iw);
+        for (size_t o = 0; o < outer; o++) {
+            const float *src = row + o * iw;
+            int64_t base = 0;
+            int inside = 1;
+            for (size_t j = 0; j < last; j++) {
+                int64_t oj = ip[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
+                if (oj < 0 || oj >= g->out[j])
+                    inside = 0;
+                base = base * g->out[j] + oj;
+            }
+            if (inside) {
+                float *yr = ym + base * ow;
+                for (int64_t i = lo; i < hi; i++)
+                    yr[i * s + off] += src[i];
+            }
+            for (size_t j = last; j-- > 0;) {
+                if (++ip[j] < g->in[j])
+                    break;
+                ip[j] = 0;
+            }
+        }
+    }
+}
+
+static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
+{
+    bnf_status rc;
+    int mode;
+    int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[BNF_MAX_RANK];
+    size_t n_os;
+    if ((rc = auto_pad_attr(ctx, &mode)))
+        return rc;
+    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)) ||
+        (rc = ints_attr(ctx, "output_padding", g->nsp, 0, 0, ATTR_MAX, opad)))
+        return rc;
+    n_os = bnf_ctx_ints(ctx, "output_shape", oshape, BNF_MAX_RANK);
+    if (n_os) {
+        /* spatial sizes, or the whole shape N, C, spatial ... */
+        if (n_os != g->nsp && n_os != g->nsp + 2)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": output_shape has %zu values for %zu spatial dimensions",
+                            BNF_NODE_ARG(ctx), n_os, g->nsp);
+        if (n_os == g->nsp + 2)
+            memmove(oshape, oshape + 2, g->nsp * sizeof *oshape);
+        for (size_t i = 0; i < g->nsp; i++)
+            if (oshape[i] < 1 || oshape[i] > DIM_MAX)
+                return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                                BNF_NODE_FMT ": output_shape value %lld is out of range",
+                                BNF_NODE_ARG(ctx), (long long)oshape[i]);
+    }
+    g->os = 1;
+    for (size_t i = 0; i < g->nsp; i++) {
+        int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
+        int64_t full = g->s[i] * (g->in[i] - 1) + opad[i] + dk; /* output with no padding */
+        if (n_os || mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
+            int64_t out = n_os ? oshape[i] : g->in[i] * g->s[i];
+            int64_t total = full - out, half = floor_div(total, 2);
+            if (mode == PAD_SAME_UPPER) {
+                g->pb[i] = half;
+                g->pe[i] = total - half;
+            } else {
+                g->pb[i] = total - half;
+                g->pe[i] = half;
+            }
+            g->out[i] = out;
+        } else {
+            if (mode == PAD_VALID) {
+                g->pb[i] = g->pe[i] = 0;
+            } else {
+                g->pb[i] = pads[i];
+                g->pe[i] = pads[i + g->nsp];
+            }
+            g->out[i] = full - g->pb[i] - g->pe[i];
+        }
+        if (g->out[i] < 0)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                            BNF_NODE_FMT ": the padding leaves no output along spatial axis %zu",
+                            BNF_NODE_ARG(ctx), i);
+        g->os *= (size_t)g->out[i];
+    }
+    return BNF_OK;
+}
+
+static bnf_status convtranspose_run(bnf_op_ctx *ctx)
+{
+    const bnf_tensor *x, *w, *b;
+    bnf_tensor *yt;
+    geom g;
+    bnf_status rc;
+    int64_t ydims[BNF_MAX_RANK], group;
+    size_t n, c, m, cg, mg, rows, colsz, ymax;
+    float *col = NULL;
+    int direct = 1;
+
+    if ((rc = check_inputs(ctx, &x, &w, &b)))
+        return rc;
+    memset(&g, 0, sizeof g);
+    g.nsp = x->rank - 2;
+    n = (size_t)x->dims[0];
+    c = (size_t)x->dims[1];
+    group = bnf_ctx_int(ctx, "group", 1);
+    if (group < 1 || c % (size_t)group)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": group %lld does not divide the %zu input channels",
+                        BNF_NODE_ARG(ctx), (long long)group, c);
+    cg = c / (size_t)group;
+    mg = (size_t)w->dims[1];
+    if ((size_t)w->dims[0] != c)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": W has %lld input channels, X has %zu",
+                        BNF_NODE_ARG(ctx), (long long)w->dims[0], c);
+    if (!mul_ok(mg, (size_t)group, &m) || m > (size_t)DIM_MAX)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": too many output channels",
+                        BNF_NODE_ARG(ctx));
+    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
+                        BNF_NODE_ARG(ctx), m);
+    if ((rc = kernel_attrs(ctx, w, &g)))
+        return rc;
+    g.is = 1;
+    for (size_t i = 0; i < g.nsp; i++) {
+        g.in[i] = x->dims[i + 2];
+        g.is *= (size_t)g.in[i];
+    }
+    if ((rc = convtranspose_geometry(ctx, &g)))
+        return rc;
+    ydims[0] = (int64_t)n;
+    ydims[1] = (int64_t)m;
+    for (size_t i = 0; i < g.nsp; i++) {
+        ydims[i + 2] = g.out[i];
+        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i] || g.out[i] != g.in[i])
+            direct = 0;
+    }
+    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
+        return rc;
+    if (yt->n == 0)
+        return BNF_OK;
+    if (!mul_ok(mg, g.ks, &rows) || !mul_ok(rows, g.is, &colsz) || !mul_ok(m, g.os, &ymax) ||
+        !blas_ok(rows) || !blas_ok(g.is) || !blas_ok(cg) || !blas_ok(g.os))
+        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
+                        BNF_NODE_ARG(ctx));
+    {
+        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+        float *yd = yt->data;
+        fill_bias(yd, bd, n * m, m, g.os);
+        if (cg == 0 || g.is == 0)
+            return BNF_OK;
+        if (!direct) {
+            col = malloc(colsz * sizeof *col);
+            if (!col)
+                return bnf_fail(ctx->err, BNF_ERR_NOMEM,
+                                BNF_NODE_FMT ": out of memory for a %zu x %zu column buffer",
+                                BNF_NODE_ARG(ctx), rows, g.is);
+        }
+        for (size_t in = 0; in < n; in++)
+            for (size_t gi = 0; gi < (size_t)group; gi++) {
+                const float *xg = xd + (in * c + gi * cg) * g.is;
+                const float *wg = wd + gi * cg * rows; /* W[c, mg, k...] rows of group gi */
+                float *yg = yd + (in * m + gi * mg) * g.os;
+                if (direct) {
+                    bnf_sgemm(1, 0, mg, g.is, cg, 1.0f, wg, rows, xg, g.is, 1.0f, yg, g.os);
+                } else {
+                    bnf_sgemm(1, 0, rows, g.is, cg, 1.0f, wg, rows, xg, g.is, 0.0f, col, g.is);
+                    col2im_rows(col, &g, yg, 0, rows);
+                }
+            }
+    }
+    free(col);
+    return BNF_OK;
+}
+
+const bnf_op_def bnf_ops_conv[] = {
+    {"Conv", 1, conv_run},
+    {"ConvTranspose", 1, convtranspose_run},
+    {NULL, 0, NULL},
+};

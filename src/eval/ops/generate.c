@@ -478,7 +478,9 @@ static bnf_status op_cast(bnf_op_ctx *ctx)
                         BNF_NODE_ARG(ctx));
     if (ctx->opset < 6) {
         char name[32];
-        snprintf(name, sizeof name, "%s", bnf_ctx_string(ctx, "to", ""));
+        bnf_ctx_string(ctx, "to", "", name, sizeof name);
+        if (!bnf_node_attr(ctx->node, "to"))
+            name[0] = '\0';
         to = type_from_name(name);
         if (to < 0)
             return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,

@@ -84,11 +84,13 @@ static bnf_status check_axes(const bnf_op_ctx *ctx, int64_t *axes, size_t n, siz
     return BNF_OK;
 }
 
-/* The string attribute copied into buf (bnf_ctx_string's buffer is shared). */
+/* The string attribute copied into buf. */
 static const char *get_str(const bnf_op_ctx *ctx, const char *name, const char *dflt, char *buf,
                            size_t size)
 {
-    snprintf(buf, size, "%s", bnf_ctx_string(ctx, name, dflt));
+    const char *v = bnf_ctx_string(ctx, name, dflt, buf, size);
+    if (v != buf)
+        snprintf(buf, size, "%s", v);
     return buf;
 }
 
