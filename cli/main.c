@@ -157,6 +157,27 @@ static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eva
     return 1;
 }
 
+/* Options that change what fold does (and so what inspect and check report). */
+static int parse_fold_option(const char *arg, bnf_fold_options *fo)
+{
+    if (!strcmp(arg, "--lower-standalone"))
+        fo->lower_standalone = 1;
+    else if (!strcmp(arg, "--assume-inference"))
+        fo->assume_inference = 1;
+    else if (!strcmp(arg, "--freeze-inputs"))
+        fo->freeze_inputs = 1;
+    else
+        return 0;
+    return 1;
+}
+
+static const char fold_options_help[] =
+    "  --lower-standalone   rewrite a BN no layer can take as Mul + Add by constants\n"
+    "  --assume-inference   treat training-mode BNs as inference ones (their running\n"
+    "                       statistics must be constant and extra outputs unused)\n"
+    "  --freeze-inputs      initializers also listed as graph inputs (IR >= 4) are\n"
+    "                       constants, and stop being inputs\n";
+
 static const char eval_options_help[] =
     "  --input [NAME=]FILE  an input tensor (.pb TensorProto or .npy); without NAME it\n"
     "                       binds by the file's tensor name, else to the inputs in order\n"
@@ -174,17 +195,18 @@ static const char verify_options_help[] =
     "                       values both models compute under the same name\n";
 
 static const char inspect_help[] =
-    "Usage: bnfold inspect MODEL [--json]\n"
+    "Usage: bnfold inspect MODEL [--json] [fold options]\n"
     "\n"
     "Describe the model and every BatchNormalization in it: the layer it follows,\n"
     "whether 'bnfold fold' would fold it and, if not, why; its channels, epsilon,\n"
     "smallest running variance and largest per-channel scale |gamma/sqrt(var+eps)|.\n"
     "The model is not changed.\n"
     "\n"
-    "  --json     print one JSON document on stdout (schema: docs/contract.md)\n"
-    "  -h, --help show this help\n"
+    "Health findings (BN_TINY_VAR, BN_NEG_VAR, ...) are listed under each BN.\n"
+    "Example: bnfold inspect resnet18.onnx\n"
     "\n"
-    "Example: bnfold inspect resnet18.onnx\n";
+    "  --json               print one JSON document on stdout (docs/contract.md)\n"
+    "  -h, --help           show this help\n";
 
 static const char fold_help_head[] =
     "Usage: bnfold fold MODEL -o OUT [--json] [--no-verify] [check options]\n"
@@ -245,6 +267,7 @@ static const char main_help[] =
     "  fold MODEL -o OUT [--json]       fold what can be folded, verify, write OUT\n"
     "  verify MODEL_A MODEL_B           do two models compute the same function?\n"
     "  run MODEL [--input FILE ...]     evaluate a model, print or save its outputs\n"
+    "  check MODEL [--fail-on LIST]     CI gate on BN health and unfolded BNs\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help ('bnfold COMMAND --help' for a command)\n"
@@ -260,13 +283,18 @@ static int cmd_inspect(int argc, char **argv)
     bnf_err err = {0};
     bnf_model *m = NULL;
     bnf_report *r = NULL;
+    bnf_fold_options fo;
 
+    bnf_fold_defaults(&fo);
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             fputs(inspect_help, stdout);
+            fputs(fold_options_help, stdout);
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
+        } else if (parse_fold_option(argv[i], &fo)) {
+            continue;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return usage_error("inspect", "unknown option '%s'", argv[i]);
         } else if (!model_path) {
@@ -277,7 +305,7 @@ static int cmd_inspect(int argc, char **argv)
     }
     if (!model_path)
         return usage_error("inspect", "%smissing MODEL", "");
-    if (bnf_model_load(model_path, &m, &err) || bnf_inspect(m, &r, &err)) {
+    if (bnf_model_load(model_path, &m, &err) || bnf_inspect_with(m, &fo, &r, &err)) {
         rc = fail(&err);
         goto out;
     }
@@ -307,12 +335,15 @@ static int cmd_fold(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             print_help(fold_help_head, 1, 1);
+            fputs(fold_options_help, stdout);
             rc = EXIT_OK;
             goto out;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--no-verify")) {
             fo.verify = 0;
+        } else if (parse_fold_option(argv[i], &fo)) {
+            continue;
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
             if (++i == argc) {
                 rc = usage_error("fold", "%s needs a file name", argv[i - 1]);
@@ -633,6 +664,93 @@ out:
     return rc;
 }
 
+static const char check_help[] =
+    "Usage: bnfold check MODEL [--fail-on LIST] [--json] [--format github] [fold options]\n"
+    "\n"
+    "A CI gate: inspect the model and fail (exit 1) when something listed in\n"
+    "--fail-on is found, naming every offending node; exit 0 otherwise.\n"
+    "\n"
+    "  --fail-on LIST       comma-separated: finding codes (BN_NEG_VAR, BN_TINY_VAR, ...),\n"
+    "                       'error' (findings of severity error: the default),\n"
+    "                       'warning' (warning or error), 'info' (any finding),\n"
+    "                       'unfolded' (a BN that bnfold fold would fold is present)\n"
+    "  --json               print one JSON document on stdout\n"
+    "  --format github      print GitHub Actions annotations (::error ...) on stdout\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example: bnfold check model.onnx --fail-on error,unfolded --format github\n";
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *model_path = NULL, *fail_on = NULL, *format = "text";
+    int json = 0, rc;
+    bnf_err err = {0};
+    bnf_model *m = NULL;
+    bnf_report *r = NULL;
+    bnf_fold_options fo;
+
+    bnf_fold_defaults(&fo);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(check_help, stdout);
+            fputs(fold_options_help, stdout);
+            return EXIT_OK;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (!strcmp(argv[i], "--fail-on") || !strcmp(argv[i], "--format")) {
+            if (++i == argc)
+                return usage_error("check", "%s needs a value", argv[i - 1]);
+            if (!strcmp(argv[i - 1], "--fail-on"))
+                fail_on = argv[i];
+            else
+                format = argv[i];
+        } else if (parse_fold_option(argv[i], &fo)) {
+            continue;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return usage_error("check", "unknown option '%s'", argv[i]);
+        } else if (!model_path) {
+            model_path = argv[i];
+        } else {
+            return usage_error("check", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!model_path)
+        return usage_error("check", "%smissing MODEL", "");
+    if (strcmp(format, "text") && strcmp(format, "github"))
+        return usage_error("check", "--format takes text or github, not '%s'", format);
+    if (json && !strcmp(format, "github"))
+        return usage_error("check", "%s--json and --format github both want stdout", "");
+    if (bnf_model_load(model_path, &m, &err) || bnf_inspect_with(m, &fo, &r, &err) ||
+        bnf_check(r, fail_on, &err)) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (json) {
+        bnf_report_write_json(r, stdout);
+    } else if (!strcmp(format, "github")) {
+        bnf_report_write_github(r, stdout);
+    } else {
+        for (size_t i = 0; i < r->n_findings; i++) {
+            const bnf_finding *x = &r->findings[i];
+            printf("%s %-8s %-16s BatchNormalization '%s': %s\n", x->trips ? "FAIL" : "    ",
+                   x->severity, x->code, r->bns[x->bn].name, x->message);
+        }
+        for (size_t i = 0; i < r->n_bns; i++)
+            if (r->bns[i].trips)
+                printf("FAIL %-8s %-16s BatchNormalization '%s' can be folded into %s '%s'\n",
+                       "error", "BN_UNFOLDED", r->bns[i].name, r->bns[i].layer_op,
+                       r->bns[i].layer);
+        printf("%s: %zu BatchNormalization, %zu finding(s); --fail-on %s: %s\n", model_path,
+               r->n_bns, r->n_findings, r->check_fail_on,
+               r->check_trips ? "FAILED" : "passed");
+    }
+    rc = r->check_trips ? EXIT_CHECK : EXIT_OK;
+out:
+    bnf_report_free(r);
+    bnf_model_free(m);
+    return rc;
+}
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -641,6 +759,7 @@ static const struct {
     {"fold", cmd_fold},
     {"verify", cmd_verify},
     {"run", cmd_run},
+    {"check", cmd_check},
 };
 
 int main(int argc, char **argv)

@@ -248,6 +248,12 @@ typedef struct {
     char *new_weight;    /* names of the tensors that replaced the layer's */
     char *new_bias;
     double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
+    int lowered;         /* rewritten as Mul + Add (--lower-standalone); decision "lower" */
+    int before_layer;    /* the layer is after the BN (BN -> Conv), not before it */
+    int trips;           /* bnf_check with "unfolded": fold would fold this BN */
+    int assumed_inference; /* a training-mode BN turned into an inference one first */
+    char *path;          /* where the node is: "" for the main graph, else the subgraph
+                            ("node 'if1' then_branch", or "function 'f'") */
 } bnf_bn_info;
 
 /* One fold done: a BN (or a Mul / Add by constants) merged into a layer. */
@@ -261,6 +267,17 @@ typedef struct {
     char *bias;
     double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
 } bnf_fold_action;
+
+/* A BN health finding (see docs/contract.md for the codes). */
+typedef struct {
+    const char *code;      /* "BN_TINY_VAR", "BN_NEG_VAR", ... */
+    const char *severity;  /* "error", "warning" or "info" */
+    size_t bn;             /* index into bnf_report.bns */
+    size_t n_channels;     /* channels affected (0: the BN as a whole) */
+    int64_t channels[16];  /* the first of them */
+    char message[200];
+    int trips;             /* bnf_check: this finding trips the gate */
+} bnf_finding;
 
 typedef struct {
     char *op_type;
@@ -288,9 +305,16 @@ typedef struct {
     bnf_bn_info *bns;
     size_t n_bns;
     size_t n_folded;
-    size_t n_bns_after;    /* BN nodes left in the model after folding */
+    size_t n_lowered;
+    size_t n_frozen_inputs; /* graph inputs --freeze-inputs turned into constants */
+    size_t n_bns_after;    /* BN nodes left in the model after folding (all graphs) */
     bnf_fold_action *actions; /* every fold, in the order done */
     size_t n_actions;
+    bnf_finding *findings;    /* BN health, every BN of the input */
+    size_t n_findings;
+    int check_ran;            /* bnf_check was applied */
+    char *check_fail_on;
+    size_t check_trips;       /* findings and BNs that trip the gate */
     int verified_local;    /* every fold was checked on its own */
     double local_worst;    /* the worst of those checks */
     bnf_verify_result e2e; /* the end-to-end check (e2e.ran 0 when not run) */
@@ -300,6 +324,11 @@ typedef struct {
 typedef struct {
     int verify;               /* check each fold locally and the whole model end to end */
     bnf_verify_options check; /* inputs and tolerances of the end-to-end check */
+    int lower_standalone;     /* rewrite a BN no layer takes as Mul + Add by constants */
+    int assume_inference;     /* training-mode BNs with constant running statistics and
+                                 unused extra outputs become inference BNs, then fold */
+    int freeze_inputs;        /* initializers also listed as graph inputs (IR >= 4) are
+                                 constants, and stop being inputs */
     int break_for_testing;    /* test hook: corrupt every fold (must then be caught) */
 } bnf_fold_options;
 
@@ -314,10 +343,23 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts,
 
 /* What bnf_fold would do, without changing `model`. */
 bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err);
+/* The same with fold options (verification is never run). */
+bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,
+                            bnf_report **report, bnf_err *err);
+
+/* The CI gate on an inspect report: marks the findings and BNs that trip it
+ * for `fail_on` ("error" when NULL; see docs/contract.md) and turns the report
+ * into a "check" report; report->check_trips counts them.  BNF_ERR_USAGE for
+ * an unknown word in fail_on. */
+bnf_status bnf_check(bnf_report *report, const char *fail_on, bnf_err *err);
+/* GitHub Actions annotations (::error / ::warning / ::notice) for a report. */
+void bnf_report_write_github(const bnf_report *report, FILE *f);
 
 bnf_status bnf_report_set_output(bnf_report *report, const char *path, bnf_err *err);
 void bnf_report_write_text(const bnf_report *report, FILE *f);
 void bnf_report_write_json(const bnf_report *report, FILE *f);
+/* Findings of the given severity ("error", "warning", "info"). */
+size_t bnf_report_count(const bnf_report *report, const char *severity);
 void bnf_report_free(bnf_report *report);
 
 #ifdef __cplusplus

@@ -52,11 +52,13 @@ typedef struct {
     bnf_model *m;
     const bnf_fold_options *opts;
     double loosen;                    /* tolerance factor of the coarsest folded type */
-    bnf_graph gi;
+    bnf_graph *gi;                    /* the graph being folded */
     bnf_names names;
     int64_t opset;
     bnf_report *r;
     const Onnx__NodeProto **bn_nodes; /* report entry i describes bn_nodes[i] */
+    unsigned char *examined;          /* health of entry i read */
+    size_t cap_bns;
 } fold_ctx;
 
 /* Why a fold did not happen: a stable code and a sentence. */
@@ -152,7 +154,7 @@ static bnf_status affine_of_const(fold_ctx *cx, const Onnx__NodeProto *n, const 
     memset(out, 0, sizeof *out);
     if (!k_name || n->n_input != 2)
         return say(w, "NO_LAYER", "not a two-input node"), BNF_OK;
-    if ((rc = bnf_graph_const(cx->m, &cx->gi, k_name, &kind, &k, err)))
+    if ((rc = bnf_graph_const(cx->m, cx->gi, k_name, &kind, &k, err)))
         return rc;
     if (kind != BNF_CONST_YES) {
         say(w, const_reason(kind), "%s operand '%s' is %s", n->op_type, k_name, const_words(kind));
@@ -200,7 +202,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
                           const bnf_fold_pattern *pat, const bnf_bn *bn_in, int *folded,
                           done *d, why_not *w, bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__GraphProto *g = cx->gi->g;
     Onnx__NodeProto *node = g->node[i];
     bnf_fold_job job;
     bnf_bn own = {0};
@@ -227,13 +229,13 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
                BNF_OK;
     if (pat->position == BNF_BEFORE_LAYER && strcmp(S(bnf_node_input(layer, 0)), link) != 0)
         return say(w, "NO_LAYER", "its output is not the %s's data input", pat->op_type), BNF_OK;
-    if (bnf_graph_is_output(&cx->gi, link))
+    if (bnf_graph_is_output(cx->gi, link))
         return say(w, "LAYER_GRAPH_OUTPUT", "%s output '%s' is also a graph output",
                    pat->position == BNF_AFTER_LAYER ? pat->op_type : node->op_type, link), BNF_OK;
-    if (bnf_graph_uses(&cx->gi, link) != 1)
+    if (bnf_graph_uses(cx->gi, link) != 1)
         return say(w, "LAYER_MULTI_CONSUMER", "%s output '%s' has %zu consumers; folding would "
                    "change the others", pat->position == BNF_AFTER_LAYER ? pat->op_type
-                   : node->op_type, link, bnf_graph_uses(&cx->gi, link)), BNF_OK;
+                   : node->op_type, link, bnf_graph_uses(cx->gi, link)), BNF_OK;
     for (size_t k = 1; k <= 2; k++) {
         const char *in = bnf_node_input(layer, k);
         bnf_array *dst = k == 1 ? &wt : &b;
@@ -245,7 +247,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
             }
             continue;
         }
-        if ((rc = bnf_graph_const(cx->m, &cx->gi, in, &kind, dst, err)))
+        if ((rc = bnf_graph_const(cx->m, cx->gi, in, &kind, dst, err)))
             goto out;
         if (kind != BNF_CONST_YES) {
             say(w, const_reason(kind), "%s %s '%s' is %s", pat->op_type, k == 1 ? "weight" : "bias",
@@ -254,7 +256,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         }
     }
     channels = pat->channels(layer, &wt);
-    job.in_rank = bnf_graph_rank(&cx->gi, S(bnf_node_input(layer, 0)));
+    job.in_rank = bnf_graph_rank(cx->gi, S(bnf_node_input(layer, 0)));
     if (!bn) { /* Mul or Add: its constant, read for this layer's channels */
         int rank = is_op(layer, "Conv") || is_op(layer, "ConvTranspose") ? (int)wt.rank
                    : is_op(layer, "Gemm") ? 2 : job.in_rank;
@@ -304,7 +306,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
             cx->loosen = loosen;
         if (pat->finish == bnf_fold_gemm_finish || is_op(layer, "MatMul"))
             as_folded.op_type = gemm; /* beta is set to 1 by the check itself */
-        if ((rc = bnf_verify_fold_local(cx->m, &cx->gi, layer, node, pat->position, &as_folded,
+        if ((rc = bnf_verify_fold_local(cx->m, cx->gi, layer, node, pat->position, &as_folded,
                                         cx->opset, &wt, job.b, job.new_w, &job.new_b, &vo,
                                         &d->local_err, &pass, err)))
             goto out;
@@ -346,11 +348,11 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = bnf_graph_add_initializer(&cx->gi, tw, err);
+    rc = bnf_graph_add_initializer(cx->gi, tw, err);
     tw = NULL;
     if (rc)
         goto out;
-    rc = bnf_graph_add_initializer(&cx->gi, tb, err);
+    rc = bnf_graph_add_initializer(cx->gi, tb, err);
     tb = NULL;
     if (rc || (rc = bnf_node_set_input(layer, 1, new_w_name, err)) ||
         (rc = bnf_node_set_input(layer, 2, new_b_name, err)) ||
@@ -374,10 +376,9 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     bnf_graph_remove_node(g, i);
     cx->m->changed = 1;
     *folded = 1;
-    bnf_graph_release(&cx->gi);
-    if ((rc = bnf_graph_index(&cx->gi, g, cx->gi.ir_version, err)))
+    if ((rc = bnf_graph_reindex(cx->gi, err)))
         goto out;
-    rc = bnf_graph_collect(&cx->gi, candidates, n_cand, err);
+    rc = bnf_graph_collect(cx->gi, candidates, n_cand, err);
 out:
     free(link_copy);
     for (size_t k = 0; k < n_cand; k++)
@@ -442,11 +443,146 @@ static Onnx__NodeProto *sole_consumer(const bnf_graph *gi, const char *name)
     return found;
 }
 
+/* --assume-inference: a training-mode BN whose extra outputs nobody reads
+ * becomes an inference BN (its running statistics then normalise). */
+static bnf_status to_inference(fold_ctx *cx, Onnx__NodeProto *node, int *converted, char *reason,
+                               size_t size, bnf_err *err)
+{
+    bnf_status rc;
+    *converted = 0;
+    for (size_t k = 1; k < node->n_output; k++)
+        if (node->output[k] && *node->output[k] &&
+            (bnf_graph_uses(cx->gi, node->output[k]) || bnf_graph_is_output(cx->gi, node->output[k]))) {
+            snprintf(reason, size, "training mode, and its output '%s' (batch statistics) is "
+                     "used: --assume-inference cannot drop it", node->output[k]);
+            return BNF_OK;
+        }
+    if (cx->opset <= 6 && (rc = bnf_node_set_attr_int(node, "is_test", 1, err)))
+        return rc;
+    if (cx->opset >= 14 && (rc = bnf_node_set_attr_int(node, "training_mode", 0, err)))
+        return rc;
+    for (size_t k = 1; k < node->n_output; k++)
+        free(node->output[k]);
+    node->n_output = node->n_output ? 1 : 0;
+    cx->m->changed = 1;
+    *converted = 1;
+    return BNF_OK;
+}
+
+/* --lower-standalone: a BN no layer takes, at node index i, becomes
+ * Mul(X, S) -> Add(., T) with S and T shaped [C, 1, ..., 1]. */
+static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
+{
+    static const char *const lowerable[] = {"NO_LAYER", "LAYER_MULTI_CONSUMER",
+                                            "LAYER_GRAPH_OUTPUT", "PADDING", "UNSUPPORTED_LAYER"};
+    Onnx__GraphProto *g = cx->gi->g;
+    Onnx__NodeProto *node = g->node[i], *mul = NULL, *add = NULL;
+    bnf_bn_info *e = entry_for(cx, node);
+    const char *code = NULL, *x = bnf_node_input(node, 0), *s_name, *t_name, *mid;
+    char reason[240], *candidates[4] = {0};
+    int ok = 0, rank;
+    int32_t dtype;
+    int64_t dims[BNF_MAX_RANK] = {0};
+    Onnx__TensorProto *ts = NULL, *tt = NULL;
+    bnf_const_kind kind;
+    bnf_array scale = {0};
+    bnf_bn bn;
+    bnf_status rc;
+
+    if (!e || e->folded || !e->reason_code || !x)
+        return BNF_OK;
+    for (size_t k = 0; k < sizeof lowerable / sizeof lowerable[0]; k++)
+        ok |= strcmp(e->reason_code, lowerable[k]) == 0;
+    if (!ok)
+        return BNF_OK;
+    if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
+        return rc;
+    rank = bnf_graph_rank(cx->gi, x);
+    if (code || rank < 2 || rank > BNF_MAX_RANK) {
+        if (!code) {
+            char *more = malloc(strlen(S(e->reason)) + 80);
+            if (more) {
+                sprintf(more, "%s (not lowered: the rank of '%s' is not known)", S(e->reason),
+                        rank < 2 ? "X" : "X");
+                free(e->reason);
+                e->reason = more;
+            }
+        }
+        goto out;
+    }
+    dtype = bnf_graph_elem_type(cx->gi, x);
+    if (!dtype) {
+        if ((rc = bnf_graph_const(cx->m, cx->gi, node->input[1], &kind, &scale, err)))
+            goto out;
+        dtype = kind == BNF_CONST_YES ? scale.dtype : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    }
+    dims[0] = bn.c;
+    for (int d = 1; d < rank - 1; d++)
+        dims[d] = 1;
+    s_name = bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_scale", err);
+    t_name = s_name ? bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_shift", err) : NULL;
+    mid = t_name ? bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_scaled", err) : NULL;
+    if (!mid) {
+        rc = err ? err->code : BNF_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = bnf_tensor_new(s_name, dtype, dims, (size_t)rank - 1, bn.s, (size_t)bn.c, &ts, err)) ||
+        (rc = bnf_tensor_new(t_name, dtype, dims, (size_t)rank - 1, bn.t, (size_t)bn.c, &tt, err)))
+        goto out;
+    {
+        const char *mul_in[2] = {x, s_name}, *add_in[2] = {mid, t_name};
+        const char *mul_out[1] = {mid}, *add_out[1] = {S(node->output[0])};
+        char mname[300], aname[300];
+        snprintf(mname, sizeof mname, "%s_bnfold_mul", S(node->name));
+        snprintf(aname, sizeof aname, "%s_bnfold_add", S(node->name));
+        mul = bnf_node_new("Mul", mname, mul_in, 2, mul_out, 1);
+        add = bnf_node_new("Add", aname, add_in, 2, add_out, 1);
+    }
+    for (size_t k = 1; k < 5 && k < node->n_input; k++)
+        candidates[k - 1] = bnf_strdup(S(node->input[k]));
+    if (!mul || !add || !candidates[0] || !candidates[1] || !candidates[2] || !candidates[3]) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = bnf_graph_add_initializer(cx->gi, ts, err);
+    ts = NULL;
+    if (!rc)
+        rc = bnf_graph_add_initializer(cx->gi, tt, err);
+    tt = NULL;
+    if (rc)
+        goto out;
+    bnf_graph_remove_node(g, i);
+    rc = bnf_graph_insert_node(g, i, mul, err);
+    mul = NULL;
+    if (!rc)
+        rc = bnf_graph_insert_node(g, i + 1, add, err);
+    add = NULL;
+    if (rc || (rc = bnf_graph_reindex(cx->gi, err)) ||
+        (rc = bnf_graph_collect(cx->gi, candidates, 4, err)))
+        goto out;
+    e->lowered = 1;
+    cx->m->changed = 1;
+out:
+    for (int k = 0; k < 4; k++)
+        free(candidates[k]);
+    if (mul)
+        onnx__node_proto__free_unpacked(mul, NULL);
+    if (add)
+        onnx__node_proto__free_unpacked(add, NULL);
+    if (ts)
+        onnx__tensor_proto__free_unpacked(ts, NULL);
+    if (tt)
+        onnx__tensor_proto__free_unpacked(tt, NULL);
+    bnf_array_free(&scale);
+    bnf_bn_release(&bn);
+    return rc;
+}
+
 /* A BatchNormalization at node index i: into the layer before it, else into
  * the layer after it. */
 static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__GraphProto *g = cx->gi->g;
     Onnx__NodeProto *node = g->node[i], *before = NULL, *after;
     bnf_bn_info *e = entry_for(cx, node);
     const bnf_fold_pattern *pat_b = NULL, *pat_a;
@@ -461,15 +597,33 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     *folded = 0;
     if (!e)
         return BNF_OK; /* e->name keeps the node's name once the node is gone */
-    if ((rc = bnf_bn_read(cx->m, &cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
+    if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
         return rc;
+    if (!cx->examined[e - cx->r->bns]) { /* health: once, on the BN as the input has it */
+        cx->examined[e - cx->r->bns] = 1;
+        if ((rc = bnf_bn_health(cx->m, cx->gi, node, code && !strcmp(code, "TRAINING_MODE"),
+                                (size_t)(e - cx->r->bns), cx->r, err)))
+            goto out;
+    }
+    if (code && !strcmp(code, "TRAINING_MODE") && cx->opts->assume_inference) {
+        int converted = 0;
+        if ((rc = to_inference(cx, node, &converted, reason, sizeof reason, err)))
+            goto out;
+        if (converted) {
+            e->assumed_inference = 1;
+            bnf_bn_release(&bn);
+            if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason,
+                                  sizeof reason, err)))
+                return rc;
+        }
+    }
     e->channels = bn.c;
     e->epsilon = bn.eps;
     e->min_var = bn.min_var;
     e->max_abs_scale = bn.max_abs_scale;
-    if (x && bnf_strmap_get(cx->gi.producer, x, &li))
+    if (x && bnf_strmap_get(cx->gi->producer, x, &li))
         before = g->node[li];
-    after = node->n_output ? sole_consumer(&cx->gi, S(node->output[0])) : NULL;
+    after = node->n_output ? sole_consumer(cx->gi, S(node->output[0])) : NULL;
     pat_b = before ? pattern_for(before, BNF_AFTER_LAYER) : NULL;
     pat_a = after ? pattern_for(after, BNF_BEFORE_LAYER) : NULL;
     if (before && (rc = set_layer(e, before, err)))
@@ -496,6 +650,7 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         if ((rc = attempt(cx, i, after, pat_a, &bn, folded, &d, &w2, err)))
             goto out;
         if (*folded) {
+            e->before_layer = 1;
             if ((rc = set_layer(e, after, err)))
                 goto out;
             rc = add_action(cx, "BatchNormalization", e->name, S(after->name), op,
@@ -504,6 +659,7 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         }
         if (!pat_b) { /* the layer after is the one that could have taken it */
             w = w2;
+            e->before_layer = 1;
             if ((rc = set_layer(e, after, err)))
                 goto out;
         }
@@ -543,7 +699,7 @@ out:
  * before it.  Nothing is reported when it does not fold: most do not. */
 static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi.g;
+    Onnx__GraphProto *g = cx->gi->g;
     Onnx__NodeProto *node = g->node[i], *layer = NULL;
     const bnf_fold_pattern *pat;
     why_not w = {0};
@@ -555,7 +711,7 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     *folded = 0;
     for (size_t k = 0; k < 2 && !layer; k++) {
         const char *x = bnf_node_input(node, k);
-        if (x && bnf_strmap_get(cx->gi.producer, x, &li) &&
+        if (x && bnf_strmap_get(cx->gi->producer, x, &li) &&
             pattern_for(g->node[li], BNF_AFTER_LAYER) && strcmp(S(g->node[li]->output[0]), x) == 0)
             layer = g->node[li];
     }
@@ -605,14 +761,146 @@ static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_
     return BNF_OK;
 }
 
+/* ---- the pass over graphs -------------------------------------------------------- */
+
+/* Adds report entries for the BNs of g and, recursively, of its subgraphs. */
+static bnf_status collect_bns(fold_ctx *cx, const Onnx__GraphProto *g, const char *path, int depth,
+                              bnf_err *err)
+{
+    bnf_report *r = cx->r;
+    bnf_status rc;
+    if (depth > BNF_MAX_NESTING)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (is_op(n, "BatchNormalization")) {
+            bnf_bn_info *b;
+            if (r->n_bns == cx->cap_bns) {
+                size_t cap = cx->cap_bns ? cx->cap_bns * 2 : 16;
+                bnf_bn_info *nb = realloc(r->bns, cap * sizeof *nb);
+                const Onnx__NodeProto **nn = nb ? realloc(cx->bn_nodes, cap * sizeof *nn) : NULL;
+                unsigned char *ne = nn ? realloc(cx->examined, cap) : NULL;
+                if (nb)
+                    r->bns = nb;
+                if (nn)
+                    cx->bn_nodes = nn;
+                if (!ne)
+                    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+                cx->examined = ne;
+                cx->cap_bns = cap;
+            }
+            cx->bn_nodes[r->n_bns] = n;
+            cx->examined[r->n_bns] = 0;
+            b = &r->bns[r->n_bns++];
+            memset(b, 0, sizeof *b);
+            b->channels = -1;
+            b->epsilon = b->min_var = b->max_abs_scale = b->local_err = NAN;
+            b->name = bnf_strdup(S(n->name));
+            b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
+            b->path = bnf_strdup(path);
+            if (!b->name || !b->output || !b->path)
+                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        for (size_t a = 0; a < n->n_attribute; a++) {
+            const Onnx__AttributeProto *at = n->attribute[a];
+            for (size_t k = 0; k < (at->g ? 1 : 0) + at->n_graphs; k++) {
+                const Onnx__GraphProto *sub = at->g && k == 0 ? at->g : at->graphs[k - (at->g ? 1 : 0)];
+                char sub_path[512];
+                snprintf(sub_path, sizeof sub_path, "%s%snode '%s' %s", path, *path ? " / " : "",
+                         S(n->name), S(at->name));
+                if ((rc = collect_bns(cx, sub, sub_path, depth + 1, err)))
+                    return rc;
+            }
+        }
+    }
+    return BNF_OK;
+}
+
+static size_t count_bns(const Onnx__GraphProto *g, int depth)
+{
+    size_t n = 0;
+    if (depth > BNF_MAX_NESTING)
+        return 0;
+    for (size_t i = 0; i < g->n_node; i++) {
+        n += is_op(g->node[i], "BatchNormalization");
+        for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
+            const Onnx__AttributeProto *at = g->node[i]->attribute[a];
+            if (at->g)
+                n += count_bns(at->g, depth + 1);
+            for (size_t k = 0; k < at->n_graphs; k++)
+                n += count_bns(at->graphs[k], depth + 1);
+        }
+    }
+    return n;
+}
+
+/* --freeze-inputs: an initializer listed as a graph input stops being an input. */
+static size_t freeze_inputs(Onnx__GraphProto *g)
+{
+    size_t kept = 0, frozen = 0;
+    for (size_t i = 0; i < g->n_input; i++) {
+        int is_init = 0;
+        for (size_t k = 0; k < g->n_initializer && !is_init; k++)
+            is_init = g->input[i]->name && g->initializer[k]->name &&
+                      strcmp(g->input[i]->name, g->initializer[k]->name) == 0;
+        if (is_init) {
+            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+            frozen++;
+        } else {
+            g->input[kept++] = g->input[i];
+        }
+    }
+    g->n_input = kept;
+    return frozen;
+}
+
+/* Folds g to a fixed point, then its subgraphs (which may read g's values). */
+static bnf_status fold_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph *outer, int depth,
+                             bnf_err *err)
+{
+    bnf_graph gi;
+    bnf_graph *saved = cx->gi;
+    bnf_status rc;
+
+    if (depth > BNF_MAX_NESTING)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
+    if ((rc = bnf_graph_index(&gi, g, cx->m->proto->ir_version, err)))
+        return rc;
+    gi.outer = outer;
+    cx->gi = &gi;
+    for (int changed = 1; changed && !rc;) {
+        changed = 0;
+        for (size_t i = 0; i < g->n_node && !changed && !rc; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            if (is_op(n, "BatchNormalization"))
+                rc = try_bn(cx, i, &changed, err);
+            else if (is_op(n, "Mul") || is_op(n, "Add"))
+                rc = try_affine(cx, i, &changed, err);
+        }
+    }
+    for (size_t i = 0; i < g->n_node && !rc && cx->opts->lower_standalone; i++)
+        if (is_op(g->node[i], "BatchNormalization"))
+            rc = lower_bn(cx, i, err);
+    for (size_t i = 0; i < g->n_node && !rc; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
+            Onnx__AttributeProto *at = n->attribute[a];
+            if (at->g)
+                rc = fold_graph(cx, at->g, &gi, depth + 1, err);
+            for (size_t k = 0; k < at->n_graphs && !rc; k++)
+                rc = fold_graph(cx, at->graphs[k], &gi, depth + 1, err);
+        }
+    }
+    bnf_graph_release(&gi);
+    cx->gi = saved;
+    return rc;
+}
+
 bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
                     bnf_err *err)
 {
     fold_ctx cx;
     bnf_status rc;
-    Onnx__GraphProto *g;
-    size_t k = 0;
-
     bnf_fold_options defaults;
     uint8_t *orig_bytes = NULL;
     size_t orig_n = 0;
@@ -627,7 +915,6 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     *report = NULL;
     if (!model || !model->proto->graph)
         return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
-    g = model->proto->graph;
     cx.m = model;
     cx.opset = bnf_model_opset(model->proto, "");
     if (opts->verify) { /* the model as it is now, to compare with at the end */
@@ -642,40 +929,28 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         }
     }
     if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
-        return rc;
-    cx.bn_nodes = calloc(cx.r->n_bns ? cx.r->n_bns : 1, sizeof *cx.bn_nodes);
-    if (!cx.bn_nodes) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
-    }
-    for (size_t i = 0; i < g->n_node; i++)
-        if (is_op(g->node[i], "BatchNormalization"))
-            cx.bn_nodes[k++] = g->node[i];
-    if ((rc = bnf_names_collect(&cx.names, model->proto, err)) ||
-        (rc = bnf_graph_index(&cx.gi, g, model->proto->ir_version, err)))
+    if ((rc = collect_bns(&cx, model->proto->graph, "", 0, err)) ||
+        (rc = bnf_names_collect(&cx.names, model->proto, err)))
         goto out;
-    for (int changed = 1; changed;) {
-        changed = 0;
-        for (size_t i = 0; i < g->n_node && !changed; i++) {
-            const Onnx__NodeProto *n = g->node[i];
-            if (is_op(n, "BatchNormalization"))
-                rc = try_bn(&cx, i, &changed, err);
-            else if (is_op(n, "Mul") || is_op(n, "Add"))
-                rc = try_affine(&cx, i, &changed, err);
-            if (rc)
-                goto out;
-        }
-    }
-    for (size_t i = 0; i < cx.r->n_bns; i++)
+    if (opts->freeze_inputs && model->proto->ir_version >= 4 &&
+        (cx.r->n_frozen_inputs = freeze_inputs(model->proto->graph)))
+        model->changed = 1;
+    if ((rc = fold_graph(&cx, model->proto->graph, NULL, 0, err)))
+        goto out;
+    for (size_t i = 0; i < cx.r->n_bns; i++) {
         cx.r->n_folded += cx.r->bns[i].folded ? 1 : 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        cx.r->n_bns_after += is_op(g->node[i], "BatchNormalization") ? 1 : 0;
+        cx.r->n_lowered += cx.r->bns[i].lowered ? 1 : 0;
+    }
+    cx.r->n_bns_after = count_bns(model->proto->graph, 0);
     if (opts->verify && cx.r->n_actions) {
         cx.r->verified_local = 1;
         cx.r->local_worst = 0;
         for (size_t i = 0; i < cx.r->n_actions; i++)
             if (cx.r->actions[i].local_err > cx.r->local_worst)
                 cx.r->local_worst = cx.r->actions[i].local_err;
+    }
+    if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs)) {
         rc = end_to_end(model, orig_bytes, orig_n, opts, cx.loosen, cx.r, err);
         orig_bytes = NULL; /* end_to_end took it */
         if (rc)
@@ -683,9 +958,9 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     }
 out:
     free(orig_bytes);
-    bnf_graph_release(&cx.gi);
     bnf_names_release(&cx.names);
     free(cx.bn_nodes);
+    free(cx.examined);
     if (rc) {
         bnf_report_free(cx.r);
         return rc;
@@ -695,6 +970,12 @@ out:
 }
 
 bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err)
+{
+    return bnf_inspect_with(model, NULL, report, err);
+}
+
+bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,
+                            bnf_report **report, bnf_err *err)
 {
     bnf_model *copy = NULL;
     uint8_t *bytes = NULL;
@@ -716,8 +997,12 @@ bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err
         return rc;
     {
         bnf_fold_options o;
-        bnf_fold_defaults(&o);
+        if (opts)
+            o = *opts;
+        else
+            bnf_fold_defaults(&o);
         o.verify = 0; /* inspect only says what fold would do */
+        o.break_for_testing = 0;
         rc = bnf_fold(copy, &o, report, err);
     }
     if (!rc)

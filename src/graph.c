@@ -120,6 +120,16 @@ nomem:
     return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing graph '%s'", S(g->name));
 }
 
+bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err)
+{
+    const bnf_graph *outer = gi->outer;
+    bnf_status rc;
+    bnf_graph_release(gi);
+    rc = bnf_graph_index(gi, gi->g, gi->ir_version, err);
+    gi->outer = outer;
+    return rc;
+}
+
 size_t bnf_graph_uses(const bnf_graph *gi, const char *name)
 {
     intptr_t v = 0;
@@ -177,6 +187,71 @@ bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
     a->has_f = 1;
     a->f = v;
+    return BNF_OK;
+}
+
+bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v, bnf_err *err)
+{
+    Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
+    if (!a) {
+        grown = realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
+        if (!grown)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        n->attribute = grown;
+        a = malloc(sizeof *a);
+        if (!a)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        onnx__attribute_proto__init(a);
+        a->name = bnf_strdup(name);
+        if (!a->name) {
+            free(a);
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        }
+        n->attribute[n->n_attribute++] = a;
+    }
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1;
+    a->i = v;
+    return BNF_OK;
+}
+
+Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char *const *inputs,
+                              size_t n_in, const char *const *outputs, size_t n_out)
+{
+    Onnx__NodeProto *n = malloc(sizeof *n);
+    int ok;
+    if (!n)
+        return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = bnf_strdup(op_type);
+    n->name = bnf_strdup(name);
+    n->input = calloc(n_in + 1, sizeof *n->input);
+    n->output = calloc(n_out + 1, sizeof *n->output);
+    ok = n->op_type && n->name && n->input && n->output;
+    for (size_t i = 0; ok && i < n_in; i++)
+        ok = (n->input[n->n_input++] = bnf_strdup(inputs[i])) != NULL;
+    for (size_t i = 0; ok && i < n_out; i++)
+        ok = (n->output[n->n_output++] = bnf_strdup(outputs[i])) != NULL;
+    if (!ok) {
+        onnx__node_proto__free_unpacked(n, NULL);
+        return NULL;
+    }
+    return n;
+}
+
+bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto *node,
+                                 bnf_err *err)
+{
+    Onnx__NodeProto **grown = realloc(g->node, (g->n_node + 1) * sizeof *grown);
+    if (!grown) {
+        onnx__node_proto__free_unpacked(node, NULL);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    g->node = grown;
+    memmove(&g->node[i + 1], &g->node[i], (g->n_node - i) * sizeof *g->node);
+    g->node[i] = node;
+    g->n_node++;
     return BNF_OK;
 }
 
@@ -267,6 +342,10 @@ bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *
     memset(out, 0, sizeof *out);
     for (int hops = 0; hops < 64; hops++) {
         intptr_t idx;
+        /* a name this graph does not define is its enclosing graph's */
+        while (gi->outer && !bnf_strmap_get(gi->init, name, NULL) &&
+               !bnf_strmap_get(gi->producer, name, NULL) && !bnf_strmap_get(gi->input, name, NULL))
+            gi = gi->outer;
         if (bnf_strmap_get(gi->init, name, &idx)) {
             const Onnx__TensorProto *t = gi->g->initializer[idx];
             if (gi->ir_version >= 4 && bnf_strmap_get(gi->input, name, NULL)) {
@@ -466,7 +545,7 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
     g->initializer[g->n_initializer++] = t;
     if (bnf_strmap_put(gi->init, t->name, (intptr_t)(g->n_initializer - 1)) != 0)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    if (gi->ir_version < 4) {
+    if (gi->ir_version < 4 && !gi->outer) {
         Onnx__ValueInfoProto *vi = value_info_for(t), **in;
         if (!vi)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -575,10 +654,8 @@ bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err
             rc = collect_one(gi, name, &removed, &next, err);
             free(name);
             name = next;
-            if (!rc && removed) {
-                bnf_graph_release(gi);
-                rc = bnf_graph_index(gi, gi->g, gi->ir_version, err);
-            }
+            if (!rc && removed)
+                rc = bnf_graph_reindex(gi, err);
         }
         free(name);
     }
@@ -637,4 +714,26 @@ int bnf_graph_rank(const bnf_graph *gi, const char *name)
         name = n->input[0];
     }
     return -1;
+}
+
+static int32_t elem_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Onnx__TypeProto *t = v[i]->type;
+        if (v[i]->name && strcmp(v[i]->name, name) == 0 && t &&
+            t->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && t->tensor_type &&
+            t->tensor_type->has_elem_type)
+            return t->tensor_type->elem_type;
+    }
+    return 0;
+}
+
+int32_t bnf_graph_elem_type(const bnf_graph *gi, const char *name)
+{
+    const Onnx__GraphProto *g = gi->g;
+    int32_t t;
+    if ((t = elem_in(g->value_info, g->n_value_info, name)) ||
+        (t = elem_in(g->input, g->n_input, name)) || (t = elem_in(g->output, g->n_output, name)))
+        return t;
+    return 0;
 }

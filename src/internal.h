@@ -115,9 +115,10 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
 
 /* ---- graph index and rewriting (graph.c) ---------------------------------- */
 
-typedef struct {
+typedef struct bnf_graph {
     Onnx__GraphProto *g;
     int64_t ir_version;
+    const struct bnf_graph *outer; /* the enclosing graph of a subgraph, or NULL */
     bnf_strmap *producer;  /* value name -> node index */
     bnf_strmap *uses;      /* value name -> references (node inputs, also inside
                               subgraphs, and graph outputs) */
@@ -129,6 +130,8 @@ typedef struct {
 bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_version,
                            bnf_err *err);
 void bnf_graph_release(bnf_graph *gi);
+/* Re-indexes after the graph changed, keeping g, ir_version and outer. */
+bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err);
 size_t bnf_graph_uses(const bnf_graph *gi, const char *name);
 int bnf_graph_is_output(const bnf_graph *gi, const char *name);
 
@@ -150,6 +153,15 @@ const Onnx__AttributeProto *bnf_node_attr(const Onnx__NodeProto *n, const char *
 int64_t bnf_attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt);
 double bnf_attr_float(const Onnx__NodeProto *n, const char *name, double dflt);
 bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err);
+bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v, bnf_err *err);
+/* Inserts `node` (taken over) at index i. */
+bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto *node,
+                                 bnf_err *err);
+/* A new node of the default domain (inputs and outputs copied). */
+Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char *const *inputs,
+                              size_t n_in, const char *const *outputs, size_t n_out);
+/* The element type of value `name` when the model states it, else 0. */
+int32_t bnf_graph_elem_type(const bnf_graph *gi, const char *name);
 /* Input i of a node, or NULL when absent or "" (an omitted optional input). */
 const char *bnf_node_input(const Onnx__NodeProto *n, size_t i);
 bnf_status bnf_node_set_input(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err);
@@ -193,6 +205,12 @@ void bnf_bn_release(bnf_bn *bn);
 bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__NodeProto *node,
                        int64_t opset, bnf_bn *bn, const char **code, char *reason,
                        size_t reason_size, bnf_err *err);
+
+/* Appends the health findings of BN node `bn` (report entry bn_index) to r:
+ * variances tiny, zero or negative, epsilon <= 0, huge scales, dead channels,
+ * untrained statistics, NaN/Inf, training mode. */
+bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__NodeProto *bn,
+                         int training, size_t bn_index, bnf_report *r, bnf_err *err);
 
 /* ---- fold patterns (fold/ *.c, table in fold.c) ---------------------------- */
 

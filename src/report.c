@@ -45,6 +45,7 @@ void bnf_report_free(bnf_report *r)
         free(b->reason);
         free(b->new_weight);
         free(b->new_bias);
+        free(b->path);
     }
     free(r->bns);
     for (size_t i = 0; i < r->n_actions; i++) {
@@ -57,6 +58,8 @@ void bnf_report_free(bnf_report *r)
         free(a->bias);
     }
     free(r->actions);
+    free(r->findings);
+    free(r->check_fail_on);
     free(r);
 }
 
@@ -80,7 +83,6 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
     const Onnx__ModelProto *p = m->proto;
     const Onnx__GraphProto *g = p->graph;
     bnf_report *r = calloc(1, sizeof *r);
-    size_t k = 0;
 
     *out = NULL;
     if (!r)
@@ -113,33 +115,10 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
         const Onnx__NodeProto *n = g->node[i];
         if (count_op(r, S(n->op_type)) != 0)
             goto nomem;
-        if (n->op_type && strcmp(n->op_type, "BatchNormalization") == 0 &&
-            (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0))
-            k++;
     }
     r->n_initializers = g->n_initializer;
     for (size_t i = 0; i < g->n_initializer; i++)
         r->initializer_bytes += bnf_tensor_nbytes(g->initializer[i]);
-    r->bns = calloc(k ? k : 1, sizeof *r->bns);
-    if (!r->bns)
-        goto nomem;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        bnf_bn_info *b;
-        if (!n->op_type || strcmp(n->op_type, "BatchNormalization") != 0 ||
-            (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0))
-            continue;
-        b = &r->bns[r->n_bns++];
-        b->channels = -1;
-        b->epsilon = NAN;
-        b->min_var = NAN;
-        b->max_abs_scale = NAN;
-        b->local_err = NAN;
-        b->name = bnf_strdup(S(n->name));
-        b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
-        if (!b->name || !b->output)
-            goto nomem;
-    }
     *out = r;
     return BNF_OK;
 nomem:
@@ -207,6 +186,37 @@ static void write_actions(const bnf_report *r, FILE *f)
         fputc('}', f);
     }
     fputs(r->n_actions ? "\n  ],\n" : "],\n", f);
+}
+
+size_t bnf_report_count(const bnf_report *r, const char *severity)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_findings; i++)
+        n += strcmp(r->findings[i].severity, severity) == 0;
+    return n;
+}
+
+static void write_findings(const bnf_report *r, FILE *f)
+{
+    fputs("  \"findings\": [", f);
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const bnf_finding *x = &r->findings[i];
+        fputs(i ? ",\n    {\"code\": " : "\n    {\"code\": ", f);
+        json_str(f, x->code);
+        fputs(", \"severity\": ", f);
+        json_str(f, x->severity);
+        fputs(", \"node\": ", f);
+        json_str(f, r->bns[x->bn].name);
+        fputs(", \"graph\": ", f);
+        json_str(f, S(r->bns[x->bn].path));
+        fprintf(f, ", \"n_channels\": %zu, \"channels\": [", x->n_channels);
+        for (size_t k = 0; k < x->n_channels && k < 16; k++)
+            fprintf(f, "%s%lld", k ? ", " : "", (long long)x->channels[k]);
+        fputs("], \"message\": ", f);
+        json_str(f, x->message);
+        fputc('}', f);
+    }
+    fputs(r->n_findings ? "\n  ],\n" : "],\n", f);
 }
 
 static void write_verification(const bnf_report *r, FILE *f)
@@ -280,10 +290,15 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         json_str(f, b->layer_op);
         fputs(", \"layer\": ", f);
         json_str(f, b->layer);
-        fprintf(f, ", \"decision\": \"%s\", \"reason_code\": ", b->folded ? "fold" : "skip");
+        fprintf(f, ", \"position\": \"%s\"", b->before_layer ? "before" : "after");
+        fprintf(f, ", \"decision\": \"%s\", \"reason_code\": ",
+                b->folded ? "fold" : b->lowered ? "lower" : "skip");
         json_str(f, b->folded ? NULL : b->reason_code);
         fputs(", \"reason\": ", f);
         json_str(f, b->folded ? NULL : b->reason);
+        fputs(", \"graph\": ", f);
+        json_str(f, S(b->path));
+        fprintf(f, ", \"assumed_inference\": %s", b->assumed_inference ? "true" : "false");
         if (b->channels >= 0)
             fprintf(f, ", \"channels\": %lld", (long long)b->channels);
         else
@@ -301,14 +316,42 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         fputc('}', f);
     }
     fputs(r->n_bns ? "\n  ],\n" : "],\n", f);
+    write_findings(r, f);
+    if (r->check_ran) {
+        fputs("  \"check\": {\"fail_on\": ", f);
+        json_str(f, r->check_fail_on);
+        fprintf(f, ", \"pass\": %s, \"problems\": [", r->check_trips ? "false" : "true");
+        size_t k = 0;
+        for (size_t i = 0; i < r->n_findings; i++) {
+            if (!r->findings[i].trips)
+                continue;
+            fputs(k++ ? ", {\"code\": " : "{\"code\": ", f);
+            json_str(f, r->findings[i].code);
+            fputs(", \"node\": ", f);
+            json_str(f, r->bns[r->findings[i].bn].name);
+            fputs("}", f);
+        }
+        for (size_t i = 0; i < r->n_bns; i++) {
+            if (!r->bns[i].trips)
+                continue;
+            fputs(k++ ? ", {\"code\": \"BN_UNFOLDED\", \"node\": "
+                      : "{\"code\": \"BN_UNFOLDED\", \"node\": ", f);
+            json_str(f, r->bns[i].name);
+            fputs("}", f);
+        }
+        fputs("]},\n", f);
+    }
     if (strcmp(r->command, "fold") == 0) {
         write_actions(r, f);
         write_verification(r, f);
     }
     fprintf(f,
             "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "
-            "\"batchnorms_after\": %zu}\n}\n",
-            r->n_bns, r->n_folded, r->n_bns - r->n_folded, r->n_bns_after);
+            "\"lowered\": %zu, \"batchnorms_after\": %zu, \"frozen_inputs\": %zu, "
+            "\"findings\": {\"error\": %zu, \"warning\": %zu, \"info\": %zu}}\n}\n",
+            r->n_bns, r->n_folded, r->n_bns - r->n_folded - r->n_lowered, r->n_lowered,
+            r->n_bns_after, r->n_frozen_inputs, bnf_report_count(r, "error"),
+            bnf_report_count(r, "warning"), bnf_report_count(r, "info"));
 }
 
 /* ---- text -------------------------------------------------------------------------- */
@@ -344,7 +387,7 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
     }
     /* fixed-width columns first, names (any length) last */
     fprintf(f, "%-8s %8s %9s %9s %9s  %s\n", fold ? "fate" : "decision", "channels", "epsilon",
-            "min var", "max|s|", "BatchNormalization <- layer");
+            "min var", "max|s|", "BatchNormalization <- layer before it (-> after it)");
     for (size_t i = 0; i < r->n_bns; i++) {
         const bnf_bn_info *b = &r->bns[i];
         char ch[24], eps[24], mv[24], ms[24];
@@ -352,19 +395,48 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
         fmt_num(eps, sizeof eps, b->epsilon);
         fmt_num(mv, sizeof mv, b->min_var);
         fmt_num(ms, sizeof ms, b->max_abs_scale);
-        fprintf(f, "%-8s %8s %9s %9s %9s  %s", b->folded ? (fold ? "folded" : "fold") : "skip", ch,
-                eps, mv, ms, *b->name ? b->name : "(unnamed)");
+        fprintf(f, "%-8s %8s %9s %9s %9s  %s",
+                b->folded ? (fold ? "folded" : "fold") : b->lowered ? (fold ? "lowered" : "lower")
+                                                                    : "skip",
+                ch, eps, mv, ms, *b->name ? b->name : "(unnamed)");
         if (b->layer)
-            fprintf(f, " <- %s %s", S(b->layer_op), *b->layer ? b->layer : "(unnamed)");
+            fprintf(f, " %s %s %s", b->before_layer ? "->" : "<-", S(b->layer_op),
+                    *b->layer ? b->layer : "(unnamed)");
+        if (b->path && *b->path)
+            fprintf(f, "  [in %s]", b->path);
         fputc('\n', f);
+        if (b->assumed_inference)
+            fprintf(f, "%-8s `- was in training mode: --assume-inference made it an inference BN\n", "");
         if (!b->folded)
-            fprintf(f, "%-8s `- %s: %s\n", "", S(b->reason_code), S(b->reason));
+            fprintf(f, "%-8s `- %s: %s%s\n", "", S(b->reason_code), S(b->reason),
+                    b->lowered ? " (lowered to Mul + Add)" : "");
+        for (size_t k = 0; k < r->n_findings; k++) {
+            const bnf_finding *x = &r->findings[k];
+            if (x->bn != i)
+                continue;
+            fprintf(f, "%-8s `- %s %s: %s", "", x->severity, x->code, x->message);
+            if (x->n_channels) {
+                fprintf(f, " (%zu channel%s:", x->n_channels, x->n_channels > 1 ? "s" : "");
+                for (size_t c = 0; c < x->n_channels && c < 8; c++)
+                    fprintf(f, " %lld", (long long)x->channels[c]);
+                fputs(x->n_channels > 8 ? " ...)" : ")", f);
+            }
+            fputc('\n', f);
+        }
     }
     fprintf(f, "\n%zu BatchNormalization: %zu %s, %zu skipped", r->n_bns, r->n_folded,
-            fold ? "folded" : "foldable", r->n_bns - r->n_folded);
+            fold ? "folded" : "foldable", r->n_bns - r->n_folded - r->n_lowered);
+    if (r->n_lowered)
+        fprintf(f, ", %zu %s to Mul + Add", r->n_lowered, fold ? "lowered" : "to lower");
     if (fold)
         fprintf(f, "; %zu left in the model", r->n_bns_after);
     fputc('\n', f);
+    if (r->n_findings)
+        fprintf(f, "health: %zu error, %zu warning, %zu info finding(s)\n",
+                bnf_report_count(r, "error"), bnf_report_count(r, "warning"), bnf_report_count(r, "info"));
+    if (r->n_frozen_inputs)
+        fprintf(f, "%zu initializer%s no longer listed as graph inputs (--freeze-inputs)\n",
+                r->n_frozen_inputs, r->n_frozen_inputs > 1 ? "s" : "");
     {
         size_t muls = 0, adds = 0;
         for (size_t i = 0; i < r->n_actions; i++) {
@@ -387,4 +459,50 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
                 r->e2e.outputs, r->e2e.values, r->e2e.worst_rel, r->e2e.worst_output);
     else if (r->e2e_requested)
         fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
+}
+
+static void gh_escape(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '%')
+            fputs("%25", f);
+        else if (*s == '\r')
+            fputs("%0D", f);
+        else if (*s == '\n')
+            fputs("%0A", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void bnf_report_write_github(const bnf_report *r, FILE *f)
+{
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const bnf_finding *x = &r->findings[i];
+        const char *level = x->trips || !strcmp(x->severity, "error") ? "error"
+                            : !strcmp(x->severity, "warning")           ? "warning"
+                                                                         : "notice";
+        fprintf(f, "::%s file=", level);
+        gh_escape(f, S(r->input_path));
+        fprintf(f, ",title=%s::BatchNormalization '", x->code);
+        gh_escape(f, r->bns[x->bn].name);
+        fputs("': ", f);
+        gh_escape(f, x->message);
+        if (x->n_channels)
+            fprintf(f, " (%zu channel%s)", x->n_channels, x->n_channels > 1 ? "s" : "");
+        fputc('\n', f);
+    }
+    for (size_t i = 0; i < r->n_bns; i++) {
+        if (!r->bns[i].trips)
+            continue;
+        fputs("::error file=", f);
+        gh_escape(f, S(r->input_path));
+        fputs(",title=BN_UNFOLDED::BatchNormalization '", f);
+        gh_escape(f, r->bns[i].name);
+        fputs("' can be folded into ", f);
+        gh_escape(f, S(r->bns[i].layer_op));
+        fputs(" '", f);
+        gh_escape(f, S(r->bns[i].layer));
+        fputs("': run bnfold fold\n", f);
+    }
 }
