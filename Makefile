@@ -74,7 +74,7 @@ $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libbnfold.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold.a -lcmocka $(LDLIBS) -o $@
 
 unit: $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+	@failed=0; for t in $(TESTS); do echo "== $$t"; $$t || failed=1; done; exit $$failed
 
 NODE_TESTS := $(B)/onnx-node-tests/node
 

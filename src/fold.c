@@ -59,6 +59,9 @@ typedef struct {
     const Onnx__NodeProto **bn_nodes; /* report entry i describes bn_nodes[i] */
     unsigned char *examined;          /* health of entry i read */
     size_t cap_bns;
+    char **pending;                   /* names a subgraph fold stopped using: an enclosing
+                                         graph may own them */
+    size_t n_pending;
 } fold_ctx;
 
 /* Why a fold did not happen: a stable code and a sentence. */
@@ -378,7 +381,20 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     *folded = 1;
     if ((rc = bnf_graph_reindex(cx->gi, err)))
         goto out;
-    rc = bnf_graph_collect(cx->gi, candidates, n_cand, err);
+    if ((rc = bnf_graph_collect(cx->gi, candidates, n_cand, err)))
+        goto out;
+    if (cx->gi->outer) { /* the enclosing graphs look at them once this one is done */
+        char **grown = realloc(cx->pending, (cx->n_pending + n_cand) * sizeof *grown);
+        if (!grown) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        cx->pending = grown;
+        for (size_t k = 0; k < n_cand; k++) {
+            cx->pending[cx->n_pending++] = candidates[k];
+            candidates[k] = NULL;
+        }
+    }
 out:
     free(link_copy);
     for (size_t k = 0; k < n_cand; k++)
@@ -834,6 +850,53 @@ static size_t count_bns(const Onnx__GraphProto *g, int depth)
     return n;
 }
 
+/* --assume-inference, before anything else: the converted model is the one the
+ * checks compare with (a training-mode BN computes something else by design). */
+static bnf_status convert_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph *outer,
+                                int depth, bnf_err *err)
+{
+    bnf_graph gi, *saved = cx->gi;
+    bnf_status rc;
+    if (depth > BNF_MAX_NESTING)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
+    if ((rc = bnf_graph_index(&gi, g, cx->m->proto->ir_version, err)))
+        return rc;
+    gi.outer = outer;
+    cx->gi = &gi;
+    for (size_t i = 0; i < g->n_node && !rc; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        bnf_bn_info *e = is_op(n, "BatchNormalization") ? entry_for(cx, n) : NULL;
+        const char *code = NULL;
+        char reason[240];
+        bnf_bn bn;
+        int converted = 0;
+        if (e) {
+            if ((rc = bnf_bn_read(cx->m, &gi, n, cx->opset, &bn, &code, reason, sizeof reason, err)))
+                break;
+            bnf_bn_release(&bn);
+            if (code && !strcmp(code, "TRAINING_MODE")) {
+                cx->examined[e - cx->r->bns] = 1;
+                if (!(rc = bnf_bn_health(cx->m, &gi, n, 1, (size_t)(e - cx->r->bns), cx->r, err)) &&
+                    !(rc = to_inference(cx, n, &converted, reason, sizeof reason, err)) &&
+                    converted) {
+                    e->assumed_inference = 1;
+                    rc = bnf_graph_reindex(&gi, err);
+                }
+            }
+        }
+        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
+            Onnx__AttributeProto *at = n->attribute[a];
+            if (at->g)
+                rc = convert_graph(cx, at->g, &gi, depth + 1, err);
+            for (size_t k = 0; k < at->n_graphs && !rc; k++)
+                rc = convert_graph(cx, at->graphs[k], &gi, depth + 1, err);
+        }
+    }
+    bnf_graph_release(&gi);
+    cx->gi = saved;
+    return rc;
+}
+
 /* --freeze-inputs: an initializer listed as a graph input stops being an input. */
 static size_t freeze_inputs(Onnx__GraphProto *g)
 {
@@ -891,6 +954,9 @@ static bnf_status fold_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph 
                 rc = fold_graph(cx, at->graphs[k], &gi, depth + 1, err);
         }
     }
+    /* weights of this graph that folded subgraphs stopped using */
+    if (!rc && cx->n_pending && !(rc = bnf_graph_reindex(&gi, err)))
+        rc = bnf_graph_collect(&gi, cx->pending, cx->n_pending, err);
     bnf_graph_release(&gi);
     cx->gi = saved;
     return rc;
@@ -917,22 +983,24 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
     cx.m = model;
     cx.opset = bnf_model_opset(model->proto, "");
+    if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
+        goto out;
+    if ((rc = collect_bns(&cx, model->proto->graph, "", 0, err)) ||
+        (rc = bnf_names_collect(&cx.names, model->proto, err)) ||
+        (opts->assume_inference && (rc = convert_graph(&cx, model->proto->graph, NULL, 0, err))))
+        goto out;
     if (opts->verify) { /* the model as it is now, to compare with at the end */
         if (model->changed) {
             if ((rc = bnf_model_serialize(model, &orig_bytes, &orig_n, err)))
-                return rc;
+                goto out;
         } else if ((orig_bytes = malloc(model->n_bytes ? model->n_bytes : 1))) {
             memcpy(orig_bytes, model->bytes, model->n_bytes);
             orig_n = model->n_bytes;
         } else {
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
         }
     }
-    if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
-        goto out;
-    if ((rc = collect_bns(&cx, model->proto->graph, "", 0, err)) ||
-        (rc = bnf_names_collect(&cx.names, model->proto, err)))
-        goto out;
     if (opts->freeze_inputs && model->proto->ir_version >= 4 &&
         (cx.r->n_frozen_inputs = freeze_inputs(model->proto->graph)))
         model->changed = 1;
@@ -950,7 +1018,8 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
             if (cx.r->actions[i].local_err > cx.r->local_worst)
                 cx.r->local_worst = cx.r->actions[i].local_err;
     }
-    if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs)) {
+    if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs ||
+                         model->changed)) {
         rc = end_to_end(model, orig_bytes, orig_n, opts, cx.loosen, cx.r, err);
         orig_bytes = NULL; /* end_to_end took it */
         if (rc)
@@ -958,6 +1027,9 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     }
 out:
     free(orig_bytes);
+    for (size_t i = 0; i < cx.n_pending; i++)
+        free(cx.pending[i]);
+    free(cx.pending);
     bnf_names_release(&cx.names);
     free(cx.bn_nodes);
     free(cx.examined);

@@ -465,9 +465,21 @@ const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix,
     char *name = malloc(len);
     const char *kept = NULL;
     if (name) {
-        snprintf(name, len, "%s%s", base, suffix);
+        /* a name this pass made already (W_bnfold) gets a number, not W_bnfold_bnfold */
+        size_t sl = strlen(suffix);
+        const char *hit = NULL, *p = base;
+        int stem = (int)strlen(base);
+        while (sl && (p = strstr(p, suffix)))
+            hit = p++;
+        if (hit) {
+            const char *rest = hit + sl;
+            if (!*rest || (rest[0] == '_' && rest[1] && strspn(rest + 1, "0123456789") ==
+                                                         strlen(rest + 1)))
+                stem = (int)(hit - base);
+        }
+        snprintf(name, len, "%.*s%s", stem, base, suffix);
         for (unsigned k = 2; bnf_strmap_get(nm->names, name, NULL); k++)
-            snprintf(name, len, "%s%s_%u", base, suffix, k);
+            snprintf(name, len, "%.*s%s_%u", stem, base, suffix, k);
         if (names_add(nm, name) == 0)
             kept = nm->owned[nm->n_owned - 1];
         free(name);

@@ -339,6 +339,14 @@ static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_te
 static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_array *w,
                                     const bnf_array *b, int64_t *dims, size_t *rank, bnf_err *err)
 {
+    if (strcmp(layer->op_type, "MatMul") == 0) { /* [M, K] x [K, N] */
+        if (w->rank != 2)
+            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "MatMul weight of rank %zu", w->rank);
+        *rank = 2;
+        dims[0] = 3;
+        dims[1] = w->dims[0];
+        return BNF_OK;
+    }
     if (strcmp(layer->op_type, "Gemm") == 0) {
         int64_t m = b && b->rank == 2 && b->dims[0] > 1 ? b->dims[0] : 3;
         int64_t k = bnf_attr_int(layer, "transB", 0) ? w->dims[1] : w->dims[0];

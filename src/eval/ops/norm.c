@@ -126,6 +126,10 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     momentum = bnf_attr_float(ctx->node, "momentum", 0.9);
     if (ctx->opset < 9)
         spatial = bnf_ctx_int(ctx, "spatial", 1) != 0;
+    if (ctx->opset < 7 && bnf_ctx_int(ctx, "is_test", 0) == 0)
+        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
+                        BNF_NODE_FMT ": is_test = 0 (training mode) at opset %lld is not supported",
+                        BNF_NODE_ARG(ctx), (long long)ctx->opset);
     if (ctx->opset >= 14)
         training = bnf_ctx_int(ctx, "training_mode", 0) != 0;
     else
