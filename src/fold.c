@@ -62,7 +62,38 @@ typedef struct {
     char **pending;                   /* names a subgraph fold stopped using: an enclosing
                                          graph may own them */
     size_t n_pending;
+    int in_function;                  /* folding a function body: no initializers there */
 } fold_ctx;
+
+/* Puts a new tensor in the graph: an initializer, or in a function body (which
+ * has none) a Constant node at the front; *shift counts the nodes inserted. */
+static bnf_status add_tensor(fold_ctx *cx, Onnx__TensorProto *t, size_t *shift, bnf_err *err)
+{
+    Onnx__NodeProto *c;
+    const char *out[1];
+    if (!cx->in_function)
+        return bnf_graph_add_initializer(cx->gi, t, err);
+    out[0] = t->name;
+    c = bnf_node_new("Constant", t->name, NULL, 0, out, 1);
+    if (!c || !(c->attribute = malloc(sizeof *c->attribute)) ||
+        !(c->attribute[0] = malloc(sizeof **c->attribute))) {
+        if (c)
+            onnx__node_proto__free_unpacked(c, NULL);
+        onnx__tensor_proto__free_unpacked(t, NULL);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    onnx__attribute_proto__init(c->attribute[0]);
+    c->n_attribute = 1;
+    c->attribute[0]->t = t;
+    c->attribute[0]->has_type = 1;
+    c->attribute[0]->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
+    if (!(c->attribute[0]->name = bnf_strdup("value"))) {
+        onnx__node_proto__free_unpacked(c, NULL);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    (*shift)++;
+    return bnf_graph_insert_node(cx->gi->g, 0, c, err);
+}
 
 /* Why a fold did not happen: a stable code and a sentence. */
 typedef struct {
@@ -218,6 +249,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     Onnx__TensorProto *tw = NULL, *tb = NULL;
     int32_t bias_dtype;
     int64_t channels;
+    size_t shift = 0;
     bnf_status rc = BNF_OK;
 
     *folded = 0;
@@ -351,11 +383,11 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = bnf_graph_add_initializer(cx->gi, tw, err);
+    rc = add_tensor(cx, tw, &shift, err);
     tw = NULL;
     if (rc)
         goto out;
-    rc = bnf_graph_add_initializer(cx->gi, tb, err);
+    rc = add_tensor(cx, tb, &shift, err);
     tb = NULL;
     if (rc || (rc = bnf_node_set_input(layer, 1, new_w_name, err)) ||
         (rc = bnf_node_set_input(layer, 2, new_b_name, err)) ||
@@ -376,7 +408,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     }
     d->new_w = new_w_name;
     d->new_b = new_b_name;
-    bnf_graph_remove_node(g, i);
+    bnf_graph_remove_node(g, i + shift);
     cx->m->changed = 1;
     *folded = 1;
     if ((rc = bnf_graph_reindex(cx->gi, err)))
@@ -503,6 +535,7 @@ static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
     bnf_const_kind kind;
     bnf_array scale = {0};
     bnf_bn bn;
+    size_t shift = 0;
     bnf_status rc;
 
     if (!e || e->folded || !e->reason_code || !x)
@@ -560,13 +593,14 @@ static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = bnf_graph_add_initializer(cx->gi, ts, err);
+    rc = add_tensor(cx, ts, &shift, err);
     ts = NULL;
     if (!rc)
-        rc = bnf_graph_add_initializer(cx->gi, tt, err);
+        rc = add_tensor(cx, tt, &shift, err);
     tt = NULL;
     if (rc)
         goto out;
+    i += shift;
     bnf_graph_remove_node(g, i);
     rc = bnf_graph_insert_node(g, i, mul, err);
     mul = NULL;
@@ -941,9 +975,12 @@ static bnf_status fold_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph 
                 rc = try_affine(cx, i, &changed, err);
         }
     }
-    for (size_t i = 0; i < g->n_node && !rc && cx->opts->lower_standalone; i++)
+    for (size_t i = 0; i < g->n_node && !rc && cx->opts->lower_standalone; i++) {
+        size_t before = g->n_node;
         if (is_op(g->node[i], "BatchNormalization"))
             rc = lower_bn(cx, i, err);
+        i += g->n_node - before; /* constants inserted in front of a function body */
+    }
     for (size_t i = 0; i < g->n_node && !rc; i++) {
         Onnx__NodeProto *n = g->node[i];
         for (size_t a = 0; a < n->n_attribute && !rc; a++) {
@@ -959,6 +996,89 @@ static bnf_status fold_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph 
         rc = bnf_graph_collect(&gi, cx->pending, cx->n_pending, err);
     bnf_graph_release(&gi);
     cx->gi = saved;
+    return rc;
+}
+
+/* A function body seen as a graph: its nodes, and its inputs and outputs as
+ * value infos (names borrowed from the function). */
+typedef struct {
+    Onnx__GraphProto g;
+    Onnx__ValueInfoProto *vi;
+    Onnx__ValueInfoProto **in, **out;
+} function_view;
+
+static int view_function(function_view *v, Onnx__FunctionProto *f)
+{
+    memset(v, 0, sizeof *v);
+    onnx__graph_proto__init(&v->g);
+    v->vi = calloc(f->n_input + f->n_output + 1, sizeof *v->vi);
+    v->in = calloc(f->n_input + 1, sizeof *v->in);
+    v->out = calloc(f->n_output + 1, sizeof *v->out);
+    if (!v->vi || !v->in || !v->out)
+        return -1;
+    for (size_t i = 0; i < f->n_input; i++) {
+        onnx__value_info_proto__init(&v->vi[i]);
+        v->vi[i].name = f->input[i];
+        v->in[i] = &v->vi[i];
+    }
+    for (size_t i = 0; i < f->n_output; i++) {
+        onnx__value_info_proto__init(&v->vi[f->n_input + i]);
+        v->vi[f->n_input + i].name = f->output[i];
+        v->out[i] = &v->vi[f->n_input + i];
+    }
+    v->g.name = f->name;
+    v->g.node = f->node;
+    v->g.n_node = f->n_node;
+    v->g.input = v->in;
+    v->g.n_input = f->n_input;
+    v->g.output = v->out;
+    v->g.n_output = f->n_output;
+    return 0;
+}
+
+static void unview_function(function_view *v)
+{
+    free(v->vi);
+    free(v->in);
+    free(v->out);
+}
+
+static bnf_status collect_function_bns(fold_ctx *cx, const Onnx__ModelProto *p, bnf_err *err)
+{
+    bnf_status rc = BNF_OK;
+    for (size_t f = 0; f < p->n_functions && !rc; f++) {
+        function_view v;
+        char path[300];
+        snprintf(path, sizeof path, "function '%s'", S(p->functions[f]->name));
+        if (view_function(&v, p->functions[f]) != 0)
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        else
+            rc = collect_bns(cx, &v.g, path, 1, err);
+        unview_function(&v);
+    }
+    return rc;
+}
+
+/* Folds a model-local function's body; new weights become Constant nodes. */
+static bnf_status fold_function(fold_ctx *cx, Onnx__FunctionProto *f, bnf_err *err)
+{
+    function_view v;
+    int64_t model_opset = cx->opset;
+    bnf_status rc;
+    if (view_function(&v, f) != 0) {
+        unview_function(&v);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < f->n_opset_import; i++) /* the body's own opset, if it says */
+        if (!f->opset_import[i]->domain || !*f->opset_import[i]->domain)
+            cx->opset = f->opset_import[i]->version;
+    cx->in_function = 1;
+    rc = fold_graph(cx, &v.g, NULL, 1, err);
+    cx->in_function = 0;
+    cx->opset = model_opset;
+    f->node = v.g.node; /* the body may have moved and changed length */
+    f->n_node = v.g.n_node;
+    unview_function(&v);
     return rc;
 }
 
@@ -986,6 +1106,7 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
         goto out;
     if ((rc = collect_bns(&cx, model->proto->graph, "", 0, err)) ||
+        (rc = collect_function_bns(&cx, model->proto, err)) ||
         (rc = bnf_names_collect(&cx.names, model->proto, err)) ||
         (opts->assume_inference && (rc = convert_graph(&cx, model->proto->graph, NULL, 0, err))))
         goto out;
@@ -1006,11 +1127,21 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         model->changed = 1;
     if ((rc = fold_graph(&cx, model->proto->graph, NULL, 0, err)))
         goto out;
+    for (size_t f = 0; f < model->proto->n_functions && !rc; f++)
+        rc = fold_function(&cx, model->proto->functions[f], err);
+    if (rc)
+        goto out;
     for (size_t i = 0; i < cx.r->n_bns; i++) {
         cx.r->n_folded += cx.r->bns[i].folded ? 1 : 0;
         cx.r->n_lowered += cx.r->bns[i].lowered ? 1 : 0;
     }
     cx.r->n_bns_after = count_bns(model->proto->graph, 0);
+    for (size_t f = 0; f < model->proto->n_functions; f++) {
+        function_view v;
+        if (view_function(&v, model->proto->functions[f]) == 0)
+            cx.r->n_bns_after += count_bns(&v.g, 1);
+        unview_function(&v);
+    }
     if (opts->verify && cx.r->n_actions) {
         cx.r->verified_local = 1;
         cx.r->local_worst = 0;

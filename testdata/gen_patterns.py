@@ -440,6 +440,38 @@ def if_case(name):
     return g.model(), e
 
 
+def function_case(name):
+    """A model-local function local.ConvBN(x) = BN(Conv(x, W, conv_B)): a function
+    holds no initializers, so its weights and BN parameters are Constant nodes of
+    its body, and the folded weights must become Constant nodes too."""
+    rng = gm.rng_for(name)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    X = gm.x_values(rng, (1, 3, 5, 5), "float32")
+    W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
+    b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
+    st, dts = gm.make_bn_stats(rng, 4)
+    consts = [helper.make_node("Constant", [], [t.name], name="const_" + t.name, value=t)
+              for t in [gm.make_tensor("W", W, "float32"), gm.make_tensor("conv_B", b, "float32")]
+              + bn_params_tensors(st, dts, "bn_")]
+    body = consts + [
+        helper.make_node("Conv", ["x", "W", "conv_B"], ["c"], name="conv", **attrs),
+        helper.make_node("BatchNormalization", ["c", "bn_scale", "bn_B", "bn_mean", "bn_var"],
+                         ["y"], name="bn", epsilon=EPS)]
+    fn = helper.make_function("local", "ConvBN", ["x"], ["y"], body,
+                              [helper.make_opsetid("", 13)])
+    g = gm.Graph()
+    g.input("X", "float32", X.shape)
+    g.nodes.append(helper.make_node("ConvBN", ["X"], ["Y"], name="f1", domain="local"))
+    g.output("Y", "float32", [1, 4, 5, 5])
+    model = g.model(extra_opsets=(("local", 1),))
+    model.functions.extend([fn])
+    y_ref = gm.ref_bn(gm.ref_conv(X, W, b, attrs), st, EPS)
+    unr, rnd = fold_params("float32", *gm.fold_conv(W, b, *gm.bn_factors(st, EPS)))
+    e = Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: gm.ref_conv(X, w_, b_, attrs), unr, rnd)
+    return model, e
+
+
 def loop_case(name):
     """Loop(trip count 2): body v_out = BN(Conv(v_in, W, conv_B)), W and conv_B
     from the outer graph, BN parameters body initializers; Y = the final v."""
@@ -564,6 +596,8 @@ CASES = [
     ("input_bn", lambda n: standalone_case(n, relu=False),
      [("-", "skip NO_LAYER", "BN on graph input X [2,4,5,5]"),
       ("lower_standalone", "lower", "BN becomes Mul(S) -> Add(T), S/T [4,1,1]")]),
+    ("function_conv_bn", function_case,
+     [("-", "fold", "the body of model-local function local.ConvBN: new weights are Constant nodes")]),
     ("if_conv_bn", if_case,
      [("-", "fold", "then_branch BN folds; outer W, conv_B stay for else_branch")]),
     ("loop_conv_bn", loop_case,

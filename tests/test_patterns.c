@@ -89,6 +89,8 @@ static const pattern_case cases[] = {
      NULL, EVAL_TRY},
     {"loop_conv_bn", 0, "fold", {"fold"}, BN_AFTER_CONV, "v_out", "Conv", "loop1/body", NULL,
      EVAL_TRY},
+    {"function_conv_bn", 0, "fold", {"fold"}, BN_AFTER_CONV, "y", "Conv", "ConvBN/function",
+     NULL, EVAL_TRY},
     SKIP("conv2d_fp16_overflow", 0, "NON_FINITE"),
     CONV_FOLD("conv2d_bf16_ok", 0, EVAL_NO),
     SKIP("conv_bn_training15", 0, "TRAINING_MODE"),
@@ -184,6 +186,42 @@ static Onnx__GraphProto *attr_graph(const Onnx__NodeProto *n, const char *attr)
 }
 
 /* The subgraph "node/attribute" of the main graph (NULL spec: the main graph). */
+/* A model-local function's body seen as a graph ("NAME/function"): its nodes,
+ * and its inputs and outputs as value infos.  One view at a time. */
+static Onnx__GraphProto *function_view(const bnf_model *m, const char *name)
+{
+    static Onnx__GraphProto view;
+    static Onnx__ValueInfoProto vi[16];
+    static Onnx__ValueInfoProto *in[8], *out[8];
+    for (size_t f = 0; f < m->proto->n_functions; f++) {
+        Onnx__FunctionProto *fn = m->proto->functions[f];
+        if (strcmp(fn->name, name) != 0)
+            continue;
+        assert_true(fn->n_input <= 8 && fn->n_output <= 8);
+        onnx__graph_proto__init(&view);
+        for (size_t i = 0; i < fn->n_input; i++) {
+            onnx__value_info_proto__init(&vi[i]);
+            vi[i].name = fn->input[i];
+            in[i] = &vi[i];
+        }
+        for (size_t i = 0; i < fn->n_output; i++) {
+            onnx__value_info_proto__init(&vi[8 + i]);
+            vi[8 + i].name = fn->output[i];
+            out[i] = &vi[8 + i];
+        }
+        view.name = fn->name;
+        view.node = fn->node;
+        view.n_node = fn->n_node;
+        view.input = in;
+        view.n_input = fn->n_input;
+        view.output = out;
+        view.n_output = fn->n_output;
+        return &view;
+    }
+    fail_msg("no function '%s'", name);
+    return NULL;
+}
+
 static Onnx__GraphProto *find_graph(const bnf_model *m, const char *spec)
 {
     const Onnx__GraphProto *g = m->proto->graph;
@@ -194,6 +232,8 @@ static Onnx__GraphProto *find_graph(const bnf_model *m, const char *spec)
     slash = strchr(spec, '/');
     assert_non_null(slash);
     snprintf(node, sizeof node, "%.*s", (int)(slash - spec), spec);
+    if (strcmp(slash + 1, "function") == 0)
+        return function_view(m, node);
     for (size_t i = 0; i < g->n_node; i++)
         if (g->node[i]->name && strcmp(g->node[i]->name, node) == 0) {
             Onnx__GraphProto *sub = attr_graph(g->node[i], slash + 1);
@@ -247,8 +287,16 @@ static int try_const(const bnf_model *m, const Onnx__GraphProto *g, const char *
                     fail_msg("reading %s: %s", name, err.msg);
                 return 1;
             }
-        if (producer_in(g, name))
-            return 0; /* computed in the subgraph (a Constant there is not expected) */
+        if (producer_in(g, name)) { /* a Constant of the subgraph or function body */
+            int yes;
+            assert_int_equal(bnf_graph_index(&gi, (Onnx__GraphProto *)g, m->proto->ir_version,
+                                             &err), BNF_OK);
+            if (bnf_graph_const(m, &gi, name, &kind, out, &err) != BNF_OK)
+                fail_msg("reading %s: %s", name, err.msg);
+            bnf_graph_release(&gi);
+            yes = kind == BNF_CONST_YES;
+            return yes;
+        }
     }
     assert_int_equal(bnf_graph_index(&gi, m->proto->graph, m->proto->ir_version, &err), BNF_OK);
     if (bnf_graph_const(m, &gi, name, &kind, out, &err) != BNF_OK)
