@@ -3,6 +3,8 @@
  * No model logic lives here.  Adding a command: one function, one table line. */
 #include "bnfold.h"
 
+#include <stdint.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +180,28 @@ static const char fold_options_help[] =
     "  --freeze-inputs      initializers also listed as graph inputs (IR >= 4) are\n"
     "                       constants, and stop being inputs\n";
 
+/* "512M", "4G", "1000000": bytes.  Returns 0, or -1 when malformed. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double unit = 1;
+    if (end == s || !(v > 0))
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': unit = 1024.0; end++; break;
+    case 'm': case 'M': unit = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+    if (*end || v * unit > 1.8e19)
+        return -1;
+    *out = (uint64_t)(v * unit);
+    return 0;
+}
+
 static const char eval_options_help[] =
     "  --input [NAME=]FILE  an input tensor (.pb TensorProto or .npy); without NAME it\n"
     "                       binds by the file's tensor name, else to the inputs in order\n"
@@ -209,7 +233,7 @@ static const char inspect_help[] =
     "  -h, --help           show this help\n";
 
 static const char fold_help_head[] =
-    "Usage: bnfold fold MODEL -o OUT [--json] [--no-verify] [check options]\n"
+    "Usage: bnfold fold MODEL (-o OUT | --in-place) [--json] [--no-verify] [options]\n"
     "\n"
     "Fold every BatchNormalization that directly follows a Conv, ConvTranspose or\n"
     "Gemm into that layer's weights and bias, repeat until nothing changes, check\n"
@@ -221,7 +245,9 @@ static const char fold_help_head[] =
     "\n"
     "  -o, --output OUT     where to write the folded model ('-' for stdout)\n"
     "  --json               print the report as one JSON document on stdout\n"
-    "  --no-verify          skip both checks\n";
+    "  --no-verify          skip both checks\n"
+    "  --in-place           replace MODEL itself (atomically) instead of -o OUT\n"
+    "  --max-memory SIZE    memory parsing may take (default 256M + 4 x the file)\n";
 
 static const char verify_help_head[] =
     "Usage: bnfold verify MODEL_A MODEL_B [options]\n"
@@ -323,7 +349,8 @@ out:
 static int cmd_fold(int argc, char **argv)
 {
     const char *model_path = NULL, *out_path = NULL;
-    int json = 0, rc, k;
+    int json = 0, rc, k, in_place = 0;
+    bnf_load_options lo = {0};
     bnf_err err = {0};
     bnf_model *m = NULL;
     bnf_report *r = NULL;
@@ -342,6 +369,13 @@ static int cmd_fold(int argc, char **argv)
             json = 1;
         } else if (!strcmp(argv[i], "--no-verify")) {
             fo.verify = 0;
+        } else if (!strcmp(argv[i], "--in-place")) {
+            in_place = 1;
+        } else if (!strcmp(argv[i], "--max-memory")) {
+            if (++i == argc || parse_size(argv[i], &lo.max_memory)) {
+                rc = usage_error("fold", "%s--max-memory needs a size (e.g. 512M, 4G)", "");
+                goto out;
+            }
         } else if (parse_fold_option(argv[i], &fo)) {
             continue;
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
@@ -372,8 +406,14 @@ static int cmd_fold(int argc, char **argv)
         usage_error("fold", "%smissing MODEL", "");
         goto out;
     }
+    if (in_place && out_path) {
+        usage_error("fold", "%s--in-place and -o exclude each other", "");
+        goto out;
+    }
+    if (in_place)
+        out_path = model_path;
     if (!out_path || !*out_path) {
-        usage_error("fold", "%smissing -o OUT", "");
+        usage_error("fold", "%smissing -o OUT (or --in-place)", "");
         goto out;
     }
     if (json && !strcmp(out_path, "-")) {
@@ -382,7 +422,13 @@ static int cmd_fold(int argc, char **argv)
     }
     fo.check = ea.v;
     fo.break_for_testing = getenv("BNFOLD_TEST_BREAK_FOLD") != NULL; /* tests only */
-    if (bnf_model_load(model_path, &m, &err) || bnf_model_check_output(m, out_path, &err) ||
+    if (bnf_model_open(model_path, &lo, &m, &err)) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (in_place)
+        bnf_model_allow_in_place(m);
+    if (bnf_model_check_output(m, out_path, &err) ||
         bnf_fold(m, &fo, &r, &err) ||
         bnf_report_set_output(r, out_path, &err) || bnf_model_save(m, out_path, &err)) {
         rc = fail(&err);

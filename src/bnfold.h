@@ -86,6 +86,10 @@ void bnf_model_free(bnf_model *model);
  * byte for byte as it was read.  On failure no file is left at `path`. */
 bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
 
+/* Lets bnf_model_save replace the file the model was read from (still
+ * atomically: a temporary file, then rename). */
+void bnf_model_allow_in_place(bnf_model *model);
+
 /* Whether `path` can take the model: its folder exists, it is not a folder,
  * it is not the file the model was read from.  bnf_model_save checks this
  * too; callers check first to fail before long work. */

@@ -24,6 +24,7 @@ struct bnf_model {
     char *path;       /* as given to bnf_model_load, or NULL */
     char *dir;        /* canonical folder external data lives in, or NULL */
     int changed;      /* a pass rewrote proto */
+    int in_place;     /* saving over `path` is allowed (--in-place) */
 };
 
 /* Messages nested deeper than this are refused before protobuf-c's recursive

@@ -361,6 +361,11 @@ out:
     return rc;
 }
 
+void bnf_model_allow_in_place(bnf_model *m)
+{
+    m->in_place = 1;
+}
+
 bnf_status bnf_model_check_output(const bnf_model *m, const char *path, bnf_err *err)
 {
     struct stat in_st, out_st, dir_st;
@@ -378,9 +383,14 @@ bnf_status bnf_model_check_output(const bnf_model *m, const char *path, bnf_err 
     free(dir);
     if (stat(path, &out_st) == 0 && S_ISDIR(out_st.st_mode))
         return bnf_fail(err, BNF_ERR_IO, "%s: is a directory", path);
-    if (m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
+    if (lstat(path, &out_st) == 0 && !S_ISREG(out_st.st_mode) && !S_ISLNK(out_st.st_mode))
+        return bnf_fail(err, BNF_ERR_IO, "%s: exists and is not a regular file (a device or "
+                        "pipe cannot be replaced atomically; use -o - for stdout)", path);
+    if (!m->in_place && m->path && stat(m->path, &in_st) == 0 && stat(path, &out_st) == 0 &&
         in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
-        return bnf_fail(err, BNF_ERR_USAGE, "%s: refusing to overwrite the input model", path);
+        return bnf_fail(err, BNF_ERR_USAGE,
+                        "%s: refusing to overwrite the input model (--in-place does that, "
+                        "atomically)", path);
     return BNF_OK;
 }
 

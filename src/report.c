@@ -412,7 +412,7 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
                     b->lowered ? " (lowered to Mul + Add)" : "");
         for (size_t k = 0; k < r->n_findings; k++) {
             const bnf_finding *x = &r->findings[k];
-            if (x->bn != i)
+            if (x->bn != i || !strcmp(x->severity, "info")) /* info: counted below, in JSON */
                 continue;
             fprintf(f, "%-8s `- %s %s: %s", "", x->severity, x->code, x->message);
             if (x->n_channels) {
@@ -432,8 +432,9 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
         fprintf(f, "; %zu left in the model", r->n_bns_after);
     fputc('\n', f);
     if (r->n_findings)
-        fprintf(f, "health: %zu error, %zu warning, %zu info finding(s)\n",
-                bnf_report_count(r, "error"), bnf_report_count(r, "warning"), bnf_report_count(r, "info"));
+        fprintf(f, "health: %zu error, %zu warning, %zu info finding(s)%s\n",
+                bnf_report_count(r, "error"), bnf_report_count(r, "warning"), bnf_report_count(r, "info"),
+                bnf_report_count(r, "info") ? " (info, e.g. dead channels: see --json)" : "");
     if (r->n_frozen_inputs)
         fprintf(f, "%zu initializer%s no longer listed as graph inputs (--freeze-inputs)\n",
                 r->n_frozen_inputs, r->n_frozen_inputs > 1 ? "s" : "");

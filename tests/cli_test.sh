@@ -953,6 +953,36 @@ PY
     expect_exit 3 -- "$BIN" run "$MODELS/skip_standalone.onnx" --dim N=0 --input "$ROOT/testdata/README.md"
 }
 
+
+# ---------------------------------------------------------------------------
+# 12. in place, devices, memory limit
+# ---------------------------------------------------------------------------
+
+t_in_place() {
+    cp "$MODELS/conv2d.onnx" "$W/m.onnx"
+    expect_exit 0 -- "$BIN" fold "$W/m.onnx" --in-place || return
+    expect_exit 0 -- "$BIN" inspect "$W/m.onnx" --json || return
+    save_out i.json
+    assert_json "$W/i.json" "d['summary']['batchnorms']" 0
+    expect_no_stray "$W"
+    expect_exit 2 -- "$BIN" fold "$W/m.onnx" --in-place -o "$W/x.onnx"
+    expect_no_output "$W/x.onnx"
+}
+
+t_device_output_refused() {
+    expect_exit 4 -- "$BIN" fold "$MODELS/conv2d.onnx" -o /dev/full || return
+    expect_stderr_has "/dev/full" "not a regular file"
+    [ -c /dev/full ] || fail "/dev/full is no longer a character device"
+}
+
+t_max_memory() {
+    expect_exit 3 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory 1M || return
+    expect_stderr_has "max-memory" "MiB"
+    expect_no_output "$W/o.onnx"
+    expect_exit 2 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory lots
+    expect_exit 0 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory 1G --no-verify
+}
+
 run_case version t_version
 run_case help t_help
 run_case inspect_help t_inspect_help
@@ -1030,6 +1060,10 @@ run_case verify_honest_folds t_verify_honest_folds
 run_case verify_catches_scaled_channel t_verify_catches_scaled_channel
 run_case verify_usage t_verify_usage
 run_case run_demo t_run_demo
+
+run_case in_place t_in_place
+run_case device_output_refused t_device_output_refused
+run_case max_memory t_max_memory
 
 for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
     echo "FAILED: $name"
