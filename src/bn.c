@@ -12,8 +12,8 @@
 
 void bnf_bn_release(bnf_bn *bn)
 {
-    free(bn->s);
-    free(bn->t);
+    bnf_free(bn->s);
+    bnf_free(bn->t);
     memset(bn, 0, sizeof *bn);
 }
 
@@ -124,8 +124,8 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
         snprintf(reason, reason_size, "spatial=0: parameters per element, not per channel");
         goto mode;
     }
-    bn->s = malloc((p[0].n ? p[0].n : 1) * sizeof *bn->s);
-    bn->t = malloc((p[0].n ? p[0].n : 1) * sizeof *bn->t);
+    bn->s = bnf_malloc((p[0].n ? p[0].n : 1) * sizeof *bn->s);
+    bn->t = bnf_malloc((p[0].n ? p[0].n : 1) * sizeof *bn->t);
     if (!bn->s || !bn->t) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -163,8 +163,8 @@ out:
     for (int i = 0; i < 4; i++)
         bnf_array_free(&p[i]);
     if (rc || *code) {
-        free(bn->s);
-        free(bn->t);
+        bnf_free(bn->s);
+        bnf_free(bn->t);
         bn->s = bn->t = NULL;
     }
     return rc;

@@ -95,8 +95,9 @@ void bnf_model_allow_in_place(bnf_model *model);
  * too; callers check first to fail before long work. */
 bnf_status bnf_model_check_output(const bnf_model *model, const char *path, bnf_err *err);
 
-/* Serialises the model into a fresh malloc'd buffer the caller frees. */
+/* Serialises the model into a fresh buffer the caller frees with bnf_buffer_free. */
 bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
+void bnf_buffer_free(void *data);
 
 /* ---- tensors and the evaluator --------------------------------------------- */
 
@@ -365,6 +366,19 @@ void bnf_report_write_json(const bnf_report *report, FILE *f);
 /* Findings of the given severity ("error", "warning", "info"). */
 size_t bnf_report_count(const bnf_report *report, const char *severity);
 void bnf_report_free(bnf_report *report);
+
+/* Pictures of a report on `model`, the model it was made from (bnf_inspect's
+ * input as loaded, not a folded copy).  A Graphviz digraph of the model: one
+ * node per ONNX node, subgraphs and functions as clusters, each BN coloured by
+ * its fate (green folds, blue lowered, orange skipped, red border for a health
+ * error).  And one self-contained HTML page (inline CSS and SVG, no script, no
+ * network): summary, per-BN table, findings, and per-channel charts of each
+ * BN's scale |gamma/sqrt(var+eps)| and running variance (model may be NULL:
+ * no charts).  BNF_ERR_IO when writing to f fails. */
+bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_model *model, FILE *f,
+                                bnf_err *err);
+bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model, FILE *f,
+                                 bnf_err *err);
 
 #ifdef __cplusplus
 }

@@ -31,7 +31,7 @@ bnf_status bnf_check(bnf_report *r, const char *fail_on, bnf_err *err)
     int threshold = 0, unfolded = 0;
     const char *p = fail_on && *fail_on ? fail_on : "error";
 
-    free(r->check_fail_on);
+    bnf_free(r->check_fail_on);
     if (!(r->check_fail_on = bnf_strdup(p)))
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     r->command = "check";

@@ -33,7 +33,7 @@ bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
 char *bnf_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = bnf_malloc(n);
     if (d)
         memcpy(d, s, n);
     return d;

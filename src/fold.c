@@ -75,11 +75,11 @@ static bnf_status add_tensor(fold_ctx *cx, Onnx__TensorProto *t, size_t *shift, 
         return bnf_graph_add_initializer(cx->gi, t, err);
     out[0] = t->name;
     c = bnf_node_new("Constant", t->name, NULL, 0, out, 1);
-    if (!c || !(c->attribute = malloc(sizeof *c->attribute)) ||
-        !(c->attribute[0] = malloc(sizeof **c->attribute))) {
+    if (!c || !(c->attribute = bnf_malloc(sizeof *c->attribute)) ||
+        !(c->attribute[0] = bnf_malloc(sizeof **c->attribute))) {
         if (c)
-            onnx__node_proto__free_unpacked(c, NULL);
-        onnx__tensor_proto__free_unpacked(t, NULL);
+            onnx__node_proto__free_unpacked(c, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     onnx__attribute_proto__init(c->attribute[0]);
@@ -88,7 +88,7 @@ static bnf_status add_tensor(fold_ctx *cx, Onnx__TensorProto *t, size_t *shift, 
     c->attribute[0]->has_type = 1;
     c->attribute[0]->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
     if (!(c->attribute[0]->name = bnf_strdup("value"))) {
-        onnx__node_proto__free_unpacked(c, NULL);
+        onnx__node_proto__free_unpacked(c, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     (*shift)++;
@@ -207,8 +207,8 @@ static bnf_status affine_of_const(fold_ctx *cx, const Onnx__NodeProto *n, const 
         }
     }
     out->c = channels;
-    out->s = malloc((size_t)(channels ? channels : 1) * sizeof *out->s);
-    out->t = malloc((size_t)(channels ? channels : 1) * sizeof *out->t);
+    out->s = bnf_malloc((size_t)(channels ? channels : 1) * sizeof *out->s);
+    out->t = bnf_malloc((size_t)(channels ? channels : 1) * sizeof *out->t);
     if (!out->s || !out->t) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -307,7 +307,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     job.w = &wt;
     job.b = b.v ? &b : NULL;
     job.bn = bn;
-    job.new_w = malloc((wt.n ? wt.n : 1) * sizeof *job.new_w);
+    job.new_w = bnf_malloc((wt.n ? wt.n : 1) * sizeof *job.new_w);
     if (!job.new_w) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -399,7 +399,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     /* the value between the two nodes is gone: drop its stale shape annotation */
     for (size_t k = 0; k < g->n_value_info; k++) {
         if (g->value_info[k]->name && strcmp(g->value_info[k]->name, link_copy) == 0) {
-            onnx__value_info_proto__free_unpacked(g->value_info[k], NULL);
+            onnx__value_info_proto__free_unpacked(g->value_info[k], &bnf_pbc_allocator);
             memmove(&g->value_info[k], &g->value_info[k + 1],
                     (g->n_value_info - k - 1) * sizeof *g->value_info);
             g->n_value_info--;
@@ -416,7 +416,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     if ((rc = bnf_graph_collect(cx->gi, candidates, n_cand, err)))
         goto out;
     if (cx->gi->outer) { /* the enclosing graphs look at them once this one is done */
-        char **grown = realloc(cx->pending, (cx->n_pending + n_cand) * sizeof *grown);
+        char **grown = bnf_realloc(cx->pending, (cx->n_pending + n_cand) * sizeof *grown);
         if (!grown) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto out;
@@ -428,14 +428,14 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         }
     }
 out:
-    free(link_copy);
+    bnf_free(link_copy);
     for (size_t k = 0; k < n_cand; k++)
-        free(candidates[k]);
+        bnf_free(candidates[k]);
     if (tw)
-        onnx__tensor_proto__free_unpacked(tw, NULL);
+        onnx__tensor_proto__free_unpacked(tw, &bnf_pbc_allocator);
     if (tb)
-        onnx__tensor_proto__free_unpacked(tb, NULL);
-    free(job.new_w);
+        onnx__tensor_proto__free_unpacked(tb, &bnf_pbc_allocator);
+    bnf_free(job.new_w);
     bnf_array_free(&job.new_b);
     bnf_array_free(&wt);
     bnf_array_free(&b);
@@ -449,7 +449,7 @@ static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node
                              const done *d, bnf_err *err)
 {
     bnf_report *r = cx->r;
-    bnf_fold_action *grown = realloc(r->actions, (r->n_actions + 1) * sizeof *grown), *a;
+    bnf_fold_action *grown = bnf_realloc(r->actions, (r->n_actions + 1) * sizeof *grown), *a;
     if (!grown)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     r->actions = grown;
@@ -470,8 +470,8 @@ static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node
 
 static bnf_status set_layer(bnf_bn_info *e, const Onnx__NodeProto *layer, bnf_err *err)
 {
-    free(e->layer);
-    free(e->layer_op);
+    bnf_free(e->layer);
+    bnf_free(e->layer_op);
     e->layer = bnf_strdup(S(layer->name));
     e->layer_op = bnf_strdup(S(layer->op_type));
     if (!e->layer || !e->layer_op)
@@ -510,7 +510,7 @@ static bnf_status to_inference(fold_ctx *cx, Onnx__NodeProto *node, int *convert
     if (cx->opset >= 14 && (rc = bnf_node_set_attr_int(node, "training_mode", 0, err)))
         return rc;
     for (size_t k = 1; k < node->n_output; k++)
-        free(node->output[k]);
+        bnf_free(node->output[k]);
     node->n_output = node->n_output ? 1 : 0;
     cx->m->changed = 1;
     *converted = 1;
@@ -549,11 +549,11 @@ static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
     rank = bnf_graph_rank(cx->gi, x);
     if (code || rank < 2 || rank > BNF_MAX_RANK) {
         if (!code) {
-            char *more = malloc(strlen(S(e->reason)) + 80);
+            char *more = bnf_malloc(strlen(S(e->reason)) + 80);
             if (more) {
                 sprintf(more, "%s (not lowered: the rank of '%s' is not known)", S(e->reason),
                         rank < 2 ? "X" : "X");
-                free(e->reason);
+                bnf_free(e->reason);
                 e->reason = more;
             }
         }
@@ -614,15 +614,15 @@ static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
     cx->m->changed = 1;
 out:
     for (int k = 0; k < 4; k++)
-        free(candidates[k]);
+        bnf_free(candidates[k]);
     if (mul)
-        onnx__node_proto__free_unpacked(mul, NULL);
+        onnx__node_proto__free_unpacked(mul, &bnf_pbc_allocator);
     if (add)
-        onnx__node_proto__free_unpacked(add, NULL);
+        onnx__node_proto__free_unpacked(add, &bnf_pbc_allocator);
     if (ts)
-        onnx__tensor_proto__free_unpacked(ts, NULL);
+        onnx__tensor_proto__free_unpacked(ts, &bnf_pbc_allocator);
     if (tt)
-        onnx__tensor_proto__free_unpacked(tt, NULL);
+        onnx__tensor_proto__free_unpacked(tt, &bnf_pbc_allocator);
     bnf_array_free(&scale);
     bnf_bn_release(&bn);
     return rc;
@@ -726,10 +726,10 @@ out:
     if (!rc) {
         e->folded = *folded;
         e->reason_code = *folded ? NULL : w.code;
-        free(e->reason);
+        bnf_free(e->reason);
         e->reason = NULL;
-        free(e->new_weight);
-        free(e->new_bias);
+        bnf_free(e->new_weight);
+        bnf_free(e->new_bias);
         e->new_weight = e->new_bias = NULL;
         if (*folded) {
             e->local_err = d.local_err;
@@ -774,7 +774,7 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     if (!(rc = attempt(cx, i, layer, pat, NULL, folded, &d, &w, err)) && *folded)
         rc = add_action(cx, node_op, node_name, S(layer->name), op, BNF_AFTER_LAYER, &d, err);
-    free(node_name);
+    bnf_free(node_name);
     return rc;
 }
 
@@ -827,9 +827,9 @@ static bnf_status collect_bns(fold_ctx *cx, const Onnx__GraphProto *g, const cha
             bnf_bn_info *b;
             if (r->n_bns == cx->cap_bns) {
                 size_t cap = cx->cap_bns ? cx->cap_bns * 2 : 16;
-                bnf_bn_info *nb = realloc(r->bns, cap * sizeof *nb);
-                const Onnx__NodeProto **nn = nb ? realloc(cx->bn_nodes, cap * sizeof *nn) : NULL;
-                unsigned char *ne = nn ? realloc(cx->examined, cap) : NULL;
+                bnf_bn_info *nb = bnf_realloc(r->bns, cap * sizeof *nb);
+                const Onnx__NodeProto **nn = nb ? bnf_realloc(cx->bn_nodes, cap * sizeof *nn) : NULL;
+                unsigned char *ne = nn ? bnf_realloc(cx->examined, cap) : NULL;
                 if (nb)
                     r->bns = nb;
                 if (nn)
@@ -941,7 +941,7 @@ static size_t freeze_inputs(Onnx__GraphProto *g)
             is_init = g->input[i]->name && g->initializer[k]->name &&
                       strcmp(g->input[i]->name, g->initializer[k]->name) == 0;
         if (is_init) {
-            onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+            onnx__value_info_proto__free_unpacked(g->input[i], &bnf_pbc_allocator);
             frozen++;
         } else {
             g->input[kept++] = g->input[i];
@@ -1011,9 +1011,9 @@ static int view_function(function_view *v, Onnx__FunctionProto *f)
 {
     memset(v, 0, sizeof *v);
     onnx__graph_proto__init(&v->g);
-    v->vi = calloc(f->n_input + f->n_output + 1, sizeof *v->vi);
-    v->in = calloc(f->n_input + 1, sizeof *v->in);
-    v->out = calloc(f->n_output + 1, sizeof *v->out);
+    v->vi = bnf_calloc(f->n_input + f->n_output + 1, sizeof *v->vi);
+    v->in = bnf_calloc(f->n_input + 1, sizeof *v->in);
+    v->out = bnf_calloc(f->n_output + 1, sizeof *v->out);
     if (!v->vi || !v->in || !v->out)
         return -1;
     for (size_t i = 0; i < f->n_input; i++) {
@@ -1038,9 +1038,9 @@ static int view_function(function_view *v, Onnx__FunctionProto *f)
 
 static void unview_function(function_view *v)
 {
-    free(v->vi);
-    free(v->in);
-    free(v->out);
+    bnf_free(v->vi);
+    bnf_free(v->in);
+    bnf_free(v->out);
 }
 
 static bnf_status collect_function_bns(fold_ctx *cx, const Onnx__ModelProto *p, bnf_err *err)
@@ -1114,7 +1114,7 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         if (model->changed) {
             if ((rc = bnf_model_serialize(model, &orig_bytes, &orig_n, err)))
                 goto out;
-        } else if ((orig_bytes = malloc(model->n_bytes ? model->n_bytes : 1))) {
+        } else if ((orig_bytes = bnf_malloc(model->n_bytes ? model->n_bytes : 1))) {
             memcpy(orig_bytes, model->bytes, model->n_bytes);
             orig_n = model->n_bytes;
         } else {
@@ -1157,13 +1157,13 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
             goto out;
     }
 out:
-    free(orig_bytes);
+    bnf_free(orig_bytes);
     for (size_t i = 0; i < cx.n_pending; i++)
-        free(cx.pending[i]);
-    free(cx.pending);
+        bnf_free(cx.pending[i]);
+    bnf_free(cx.pending);
     bnf_names_release(&cx.names);
-    free(cx.bn_nodes);
-    free(cx.examined);
+    bnf_free(cx.bn_nodes);
+    bnf_free(cx.examined);
     if (rc) {
         bnf_report_free(cx.r);
         return rc;
@@ -1190,7 +1190,7 @@ bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts
         if ((rc = bnf_model_serialize((bnf_model *)model, &bytes, &n, err)))
             return rc;
     } else {
-        bytes = malloc(model->n_bytes ? model->n_bytes : 1);
+        bytes = bnf_malloc(model->n_bytes ? model->n_bytes : 1);
         if (!bytes)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         memcpy(bytes, model->bytes, model->n_bytes);

@@ -168,17 +168,17 @@ bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v
 {
     Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
     if (!a) {
-        grown = realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
+        grown = bnf_realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
         if (!grown)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         n->attribute = grown;
-        a = malloc(sizeof *a);
+        a = bnf_malloc(sizeof *a);
         if (!a)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         onnx__attribute_proto__init(a);
         a->name = bnf_strdup(name);
         if (!a->name) {
-            free(a);
+            bnf_free(a);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         n->attribute[n->n_attribute++] = a;
@@ -194,17 +194,17 @@ bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v
 {
     Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
     if (!a) {
-        grown = realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
+        grown = bnf_realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
         if (!grown)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         n->attribute = grown;
-        a = malloc(sizeof *a);
+        a = bnf_malloc(sizeof *a);
         if (!a)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         onnx__attribute_proto__init(a);
         a->name = bnf_strdup(name);
         if (!a->name) {
-            free(a);
+            bnf_free(a);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         n->attribute[n->n_attribute++] = a;
@@ -219,22 +219,22 @@ bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v
 Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char *const *inputs,
                               size_t n_in, const char *const *outputs, size_t n_out)
 {
-    Onnx__NodeProto *n = malloc(sizeof *n);
+    Onnx__NodeProto *n = bnf_malloc(sizeof *n);
     int ok;
     if (!n)
         return NULL;
     onnx__node_proto__init(n);
     n->op_type = bnf_strdup(op_type);
     n->name = bnf_strdup(name);
-    n->input = calloc(n_in + 1, sizeof *n->input);
-    n->output = calloc(n_out + 1, sizeof *n->output);
+    n->input = bnf_calloc(n_in + 1, sizeof *n->input);
+    n->output = bnf_calloc(n_out + 1, sizeof *n->output);
     ok = n->op_type && n->name && n->input && n->output;
     for (size_t i = 0; ok && i < n_in; i++)
         ok = (n->input[n->n_input++] = bnf_strdup(inputs[i])) != NULL;
     for (size_t i = 0; ok && i < n_out; i++)
         ok = (n->output[n->n_output++] = bnf_strdup(outputs[i])) != NULL;
     if (!ok) {
-        onnx__node_proto__free_unpacked(n, NULL);
+        onnx__node_proto__free_unpacked(n, &bnf_pbc_allocator);
         return NULL;
     }
     return n;
@@ -243,9 +243,9 @@ Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char 
 bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto *node,
                                  bnf_err *err)
 {
-    Onnx__NodeProto **grown = realloc(g->node, (g->n_node + 1) * sizeof *grown);
+    Onnx__NodeProto **grown = bnf_realloc(g->node, (g->n_node + 1) * sizeof *grown);
     if (!grown) {
-        onnx__node_proto__free_unpacked(node, NULL);
+        onnx__node_proto__free_unpacked(node, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     g->node = grown;
@@ -267,9 +267,9 @@ static bnf_status set_string(char ***list, size_t *count, size_t i, const char *
     if (!copy)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     if (i >= *count) {
-        char **grown = realloc(*list, (i + 1) * sizeof *grown);
+        char **grown = bnf_realloc(*list, (i + 1) * sizeof *grown);
         if (!grown) {
-            free(copy);
+            bnf_free(copy);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         *list = grown;
@@ -277,14 +277,14 @@ static bnf_status set_string(char ***list, size_t *count, size_t i, const char *
             grown[k] = bnf_strdup("");
             if (!grown[k]) {
                 *count = k;
-                free(copy);
+                bnf_free(copy);
                 return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             }
         }
         grown[i] = NULL;
         *count = i + 1;
     }
-    free((*list)[i]);
+    bnf_free((*list)[i]);
     (*list)[i] = copy;
     return BNF_OK;
 }
@@ -320,8 +320,8 @@ static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
         out->dtype = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
         out->rank = scalar ? 0 : 1;
         out->n = n;
-        out->dims = malloc(sizeof *out->dims);
-        out->v = malloc((n ? n : 1) * sizeof *out->v);
+        out->dims = bnf_malloc(sizeof *out->dims);
+        out->v = bnf_malloc((n ? n : 1) * sizeof *out->v);
         if (!out->dims || !out->v) {
             bnf_array_free(out);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -384,7 +384,7 @@ static int names_add(bnf_names *nm, const char *name)
         return 0;
     if (nm->n_owned == nm->cap_owned) {
         size_t cap = nm->cap_owned ? nm->cap_owned * 2 : 64;
-        char **grown = realloc(nm->owned, cap * sizeof *grown);
+        char **grown = bnf_realloc(nm->owned, cap * sizeof *grown);
         if (!grown)
             return -1;
         nm->owned = grown;
@@ -462,7 +462,7 @@ fail:
 const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix, bnf_err *err)
 {
     size_t len = strlen(base) + strlen(suffix) + 24;
-    char *name = malloc(len);
+    char *name = bnf_malloc(len);
     const char *kept = NULL;
     if (name) {
         /* a name this pass made already (W_bnfold) gets a number, not W_bnfold_bnfold */
@@ -482,7 +482,7 @@ const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix,
             snprintf(name, len, "%.*s%s_%u", stem, base, suffix, k);
         if (names_add(nm, name) == 0)
             kept = nm->owned[nm->n_owned - 1];
-        free(name);
+        bnf_free(name);
     }
     if (!kept)
         bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -493,8 +493,8 @@ void bnf_names_release(bnf_names *nm)
 {
     bnf_strmap_free(nm->names);
     for (size_t i = 0; i < nm->n_owned; i++)
-        free(nm->owned[i]);
-    free(nm->owned);
+        bnf_free(nm->owned[i]);
+    bnf_free(nm->owned);
     memset(nm, 0, sizeof *nm);
 }
 
@@ -502,10 +502,10 @@ void bnf_names_release(bnf_names *nm)
 
 static Onnx__ValueInfoProto *value_info_for(const Onnx__TensorProto *t)
 {
-    Onnx__ValueInfoProto *vi = malloc(sizeof *vi);
-    Onnx__TypeProto *tp = malloc(sizeof *tp);
-    Onnx__TypeProto__Tensor *tt = malloc(sizeof *tt);
-    Onnx__TensorShapeProto *sh = malloc(sizeof *sh);
+    Onnx__ValueInfoProto *vi = bnf_malloc(sizeof *vi);
+    Onnx__TypeProto *tp = bnf_malloc(sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = bnf_malloc(sizeof *tt);
+    Onnx__TensorShapeProto *sh = bnf_malloc(sizeof *sh);
     if (!vi || !tp || !tt || !sh)
         goto fail;
     onnx__value_info_proto__init(vi);
@@ -522,11 +522,11 @@ static Onnx__ValueInfoProto *value_info_for(const Onnx__TensorProto *t)
     tt = NULL;
     sh = NULL;
     vi->name = bnf_strdup(t->name);
-    vi->type->tensor_type->shape->dim = calloc(t->n_dims ? t->n_dims : 1, sizeof(void *));
+    vi->type->tensor_type->shape->dim = bnf_calloc(t->n_dims ? t->n_dims : 1, sizeof(void *));
     if (!vi->name || !vi->type->tensor_type->shape->dim)
         goto fail;
     for (size_t i = 0; i < t->n_dims; i++) {
-        Onnx__TensorShapeProto__Dimension *d = malloc(sizeof *d);
+        Onnx__TensorShapeProto__Dimension *d = bnf_malloc(sizeof *d);
         if (!d)
             goto fail;
         onnx__tensor_shape_proto__dimension__init(d);
@@ -537,20 +537,20 @@ static Onnx__ValueInfoProto *value_info_for(const Onnx__TensorProto *t)
     }
     return vi;
 fail:
-    free(tp);
-    free(tt);
-    free(sh);
+    bnf_free(tp);
+    bnf_free(tt);
+    bnf_free(sh);
     if (vi)
-        onnx__value_info_proto__free_unpacked(vi, NULL);
+        onnx__value_info_proto__free_unpacked(vi, &bnf_pbc_allocator);
     return NULL;
 }
 
 bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_err *err)
 {
     Onnx__GraphProto *g = gi->g;
-    Onnx__TensorProto **grown = realloc(g->initializer, (g->n_initializer + 1) * sizeof *grown);
+    Onnx__TensorProto **grown = bnf_realloc(g->initializer, (g->n_initializer + 1) * sizeof *grown);
     if (!grown) {
-        onnx__tensor_proto__free_unpacked(t, NULL);
+        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     g->initializer = grown;
@@ -561,9 +561,9 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
         Onnx__ValueInfoProto *vi = value_info_for(t), **in;
         if (!vi)
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        in = realloc(g->input, (g->n_input + 1) * sizeof *in);
+        in = bnf_realloc(g->input, (g->n_input + 1) * sizeof *in);
         if (!in) {
-            onnx__value_info_proto__free_unpacked(vi, NULL);
+            onnx__value_info_proto__free_unpacked(vi, &bnf_pbc_allocator);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         g->input = in;
@@ -576,14 +576,14 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
 
 void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i)
 {
-    onnx__node_proto__free_unpacked(g->node[i], NULL);
+    onnx__node_proto__free_unpacked(g->node[i], &bnf_pbc_allocator);
     memmove(&g->node[i], &g->node[i + 1], (g->n_node - i - 1) * sizeof *g->node);
     g->n_node--;
 }
 
 static void remove_initializer(Onnx__GraphProto *g, size_t i)
 {
-    onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
+    onnx__tensor_proto__free_unpacked(g->initializer[i], &bnf_pbc_allocator);
     memmove(&g->initializer[i], &g->initializer[i + 1],
             (g->n_initializer - i - 1) * sizeof *g->initializer);
     g->n_initializer--;
@@ -591,7 +591,7 @@ static void remove_initializer(Onnx__GraphProto *g, size_t i)
 
 static void remove_input(Onnx__GraphProto *g, size_t i)
 {
-    onnx__value_info_proto__free_unpacked(g->input[i], NULL);
+    onnx__value_info_proto__free_unpacked(g->input[i], &bnf_pbc_allocator);
     memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
     g->n_input--;
 }
@@ -600,7 +600,7 @@ static void remove_value_info(Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_value_info; i++) {
         if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0) {
-            onnx__value_info_proto__free_unpacked(g->value_info[i], NULL);
+            onnx__value_info_proto__free_unpacked(g->value_info[i], &bnf_pbc_allocator);
             memmove(&g->value_info[i], &g->value_info[i + 1],
                     (g->n_value_info - i - 1) * sizeof *g->value_info);
             g->n_value_info--;
@@ -664,12 +664,12 @@ bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err
             int removed = 0;
             char *next = NULL;
             rc = collect_one(gi, name, &removed, &next, err);
-            free(name);
+            bnf_free(name);
             name = next;
             if (!rc && removed)
                 rc = bnf_graph_reindex(gi, err);
         }
-        free(name);
+        bnf_free(name);
     }
     return rc;
 }

@@ -34,7 +34,7 @@ static bnf_status add(sink *k, const char *code, const char *severity, const int
         count += hit[i] != 0;
     if (!count && !whole)
         return BNF_OK;
-    grown = realloc(k->r->findings, (k->r->n_findings + 1) * sizeof *grown);
+    grown = bnf_realloc(k->r->findings, (k->r->n_findings + 1) * sizeof *grown);
     if (!grown)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     k->r->findings = grown;
@@ -79,7 +79,7 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
     for (int i = 1; i < 4; i++)
         if (p[i].n != c)
             goto out; /* shapes disagree: the fold reports it */
-    hit = calloc(c ? c : 1, sizeof *hit);
+    hit = bnf_calloc(c ? c : 1, sizeof *hit);
     if (!hit) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -127,7 +127,7 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
             goto out;
     }
 out:
-    free(hit);
+    bnf_free(hit);
     for (int i = 0; i < 4; i++)
         bnf_array_free(&p[i]);
     return rc;

@@ -45,6 +45,22 @@ bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint6
  * use; an error names the node or tensor. */
 bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err);
 
+/* ---- allocation (alloc.c): every allocation of the library -------------------- */
+
+void *bnf_malloc(size_t n);
+void *bnf_calloc(size_t count, size_t size);
+void *bnf_realloc(void *p, size_t n);
+void bnf_free(void *p);
+/* realpath(path, NULL), in memory from bnf_malloc. */
+char *bnf_realpath(const char *path);
+/* protobuf-c allocations through the above (free_unpacked with it). */
+extern ProtobufCAllocator bnf_pbc_allocator;
+/* Test hooks: make the k-th allocation from now fail (-1: none); blocks live;
+ * allocations made since the last bnf_alloc_fail_at. */
+void bnf_alloc_fail_at(long k);
+long bnf_alloc_live(void);
+long bnf_alloc_calls(void);
+
 /* ---- errors (err.c) ------------------------------------------------------ */
 
 /* Fills err (when not NULL) and returns code. */

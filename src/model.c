@@ -22,32 +22,36 @@ void bnf_model_free(bnf_model *m)
     if (!m)
         return;
     if (m->proto)
-        onnx__model_proto__free_unpacked(m->proto, NULL);
-    free(m->bytes);
-    free(m->path);
-    free(m->dir);
-    free(m);
+        onnx__model_proto__free_unpacked(m->proto, &bnf_pbc_allocator);
+    bnf_free(m->bytes);
+    bnf_free(m->path);
+    bnf_free(m->dir);
+    bnf_free(m);
 }
 
 /* protobuf-c allocations, counted against a budget; plain malloc underneath,
  * so the unpacked model is freed (and edited) like any other. */
 typedef struct {
     uint64_t used, budget;
+    int out_of_memory; /* an allocation failed within the budget */
 } budget;
 
 static void *budget_alloc(void *data, size_t size)
 {
     budget *b = data;
+    void *p;
     if (size > b->budget - b->used)
         return NULL;
     b->used += size;
-    return malloc(size);
+    if (!(p = bnf_malloc(size)))
+        b->out_of_memory = 1;
+    return p;
 }
 
 static void budget_free(void *data, void *p)
 {
     (void)data;
-    free(p);
+    bnf_free(p);
 }
 
 uint64_t bnf_default_max_memory(size_t file_size)
@@ -59,15 +63,15 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
                                 uint64_t max_memory, bnf_model **out, bnf_err *err)
 {
     const char *what = path ? path : "<memory>";
-    bnf_model *m = calloc(1, sizeof *m);
+    bnf_model *m = bnf_calloc(1, sizeof *m);
     uint64_t estimate = 0;
-    budget b = {0, max_memory ? max_memory : bnf_default_max_memory(n)};
+    budget b = {0, max_memory ? max_memory : bnf_default_max_memory(n), 0};
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
     bnf_status rc;
 
     *out = NULL;
     if (!m) {
-        free(bytes);
+        bnf_free(bytes);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     m->bytes = bytes;
@@ -95,6 +99,8 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
     if (!m->proto) {
         int over = b.used + 4096 > b.budget;
         bnf_model_free(m);
+        if (b.out_of_memory)
+            return bnf_fail(err, BNF_ERR_NOMEM, "%s: out of memory while parsing", what);
         if (over)
             return bnf_fail(err, BNF_ERR_UNSUPPORTED,
                             "%s: parsing ran over the memory limit of %llu MiB (--max-memory)",
@@ -120,7 +126,7 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
 bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base_dir,
                                  bnf_model **out, bnf_err *err)
 {
-    uint8_t *copy = malloc(size ? size : 1);
+    uint8_t *copy = bnf_malloc(size ? size : 1);
     *out = NULL;
     if (!copy)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -134,8 +140,8 @@ static char *folder_of(const char *path)
     char *tmp = bnf_strdup(path), *real;
     if (!tmp)
         return NULL;
-    real = realpath(dirname(tmp), NULL);
-    free(tmp);
+    real = bnf_realpath(dirname(tmp));
+    bnf_free(tmp);
     return real;
 }
 
@@ -172,7 +178,7 @@ bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_mo
                       "external data", path, (long long)st.st_size);
         goto out;
     }
-    bytes = malloc(st.st_size ? (size_t)st.st_size : 1);
+    bytes = bnf_malloc(st.st_size ? (size_t)st.st_size : 1);
     if (!bytes) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "%s: out of memory reading %lld bytes", path,
                       (long long)st.st_size);
@@ -198,8 +204,8 @@ bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_mo
     bytes = NULL;
 out:
     close(fd);
-    free(bytes);
-    free(dir);
+    bnf_free(bytes);
+    bnf_free(dir);
     return rc;
 }
 
@@ -215,13 +221,13 @@ static bnf_status inline_tensor(bnf_model *m, Onnx__TensorProto *t, bnf_err *err
     if ((rc = bnf_tensor_read_external(m, t, &data, &size, err)))
         return rc;
     for (size_t i = 0; i < t->n_external_data; i++)
-        onnx__string_string_entry_proto__free_unpacked(t->external_data[i], NULL);
-    free(t->external_data);
+        onnx__string_string_entry_proto__free_unpacked(t->external_data[i], &bnf_pbc_allocator);
+    bnf_free(t->external_data);
     t->external_data = NULL;
     t->n_external_data = 0;
     t->has_data_location = 0;
     t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT;
-    free(t->raw_data.data);
+    bnf_free(t->raw_data.data);
     t->raw_data.data = data;
     t->raw_data.len = size;
     t->has_raw_data = 1;
@@ -265,11 +271,11 @@ bnf_status bnf_model_serialize(bnf_model *m, uint8_t **data, size_t *size, bnf_e
     if (n > MAX_MODEL_BYTES)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED,
                         "the model would be %zu bytes; over 2 GiB it must use external data", n);
-    buf = malloc(n ? n : 1);
+    buf = bnf_malloc(n ? n : 1);
     if (!buf)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory serialising %zu bytes", n);
     if (onnx__model_proto__pack(m->proto, buf) != n) {
-        free(buf);
+        bnf_free(buf);
         return bnf_fail(err, BNF_ERR_INVALID, "protobuf-c packed a different size than it planned");
     }
     *data = buf;
@@ -309,7 +315,7 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     len = strlen(dir) + strlen(base) + 32;
-    tmp = malloc(len);
+    tmp = bnf_malloc(len);
     if (!tmp) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -319,7 +325,7 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
     if (fd < 0) {
         rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot create a temporary file in %s: %s", path, dir,
                       strerror(errno));
-        free(tmp);
+        bnf_free(tmp);
         tmp = NULL;
         goto out;
     }
@@ -347,7 +353,7 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
         rc = bnf_fail(err, BNF_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
         goto out;
     }
-    free(tmp);
+    bnf_free(tmp);
     tmp = NULL;
     rc = BNF_OK;
 out:
@@ -355,9 +361,9 @@ out:
         close(fd);
     if (tmp) {
         unlink(tmp);
-        free(tmp);
+        bnf_free(tmp);
     }
-    free(dir);
+    bnf_free(dir);
     return rc;
 }
 
@@ -377,10 +383,10 @@ bnf_status bnf_model_check_output(const bnf_model *m, const char *path, bnf_err 
         return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", path,
                         strerror(errno));
     if (stat(dir, &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)) {
-        free(dir);
+        bnf_free(dir);
         return bnf_fail(err, BNF_ERR_IO, "%s: its folder is not a directory", path);
     }
-    free(dir);
+    bnf_free(dir);
     if (stat(path, &out_st) == 0 && S_ISDIR(out_st.st_mode))
         return bnf_fail(err, BNF_ERR_IO, "%s: is a directory", path);
     if (lstat(path, &out_st) == 0 && !S_ISREG(out_st.st_mode) && !S_ISLNK(out_st.st_mode))
@@ -420,7 +426,7 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
     }
     rc = bnf_write_atomic(path, bytes, n, err);
 out:
-    free(packed);
-    free(dir);
+    bnf_free(packed);
+    bnf_free(dir);
     return rc;
 }

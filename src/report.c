@@ -13,7 +13,7 @@ bnf_status bnf_report_set(char **field, const char *value, bnf_err *err)
     char *copy = value ? bnf_strdup(value) : NULL;
     if (value && !copy)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    free(*field);
+    bnf_free(*field);
     *field = copy;
     return BNF_OK;
 }
@@ -27,40 +27,40 @@ void bnf_report_free(bnf_report *r)
 {
     if (!r)
         return;
-    free(r->input_path);
-    free(r->output_path);
-    free(r->producer);
+    bnf_free(r->input_path);
+    bnf_free(r->output_path);
+    bnf_free(r->producer);
     for (size_t i = 0; i < r->n_opsets; i++)
-        free(r->opsets[i].domain);
-    free(r->opsets);
+        bnf_free(r->opsets[i].domain);
+    bnf_free(r->opsets);
     for (size_t i = 0; i < r->n_op_counts; i++)
-        free(r->op_counts[i].op_type);
-    free(r->op_counts);
+        bnf_free(r->op_counts[i].op_type);
+    bnf_free(r->op_counts);
     for (size_t i = 0; i < r->n_bns; i++) {
         bnf_bn_info *b = &r->bns[i];
-        free(b->name);
-        free(b->output);
-        free(b->layer);
-        free(b->layer_op);
-        free(b->reason);
-        free(b->new_weight);
-        free(b->new_bias);
-        free(b->path);
+        bnf_free(b->name);
+        bnf_free(b->output);
+        bnf_free(b->layer);
+        bnf_free(b->layer_op);
+        bnf_free(b->reason);
+        bnf_free(b->new_weight);
+        bnf_free(b->new_bias);
+        bnf_free(b->path);
     }
-    free(r->bns);
+    bnf_free(r->bns);
     for (size_t i = 0; i < r->n_actions; i++) {
         bnf_fold_action *a = &r->actions[i];
-        free(a->op);
-        free(a->node);
-        free(a->layer);
-        free(a->layer_op);
-        free(a->weight);
-        free(a->bias);
+        bnf_free(a->op);
+        bnf_free(a->node);
+        bnf_free(a->layer);
+        bnf_free(a->layer_op);
+        bnf_free(a->weight);
+        bnf_free(a->bias);
     }
-    free(r->actions);
-    free(r->findings);
-    free(r->check_fail_on);
-    free(r);
+    bnf_free(r->actions);
+    bnf_free(r->findings);
+    bnf_free(r->check_fail_on);
+    bnf_free(r);
 }
 
 static int count_op(bnf_report *r, const char *op)
@@ -82,15 +82,15 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
 {
     const Onnx__ModelProto *p = m->proto;
     const Onnx__GraphProto *g = p->graph;
-    bnf_report *r = calloc(1, sizeof *r);
+    bnf_report *r = bnf_calloc(1, sizeof *r);
 
     *out = NULL;
     if (!r)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     r->command = command;
     r->ir_version = p->has_ir_version ? p->ir_version : 0;
-    r->opsets = calloc(p->n_opset_import + 1, sizeof *r->opsets);
-    r->op_counts = calloc(g->n_node + 1, sizeof *r->op_counts);
+    r->opsets = bnf_calloc(p->n_opset_import + 1, sizeof *r->opsets);
+    r->op_counts = bnf_calloc(g->n_node + 1, sizeof *r->op_counts);
     if (!r->opsets || !r->op_counts)
         goto nomem;
     if (m->path && !(r->input_path = bnf_strdup(m->path)))
@@ -104,7 +104,7 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
     }
     {
         size_t len = strlen(S(p->producer_name)) + strlen(S(p->producer_version)) + 2;
-        r->producer = malloc(len);
+        r->producer = bnf_malloc(len);
         if (!r->producer)
             goto nomem;
         snprintf(r->producer, len, "%s%s%s", S(p->producer_name),

@@ -22,11 +22,11 @@ static uint64_t hash(const char *s)
 
 static int alloc_slots(bnf_strmap *m, size_t cap)
 {
-    m->keys = calloc(cap, sizeof *m->keys);
-    m->values = calloc(cap, sizeof *m->values);
+    m->keys = bnf_calloc(cap, sizeof *m->keys);
+    m->values = bnf_calloc(cap, sizeof *m->values);
     if (!m->keys || !m->values) {
-        free(m->keys);
-        free(m->values);
+        bnf_free(m->keys);
+        bnf_free(m->values);
         return -1;
     }
     m->cap = cap;
@@ -35,14 +35,14 @@ static int alloc_slots(bnf_strmap *m, size_t cap)
 
 bnf_strmap *bnf_strmap_new(size_t expected)
 {
-    bnf_strmap *m = calloc(1, sizeof *m);
+    bnf_strmap *m = bnf_calloc(1, sizeof *m);
     size_t cap = 16;
     if (!m)
         return NULL;
     while (cap < expected * 2)
         cap *= 2;
     if (alloc_slots(m, cap) != 0) {
-        free(m);
+        bnf_free(m);
         return NULL;
     }
     return m;
@@ -52,9 +52,9 @@ void bnf_strmap_free(bnf_strmap *m)
 {
     if (!m)
         return;
-    free(m->keys);
-    free(m->values);
-    free(m);
+    bnf_free(m->keys);
+    bnf_free(m->values);
+    bnf_free(m);
 }
 
 static size_t find(const bnf_strmap *m, const char *key)
@@ -81,8 +81,8 @@ static int grow(bnf_strmap *m)
             m->count++;
         }
     }
-    free(old.keys);
-    free(old.values);
+    bnf_free(old.keys);
+    bnf_free(old.values);
     return 0;
 }
 

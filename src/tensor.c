@@ -118,8 +118,8 @@ void bnf_array_free(bnf_array *a)
 {
     if (!a)
         return;
-    free(a->dims);
-    free(a->v);
+    bnf_free(a->dims);
+    bnf_free(a->v);
     memset(a, 0, sizeof *a);
 }
 
@@ -212,11 +212,11 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
     if ((rc = parse_u64(t, "offset", &offset, err)) || (rc = parse_u64(t, "length", &length, err)))
         return rc;
     dl = strlen(m->dir);
-    joined = malloc(dl + strlen(loc) + 2);
+    joined = bnf_malloc(dl + strlen(loc) + 2);
     if (!joined)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     sprintf(joined, "%s/%s", m->dir, loc);
-    real = realpath(joined, NULL);
+    real = bnf_realpath(joined);
     if (!real) {
         rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': cannot open external data '%s': %s", tname(t),
                       joined, strerror(errno));
@@ -254,7 +254,7 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
                       tname(t), (unsigned long long)length, (unsigned long long)want);
         goto out;
     }
-    buf = malloc(length ? length : 1);
+    buf = bnf_malloc(length ? length : 1);
     if (!buf) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
         goto out;
@@ -275,9 +275,9 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
 out:
     if (fd >= 0)
         close(fd);
-    free(buf);
-    free(real);
-    free(joined);
+    bnf_free(buf);
+    bnf_free(real);
+    bnf_free(joined);
     return rc;
 }
 
@@ -321,8 +321,8 @@ bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_a
     out->dtype = dt;
     out->rank = t->n_dims;
     out->n = n;
-    out->dims = malloc((t->n_dims ? t->n_dims : 1) * sizeof *out->dims);
-    out->v = malloc((n ? n : 1) * sizeof *out->v);
+    out->dims = bnf_malloc((t->n_dims ? t->n_dims : 1) * sizeof *out->dims);
+    out->v = bnf_malloc((n ? n : 1) * sizeof *out->v);
     if (!out->dims || !out->v) {
         bnf_array_free(out);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
@@ -338,14 +338,14 @@ bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_a
             return rc;
         }
         if (size != n * d->size) {
-            free(data);
+            bnf_free(data);
             bnf_array_free(out);
             return bnf_fail(err, BNF_ERR_INVALID,
                             "tensor '%s': external data holds %zu bytes, its shape needs %zu",
                             tname(t), size, n * d->size);
         }
         decode_raw(dt, data, n, out->v);
-        free(data);
+        bnf_free(data);
         return BNF_OK;
     }
     if (t->has_raw_data) {
@@ -393,18 +393,18 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err)
 {
     const bnf_dtype_info *d = bnf_dtype(dtype);
-    Onnx__TensorProto *t = malloc(sizeof *t);
+    Onnx__TensorProto *t = bnf_malloc(sizeof *t);
     uint8_t *p;
 
     if (!t)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     onnx__tensor_proto__init(t);
     t->name = bnf_strdup(name);
-    t->dims = malloc((rank ? rank : 1) * sizeof *t->dims);
-    p = malloc(n * d->size > 0 ? n * d->size : 1);
+    t->dims = bnf_malloc((rank ? rank : 1) * sizeof *t->dims);
+    p = bnf_malloc(n * d->size > 0 ? n * d->size : 1);
     t->raw_data.data = p;
     if (!t->name || !t->dims || !p) {
-        onnx__tensor_proto__free_unpacked(t, NULL);
+        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory creating tensor '%s'", name);
     }
     t->n_dims = rank;

@@ -106,10 +106,10 @@ static void shared_release(shared_values *sv)
 {
     for (size_t i = 0; i < sv->n; i++) {
         bnf_tensor_clear(&sv->vals[i]);
-        free(sv->names[i]);
+        bnf_free(sv->names[i]);
     }
-    free(sv->vals);
-    free(sv->names);
+    bnf_free(sv->vals);
+    bnf_free(sv->names);
     bnf_strmap_free(sv->shared);
     memset(sv, 0, sizeof *sv);
 }
@@ -153,8 +153,8 @@ static bnf_status shared_collect(shared_values *sv, const bnf_model *a, const bn
                 continue;
             if (sv->n == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
-                char **nn = realloc(sv->names, ncap * sizeof *nn);
-                bnf_tensor *nv = nn ? realloc(sv->vals, ncap * sizeof *nv) : NULL;
+                char **nn = bnf_realloc(sv->names, ncap * sizeof *nn);
+                bnf_tensor *nv = nn ? bnf_realloc(sv->vals, ncap * sizeof *nv) : NULL;
                 if (nn)
                     sv->names = nn;
                 if (!nv) {
@@ -167,7 +167,7 @@ static bnf_status shared_collect(shared_values *sv, const bnf_model *a, const bn
             memset(&sv->vals[sv->n], 0, sizeof sv->vals[sv->n]);
             if (!(sv->names[sv->n] = bnf_strdup(nm)) ||
                 bnf_strmap_put(sv->shared, sv->names[sv->n], (intptr_t)sv->n)) {
-                free(sv->names[sv->n]);
+                bnf_free(sv->names[sv->n]);
                 rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
                 goto out;
             }
@@ -241,10 +241,10 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                      i, bnf_session_input_name(sa, i), bnf_session_input_name(sb, i));
             goto out;
         }
-    in = calloc(n_in + 1, sizeof *in);
-    in_ptr = calloc(n_in + 1, sizeof *in_ptr);
-    oa = calloc(n_out + 1, sizeof *oa);
-    ob = calloc(n_out + 1, sizeof *ob);
+    in = bnf_calloc(n_in + 1, sizeof *in);
+    in_ptr = bnf_calloc(n_in + 1, sizeof *in_ptr);
+    oa = bnf_calloc(n_out + 1, sizeof *oa);
+    ob = bnf_calloc(n_out + 1, sizeof *ob);
     if (!in || !in_ptr || !oa || !ob) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -289,10 +289,14 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
 out:
     for (size_t i = 0; in && i < bnf_session_n_inputs(sa); i++)
         bnf_tensor_clear(&in[i]);
-    free(in);
-    free(in_ptr);
-    free(oa);
-    free(ob);
+    for (size_t k = 0; oa && ob && k < bnf_session_n_outputs(sa); k++) {
+        bnf_tensor_clear(&oa[k]);
+        bnf_tensor_clear(&ob[k]);
+    }
+    bnf_free(in);
+    bnf_free(in_ptr);
+    bnf_free(oa);
+    bnf_free(ob);
     bnf_session_free(sa);
     bnf_session_free(sb);
     shared_release(&sv);
@@ -458,7 +462,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
     /* folded: the layer as it will be, with its new tensors (Gemm: beta = 1) */
     layer2 = *folded;
     if (strcmp(S(folded->op_type), "Gemm") == 0) {
-        attrs = malloc((layer->n_attribute + 1) * sizeof *attrs);
+        attrs = bnf_malloc((layer->n_attribute + 1) * sizeof *attrs);
         if (!attrs) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto out;
@@ -484,7 +488,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
     *pass = compare_output("output", S(affine->output[0]), &z, &out, o, &r);
     *rel_err = r.worst_rel;
 out:
-    free(attrs);
+    bnf_free(attrs);
     bnf_tensor_clear(&x);
     bnf_tensor_clear(&tw);
     bnf_tensor_clear(&tb);

@@ -122,7 +122,7 @@ static void test_fold_keeps_unknown_fields_and_metadata(void **state)
                 assert_string_equal(back->proto->graph->node[j]->doc_string, o->doc_string);
         }
     }
-    free(bytes);
+    bnf_buffer_free(bytes);
     bnf_model_free(back);
     bnf_model_free(m);
     bnf_model_free(orig);

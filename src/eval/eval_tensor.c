@@ -35,7 +35,7 @@ size_t bnf_eval_size(int32_t dtype)
 
 void bnf_tensor_clear(bnf_tensor *t)
 {
-    free(t->data);
+    bnf_free(t->data);
     memset(t, 0, sizeof *t);
 }
 
@@ -44,7 +44,7 @@ bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, s
 {
     size_t es = bnf_eval_size(dtype), n;
     bnf_status rc;
-    free(t->data);
+    bnf_free(t->data);
     memset(t, 0, sizeof *t);
     if (!es)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "the evaluator has no %s tensors",
@@ -56,7 +56,7 @@ bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, s
         return rc;
     if (n > SIZE_MAX / 16 / es)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "a tensor of %zu elements is too large", n);
-    t->data = malloc(n * es > 0 ? n * es : 1);
+    t->data = bnf_malloc(n * es > 0 ? n * es : 1);
     if (!t->data)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating %zu bytes", n * es);
     t->dtype = dtype;
@@ -198,7 +198,7 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
             goto fail;
         }
         memcpy(t->data, raw, n * es);
-        free(ext);
+        bnf_free(ext);
         return BNF_OK;
     }
     if (dt == T_INT64) {
@@ -226,7 +226,7 @@ bad_count:
     rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' (%s) has the wrong number of values for its shape",
                   pname(p), bnf_dtype_name(dt));
 fail:
-    free(ext);
+    bnf_free(ext);
     bnf_tensor_clear(t);
     return rc;
 }

@@ -61,20 +61,20 @@ void bnf_session_free(bnf_session *s)
         for (size_t i = 0; i < s->n_slots; i++)
             if (s->slots[i] && !(s->keep && s->keep[i] == 2)) {
                 bnf_tensor_clear(s->slots[i]);
-                free(s->slots[i]);
+                bnf_free(s->slots[i]);
             }
     for (size_t i = 0; i < s->n_weights; i++)
         bnf_tensor_clear(&s->weights[i]);
-    free(s->weights);
-    free(s->slots);
-    free(s->keep);
-    free(s->last_use);
-    free(s->kernels);
-    free(s->inputs);
-    free(s->input_info);
-    free(s->outputs);
+    bnf_free(s->weights);
+    bnf_free(s->slots);
+    bnf_free(s->keep);
+    bnf_free(s->last_use);
+    bnf_free(s->kernels);
+    bnf_free(s->inputs);
+    bnf_free(s->input_info);
+    bnf_free(s->outputs);
     bnf_strmap_free(s->slot_of);
-    free(s);
+    bnf_free(s);
 }
 
 /* Builds "A, B, C" of the operators without a kernel. */
@@ -102,7 +102,7 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
                            bnf_session **out, bnf_err *err)
 {
     const Onnx__GraphProto *g = m->proto->graph;
-    bnf_session *s = calloc(1, sizeof *s);
+    bnf_session *s = bnf_calloc(1, sizeof *s);
     size_t n_values = g->n_initializer + g->n_input + g->n_output + 1, k;
     bnf_status rc = BNF_OK;
     int missing = 0;
@@ -119,11 +119,11 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
     for (size_t i = 0; i < g->n_node; i++)
         n_values += g->node[i]->n_input + g->node[i]->n_output;
     s->slot_of = bnf_strmap_new(n_values);
-    s->kernels = calloc(g->n_node + 1, sizeof *s->kernels);
-    s->inputs = calloc(g->n_input + 1, sizeof *s->inputs);
-    s->input_info = calloc(g->n_input + 1, sizeof *s->input_info);
-    s->outputs = calloc(g->n_output + 1, sizeof *s->outputs);
-    s->weights = calloc(g->n_initializer + 1, sizeof *s->weights);
+    s->kernels = bnf_calloc(g->n_node + 1, sizeof *s->kernels);
+    s->inputs = bnf_calloc(g->n_input + 1, sizeof *s->inputs);
+    s->input_info = bnf_calloc(g->n_input + 1, sizeof *s->input_info);
+    s->outputs = bnf_calloc(g->n_output + 1, sizeof *s->outputs);
+    s->weights = bnf_calloc(g->n_initializer + 1, sizeof *s->weights);
     if (!s->slot_of || !s->kernels || !s->inputs || !s->outputs || !s->weights || !s->input_info) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
@@ -161,9 +161,9 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         if ((rc = slot(s, S(g->output[i]->name), &s->outputs[i], err)))
             goto fail;
     s->n_outputs = g->n_output;
-    s->slots = calloc(s->n_slots + 1, sizeof *s->slots);
-    s->keep = calloc(s->n_slots + 1, 1);
-    s->last_use = calloc(s->n_slots + 1, sizeof *s->last_use);
+    s->slots = bnf_calloc(s->n_slots + 1, sizeof *s->slots);
+    s->keep = bnf_calloc(s->n_slots + 1, 1);
+    s->last_use = bnf_calloc(s->n_slots + 1, sizeof *s->last_use);
     if (!s->slots || !s->keep || !s->last_use) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
@@ -190,7 +190,7 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
     }
     /* every value is made once: not by two nodes, not over an input or weight */
     {
-        unsigned char *made = calloc(s->n_slots + 1, 1);
+        unsigned char *made = bnf_calloc(s->n_slots + 1, 1);
         if (!made) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto fail;
@@ -216,7 +216,7 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
                                   S(n->op_type), S(n->name), n->output[j]);
             }
         }
-        free(made);
+        bnf_free(made);
         if (rc)
             goto fail;
     }
@@ -335,7 +335,7 @@ bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *give
                               const bnf_dim *dims, size_t n_dims, uint64_t seed,
                               bnf_tensor *inputs, bnf_err *err)
 {
-    const bnf_tensor **bound = calloc(s->n_inputs + 1, sizeof *bound);
+    const bnf_tensor **bound = bnf_calloc(s->n_inputs + 1, sizeof *bound);
     bnf_status rc = BNF_OK;
     if (!bound)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -385,7 +385,7 @@ bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *give
     if (rc)
         for (size_t i = 0; i < s->n_inputs; i++)
             bnf_tensor_clear(&inputs[i]);
-    free(bound);
+    bnf_free(bound);
     return rc;
 }
 
@@ -395,7 +395,7 @@ static void release_slot(bnf_session *s, size_t k)
         return; /* a weight: lives as long as the session */
     if (s->keep[k] != 3 && s->slots[k]) {
         bnf_tensor_clear(s->slots[k]);
-        free(s->slots[k]);
+        bnf_free(s->slots[k]);
     }
     s->slots[k] = NULL;
 }
@@ -447,14 +447,14 @@ bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inp
                               n->input[j]);
         }
         for (size_t j = 0; j < n_out && !rc; j++) {
-            outs[j] = calloc(1, sizeof *outs[j]);
+            outs[j] = bnf_calloc(1, sizeof *outs[j]);
             if (!outs[j])
                 rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         if (rc) {
             for (size_t j = 0; j < n_out; j++)
                 if (j < 64 && outs[j])
-                    free(outs[j]), outs[j] = NULL;
+                    bnf_free(outs[j]), outs[j] = NULL;
             break;
         }
         memset(&ctx, 0, sizeof ctx);
@@ -473,7 +473,7 @@ bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inp
             if (rc || !named || (!outs[j]->data && outs[j]->n == 0 && outs[j]->rank == 0 &&
                                  outs[j]->dtype == 0)) {
                 bnf_tensor_clear(outs[j]);
-                free(outs[j]);
+                bnf_free(outs[j]);
                 continue;
             }
             bnf_strmap_get(s->slot_of, n->output[j], (intptr_t *)&k);

@@ -18,9 +18,9 @@ static bnf_status slurp(const char *path, uint8_t **data, size_t *n, bnf_err *er
         if (len == cap) {
             uint8_t *grown;
             cap = cap ? cap * 2 : 65536;
-            grown = realloc(buf, cap);
+            grown = bnf_realloc(buf, cap);
             if (!grown) {
-                free(buf);
+                bnf_free(buf);
                 fclose(f);
                 return bnf_fail(err, BNF_ERR_NOMEM, "%s: out of memory", path);
             }
@@ -32,7 +32,7 @@ static bnf_status slurp(const char *path, uint8_t **data, size_t *n, bnf_err *er
             break;
     }
     if (ferror(f)) {
-        free(buf);
+        bnf_free(buf);
         fclose(f);
         return bnf_fail(err, BNF_ERR_IO, "%s: read error", path);
     }
@@ -78,7 +78,7 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
     }
     if (hlen > n - off)
         return bnf_fail(err, BNF_ERR_INVALID, "%s: truncated .npy header", path);
-    hdr = malloc(hlen + 1);
+    hdr = bnf_malloc(hlen + 1);
     if (!hdr)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     memcpy(hdr, d + off, hlen);
@@ -87,7 +87,7 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
     fortran = npy_field(hdr, "fortran_order");
     shape = npy_field(hdr, "shape");
     if (!descr || !shape || !fortran) {
-        free(hdr);
+        bnf_free(hdr);
         return bnf_fail(err, BNF_ERR_INVALID, "%s: .npy header lacks descr/shape/fortran_order", path);
     }
     if (!strncmp(descr, "<f4", 3)) dtype = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
@@ -99,7 +99,7 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
     else if (!strncmp(descr, "|b1", 3)) dtype = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;
     else if (!strncmp(descr, "<f2", 3)) dtype = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16;
     if (!dtype || strncmp(fortran, "False", 5) != 0) {
-        free(hdr);
+        bnf_free(hdr);
         return bnf_fail(err, BNF_ERR_UNSUPPORTED,
                         "%s: .npy arrays must be little-endian C-order float16/32/64, int8/32/64, "
                         "uint8 or bool", path);
@@ -114,13 +114,13 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
             break;
         v = strtoll(p, &end, 10);
         if (end == p || v < 0 || rank == BNF_MAX_RANK) {
-            free(hdr);
+            bnf_free(hdr);
             return bnf_fail(err, BNF_ERR_INVALID, "%s: bad .npy shape", path);
         }
         dims[rank++] = v;
         p = end;
     }
-    free(hdr);
+    bnf_free(hdr);
     if (!shape)
         return bnf_fail(err, BNF_ERR_INVALID, "%s: bad .npy shape", path);
     off += hlen;
@@ -164,16 +164,16 @@ bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err
         return rc;
     if (n >= 6 && memcmp(d, "\x93NUMPY", 6) == 0) {
         rc = load_npy(path, d, n, t, err);
-        free(d);
+        bnf_free(d);
         return rc;
     }
     p = onnx__tensor_proto__unpack(NULL, n, d);
-    free(d);
+    bnf_free(d);
     if (!p)
         return bnf_fail(err, BNF_ERR_INVALID, "%s: neither a .npy array nor an ONNX TensorProto",
                         path);
     if (bnf_tensor_is_external(p)) {
-        onnx__tensor_proto__free_unpacked(p, NULL);
+        onnx__tensor_proto__free_unpacked(p, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s: tensor files with external data are not read",
                         path);
     }
@@ -184,7 +184,7 @@ bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err
     }
     if (rc && err)
         snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), " (in %s)", path);
-    onnx__tensor_proto__free_unpacked(p, NULL);
+    onnx__tensor_proto__free_unpacked(p, &bnf_pbc_allocator);
     return rc;
 }
 
@@ -206,11 +206,11 @@ bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *na
     p.raw_data.data = t->data;
     p.raw_data.len = t->n * bnf_eval_size(t->dtype);
     n = onnx__tensor_proto__get_packed_size(&p);
-    buf = malloc(n ? n : 1);
+    buf = bnf_malloc(n ? n : 1);
     if (!buf)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     onnx__tensor_proto__pack(&p, buf);
     rc = bnf_write_atomic(path, buf, n, err);
-    free(buf);
+    bnf_free(buf);
     return rc;
 }

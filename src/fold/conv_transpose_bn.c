@@ -42,8 +42,8 @@ static bnf_status fold(bnf_fold_job *job)
 
     job->new_b.rank = 1;
     job->new_b.n = (size_t)m_out;
-    job->new_b.dims = malloc(sizeof *job->new_b.dims);
-    job->new_b.v = malloc((size_t)(m_out ? m_out : 1) * sizeof *job->new_b.v);
+    job->new_b.dims = bnf_malloc(sizeof *job->new_b.dims);
+    job->new_b.v = bnf_malloc((size_t)(m_out ? m_out : 1) * sizeof *job->new_b.v);
     if (!job->new_b.dims || !job->new_b.v)
         return BNF_ERR_NOMEM;
     job->new_b.dims[0] = m_out;

@@ -46,8 +46,8 @@ bnf_status bnf_fold_gemm_columns(bnf_fold_job *job)
 
     job->new_b.rank = rows ? 2 : 1;
     job->new_b.n = (size_t)((rows ? rows : 1) * n_dim);
-    job->new_b.dims = malloc(2 * sizeof *job->new_b.dims);
-    job->new_b.v = malloc((job->new_b.n ? job->new_b.n : 1) * sizeof *job->new_b.v);
+    job->new_b.dims = bnf_malloc(2 * sizeof *job->new_b.dims);
+    job->new_b.v = bnf_malloc((job->new_b.n ? job->new_b.n : 1) * sizeof *job->new_b.v);
     if (!job->new_b.dims || !job->new_b.v)
         return BNF_ERR_NOMEM;
     if (rows) {

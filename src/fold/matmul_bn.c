@@ -25,7 +25,7 @@ static bnf_status finish(Onnx__NodeProto *layer, bnf_err *err)
     char *gemm = bnf_strdup("Gemm");
     if (!gemm)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    free(layer->op_type);
+    bnf_free(layer->op_type);
     layer->op_type = gemm; /* alpha = beta = 1, no transposes: Gemm's defaults */
     return BNF_OK;
 }

@@ -596,13 +596,13 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
             hardmax_f64(y->data, x->data, outer, d, inner);
         return BNF_OK;
     }
-    if (inner > 1 && !(tmp = malloc(2 * inner * es)))
+    if (inner > 1 && !(tmp = bnf_malloc(2 * inner * es)))
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
     if (x->dtype == T_FLOAT)
         softmax_f32(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
     else
         softmax_f64(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
-    free(tmp);
+    bnf_free(tmp);
     return BNF_OK;
 }
 

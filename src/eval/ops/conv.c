@@ -593,11 +593,11 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
     if (!mul_ok(g->os * n * m, ks, &work))
         work = SIZE_MAX;
     nt = par_threads(ctx->threads, n * m, work);
-    off = malloc(ks * sizeof *off);
-    mem = malloc((nt * per + 1) * sizeof *mem);
+    off = bnf_malloc(ks * sizeof *off);
+    mem = bnf_malloc((nt * per + 1) * sizeof *mem);
     if (!off || !mem) {
-        free(off);
-        free(mem);
+        bnf_free(off);
+        bnf_free(mem);
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
     }
     for (int64_t kh = 0; kh < q.kh; kh++)
@@ -613,8 +613,8 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
     }
     job = (dw_job){x, w, b, y, &q, sc, m, mg};
     par_for(nt, n * m, dw_range, &job);
-    free(off);
-    free(mem);
+    bnf_free(off);
+    bnf_free(mem);
     return BNF_OK;
 }
 
@@ -731,7 +731,7 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
         if (rows == 0)
             return BNF_OK;
         if (!pointwise) {
-            col = malloc(colsz * sizeof *col);
+            col = bnf_malloc(colsz * sizeof *col);
             if (!col)
                 return bnf_fail(ctx->err, BNF_ERR_NOMEM,
                                 BNF_NODE_FMT ": out of memory for a %zu x %zu im2col buffer",
@@ -752,7 +752,7 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
                 }
             }
     }
-    free(col);
+    bnf_free(col);
     return BNF_OK;
 }
 
@@ -925,7 +925,7 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
         if (cg == 0 || g.is == 0)
             return BNF_OK;
         if (!direct) {
-            col = malloc(colsz * sizeof *col);
+            col = bnf_malloc(colsz * sizeof *col);
             if (!col)
                 return bnf_fail(ctx->err, BNF_ERR_NOMEM,
                                 BNF_NODE_FMT ": out of memory for a %zu x %zu column buffer",
@@ -944,7 +944,7 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
                 }
             }
     }
-    free(col);
+    bnf_free(col);
     return BNF_OK;
 }
 

@@ -440,8 +440,8 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
         return rc;
     if (y->n == 0)
         return BNF_OK;
-    ix = malloc(y->n * sizeof *ix);
-    ie = malloc(y->n * sizeof *ie);
+    ix = bnf_malloc(y->n * sizeof *ix);
+    ie = bnf_malloc(y->n * sizeof *ie);
     if (!ix || !ie) {
         rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
         goto out;
@@ -466,8 +466,8 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
         }
     }
 out:
-    free(ix);
-    free(ie);
+    bnf_free(ix);
+    bnf_free(ie);
     return rc;
 }
 
@@ -532,7 +532,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
          * between y and tmp (runs must not write their operands) so that the
          * last lands in y */
         void *tmp = NULL, *prev = ctx->in[0]->data;
-        if (ctx->n_in > 2 && !(tmp = malloc(y->n * es)))
+        if (ctx->n_in > 2 && !(tmp = bnf_malloc(y->n * es)))
             return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
                             BNF_NODE_ARG(ctx));
         for (size_t k = 1; k < ctx->n_in; k++) {
@@ -545,7 +545,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
             plan_run(&p, dst, es, in, ess, 2, fn);
             prev = dst;
         }
-        free(tmp);
+        bnf_free(tmp);
     }
     if (mean) {
         if (dt == T_FLOAT) {

@@ -153,8 +153,8 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
                         BNF_NODE_ARG(ctx), eps);
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
-    s = malloc((np ? np : 1) * sizeof *s);
-    t = malloc((np ? np : 1) * sizeof *t);
+    s = bnf_malloc((np ? np : 1) * sizeof *s);
+    t = bnf_malloc((np ? np : 1) * sizeof *t);
     if (!s || !t) {
         rc = nomem(ctx);
         goto out;
@@ -163,8 +163,8 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     if (training) {
         /* batch statistics per channel over N and the spatial axes */
         size_t cnt = n * inner;
-        bmean = calloc(c ? c : 1, sizeof *bmean);
-        bvar = calloc(c ? c : 1, sizeof *bvar);
+        bmean = bnf_calloc(c ? c : 1, sizeof *bmean);
+        bvar = bnf_calloc(c ? c : 1, sizeof *bvar);
         if (!bmean || !bvar) {
             rc = nomem(ctx);
             goto out;
@@ -221,10 +221,10 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
         }
     }
 out:
-    free(s);
-    free(t);
-    free(bmean);
-    free(bvar);
+    bnf_free(s);
+    bnf_free(t);
+    bnf_free(bmean);
+    bnf_free(bvar);
     return rc;
 }
 
@@ -307,7 +307,7 @@ static bnf_status ln_param(bnf_op_ctx *ctx, const char *name, const bnf_tensor *
     memset(&shaped, 0, sizeof shaped);
     shaped.rank = t->rank < r ? t->rank : r;
     memcpy(shaped.dims, t->dims + (t->rank - shaped.rank), shaped.rank * sizeof *shaped.dims);
-    *idx = malloc((inner ? inner : 1) * sizeof **idx);
+    *idx = bnf_malloc((inner ? inner : 1) * sizeof **idx);
     if (!*idx)
         return nomem(ctx);
     bnf_broadcast_index(&shaped, x->dims + axis, r, *idx);
@@ -367,7 +367,7 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         goto out;
     if (inner == 0 || outer == 0)
         goto out;
-    row_s = malloc(2 * inner * sizeof *row_s); /* scale and bias over the normalized shape */
+    row_s = bnf_malloc(2 * inner * sizeof *row_s); /* scale and bias over the normalized shape */
     if (!row_s) {
         rc = nomem(ctx);
         goto out;
@@ -398,9 +398,9 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
             bnf_set_f64(io, r, inv);
     }
 out:
-    free(sidx);
-    free(bidx);
-    free(row_s);
+    bnf_free(sidx);
+    bnf_free(bidx);
+    bnf_free(row_s);
     return rc;
 }
 

@@ -177,7 +177,7 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
         g->os *= (size_t)g->out[i];
         total += (size_t)g->out[i];
     }
-    t = malloc((total ? total : 1) * sizeof *t);
+    t = bnf_malloc((total ? total : 1) * sizeof *t);
     if (!t)
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
     *tabs = t;
@@ -371,11 +371,11 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
         q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
     padsz = (size_t)q.hp * (size_t)q.wp;
-    pad = malloc(padsz * sizeof *pad);
-    div = malloc((size_t)(q.oh + q.ow) * sizeof *div);
+    pad = bnf_malloc(padsz * sizeof *pad);
+    div = bnf_malloc((size_t)(q.oh + q.ow) * sizeof *div);
     if (!pad || !div) {
-        free(pad);
-        free(div);
+        bnf_free(pad);
+        bnf_free(div);
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
     }
     for (int64_t i = 0; i < q.oh; i++) {
@@ -404,8 +404,8 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
             q.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
                       : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.sw);
     }
-    free(pad);
-    free(div);
+    bnf_free(pad);
+    bnf_free(div);
     return BNF_OK;
 }
 
@@ -466,8 +466,8 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         goto out;
     }
     if (x->dtype == T_INT8 || x->dtype == T_UINT8) {
-        xf = malloc(x->n * sizeof *xf);
-        yf = malloc(y->n * sizeof *yf);
+        xf = bnf_malloc(x->n * sizeof *xf);
+        yf = bnf_malloc(y->n * sizeof *yf);
         if (!xf || !yf) {
             rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
             goto out;
@@ -511,9 +511,9 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         for (size_t i = 0; i < y->n; i++)
             bnf_set_f64(y, i, yf[i]);
 out:
-    free(tabs);
-    free(xf);
-    free(yf);
+    bnf_free(tabs);
+    bnf_free(xf);
+    bnf_free(yf);
     return rc;
 }
 

@@ -370,11 +370,11 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
         return BNF_OK;
     int_dom = is_int(x->dtype) && op != R_L2 && op != R_LOGSUM && op != R_LOGSUMEXP;
     if (int_dom)
-        iacc = malloc(n_out * sizeof *iacc);
+        iacc = bnf_malloc(n_out * sizeof *iacc);
     else
-        dacc = malloc(n_out * sizeof *dacc);
+        dacc = bnf_malloc(n_out * sizeof *dacc);
     if (op == R_LOGSUMEXP)
-        shift = malloc(n_out * sizeof *shift);
+        shift = bnf_malloc(n_out * sizeof *shift);
     if ((int_dom ? !iacc : !dacc) || (op == R_LOGSUMEXP && !shift)) {
         rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
         goto out;
@@ -420,9 +420,9 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
             store_i64(y, i, v != v ? 0 : v <= (double)lo ? lo : v >= (double)hi ? hi : (int64_t)v);
     }
 out:
-    free(dacc);
-    free(iacc);
-    free(shift);
+    bnf_free(dacc);
+    bnf_free(iacc);
+    bnf_free(shift);
     return rc;
 }
 

@@ -261,7 +261,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
     /* per-axis maps: output position -> input index or -1 */
     for (size_t i = 0; i < r; i++)
         total += (size_t)dims[i];
-    if (!(maps = malloc(total * sizeof *maps)))
+    if (!(maps = bnf_malloc(total * sizeof *maps)))
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
     total = 0;
     for (size_t i = 0; i < r; i++) {
@@ -313,7 +313,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             }
         }
     }
-    free(maps);
+    bnf_free(maps);
     return BNF_OK;
 }
 
@@ -393,9 +393,9 @@ static void rz_cubic(double t, double a, double *c)
 
 static void rz_axis_free(rz_axis *ax)
 {
-    free(ax->idx);
-    free(ax->w);
-    free(ax->outside);
+    bnf_free(ax->idx);
+    bnf_free(ax->w);
+    bnf_free(ax->outside);
 }
 
 /* Fills the plan of one axis.  Returns 0, or -1 when out of memory. */
@@ -408,9 +408,9 @@ static int rz_plan(rz_axis *ax, const rz_params *p, int64_t in, int64_t out, dou
     ax->out = out;
     ax->taps = taps;
     ax->identity = in == out;
-    ax->idx = malloc((n ? n : 1) * sizeof *ax->idx);
-    ax->w = malloc((n ? n : 1) * sizeof *ax->w);
-    ax->outside = calloc(out ? (size_t)out : 1, 1);
+    ax->idx = bnf_malloc((n ? n : 1) * sizeof *ax->idx);
+    ax->w = bnf_malloc((n ? n : 1) * sizeof *ax->w);
+    ax->outside = bnf_calloc(out ? (size_t)out : 1, 1);
     if (!ax->idx || !ax->w || !ax->outside)
         return -1;
     for (int64_t o = 0; o < out; o++) {
@@ -638,8 +638,8 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
         if (k + 1 == n_order) {
             dst = y->data;
         } else {
-            free(tmp[k % 2]);
-            if (!(tmp[k % 2] = malloc(n_next * es))) {
+            bnf_free(tmp[k % 2]);
+            if (!(tmp[k % 2] = bnf_malloc(n_next * es))) {
                 rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
                 goto out;
             }
@@ -656,8 +656,8 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
 out:
     for (size_t i = 0; i < r; i++)
         rz_axis_free(&ax[i]);
-    free(tmp[0]);
-    free(tmp[1]);
+    bnf_free(tmp[0]);
+    bnf_free(tmp[1]);
     return rc;
 }
 

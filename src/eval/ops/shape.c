@@ -541,7 +541,7 @@ static bnf_status op_split(bnf_op_ctx *ctx)
     if ((rc = norm_axis(ctx, axis, x->rank, 0, &axis)))
         return rc;
     dim = x->dims[axis];
-    if (!(sizes = malloc(n_out * sizeof *sizes)))
+    if (!(sizes = bnf_malloc(n_out * sizeof *sizes)))
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
     if (ctx->opset >= 13 || ctx->opset < 2)
         split_in = opt_in(ctx, 1);
@@ -621,7 +621,7 @@ static bnf_status op_split(bnf_op_ctx *ctx)
         off += chunk;
     }
 out:
-    free(sizes);
+    bnf_free(sizes);
     return rc;
 }
 
