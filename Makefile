@@ -3,6 +3,9 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
+VERSION := 0.1.0
+SOMAJOR := 0
+PREFIX  ?= /usr/local
 WARN    := -std=c11 -Wall -Wextra -Werror -D_XOPEN_SOURCE=700
 CPPFLAGS += -Isrc -Iproto
 LDLIBS  := -lprotobuf-c -lopenblas -lm -pthread
@@ -18,9 +21,10 @@ LIB_SRC := $(wildcard src/*.c src/fold/*.c src/eval/*.c src/eval/ops/*.c) proto/
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all deps test-deps gen-deps demo test unit cli-test conformance interop proto testdata clean
+.PHONY: all deps test-deps gen-deps demo test unit cli-test conformance example install \
+	uninstall install-test interop proto testdata clean
 
-all: $(B)/bnfold $(B)/libbnfold.a
+all: $(B)/bnfold $(B)/libbnfold.a $(B)/libbnfold.so.$(VERSION) $(B)/bnfold.pc
 
 # ---- set-up -------------------------------------------------------------------
 define ensure
@@ -44,18 +48,40 @@ gen-deps: deps
 	fi
 
 # ---- build --------------------------------------------------------------------
+# Library objects: position independent, and hidden unless bnfold.h marks
+# them BNF_API, so the libraries export bnf_ functions only.
+LIB_CFLAGS := -fPIC -fvisibility=hidden
+
 $(B)/obj/proto/%.o: proto/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -std=c11 -Wall -Werror -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -std=c11 -Wall -Werror -c $< -o $@
 
 $(B)/obj/%.o: %.c src/bnfold.h src/internal.h src/eval/eval.h proto/onnx-ml.pb-c.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 
-$(B)/libbnfold.a: $(LIB_OBJ)
+# Every object, internal symbols included: for the unit tests.
+$(B)/libbnfold_internal.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The installed static library: one object whose hidden symbols are made local,
+# so linking it brings in bnf_ functions only (no onnx__ protobuf-c symbols).
+$(B)/libbnfold.a: $(LIB_OBJ)
+	@rm -f $@ $(B)/bnfold_all.o
+	ld -r -o $(B)/bnfold_all.o $^
+	objcopy --localize-hidden $(B)/bnfold_all.o
+	ar rcs $@ $(B)/bnfold_all.o
+
+$(B)/libbnfold.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libbnfold.so.$(SOMAJOR) -Wl,--no-undefined $^ $(LDLIBS) -o $@
+	ln -sf libbnfold.so.$(VERSION) $(B)/libbnfold.so.$(SOMAJOR)
+	ln -sf libbnfold.so.$(SOMAJOR) $(B)/libbnfold.so
+
+$(B)/bnfold.pc: bnfold.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' $< > $@
+
+# The CLI uses the public API only: it links the installed form of the library.
 $(B)/bnfold: cli/main.c $(B)/libbnfold.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold.a $(LDLIBS) -o $@
 
@@ -66,12 +92,12 @@ demo: deps
 	$(B)/bnfold fold testdata/demo/mobilenet_v2_tiny.onnx -o $(B)/mobilenet_v2_tiny.folded.onnx
 
 test: test-deps
-	@$(MAKE) --no-print-directory all unit cli-test conformance
+	@$(MAKE) --no-print-directory all unit cli-test conformance example install-test
 
 # ---- tests --------------------------------------------------------------------
-$(B)/tests/%: tests/%.c tests/testutil.h $(B)/libbnfold.a
+$(B)/tests/%: tests/%.c tests/testutil.h $(B)/libbnfold_internal.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold.a -lcmocka $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold_internal.a -lcmocka $(LDLIBS) -o $@
 
 unit: $(TESTS)
 	@failed=0; for t in $(TESTS); do echo "== $$t"; $$t || failed=1; done; exit $$failed
@@ -81,6 +107,40 @@ NODE_TESTS := $(B)/onnx-node-tests/node
 $(B)/tests/conformance: tests/conformance.c $(B)/libbnfold.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold.a $(LDLIBS) -o $@
+
+# The library's example, built against the build tree.
+$(B)/examples/fold_model: examples/fold_model.c $(B)/libbnfold.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Isrc $< $(B)/libbnfold.a $(LDLIBS) -o $@
+
+example: $(B)/examples/fold_model
+	$(B)/examples/fold_model testdata/demo/mobilenet_v2_tiny.onnx $(B)/examples/folded.onnx
+
+# ---- install ------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(B)/bnfold $(DESTDIR)$(PREFIX)/bin/bnfold
+	install -m 644 $(B)/libbnfold.a $(DESTDIR)$(PREFIX)/lib/libbnfold.a
+	install -m 755 $(B)/libbnfold.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libbnfold.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbnfold.so.$(SOMAJOR)
+	ln -sf libbnfold.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libbnfold.so
+	install -m 644 src/bnfold.h $(DESTDIR)$(PREFIX)/include/bnfold.h
+	install -m 644 $(B)/bnfold.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc
+	if [ -f docs/bnfold.1 ]; then install -m 644 docs/bnfold.1 $(DESTDIR)$(PREFIX)/share/man/man1/bnfold.1; fi
+	if [ -f completion/bnfold.bash ]; then install -m 644 completion/bnfold.bash \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/bnfold; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/bnfold $(DESTDIR)$(PREFIX)/lib/libbnfold.a \
+	  $(DESTDIR)$(PREFIX)/lib/libbnfold.so $(DESTDIR)$(PREFIX)/lib/libbnfold.so.$(SOMAJOR) \
+	  $(DESTDIR)$(PREFIX)/lib/libbnfold.so.$(VERSION) $(DESTDIR)$(PREFIX)/include/bnfold.h \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc $(DESTDIR)$(PREFIX)/share/man/man1/bnfold.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/bnfold
+
+install-test: all
+	bash tests/install_test.sh
 
 # The ONNX backend node tests, generated by Debian's python3-onnx (DESIGN.md §7).
 $(NODE_TESTS):
@@ -109,7 +169,8 @@ testdata: gen-deps
 	$(PYTHON) testdata/gen_demo.py
 
 clean:
-	rm -rf $(B)/obj $(B)/tests $(B)/bnfold $(B)/libbnfold.a
+	rm -rf $(B)/obj $(B)/tests $(B)/examples $(B)/bnfold $(B)/libbnfold* $(B)/bnfold_all.o \
+	  $(B)/bnfold.pc
 
 # ar keeps one member per file name: two sources with one basename would lose one.
 DUP_SRC := $(shell echo $(notdir $(LIB_SRC)) | tr ' ' '\n' | sort | uniq -d)

@@ -40,6 +40,13 @@ extern "C" {
 #endif
 
 #define BNF_VERSION "0.1.0"
+
+/* What the shared library exports: these functions, nothing else. */
+#if defined(__GNUC__)
+#define BNF_API __attribute__((visibility("default")))
+#else
+#define BNF_API
+#endif
 #define BNF_JSON_SCHEMA_VERSION 1
 
 typedef enum {
@@ -58,46 +65,51 @@ typedef struct {
 } bnf_err;
 
 /* A static description of a status ("invalid model", ...). */
-const char *bnf_strerror(bnf_status code);
+BNF_API const char *bnf_strerror(bnf_status code);
 
 typedef struct bnf_model bnf_model;
 
 /* Reads and parses the model at `path`.  External data is looked up relative to
  * the model's folder and read only when needed. */
-bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err);
+BNF_API bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err);
 
 typedef struct {
     uint64_t max_memory; /* bytes parsing may take; 0: 256 MiB + 4 x the file size */
 } bnf_load_options;
 
 /* bnf_model_load with options (NULL: defaults). */
-bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_model **out,
+BNF_API bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_model **out,
                           bnf_err *err);
 
 /* Parses a model from memory (copied).  `base_dir` is the folder external data
  * is relative to (NULL: external data is refused). */
-bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base_dir,
+BNF_API bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base_dir,
                                  bnf_model **out, bnf_err *err);
 
-void bnf_model_free(bnf_model *model);
+BNF_API void bnf_model_free(bnf_model *model);
 
 /* Writes the model to `path` atomically (a temporary file in the same folder,
  * fsync, rename); "-" writes to stdout.  A model nothing changed in is written
  * byte for byte as it was read.  On failure no file is left at `path`. */
-bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
+BNF_API bnf_status bnf_model_save(bnf_model *model, const char *path, bnf_err *err);
 
 /* Lets bnf_model_save replace the file the model was read from (still
  * atomically: a temporary file, then rename). */
-void bnf_model_allow_in_place(bnf_model *model);
+BNF_API void bnf_model_allow_in_place(bnf_model *model);
 
 /* Whether `path` can take the model: its folder exists, it is not a folder,
  * it is not the file the model was read from.  bnf_model_save checks this
  * too; callers check first to fail before long work. */
-bnf_status bnf_model_check_output(const bnf_model *model, const char *path, bnf_err *err);
+BNF_API bnf_status bnf_model_check_output(const bnf_model *model, const char *path, bnf_err *err);
+
+/* Writes bytes to path atomically (a temporary file beside it, fsync, rename);
+ * "-" is stdout.  On failure nothing is left at path. */
+BNF_API bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n,
+                                    bnf_err *err);
 
 /* Serialises the model into a fresh buffer the caller frees with bnf_buffer_free. */
-bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
-void bnf_buffer_free(void *data);
+BNF_API bnf_status bnf_model_serialize(bnf_model *model, uint8_t **data, size_t *size, bnf_err *err);
+BNF_API void bnf_buffer_free(void *data);
 
 /* ---- tensors and the evaluator --------------------------------------------- */
 
@@ -114,13 +126,13 @@ typedef struct bnf_tensor {
     void *data;
 } bnf_tensor;
 
-void bnf_tensor_clear(bnf_tensor *t);
+BNF_API void bnf_tensor_clear(bnf_tensor *t);
 
 /* Reads a tensor file: an ONNX TensorProto (.pb) or a numpy array (.npy), by
  * content.  *name gets the TensorProto's name (malloc'd, NULL if none). */
-bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err);
+BNF_API bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err);
 /* Writes t as a TensorProto file named `name`, atomically. */
-bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err);
+BNF_API bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err);
 
 /* Compares `got` with `want` elementwise: NaN at the same place in both is equal;
  * an element passes when |got - want| <= atol + rtol * |want|. */
@@ -133,11 +145,11 @@ typedef struct {
     size_t worst;       /* flat index of the element furthest outside tolerance */
     size_t n_bad;
 } bnf_compare_result;
-void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, double rtol, double atol,
+BNF_API void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, double rtol, double atol,
                         bnf_compare_result *r);
 
 /* Smallest, largest (NaN ignored) and mean (of the finite values) element. */
-void bnf_tensor_stats(const bnf_tensor *t, double *min, double *max, double *mean);
+BNF_API void bnf_tensor_stats(const bnf_tensor *t, double *min, double *max, double *mean);
 
 typedef struct bnf_session bnf_session;
 
@@ -147,14 +159,14 @@ typedef struct {
 
 /* Prepares `model` (borrowed: it must outlive the session) for evaluation.
  * Fails with BNF_ERR_UNSUPPORTED naming every operator the evaluator lacks. */
-bnf_status bnf_session_new(const bnf_model *model, const bnf_session_options *opts,
+BNF_API bnf_status bnf_session_new(const bnf_model *model, const bnf_session_options *opts,
                            bnf_session **out, bnf_err *err);
-void bnf_session_free(bnf_session *s);
+BNF_API void bnf_session_free(bnf_session *s);
 /* The graph's real inputs (initializers excluded) and outputs. */
-size_t bnf_session_n_inputs(const bnf_session *s);
-const char *bnf_session_input_name(const bnf_session *s, size_t i);
-size_t bnf_session_n_outputs(const bnf_session *s);
-const char *bnf_session_output_name(const bnf_session *s, size_t i);
+BNF_API size_t bnf_session_n_inputs(const bnf_session *s);
+BNF_API const char *bnf_session_input_name(const bnf_session *s, size_t i);
+BNF_API size_t bnf_session_n_outputs(const bnf_session *s);
+BNF_API const char *bnf_session_output_name(const bnf_session *s, size_t i);
 
 /* A named dimension value, for symbolic dimensions ("N" = 1). */
 typedef struct {
@@ -164,12 +176,12 @@ typedef struct {
 
 /* Input i's type and shape from the model, symbolic dimensions taken from
  * dims (unknown ones: 1). */
-bnf_status bnf_session_input_shape(const bnf_session *s, size_t i, const bnf_dim *dims,
+BNF_API bnf_status bnf_session_input_shape(const bnf_session *s, size_t i, const bnf_dim *dims,
                                    size_t n_dims, int32_t *dtype, int64_t *shape, size_t *rank,
                                    bnf_err *err);
 /* Fills t with seeded pseudo-random values: floats from a standard normal
  * distribution, integers uniform in [0, 10), booleans fair coin flips. */
-bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape, size_t rank,
+BNF_API bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape, size_t rank,
                              uint64_t seed, bnf_err *err);
 /* A tensor given by the caller for input `name`: a name that no input has is
  * an error, unless name_is_hint (the name came from a tensor file), when the
@@ -182,20 +194,20 @@ typedef struct {
 
 /* Fills inputs[0 .. bnf_session_n_inputs) with copies of the given tensors and,
  * for inputs not given, bnf_tensor_random(seed + i) of the model's shape. */
-bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *given, size_t n_given,
+BNF_API bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *given, size_t n_given,
                               const bnf_dim *dims, size_t n_dims, uint64_t seed,
                               bnf_tensor *inputs, bnf_err *err);
 
 /* Runs the model: inputs[i] for input i (borrowed); outputs[k] receive the
  * graph outputs (the caller clears each). */
-bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
+BNF_API bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
                            bnf_tensor *outputs, bnf_err *err);
 
 /* Called with every value a node computes, as soon as it is computed (the
  * tensor is borrowed for the call); a status other than BNF_OK stops the run. */
 typedef bnf_status (*bnf_observer)(void *ctx, const char *name, const bnf_tensor *value,
                                    bnf_err *err);
-bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
+BNF_API bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
                                     bnf_tensor *outputs, bnf_observer observe, void *ctx,
                                     bnf_err *err);
 
@@ -215,7 +227,7 @@ typedef struct {
 } bnf_verify_options;
 
 /* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-4). */
-void bnf_verify_defaults(bnf_verify_options *o);
+BNF_API void bnf_verify_defaults(bnf_verify_options *o);
 
 typedef struct {
     int ran;                  /* 0: could not run (reason says why) */
@@ -233,7 +245,7 @@ typedef struct {
 /* Runs `a` and `b` on the same inputs and compares every output (b against a).
  * Returns BNF_OK whether or not they agree (see r->equivalent); an error status
  * when a model cannot be evaluated. */
-bnf_status bnf_verify_models(const bnf_model *a, const bnf_model *b, const bnf_verify_options *o,
+BNF_API bnf_status bnf_verify_models(const bnf_model *a, const bnf_model *b, const bnf_verify_options *o,
                              bnf_verify_result *r, bnf_err *err);
 
 /* ---- reports --------------------------------------------------------------- */
@@ -338,34 +350,34 @@ typedef struct {
 } bnf_fold_options;
 
 /* Default fold options: verification on, bnf_verify_defaults. */
-void bnf_fold_defaults(bnf_fold_options *o);
+BNF_API void bnf_fold_defaults(bnf_fold_options *o);
 
 /* Folds every foldable BN of the model's main graph, to a fixed point.  On
  * success *report describes every BN of the input.  On error the model may be
  * partly folded but stays a valid model. */
-bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts,
+BNF_API bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts,
                     bnf_report **report, bnf_err *err);
 
 /* What bnf_fold would do, without changing `model`. */
-bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err);
+BNF_API bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err);
 /* The same with fold options (verification is never run). */
-bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,
+BNF_API bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,
                             bnf_report **report, bnf_err *err);
 
 /* The CI gate on an inspect report: marks the findings and BNs that trip it
  * for `fail_on` ("error" when NULL; see docs/contract.md) and turns the report
  * into a "check" report; report->check_trips counts them.  BNF_ERR_USAGE for
  * an unknown word in fail_on. */
-bnf_status bnf_check(bnf_report *report, const char *fail_on, bnf_err *err);
+BNF_API bnf_status bnf_check(bnf_report *report, const char *fail_on, bnf_err *err);
 /* GitHub Actions annotations (::error / ::warning / ::notice) for a report. */
-void bnf_report_write_github(const bnf_report *report, FILE *f);
+BNF_API void bnf_report_write_github(const bnf_report *report, FILE *f);
 
-bnf_status bnf_report_set_output(bnf_report *report, const char *path, bnf_err *err);
-void bnf_report_write_text(const bnf_report *report, FILE *f);
-void bnf_report_write_json(const bnf_report *report, FILE *f);
+BNF_API bnf_status bnf_report_set_output(bnf_report *report, const char *path, bnf_err *err);
+BNF_API void bnf_report_write_text(const bnf_report *report, FILE *f);
+BNF_API void bnf_report_write_json(const bnf_report *report, FILE *f);
 /* Findings of the given severity ("error", "warning", "info"). */
-size_t bnf_report_count(const bnf_report *report, const char *severity);
-void bnf_report_free(bnf_report *report);
+BNF_API size_t bnf_report_count(const bnf_report *report, const char *severity);
+BNF_API void bnf_report_free(bnf_report *report);
 
 /* Pictures of a report on `model`, the model it was made from (bnf_inspect's
  * input as loaded, not a folded copy).  A Graphviz digraph of the model: one
@@ -375,9 +387,9 @@ void bnf_report_free(bnf_report *report);
  * network): summary, per-BN table, findings, and per-channel charts of each
  * BN's scale |gamma/sqrt(var+eps)| and running variance (model may be NULL:
  * no charts).  BNF_ERR_IO when writing to f fails. */
-bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_model *model, FILE *f,
+BNF_API bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_model *model, FILE *f,
                                 bnf_err *err);
-bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model, FILE *f,
+BNF_API bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model, FILE *f,
                                  bnf_err *err);
 
 #ifdef __cplusplus

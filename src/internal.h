@@ -303,9 +303,6 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
                             bnf_err *err);
 bnf_status bnf_report_set(char **field, const char *value, bnf_err *err);
 
-/* Writes bytes to path atomically (temporary file beside it, fsync, rename);
- * "-" is stdout.  On failure nothing is left at path. */
-bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bnf_err *err);
 
 /* Parses a model from bytes it takes ownership of (also on failure), after
  * the wire pre-check, within max_memory bytes (0: bnf_default_max_memory). */
