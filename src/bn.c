@@ -136,9 +136,10 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
         double var = p[3].v[c];
         bn->s[c] = p[0].v[c] / sqrt(var + bn->eps);
         bn->t[c] = p[1].v[c] - p[2].v[c] * bn->s[c];
-        if (!(var >= bn->min_var))
-            bn->min_var = var; /* keeps a NaN once seen */
-        if (!(fabs(bn->s[c]) <= bn->max_abs_scale))
+        /* a NaN, once seen, stays: the statistic is then "not a number" */
+        if (!isnan(bn->min_var) && (isnan(var) || var < bn->min_var))
+            bn->min_var = var;
+        if (!isnan(bn->max_abs_scale) && (isnan(bn->s[c]) || fabs(bn->s[c]) > bn->max_abs_scale))
             bn->max_abs_scale = fabs(bn->s[c]);
         if (!isfinite(bn->s[c]) || !isfinite(bn->t[c])) {
             if (!*code) {

@@ -369,6 +369,8 @@ BNF_API bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_optio
  * into a "check" report; report->check_trips counts them.  BNF_ERR_USAGE for
  * an unknown word in fail_on. */
 BNF_API bnf_status bnf_check(bnf_report *report, const char *fail_on, bnf_err *err);
+/* Whether a --fail-on list is well formed (BNF_ERR_USAGE naming the bad item). */
+BNF_API bnf_status bnf_check_parse(const char *fail_on, bnf_err *err);
 /* GitHub Actions annotations (::error / ::warning / ::notice) for a report. */
 BNF_API void bnf_report_write_github(const bnf_report *report, FILE *f);
 

@@ -26,35 +26,58 @@ static int known_code(const char *c, size_t n)
     return 0;
 }
 
-bnf_status bnf_check(bnf_report *r, const char *fail_on, bnf_err *err)
+/* Parses a --fail-on list: the lowest severity named (0 none) and whether
+ * "unfolded" is in it; every item must be known, none empty. */
+static bnf_status parse(const char *p, int *threshold, int *unfolded, bnf_err *err)
 {
-    int threshold = 0, unfolded = 0;
-    const char *p = fail_on && *fail_on ? fail_on : "error";
-
-    bnf_free(r->check_fail_on);
-    if (!(r->check_fail_on = bnf_strdup(p)))
-        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    r->command = "check";
-    r->check_ran = 1;
-    r->check_trips = 0;
-    /* validate the list first: a typo must not pass a gate silently */
-    for (const char *q = p; *q;) {
+    *threshold = 0;
+    *unfolded = 0;
+    if (!*p)
+        return bnf_fail(err, BNF_ERR_USAGE, "--fail-on: an empty list");
+    for (const char *q = p;;) {
         size_t n = strcspn(q, ",");
-        if (n == 8 && !strncmp(q, "unfolded", 8))
-            unfolded = 1;
-        else if ((n == 5 && !strncmp(q, "error", 5)) || (n == 7 && !strncmp(q, "warning", 7)) ||
-                 (n == 4 && !strncmp(q, "info", 4))) {
+        if (n == 0)
+            return bnf_fail(err, BNF_ERR_USAGE, "--fail-on: an empty item in '%s'", p);
+        if (n == 8 && !strncmp(q, "unfolded", 8)) {
+            *unfolded = 1;
+        } else if ((n == 5 && !strncmp(q, "error", 5)) || (n == 7 && !strncmp(q, "warning", 7)) ||
+                   (n == 4 && !strncmp(q, "info", 4))) {
             int rank = n == 5 ? 3 : n == 7 ? 2 : 1;
-            if (!threshold || rank < threshold)
-                threshold = rank;
+            if (!*threshold || rank < *threshold)
+                *threshold = rank;
         } else if (!known_code(q, n)) {
             return bnf_fail(err, BNF_ERR_USAGE,
                             "--fail-on: '%.*s' is not a finding code, error, warning, info or "
                             "unfolded", (int)n, q);
         }
         q += n;
-        q += *q == ',';
+        if (!*q)
+            break;
+        q++; /* past the comma: an item must follow */
     }
+    return BNF_OK;
+}
+
+bnf_status bnf_check_parse(const char *fail_on, bnf_err *err)
+{
+    int threshold, unfolded;
+    return parse(fail_on ? fail_on : "error", &threshold, &unfolded, err);
+}
+
+bnf_status bnf_check(bnf_report *r, const char *fail_on, bnf_err *err)
+{
+    int threshold = 0, unfolded = 0;
+    const char *p = fail_on ? fail_on : "error";
+    bnf_status rc;
+
+    if ((rc = parse(p, &threshold, &unfolded, err)))
+        return rc;
+    bnf_free(r->check_fail_on);
+    if (!(r->check_fail_on = bnf_strdup(p)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    r->command = "check";
+    r->check_ran = 1;
+    r->check_trips = 0;
     for (size_t i = 0; i < r->n_findings; i++) {
         bnf_finding *f = &r->findings[i];
         int listed = 0;

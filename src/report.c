@@ -462,7 +462,9 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
         fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
 }
 
-static void gh_escape(FILE *f, const char *s)
+/* GitHub workflow commands: data escapes %, CR and LF; property values
+ * (file=, title=) also ':' and ','. */
+static void gh_escape_to(FILE *f, const char *s, int property)
 {
     for (; *s; s++) {
         if (*s == '%')
@@ -471,9 +473,23 @@ static void gh_escape(FILE *f, const char *s)
             fputs("%0D", f);
         else if (*s == '\n')
             fputs("%0A", f);
+        else if (property && *s == ':')
+            fputs("%3A", f);
+        else if (property && *s == ',')
+            fputs("%2C", f);
         else
             fputc(*s, f);
     }
+}
+
+static void gh_escape(FILE *f, const char *s)
+{
+    gh_escape_to(f, s, 0);
+}
+
+static void gh_property(FILE *f, const char *s)
+{
+    gh_escape_to(f, s, 1);
 }
 
 void bnf_report_write_github(const bnf_report *r, FILE *f)
@@ -484,7 +500,7 @@ void bnf_report_write_github(const bnf_report *r, FILE *f)
                             : !strcmp(x->severity, "warning")           ? "warning"
                                                                          : "notice";
         fprintf(f, "::%s file=", level);
-        gh_escape(f, S(r->input_path));
+        gh_property(f, S(r->input_path));
         fprintf(f, ",title=%s::BatchNormalization '", x->code);
         gh_escape(f, r->bns[x->bn].name);
         fputs("': ", f);
@@ -497,7 +513,7 @@ void bnf_report_write_github(const bnf_report *r, FILE *f)
         if (!r->bns[i].trips)
             continue;
         fputs("::error file=", f);
-        gh_escape(f, S(r->input_path));
+        gh_property(f, S(r->input_path));
         fputs(",title=BN_UNFOLDED::BatchNormalization '", f);
         gh_escape(f, r->bns[i].name);
         fputs("' can be folded into ", f);
