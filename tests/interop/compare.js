@@ -4,10 +4,13 @@
 // Usage: node tests/interop/compare.js ORIG FOLDED [SEED]
 //
 // Both models get the same seeded float32 normal input(s); shapes come from the
-// original session's input metadata (symbolic or unknown dims -> 1).  For every
-// output of the original model: max|diff| and max|orig|.  An output passes iff
-// max|diff| <= REL_TOL * max|orig| (REL_TOL = 1e-4), with equal shapes and
-// finite values.  Prints one line per output, then one JSON line.
+// original session's input metadata (symbolic or unknown dims -> 1).  Integer
+// inputs are zeros.  A model with bool inputs (an If's condition) is run twice,
+// every bool input all-false then all-true, and every output is compared in
+// both runs.  For every output of the original model: max|diff| and max|orig|.
+// An output passes iff max|diff| <= REL_TOL * max|orig| (REL_TOL = 1e-4), with
+// equal shapes and finite values.  Prints one line per output (and run), then
+// one JSON line.
 // Exit: 0 pass, 1 fail (including load/run errors), 2 usage.
 //
 // onnxruntime-node is looked up with require() (so NODE_PATH works), then in
@@ -57,7 +60,19 @@ function concreteShape(shape) {
   return shape.map((d) => (typeof d === 'number' && Number.isInteger(d) && d > 0 ? d : 1));
 }
 
-function makeFeeds(ort, session, seed) {
+// The values bool inputs take, one run each: [null] when the model has none
+// (one run), else [false, true].
+function boolVariants(session) {
+  const meta = session.inputMetadata;
+  const hasBool = session.inputNames.some((name, i) => {
+    const md = meta ? (Array.isArray(meta) ? meta[i] : meta[name]) : null;
+    return md && md.type === 'bool';
+  });
+  return hasBool ? [false, true] : [null];
+}
+
+// boolValue: what every bool input holds (false when omitted)
+function makeFeeds(ort, session, seed, boolValue) {
   const feeds = {};
   const desc = [];
   const meta = session.inputMetadata;
@@ -73,7 +88,7 @@ function makeFeeds(ort, session, seed) {
       case 'float64': data = new Float64Array(n); for (let k = 0; k < n; k++) data[k] = rnd(); break;
       case 'int64': data = new BigInt64Array(n); break;       // zeros: indices/sizes-like
       case 'int32': data = new Int32Array(n); break;
-      case 'bool': data = new Uint8Array(n); break;
+      case 'bool': data = new Uint8Array(n).fill(boolValue ? 1 : 0); break;
       default: throw new Error(`input ${name}: unsupported input type ${md.type}`);
     }
     feeds[name] = new ort.Tensor(md.type, data, shape);
@@ -98,70 +113,80 @@ async function main() {
   if (!Number.isFinite(seed)) { console.error('compare.js: SEED must be an integer'); return 2; }
 
   const result = { orig: origPath, folded: foldPath, seed, rel_tol: REL_TOL, pass: false,
-    inputs: [], outputs: [], worst_rel: null, error: null };
+    inputs: [], runs: [], outputs: [], worst_rel: null, refused: null, error: null };
   try {
     const ort = loadOrt();
-    const so = await ort.InferenceSession.create(origPath);
-    const sf = await ort.InferenceSession.create(foldPath);
+    // which model onnxruntime refuses to load, if any ("orig" / "folded")
+    let so;
+    let sf;
+    try { so = await ort.InferenceSession.create(origPath); } catch (e) { result.refused = 'orig'; throw e; }
+    try { sf = await ort.InferenceSession.create(foldPath); } catch (e) { result.refused = 'folded'; throw e; }
 
-    const { feeds, desc } = makeFeeds(ort, so, seed);
-    result.inputs = desc;
     // the folded model must have the same interface
     const fIn = [...sf.inputNames].sort().join(',');
     const oIn = [...so.inputNames].sort().join(',');
     if (fIn !== oIn) throw new Error(`input names differ: orig [${oIn}] folded [${fIn}]`);
 
-    const ro = await so.run(feeds);
-    const rf = await sf.run(feeds);
-
+    const variants = boolVariants(so);
     let pass = true;
     let worst = 0;
-    for (const name of so.outputNames) {
-      const a = ro[name];
-      const b = rf[name];
-      const rec = { name, shape: a ? Array.from(a.dims) : null, max_abs_orig: null,
-        max_abs_diff: null, rel: null, pass: false, problem: null };
-      if (!b) {
-        rec.problem = 'missing in folded model';
-      } else if (a.dims.length !== b.dims.length || a.dims.some((d, k) => d !== b.dims[k])) {
-        rec.problem = `shape differs: folded [${Array.from(b.dims)}]`;
-      } else if (a.type !== b.type) {
-        rec.problem = `type differs: ${a.type} vs ${b.type}`;
-      } else {
-        const x = a.data;
-        const y = b.data;
-        let maxOrig = 0;
-        let maxDiff = 0;
-        let origNonFinite = 0;
-        let foldNonFinite = 0;
-        for (let k = 0; k < x.length; k++) {
-          const xo = Number(x[k]);
-          const yf = Number(y[k]);
-          if (!Number.isFinite(xo)) { origNonFinite++; continue; }
-          if (!Number.isFinite(yf)) { foldNonFinite++; continue; }
-          const ax = Math.abs(xo);
-          if (ax > maxOrig) maxOrig = ax;
-          const d = Math.abs(xo - yf);
-          if (d > maxDiff) maxDiff = d;
+    for (const bv of variants) {
+      const { feeds, desc } = makeFeeds(ort, so, seed, bv);
+      if (result.inputs.length === 0) result.inputs = desc;
+      if (bv !== null) result.runs.push({ bool: bv });
+      const tag = bv === null ? '' : `[bool inputs ${bv}] `;
+
+      const ro = await so.run(feeds);
+      const rf = await sf.run(feeds);
+
+      for (const name of so.outputNames) {
+        const a = ro[name];
+        const b = rf[name];
+        const rec = { name, shape: a ? Array.from(a.dims) : null, max_abs_orig: null,
+          max_abs_diff: null, rel: null, pass: false, problem: null };
+        if (bv !== null) rec.bool = bv;
+        if (!b) {
+          rec.problem = 'missing in folded model';
+        } else if (a.dims.length !== b.dims.length || a.dims.some((d, k) => d !== b.dims[k])) {
+          rec.problem = `shape differs: folded [${Array.from(b.dims)}]`;
+        } else if (a.type !== b.type) {
+          rec.problem = `type differs: ${a.type} vs ${b.type}`;
+        } else {
+          const x = a.data;
+          const y = b.data;
+          let maxOrig = 0;
+          let maxDiff = 0;
+          let origNonFinite = 0;
+          let foldNonFinite = 0;
+          for (let k = 0; k < x.length; k++) {
+            const xo = Number(x[k]);
+            const yf = Number(y[k]);
+            if (!Number.isFinite(xo)) { origNonFinite++; continue; }
+            if (!Number.isFinite(yf)) { foldNonFinite++; continue; }
+            const ax = Math.abs(xo);
+            if (ax > maxOrig) maxOrig = ax;
+            const d = Math.abs(xo - yf);
+            if (d > maxDiff) maxDiff = d;
+          }
+          if (foldNonFinite) maxDiff = Infinity;
+          rec.max_abs_orig = maxOrig;
+          rec.max_abs_diff = Number.isFinite(maxDiff) ? maxDiff : null;
+          rec.diffShown = maxDiff;
+          rec.rel = maxOrig > 0 ? maxDiff / maxOrig : (maxDiff === 0 ? 0 : Infinity);
+          if (origNonFinite) rec.problem = `${origNonFinite} non-finite values in original output`;
+          else if (foldNonFinite) rec.problem = `${foldNonFinite} non-finite values in folded output`;
+          else rec.pass = maxDiff <= REL_TOL * maxOrig;
         }
-        if (foldNonFinite) maxDiff = Infinity;
-        rec.max_abs_orig = maxOrig;
-        rec.max_abs_diff = Number.isFinite(maxDiff) ? maxDiff : null;
-        rec.diffShown = maxDiff;
-        rec.rel = maxOrig > 0 ? maxDiff / maxOrig : (maxDiff === 0 ? 0 : Infinity);
-        if (origNonFinite) rec.problem = `${origNonFinite} non-finite values in original output`;
-        else if (foldNonFinite) rec.problem = `${foldNonFinite} non-finite values in folded output`;
-        else rec.pass = maxDiff <= REL_TOL * maxOrig;
+        if (rec.rel !== null && Number.isFinite(rec.rel)) worst = Math.max(worst, rec.rel);
+        else if (rec.rel !== null || rec.problem) worst = Infinity;
+        if (!rec.pass) pass = false;
+        console.log(`${tag}output ${name} [${rec.shape ? rec.shape.join('x') : '?'}] ` +
+          `max|orig|=${fmt(rec.max_abs_orig)} max|diff|=${fmt(rec.diffShown)} ` +
+          `rel=${fmt(rec.rel)} ${rec.pass ? 'PASS' : 'FAIL'}${rec.problem ? ' (' + rec.problem + ')' : ''}`);
+        if (rec.rel === Infinity) rec.rel = null;   // JSON has no Infinity
+        delete rec.diffShown;
+        result.outputs.push(rec);
       }
-      if (rec.rel !== null && Number.isFinite(rec.rel)) worst = Math.max(worst, rec.rel);
-      else if (rec.rel !== null || rec.problem) worst = Infinity;
-      if (!rec.pass) pass = false;
-      console.log(`output ${name} [${rec.shape ? rec.shape.join('x') : '?'}] ` +
-        `max|orig|=${fmt(rec.max_abs_orig)} max|diff|=${fmt(rec.diffShown)} ` +
-        `rel=${fmt(rec.rel)} ${rec.pass ? 'PASS' : 'FAIL'}${rec.problem ? ' (' + rec.problem + ')' : ''}`);
-      if (rec.rel === Infinity) rec.rel = null;   // JSON has no Infinity
-      delete rec.diffShown;
-      result.outputs.push(rec);
     }
     if (so.outputNames.length === 0) { pass = false; result.error = 'model has no outputs'; }
     result.worst_rel = Number.isFinite(worst) ? worst : null;
@@ -178,7 +203,8 @@ async function main() {
 }
 
 // run_compare.js reuses the input generation, so both checks see the same inputs
-module.exports = { REL_TOL, loadOrt, mulberry32, normalFiller, concreteShape, makeFeeds, fmt };
+module.exports = { REL_TOL, loadOrt, mulberry32, normalFiller, concreteShape, boolVariants, makeFeeds,
+  fmt };
 
 if (require.main === module) {
   main().then((code) => { process.exitCode = code; },

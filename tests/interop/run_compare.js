@@ -6,7 +6,9 @@
 // The inputs are the seeded ones of compare.js (same seed -> same tensors):
 // one per graph input, shapes from onnxruntime's input metadata with symbolic
 // or unknown dims -> 1 (symbolic ones are also passed to bnfold as --dim
-// NAME=1).  onnxruntime runs the model on them; each input is written as
+// NAME=1).  A model with bool inputs is run twice, as in compare.js (bool
+// inputs all-false, then all-true), in WORKDIR/bool_false and WORKDIR/bool_true
+// instead of WORKDIR.  onnxruntime runs the model on them; each input is written as
 // WORKDIR/input_<i>.npy (npy v1.0, little-endian, C order, written here) and
 //   BNFOLD run MODEL --input NAME=WORKDIR/input_<i>.npy ... \
 //                    --output-dir WORKDIR/out --threads THREADS
@@ -22,7 +24,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { REL_TOL, loadOrt, makeFeeds, fmt } = require('./compare.js');
+const { REL_TOL, loadOrt, boolVariants, makeFeeds, fmt } = require('./compare.js');
 
 // --- .npy writer (format version 1.0) ---------------------------------------
 const NPY_DESCR = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', bool: '|b1',
@@ -167,109 +169,123 @@ async function main() {
   }
 
   const result = { model, bnfold, seed, threads, rel_tol: REL_TOL, pass: false, inputs: [],
-    outputs: [], worst_rel: null, run_ms: null, ort_ms: null, unsupported: null, error: null };
+    runs: [], outputs: [], worst_rel: null, run_ms: null, ort_ms: null, unsupported: null,
+    error: null };
   try {
     const ort = loadOrt();
     const sess = await ort.InferenceSession.create(model);
-    const { feeds, desc } = makeFeeds(ort, sess, seed);
-    result.inputs = desc;
-    let t0 = process.hrtime.bigint();
-    const ref = await sess.run(feeds);
-    result.ort_ms = Number(process.hrtime.bigint() - t0) / 1e6;
-
-    fs.mkdirSync(workdir, { recursive: true });
-    const outDir = path.join(workdir, 'out');
-    fs.rmSync(outDir, { recursive: true, force: true });
-    fs.mkdirSync(outDir);
-    const cmd = ['run', model];
-    const symbolic = new Set();
-    desc.forEach((d, i) => {
-      const file = path.join(workdir, `input_${i}.npy`);
-      const t = feeds[d.name];
-      fs.writeFileSync(file, npyBytes(t.type, d.shape, t.data));
-      cmd.push('--input', `${d.name}=${file}`);
-      (d.declared_shape || []).forEach((s) => { if (typeof s === 'string' && s) symbolic.add(s); });
-    });
-    for (const s of symbolic) cmd.push('--dim', `${s}=1`);
-    cmd.push('--output-dir', outDir, '--threads', String(threads));
-    result.command = [bnfold, ...cmd].join(' ');
-
-    t0 = process.hrtime.bigint();
-    const p = spawnSync(bnfold, cmd, { encoding: 'utf8', maxBuffer: 16 << 20 });
-    result.run_ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (p.error) throw new Error(`cannot start ${bnfold}: ${p.error.message}`);
-    const stderr = (p.stderr || '').trim();
-    if (p.status !== 0) {
-      const m = /the evaluator does not implement[^\n]*/.exec(stderr);
-      if (m) result.unsupported = m[0];
-      const msg = stderr.split('\n').filter((l) => l).slice(-3).join(' | ').slice(0, 300);
-      throw new Error(`bnfold run exited ${p.status === null ? 'by signal ' + p.signal : p.status}: ${msg}`);
-    }
-
+    const variants = boolVariants(sess);
     const names = sess.outputNames;
-    const extra = fs.readdirSync(outDir).filter((f) => {
-      const m = /^output_(\d+)\.pb$/.exec(f);
-      return !m || Number(m[1]) >= names.length;
-    });
-    let pass = extra.length === 0;
+    let pass = true;
     let worst = 0;
-    if (extra.length) result.extra_files = extra;
-    names.forEach((name, k) => {
-      const a = ref[name];
-      const rec = { name, index: k, shape: Array.from(a.dims), max_abs_ort: null, max_abs_diff: null,
-        rel: null, pass: false, problem: null };
-      let shown = null;
-      try {
-        const file = path.join(outDir, `output_${k}.pb`);
-        if (!fs.existsSync(file)) throw new Error(`${file} not written`);
-        const b = parseTensorProto(fs.readFileSync(file));
-        if (b.name !== null && b.name !== name) throw new Error(`output_${k}.pb is named '${b.name}'`);
-        if (b.dims.length !== a.dims.length || b.dims.some((d, i) => d !== Number(a.dims[i]))) {
-          throw new Error(`shape differs: bnfold [${b.dims.join('x')}]`);
-        }
-        if (b.type !== a.type) throw new Error(`type differs: ort ${a.type}, bnfold ${b.type}`);
-        const x = a.data;
-        const y = b.values;
-        let maxRef = 0;
-        let maxDiff = 0;
-        let refBad = 0;
-        let runBad = 0;
-        for (let i = 0; i < y.length; i++) {
-          const xo = Number(x[i]);
-          const yr = y[i];
-          if (!Number.isFinite(xo)) { refBad++; continue; }
-          if (!Number.isFinite(yr)) { runBad++; continue; }
-          const ax = Math.abs(xo);
-          if (ax > maxRef) maxRef = ax;
-          const d = Math.abs(xo - yr);
-          if (d > maxDiff) maxDiff = d;
-        }
-        if (runBad) maxDiff = Infinity;
-        shown = maxDiff;
-        rec.max_abs_ort = maxRef;
-        rec.max_abs_diff = Number.isFinite(maxDiff) ? maxDiff : null;
-        rec.rel = maxRef > 0 ? maxDiff / maxRef : (maxDiff === 0 ? 0 : Infinity);
-        if (refBad) rec.problem = `${refBad} non-finite values in onnxruntime output`;
-        else if (runBad) rec.problem = `${runBad} non-finite values in bnfold output`;
-        else rec.pass = maxDiff <= REL_TOL * maxRef;
-      } catch (e) {
-        rec.problem = String(e.message || e);
+    result.run_ms = 0;
+    result.ort_ms = 0;
+    for (const bv of variants) {
+      const dir = bv === null ? workdir : path.join(workdir, `bool_${bv}`);
+      const tag = bv === null ? '' : `[bool inputs ${bv}] `;
+      const { feeds, desc } = makeFeeds(ort, sess, seed, bv);
+      if (result.inputs.length === 0) result.inputs = desc;
+      let t0 = process.hrtime.bigint();
+      const ref = await sess.run(feeds);
+      result.ort_ms += Number(process.hrtime.bigint() - t0) / 1e6;
+
+      fs.mkdirSync(dir, { recursive: true });
+      const outDir = path.join(dir, 'out');
+      fs.rmSync(outDir, { recursive: true, force: true });
+      fs.mkdirSync(outDir);
+      const cmd = ['run', model];
+      const symbolic = new Set();
+      desc.forEach((d, i) => {
+        const file = path.join(dir, `input_${i}.npy`);
+        const t = feeds[d.name];
+        fs.writeFileSync(file, npyBytes(t.type, d.shape, t.data));
+        cmd.push('--input', `${d.name}=${file}`);
+        (d.declared_shape || []).forEach((s) => { if (typeof s === 'string' && s) symbolic.add(s); });
+      });
+      for (const s of symbolic) cmd.push('--dim', `${s}=1`);
+      cmd.push('--output-dir', outDir, '--threads', String(threads));
+      const command = [bnfold, ...cmd].join(' ');
+      if (bv === null) result.command = command;
+      else result.runs.push({ bool: bv, command });
+
+      t0 = process.hrtime.bigint();
+      const p = spawnSync(bnfold, cmd, { encoding: 'utf8', maxBuffer: 16 << 20 });
+      result.run_ms += Number(process.hrtime.bigint() - t0) / 1e6;
+      if (p.error) throw new Error(`cannot start ${bnfold}: ${p.error.message}`);
+      const stderr = (p.stderr || '').trim();
+      if (p.status !== 0) {
+        const m = /the evaluator does not implement[^\n]*/.exec(stderr);
+        if (m) result.unsupported = m[0];
+        const msg = stderr.split('\n').filter((l) => l).slice(-3).join(' | ').slice(0, 300);
+        throw new Error(`${tag}bnfold run exited ${p.status === null ? 'by signal ' + p.signal : p.status}: ${msg}`);
       }
-      if (rec.rel !== null && Number.isFinite(rec.rel)) worst = Math.max(worst, rec.rel);
-      else worst = Infinity;
-      if (!rec.pass) pass = false;
-      console.log(`output ${name} [${rec.shape.join('x')}] max|ort|=${fmt(rec.max_abs_ort)} ` +
-        `max|diff|=${fmt(shown)} rel=${fmt(rec.rel)} ${rec.pass ? 'PASS' : 'FAIL'}` +
-        `${rec.problem ? ' (' + rec.problem + ')' : ''}`);
-      if (rec.rel === Infinity) rec.rel = null;   // JSON has no Infinity
-      result.outputs.push(rec);
-    });
-    if (extra.length) console.log(`FAIL: unexpected files in ${outDir}: ${extra.join(' ')}`);
+
+      const extra = fs.readdirSync(outDir).filter((f) => {
+        const m = /^output_(\d+)\.pb$/.exec(f);
+        return !m || Number(m[1]) >= names.length;
+      });
+      if (extra.length) {
+        pass = false;
+        result.extra_files = (result.extra_files || []).concat(extra);
+      }
+      names.forEach((name, k) => {
+        const a = ref[name];
+        const rec = { name, index: k, shape: Array.from(a.dims), max_abs_ort: null, max_abs_diff: null,
+          rel: null, pass: false, problem: null };
+        if (bv !== null) rec.bool = bv;
+        let shown = null;
+        try {
+          const file = path.join(outDir, `output_${k}.pb`);
+          if (!fs.existsSync(file)) throw new Error(`${file} not written`);
+          const b = parseTensorProto(fs.readFileSync(file));
+          if (b.name !== null && b.name !== name) throw new Error(`output_${k}.pb is named '${b.name}'`);
+          if (b.dims.length !== a.dims.length || b.dims.some((d, i) => d !== Number(a.dims[i]))) {
+            throw new Error(`shape differs: bnfold [${b.dims.join('x')}]`);
+          }
+          if (b.type !== a.type) throw new Error(`type differs: ort ${a.type}, bnfold ${b.type}`);
+          const x = a.data;
+          const y = b.values;
+          let maxRef = 0;
+          let maxDiff = 0;
+          let refBad = 0;
+          let runBad = 0;
+          for (let i = 0; i < y.length; i++) {
+            const xo = Number(x[i]);
+            const yr = y[i];
+            if (!Number.isFinite(xo)) { refBad++; continue; }
+            if (!Number.isFinite(yr)) { runBad++; continue; }
+            const ax = Math.abs(xo);
+            if (ax > maxRef) maxRef = ax;
+            const d = Math.abs(xo - yr);
+            if (d > maxDiff) maxDiff = d;
+          }
+          if (runBad) maxDiff = Infinity;
+          shown = maxDiff;
+          rec.max_abs_ort = maxRef;
+          rec.max_abs_diff = Number.isFinite(maxDiff) ? maxDiff : null;
+          rec.rel = maxRef > 0 ? maxDiff / maxRef : (maxDiff === 0 ? 0 : Infinity);
+          if (refBad) rec.problem = `${refBad} non-finite values in onnxruntime output`;
+          else if (runBad) rec.problem = `${runBad} non-finite values in bnfold output`;
+          else rec.pass = maxDiff <= REL_TOL * maxRef;
+        } catch (e) {
+          rec.problem = String(e.message || e);
+        }
+        if (rec.rel !== null && Number.isFinite(rec.rel)) worst = Math.max(worst, rec.rel);
+        else worst = Infinity;
+        if (!rec.pass) pass = false;
+        console.log(`${tag}output ${name} [${rec.shape.join('x')}] max|ort|=${fmt(rec.max_abs_ort)} ` +
+          `max|diff|=${fmt(shown)} rel=${fmt(rec.rel)} ${rec.pass ? 'PASS' : 'FAIL'}` +
+          `${rec.problem ? ' (' + rec.problem + ')' : ''}`);
+        if (rec.rel === Infinity) rec.rel = null;   // JSON has no Infinity
+        result.outputs.push(rec);
+      });
+      if (extra.length) console.log(`FAIL: unexpected files in ${outDir}: ${extra.join(' ')}`);
+    }
     if (names.length === 0) { pass = false; result.error = 'model has no outputs'; }
     result.worst_rel = Number.isFinite(worst) ? worst : null;
     result.pass = pass;
-    console.log(`bnfold run ${result.run_ms.toFixed(0)} ms (process, --threads ${threads}), ` +
-      `onnxruntime ${result.ort_ms.toFixed(0)} ms`);
+    console.log(`bnfold run ${result.run_ms.toFixed(0)} ms (process${variants.length > 1 ? 'es' : ''}, ` +
+      `--threads ${threads}), onnxruntime ${result.ort_ms.toFixed(0)} ms`);
     await sess.release();
   } catch (e) {
     result.error = String(e && e.message ? e.message : e);
