@@ -155,6 +155,7 @@ conformance: $(B)/tests/conformance $(NODE_TESTS)
 
 cli-test: $(B)/bnfold
 	bash tests/cli_test.sh $(B)/bnfold
+	bash tests/check_test.sh $(B)/bnfold
 
 interop: gen-deps
 	@$(MAKE) --no-print-directory all

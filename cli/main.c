@@ -219,7 +219,7 @@ static const char verify_options_help[] =
     "                       values both models compute under the same name\n";
 
 static const char inspect_help[] =
-    "Usage: bnfold inspect MODEL [--json] [fold options]\n"
+    "Usage: bnfold inspect MODEL [--json] [--dot FILE|-] [--html FILE] [fold options]\n"
     "\n"
     "Describe the model and every BatchNormalization in it: the layer it follows,\n"
     "whether 'bnfold fold' would fold it and, if not, why; its channels, epsilon,\n"
@@ -230,6 +230,11 @@ static const char inspect_help[] =
     "Example: bnfold inspect resnet18.onnx\n"
     "\n"
     "  --json               print one JSON document on stdout (docs/contract.md)\n"
+    "  --dot FILE|-         write the graph for Graphviz: each BN coloured by its fate\n"
+    "                       (green folds, blue lowered, orange skipped, red border:\n"
+    "                       health error); render with 'dot -Tsvg FILE -o graph.svg'\n"
+    "  --html FILE          write a self-contained HTML page ('-' for stdout): summary,\n"
+    "                       BN table, findings, per-channel charts of scale and variance\n"
     "  -h, --help           show this help\n";
 
 static const char fold_help_head[] =
@@ -304,12 +309,13 @@ static const char main_help[] =
 
 static int cmd_inspect(int argc, char **argv)
 {
-    const char *model_path = NULL;
-    int json = 0, rc;
+    const char *model_path = NULL, *dot_path = NULL, *html_path = NULL;
+    int json = 0, rc, to_stdout;
     bnf_err err = {0};
     bnf_model *m = NULL;
     bnf_report *r = NULL;
     bnf_fold_options fo;
+    FILE *text;
 
     bnf_fold_defaults(&fo);
     for (int i = 0; i < argc; i++) {
@@ -319,6 +325,13 @@ static int cmd_inspect(int argc, char **argv)
             return EXIT_OK;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
+        } else if (!strcmp(argv[i], "--dot") || !strcmp(argv[i], "--html")) {
+            if (++i == argc || !*argv[i])
+                return usage_error("inspect", "%s needs a file name", argv[i - 1]);
+            if (!strcmp(argv[i - 1], "--dot"))
+                dot_path = argv[i];
+            else
+                html_path = argv[i];
         } else if (parse_fold_option(argv[i], &fo)) {
             continue;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -331,14 +344,80 @@ static int cmd_inspect(int argc, char **argv)
     }
     if (!model_path)
         return usage_error("inspect", "%smissing MODEL", "");
-    if (bnf_model_load(model_path, &m, &err) || bnf_inspect_with(m, &fo, &r, &err)) {
+    to_stdout = (dot_path && !strcmp(dot_path, "-")) + (html_path && !strcmp(html_path, "-"));
+    if (to_stdout + json > 1)
+        return usage_error("inspect", "%s--json, --dot - and --html - each want stdout: "
+                                      "give at most one", "");
+    text = to_stdout ? stderr : stdout; /* the picture has stdout */
+    if (bnf_model_load(model_path, &m, &err) ||
+        (dot_path && strcmp(dot_path, "-") && bnf_model_check_output(m, dot_path, &err)) ||
+        (html_path && strcmp(html_path, "-") && bnf_model_check_output(m, html_path, &err)) ||
+        bnf_inspect_with(m, &fo, &r, &err)) {
         rc = fail(&err);
         goto out;
     }
-    if (json)
+    /* pictures of the model as loaded: built in memory, then written atomically
+     * (a temporary file beside the target, fsync, rename), or to stdout */
+    for (int k = 0; k < 2; k++) {
+        const char *path = k ? html_path : dot_path, *base;
+        char *buf = NULL, *tmp = NULL;
+        size_t n = 0;
+        bnf_status st;
+        FILE *mem, *out = NULL;
+        int ok;
+        if (!path)
+            continue;
+        if (!(mem = open_memstream(&buf, &n))) {
+            fprintf(stderr, "bnfold: error: out of memory\n");
+            rc = EXIT_IO;
+            goto out;
+        }
+        st = k ? bnf_report_write_html(r, m, mem, &err) : bnf_report_write_dot(r, m, mem, &err);
+        if (fclose(mem) != 0 && !st) {
+            st = err.code = BNF_ERR_NOMEM;
+            snprintf(err.msg, sizeof err.msg, "out of memory");
+        }
+        if (st) {
+            free(buf);
+            rc = fail(&err);
+            goto out;
+        }
+        if (!strcmp(path, "-")) {
+            ok = fwrite(buf, 1, n, stdout) == n && fflush(stdout) == 0;
+        } else {
+            base = strrchr(path, '/');
+            base = base ? base + 1 : path;
+            ok = (tmp = malloc(strlen(path) + 48)) != NULL;
+            if (ok)
+                snprintf(tmp, strlen(path) + 48, "%.*s.%s.bnfold-%ld", (int)(base - path), path,
+                         base, (long)getpid());
+            out = ok ? fopen(tmp, "wx") : NULL;
+            ok = out && fwrite(buf, 1, n, out) == n && fflush(out) == 0 && fsync(fileno(out)) == 0;
+            ok = out && fclose(out) == 0 && ok;
+            ok = ok && rename(tmp, path) == 0;
+        }
+        if (!ok) {
+            fprintf(stderr, "bnfold: error: ");
+            perror(path); /* errno of the step that failed */
+            if (out)
+                remove(tmp);
+            free(tmp);
+            free(buf);
+            rc = EXIT_IO;
+            goto out;
+        }
+        free(tmp);
+        free(buf);
+    }
+    if (json) {
         bnf_report_write_json(r, stdout);
-    else
-        bnf_report_write_text(r, stdout);
+    } else {
+        bnf_report_write_text(r, text);
+        if (dot_path && strcmp(dot_path, "-"))
+            fprintf(text, "wrote %s\n", dot_path);
+        if (html_path && strcmp(html_path, "-"))
+            fprintf(text, "wrote %s\n", html_path);
+    }
     rc = EXIT_OK;
 out:
     bnf_report_free(r);
@@ -766,6 +845,8 @@ static int cmd_check(int argc, char **argv)
         return usage_error("check", "--format takes text or github, not '%s'", format);
     if (json && !strcmp(format, "github"))
         return usage_error("check", "%s--json and --format github both want stdout", "");
+    if (bnf_check_parse(fail_on, &err))
+        return usage_error("check", "%s", err.msg);
     if (bnf_model_load(model_path, &m, &err) || bnf_inspect_with(m, &fo, &r, &err) ||
         bnf_check(r, fail_on, &err)) {
         rc = fail(&err);

@@ -155,9 +155,9 @@ static bnf_status walk_functions(html_ctx *cx)
     for (size_t i = 0; i < p->n_functions && !rc; i++) {
         const Onnx__FunctionProto *fn = p->functions[i];
         Onnx__GraphProto g;
-        Onnx__ValueInfoProto *vi = calloc(fn->n_input + fn->n_output + 1, sizeof *vi);
-        Onnx__ValueInfoProto **in = calloc(fn->n_input + 1, sizeof *in);
-        Onnx__ValueInfoProto **out = calloc(fn->n_output + 1, sizeof *out);
+        Onnx__ValueInfoProto *vi = bnf_calloc(fn->n_input + fn->n_output + 1, sizeof *vi);
+        Onnx__ValueInfoProto **in = bnf_calloc(fn->n_input + 1, sizeof *in);
+        Onnx__ValueInfoProto **out = bnf_calloc(fn->n_output + 1, sizeof *out);
         char path[300];
         if (!vi || !in || !out) {
             rc = bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
@@ -183,9 +183,9 @@ static bnf_status walk_functions(html_ctx *cx)
             snprintf(path, sizeof path, "function '%s'", S(fn->name));
             rc = walk(cx, &g, NULL, path, 1);
         }
-        free(vi);
-        free(in);
-        free(out);
+        bnf_free(vi);
+        bnf_free(in);
+        bnf_free(out);
     }
     return rc;
 }
@@ -206,6 +206,22 @@ static void esc(FILE *f, const char *s)
                 fputc(' ', f);
             else
                 fputc(*p, f);
+        }
+    }
+}
+
+/* A long identifier: escaped, with break opportunities after '/', '.', '_'. */
+static void esc_name(FILE *f, const char *s)
+{
+    const char *p = S(s);
+    size_t run = 0;
+    for (; *p; p++) {
+        char one[2] = {*p, 0};
+        esc(f, one);
+        run++;
+        if ((*p == '/' || *p == '.' || *p == '_' || *p == '-' || run >= 24) && p[1]) {
+            fputs("<wbr>", f);
+            run = 0;
         }
     }
 }
@@ -252,17 +268,17 @@ static const char *const sev_name[4] = {"", "info", "warning", "error"};
 static void bn_display_name(FILE *f, const bnf_bn_info *b)
 {
     if (b->name && *b->name)
-        esc(f, b->name);
+        esc_name(f, b->name);
     else {
         fputs("(unnamed, output ", f);
-        esc(f, b->output);
+        esc_name(f, b->output);
         fputc(')', f);
     }
 }
 
 /* ---- charts ------------------------------------------------------------------------- */
 
-enum { CW = 560, CH = 180, PL = 56, PR = 14, PT = 30, PB = 30 };
+enum { CW = 540, CH = 190, PL = 52, PR = 12, PT = 40, PB = 30 };
 #define PW (CW - PL - PR)
 #define PH (CH - PT - PB)
 
@@ -305,26 +321,45 @@ static void chart_open(FILE *f, const char *title, const char *subtitle, const c
     fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
                "aria-label=\"", CW, CH, CW, CH);
     esc(f, label);
-    fputs("\" xmlns=\"http://www.w3.org/2000/svg\">\n", f);
+    fputs("\">\n", f);
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"plot\"/>\n", PL, PT, PW,
             PH);
-    fprintf(f, "<text x=\"%d\" y=\"16\" class=\"ct\">", PL);
+    fprintf(f, "<text x=\"%d\" y=\"14\" class=\"ct\">", PL);
     esc(f, title);
     fputs("</text>", f);
-    fprintf(f, "<text x=\"%d\" y=\"16\" class=\"cs\" text-anchor=\"end\">", CW - PR);
+    fprintf(f, "<text x=\"%d\" y=\"30\" class=\"cs\">", PL);
     esc(f, subtitle);
     fputs("</text>\n", f);
 }
 
-static void x_axis(FILE *f, size_t c)
+/* Labels under the plot: item numbers from `first`, and what they count. */
+static void x_axis(FILE *f, size_t c, size_t first, const char *what)
 {
-    fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">0</text>", xpos(0, c),
-            CH - PB + 14);
-    if (c > 1)
+    /* every item when few, else a power-of-two step (channel counts usually are) */
+    size_t step = 1;
+    while ((c + step - 1) / step > 12)
+        step *= 2;
+    for (size_t i = 0; i < c; i += step)
+        if (i == 0 || c - 1 - i >= step / 2 + 1 || c - 1 == i)
+            fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">%zu</text>",
+                    xpos(i, c), CH - PB + 14, i + first);
+    if (c > 1 && (c - 1) % step)
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">%zu</text>",
-                xpos(c - 1, c), CH - PB + 14, c - 1);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">channel</text>\n",
-            PL + PW / 2, CH - PB + 24);
+                xpos(c - 1, c), CH - PB + 14, c - 1 + first);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">%s</text>\n",
+            PL + PW / 2, CH - PB + 24, what);
+}
+
+/* The decades of a log axis from 1e(llo) to 1e(lhi): grid lines and labels. */
+static void log_grid(FILE *f, double llo, double lhi)
+{
+    double step = ceil((lhi - llo) / 6);
+    for (double e = llo; e <= lhi + 1e-9; e += step) {
+        double y = PT + PH - (double)PH * (e - llo) / (lhi - llo);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">1e%d</text>\n",
+                PL, PL + PW, y, y, PL - 5, y + 3.5, (int)e);
+    }
 }
 
 /* Invisible hover areas with each channel's values (small BNs only). */
@@ -355,7 +390,7 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
 {
     size_t c = bp->c, n_fin = 0;
     double max = 0, ymax, w = (double)PW / (double)c, bw, median = NAN;
-    double *sorted = malloc(c * sizeof *sorted);
+    double *sorted = bnf_malloc(c * sizeof *sorted);
     char sub[120], label[400];
     static const char *const cls[4] = {"bar", "bar dead", "bar warn", "bar err"};
 
@@ -373,7 +408,7 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
         qsort(sorted, n_fin, sizeof *sorted, cmp_double);
         median = sorted[n_fin / 2];
     }
-    free(sorted);
+    bnf_free(sorted);
     ymax = nice_ceil(max);
     snprintf(sub, sizeof sub, "max %.3g, median %.3g", max, median);
     snprintf(label, sizeof label, "per-channel scale of %s", bn_label);
@@ -420,7 +455,7 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
         else if (k == CH_ERR)
             fprintf(f, "<path class=\"errmark\" d=\"M%.2f %dl-4 -7h8z\"/>", xpos(i, c), PT + 8);
     }
-    x_axis(f, c);
+    x_axis(f, c, 0, "channel");
     hover(f, bp);
     fputs("</svg>\n", f);
 }
@@ -428,7 +463,8 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
 static void var_chart(FILE *f, const bn_params *bp, const char *bn_label)
 {
     size_t c = bp->c, n_pos = 0, n_bad = 0;
-    double lo = INFINITY, hi = -INFINITY, llo, lhi, step;
+    double lo = INFINITY, hi = -INFINITY, llo, lhi;
+    int show_eps;
     char sub[120], label[400];
 
     for (size_t i = 0; i < c; i++) {
@@ -449,29 +485,30 @@ static void var_chart(FILE *f, const bn_params *bp, const char *bn_label)
     else
         snprintf(sub, sizeof sub, "no positive finite value");
     snprintf(label, sizeof label, "running variance of %s", bn_label);
-    chart_open(f, "running variance (log scale)", sub, label);
-    if (!n_pos) {
+    if (!n_pos)
         lo = hi = 1;
+    /* epsilon in view when near the values (else the line would flatten) */
+    show_eps = bp->eps > 0 && isfinite(bp->eps) &&
+               (!n_pos || (log10(bp->eps) > log10(lo) - 4 && log10(bp->eps) < log10(hi) + 4));
+    if (bp->eps > 0 && isfinite(bp->eps) && !show_eps) {
+        size_t len = strlen(sub);
+        snprintf(sub + len, sizeof sub - len, "; \xce\xb5 %.3g far %s", bp->eps,
+                 bp->eps < lo ? "below" : "above");
     }
-    if (bp->eps > 0 && isfinite(bp->eps)) { /* keep epsilon in view */
+    if (show_eps) { /* keep epsilon in view */
         if (bp->eps < lo)
             lo = bp->eps;
         if (bp->eps > hi)
             hi = bp->eps;
     }
+    chart_open(f, "running variance (log scale)", sub, label);
     llo = floor(log10(lo));
     lhi = ceil(log10(hi));
     if (lhi <= llo)
         lhi = llo + 1;
-    step = ceil((lhi - llo) / 6);
 #define VY(v) (PT + PH - (double)PH * (log10(v) - llo) / (lhi - llo))
-    for (double e = llo; e <= lhi + 1e-9; e += step) {
-        double y = PT + PH - (double)PH * (e - llo) / (lhi - llo);
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">1e%d</text>\n",
-                PL, PL + PW, y, y, PL - 5, y + 3.5, (int)e);
-    }
-    if (bp->eps > 0 && isfinite(bp->eps)) {
+    log_grid(f, llo, lhi);
+    if (show_eps) {
         double y = VY(bp->eps);
         fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"ref eps\"/>"
                    "<text x=\"%d\" y=\"%.1f\" class=\"reflab\" text-anchor=\"end\">\xce\xb5 = %.3g"
@@ -507,8 +544,67 @@ static void var_chart(FILE *f, const bn_params *bp, const char *bn_label)
         }
     }
 #undef VY
-    x_axis(f, c);
-    hover(f, bp);
+    x_axis(f, c, 0, "channel");
+    fputs("</svg>\n", f);
+}
+
+/* One bar per BN (log scale), coloured by its fate, linking to its section:
+ * which 0: the largest scale max|s|, 1: the smallest variance. */
+static void overview_chart(FILE *f, const bnf_report *r, int which)
+{
+    size_t n = r->n_bns, n_pos = 0;
+    double lo = INFINITY, hi = -INFINITY, llo, lhi, ref = which ? TINY_VAR : LARGE_SCALE;
+    double w = (double)PW / (double)n, bw;
+    char sub[160];
+
+    for (size_t i = 0; i < n; i++) {
+        double v = which ? r->bns[i].min_var : r->bns[i].max_abs_scale;
+        if (isfinite(v) && v > 0) {
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            n_pos++;
+        }
+    }
+    if (!n_pos)
+        lo = hi = 1;
+    snprintf(sub, sizeof sub, "%s %.3g to %.3g over %zu BN%s; dashed: %s", n_pos ? "from" : "none:",
+             lo, hi, n, n == 1 ? "" : "s",
+             which ? "1e-6 (BN_TINY_VAR below)" : "1e4 (BN_LARGE_SCALE above)");
+    chart_open(f, which ? "smallest running variance of each BN" : "largest scale |s| of each BN",
+               sub, which ? "smallest running variance per BN" : "largest scale per BN");
+    llo = floor(log10(lo));
+    lhi = ceil(log10(hi));
+    if (lhi <= llo)
+        lhi = llo + 1;
+    log_grid(f, llo, lhi);
+    if (log10(ref) >= llo && log10(ref) <= lhi) {
+        double y = PT + PH - (double)PH * (log10(ref) - llo) / (lhi - llo);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"ref eps\"/>\n",
+                PL, PL + PW, y, y);
+    }
+    bw = w > 3 ? w * 0.78 : w > 1.2 ? w - 0.6 : w;
+    for (size_t i = 0; i < n; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        double v = which ? b->min_var : b->max_abs_scale;
+        fprintf(f, "<a href=\"#bn%zu\">", i);
+        if (isfinite(v) && v > 0) {
+            double y = PT + PH - (double)PH * (log10(v) - llo) / (lhi - llo);
+            if (y > PT + PH - 1)
+                y = PT + PH - 1;
+            fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" "
+                       "class=\"ov %s%s\">",
+                    xpos(i, n) - bw / 2, y, bw, PT + PH - y, fate_class(b),
+                    worst(r, i) == 3 ? " err" : "");
+        } else {
+            fprintf(f, "<path class=\"errmark\" d=\"M%.2f %dl-4 7h8z\">", xpos(i, n), PT + PH - 8);
+        }
+        fprintf(f, "<title>#%zu ", i + 1);
+        esc(f, *S(b->name) ? b->name : S(b->output));
+        fprintf(f, ": %s %.4g</title></%s></a>", which ? "min var" : "max|s|", v,
+                isfinite(v) && v > 0 ? "rect" : "path");
+    }
+    fputc('\n', f);
+    x_axis(f, n, 1, "BatchNormalization #");
     fputs("</svg>\n", f);
 }
 
@@ -530,7 +626,7 @@ static const char css[] =
     ".cards{display:flex;flex-wrap:wrap;gap:12px}\n"
     ".card{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 16px;"
     "min-width:120px}\n"
-    ".card b{display:block;font-size:24px;line-height:1.2}.card span{color:var(--mute);"
+    ".card b{display:block;font-size:24px;line-height:1.2;color:#868e96}.card.tot b{color:var(--fg)}.card span{color:var(--mute);"
     "font-size:12.5px}\n"
     ".card.fold b{color:var(--fold)}.card.lower b{color:var(--lower)}.card.skip b{color:var(--skip)}"
     ".card.err b{color:var(--err)}.card.warn b{color:var(--warn)}.card.info b{color:var(--info)}\n"
@@ -546,7 +642,7 @@ static const char css[] =
     "th{background:#f1f3f5;font-weight:600;font-size:12.5px;color:#495057;white-space:nowrap}\n"
     "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
     "tr:last-child td{border-bottom:0}\n"
-    "td.name{word-break:break-all;min-width:220px}\n"
+    "td.name{overflow-wrap:anywhere;min-width:200px}\n"
     "td.name a{color:inherit;text-decoration:none}td.name a:hover{text-decoration:underline}\n"
     ".where{display:block;color:var(--mute);font-size:12px}\n"
     "tr.sev3 td{background:var(--errbg)}tr.sev3 td:first-child{box-shadow:inset 4px 0 var(--err)}\n"
@@ -563,7 +659,7 @@ static const char css[] =
     "margin:0 0 14px}\n"
     "section.bn.sev3{border-color:#ffa8a8;box-shadow:inset 4px 0 var(--err)}\n"
     "section.bn.sev2{box-shadow:inset 4px 0 var(--warn)}\n"
-    "section.bn h3{font-size:14.5px;margin:0 0 4px;word-break:break-all}\n"
+    "section.bn h3{font-size:14.5px;margin:0 0 4px;overflow-wrap:anywhere}\n"
     "section.bn h3 .idx{color:var(--mute);font-weight:400;margin-right:6px}\n"
     ".meta{color:#495057;font-size:13px;margin:0 0 6px}\n"
     "ul.findings{margin:4px 0 8px;padding:0;list-style:none}ul.findings li{margin:3px 0}\n"
@@ -578,6 +674,8 @@ static const char css[] =
     "svg .reflab{font-size:10.5px;fill:#868e96}\n"
     "svg .line{fill:none;stroke:#7048e8;stroke-width:1.6;stroke-linejoin:round;stroke-linecap:round}\n"
     "svg .pt{fill:#7048e8}svg .pt.warn{fill:#fd7e14}\n"
+    "svg .ov.fold{fill:#51cf66}svg .ov.lower{fill:#339af0}svg .ov.skip{fill:#ff922b}"
+    "svg .ov.err{stroke:#c92a2a;stroke-width:1.5}svg a:hover .ov{opacity:.7}\n"
     "svg .hv rect{fill:transparent}svg .hv rect:hover{fill:rgba(0,0,0,.06)}\n"
     ".legend{color:var(--mute);font-size:12.5px;margin:0 0 12px}\n"
     ".sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 10px;"
@@ -591,19 +689,20 @@ static void summary(FILE *f, const bnf_report *r, int fold)
     size_t e = bnf_report_count(r, "error"), w = bnf_report_count(r, "warning"),
            i = bnf_report_count(r, "info");
     fputs("<div class=\"cards\">\n", f);
-    fprintf(f, "<div class=\"card\"><b>%zu</b><span>BatchNormalization</span></div>\n", r->n_bns);
-    fprintf(f, "<div class=\"card fold\"><b>%zu</b><span>%s</span></div>\n", r->n_folded,
-            fold ? "folded" : "foldable");
-    fprintf(f, "<div class=\"card lower\"><b>%zu</b><span>%s to Mul + Add</span></div>\n",
-            r->n_lowered, fold ? "lowered" : "to lower");
-    fprintf(f, "<div class=\"card skip\"><b>%zu</b><span>skipped</span></div>\n", skipped);
+    fprintf(f, "<div class=\"card tot\"><b>%zu</b><span>BatchNormalization</span></div>\n", r->n_bns);
+    fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>%s</span></div>\n",
+            r->n_folded ? " fold" : "", r->n_folded, fold ? "folded" : "foldable");
+    fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>%s to Mul + Add</span></div>\n",
+            r->n_lowered ? " lower" : "", r->n_lowered, fold ? "lowered" : "to lower");
+    fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>skipped</span></div>\n",
+            skipped ? " skip" : "", skipped);
     fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>health errors</span></div>\n",
             e ? " err" : "", e);
     fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>warnings</span></div>\n", w ? " warn" : "",
             w);
     fprintf(f, "<div class=\"card%s\"><b>%zu</b><span>info</span></div>\n", i ? " info" : "", i);
     if (fold)
-        fprintf(f, "<div class=\"card\"><b>%zu</b><span>BN left in the model</span></div>\n",
+        fprintf(f, "<div class=\"card tot\"><b>%zu</b><span>BN left in the model</span></div>\n",
                 r->n_bns_after);
     if (r->check_ran)
         fprintf(f, "<div class=\"card%s\"><b>%s</b><span>check --fail-on %s</span></div>\n",
@@ -692,7 +791,7 @@ static void layer_cell(FILE *f, const bnf_bn_info *b)
     fputs(b->before_layer ? "&rarr; " : "&larr; ", f);
     esc(f, b->layer_op);
     fputs(" <span class=\"mono\">", f);
-    esc(f, *b->layer ? b->layer : "(unnamed)");
+    esc_name(f, *b->layer ? b->layer : "(unnamed)");
     fputs("</span>", f);
 }
 
@@ -847,7 +946,7 @@ bnf_status bnf_report_write_html(const bnf_report *r, const bnf_model *m, FILE *
     cx.m = m && m->proto && m->proto->graph ? m : NULL;
     cx.err = err;
     if (cx.m) {
-        if (!(cx.p = calloc(r->n_bns + 1, sizeof *cx.p)))
+        if (!(cx.p = bnf_calloc(r->n_bns + 1, sizeof *cx.p)))
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         if ((rc = walk(&cx, cx.m->proto->graph, NULL, "", 0)) || (rc = walk_functions(&cx)))
             goto out;
@@ -862,6 +961,19 @@ bnf_status bnf_report_write_html(const bnf_report *r, const bnf_model *m, FILE *
     esc(f, r->input_path ? r->input_path : "(model from memory)");
     fputs("</p>\n", f);
     summary(f, r, fold);
+    if (r->n_bns) {
+        fputs("<h2 id=\"overview\">Overview</h2>\n<p class=\"legend\">One bar per "
+              "BatchNormalization, in model order (click one for its details): "
+              "<span class=\"sw\" style=\"background:#51cf66\"></span>folds "
+              "<span class=\"sw\" style=\"background:#339af0\"></span>lowered "
+              "<span class=\"sw\" style=\"background:#ff922b\"></span>skipped "
+              "<span class=\"sw\" style=\"background:#fff;border:1.5px solid #c92a2a\"></span>"
+              "health error; a red mark: no value (not finite or not readable).</p>\n"
+              "<div class=\"charts\">\n", f);
+        overview_chart(f, r, 0);
+        overview_chart(f, r, 1);
+        fputs("</div>\n", f);
+    }
     findings(f, r);
     bn_table(f, r, fold);
     if (r->n_bns) {
@@ -883,9 +995,9 @@ bnf_status bnf_report_write_html(const bnf_report *r, const bnf_model *m, FILE *
         rc = bnf_fail(err, BNF_ERR_IO, "writing the HTML report failed");
 out:
     for (size_t i = 0; cx.p && i < r->n_bns; i++) {
-        free(cx.p[i].gamma);
-        free(cx.p[i].var);
+        bnf_free(cx.p[i].gamma);
+        bnf_free(cx.p[i].var);
     }
-    free(cx.p);
+    bnf_free(cx.p);
     return rc;
 }
