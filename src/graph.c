@@ -164,25 +164,35 @@ double bnf_attr_float(const Onnx__NodeProto *n, const char *name, double dflt)
     return a && a->has_f ? a->f : dflt;
 }
 
-bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err)
+/* The node's attribute `name`, added (empty) when it has none; NULL when out of
+ * memory. */
+static Onnx__AttributeProto *attr_to_set(Onnx__NodeProto *n, const char *name)
 {
     Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
-    if (!a) {
-        grown = bnf_realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
-        if (!grown)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        n->attribute = grown;
-        a = bnf_malloc(sizeof *a);
-        if (!a)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        onnx__attribute_proto__init(a);
-        a->name = bnf_strdup(name);
-        if (!a->name) {
-            bnf_free(a);
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        }
-        n->attribute[n->n_attribute++] = a;
+    if (a)
+        return a;
+    grown = bnf_realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    n->attribute = grown;
+    a = bnf_malloc(sizeof *a);
+    if (!a)
+        return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = bnf_strdup(name);
+    if (!a->name) {
+        bnf_free(a);
+        return NULL;
     }
+    n->attribute[n->n_attribute++] = a;
+    return a;
+}
+
+bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err)
+{
+    Onnx__AttributeProto *a = attr_to_set(n, name);
+    if (!a)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     a->has_type = 1;
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
     a->has_f = 1;
@@ -192,23 +202,9 @@ bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v
 
 bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v, bnf_err *err)
 {
-    Onnx__AttributeProto *a = (Onnx__AttributeProto *)bnf_node_attr(n, name), **grown;
-    if (!a) {
-        grown = bnf_realloc(n->attribute, (n->n_attribute + 1) * sizeof *grown);
-        if (!grown)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        n->attribute = grown;
-        a = bnf_malloc(sizeof *a);
-        if (!a)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        onnx__attribute_proto__init(a);
-        a->name = bnf_strdup(name);
-        if (!a->name) {
-            bnf_free(a);
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        }
-        n->attribute[n->n_attribute++] = a;
-    }
+    Onnx__AttributeProto *a = attr_to_set(n, name);
+    if (!a)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     a->has_type = 1;
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
     a->has_i = 1;

@@ -270,6 +270,10 @@ extern const bnf_fold_pattern bnf_fold_matmul_bn;
 extern const bnf_fold_pattern bnf_fold_bn_conv;
 extern const bnf_fold_pattern bnf_fold_bn_gemm;
 
+/* new_b = b * s + t over m_out output channels (b = 0 when absent): the bias
+ * of every fold that scales output channels. */
+bnf_status bnf_fold_channel_bias(bnf_fold_job *job, int64_t m_out);
+
 /* Gemm's output-column fold, shared with MatMul (which becomes a Gemm). */
 bnf_status bnf_fold_gemm_columns(bnf_fold_job *job);
 bnf_status bnf_fold_gemm_finish(Onnx__NodeProto *layer, bnf_err *err);

@@ -27,6 +27,12 @@ static bnf_status fold(bnf_fold_job *job)
         for (size_t k = 0; k < inner; k++)
             job->new_w[m * inner + k] = w->v[m * inner + k] * job->bn->s[m];
 
+    return bnf_fold_channel_bias(job, m_out);
+}
+
+bnf_status bnf_fold_channel_bias(bnf_fold_job *job, int64_t m_out)
+{
+    const bnf_array *b = job->b;
     job->new_b.rank = 1;
     job->new_b.n = (size_t)m_out;
     job->new_b.dims = bnf_malloc(sizeof *job->new_b.dims);

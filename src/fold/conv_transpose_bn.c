@@ -40,16 +40,7 @@ static bnf_status fold(bnf_fold_job *job)
         }
     }
 
-    job->new_b.rank = 1;
-    job->new_b.n = (size_t)m_out;
-    job->new_b.dims = bnf_malloc(sizeof *job->new_b.dims);
-    job->new_b.v = bnf_malloc((size_t)(m_out ? m_out : 1) * sizeof *job->new_b.v);
-    if (!job->new_b.dims || !job->new_b.v)
-        return BNF_ERR_NOMEM;
-    job->new_b.dims[0] = m_out;
-    for (size_t m = 0; m < (size_t)m_out; m++)
-        job->new_b.v[m] = (b ? b->v[m] : 0.0) * job->bn->s[m] + job->bn->t[m];
-    return BNF_OK;
+    return bnf_fold_channel_bias(job, m_out);
 }
 
 static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
