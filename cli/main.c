@@ -13,6 +13,42 @@
 
 enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_MODEL = 3, EXIT_IO = 4 };
 
+/* --quiet (any command): no report text, only errors and the exit code. */
+static int quiet;
+
+/* Colour only on a terminal, and never with NO_COLOR set (no-color.org). */
+static int use_color(FILE *f)
+{
+    const char *no = getenv("NO_COLOR");
+    return isatty(fileno(f)) && !(no && *no);
+}
+
+static int progress_shown;
+
+/* A progress line on stderr, rewritten in place (only when stderr is a terminal). */
+static void show_progress(void *ctx, const char *stage, size_t done, size_t total)
+{
+    (void)ctx;
+    fprintf(stderr, "\rbnfold: %s %zu/%zu ", stage, done, total);
+    fflush(stderr);
+    progress_shown = 1;
+}
+
+static void end_progress(void)
+{
+    if (progress_shown)
+        fputs("\r\033[K", stderr);
+    progress_shown = 0;
+}
+
+static void wire_progress(bnf_fold_options *fo)
+{
+    if (!quiet && isatty(STDERR_FILENO)) {
+        fo->progress = show_progress;
+        fo->check.progress = show_progress;
+    }
+}
+
 static int exit_code(bnf_status s)
 {
     switch (s) {
@@ -303,6 +339,10 @@ static const char main_help[] =
     "Options:\n"
     "  -h, --help      show this help ('bnfold COMMAND --help' for a command)\n"
     "  --version       print the version\n"
+    "  -q, --quiet     print nothing but errors (exit codes say the rest)\n"
+    "\n"
+    "Progress shows on stderr when it is a terminal; colour only on a terminal and\n"
+    "never with NO_COLOR set.\n"
     "\n"
     "Exit codes: 0 ok, 1 check failed (models differ, verification failed),\n"
     "2 usage error, 3 invalid or unsupported model, 4 I/O error.\n";
@@ -411,8 +451,8 @@ static int cmd_inspect(int argc, char **argv)
     }
     if (json) {
         bnf_report_write_json(r, stdout);
-    } else {
-        bnf_report_write_text(r, text);
+    } else if (!quiet) {
+        bnf_report_write_text_styled(r, text, use_color(text));
         if (dot_path && strcmp(dot_path, "-"))
             fprintf(text, "wrote %s\n", dot_path);
         if (html_path && strcmp(html_path, "-"))
@@ -507,17 +547,20 @@ static int cmd_fold(int argc, char **argv)
     }
     if (in_place)
         bnf_model_allow_in_place(m);
+    wire_progress(&fo);
     if (bnf_model_check_output(m, out_path, &err) ||
         bnf_fold(m, &fo, &r, &err) ||
         bnf_report_set_output(r, out_path, &err) || bnf_model_save(m, out_path, &err)) {
+        end_progress();
         rc = fail(&err);
         goto out;
     }
+    end_progress();
     if (json) {
         bnf_report_write_json(r, stdout);
-    } else {
+    } else if (!quiet) {
         FILE *f = strcmp(out_path, "-") ? stdout : stderr;
-        bnf_report_write_text(r, f);
+        bnf_report_write_text_styled(r, f, use_color(f));
         fprintf(f, "wrote %s\n", out_path);
     }
     rc = EXIT_OK;
@@ -615,6 +658,8 @@ static int cmd_verify(int argc, char **argv)
         fputs(",\n  \"message\": ", stdout);
         json_string(stdout, r.equivalent ? "" : r.reason);
         fputs("\n}\n", stdout);
+    } else if (quiet) {
+        ; /* the exit code says it */
     } else if (r.equivalent) {
         printf("equivalent: %zu input sets, %zu outputs and %zu shared intermediate values "
                "compared; worst |diff| %.3g, worst |diff|/max|value| %.3g (at '%s')\n", r.sets,
@@ -856,7 +901,7 @@ static int cmd_check(int argc, char **argv)
         bnf_report_write_json(r, stdout);
     } else if (!strcmp(format, "github")) {
         bnf_report_write_github(r, stdout);
-    } else {
+    } else if (!quiet) {
         for (size_t i = 0; i < r->n_findings; i++) {
             const bnf_finding *x = &r->findings[i];
             printf("%s %-8s %-16s BatchNormalization '%s': %s\n", x->trips ? "FAIL" : "    ",
@@ -891,6 +936,14 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+    int kept = 0;
+    for (int i = 0; i < argc; i++) { /* --quiet / -q anywhere */
+        if (i > 0 && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")))
+            quiet = 1;
+        else
+            argv[kept++] = argv[i];
+    }
+    argc = kept;
     if (argc < 2) {
         fputs(main_help, stderr);
         return EXIT_USAGE;

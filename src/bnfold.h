@@ -224,6 +224,8 @@ typedef struct {
     size_t n_given;
     int threads;              /* 0: all cores */
     int outputs_only;         /* 0: also compare values both graphs compute under one name */
+    void (*progress)(void *ctx, const char *stage, size_t done, size_t total); /* or NULL */
+    void *progress_ctx;
 } bnf_verify_options;
 
 /* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-4). */
@@ -347,6 +349,10 @@ typedef struct {
     int freeze_inputs;        /* initializers also listed as graph inputs (IR >= 4) are
                                  constants, and stop being inputs */
     int break_for_testing;    /* test hook: corrupt every fold (must then be caught) */
+    /* Called as work advances ("fold": folds done of BNs; "verify": input sets
+     * checked of all), for a progress display; NULL: none. */
+    void (*progress)(void *ctx, const char *stage, size_t done, size_t total);
+    void *progress_ctx;
 } bnf_fold_options;
 
 /* Default fold options: verification on, bnf_verify_defaults. */
@@ -376,6 +382,8 @@ BNF_API void bnf_report_write_github(const bnf_report *report, FILE *f);
 
 BNF_API bnf_status bnf_report_set_output(bnf_report *report, const char *path, bnf_err *err);
 BNF_API void bnf_report_write_text(const bnf_report *report, FILE *f);
+/* The same with ANSI colours when `color` (for a terminal; see NO_COLOR). */
+BNF_API void bnf_report_write_text_styled(const bnf_report *report, FILE *f, int color);
 BNF_API void bnf_report_write_json(const bnf_report *report, FILE *f);
 /* Findings of the given severity ("error", "warning", "info"). */
 BNF_API size_t bnf_report_count(const bnf_report *report, const char *severity);

@@ -449,6 +449,9 @@ static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node
                              const done *d, bnf_err *err)
 {
     bnf_report *r = cx->r;
+    if (cx->opts->progress)
+        cx->opts->progress(cx->opts->progress_ctx, "fold", r->n_actions + 1,
+                           r->n_bns > r->n_actions ? r->n_bns : r->n_actions + 1);
     bnf_fold_action *grown = bnf_realloc(r->actions, (r->n_actions + 1) * sizeof *grown), *a;
     if (!grown)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -795,6 +798,8 @@ static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_
         bnf_verify_options vo = opts->check;
         vo.rtol *= loosen;
         vo.atol *= loosen;
+        vo.progress = opts->progress;
+        vo.progress_ctx = opts->progress_ctx;
         rc = bnf_verify_models(orig, model, &vo, &r->e2e, &e2);
     }
     bnf_model_free(orig);

@@ -364,7 +364,20 @@ static void fmt_num(char *buf, size_t n, double v)
         snprintf(buf, n, "%.3g", v);
 }
 
+/* ANSI colours for the fate column and findings, only when asked for. */
+#define PAINT(color, code) ((color) ? (code) : "")
+#define GREEN "\033[32m"
+#define BLUE "\033[34m"
+#define YELLOW "\033[33m"
+#define RED "\033[31m"
+#define RESET "\033[0m"
+
 void bnf_report_write_text(const bnf_report *r, FILE *f)
+{
+    bnf_report_write_text_styled(r, f, 0);
+}
+
+void bnf_report_write_text_styled(const bnf_report *r, FILE *f, int color)
 {
     int fold = strcmp(r->command, "fold") == 0;
 
@@ -395,10 +408,11 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
         fmt_num(eps, sizeof eps, b->epsilon);
         fmt_num(mv, sizeof mv, b->min_var);
         fmt_num(ms, sizeof ms, b->max_abs_scale);
-        fprintf(f, "%-8s %8s %9s %9s %9s  %s",
+        fprintf(f, "%s%-8s%s %8s %9s %9s %9s  %s",
+                PAINT(color, b->folded ? GREEN : b->lowered ? BLUE : YELLOW),
                 b->folded ? (fold ? "folded" : "fold") : b->lowered ? (fold ? "lowered" : "lower")
                                                                     : "skip",
-                ch, eps, mv, ms, *b->name ? b->name : "(unnamed)");
+                PAINT(color, RESET), ch, eps, mv, ms, *b->name ? b->name : "(unnamed)");
         if (b->layer)
             fprintf(f, " %s %s %s", b->before_layer ? "->" : "<-", S(b->layer_op),
                     *b->layer ? b->layer : "(unnamed)");
@@ -414,7 +428,9 @@ void bnf_report_write_text(const bnf_report *r, FILE *f)
             const bnf_finding *x = &r->findings[k];
             if (x->bn != i || !strcmp(x->severity, "info")) /* info: counted below, in JSON */
                 continue;
-            fprintf(f, "%-8s `- %s %s: %s", "", x->severity, x->code, x->message);
+            fprintf(f, "%-8s `- %s%s%s %s: %s", "",
+                    PAINT(color, !strcmp(x->severity, "error") ? RED : YELLOW), x->severity,
+                    PAINT(color, RESET), x->code, x->message);
             if (x->n_channels) {
                 fprintf(f, " (%zu channel%s:", x->n_channels, x->n_channels > 1 ? "s" : "");
                 for (size_t c = 0; c < x->n_channels && c < 8; c++)

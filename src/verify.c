@@ -279,6 +279,8 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
         for (size_t i = 0; i < n_in; i++)
             bnf_tensor_clear(&in[i]);
         r->sets++;
+        if (o.progress)
+            o.progress(o.progress_ctx, "verify", r->sets, total_sets);
         if (!ok) {
             r->ran = 1;
             goto out;

@@ -983,6 +983,36 @@ t_max_memory() {
     expect_exit 0 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory 1G --no-verify
 }
 
+
+# ---------------------------------------------------------------------------
+# 13. output discipline: quiet, colour, progress
+# ---------------------------------------------------------------------------
+
+t_quiet() {
+    expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/o.onnx" --quiet || return
+    expect_stdout_empty
+    expect_stderr_empty
+    [ -f "$W/o.onnx" ] || fail "no output with --quiet"
+    expect_exit 1 -- "$BIN" -q check "$ROOT/testdata/health/neg_var.onnx" || return
+    expect_stdout_empty
+}
+
+# Not a terminal here: no colour, no progress; under a pseudo-terminal (script)
+# colour and progress appear, and NO_COLOR removes the colour.
+t_colour_and_progress() {
+    local esc
+    esc=$(printf '\033')
+    expect_exit 0 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" || return
+    grep -q "$esc" "$OUT" "$ERR" && fail "escape codes without a terminal"
+    command -v script >/dev/null || { echo "  (script not installed: terminal part skipped)"; return; }
+    script -qec "'$BIN' fold '$DEMO' -o '$W/t.onnx'" /dev/null > "$W/tty.txt" 2>&1 || fail "fold under a terminal failed"
+    grep -q "$esc\[32m" "$W/tty.txt" || fail "no colour on a terminal"
+    grep -q "bnfold: fold 52/52" "$W/tty.txt" || fail "no progress on a terminal"
+    NO_COLOR=1 script -qec "'$BIN' fold '$DEMO' -o '$W/n.onnx'" /dev/null > "$W/nocolor.txt" 2>&1
+    grep -q "$esc\[32m" "$W/nocolor.txt" && fail "colour despite NO_COLOR"
+    return 0
+}
+
 run_case version t_version
 run_case help t_help
 run_case inspect_help t_inspect_help
@@ -1064,6 +1094,9 @@ run_case run_demo t_run_demo
 run_case in_place t_in_place
 run_case device_output_refused t_device_output_refused
 run_case max_memory t_max_memory
+
+run_case quiet t_quiet
+run_case colour_and_progress t_colour_and_progress
 
 for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
     echo "FAILED: $name"
