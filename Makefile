@@ -153,7 +153,11 @@ $(NODE_TESTS):
 conformance: $(B)/tests/conformance $(NODE_TESTS)
 	$(B)/tests/conformance $(NODE_TESTS)
 
-cli-test: $(B)/bnfold
+$(B)/tests/fault_io.so: tests/fault_io.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O2 $< -ldl -o $@
+
+cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/cli_test.sh $(B)/bnfold
 	bash tests/check_test.sh $(B)/bnfold
 

@@ -4,6 +4,7 @@
  * kept so that a model no pass changed is written back byte for byte.  Saving
  * is atomic: a temporary file beside the destination, fsync, rename; on any
  * failure the temporary file is removed and the destination is untouched. */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "internal.h"
 
 #include <errno.h>
@@ -298,12 +299,42 @@ static bnf_status write_all(int fd, const uint8_t *p, size_t n, const char *what
     return BNF_OK;
 }
 
+/* An unnamed file in `dir` (O_TMPFILE): a process killed while writing it
+ * leaves nothing behind.  -1 where the filesystem cannot. */
+static int open_unnamed(const char *dir, mode_t mode)
+{
+#ifdef O_TMPFILE
+    return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+#else
+    (void)dir;
+    (void)mode;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
+/* Gives the unnamed file fd the name tmp (made unique). */
+static int name_unnamed(int fd, char *tmp, size_t len, const char *dir, const char *base)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    for (unsigned k = 0; k < 100; k++) {
+        snprintf(tmp, len, "%s/.%s.bnfold-%ld-%u", dir, base, (long)getpid(), k);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    return -1;
+}
+
 bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bnf_err *err)
 {
     char *dir = NULL, *tmp = NULL;
     const char *base;
     size_t len;
-    int fd = -1;
+    int fd = -1, named = 0;
+    mode_t mask;
     bnf_status rc;
 
     if (strcmp(path, "-") == 0)
@@ -314,24 +345,27 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
                         strerror(errno));
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    len = strlen(dir) + strlen(base) + 32;
+    len = strlen(dir) + strlen(base) + 48;
     tmp = bnf_malloc(len);
     if (!tmp) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    snprintf(tmp, len, "%s/.%s.bnfold-XXXXXX", dir, base);
-    fd = mkstemp(tmp);
+    mask = umask(0);
+    umask(mask);
+    /* Write to an unnamed file, name it only once it is complete, then rename it
+     * over the destination; where unnamed files are not available, a named
+     * temporary file that any failure removes. */
+    fd = open_unnamed(dir, 0666 & ~mask);
     if (fd < 0) {
-        rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot create a temporary file in %s: %s", path, dir,
-                      strerror(errno));
-        bnf_free(tmp);
-        tmp = NULL;
-        goto out;
-    }
-    {
-        mode_t mask = umask(0);
-        umask(mask);
+        snprintf(tmp, len, "%s/.%s.bnfold-XXXXXX", dir, base);
+        fd = mkstemp(tmp);
+        if (fd < 0) {
+            rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot create a temporary file in %s: %s", path,
+                          dir, strerror(errno));
+            goto out;
+        }
+        named = 1;
         if (fchmod(fd, 0666 & ~mask) != 0) {
             rc = bnf_fail(err, BNF_ERR_IO, "%s: chmod: %s", tmp, strerror(errno));
             goto out;
@@ -343,6 +377,14 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
         rc = bnf_fail(err, BNF_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
         goto out;
     }
+    if (!named) {
+        if (name_unnamed(fd, tmp, len, dir, base) != 0) {
+            rc = bnf_fail(err, BNF_ERR_IO, "%s: cannot name the written file in %s: %s", path,
+                          dir, strerror(errno));
+            goto out;
+        }
+        named = 1;
+    }
     if (close(fd) != 0) {
         fd = -1;
         rc = bnf_fail(err, BNF_ERR_IO, "%s: close failed: %s", path, strerror(errno));
@@ -353,16 +395,14 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
         rc = bnf_fail(err, BNF_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
         goto out;
     }
-    bnf_free(tmp);
-    tmp = NULL;
+    named = 0;
     rc = BNF_OK;
 out:
     if (fd >= 0)
         close(fd);
-    if (tmp) {
+    if (named)
         unlink(tmp);
-        bnf_free(tmp);
-    }
+    bnf_free(tmp);
     bnf_free(dir);
     return rc;
 }

@@ -1013,6 +1013,34 @@ t_colour_and_progress() {
     return 0
 }
 
+
+# ---------------------------------------------------------------------------
+# 14. failed writes (LD_PRELOAD shim build/tests/fault_io.so): exit 4, the
+#     message says what failed, nothing left behind, an existing output kept
+# ---------------------------------------------------------------------------
+
+t_write_faults() {
+    local shim=$ROOT/build/tests/fault_io.so
+    [ -f "$shim" ] || { fail "no $shim (make cli-test builds it)"; return; }
+    echo old > "$W/keep.onnx"
+    expect_exit 4 -- env LD_PRELOAD="$shim" BNFOLD_FAULT_WRITE=1000 "$BIN" fold "$DEMO" -o "$W/o.onnx" --no-verify || return
+    expect_stderr_has "No space left on device" "o.onnx"
+    expect_no_output "$W/o.onnx"
+    expect_exit 4 -- env LD_PRELOAD="$shim" BNFOLD_FAULT_WRITE=0 "$BIN" fold "$DEMO" -o "$W/keep.onnx" --no-verify || return
+    assert_eq old "$(cat "$W/keep.onnx")" "existing output after a failed write"
+    expect_exit 4 -- env LD_PRELOAD="$shim" BNFOLD_FAULT_FSYNC=1 "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/o.onnx" || return
+    expect_stderr_has "fsync"
+    expect_no_output "$W/o.onnx"
+    expect_exit 4 -- env LD_PRELOAD="$shim" BNFOLD_FAULT_RENAME=1 "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/o.onnx" || return
+    expect_stderr_has "rename"
+    expect_no_output "$W/o.onnx"
+    expect_no_stray "$W"
+    cp "$MODELS/conv2d.onnx" "$W/in.onnx"
+    expect_exit 4 -- env LD_PRELOAD="$shim" BNFOLD_FAULT_WRITE=10 "$BIN" fold "$W/in.onnx" --in-place || return
+    cmp -s "$MODELS/conv2d.onnx" "$W/in.onnx" || fail "--in-place changed the input despite the failed write"
+    expect_no_stray "$W"
+}
+
 run_case version t_version
 run_case help t_help
 run_case inspect_help t_inspect_help
@@ -1097,6 +1125,8 @@ run_case max_memory t_max_memory
 
 run_case quiet t_quiet
 run_case colour_and_progress t_colour_and_progress
+
+run_case write_faults t_write_faults
 
 for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
     echo "FAILED: $name"
