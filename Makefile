@@ -14,7 +14,7 @@ PYTHON  := /usr/bin/python3
 
 # Debian packages: building, testing, and generating test data / interop models.
 BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
-TEST_DEPS  := libcmocka-dev
+TEST_DEPS  := libcmocka-dev python3-jsonschema graphviz groff-base pkg-config
 GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision
 
 LIB_SRC := $(wildcard src/*.c src/fold/*.c src/eval/*.c src/eval/ops/*.c) proto/onnx-ml.pb-c.c
@@ -22,7 +22,7 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test-deps gen-deps demo test unit cli-test conformance example install \
-	uninstall install-test lint interop proto testdata clean
+	uninstall install-test lint check-html interop proto testdata clean
 
 all: $(B)/bnfold $(B)/libbnfold.a $(B)/libbnfold.so.$(VERSION) $(B)/bnfold.pc
 
@@ -166,6 +166,14 @@ $(B)/tests/fault_io.so: tests/fault_io.c
 cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/cli_test.sh $(B)/bnfold
 	bash tests/check_test.sh $(B)/bnfold
+	bash tests/schema_test.sh $(B)/bnfold
+	bash tests/dot_test.sh $(B)/bnfold
+
+# The HTML report rendered by headless Chromium (installed when missing);
+# screenshots in build/screenshots.
+check-html: all
+	$(call ensure,chromium)
+	bash tests/check_html.sh $(B)/bnfold
 
 interop: gen-deps
 	@$(MAKE) --no-print-directory all

@@ -330,7 +330,7 @@ static const char main_help[] =
     "Find, explain, fold and verify the BatchNormalization nodes of an ONNX model.\n"
     "\n"
     "Commands:\n"
-    "  inspect MODEL [--json]           what is in the model, every BN and its fate\n"
+    "  inspect MODEL [--json|--dot F|--html F]  every BN, its fate and health\n"
     "  fold MODEL -o OUT [--json]       fold what can be folded, verify, write OUT\n"
     "  verify MODEL_A MODEL_B           do two models compute the same function?\n"
     "  run MODEL [--input FILE ...]     evaluate a model, print or save its outputs\n"
@@ -397,14 +397,13 @@ static int cmd_inspect(int argc, char **argv)
         goto out;
     }
     /* pictures of the model as loaded: built in memory, then written atomically
-     * (a temporary file beside the target, fsync, rename), or to stdout */
+     * by the library (or to stdout for "-") */
     for (int k = 0; k < 2; k++) {
-        const char *path = k ? html_path : dot_path, *base;
-        char *buf = NULL, *tmp = NULL;
+        const char *path = k ? html_path : dot_path;
+        char *buf = NULL;
         size_t n = 0;
         bnf_status st;
-        FILE *mem, *out = NULL;
-        int ok;
+        FILE *mem;
         if (!path)
             continue;
         if (!(mem = open_memstream(&buf, &n))) {
@@ -413,41 +412,15 @@ static int cmd_inspect(int argc, char **argv)
             goto out;
         }
         st = k ? bnf_report_write_html(r, m, mem, &err) : bnf_report_write_dot(r, m, mem, &err);
-        if (fclose(mem) != 0 && !st) {
+        if (fclose(mem) != 0 && !st)
             st = err.code = BNF_ERR_NOMEM;
-            snprintf(err.msg, sizeof err.msg, "out of memory");
-        }
+        if (!st)
+            st = bnf_write_atomic(path, (const uint8_t *)buf, n, &err);
+        free(buf);
         if (st) {
-            free(buf);
             rc = fail(&err);
             goto out;
         }
-        if (!strcmp(path, "-")) {
-            ok = fwrite(buf, 1, n, stdout) == n && fflush(stdout) == 0;
-        } else {
-            base = strrchr(path, '/');
-            base = base ? base + 1 : path;
-            ok = (tmp = malloc(strlen(path) + 48)) != NULL;
-            if (ok)
-                snprintf(tmp, strlen(path) + 48, "%.*s.%s.bnfold-%ld", (int)(base - path), path,
-                         base, (long)getpid());
-            out = ok ? fopen(tmp, "wx") : NULL;
-            ok = out && fwrite(buf, 1, n, out) == n && fflush(out) == 0 && fsync(fileno(out)) == 0;
-            ok = out && fclose(out) == 0 && ok;
-            ok = ok && rename(tmp, path) == 0;
-        }
-        if (!ok) {
-            fprintf(stderr, "bnfold: error: ");
-            perror(path); /* errno of the step that failed */
-            if (out)
-                remove(tmp);
-            free(tmp);
-            free(buf);
-            rc = EXIT_IO;
-            goto out;
-        }
-        free(tmp);
-        free(buf);
     }
     if (json) {
         bnf_report_write_json(r, stdout);

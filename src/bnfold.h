@@ -397,10 +397,10 @@ BNF_API void bnf_report_free(bnf_report *report);
  * network): summary, per-BN table, findings, and per-channel charts of each
  * BN's scale |gamma/sqrt(var+eps)| and running variance (model may be NULL:
  * no charts).  BNF_ERR_IO when writing to f fails. */
-BNF_API bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_model *model, FILE *f,
-                                bnf_err *err);
-BNF_API bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model, FILE *f,
-                                 bnf_err *err);
+BNF_API bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_model *model,
+                                        FILE *f, bnf_err *err);
+BNF_API bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model,
+                                         FILE *f, bnf_err *err);
 
 #ifdef __cplusplus
 }

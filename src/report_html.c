@@ -359,6 +359,13 @@ static void log_grid(FILE *f, double llo, double lhi)
         fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                    "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">1e%d</text>\n",
                 PL, PL + PW, y, y, PL - 5, y + 3.5, (int)e);
+        /* two decades or fewer: also 2 and 5 times each */
+        for (int k = 0; k < 2 && lhi - llo <= 2 && e < lhi; k++) {
+            double m = k ? 5 : 2, ym = PT + PH - (double)PH * (e + log10(m) - llo) / (lhi - llo);
+            fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid minor\"/>"
+                       "<text x=\"%d\" y=\"%.1f\" class=\"ax minor\" text-anchor=\"end\">%g</text>\n",
+                    PL, PL + PW, ym, ym, PL - 5, ym + 3.5, m * pow(10, e));
+        }
     }
 }
 
@@ -420,12 +427,6 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
                    "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">%.3g</text>\n",
                 PL, PL + PW, y, y, PL - 5, y + 3.5, ymax * k / 2);
     }
-    if (ymax >= 1 && max > 0 && ymax / 1 < 50) { /* identity: scale 1 */
-        double y = PT + PH - PH * (1 / ymax);
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"ref\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" class=\"reflab\" text-anchor=\"end\">1</text>\n",
-                PL, PL + PW, y, y, PL + PW - 2, y - 2);
-    }
     bw = w > 3 ? w * 0.78 : w > 1.2 ? w - 0.6 : w;
     /* one path per class of channel */
     for (int k = CH_OK; k <= CH_WARN; k++) {
@@ -444,6 +445,12 @@ static void scale_chart(FILE *f, const bn_params *bp, const char *bn_label)
         }
         if (any)
             fputs("\"/>\n", f);
+    }
+    if (ymax >= 1 && max > 0 && ymax < 50) { /* identity: scale 1, over the bars */
+        double y = PT + PH - PH * (1 / ymax);
+        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"ref\"/>"
+                   "<text x=\"%d\" y=\"%.1f\" class=\"reflab\" text-anchor=\"end\">1</text>\n",
+                PL, PL + PW, y, y, PL + PW - 2, y - 2);
     }
     /* gamma = 0: a grey mark on the axis; not finite: a red mark on top */
     for (size_t i = 0; i < c; i++) {
@@ -567,9 +574,11 @@ static void overview_chart(FILE *f, const bnf_report *r, int which)
     }
     if (!n_pos)
         lo = hi = 1;
-    snprintf(sub, sizeof sub, "%s %.3g to %.3g over %zu BN%s; dashed: %s", n_pos ? "from" : "none:",
-             lo, hi, n, n == 1 ? "" : "s",
-             which ? "1e-6 (BN_TINY_VAR below)" : "1e4 (BN_LARGE_SCALE above)");
+    if (n_pos)
+        snprintf(sub, sizeof sub, "from %.3g to %.3g over %zu BN%s; dashed: %s", lo, hi, n,
+                 n == 1 ? "" : "s", which ? "1e-6 (BN_TINY_VAR below)" : "1e4 (BN_LARGE_SCALE above)");
+    else
+        snprintf(sub, sizeof sub, "no finite value over %zu BN%s", n, n == 1 ? "" : "s");
     chart_open(f, which ? "smallest running variance of each BN" : "largest scale |s| of each BN",
                sub, which ? "smallest running variance per BN" : "largest scale per BN");
     llo = floor(log10(lo));
@@ -665,7 +674,8 @@ static const char css[] =
     "ul.findings{margin:4px 0 8px;padding:0;list-style:none}ul.findings li{margin:3px 0}\n"
     ".charts{display:flex;flex-wrap:wrap;gap:10px 16px}\n"
     "svg.chart{background:#fff;max-width:100%;height:auto}\n"
-    "svg .plot{fill:#fcfcfd;stroke:#e9ecef}svg .grid{stroke:#e9ecef;stroke-width:1}\n"
+    "svg .plot{fill:#fcfcfd;stroke:#e9ecef}svg .grid{stroke:#e9ecef;stroke-width:1}"
+    "svg .grid.minor{stroke-dasharray:2 3}svg .ax.minor{font-size:9.5px;fill:#adb5bd}\n"
     "svg .ax{font-size:10.5px;fill:#868e96}svg .ct{font-size:12.5px;font-weight:600;fill:#343a40}\n"
     "svg .cs{font-size:11px;fill:#868e96}\n"
     "svg .bar{fill:#4c6ef5}svg .bar.dead{fill:#adb5bd}svg .bar.warn{fill:#fd7e14}\n"
@@ -797,6 +807,7 @@ static void layer_cell(FILE *f, const bnf_bn_info *b)
 
 static void bn_table(FILE *f, const bnf_report *r, int fold)
 {
+    int notes = 0;
     fputs("<h2 id=\"batchnorms\">BatchNormalization nodes</h2>\n", f);
     if (!r->n_bns) {
         fputs("<p>No BatchNormalization nodes.</p>\n", f);
@@ -806,9 +817,12 @@ static void bn_table(FILE *f, const bnf_report *r, int fold)
           "channels), &rarr; layer after it (into its input channels). Rows with a health "
           "error are red, with a warning yellow. <i>max |s|</i>: largest scale "
           "|&gamma;/&radic;(var+&epsilon;)|.</p>\n", f);
+    for (size_t i = 0; i < r->n_bns && !notes; i++)
+        notes = !r->bns[i].folded || r->bns[i].assumed_inference || worst(r, i);
     fprintf(f, "<table class=\"bns\">\n<thead><tr><th>#</th><th>%s</th><th>BatchNormalization</th>"
                "<th>layer</th><th>channels</th><th>epsilon</th><th>min var</th><th>max |s|</th>"
-               "<th>notes</th></tr></thead><tbody>\n", fold ? "fate" : "decision");
+               "%s</tr></thead><tbody>\n", fold ? "fate" : "decision",
+            notes ? "<th>notes</th>" : "");
     for (size_t i = 0; i < r->n_bns; i++) {
         const bnf_bn_info *b = &r->bns[i];
         int w = worst(r, i);
@@ -835,7 +849,12 @@ static void bn_table(FILE *f, const bnf_report *r, int fold)
         num(f, b->min_var);
         fputs("</td><td class=\"n\">", f);
         num(f, b->max_abs_scale);
-        fputs("</td><td class=\"reason\">", f);
+        fputs("</td>", f);
+        if (!notes) {
+            fputs("</tr>\n", f);
+            continue;
+        }
+        fputs("<td class=\"reason\">", f);
         if (!b->folded) {
             fputs("<code>", f);
             esc(f, b->reason_code);
