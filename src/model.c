@@ -35,14 +35,17 @@ void bnf_model_free(bnf_model *m)
 typedef struct {
     uint64_t used, budget;
     int out_of_memory; /* an allocation failed within the budget */
+    int over;          /* an allocation was refused: over the budget */
 } budget;
 
 static void *budget_alloc(void *data, size_t size)
 {
     budget *b = data;
     void *p;
-    if (size > b->budget - b->used)
+    if (size > b->budget - b->used) {
+        b->over = 1;
         return NULL;
+    }
     b->used += size;
     if (!(p = bnf_malloc(size)))
         b->out_of_memory = 1;
@@ -66,7 +69,7 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
     const char *what = path ? path : "<memory>";
     bnf_model *m = bnf_calloc(1, sizeof *m);
     uint64_t estimate = 0;
-    budget b = {0, max_memory ? max_memory : bnf_default_max_memory(n), 0};
+    budget b = {0, max_memory ? max_memory : bnf_default_max_memory(n), 0, 0};
     ProtobufCAllocator alloc = {budget_alloc, budget_free, &b};
     bnf_status rc;
 
@@ -98,7 +101,7 @@ bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, cons
     }
     m->proto = onnx__model_proto__unpack(&alloc, n, bytes);
     if (!m->proto) {
-        int over = b.used + 4096 > b.budget;
+        int over = b.over;
         bnf_model_free(m);
         if (b.out_of_memory)
             return bnf_fail(err, BNF_ERR_NOMEM, "%s: out of memory while parsing", what);
@@ -162,7 +165,8 @@ bnf_status bnf_model_open(const char *path, const bnf_load_options *opts, bnf_mo
     bnf_status rc;
 
     *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return bnf_fail(err, BNF_ERR_IO, "%s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {

@@ -228,7 +228,7 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
                       tname(t), loc);
         goto out;
     }
-    fd = open(real, O_RDONLY | O_CLOEXEC);
+    fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0 || fstat(fd, &st) != 0) {
         rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': cannot open external data '%s': %s", tname(t),
                       real, strerror(errno));

@@ -31,8 +31,10 @@ static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *
     size_t n, have;
     bnf_status rc;
 
-    if ((rc = bnf_numel(t->dims, t->n_dims, S(t->name), &n, v->err)))
-        return bnf_fail(v->err, rc, "%s: %s", where, v->err->msg);
+    if ((rc = bnf_numel(t->dims, t->n_dims, S(t->name), &n, v->err))) {
+        bnf_err_prefix(v->err, where);
+        return rc;
+    }
     d = bnf_dtype(t->data_type);
     if (!t->has_data_type || t->data_type == 0)
         return bnf_fail(v->err, BNF_ERR_INVALID, "%s: tensor '%s' has no data type", where,

@@ -79,6 +79,7 @@ bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint6
         if (field == 0 || key >> 32)
             return bnf_fail(err, BNF_ERR_INVALID, "%s: invalid field number at byte %zu", what, pos);
         fd = protobuf_c_message_descriptor_get_field(f->desc, field);
+        mem += 32; /* protobuf-c notes every field occurrence while it unpacks */
         if (!fd)
             mem += 32 + MALLOC_OVERHEAD; /* kept as an unknown field */
         else if (fd->label == PROTOBUF_C_LABEL_REPEATED)
