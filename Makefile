@@ -194,3 +194,6 @@ clean:
 # ar keeps one member per file name: two sources with one basename would lose one.
 DUP_SRC := $(shell echo $(notdir $(LIB_SRC)) | tr ' ' '\n' | sort | uniq -d)
 $(if $(DUP_SRC),$(error source files share a basename (ar would drop one): $(DUP_SRC)))
+
+# fuzzing, sanitizers, valgrind and the malformed-model corpus (fuzz/fuzz.mk)
+include fuzz/fuzz.mk
