@@ -373,15 +373,42 @@ static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_arra
         const Onnx__AttributeProto *dil = bnf_node_attr(layer, "dilations");
         const Onnx__AttributeProto *str = bnf_node_attr(layer, "strides");
         int transpose = strcmp(layer->op_type, "ConvTranspose") == 0;
+        int64_t least[BNF_MAX_RANK], total;
         dims[0] = 1;
         dims[1] = transpose ? w->dims[0] : w->dims[1] * g;
+        total = dims[1];
         for (size_t d = 2; d < w->rank; d++) {
             int64_t k = w->dims[d];
             int64_t dl = dil && d - 2 < dil->n_ints ? dil->ints[d - 2] : 1;
             int64_t st = str && d - 2 < str->n_ints ? str->ints[d - 2] : 1;
-            int64_t ext = (k - 1) * (dl > 0 ? dl : 1) + 1 + 2 * (st > 0 ? st : 1) + 3;
-            dims[d] = transpose ? 5 : (ext > 64 ? 64 : ext);
+            dl = dl > 0 ? dl : 1;
+            st = st > 0 && st < 64 ? st : 1;
+            if (k < 1 || k > 4096 || dl > 4096 || (k - 1) * dl + 1 > 4096)
+                return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': a kernel extent of %lld x "
+                                "dilation %lld is too large to check locally", layer->op_type,
+                                layer->name ? layer->name : "", (long long)k, (long long)dl);
+            /* the kernel must fit (no padding assumed); a few strides more show more */
+            least[d] = transpose ? 1 : (k - 1) * dl + 1;
+            dims[d] = transpose ? 5 : least[d] + 2 * st + 3;
+            total *= dims[d];
+            if (total > ((int64_t)1 << 40))
+                total = (int64_t)1 << 40;
         }
+        /* keep the check small: shrink the extents toward what the kernel needs */
+        for (int guard = 0; total > ((int64_t)1 << 22) && guard < 64; guard++) {
+            total = dims[1];
+            for (size_t d = 2; d < w->rank; d++) {
+                if (dims[d] > least[d])
+                    dims[d] = least[d] + (dims[d] - least[d]) / 2;
+                total *= dims[d];
+                if (total > ((int64_t)1 << 40))
+                    total = (int64_t)1 << 40;
+            }
+        }
+        if (total > ((int64_t)1 << 24))
+            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s' needs an input of %lld values "
+                            "or more: too large to check locally", layer->op_type,
+                            layer->name ? layer->name : "", (long long)total);
         *rank = w->rank;
     }
     return BNF_OK;
