@@ -9,10 +9,12 @@
 
 #include "bnfold.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FUZZ_CHECK(cond, ...)                                                          \
@@ -41,51 +43,61 @@ static inline void check_status(bnf_status rc, const bnf_err *err, const char *c
 
 /* A folder for external data: holds w.data (4 KiB of small floats) and a
  * symlink out.data -> a file outside it.  Models whose external_data names
- * these exercise the external-data reader; the escape must be refused. */
+ * these exercise the external-data reader; the escape must be refused.
+ *
+ * One fixed folder per user, made once and then reused by every process
+ * (libFuzzer's fork mode starts hundreds, and a worker killed by a time-out
+ * runs no clean-up): $TMPDIR/bnfold-fuzz-UID/ext and bnfold-fuzz-UID/outside.
+ * Files are written to a temporary name and renamed, so concurrent workers
+ * never see a partial file. */
 static char fuzz_dir[PATH_MAX];
 
-static inline void fuzz_dir_cleanup(void)
+static inline void fuzz_put_file(const char *path, const void *data, size_t n)
 {
-    char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/w.data", fuzz_dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s/out.data", fuzz_dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s.outside", fuzz_dir);
-    unlink(p);
-    rmdir(fuzz_dir);
+    char tmp[PATH_MAX + 32];
+    FILE *f;
+    snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
+    if (!(f = fopen(tmp, "wb")) || fwrite(data, 1, n, f) != n || fclose(f) != 0 ||
+        rename(tmp, path) != 0)
+        abort();
+}
+
+static inline void fuzz_own_dir(const char *path)
+{
+    struct stat st;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        abort();
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+        abort(); /* not ours: refuse to use it */
 }
 
 static inline const char *fuzz_base_dir(void)
 {
-    char tmpl[] = "/tmp/bnfold-fuzz.XXXXXX", p[PATH_MAX + 32], *real;
-    FILE *f;
+    char top[PATH_MAX], p[PATH_MAX + 32], *real;
+    const char *tmpdir = getenv("TMPDIR");
+    float w[1024];
+    static const char secret[] = "SECRET outside the model folder";
+
     if (fuzz_dir[0])
         return fuzz_dir;
-    if (!mkdtemp(tmpl) || !(real = realpath(tmpl, NULL)))
+    snprintf(top, sizeof top, "%s/bnfold-fuzz-%ld", tmpdir && *tmpdir ? tmpdir : "/tmp",
+             (long)getuid());
+    fuzz_own_dir(top);
+    snprintf(p, sizeof p, "%s/ext", top);
+    fuzz_own_dir(p);
+    if (!(real = realpath(p, NULL)))
         abort();
     snprintf(fuzz_dir, sizeof fuzz_dir, "%s", real);
     free(real);
+    for (int i = 0; i < 1024; i++)
+        w[i] = (float)(i % 17) * 0.125f - 1.0f;
     snprintf(p, sizeof p, "%s/w.data", fuzz_dir);
-    if (!(f = fopen(p, "wb")))
+    fuzz_put_file(p, w, sizeof w);
+    snprintf(p, sizeof p, "%s/outside", top);
+    fuzz_put_file(p, secret, sizeof secret - 1);
+    snprintf(p, sizeof p, "%s/out.data", fuzz_dir);
+    if (symlink("../outside", p) != 0 && errno != EEXIST)
         abort();
-    for (int i = 0; i < 1024; i++) {
-        float v = (float)(i % 17) * 0.125f - 1.0f;
-        fwrite(&v, sizeof v, 1, f);
-    }
-    fclose(f);
-    snprintf(p, sizeof p, "%s.outside", fuzz_dir);
-    if (!(f = fopen(p, "wb")))
-        abort();
-    fputs("SECRET outside the model folder", f);
-    fclose(f);
-    {
-        char link[PATH_MAX + 32];
-        snprintf(link, sizeof link, "%s/out.data", fuzz_dir);
-        if (symlink(p, link) != 0)
-            abort();
-    }
-    atexit(fuzz_dir_cleanup);
     return fuzz_dir;
 }
 

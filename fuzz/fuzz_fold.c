@@ -59,19 +59,6 @@ static bnf_model *reload(bnf_model *m, const char *when)
  * through a NULL array (SEGV).  Until src/fold.c is fixed, such models are
  * skipped so that the fuzzer can look for other bugs.  Build with
  * -DFUZZ_NO_WORKAROUNDS to see it. */
-static int known_crash(const bnf_model *m)
-{
-#ifndef FUZZ_NO_WORKAROUNDS
-    const Onnx__GraphProto *g = m->proto->graph;
-    for (size_t i = 0; i < g->n_node; i++)
-        if (g->node[i]->n_output == 0)
-            return 1;
-#else
-    (void)m;
-#endif
-    return 0;
-}
-
 static void fold_once(const uint8_t *data, size_t size, int verify)
 {
     bnf_err err = {0};
@@ -84,8 +71,6 @@ static void fold_once(const uint8_t *data, size_t size, int verify)
     check_status(rc, &err, "bnf_model_load_buffer");
     if (rc)
         return;
-    if (known_crash(m))
-        goto out;
     if (verify && !fuzz_small_inputs(m, VERIFY_MAX_ELEMS))
         goto out;
 

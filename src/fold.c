@@ -549,7 +549,7 @@ static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
     size_t shift = 0;
     bnf_status rc;
 
-    if (!e || e->folded || !e->reason_code || !x)
+    if (!e || e->folded || !e->reason_code || !x || !bnf_node_output0(node))
         return BNF_OK;
     for (size_t k = 0; k < sizeof lowerable / sizeof lowerable[0]; k++)
         ok |= strcmp(e->reason_code, lowerable[k]) == 0;
@@ -658,6 +658,14 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     *folded = 0;
     if (!e)
         return BNF_OK; /* e->name keeps the node's name once the node is gone */
+    if (!bnf_node_output0(node)) { /* nothing reads it: nothing to fold either */
+        e->folded = 0;
+        e->reason_code = "NO_LAYER";
+        bnf_free(e->reason);
+        if (!(e->reason = bnf_strdup("the node has no output")))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        return BNF_OK;
+    }
     if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
         return rc;
     if (!cx->examined[e - cx->r->bns]) { /* health: once, on the BN as the input has it */
@@ -770,6 +778,8 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     bnf_status rc;
 
     *folded = 0;
+    if (!bnf_node_output0(node))
+        return BNF_OK;
     for (size_t k = 0; k < 2 && !layer; k++) {
         const char *x = bnf_node_input(node, k);
         if (x && bnf_strmap_get(cx->gi->producer, x, &li) &&

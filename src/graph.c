@@ -251,6 +251,11 @@ bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto 
     return BNF_OK;
 }
 
+const char *bnf_node_output0(const Onnx__NodeProto *n)
+{
+    return n->n_output && n->output[0] && *n->output[0] ? n->output[0] : NULL;
+}
+
 const char *bnf_node_input(const Onnx__NodeProto *n, size_t i)
 {
     return i < n->n_input && n->input[i] && *n->input[i] ? n->input[i] : NULL;

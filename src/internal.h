@@ -179,6 +179,8 @@ Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char 
                               size_t n_in, const char *const *outputs, size_t n_out);
 /* The element type of value `name` when the model states it, else 0. */
 int32_t bnf_graph_elem_type(const bnf_graph *gi, const char *name);
+/* The node's first output, or NULL when it has none (or an empty name). */
+const char *bnf_node_output0(const Onnx__NodeProto *n);
 /* Input i of a node, or NULL when absent or "" (an omitted optional input). */
 const char *bnf_node_input(const Onnx__NodeProto *n, size_t i);
 bnf_status bnf_node_set_input(Onnx__NodeProto *n, size_t i, const char *name, bnf_err *err);

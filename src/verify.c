@@ -374,6 +374,17 @@ static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_arra
         const Onnx__AttributeProto *str = bnf_node_attr(layer, "strides");
         int transpose = strcmp(layer->op_type, "ConvTranspose") == 0;
         int64_t least[BNF_MAX_RANK], total;
+        const Onnx__AttributeProto *pads = bnf_node_attr(layer, "pads");
+        if (g < 1 || g > (1 << 20) || (transpose ? w->dims[0] : w->dims[0]) % g != 0 ||
+            w->dims[1] > (1 << 20))
+            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': group %lld does not fit the "
+                            "weight's %lld channels", layer->op_type,
+                            layer->name ? layer->name : "", (long long)g, (long long)w->dims[0]);
+        for (size_t i = 0; pads && i < pads->n_ints; i++)
+            if (pads->ints[i] < 0 || pads->ints[i] > 4096)
+                return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': pads of %lld are too large "
+                                "to check locally", layer->op_type,
+                                layer->name ? layer->name : "", (long long)pads->ints[i]);
         dims[0] = 1;
         dims[1] = transpose ? w->dims[0] : w->dims[1] * g;
         total = dims[1];

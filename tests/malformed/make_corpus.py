@@ -261,6 +261,13 @@ def main():
     n[0].op_type = ""
     save("no_op_type.onnx", model(graph_nodes=n))
 
+    # a BN with no outputs after a foldable Conv (the graph's output is X): the
+    # fold driver read node->output[0] through a NULL array (found by fuzz_fold)
+    n = nodes()
+    del n[1].output[:]
+    save("bn_no_output.onnx", model(graph_nodes=n, outputs=[
+        helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 4, 4])]))
+
     save("input_twice.onnx", model(inputs=[
         helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 4, 4])] * 2))
 
@@ -369,6 +376,18 @@ def main():
             a.ints[:] = [0, 0, 0, 1 << 24]
     m.graph.output[0].type.tensor_type.ClearField("shape")
     save("eval_fold_conv_pads_16m.onnx", m)
+
+    # Conv attributes the evaluator refuses, which fold's local check turns into
+    # its synthetic input shape: a group that divides nothing (an input of 12.6 M
+    # channels: found by fuzz_fold as a time-out), and values whose products
+    # overflow int64 (verify.c's layer_input_shape)
+    for name, attr, v in (("fold_conv_group_4m.onnx", "group", 4194303),
+                          ("fold_conv_group_huge.onnx", "group", 1 << 62),
+                          ("fold_conv_dilations_huge.onnx", "dilations", [1 << 62, 1]),
+                          ("fold_conv_strides_huge.onnx", "strides", [1 << 62, 1])):
+        m = model()
+        m.graph.node[0].attribute.append(helper.make_attribute(attr, v))
+        save(name, m)
 
     for name, size in written:
         print("%7d  %s" % (size, name))
