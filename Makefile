@@ -22,7 +22,7 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test-deps gen-deps demo test unit cli-test conformance example install \
-	uninstall install-test lint check-html interop proto testdata clean
+	uninstall install-test lint check-html bench-eval interop proto testdata clean
 
 all: $(B)/bnfold $(B)/libbnfold.a $(B)/libbnfold.so.$(VERSION) $(B)/bnfold.pc
 
@@ -141,6 +141,10 @@ uninstall:
 
 install-test: all
 	bash tests/install_test.sh
+
+# The evaluator against onnxruntime (bench/README.md).
+bench-eval: all gen-deps
+	bash bench/run.sh
 
 # Static analysis: cppcheck over the library and the CLI (generated code left out).
 lint:
