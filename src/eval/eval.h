@@ -18,6 +18,9 @@
 
 #include "../internal.h"
 
+/* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
+#define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)
+
 typedef struct {
     const Onnx__NodeProto *node;
     int64_t opset;              /* the opset version of the node's domain */

@@ -56,6 +56,13 @@ bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, s
         return rc;
     if (n > SIZE_MAX / 16 / es)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "a tensor of %zu elements is too large", n);
+    /* One value of 2 GiB is beyond any model this evaluator is for, and a few bytes
+     * of a crafted model can ask for far more: refuse instead of filling memory. */
+    if (n * es > BNF_EVAL_MAX_TENSOR_BYTES)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED,
+                        "a %s tensor of %zu elements (%.1f GiB) is over the evaluator's limit "
+                        "of 2 GiB per value", bnf_dtype_name(dtype), n,
+                        (double)(n * es) / (1024.0 * 1024 * 1024));
     t->data = bnf_malloc(n * es > 0 ? n * es : 1);
     if (!t->data)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory allocating %zu bytes", n * es);
