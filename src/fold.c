@@ -24,6 +24,13 @@ static const bnf_fold_pattern *const patterns[] = {
 
 #define S(x) ((x) ? (x) : "")
 
+void bnf_fold_scale(bnf_fold_job *job, size_t inner, size_t channels)
+{
+    job->scaled = 1;
+    job->scale_inner = inner;
+    job->scale_channels = channels;
+}
+
 bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt, ...)
 {
     va_list ap;
@@ -63,6 +70,8 @@ typedef struct {
                                          graph may own them */
     size_t n_pending;
     int in_function;                  /* folding a function body: no initializers there */
+    int dry_run;                      /* inspect: decide, but read no weight values (only
+                                         16-bit ones, whose range a fold can overflow) */
 } fold_ctx;
 
 /* Puts a new tensor in the graph: an initializer, or in a function body (which
@@ -241,6 +250,8 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     bnf_fold_job job;
     bnf_bn own = {0};
     const bnf_bn *bn = bn_in;
+    const Onnx__TensorProto *w_proto = NULL;
+    int narrow, stream;
     bnf_array wt = {0}, b = {0};
     bnf_const_kind kind;
     const char *link, *bias_name, *new_w_name, *new_b_name;
@@ -282,7 +293,9 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
             }
             continue;
         }
-        if ((rc = bnf_graph_const(cx->m, cx->gi, in, &kind, dst, err)))
+        /* the weight's values are read only once the pattern has accepted it */
+        if ((rc = k == 1 ? bnf_graph_const_shape(cx->m, cx->gi, in, &w_proto, &kind, dst, err)
+                         : bnf_graph_const(cx->m, cx->gi, in, &kind, dst, err)))
             goto out;
         if (kind != BNF_CONST_YES) {
             say(w, const_reason(kind), "%s %s '%s' is %s", pat->op_type, k == 1 ? "weight" : "bias",
@@ -307,11 +320,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     job.w = &wt;
     job.b = b.v ? &b : NULL;
     job.bn = bn;
-    job.new_w = bnf_malloc((wt.n ? wt.n : 1) * sizeof *job.new_w);
-    if (!job.new_w) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    /* First the pattern's checks on the weight's shape (and the bias, read). */
     if (pat->fold(&job) != BNF_OK) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(node->name));
         goto out;
@@ -321,11 +330,57 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         goto out;
     }
     bias_dtype = b.v ? b.dtype : wt.dtype;
-    if (!representable(wt.dtype, job.new_w, wt.n, "weight", w) ||
+    narrow = bnf_dtype(wt.dtype)->size == 2; /* float16, bfloat16: a fold can overflow them */
+    /* Then the new weight: streamed from the old one's bytes when nothing needs
+     * it as numbers (no local check); not at all in a dry run, but for the
+     * overflow check of 16-bit types; else as numbers. */
+    stream = job.scaled && w_proto && !cx->opts->verify && !cx->opts->break_for_testing;
+    if (cx->dry_run && !narrow) {
+        /* inspect: no weight values */
+    } else if (stream || (cx->dry_run && job.scaled && w_proto)) {
+        size_t bad;
+        double bad_value;
+        if ((rc = bnf_tensor_scaled(cx->m, w_proto, "", bn->s, job.scale_inner,
+                                    job.scale_channels, cx->dry_run ? NULL : &tw, &bad,
+                                    &bad_value, err)))
+            goto out;
+        if (bad) {
+            say(w, "NON_FINITE", "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
+                isfinite(bnf_round_to(wt.dtype, bad_value)) ? "flushes to zero" : "is not finite",
+                bnf_dtype_name(wt.dtype));
+            goto out;
+        }
+    } else {
+        bnf_array_free(&wt);
+        if ((rc = bnf_graph_const(cx->m, cx->gi, layer->input[1], &kind, &wt, err)))
+            goto out;
+        if (!(job.new_w = bnf_malloc((wt.n ? wt.n : 1) * sizeof *job.new_w))) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        if (job.scaled) {
+            size_t at = 0;
+            for (size_t i = 0; at < wt.n; i = (i + 1) % job.scale_channels)
+                for (size_t k = 0; k < job.scale_inner && at < wt.n; k++, at++)
+                    job.new_w[at] = wt.v[at] * bn->s[i];
+        } else { /* the pattern again, with the values */
+            bnf_array_free(&job.new_b);
+            memset(&job.new_b, 0, sizeof job.new_b);
+            if (pat->fold(&job) != BNF_OK) {
+                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(node->name));
+                goto out;
+            }
+        }
+        if (!representable(wt.dtype, job.new_w, wt.n, "weight", w))
+            goto out;
+    }
+    if (!(cx->dry_run && !job.new_w) &&
         !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", w))
         goto out;
+    if (w_proto && w_proto->has_raw_data) /* the pages read: back to the page cache */
+        bnf_mapped_release_range(w_proto->raw_data.data, w_proto->raw_data.len);
 
-    if (cx->opts->break_for_testing)
+    if (cx->opts->break_for_testing && job.new_w)
         for (size_t k = 0; k < wt.n; k++)
             job.new_w[k] *= 1.01;
     d->local_err = NAN;
@@ -372,8 +427,21 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         rc = err ? err->code : BNF_ERR_NOMEM;
         goto out;
     }
-    if ((rc = bnf_tensor_new(new_w_name, wt.dtype, wt.dims, wt.rank, job.new_w, wt.n, &tw, err)) ||
-        (rc = bnf_tensor_new(new_b_name, bias_dtype, job.new_b.dims, job.new_b.rank, job.new_b.v,
+    if (tw) { /* streamed: it has its bytes, not yet its name */
+        char *name = bnf_strdup(new_w_name);
+        if (!name) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        bnf_free(tw->name);
+        tw->name = name;
+    } else if ((rc = bnf_tensor_new(new_w_name, wt.dtype, wt.dims, wt.rank, job.new_w, wt.n,
+                                    &tw, err))) {
+        goto out;
+    } else if (!cx->dry_run) {
+        bnf_mapped_spill(cx->m, tw); /* big new weights wait in a file, not in memory */
+    }
+    if ((rc = bnf_tensor_new(new_b_name, bias_dtype, job.new_b.dims, job.new_b.rank, job.new_b.v,
                              job.new_b.n, &tb, err)))
         goto out;
     candidates[n_cand++] = bnf_strdup(layer->input[1]);
@@ -799,19 +867,15 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     return rc;
 }
 
-/* Compares the folded model with the original (bytes, taken over).  An
- * evaluator that lacks an operator is not a failure: the report says the check
- * did not run, and why.  A difference is: BNF_ERR_CHECK. */
-static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_n,
-                             const bnf_fold_options *opts, double loosen, bnf_report *r,
-                             bnf_err *err)
+/* Compares the folded model with the original.  An evaluator that lacks an
+ * operator is not a failure: the report says the check did not run, and why.
+ * A difference is: BNF_ERR_CHECK. */
+static bnf_status end_to_end(bnf_model *model, bnf_model *orig, const bnf_fold_options *opts,
+                             double loosen, bnf_report *r, bnf_err *err)
 {
-    bnf_model *orig = NULL;
     bnf_err e2 = {0};
     bnf_status rc;
     r->e2e_requested = 1;
-    if ((rc = bnf_model_from_bytes(orig_bytes, orig_n, model->path, model->dir, 0, &orig, err)))
-        return rc;
     {
         bnf_verify_options vo = opts->check;
         vo.rtol *= loosen;
@@ -820,7 +884,7 @@ static bnf_status end_to_end(bnf_model *model, uint8_t *orig_bytes, size_t orig_
         vo.progress_ctx = opts->progress_ctx;
         rc = bnf_verify_models(orig, model, &vo, &r->e2e, &e2);
     }
-    bnf_model_free(orig);
+    bnf_mapped_release(model);
     if (rc == BNF_ERR_NOMEM)
         return bnf_fail(err, rc, "%s", e2.msg);
     if (rc) {
@@ -1105,14 +1169,13 @@ static bnf_status fold_function(fold_ctx *cx, Onnx__FunctionProto *f, bnf_err *e
     return rc;
 }
 
-bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
-                    bnf_err *err)
+static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int dry_run,
+                             bnf_report **report, bnf_err *err)
 {
     fold_ctx cx;
     bnf_status rc;
     bnf_fold_options defaults;
-    uint8_t *orig_bytes = NULL;
-    size_t orig_n = 0;
+    bnf_model *orig = NULL;
 
     if (!opts) {
         bnf_fold_defaults(&defaults);
@@ -1120,6 +1183,7 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     }
     memset(&cx, 0, sizeof cx);
     cx.opts = opts;
+    cx.dry_run = dry_run;
     cx.loosen = 1;
     *report = NULL;
     if (!model || !model->proto->graph)
@@ -1133,18 +1197,9 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
         (rc = bnf_names_collect(&cx.names, model->proto, err)) ||
         (opts->assume_inference && (rc = convert_graph(&cx, model->proto->graph, NULL, 0, err))))
         goto out;
-    if (opts->verify) { /* the model as it is now, to compare with at the end */
-        if (model->changed) {
-            if ((rc = bnf_model_serialize(model, &orig_bytes, &orig_n, err)))
-                goto out;
-        } else if ((orig_bytes = bnf_malloc(model->n_bytes ? model->n_bytes : 1))) {
-            memcpy(orig_bytes, model->bytes, model->n_bytes);
-            orig_n = model->n_bytes;
-        } else {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-    }
+    /* the model as it is now, to compare with at the end */
+    if (opts->verify && (rc = bnf_model_clone(model, &orig, err)))
+        goto out;
     if (opts->freeze_inputs && model->proto->ir_version >= 4 &&
         (cx.r->n_frozen_inputs = freeze_inputs(model->proto->graph)))
         model->changed = 1;
@@ -1174,13 +1229,12 @@ bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report *
     }
     if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs ||
                          model->changed)) {
-        rc = end_to_end(model, orig_bytes, orig_n, opts, cx.loosen, cx.r, err);
-        orig_bytes = NULL; /* end_to_end took it */
+        rc = end_to_end(model, orig, opts, cx.loosen, cx.r, err);
         if (rc)
             goto out;
     }
 out:
-    bnf_free(orig_bytes);
+    bnf_model_free(orig);
     for (size_t i = 0; i < cx.n_pending; i++)
         bnf_free(cx.pending[i]);
     bnf_free(cx.pending);
@@ -1200,37 +1254,30 @@ bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err
     return bnf_inspect_with(model, NULL, report, err);
 }
 
+bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
+                    bnf_err *err)
+{
+    return fold_model(model, opts, 0, report, err);
+}
+
 bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,
                             bnf_report **report, bnf_err *err)
 {
     bnf_model *copy = NULL;
-    uint8_t *bytes = NULL;
-    size_t n = 0;
+    bnf_fold_options o;
     bnf_status rc;
 
     *report = NULL;
-    if (model->changed) {
-        if ((rc = bnf_model_serialize((bnf_model *)model, &bytes, &n, err)))
-            return rc;
-    } else {
-        bytes = bnf_malloc(model->n_bytes ? model->n_bytes : 1);
-        if (!bytes)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        memcpy(bytes, model->bytes, model->n_bytes);
-        n = model->n_bytes;
-    }
-    if ((rc = bnf_model_from_bytes(bytes, n, model->path, model->dir, 0, &copy, err)))
+    /* a fold of a private copy, reading no weights it can do without */
+    if ((rc = bnf_model_clone(model, &copy, err)))
         return rc;
-    {
-        bnf_fold_options o;
-        if (opts)
-            o = *opts;
-        else
-            bnf_fold_defaults(&o);
-        o.verify = 0; /* inspect only says what fold would do */
-        o.break_for_testing = 0;
-        rc = bnf_fold(copy, &o, report, err);
-    }
+    if (opts)
+        o = *opts;
+    else
+        bnf_fold_defaults(&o);
+    o.verify = 0; /* inspect only says what fold would do */
+    o.break_for_testing = 0;
+    rc = fold_model(copy, &o, 1, report, err);
     if (!rc)
         (*report)->command = "inspect";
     bnf_model_free(copy);

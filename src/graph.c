@@ -303,6 +303,7 @@ bnf_status bnf_node_set_output(Onnx__NodeProto *n, size_t i, const char *name, b
 /* ---- constants ----------------------------------------------------------------- */
 
 static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
+                                  int shape_only, const Onnx__TensorProto **proto,
                                   bnf_const_kind *kind, bnf_array *out, bnf_err *err)
 {
     const Onnx__AttributeProto *a;
@@ -312,7 +313,8 @@ static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
             return BNF_OK;
         }
         *kind = BNF_CONST_YES;
-        return bnf_tensor_read(m, a->t, out, err);
+        *proto = a->t;
+        return shape_only ? bnf_tensor_shape(a->t, out, err) : bnf_tensor_read(m, a->t, out, err);
     }
     if ((a = bnf_node_attr(nd, "value_float")) || (a = bnf_node_attr(nd, "value_floats"))) {
         int scalar = strcmp(a->name, "value_float") == 0;
@@ -337,10 +339,12 @@ static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
     return BNF_OK;
 }
 
-bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *name,
-                           bnf_const_kind *kind, bnf_array *out, bnf_err *err)
+static bnf_status graph_const(const bnf_model *m, const bnf_graph *gi, const char *name,
+                              int shape_only, const Onnx__TensorProto **proto,
+                              bnf_const_kind *kind, bnf_array *out, bnf_err *err)
 {
     memset(out, 0, sizeof *out);
+    *proto = NULL;
     for (int hops = 0; hops < 64; hops++) {
         intptr_t idx;
         /* a name this graph does not define is its enclosing graph's */
@@ -358,7 +362,8 @@ bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *
                 return BNF_OK;
             }
             *kind = BNF_CONST_YES;
-            return bnf_tensor_read(m, t, out, err);
+            *proto = t;
+            return shape_only ? bnf_tensor_shape(t, out, err) : bnf_tensor_read(m, t, out, err);
         }
         if (!bnf_strmap_get(gi->producer, name, &idx))
             break;
@@ -366,13 +371,27 @@ bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *
         if (!is_onnx_domain(nd->domain) || !nd->op_type)
             break;
         if (strcmp(nd->op_type, "Constant") == 0)
-            return const_from_node(m, nd, kind, out, err);
+            return const_from_node(m, nd, shape_only, proto, kind, out, err);
         if (strcmp(nd->op_type, "Identity") != 0 || !bnf_node_input(nd, 0))
             break;
         name = nd->input[0];
     }
     *kind = BNF_CONST_NO;
     return BNF_OK;
+}
+
+bnf_status bnf_graph_const(const bnf_model *m, const bnf_graph *gi, const char *name,
+                           bnf_const_kind *kind, bnf_array *out, bnf_err *err)
+{
+    const Onnx__TensorProto *proto;
+    return graph_const(m, gi, name, 0, &proto, kind, out, err);
+}
+
+bnf_status bnf_graph_const_shape(const bnf_model *m, const bnf_graph *gi, const char *name,
+                                 const Onnx__TensorProto **proto, bnf_const_kind *kind,
+                                 bnf_array *out, bnf_err *err)
+{
+    return graph_const(m, gi, name, 1, proto, kind, out, err);
 }
 
 /* ---- names ------------------------------------------------------------------------ */

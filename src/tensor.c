@@ -186,18 +186,18 @@ static bnf_status parse_u64(const Onnx__TensorProto *t, const char *key, uint64_
     return BNF_OK;
 }
 
-bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
-                                    uint8_t **data, size_t *size, bnf_err *err)
+bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd_out,
+                                    uint64_t *off_out, uint64_t *len_out, bnf_err *err)
 {
     const char *loc = ext_value(t, "location");
     char *joined = NULL, *real = NULL;
-    uint8_t *buf = NULL;
     uint64_t offset = 0, length = UINT64_MAX, want = bnf_tensor_nbytes(t);
     int fd = -1;
     struct stat st;
     bnf_status rc;
     size_t dl;
 
+    *fd_out = -1;
     if (!loc || !*loc)
         return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': external data without a location",
                         tname(t));
@@ -254,62 +254,88 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
                       tname(t), (unsigned long long)length, (unsigned long long)want);
         goto out;
     }
-    buf = bnf_malloc(length ? length : 1);
-    if (!buf) {
+    *fd_out = fd;
+    *off_out = offset;
+    *len_out = length;
+    fd = -1;
+    rc = BNF_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    bnf_free(real);
+    bnf_free(joined);
+    return rc;
+}
+
+bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+                                    uint8_t **data, size_t *size, bnf_err *err)
+{
+    uint8_t *buf = NULL;
+    uint64_t offset, length;
+    int fd;
+    bnf_status rc;
+
+    if ((rc = bnf_tensor_external_open(m, t, &fd, &offset, &length, err)))
+        return rc;
+    if (length > SIZE_MAX - 1 || !(buf = bnf_malloc(length ? (size_t)length : 1))) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
         goto out;
     }
     for (uint64_t done = 0; done < length;) {
         ssize_t r = pread(fd, buf + done, length - done, (off_t)(offset + done));
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0) {
-            rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': reading '%s': %s", tname(t), loc,
+            rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': reading '%s': %s", tname(t),
+                          ext_value(t, "location"),
                           r == 0 ? "unexpected end of file" : strerror(errno));
             goto out;
         }
         done += (uint64_t)r;
     }
     *data = buf;
-    *size = length;
+    *size = (size_t)length;
     buf = NULL;
     rc = BNF_OK;
 out:
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     bnf_free(buf);
-    bnf_free(real);
-    bnf_free(joined);
     return rc;
 }
 
 static void decode_raw(int32_t dtype, const uint8_t *p, size_t n, double *v)
 {
-    for (size_t i = 0; i < n; i++) {
-        switch (dtype) {
-        case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+    switch (dtype) { /* one loop per type: these run over every weight */
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        for (size_t i = 0; i < n; i++) {
             float f;
             memcpy(&f, p + 4 * i, 4);
             v[i] = f;
-            break;
         }
-        case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-            memcpy(&v[i], p + 8 * i, 8);
-            break;
-        default: {
+        break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        memcpy(v, p, n * sizeof *v);
+        break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16:
+        for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
-            v[i] = dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? bnf_half_to_double(h)
-                                                                  : bnf_bf16_to_double(h);
+            v[i] = bnf_half_to_double(h);
         }
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            v[i] = bnf_bf16_to_double(h);
         }
     }
 }
 
-bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
-                           bnf_err *err)
+bnf_status bnf_tensor_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err)
 {
-    const bnf_dtype_info *d = bnf_dtype(t->data_type);
     int32_t dt = t->data_type;
-    size_t n, have;
+    size_t n;
     bnf_status rc;
 
     memset(out, 0, sizeof *out);
@@ -322,13 +348,29 @@ bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_a
     out->rank = t->n_dims;
     out->n = n;
     out->dims = bnf_malloc((t->n_dims ? t->n_dims : 1) * sizeof *out->dims);
+    if (!out->dims)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
+    if (t->n_dims)
+        memcpy(out->dims, t->dims, t->n_dims * sizeof *t->dims);
+    return BNF_OK;
+}
+
+bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
+                           bnf_err *err)
+{
+    const bnf_dtype_info *d = bnf_dtype(t->data_type);
+    int32_t dt = t->data_type;
+    size_t n, have;
+    bnf_status rc;
+
+    if ((rc = bnf_tensor_shape(t, out, err)))
+        return rc;
+    n = out->n;
     out->v = bnf_malloc((n ? n : 1) * sizeof *out->v);
-    if (!out->dims || !out->v) {
+    if (!out->v) {
         bnf_array_free(out);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
     }
-    if (t->n_dims)
-        memcpy(out->dims, t->dims, t->n_dims * sizeof *t->dims);
 
     if (bnf_tensor_is_external(t)) {
         uint8_t *data = NULL;
@@ -401,7 +443,8 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
     onnx__tensor_proto__init(t);
     t->name = bnf_strdup(name);
     t->dims = bnf_malloc((rank ? rank : 1) * sizeof *t->dims);
-    p = bnf_malloc(n * d->size > 0 ? n * d->size : 1);
+    /* no values: zeros, left to the kernel to provide as they are read */
+    p = v ? bnf_malloc(n * d->size > 0 ? n * d->size : 1) : bnf_calloc(1, n * d->size);
     t->raw_data.data = p;
     if (!t->name || !t->dims || !p) {
         onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
@@ -414,7 +457,7 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
     t->data_type = dtype;
     t->has_raw_data = 1;
     t->raw_data.len = n * d->size;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; v && i < n; i++) {
         switch (dtype) {
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
             float f = (float)v[i];
@@ -433,4 +476,254 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
     }
     *out = t;
     return BNF_OK;
+}
+
+/* ---- a weight scaled by channel, streamed ---------------------------------------- */
+
+#define SCALE_CHUNK 16384 /* elements at a time: a few hundred KiB, in cache */
+
+/* Elements [at, at + n) of t as doubles; raw holds them when t's bytes are
+ * raw (mapped, heap or read from external data). */
+static void decode_typed(const Onnx__TensorProto *t, size_t at, size_t n, double *v)
+{
+    switch (t->data_type) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
+        for (size_t i = 0; i < n; i++)
+            v[i] = t->float_data[at + i];
+        break;
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        memcpy(v, t->double_data + at, n * sizeof *v);
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = (uint16_t)t->int32_data[at + i];
+            v[i] = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? bnf_half_to_double(h)
+                                                                           : bnf_bf16_to_double(h);
+        }
+    }
+}
+
+/* v[i] *= the scale of element at + i; (*k, *c) track the position of `at`
+ * within its channel run. */
+static void scale_chunk(double *v, size_t n, const double *s, size_t inner, size_t channels,
+                        size_t *k, size_t *c)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t run = inner - *k < n - i ? inner - *k : n - i;
+        const double sc = s[*c];
+        for (size_t j = 0; j < run; j++)
+            v[i + j] *= sc;
+        i += run;
+        *k += run;
+        if (*k == inner) {
+            *k = 0;
+            if (++*c == channels)
+                *c = 0;
+        }
+    }
+}
+
+/* Encodes v as dtype into p; returns the index + 1 of the first value not
+ * finite (or flushed to zero) in dtype, else 0. */
+static size_t encode_checked(int32_t dtype, const double *v, size_t n, uint8_t *p)
+{
+    int bad = 0;
+    switch (dtype) {
+    case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: {
+        float *f = (float *)(void *)p; /* p comes from a malloc or a page: aligned */
+        for (size_t i = 0; i < n; i++) {
+            float r = (float)v[i];
+            f[i] = r;
+            bad |= (!(fabsf(r) <= FLT_MAX)) | ((r == 0.0f) & (v[i] != 0.0));
+        }
+        break;
+    }
+    case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
+        memcpy(p, v, n * sizeof *v);
+        for (size_t i = 0; i < n; i++)
+            bad |= (!(fabs(v[i]) <= DBL_MAX));
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? bnf_double_to_half(v[i])
+                                                                        : bnf_double_to_bf16(v[i]);
+            double r = dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? bnf_half_to_double(h)
+                                                                      : bnf_bf16_to_double(h);
+            memcpy(p + 2 * i, &h, 2);
+            bad |= (!isfinite(v[i])) | (!isfinite(r)) | ((r == 0) & (v[i] != 0));
+        }
+    }
+    if (!bad)
+        return 0;
+    for (size_t i = 0; i < n; i++) { /* which one: the rare, slow way */
+        double r = bnf_round_to(dtype, v[i]);
+        if (!isfinite(v[i]) || !isfinite(r) || (r == 0 && v[i] != 0))
+            return i + 1;
+    }
+    return 0;
+}
+
+static double scaled_value(const uint8_t *p, double sc)
+{
+    float f;
+    memcpy(&f, p, 4);
+    return (double)f * sc;
+}
+
+/* scale_chunk and encode_checked fused for float32 raw bytes. */
+static size_t scale_float(const uint8_t *p, size_t n, const double *s, size_t inner,
+                          size_t channels, size_t *k, size_t *c, float *out)
+{
+    size_t i = 0;
+    int bad = 0;
+    while (i < n) {
+        size_t run = inner - *k < n - i ? inner - *k : n - i;
+        const double sc = s[*c];
+        for (size_t j = i; j < i + run; j++) {
+            float f, r;
+            double x;
+            memcpy(&f, p + 4 * j, 4);
+            x = (double)f * sc;
+            r = (float)x;
+            out[j] = r;
+            bad |= (!(fabsf(r) <= FLT_MAX)) | ((r == 0.0f) & (x != 0.0));
+        }
+        i += run;
+        *k += run;
+        if (*k == inner) {
+            *k = 0;
+            if (++*c == channels)
+                *c = 0;
+        }
+    }
+    if (!bad)
+        return 0;
+    for (size_t j = 0; j < n; j++) { /* which one: the rare, slow way */
+        float r = out[j], f;
+        memcpy(&f, p + 4 * j, 4);
+        if (!(fabsf(r) <= FLT_MAX) || (r == 0.0f && f != 0.0f))
+            return j + 1;
+    }
+    return 0;
+}
+
+bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
+                             const double *s, size_t inner, size_t channels,
+                             Onnx__TensorProto **out, size_t *bad, double *bad_value,
+                             bnf_err *err)
+{
+    const bnf_dtype_info *d = bnf_dtype(t->data_type);
+    size_t n, k = 0, c = 0, es;
+    int fd = -1, external = bnf_tensor_is_external(t);
+    uint64_t ext_off = 0, ext_len = 0;
+    double *v = NULL;
+    uint8_t *raw = NULL, *enc = NULL;
+    bnf_spill_writer w = {0};
+    Onnx__TensorProto *nt = NULL;
+    bnf_status rc;
+
+    *bad = 0;
+    if (out)
+        *out = NULL;
+    if (!d || !bnf_dtype_is_real(t->data_type) || !inner || !channels)
+        return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': cannot scale it", tname(t));
+    if ((rc = bnf_numel(t->dims, t->n_dims, tname(t), &n, err)))
+        return rc;
+    es = d->size;
+    if (external) {
+        if ((rc = bnf_tensor_external_open(m, t, &fd, &ext_off, &ext_len, err)))
+            return rc;
+    } else if (t->has_raw_data ? t->raw_data.len != n * es
+               : (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
+                  : t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                  : t->n_int32_data) != n) {
+        return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' (%s): its data does not match its "
+                        "shape", tname(t), d->name);
+    }
+    v = bnf_malloc(SCALE_CHUNK * sizeof *v);
+    enc = bnf_malloc(SCALE_CHUNK * es);
+    raw = external ? bnf_malloc(SCALE_CHUNK * es) : NULL;
+    if (!v || !enc || (external && !raw)) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (out)
+        bnf_spill_begin(m, (uint64_t)n * es, &w);
+    for (size_t at = 0; at < n;) {
+        size_t len = n - at < SCALE_CHUNK ? n - at : SCALE_CHUNK, b;
+        if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->has_raw_data && !external) {
+            /* the common case in one pass: float -> double, scaled, rounded back */
+            if ((b = scale_float(t->raw_data.data + at * es, len, s, inner, channels, &k, &c,
+                                 (float *)(void *)enc))) {
+                *bad = at + b;
+                *bad_value = scaled_value(t->raw_data.data + (at + b - 1) * es,
+                                          s[((at + b - 1) / inner) % channels]);
+                rc = BNF_OK;
+                goto out;
+            }
+            if (out)
+                bnf_spill_write(&w, enc, len * es);
+            at += len;
+            continue;
+        }
+        if (external) {
+            for (size_t done = 0; done < len * es;) {
+                ssize_t r = pread(fd, raw + done, len * es - done,
+                                  (off_t)(ext_off + at * es + done));
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0) {
+                    rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': reading its external data: %s",
+                                  tname(t), r == 0 ? "unexpected end of file" : strerror(errno));
+                    goto out;
+                }
+                done += (size_t)r;
+            }
+            decode_raw(t->data_type, raw, len, v);
+        } else if (t->has_raw_data) {
+            decode_raw(t->data_type, t->raw_data.data + at * es, len, v);
+        } else {
+            decode_typed(t, at, len, v);
+        }
+        scale_chunk(v, len, s, inner, channels, &k, &c);
+        if ((b = encode_checked(t->data_type, v, len, enc))) {
+            *bad = at + b;
+            *bad_value = v[b - 1];
+            rc = BNF_OK;
+            goto out;
+        }
+        if (out)
+            bnf_spill_write(&w, enc, len * es);
+        at += len;
+    }
+    if (!out) {
+        rc = BNF_OK;
+        goto out;
+    }
+    if ((rc = bnf_tensor_new(name, t->data_type, t->dims, t->n_dims, NULL, 0, &nt, err)))
+        goto out;
+    bnf_free(nt->raw_data.data);
+    nt->raw_data.data = bnf_spill_end(&w);
+    nt->raw_data.len = (size_t)n * es;
+    w.heap = NULL; /* taken (or freed) by bnf_spill_end */
+    if (!nt->raw_data.data) {
+        nt->raw_data.len = 0;
+        rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': writing the folded values to a temporary "
+                      "file failed", name);
+        goto out;
+    }
+    *out = nt;
+    nt = NULL;
+    rc = BNF_OK;
+out:
+    if (nt)
+        onnx__tensor_proto__free_unpacked(nt, &bnf_pbc_allocator);
+    bnf_free(w.heap);
+    if (fd >= 0)
+        close(fd);
+    bnf_free(v);
+    bnf_free(enc);
+    bnf_free(raw);
+    return rc;
 }

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define S(x) ((x) ? (x) : "")
 
@@ -49,7 +50,15 @@ static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *
         if (!has_location)
             return bnf_fail(v->err, BNF_ERR_INVALID, "%s: tensor '%s' is external but has no "
                             "location", where, S(t->name));
-        return BNF_OK; /* sizes are checked when the data is read */
+        if (v->m->dir) { /* the file: inside the folder, there, and big enough */
+            int fd;
+            uint64_t off, len;
+            bnf_status rc = bnf_tensor_external_open(v->m, t, &fd, &off, &len, v->err);
+            if (rc)
+                return rc;
+            close(fd);
+        }
+        return BNF_OK; /* the bytes are read when needed */
     }
     if (t->has_raw_data) {
         if (d->size && t->raw_data.len != n * d->size)

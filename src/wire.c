@@ -19,7 +19,7 @@ typedef struct {
     size_t end;
 } frame;
 
-static int read_varint(const uint8_t *d, size_t end, size_t *pos, uint64_t *v)
+int bnf_wire_varint(const uint8_t *d, size_t end, size_t *pos, uint64_t *v)
 {
     uint64_t r = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -71,7 +71,7 @@ bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint6
             top--;
             continue;
         }
-        if (read_varint(d, f->end, &pos, &key) != 0)
+        if (bnf_wire_varint(d, f->end, &pos, &key) != 0)
             return bnf_fail(err, BNF_ERR_INVALID, "%s: truncated or malformed field key at byte %zu",
                             what, pos);
         field = (unsigned)(key >> 3);
@@ -86,7 +86,7 @@ bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint6
             mem += scalar_size(fd->type) * 2; /* array slot, arrays grow by count */
         switch (wt) {
         case 0:
-            if (read_varint(d, f->end, &pos, &len) != 0)
+            if (bnf_wire_varint(d, f->end, &pos, &len) != 0)
                 return bnf_fail(err, BNF_ERR_INVALID, "%s: truncated varint at byte %zu", what, pos);
             break;
         case 1:
@@ -99,7 +99,7 @@ bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint6
             break;
         }
         case 2:
-            if (read_varint(d, f->end, &pos, &len) != 0)
+            if (bnf_wire_varint(d, f->end, &pos, &len) != 0)
                 return bnf_fail(err, BNF_ERR_INVALID, "%s: truncated length at byte %zu", what, pos);
             if (len > f->end - pos)
                 return bnf_fail(err, BNF_ERR_INVALID,

@@ -706,6 +706,8 @@ CASES = [
     ("conv2d_bf16", C2(dtype="bfloat16", opset=15)),
     ("conv2d_mixed15", C2(dtype="float16", stat_dtype="float32", opset=15)),
     ("conv2d_external", C2()),          # saved with external data, see save_case
+    # a weight of 1 KiB and more: external in the folded model too
+    ("conv2d_external_big", lambda n: conv_case(n, C=16, M=32, attrs=P1)),
     ("conv2d_external_escape", C2(fold=False)),
     # ---- parameter sources
     ("conv2d_constant_nodes", C2(sources=constant_sources())),
@@ -743,6 +745,9 @@ CASES = [
     ("roundtrip_unknown", roundtrip_unknown_case),
 ]
 
+# Models saved with all their tensors as external data, in NAME.data.
+EXTERNAL = {"conv2d_external", "conv2d_external_big"}
+
 # Models that are deliberately invalid for onnx.checker.
 NO_CHECKER = {"skip_shape_mismatch", "skip_dtype"}
 
@@ -764,7 +769,7 @@ def save_case(name, model, expect):
             f.write(model)
         onnx.checker.check_model(onnx.load_from_string(model))
         note(path)
-    elif name == "conv2d_external":
+    elif name in EXTERNAL:
         if name not in NO_CHECKER:
             onnx.checker.check_model(model)
         onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
@@ -801,8 +806,8 @@ def save_case(name, model, expect):
 def readback(name):
     """Reload the model file and compare its initializers with what was built."""
     path = os.path.join(OUT, name + ".onnx")
-    if name == "conv2d_external":
-        m = onnx.load(path)   # resolves conv2d_external.data
+    if name in EXTERNAL:
+        m = onnx.load(path)   # resolves NAME.data
         assert all(t.data_location == TensorProto.DEFAULT for t in m.graph.initializer)
         raw = onnx.load(path, load_external_data=False)
         assert all(t.data_location == TensorProto.EXTERNAL for t in raw.graph.initializer)

@@ -976,7 +976,8 @@ t_device_output_refused() {
 }
 
 t_max_memory() {
-    expect_exit 3 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory 1M || return
+    # the weights stay in the mapped file: parsing the demo takes about 0.6 MiB
+    expect_exit 3 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory 256K || return
     expect_stderr_has "max-memory" "MiB"
     expect_no_output "$W/o.onnx"
     expect_exit 2 -- "$BIN" fold "$DEMO" -o "$W/o.onnx" --max-memory lots
@@ -1069,7 +1070,7 @@ for e in "$MODELS"/*.expected.onnx; do
     run_case "fold:$n" fold_case "$n"
     n_fold=$((n_fold + 1))
 done
-run_case fold_cases_found assert_eq 40 "$n_fold" "number of fold cases (NAME.expected.onnx)"
+run_case fold_cases_found assert_eq 41 "$n_fold" "number of fold cases (NAME.expected.onnx)"
 run_case fold_human_report t_fold_human_report
 
 while read -r model code; do

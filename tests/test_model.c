@@ -7,23 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long size;
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)size + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *n = (size_t)size;
-    return buf;
-}
-
 static size_t count_entries(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -77,6 +77,25 @@ static inline void assert_close(const bnf_array *got, const bnf_array *want, dou
             fail_msg("%s[%zu] = %.9g, expected %.9g", what, i, got->v[i], want->v[i]);
 }
 
+/* A whole file, in memory from malloc (free it with free). */
+static inline uint8_t *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long size;
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
 /* A fresh empty directory under /tmp; the caller removes it. */
 static inline char *temp_dir(void)
 {

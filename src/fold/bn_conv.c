@@ -50,7 +50,7 @@ static bnf_status fold(bnf_fold_job *job)
         for (int64_t cl = 0; cl < c_per_g; cl++) {
             int64_t c = (m / m_per_g) * c_per_g + cl;
             size_t base = ((size_t)m * (size_t)c_per_g + (size_t)cl) * inner;
-            for (size_t k = 0; k < inner; k++) {
+            for (size_t k = 0; w->v && k < inner; k++) { /* no values: inspect's dry run */
                 job->new_w[base + k] = w->v[base + k] * job->bn->s[c];
                 acc += w->v[base + k] * job->bn->t[c];
             }

@@ -47,7 +47,7 @@ static bnf_status fold(bnf_fold_job *job)
         return BNF_ERR_NOMEM;
     job->new_b.dims[0] = rows ? rows : n_dim;
     job->new_b.dims[1] = n_dim;
-    for (int64_t k = 0; k < k_dim; k++)
+    for (int64_t k = 0; w->v && k < k_dim; k++) /* no values: inspect's dry run */
         for (int64_t n = 0; n < n_dim; n++) {
             size_t at = trans_b ? (size_t)(n * k_dim + k) : (size_t)(k * n_dim + n);
             job->new_w[at] = w->v[at] * job->bn->s[k];

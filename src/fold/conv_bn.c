@@ -23,9 +23,7 @@ static bnf_status fold(bnf_fold_job *job)
         return bnf_fold_decline(job, "SHAPE_MISMATCH", "bias has %zu values, expected %lld",
                                 b->n, (long long)m_out);
     inner = m_out ? w->n / (size_t)m_out : 0;
-    for (size_t m = 0; m < (size_t)m_out; m++)
-        for (size_t k = 0; k < inner; k++)
-            job->new_w[m * inner + k] = w->v[m * inner + k] * job->bn->s[m];
+    bnf_fold_scale(job, inner ? inner : 1, m_out ? (size_t)m_out : 1); /* W[m, ...] * s_m */
 
     return bnf_fold_channel_bias(job, m_out);
 }

@@ -30,7 +30,11 @@ static bnf_status fold(bnf_fold_job *job)
         return bnf_fold_decline(job, "SHAPE_MISMATCH", "bias has %zu values, expected %lld",
                                 b->n, (long long)m_out);
     inner = (c_in && m_per_g) ? w->n / (size_t)(c_in * m_per_g) : 0;
-    for (int64_t i = 0; i < c_in; i++) {
+    if (g == 1) { /* W[c, m, ...] * s_m */
+        bnf_fold_scale(job, inner ? inner : 1, m_per_g ? (size_t)m_per_g : 1);
+        return bnf_fold_channel_bias(job, m_out);
+    }
+    for (int64_t i = 0; w->v && i < c_in; i++) { /* no values: inspect's dry run */
         int64_t group = i / (c_in / g);
         for (int64_t j = 0; j < m_per_g; j++) {
             double s = job->bn->s[group * m_per_g + j];

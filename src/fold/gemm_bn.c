@@ -38,11 +38,8 @@ bnf_status bnf_fold_gemm_columns(bnf_fold_job *job)
         if (c->rank == 2)
             rows = c_rows; /* [1, N] stays 2-D; [M, N] and [M, 1] become [M, N] */
     }
-    for (int64_t k = 0; k < k_dim; k++)
-        for (int64_t n = 0; n < n_dim; n++) {
-            size_t at = trans_b ? (size_t)(n * k_dim + k) : (size_t)(k * n_dim + n);
-            job->new_w[at] = w->v[at] * job->bn->s[n];
-        }
+    /* B[k, n] * s_n, or B[n, k] * s_n when transposed */
+    bnf_fold_scale(job, trans_b ? (size_t)(k_dim ? k_dim : 1) : 1, n_dim ? (size_t)n_dim : 1);
 
     job->new_b.rank = rows ? 2 : 1;
     job->new_b.n = (size_t)((rows ? rows : 1) * n_dim);
