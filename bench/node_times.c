@@ -42,7 +42,7 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static bnf_status observe(void *ctx, const char *name, const bnf_tensor *v, bnf_err *err)
+static bnf_status observe(void *ctx, const char *name, bnf_tensor *v, bnf_err *err)
 {
     obs_state *st = ctx;
     double t = now_ms();

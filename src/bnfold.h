@@ -204,8 +204,10 @@ BNF_API bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inpu
                            bnf_tensor *outputs, bnf_err *err);
 
 /* Called with every value a node computes, as soon as it is computed (the
- * tensor is borrowed for the call); a status other than BNF_OK stops the run. */
-typedef bnf_status (*bnf_observer)(void *ctx, const char *name, const bnf_tensor *value,
+ * tensor is borrowed for the call); a status other than BNF_OK stops the run.
+ * The observer may overwrite the value's elements (never its type or shape):
+ * the rest of the run reads what it wrote. */
+typedef bnf_status (*bnf_observer)(void *ctx, const char *name, bnf_tensor *value,
                                    bnf_err *err);
 BNF_API bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
                                     bnf_tensor *outputs, bnf_observer observe, void *ctx,
@@ -226,6 +228,7 @@ typedef struct {
     int outputs_only;         /* 0: also compare values both graphs compute under one name */
     void (*progress)(void *ctx, const char *stage, size_t done, size_t total); /* or NULL */
     void *progress_ctx;
+    double values_loosen;     /* intermediate values: rtol and atol times this (0: 1) */
 } bnf_verify_options;
 
 /* Default options (random_sets 3, seed 1, rtol 1e-4, atol 1e-4). */
