@@ -31,6 +31,8 @@ struct bnf_model {
     int changed;         /* a pass rewrote proto */
     int in_place;        /* saving over `path` is allowed (--in-place) */
     int spill_fd;        /* unnamed file holding folded tensors (mapped.c), or -1 */
+    int retired_fds[8];  /* spill files now an output's data file: still mapped */
+    size_t n_retired;
     int spill_failed;    /* no spill file could be made: tensors stay on the heap */
     uint64_t spill_end;
     uint64_t held;       /* bytes of new tensors kept on the heap, not spilled */
@@ -51,6 +53,9 @@ int bnf_mapped_where(const void *p, size_t len, int *fd, uint64_t *off);
 /* Gives back the pages of m's regions the process touched (the page cache
  * keeps them); pointers stay valid. */
 void bnf_mapped_release(const bnf_model *m);
+/* Gives back the pages of [p, p+len) (page aligned) of a read-only file
+ * mapping of one's own. */
+void bnf_pages_release(void *p, size_t len);
 /* The same for the pages of [p, p+len), when they are in a mapped file. */
 void bnf_mapped_release_range(const void *p, size_t len);
 /* Unmaps and forgets m's regions (heap buffers are the model's to free). */
@@ -62,17 +67,23 @@ void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t);
  * tensors under spill_min bytes always (64 KiB). */
 void bnf_mapped_test_limits(uint64_t budget, uint64_t spill_min);
 /* Writing a new tensor's bytes piece by piece: to the spill file when there is
- * one (then mapped back), else to a heap buffer.  end gives the bytes (owned by
- * the caller as raw_data: bnf_free knows mapped ones), or NULL on failure. */
+ * one (written by a thread of its own while the next piece is computed, then
+ * mapped back), else into a heap buffer.  next lends a buffer of *cap bytes
+ * (NULL on failure) that put hands back with n bytes filled; end gives the
+ * bytes (for raw_data: bnf_free knows mapped ones), or NULL on failure; abort
+ * gives up. */
 typedef struct {
     bnf_model *m;
     uint8_t *heap;
     uint64_t off, len, at;
-    int failed;
+    int failed, threaded, cur;
+    struct bnf_spill_thread *writer;
 } bnf_spill_writer;
 void bnf_spill_begin(bnf_model *m, uint64_t len, bnf_spill_writer *w);
-void bnf_spill_write(bnf_spill_writer *w, const void *p, size_t n);
+uint8_t *bnf_spill_next(bnf_spill_writer *w, size_t *cap);
+void bnf_spill_put(bnf_spill_writer *w, size_t n);
 uint8_t *bnf_spill_end(bnf_spill_writer *w);
+void bnf_spill_abort(bnf_spill_writer *w);
 
 /* ---- the model without its weight bytes (skeleton.c) ------------------------ */
 

@@ -126,6 +126,11 @@ void bnf_mapped_release(const bnf_model *m)
     pthread_mutex_unlock(&lock);
 }
 
+void bnf_pages_release(void *p, size_t len)
+{
+    madvise(p, len, MADV_DONTNEED);
+}
+
 void bnf_mapped_release_range(const void *p, size_t len)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -233,6 +238,70 @@ void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t)
     t->raw_data.data = p;
 }
 
+/* The background writer: buffers filled by the caller are written to the
+ * spill file by a thread of its own, so that computing the next piece and
+ * writing the last one overlap. */
+struct bnf_spill_thread {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int fd, external;
+    uint64_t base;          /* file offset of the tensor */
+    uint8_t *buf[2];
+    size_t fill[2];         /* bytes to write; 0: free */
+    uint64_t pos[2];        /* their place in the tensor */
+    int stop, failed;
+};
+
+static void *spill_thread_main(void *arg)
+{
+    struct bnf_spill_thread *t = arg;
+    int next = 0;
+    uint64_t kicked = 0;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->fill[next] && !t->stop)
+            pthread_cond_wait(&t->cv, &t->mu);
+        if (!t->fill[next])
+            break; /* stopped with nothing left */
+        pthread_mutex_unlock(&t->mu);
+        {
+            const uint8_t *q = t->buf[next];
+            size_t n = t->fill[next];
+            uint64_t at = t->base + t->pos[next];
+            int failed = 0;
+            while (n && !failed) {
+                ssize_t k = pwrite(t->fd, q, n, (off_t)at);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0) {
+                    failed = 1;
+                    break;
+                }
+                q += k;
+                n -= (size_t)k;
+                at += (uint64_t)k;
+            }
+            if (t->external && at - t->base - kicked >= (8u << 20)) {
+                /* this file may well become the output's data file: start its
+                 * disk writing now, so that the final fsync has little to do */
+                sync_file_range(t->fd, (off64_t)(t->base + kicked),
+                                (off64_t)(at - t->base - kicked), SYNC_FILE_RANGE_WRITE);
+                kicked = at - t->base;
+            }
+            pthread_mutex_lock(&t->mu);
+            t->failed |= failed;
+            t->fill[next] = 0;
+            pthread_cond_broadcast(&t->cv);
+        }
+        next ^= 1;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+#define SPILL_PIECE (1u << 20) /* bytes lent at a time */
+
 void bnf_spill_begin(bnf_model *m, uint64_t len, bnf_spill_writer *w)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -244,48 +313,129 @@ void bnf_spill_begin(bnf_model *m, uint64_t len, bnf_spill_writer *w)
     if (!heap && m->spill_fd < 0 && !m->spill_failed && (m->spill_fd = open_spill(m)) < 0)
         m->spill_failed = 1;
     if (!heap && m->spill_fd >= 0) {
+        struct bnf_spill_thread *t = bnf_calloc(1, sizeof *t);
         w->off = (m->spill_end + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+        if (!t || !(t->buf[0] = bnf_malloc(SPILL_PIECE)) || !(t->buf[1] = bnf_malloc(SPILL_PIECE))) {
+            if (t) {
+                bnf_free(t->buf[0]);
+                bnf_free(t);
+            }
+            w->failed = 1;
+            return;
+        }
+        t->fd = m->spill_fd;
+        t->external = m->external;
+        t->base = w->off;
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->cv, NULL);
+        w->writer = t;
+        /* no thread to be had: the pieces are written as they come */
+        w->threaded = pthread_create(&t->thread, NULL, spill_thread_main, t) == 0;
         return;
     }
     if (len > SIZE_MAX - 1 || !(w->heap = bnf_malloc(len ? (size_t)len : 1)))
         w->failed = 1;
 }
 
-void bnf_spill_write(bnf_spill_writer *w, const void *p, size_t n)
+uint8_t *bnf_spill_next(bnf_spill_writer *w, size_t *cap)
 {
-    const uint8_t *q = p;
+    struct bnf_spill_thread *t = w->writer;
+    if (w->failed)
+        return NULL;
+    if (w->heap) {
+        *cap = (size_t)(w->len - w->at);
+        return w->heap + w->at;
+    }
+    *cap = SPILL_PIECE;
+    if (w->threaded) { /* wait until the writer is done with this buffer */
+        pthread_mutex_lock(&t->mu);
+        while (t->fill[w->cur] && !t->failed)
+            pthread_cond_wait(&t->cv, &t->mu);
+        w->failed |= t->failed;
+        pthread_mutex_unlock(&t->mu);
+    }
+    return w->failed ? NULL : t->buf[w->cur];
+}
+
+void bnf_spill_put(bnf_spill_writer *w, size_t n)
+{
+    struct bnf_spill_thread *t = w->writer;
     if (w->failed || n > w->len - w->at) {
         w->failed = 1;
         return;
     }
     if (w->heap) {
-        memcpy(w->heap + w->at, q, n);
         w->at += n;
         return;
     }
-    while (n) {
-        ssize_t k = pwrite(w->m->spill_fd, q, n, (off_t)(w->off + w->at));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            w->failed = 1;
-            return;
+    if (w->threaded) {
+        pthread_mutex_lock(&t->mu);
+        t->pos[w->cur] = w->at;
+        t->fill[w->cur] = n;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        w->cur ^= 1;
+    } else {
+        const uint8_t *q = t->buf[w->cur];
+        uint64_t at = w->off + w->at;
+        size_t left = n;
+        while (left) {
+            ssize_t k = pwrite(t->fd, q, left, (off_t)at);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                w->failed = 1;
+                return;
+            }
+            q += k;
+            left -= (size_t)k;
+            at += (uint64_t)k;
         }
-        q += k;
-        n -= (size_t)k;
-        w->at += (uint64_t)k;
     }
+    w->at += n;
+}
+
+/* Waits for the writer to finish and frees it. */
+static void spill_stop(bnf_spill_writer *w)
+{
+    struct bnf_spill_thread *t = w->writer;
+    if (!t)
+        return;
+    if (w->threaded) {
+        pthread_mutex_lock(&t->mu);
+        t->stop = 1;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->thread, NULL);
+        w->failed |= t->failed;
+    }
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    bnf_free(t->buf[0]);
+    bnf_free(t->buf[1]);
+    bnf_free(t);
+    w->writer = NULL;
+}
+
+void bnf_spill_abort(bnf_spill_writer *w)
+{
+    spill_stop(w);
+    bnf_free(w->heap);
+    w->heap = NULL;
 }
 
 uint8_t *bnf_spill_end(bnf_spill_writer *w)
 {
     void *p;
+    uint8_t *heap = w->heap;
+    spill_stop(w);
+    w->heap = NULL;
     if (w->failed || w->at != w->len) {
-        bnf_free(w->heap);
+        bnf_free(heap);
         return NULL;
     }
-    if (w->heap)
-        return w->heap;
+    if (heap)
+        return heap;
     p = mmap(NULL, (size_t)w->len, PROT_READ, MAP_SHARED, w->m->spill_fd, (off_t)w->off);
     if (p == MAP_FAILED)
         return NULL;

@@ -29,6 +29,8 @@ void bnf_model_free(bnf_model *m)
         close(m->fd);
     if (m->spill_fd >= 0)
         close(m->spill_fd);
+    for (size_t i = 0; i < m->n_retired; i++)
+        close(m->retired_fds[i]);
     bnf_free(m->heap);
     bnf_free(m->path);
     bnf_free(m->dir);

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -480,7 +481,7 @@ bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, 
 
 /* ---- a weight scaled by channel, streamed ---------------------------------------- */
 
-#define SCALE_CHUNK 16384 /* elements at a time: a few hundred KiB, in cache */
+#define SCALE_CHUNK 65536 /* elements at a time: under a MiB, in cache */
 
 /* Elements [at, at + n) of t as doubles; raw holds them when t's bytes are
  * raw (mapped, heap or read from external data). */
@@ -618,7 +619,9 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
     int fd = -1, external = bnf_tensor_is_external(t);
     uint64_t ext_off = 0, ext_len = 0;
     double *v = NULL;
-    uint8_t *raw = NULL, *enc = NULL;
+    uint8_t *raw = NULL, *enc = NULL, *ext_map = NULL;
+    const uint8_t *bytes = NULL; /* the raw bytes, when they can be read in place */
+    size_t ext_map_len = 0, released = 0;
     bnf_spill_writer w = {0};
     Onnx__TensorProto *nt = NULL;
     bnf_status rc;
@@ -641,33 +644,62 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' (%s): its data does not match its "
                         "shape", tname(t), d->name);
     }
+    if (external && n) { /* mapped, read in place; else read piece by piece */
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), lo = ext_off / page * page;
+        void *p;
+        ext_map_len = (size_t)(ext_off - lo + ext_len);
+        p = mmap(NULL, ext_map_len, PROT_READ, MAP_PRIVATE, fd, (off_t)lo);
+        if (p != MAP_FAILED) {
+            ext_map = p;
+            bytes = ext_map + (ext_off - lo);
+        }
+    } else if (t->has_raw_data) {
+        bytes = t->raw_data.data;
+    }
     v = bnf_malloc(SCALE_CHUNK * sizeof *v);
     enc = bnf_malloc(SCALE_CHUNK * es);
-    raw = external ? bnf_malloc(SCALE_CHUNK * es) : NULL;
-    if (!v || !enc || (external && !raw)) {
+    raw = external && !bytes ? bnf_malloc(SCALE_CHUNK * es) : NULL;
+    if (!v || !enc || (external && !bytes && !raw)) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
     if (out)
         bnf_spill_begin(m, (uint64_t)n * es, &w);
     for (size_t at = 0; at < n;) {
-        size_t len = n - at < SCALE_CHUNK ? n - at : SCALE_CHUNK, b;
-        if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->has_raw_data && !external) {
+        size_t len = n - at < SCALE_CHUNK ? n - at : SCALE_CHUNK, b, cap;
+        uint8_t *dst = enc; /* where this piece's new bytes go */
+        if (out && !(dst = bnf_spill_next(&w, &cap))) {
+            rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': writing the folded values to a "
+                          "temporary file failed", name);
+            goto out;
+        }
+        if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && bytes) {
             /* the common case in one pass: float -> double, scaled, rounded back */
-            if ((b = scale_float(t->raw_data.data + at * es, len, s, inner, channels, &k, &c,
-                                 (float *)(void *)enc))) {
+            if ((b = scale_float(bytes + at * es, len, s, inner, channels, &k, &c,
+                                 (float *)(void *)dst))) {
                 *bad = at + b;
-                *bad_value = scaled_value(t->raw_data.data + (at + b - 1) * es,
+                *bad_value = scaled_value(bytes + (at + b - 1) * es,
                                           s[((at + b - 1) / inner) % channels]);
                 rc = BNF_OK;
                 goto out;
             }
             if (out)
-                bnf_spill_write(&w, enc, len * es);
+                bnf_spill_put(&w, len * es);
             at += len;
+            if (ext_map) { /* pages read: back to the page cache */
+                size_t page = (size_t)sysconf(_SC_PAGESIZE);
+                size_t done = (size_t)(bytes - ext_map) + at * es;
+                done = done / page * page;
+                if (done - released >= (8u << 20)) {
+                    bnf_pages_release(ext_map + released, done - released);
+                    released = done;
+                }
+            }
             continue;
         }
-        if (external) {
+        if (bytes) {
+            decode_raw(t->data_type, bytes + at * es, len, v);
+        } else if (external) {
             for (size_t done = 0; done < len * es;) {
                 ssize_t r = pread(fd, raw + done, len * es - done,
                                   (off_t)(ext_off + at * es + done));
@@ -681,20 +713,18 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
                 done += (size_t)r;
             }
             decode_raw(t->data_type, raw, len, v);
-        } else if (t->has_raw_data) {
-            decode_raw(t->data_type, t->raw_data.data + at * es, len, v);
         } else {
             decode_typed(t, at, len, v);
         }
         scale_chunk(v, len, s, inner, channels, &k, &c);
-        if ((b = encode_checked(t->data_type, v, len, enc))) {
+        if ((b = encode_checked(t->data_type, v, len, dst))) {
             *bad = at + b;
             *bad_value = v[b - 1];
             rc = BNF_OK;
             goto out;
         }
         if (out)
-            bnf_spill_write(&w, enc, len * es);
+            bnf_spill_put(&w, len * es);
         at += len;
     }
     if (!out) {
@@ -706,7 +736,6 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
     bnf_free(nt->raw_data.data);
     nt->raw_data.data = bnf_spill_end(&w);
     nt->raw_data.len = (size_t)n * es;
-    w.heap = NULL; /* taken (or freed) by bnf_spill_end */
     if (!nt->raw_data.data) {
         nt->raw_data.len = 0;
         rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': writing the folded values to a temporary "
@@ -719,7 +748,9 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
 out:
     if (nt)
         onnx__tensor_proto__free_unpacked(nt, &bnf_pbc_allocator);
-    bnf_free(w.heap);
+    bnf_spill_abort(&w); /* when not ended */
+    if (ext_map)
+        munmap(ext_map, ext_map_len);
     if (fd >= 0)
         close(fd);
     bnf_free(v);

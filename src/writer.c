@@ -399,6 +399,7 @@ typedef struct {
     const bnf_model *m;
     const char *location;   /* the data file's name, relative to the output */
     out_file *data;
+    int spill_fd;           /* the data file is m's spill file: its tensors stay put */
     moved *moved;
     size_t n_moved, cap_moved;
     uint64_t end;           /* bytes written to the data file */
@@ -416,6 +417,13 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
 
     if (!was_external && (!t->has_raw_data || len < EXTERNAL_MIN_BYTES))
         return BNF_OK; /* small, or in typed fields: stays in the model */
+    if (!was_external && x->spill_fd >= 0) { /* already in the data file? */
+        int src;
+        uint64_t off;
+        if (bnf_mapped_where(t->raw_data.data, t->raw_data.len, &src, &off) &&
+            src == x->spill_fd)
+            at = off;
+    }
     if (x->n_moved == x->cap_moved) {
         size_t cap = x->cap_moved ? 2 * x->cap_moved : 64;
         moved *grown = bnf_realloc(x->moved, cap * sizeof *grown);
@@ -424,9 +432,12 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
         x->moved = grown;
         x->cap_moved = cap;
     }
-    if ((rc = write_all(x->data->fd, zeros, (size_t)(at - x->end), x->data->path, err)))
+    if (at < x->end) {
+        /* in the spill file that became the data file: written at fold time */
+    } else if ((rc = write_all(x->data->fd, zeros, (size_t)(at - x->end), x->data->path,
+                               err))) {
         return rc;
-    if (was_external) {
+    } else if (was_external) {
         int fd, r;
         uint64_t off;
         if ((rc = bnf_tensor_external_open(x->m, t, &fd, &off, &len, err)))
@@ -483,7 +494,8 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
     t->has_raw_data = 0;
     t->raw_data.data = NULL;
     t->raw_data.len = 0;
-    x->end = at + len;
+    if (at + len > x->end)
+        x->end = at + len;
     return BNF_OK;
 }
 
@@ -496,6 +508,41 @@ static void restore(externalize *x)
     }
     bnf_free(x->moved);
     x->moved = NULL;
+}
+
+/* When the folds spilled their tensors to a file on the output's filesystem,
+ * that file becomes the output's data file (named at commit): the folded
+ * tensors are not copied again.  f->fd stays -1 when it cannot. */
+static bnf_status adopt_spill(bnf_model *m, const char *location, out_file *f, bnf_err *err)
+{
+    struct stat spill_st, dir_st;
+    size_t len;
+    mode_t mask;
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    if (m->spill_fd < 0 || m->n_retired == sizeof m->retired_fds / sizeof m->retired_fds[0] ||
+        fstat(m->spill_fd, &spill_st) != 0)
+        return BNF_OK;
+    f->path = location;
+    if (!(f->dir = bnf_folder_of(location)))
+        return bnf_fail(err, BNF_ERR_IO, "%s: cannot resolve its folder: %s", location,
+                        strerror(errno));
+    if (stat(f->dir, &dir_st) != 0 || dir_st.st_dev != spill_st.st_dev) {
+        bnf_free(f->dir);
+        f->dir = NULL;
+        return BNF_OK; /* another filesystem: the tensors are copied */
+    }
+    len = strlen(f->dir) + strlen(base_of(location)) + 48;
+    if (!(f->tmp = bnf_malloc(len)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    /* a descriptor of its own (out_finish closes it), writing after the tensors */
+    if ((f->fd = dup(m->spill_fd)) < 0 || lseek(f->fd, (off_t)m->spill_end, SEEK_SET) < 0)
+        return bnf_fail(err, BNF_ERR_IO, "%s: %s", location, strerror(errno));
+    mask = umask(0);
+    umask(mask);
+    if (fchmod(f->fd, 0666 & ~mask) != 0)
+        return bnf_fail(err, BNF_ERR_IO, "%s: chmod: %s", location, strerror(errno));
+    return BNF_OK;
 }
 
 /* ---- saving ------------------------------------------------------------------------ */
@@ -575,11 +622,18 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
             goto out;
         }
         snprintf(location, n, "%s.data", path);
-        if ((rc = out_open(&data_f, location, err)))
-            goto out;
         x.m = m;
         x.location = base_of(location);
         x.data = &data_f;
+        x.spill_fd = -1;
+        if ((rc = adopt_spill(m, location, &data_f, err)))
+            goto out;
+        if (data_f.fd >= 0) { /* the folded tensors are in it already: add the rest */
+            x.spill_fd = m->spill_fd;
+            x.end = m->spill_end;
+        } else if ((rc = out_open(&data_f, location, err))) {
+            goto out;
+        }
         if ((rc = each_model_tensor(m->proto, move_tensor, &x, err)) ||
             (rc = out_finish(&data_f, err)))
             goto out;
@@ -589,6 +643,11 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
         goto out;
     if (has_external && (rc = out_commit(&data_f, err)))
         goto out;
+    if (x.spill_fd >= 0) { /* the spill file is an output's now: spill elsewhere */
+        m->retired_fds[m->n_retired++] = m->spill_fd;
+        m->spill_fd = -1;
+        m->spill_end = 0;
+    }
     rc = out_commit(&model_f, err);
 out:
     restore(&x);
