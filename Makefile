@@ -201,3 +201,4 @@ $(if $(DUP_SRC),$(error source files share a basename (ar would drop one): $(DUP
 
 # fuzzing, sanitizers, valgrind and the malformed-model corpus (fuzz/fuzz.mk)
 include fuzz/fuzz.mk
+include bench/bench.mk

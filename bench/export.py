@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Export the evaluator-benchmark models to ONNX.
 
-Usage: /usr/bin/python3 bench/export.py [OUTDIR]      (default OUTDIR: build/bench)
+Usage: /usr/bin/python3 bench/export.py [OUTDIR [ARCH ...]]   (default OUTDIR: build/bench)
 
 Run with Debian's /usr/bin/python3 (torch 1.13, torchvision 0.14, onnx 1.12).
-Exports torchvision resnet50, mobilenet_v2 and efficientnet_b0, built with
+Exports torchvision resnet50, mobilenet_v2 and efficientnet_b0 (or the ARCHs
+named: those three and vgg11_bn, ~530 MB, for the model I/O benchmark
+bench/io.sh), built with
 weights=None (random init, fixed seed, nothing downloaded), in eval mode, at
 opset 13 with a 1x3x224x224 input, the way a real export is made with
 BatchNormalization nodes kept (training=PRESERVE, do_constant_folding=False).
@@ -23,7 +25,8 @@ import os
 import sys
 import time
 
-MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0")
+MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0")   # the default set
+EXTRA = ("vgg11_bn",)                                        # only when named
 OPSET = 13
 SHAPE = (1, 3, 224, 224)
 
@@ -68,14 +71,20 @@ def export(arch, path):
 
 
 def main(argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
         print(__doc__.strip())
-        return 0 if len(argv) == 2 else 2
-    outdir = argv[1] if len(argv) == 2 else "build/bench"
+        return 0
+    archs = argv[2:] or list(MODELS)
+    unknown = [a for a in archs if a not in MODELS + EXTRA]
+    if unknown:
+        print(f"export: unknown model(s) {' '.join(unknown)}; known: {' '.join(MODELS + EXTRA)}",
+              file=sys.stderr)
+        return 2
+    outdir = argv[1] if len(argv) >= 2 else "build/bench"
     os.makedirs(outdir, exist_ok=True)
     failed = 0
     torch_ready = False
-    for arch in MODELS:
+    for arch in archs:
         path = os.path.join(outdir, arch + ".onnx")
         if os.path.exists(path):
             print(f"export: {path} (cached)", flush=True)
