@@ -56,6 +56,8 @@ void bnf_mapped_release(const bnf_model *m);
 /* Gives back the pages of [p, p+len) (page aligned) of a read-only file
  * mapping of one's own. */
 void bnf_pages_release(void *p, size_t len);
+/* Maps in the pages of [p, p+len) of a file mapping ahead of reading them. */
+void bnf_pages_prefetch(const void *p, size_t len);
 /* The same for the pages of [p, p+len), when they are in a mapped file. */
 void bnf_mapped_release_range(const void *p, size_t len);
 /* Unmaps and forgets m's regions (heap buffers are the model's to free). */

@@ -621,7 +621,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
     double *v = NULL;
     uint8_t *raw = NULL, *enc = NULL, *ext_map = NULL;
     const uint8_t *bytes = NULL; /* the raw bytes, when they can be read in place */
-    size_t ext_map_len = 0, released = 0;
+    size_t ext_map_len = 0, released = 0, prefetched = 0;
     bnf_spill_writer w = {0};
     Onnx__TensorProto *nt = NULL;
     bnf_status rc;
@@ -672,6 +672,12 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
             rc = bnf_fail(err, BNF_ERR_IO, "tensor '%s': writing the folded values to a "
                           "temporary file failed", name);
             goto out;
+        }
+        if (bytes && at * es + len * es > prefetched) { /* the next few MiB of the source */
+            size_t window = (size_t)(n * es - prefetched) < (8u << 20) ? (size_t)(n * es - prefetched)
+                                                                        : (8u << 20);
+            bnf_pages_prefetch(bytes + prefetched, window);
+            prefetched += window;
         }
         if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && bytes) {
             /* the common case in one pass: float -> double, scaled, rounded back */
