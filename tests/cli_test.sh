@@ -747,6 +747,31 @@ t_external_other_dir() {
     expect_no_stray "$o"
 }
 
+# A weight of 1 KiB and more: the output gets its own data file, OUT.data; the
+# input's files stay as they were; the output stands on its own; --in-place
+# replaces both files.
+t_external_data_file() {
+    local d=$W/src o=$W/other s_model s_data
+    mkdir "$d" "$o"
+    cp "$MODELS/conv2d_external_big.onnx" "$MODELS/conv2d_external_big.data" "$d/"
+    s_model=$(sha "$d/conv2d_external_big.onnx")
+    s_data=$(sha "$d/conv2d_external_big.data")
+    expect_exit 0 -- "$BIN" fold "$d/conv2d_external_big.onnx" -o "$o/f.onnx" || return
+    [ -s "$o/f.onnx.data" ] || fail "no data file $o/f.onnx.data"
+    assert_eq "$s_model" "$(sha "$d/conv2d_external_big.onnx")" "sha256 of the input model"
+    assert_eq "$s_data" "$(sha "$d/conv2d_external_big.data")" "sha256 of the input data file"
+    expect_no_stray "$d" "$o"
+    rm -rf "$d"
+    expect_exit 0 -- "$BIN" verify "$o/f.onnx" "$o/f.onnx" || return
+    expect_exit 0 -- "$BIN" inspect "$o/f.onnx" --json || return
+    save_out a.json
+    assert_json "$W/a.json" "d['model']['op_counts']" '{"Conv": 1}'
+    expect_exit 0 -- "$BIN" fold "$o/f.onnx" --in-place || return
+    [ -s "$o/f.onnx.data" ] || fail "--in-place lost the data file"
+    expect_exit 0 -- "$BIN" inspect "$o/f.onnx" || return
+    expect_no_stray "$o"
+}
+
 t_external_to_stdout() {
     local d=$W/src
     mkdir "$d"
@@ -1104,6 +1129,7 @@ run_case output_replaced t_output_replaced
 
 run_case external_same_dir t_external_same_dir
 run_case external_other_dir t_external_other_dir
+run_case external_data_file t_external_data_file
 run_case external_to_stdout t_external_to_stdout
 run_case external_escape t_external_escape
 run_case external_missing_data t_external_missing_data

@@ -21,6 +21,10 @@ static const char *const cases[] = {
     "conv2d_fp16", "conv2d_fp16_int32", "conv2d_bf16", "conv2d_mixed15", "conv2d_external",
     "conv2d_external_big", "conv2d_constant_nodes", "conv2d_identity", "conv2d_shared_weight",
     "conv2d_bn_bn", "bn_opset9", "conv2d_ir3_init_inputs", "roundtrip_unknown",
+    /* subgraphs and functions (their tensors are unpacked whole), other patterns */
+    "../patterns/if_conv_bn", "../patterns/loop_conv_bn", "../patterns/function_conv_bn",
+    "../patterns/conv_bn_mul_add", "../patterns/bn_conv", "../patterns/bn_gemm",
+    "../patterns/matmul_bn", "../patterns/conv2d_fp16_overflow", "../patterns/conv_mul_add",
 };
 
 /* Folds `path` (verify on or off) and saves it as dir/NAME (and, with
