@@ -23,7 +23,7 @@ typedef struct {
 
 static void put(growbuf *b, const void *p, size_t n)
 {
-    if (b->nomem)
+    if (b->nomem || n == 0)
         return;
     if (b->cap - b->n < n) {
         size_t cap = b->cap ? b->cap : 4096;

@@ -227,7 +227,7 @@ run_case() {
                     fail "the unknown-type tensor did not survive"
                 fi
             fi
-            rm -f "$dir/out/out.onnx"
+            rm -f "$dir/out/out.onnx" "$dir/out/out.onnx.data" # (with external data)
         fi
         if [ -n "$(ls -A "$dir/out")" ]; then
             fail "files left in the output folder: $(ls -A "$dir/out" | tr '\n' ' ')"
