@@ -12,6 +12,9 @@
  * input), allocates each output with bnf_out() and fills it, and returns
  * BNF_OK, or an error status made with bnf_fail() whose message names the node
  * (use BNF_NODE_FMT / BNF_NODE_ARG).  It never keeps pointers to its inputs.
+ * A kernel may share loops out with bnf_parallel() (ctx->pool: the session's
+ * threads; without one the loop starts its own or runs on the caller); the
+ * functions it runs there must not call bnf_parallel() themselves.
  */
 #ifndef BNF_EVAL_H
 #define BNF_EVAL_H
@@ -21,6 +24,29 @@
 /* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
 #define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)
 
+typedef struct bnf_pool bnf_pool;
+
+/* Activations a Conv can apply to its own output (bnf_epilogue). */
+enum { BNF_ACT_NONE, BNF_ACT_RELU, BNF_ACT_CLIP, BNF_ACT_SIGMOID, BNF_ACT_SILU };
+
+/* What a Conv writes instead of its plain output when the session has fused
+ * the nodes that follow it (BatchNormalization, then Relu / Clip / Sigmoid /
+ * Sigmoid + Mul): per output channel c, y = act(y * scale[c] + shift[c]).
+ * scale and shift are both set or both NULL. */
+typedef struct {
+    const float *scale, *shift;
+    size_t channels;
+    int act;
+    float lo, hi;               /* BNF_ACT_CLIP bounds */
+    /* then, when res is set (a fused Add): y += res at the same position, and
+     * post (BNF_ACT_NONE or BNF_ACT_RELU) after it; res has res_n elements,
+     * the output's shape, and y0 is where the output starts (the kernel sets it) */
+    const float *res;
+    size_t res_n;
+    int post;
+    const float *y0;
+} bnf_epilogue;
+
 typedef struct {
     const Onnx__NodeProto *node;
     int64_t opset;              /* the opset version of the node's domain */
@@ -28,8 +54,10 @@ typedef struct {
     size_t n_in;
     bnf_tensor **out;           /* n_out tensors, zeroed, to fill with bnf_out() */
     size_t n_out;
-    int threads;
+    int threads;                /* the session's thread count (1 outside a session) */
     bnf_err *err;
+    bnf_pool *pool;             /* the session's threads, or NULL */
+    const bnf_epilogue *epi;    /* Conv only: fused nodes to apply, or NULL */
 } bnf_op_ctx;
 
 typedef bnf_status (*bnf_kernel)(bnf_op_ctx *ctx);
@@ -93,9 +121,46 @@ void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, 
 
 /* ---- GEMM (OpenBLAS) ------------------------------------------------------------------ */
 
-/* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float. */
+/* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
+ * calling thread (M = 1 or N = 1: a matrix-vector product). */
 void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc);
+
+/* The same, cut into pieces shared out over the session's threads (when large). */
+void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                   float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                   float beta, float *c, size_t ldc);
+
+/* ---- threads (eval/threads.c) ------------------------------------------------------ */
+
+/* threads - 1 worker threads; NULL when threads <= 1 or none could be started. */
+bnf_pool *bnf_pool_new(int threads);
+void bnf_pool_free(bnf_pool *p);
+size_t bnf_pool_size(const bnf_pool *p); /* workers + the caller; 1 for NULL */
+
+typedef void (*bnf_range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
+/* Below this much work (about one element-operation each) a loop stays on one thread. */
+#define BNF_PAR_MIN_WORK ((size_t)1 << 15)
+/* How many threads (>= 1) a loop over n items worth `work` in total should use. */
+size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
+/* Runs fn over [0, n) cut into t contiguous ranges, range i with tid i, on the
+ * session's pool (or threads started for the call when there is none), the
+ * caller included; returns when all are done.  Never fails. */
+void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
+
+/* ---- vector math (eval/vecmath.c) ---------------------------------------------------- */
+
+/* y = 1 / (1 + exp(-x)) and y = x / (1 + exp(-x)) over n floats (y may be x),
+ * with a polynomial exp vectorised for the CPU (relative error ~1e-7). */
+void bnf_sigmoid_f32(float *y, const float *x, size_t n);
+void bnf_silu_f32(float *y, const float *x, size_t n);
+/* Applies e to n elements of output channel c, in place (y inside the output
+ * that starts at e->y0 when e->res is set). */
+void bnf_epilogue_apply(const bnf_epilogue *e, size_t c, float *y, size_t n);
+
+/* The output shape a Conv node would make of its inputs (the checks of the
+ * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
+bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
 
 #endif

@@ -2,9 +2,23 @@
  *
  * Every value name gets a slot.  Initializers are decoded once, when the session
  * is made; activations live from the node that makes them to the last node that
- * reads them and are freed right after it, so peak memory is the weights plus
- * the live activations.  Nodes run in the order the file gives (ONNX requires a
- * topological order; a node whose input is not there yet is an error). */
+ * reads them (a count of reads still to come per value) and are freed right
+ * after it, so peak memory is the weights plus the live activations.  Nodes run
+ * in the order the file gives (ONNX requires a topological order; a node whose
+ * input is not there yet is an error).
+ *
+ * Fusion: when a run is not observed, a Conv followed by BatchNormalization
+ * and/or Relu, Clip, Sigmoid or SiLU (Sigmoid + Mul), or by [BatchNormalization]
+ * Add [Relu] (a residual connection), whose values in between nothing else
+ * reads, computes the chain's result in its own output loop
+ * (bnf_epilogue, planned when the session is made, checked against the actual
+ * tensors at run time; anything unexpected runs the nodes one by one).  An
+ * observed run (bnf_session_run_observed with an observer, as verify uses)
+ * makes every value, unfused.
+ *
+ * Threads: the session starts threads - 1 workers (eval/threads.c) that the
+ * kernels share their loops and GEMMs out over; OpenBLAS is kept at one thread
+ * so that its own workers do not spin against them. */
 #include "eval.h"
 
 #include <cblas.h>
@@ -14,6 +28,21 @@
 #include <unistd.h>
 
 #define S(x) ((x) ? (x) : "")
+#define NO_NODE SIZE_MAX
+
+/* Nodes that a Conv computes in its own output loop (bnf_epilogue) when the
+ * run is not observed: Conv -> [BatchNormalization] -> [Relu | Clip | Sigmoid |
+ * Sigmoid + Mul (SiLU)] or Conv -> [BatchNormalization] -> Add -> [Relu], each
+ * value in between read by the next node(s) of the chain only and not a graph
+ * output.  The fused Conv writes the value of
+ * the chain's last node; the values in between are never made. */
+typedef struct {
+    size_t bn, act, mul;      /* node indices, or NO_NODE */
+    int act_kind;             /* BNF_ACT_* */
+    size_t add, relu;         /* Add (of a tensor of the output's shape), Relu after it */
+    size_t res_in;            /* the Add's input that is not the chain's value */
+    size_t last;              /* the node whose output the Conv writes; NO_NODE: no chain */
+} fuse_plan;
 
 struct bnf_session {
     const bnf_model *m;
@@ -24,7 +53,6 @@ struct bnf_session {
     size_t n_slots;
     bnf_tensor **slots;       /* NULL until computed */
     unsigned char *keep;      /* initializers and graph outputs: not freed while running */
-    size_t *last_use;         /* node index of the last reader */
     const bnf_op_def **kernels;
     size_t *inputs;           /* slots of the real graph inputs */
     size_t n_inputs;
@@ -33,6 +61,15 @@ struct bnf_session {
     size_t n_outputs;
     bnf_tensor *weights;      /* decoded initializers, one per initializer */
     size_t n_weights;
+    bnf_pool *pool;           /* threads - 1 workers, or NULL */
+    size_t *uses;             /* per slot: how many node inputs read it */
+    size_t *left;             /* per slot, during a run: reads still to come */
+    size_t *producer;         /* per slot: the node that makes it, or NO_NODE */
+    unsigned char *done;      /* per node, during a run: already run (or fused) */
+    fuse_plan *fuse;          /* per node */
+    size_t *io;               /* per node: the slots of its inputs, then of its outputs
+                               * (NO_NODE for absent ones), from io_at[node] on */
+    size_t *io_at;
 };
 
 static int64_t domain_opset(const bnf_model *m, const char *domain)
@@ -68,12 +105,19 @@ void bnf_session_free(bnf_session *s)
     bnf_free(s->weights);
     bnf_free(s->slots);
     bnf_free(s->keep);
-    bnf_free(s->last_use);
     bnf_free(s->kernels);
     bnf_free(s->inputs);
     bnf_free(s->input_info);
     bnf_free(s->outputs);
     bnf_strmap_free(s->slot_of);
+    bnf_free(s->uses);
+    bnf_free(s->left);
+    bnf_free(s->producer);
+    bnf_free(s->done);
+    bnf_free(s->fuse);
+    bnf_free(s->io);
+    bnf_free(s->io_at);
+    bnf_pool_free(s->pool);
     bnf_free(s);
 }
 
@@ -95,6 +139,136 @@ static void missing_ops(const bnf_session *s, char *buf, size_t size)
         used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", item);
         if (used >= size)
             break;
+    }
+}
+
+/* The slot of value `name`, or NO_NODE when absent or empty. */
+static size_t name_slot(const bnf_session *s, const char *name)
+{
+    intptr_t v;
+    if (!name || !*name || !bnf_strmap_get(s->slot_of, name, &v))
+        return NO_NODE;
+    return (size_t)v;
+}
+
+/* The slot of input / output j of node i, or NO_NODE when absent or empty. */
+static size_t in_slot(const bnf_session *s, size_t i, size_t j)
+{
+    return j < s->g->node[i]->n_input ? s->io[s->io_at[i] + j] : NO_NODE;
+}
+
+static size_t out_slot(const bnf_session *s, size_t i, size_t j)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    return j < n->n_output ? s->io[s->io_at[i] + n->n_input + j] : NO_NODE;
+}
+
+static int is_op(const Onnx__NodeProto *n, const char *op)
+{
+    return n->op_type && strcmp(n->op_type, op) == 0 && (!n->domain || !*n->domain);
+}
+
+/* Node i has exactly one named output, output 0. */
+static int single_output(const bnf_session *s, size_t i)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    if (out_slot(s, i, 0) == NO_NODE)
+        return 0;
+    for (size_t j = 1; j < n->n_output; j++)
+        if (n->output[j] && *n->output[j])
+            return 0;
+    return 1;
+}
+
+/* A value a fused chain may skip: made here, read `reads` times, not a graph output. */
+static int inner_value(const bnf_session *s, size_t k, size_t reads)
+{
+    return k != NO_NODE && s->uses[k] == reads && s->keep[k] == 0;
+}
+
+/* The node after `from` whose input `in` is slot k (the first one), or NO_NODE. */
+static size_t reader(const bnf_session *s, size_t k, size_t from, size_t in)
+{
+    for (size_t i = from + 1; i < s->g->n_node; i++)
+        if (in_slot(s, i, in) == k)
+            return i;
+    return NO_NODE;
+}
+
+/* The Add node after `from` that reads slot k as one of its two inputs (and
+ * something else as the other), or NO_NODE. */
+static size_t add_reader(const bnf_session *s, size_t k, size_t from)
+{
+    for (size_t i = from + 1; i < s->g->n_node; i++) {
+        const Onnx__NodeProto *n = s->g->node[i];
+        size_t a, b;
+        if (!is_op(n, "Add") || n->n_input != 2 || !single_output(s, i))
+            continue;
+        a = in_slot(s, i, 0);
+        b = in_slot(s, i, 1);
+        if ((a == k) != (b == k) && a != NO_NODE && b != NO_NODE)
+            return i;
+    }
+    return NO_NODE;
+}
+
+/* Fills s->fuse (see fuse_plan). */
+static void plan_fusion(bnf_session *s)
+{
+    const Onnx__GraphProto *g = s->g;
+    for (size_t i = 0; i < g->n_node; i++) {
+        fuse_plan *f = &s->fuse[i];
+        const Onnx__NodeProto *n = g->node[i];
+        size_t v, j, from;
+        *f = (fuse_plan){NO_NODE, NO_NODE, NO_NODE, BNF_ACT_NONE, NO_NODE, NO_NODE, 0, NO_NODE};
+        if (!is_op(n, "Conv") || !single_output(s, i))
+            continue;
+        v = out_slot(s, i, 0);
+        /* BatchNormalization (inference, opset 9+: no spatial attribute, no extra outputs) */
+        if (s->opset >= 9 && inner_value(s, v, 1) && (j = reader(s, v, i, 0)) != NO_NODE &&
+            is_op(g->node[j], "BatchNormalization") && g->node[j]->n_input == 5 &&
+            single_output(s, j) && !bnf_attr_int(g->node[j], "training_mode", 0)) {
+            f->bn = f->last = j;
+            v = out_slot(s, j, 0);
+        }
+        from = f->last == NO_NODE ? i : f->last;
+        if (inner_value(s, v, 1) && (j = reader(s, v, from, 0)) != NO_NODE &&
+            single_output(s, j) &&
+            (((is_op(g->node[j], "Relu") || is_op(g->node[j], "Sigmoid")) &&
+              g->node[j]->n_input == 1) ||
+             (is_op(g->node[j], "Clip") && s->opset >= 11 && g->node[j]->n_input <= 3 &&
+              !bnf_node_attr(g->node[j], "min") && !bnf_node_attr(g->node[j], "max")))) {
+            f->act = f->last = j;
+            f->act_kind = is_op(g->node[j], "Relu") ? BNF_ACT_RELU
+                          : is_op(g->node[j], "Clip") ? BNF_ACT_CLIP : BNF_ACT_SIGMOID;
+        } else if (inner_value(s, v, 2) && (j = reader(s, v, from, 0)) != NO_NODE &&
+                   is_op(g->node[j], "Sigmoid") && g->node[j]->n_input == 1 &&
+                   single_output(s, j)) {
+            /* SiLU: Mul(v, Sigmoid(v)) in either order */
+            size_t sg = out_slot(s, j, 0), mu = NO_NODE;
+            for (size_t k = j + 1; k < g->n_node && mu == NO_NODE; k++) {
+                const Onnx__NodeProto *m = g->node[k];
+                if (is_op(m, "Mul") && m->n_input == 2 && single_output(s, k) &&
+                    ((in_slot(s, k, 0) == v && in_slot(s, k, 1) == sg) ||
+                     (in_slot(s, k, 0) == sg && in_slot(s, k, 1) == v)))
+                    mu = k;
+            }
+            if (mu != NO_NODE && inner_value(s, sg, 1)) {
+                f->act = j;
+                f->mul = f->last = mu;
+                f->act_kind = BNF_ACT_SILU;
+            }
+        }
+        /* Add (residual): the chain's value plus another tensor, then maybe Relu */
+        from = f->last == NO_NODE ? i : f->last;
+        if (f->act == NO_NODE && inner_value(s, v, 1) && (j = add_reader(s, v, from)) != NO_NODE) {
+            f->add = f->last = j;
+            f->res_in = in_slot(s, j, 0) == v ? 1 : 0;
+            v = out_slot(s, j, 0);
+            if (inner_value(s, v, 1) && (j = reader(s, v, f->add, 0)) != NO_NODE &&
+                is_op(g->node[j], "Relu") && g->node[j]->n_input == 1 && single_output(s, j))
+                f->relu = f->last = j;
+        }
     }
 }
 
@@ -163,18 +337,9 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
     s->n_outputs = g->n_output;
     s->slots = bnf_calloc(s->n_slots + 1, sizeof *s->slots);
     s->keep = bnf_calloc(s->n_slots + 1, 1);
-    s->last_use = bnf_calloc(s->n_slots + 1, sizeof *s->last_use);
-    if (!s->slots || !s->keep || !s->last_use) {
+    if (!s->slots || !s->keep) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
-    }
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        for (size_t j = 0; j < n->n_input; j++)
-            if (n->input[j] && *n->input[j]) {
-                bnf_strmap_get(s->slot_of, n->input[j], (intptr_t *)&k);
-                s->last_use[k] = i;
-            }
     }
     for (size_t i = 0; i < g->n_output; i++)
         s->keep[s->outputs[i]] = 1;
@@ -230,6 +395,52 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         s->input_info[s->n_inputs] = g->input[i];
         s->inputs[s->n_inputs++] = k;
     }
+    /* reads per value, producers, and the fusion plan */
+    /* the slots of every node's inputs and outputs, looked up once */
+    {
+        size_t total = 0;
+        for (size_t i = 0; i < g->n_node; i++)
+            total += g->node[i]->n_input + g->node[i]->n_output;
+        s->io = bnf_calloc(total + 1, sizeof *s->io);
+        s->io_at = bnf_calloc(g->n_node + 1, sizeof *s->io_at);
+        if (!s->io || !s->io_at) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        total = 0;
+        for (size_t i = 0; i < g->n_node; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            s->io_at[i] = total;
+            for (size_t j = 0; j < n->n_input; j++)
+                s->io[total++] = name_slot(s, n->input[j]);
+            for (size_t j = 0; j < n->n_output; j++)
+                s->io[total++] = name_slot(s, n->output[j]);
+        }
+    }
+    s->uses = bnf_calloc(s->n_slots + 1, sizeof *s->uses);
+    s->left = bnf_calloc(s->n_slots + 1, sizeof *s->left);
+    s->producer = bnf_calloc(s->n_slots + 1, sizeof *s->producer);
+    s->done = bnf_calloc(g->n_node + 1, 1);
+    s->fuse = bnf_calloc(g->n_node + 1, sizeof *s->fuse);
+    if (!s->uses || !s->left || !s->producer || !s->done || !s->fuse) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < s->n_slots; i++)
+        s->producer[i] = NO_NODE;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        for (size_t j = 0; j < n->n_input; j++)
+            if ((k = in_slot(s, i, j)) != NO_NODE)
+                s->uses[k]++;
+        for (size_t j = 0; j < n->n_output; j++)
+            if ((k = out_slot(s, i, j)) != NO_NODE)
+                s->producer[k] = i;
+    }
+    plan_fusion(s);
+    /* the worker threads last: a model that fails above never starts them, and
+     * when they cannot be started the session runs on fewer (or one) */
+    s->pool = bnf_pool_new(s->threads);
     *out = s;
     return BNF_OK;
 fail:
@@ -406,91 +617,264 @@ bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs, bnf_
     return bnf_session_run_observed(s, inputs, outputs, NULL, NULL, err);
 }
 
+/* One fewer read to come of each input of node i; frees the values no node
+ * reads any more (weights, graph inputs and outputs are kept). */
+static void consume_inputs(bnf_session *s, size_t i)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    for (size_t j = 0; j < n->n_input; j++) {
+        size_t k = in_slot(s, i, j);
+        if (k == NO_NODE)
+            continue;
+        if (s->left[k] > 0)
+            s->left[k]--;
+        if (s->left[k] == 0 && !s->keep[k])
+            release_slot(s, k);
+    }
+}
+
+static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
+                            bnf_err *err);
+
+/* Input j of node i as a tensor, running its producer first when that is a
+ * Constant node not run yet (the Clip bounds of a fused chain come after the
+ * Conv in the file); NULL when absent or not available. */
+static const bnf_tensor *fused_input(bnf_session *s, size_t i, size_t j, bnf_err *err,
+                                     bnf_status *rc)
+{
+    size_t k = in_slot(s, i, j), p;
+    if (k == NO_NODE)
+        return NULL;
+    p = s->producer[k];
+    if (!s->slots[k] && p != NO_NODE && !s->done[p] && s->g->node[p]->n_input == 0 &&
+        is_op(s->g->node[p], "Constant")) {
+        s->done[p] = 1;
+        *rc = exec_node(s, p, NULL, NULL, err);
+    }
+    return s->slots[k];
+}
+
+/* A float value of exactly `count` elements (and rank 1 when rank1), as
+ * float; NULL otherwise. */
+static const float *float_vec(const bnf_tensor *t, size_t count, int rank1)
+{
+    if (!t || t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || t->n != count ||
+        (rank1 && t->rank != 1))
+        return NULL;
+    return t->data;
+}
+
+/* The epilogue of Conv node i's fusion plan, with the BatchNormalization
+ * factors in *aff (2 * channels floats, the caller frees).  Sets *ok to 0 (and
+ * makes nothing) when the run-time values do not fit it (types, shapes, bounds
+ * that are not constants): then the nodes run one by one. */
+static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
+                                 const bnf_tensor *const *in, size_t n_in, bnf_epilogue *e,
+                                 float **aff, int *ok, bnf_err *err)
+{
+    const bnf_tensor *w = n_in > 1 ? in[1] : NULL;
+    bnf_status rc = BNF_OK;
+    size_t m;
+    *ok = 0;
+    *aff = NULL;
+    if (!w || w->rank < 1 || w->dims[0] < 1)
+        return BNF_OK;
+    m = (size_t)w->dims[0];
+    *e = (bnf_epilogue){NULL, NULL, m, f->act_kind, 0, 0, NULL, 0, BNF_ACT_NONE, NULL};
+    if (f->bn != NO_NODE) {
+        const float *p[4];
+        double eps = bnf_attr_float(s->g->node[f->bn], "epsilon", 1e-5);
+        for (size_t j = 0; j < 4; j++) {
+            p[j] = float_vec(fused_input(s, f->bn, j + 1, err, &rc), m, 1);
+            if (rc)
+                return rc;
+            if (!p[j])
+                return BNF_OK;
+        }
+        if (!isfinite(eps) || eps < 0)
+            return BNF_OK;
+        if (!(*aff = bnf_malloc(2 * m * sizeof **aff)))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        /* as BatchNormalization computes them (eval/ops/norm.c) */
+        for (size_t c = 0; c < m; c++) {
+            double sc = p[0][c] / sqrt((double)p[3][c] + eps);
+            (*aff)[c] = (float)sc;
+            (*aff)[m + c] = (float)((double)p[1][c] - (double)p[2][c] * sc);
+        }
+        e->scale = *aff;
+        e->shift = *aff + m;
+    }
+    if (f->act_kind == BNF_ACT_CLIP) {
+        e->lo = -INFINITY;
+        e->hi = INFINITY;
+        for (size_t j = 1; j < 3; j++) {
+            const bnf_tensor *b;
+            if (in_slot(s, f->act, j) == NO_NODE)
+                continue;
+            b = fused_input(s, f->act, j, err, &rc);
+            if (rc)
+                return rc;
+            if (!float_vec(b, 1, 0))
+                return BNF_OK; /* unfused Clip reports what is wrong */
+            if (j == 1)
+                e->lo = ((const float *)b->data)[0];
+            else
+                e->hi = ((const float *)b->data)[0];
+        }
+    }
+    if (f->add != NO_NODE) {
+        /* the other operand of the Add: a float tensor of the Conv output's shape */
+        const bnf_tensor *r = fused_input(s, f->add, f->res_in, err, &rc);
+        int64_t dims[BNF_MAX_RANK];
+        size_t rank;
+        bnf_op_ctx c;
+        bnf_err scratch;
+        if (rc)
+            return rc;
+        if (!r) {
+            /* not computed yet (it comes later in the file): stop before the Add */
+            f->add = f->relu = NO_NODE;
+            f->last = f->bn;
+            *ok = f->last != NO_NODE;
+            return BNF_OK;
+        }
+        if (r->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+            return BNF_OK;
+        memset(&c, 0, sizeof c);
+        c.node = s->g->node[i];
+        c.opset = s->opset;
+        c.in = in;
+        c.n_in = n_in;
+        c.threads = 1;
+        c.err = &scratch;
+        if (bnf_conv_out_dims(&c, dims, &rank) != BNF_OK || rank != r->rank)
+            return BNF_OK; /* the Conv reports what is wrong when it runs */
+        for (size_t d = 0; d < rank; d++)
+            if (dims[d] != r->dims[d])
+                return BNF_OK;
+        e->res = r->data;
+        e->res_n = r->n;
+        e->post = f->relu != NO_NODE ? BNF_ACT_RELU : BNF_ACT_NONE;
+    }
+    *ok = 1;
+    return BNF_OK;
+}
+
+/* Runs node i (and the nodes fused into it, when the run is not observed). */
+static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
+                            bnf_err *err)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    const bnf_tensor *in[64];
+    bnf_tensor *outs[64];
+    bnf_status rc = BNF_OK;
+    bnf_op_ctx ctx;
+    bnf_epilogue epi;
+    fuse_plan plan;
+    float *aff = NULL;
+    size_t n_in = n->n_input, n_out = n->n_output;
+    int fused = 0;
+
+    if (n_in > 64 || n_out > 64)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs",
+                        S(n->name));
+    for (size_t j = 0; j < n_in && !rc; j++) {
+        size_t k = in_slot(s, i, j);
+        in[j] = NULL;
+        if (k == NO_NODE)
+            continue;
+        in[j] = s->slots[k];
+        if (!in[j])
+            rc = bnf_fail(err, BNF_ERR_INVALID,
+                          "%s node '%s': input '%s' is not computed before it (graph inputs "
+                          "missing or nodes out of order)", S(n->op_type), S(n->name),
+                          n->input[j]);
+    }
+    if (rc)
+        return rc;
+    plan = s->fuse[i];
+    if (!observe && plan.last != NO_NODE && n_out == 1 &&
+        (rc = fused_epilogue(s, i, &plan, in, n_in, &epi, &aff, &fused, err)))
+        return rc;
+    for (size_t j = 0; j < n_out; j++)
+        outs[j] = NULL;
+    for (size_t j = 0; j < n_out && !rc; j++) {
+        outs[j] = bnf_calloc(1, sizeof *outs[j]);
+        if (!outs[j])
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    if (rc) {
+        for (size_t j = 0; j < n_out; j++)
+            bnf_free(outs[j]);
+        bnf_free(aff);
+        return rc;
+    }
+    memset(&ctx, 0, sizeof ctx);
+    ctx.node = n;
+    ctx.opset = s->opset;
+    ctx.in = in;
+    ctx.n_in = n_in;
+    ctx.out = outs;
+    ctx.n_out = n_out;
+    ctx.threads = s->threads;
+    ctx.err = err;
+    ctx.pool = s->pool;
+    ctx.epi = fused ? &epi : NULL;
+    rc = s->kernels[i]->run(&ctx);
+    bnf_free(aff);
+    for (size_t j = 0; j < n_out; j++) {
+        size_t k = out_slot(s, i, j);
+        if (rc || k == NO_NODE ||
+            (!outs[j]->data && outs[j]->n == 0 && outs[j]->rank == 0 && outs[j]->dtype == 0)) {
+            bnf_tensor_clear(outs[j]);
+            bnf_free(outs[j]);
+            continue;
+        }
+        if (fused) /* the value of the chain's last node */
+            k = out_slot(s, plan.last, 0);
+        release_slot(s, k);
+        s->slots[k] = outs[j];
+        if (observe && !rc)
+            rc = observe(observer, n->output[j], outs[j], err);
+    }
+    if (rc)
+        return rc;
+    consume_inputs(s, i);
+    if (fused) {
+        size_t chain[5] = {plan.bn, plan.act, plan.mul, plan.add, plan.relu};
+        for (size_t c = 0; c < 5; c++)
+            if (chain[c] != NO_NODE) {
+                s->done[chain[c]] = 1;
+                consume_inputs(s, chain[c]);
+            }
+    }
+    return BNF_OK;
+}
+
 bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
                                     bnf_tensor *outputs, bnf_observer observe, void *observer,
                                     bnf_err *err)
 {
     const Onnx__GraphProto *g = s->g;
     bnf_status rc = BNF_OK;
-    const bnf_tensor *in[64];
-    bnf_tensor *outs[64];
     size_t n_input_slots = s->n_inputs;
 
-    openblas_set_num_threads(s->threads);
+    /* the kernels share GEMMs out over the session's threads themselves */
+    openblas_set_num_threads(1);
     for (size_t i = 0; i < s->n_outputs; i++)
         memset(&outputs[i], 0, sizeof outputs[i]);
+    memcpy(s->left, s->uses, s->n_slots * sizeof *s->left);
+    memset(s->done, 0, g->n_node);
     /* inputs are borrowed: slots point at the caller's tensors (keep = 3) */
     for (size_t i = 0; i < n_input_slots; i++) {
         s->slots[s->inputs[i]] = (bnf_tensor *)inputs[i];
         s->keep[s->inputs[i]] = 3;
     }
     for (size_t i = 0; i < g->n_node && !rc; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        bnf_op_ctx ctx;
-        size_t n_in = n->n_input, n_out = n->n_output;
-        if (n_in > 64 || n_out > 64) {
-            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs",
-                          S(n->name));
-            break;
-        }
-        for (size_t j = 0; j < n_in; j++) {
-            size_t k;
-            in[j] = NULL;
-            if (!n->input[j] || !*n->input[j])
-                continue;
-            bnf_strmap_get(s->slot_of, n->input[j], (intptr_t *)&k);
-            in[j] = s->slots[k];
-            if (!in[j])
-                rc = bnf_fail(err, BNF_ERR_INVALID,
-                              "%s node '%s': input '%s' is not computed before it (graph inputs "
-                              "missing or nodes out of order)", S(n->op_type), S(n->name),
-                              n->input[j]);
-        }
-        for (size_t j = 0; j < n_out && !rc; j++) {
-            outs[j] = bnf_calloc(1, sizeof *outs[j]);
-            if (!outs[j])
-                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        }
-        if (rc) {
-            for (size_t j = 0; j < n_out; j++)
-                if (j < 64 && outs[j])
-                    bnf_free(outs[j]), outs[j] = NULL;
-            break;
-        }
-        memset(&ctx, 0, sizeof ctx);
-        ctx.node = n;
-        ctx.opset = s->opset;
-        ctx.in = in;
-        ctx.n_in = n_in;
-        ctx.out = outs;
-        ctx.n_out = n_out;
-        ctx.threads = s->threads;
-        ctx.err = err;
-        rc = s->kernels[i]->run(&ctx);
-        for (size_t j = 0; j < n_out; j++) {
-            size_t k;
-            int named = n->output[j] && *n->output[j];
-            if (rc || !named || (!outs[j]->data && outs[j]->n == 0 && outs[j]->rank == 0 &&
-                                 outs[j]->dtype == 0)) {
-                bnf_tensor_clear(outs[j]);
-                bnf_free(outs[j]);
-                continue;
-            }
-            bnf_strmap_get(s->slot_of, n->output[j], (intptr_t *)&k);
-            release_slot(s, k);
-            s->slots[k] = outs[j];
-            if (observe && !rc)
-                rc = observe(observer, n->output[j], outs[j], err);
-        }
-        /* free what no later node reads */
-        for (size_t j = 0; j < n_in && !rc; j++) {
-            size_t k;
-            if (!n->input[j] || !*n->input[j])
-                continue;
-            bnf_strmap_get(s->slot_of, n->input[j], (intptr_t *)&k);
-            if (s->last_use[k] == i && !s->keep[k])
-                release_slot(s, k);
-        }
+        if (s->done[i])
+            continue;
+        s->done[i] = 1;
+        rc = exec_node(s, i, observe, observer, err);
     }
     for (size_t i = 0; i < s->n_outputs && !rc; i++) {
         bnf_tensor *t = s->slots[s->outputs[i]];

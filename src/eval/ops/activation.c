@@ -5,10 +5,12 @@
  * Softmax, LogSoftmax and Hardmax.
  *
  * Float and double throughout; Relu (opset 14+) and Clip (12+) also on
- * integers.  Attribute defaults are the spec's.  Softmax subtracts the maximum
- * before exponentiating.  Before opset 13 Softmax/LogSoftmax/Hardmax coerce
- * the input to 2-D at `axis` (default 1) and normalise over the flattened
- * trailing block; from 13 they normalise along `axis` alone (default -1).
+ * integers.  Pointwise activations are shared out over the session's threads;
+ * float Sigmoid uses the vectorised exp of eval/vecmath.c.  Attribute
+ * defaults are the spec's.  Softmax subtracts the maximum before
+ * exponentiating.  Before opset 13 Softmax/LogSoftmax/Hardmax coerce the input
+ * to 2-D at `axis` (default 1) and normalise over the flattened trailing
+ * block; from 13 they normalise along `axis` alone (default -1).
  */
 #include "../eval.h"
 
@@ -105,7 +107,12 @@ ACT_REAL(selu, x > 0 ? gamma * x : gamma * alpha * expm1f(x),
          x > 0 ? gamma * x : gamma * alpha * expm1(x))
 ACT_REAL(celu, x > 0 ? x : alpha * expm1f(x / alpha), x > 0 ? x : alpha * expm1(x / alpha))
 ACT_REAL(thresh, x > alpha ? x : 0, x > alpha ? x : 0)
-ACT_REAL(sigmoid, 1.0f / (1.0f + expf(-x)), 1.0 / (1.0 + exp(-x)))
+ACT_RUN(sigmoid_f64, double, 1.0 / (1.0 + exp(-x)))
+static void sigmoid_f32(void *out, const void *in, size_t n, const act_params *prm)
+{
+    (void)prm;
+    bnf_sigmoid_f32(out, in, n); /* vectorised exp (eval/vecmath.c) */
+}
 #define CLAMP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 ACT_REAL(hsigmoid, CLAMP01(alpha * x + beta), CLAMP01(alpha * x + beta))
 /* x * clamp(x + 3, 0, 6) / 6 */
@@ -131,6 +138,22 @@ typedef struct {
     act_fn f32, f64, i32, i64, i8, i16;
 } act_fns;
 
+typedef struct {
+    act_fn fn;
+    void *y;
+    const void *x;
+    size_t es;
+    const act_params *prm;
+} pointwise_job;
+
+/* Elements [lo, hi) of a pointwise activation (bnf_parallel). */
+static void pointwise_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const pointwise_job *j = arg;
+    (void)tid;
+    j->fn((char *)j->y + lo * j->es, (const char *)j->x + lo * j->es, hi - lo, j->prm);
+}
+
 static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_params *prm)
 {
     const bnf_tensor *x;
@@ -153,7 +176,10 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
         return no_kernel(ctx, x->dtype);
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
-    fn(y->data, x->data, x->n, prm);
+    {
+        pointwise_job j = {fn, y->data, x->data, bnf_eval_size(x->dtype), prm};
+        bnf_parallel(ctx, bnf_par_threads(ctx, x->n, x->n), x->n, pointwise_range, &j);
+    }
     return BNF_OK;
 }
 

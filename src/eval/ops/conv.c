@@ -4,15 +4,25 @@
  * explicit or automatic padding and an optional bias.
  *
  * Conv takes one of three paths per node:
- *  - pointwise (1x1 kernel, stride 1, no padding): one bnf_sgemm per batch and
- *    group, W[Mg, Cg] x X[Cg, spatial];
+ *  - pointwise (1x1 kernel, stride 1, no padding): W[Mg, Cg] x X[Cg, spatial]
+ *    per batch and group;
  *  - depthwise (one input channel per group, 1-D or 2-D, strides up to 16
- *    sub-planes): each channel plane is split into its polyphase components
- *    so that every kernel tap is a stride-1 read, then a direct SIMD loop runs
- *    over the whole plane (AVX2 + FMA when the CPU has them), no GEMM; planes
- *    are shared out over ctx->threads threads (pthreads, joined before return);
+ *    sub-planes), no GEMM, with AVX2 + FMA when the CPU has them: square 3x3
+ *    and 5x5 kernels with stride 1 or 2 run 8 channels at a time, one per
+ *    lane, on small planes (up to 256 elements), and direct loops over rows of
+ *    the plane on larger ones with "same" padding (padded rows kept in a small
+ *    ring, even and odd columns split for stride 2); the others split each
+ *    channel plane into its polyphase components so that every kernel tap is a
+ *    stride-1 read, then a SIMD loop runs over the whole plane; planes are
+ *    shared out over the session's threads;
  *  - otherwise im2col of each batch and group into a scratch buffer
- *    [Cg * kernel, out spatial], then one bnf_sgemm.
+ *    [Cg * kernel, out spatial] (rows shared out over the threads), then the
+ *    GEMM.
+ * The GEMMs of Conv are cut into column (or row) blocks, each a single-threaded
+ * bnf_sgemm, shared out over the session's threads; the bias and the nodes the
+ * session fused after the Conv (ctx->epi: BatchNormalization, Relu, Clip,
+ * Sigmoid, SiLU) are applied to each block right after its GEMM, while it is in
+ * cache, and to each depthwise plane right after it is computed.
  * ConvTranspose computes col = W^T x X with bnf_sgemm and adds col into Y
  * (col2im).  The bias is written into Y first and the GEMM accumulates into it
  * (beta = 1), so no second pass over Y.
@@ -23,7 +33,6 @@
  */
 #include "../eval.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,60 +216,14 @@ static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size
 
 /* ---- threads ------------------------------------------------------------------ */
 
-typedef void (*range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
+/* Loops are shared out with bnf_parallel (the session's threads); per-thread
+ * scratch is indexed by the thread id, below this bound. */
+enum { MAX_THREADS = 64 };
 
-typedef struct {
-    range_fn fn;
-    void *arg;
-    size_t tid, lo, hi;
-} range_job;
-
-static void *range_main(void *p)
+static size_t par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
 {
-    range_job *j = p;
-    j->fn(j->arg, j->tid, j->lo, j->hi);
-    return NULL;
-}
-
-enum { MAX_THREADS = 64, PAR_MIN_WORK = 1 << 16 };
-
-/* How many threads par_for should use for n items worth `work` in total. */
-static size_t par_threads(int threads, size_t n, size_t work)
-{
-    size_t t = threads > 1 ? (size_t)threads : 1;
-    if (t > MAX_THREADS)
-        t = MAX_THREADS;
-    if (t > n)
-        t = n;
-    if (work < PAR_MIN_WORK || t < 1)
-        t = 1;
-    return t;
-}
-
-/* Runs fn over [0, n) in t contiguous ranges, range i as thread id i, on t
- * threads (the caller's included); a range whose thread cannot start runs on
- * the caller after its own. */
-static void par_for(size_t t, size_t n, range_fn fn, void *arg)
-{
-    pthread_t tid[MAX_THREADS];
-    range_job job[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    if (t <= 1 || n <= 1) {
-        if (n)
-            fn(arg, 0, 0, n);
-        return;
-    }
-    for (size_t i = 0; i < t; i++)
-        job[i] = (range_job){fn, arg, i, n * i / t, n * (i + 1) / t};
-    for (size_t i = 1; i < t; i++)
-        started[i] = pthread_create(&tid[i], NULL, range_main, &job[i]) == 0;
-    fn(arg, 0, job[0].lo, job[0].hi);
-    for (size_t i = 1; i < t; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            fn(arg, i, job[i].lo, job[i].hi);
-    }
+    size_t t = bnf_par_threads(ctx, n, work);
+    return t > MAX_THREADS ? MAX_THREADS : t;
 }
 
 /* ---- Conv: im2col --------------------------------------------------------------- */
@@ -274,26 +237,33 @@ static void valid_range(int64_t in, int64_t out, int64_t s, int64_t p, int64_t k
     *hi = clamp64(ceil_div(in + p - kd, s), *lo, out);
 }
 
-/* Rows [r0, r1) of the column matrix of `x` (channels of g->is elements):
- * row r = c * ks + kernel position holds, for every output position, the input
- * value under that kernel tap (0 in the padding). */
-static void im2col_rows(const float *x, const geom *g, float *col, size_t r0, size_t r1)
+/* Rows [r0, r1) of the column matrix of `x` (channels of g->is elements),
+ * for the output rows [o0, o1) (an output row: the last spatial dimension):
+ * row r = c * ks + kernel position holds, for each of those output positions,
+ * the input value under that kernel tap (0 in the padding); rows of col are
+ * (o1 - o0) * out[last] long. */
+static void im2col_part(const float *x, const geom *g, float *col, size_t r0, size_t r1,
+                        size_t o0, size_t o1)
 {
-    size_t last = g->nsp - 1, ow = (size_t)g->out[last], outer = g->os / ow;
+    size_t last = g->nsp - 1, ow = (size_t)g->out[last], len = (o1 - o0) * ow;
     int64_t w = g->in[last], s = g->s[last];
     for (size_t r = r0; r < r1; r++) {
         size_t c = r / g->ks, kr = r % g->ks;
         int64_t kp[MAX_SP], op[MAX_SP] = {0}, lo, hi, off;
         const float *xc = x + c * g->is;
-        float *row = col + r * g->os;
+        float *row = col + r * len;
         for (size_t j = g->nsp; j-- > 0;) {
             kp[j] = (int64_t)(kr % (size_t)g->k[j]);
             kr /= (size_t)g->k[j];
         }
+        for (size_t j = last, rest = o0; j-- > 0;) { /* the output position of row o0 */
+            op[j] = (int64_t)(rest % (size_t)g->out[j]);
+            rest /= (size_t)g->out[j];
+        }
         off = kp[last] * g->d[last] - g->pb[last];
         valid_range(w, (int64_t)ow, s, g->pb[last], kp[last] * g->d[last], &lo, &hi);
-        for (size_t o = 0; o < outer; o++) {
-            float *dst = row + o * ow;
+        for (size_t o = o0; o < o1; o++) {
+            float *dst = row + (o - o0) * ow;
             int64_t base = 0;
             int inside = 1;
             for (size_t j = 0; j < last; j++) {
@@ -341,12 +311,21 @@ static void im2col_rows(const float *x, const geom *g, float *col, size_t r0, si
 typedef void (*dw_flat_fn)(const float *x, const float *k, const int64_t *off, size_t taps,
                            float bias, float *y, size_t n);
 
+/* y (oh x ow) = bias + x (h x w) convolved with k (K x K, K odd), stride 1
+ * or 2, padding (K - 1) / 2 at the start (and zeros past the end); ring:
+ * DW_RING(K, w) floats of scratch, all zero before the first plane of a Conv
+ * (the kernels keep their padding zero). */
+typedef void (*dw_same_fn)(const float *x, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                           const float *k, float bias, float *y, float *ring);
+#define DW_RING(K, w) ((size_t)((K) + 1) * (size_t)((w) + 2 * (K) + 24))
+
 typedef struct {
     int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
     int64_t hp, wp;  /* the zero-padded plane */
     int64_t hq, wq;  /* each polyphase sub-plane */
     int copy;        /* the plane is laid out in scratch (else read in place) */
     dw_flat_fn flat;
+    dw_same_fn same; /* a direct kernel for this shape, or NULL */
 } dw_geom;
 
 static inline __attribute__((always_inline)) v4f ld4(const float *p)
@@ -439,6 +418,68 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
 }
 #endif
 
+#ifdef DW_AVX2
+/*
+ * The direct "same" kernels.  Each input row is copied once into a ring of K
+ * zero-padded rows (P zeros on the left, at least P + 8 on the right; rows
+ * outside the plane are a row of zeros), then every output row runs 8 lanes
+ * at a time over the whole row with the K * K weights in registers, the last
+ * partial vector through a small buffer.  No per-plane layout, no border
+ * special cases.
+ */
+#define DW_SAME(NAME, K)                                                                     \
+    __attribute__((target("avx2,fma"))) static void NAME(                                   \
+        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
+        float bias, float *y, float *ring)                                                   \
+    {                                                                                        \
+        enum { P = (K - 1) / 2 };                                                            \
+        const int64_t len = w + 2 * P + 8;                                                   \
+        (void)oh_n;                                                                          \
+        (void)ow_n;                                                                          \
+        const float *zero = ring + K * len;                                                  \
+        __m256 kv[K * K];                                                                    \
+        for (int t = 0; t < K * K; t++)                                                      \
+            kv[t] = _mm256_set1_ps(k[t]);                                                    \
+        for (int64_t ih = 0; ih < P && ih < h; ih++)                                         \
+            memcpy(ring + (ih % K) * len + P, x + ih * w, (size_t)w * sizeof *x);            \
+        for (int64_t oh = 0; oh < h; oh++) {                                                 \
+            const float *row[K];                                                             \
+            float *yr = y + oh * w;                                                          \
+            int64_t ow = 0;                                                                  \
+            if (oh + P < h)                                                                  \
+                memcpy(ring + ((oh + P) % K) * len + P, x + (oh + P) * w,                    \
+                       (size_t)w * sizeof *x);                                               \
+            for (int r = 0; r < K; r++) {                                                    \
+                int64_t ih = oh + r - P;                                                     \
+                row[r] = ih >= 0 && ih < h ? ring + (ih % K) * len : zero;                   \
+            }                                                                                \
+            for (; ow < w; ow += 8) {                                                        \
+                __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                  \
+                _Pragma("GCC unroll 8")                                                      \
+                for (int r = 0; r < K; r++)                                                  \
+                    _Pragma("GCC unroll 8")                                                  \
+                    for (int c = 0; c < K; c++) {                                            \
+                        __m256 v = _mm256_loadu_ps(row[r] + ow + c);                         \
+                        if ((r * K + c) & 1)                                                 \
+                            a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                      \
+                        else                                                                 \
+                            a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                      \
+                    }                                                                        \
+                a0 = _mm256_add_ps(a0, a1);                                                  \
+                if (ow + 8 <= w) {                                                           \
+                    _mm256_storeu_ps(yr + ow, a0);                                           \
+                } else {                                                                     \
+                    float buf[8];                                                            \
+                    _mm256_storeu_ps(buf, a0);                                               \
+                    memcpy(yr + ow, buf, (size_t)(w - ow) * sizeof *buf);                    \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+DW_SAME(dw_same3_avx2, 3)
+DW_SAME(dw_same5_avx2, 5)
+#endif
+
 static dw_flat_fn pick_dw_flat(void)
 {
 #ifdef DW_AVX2
@@ -474,6 +515,226 @@ static void deinterleave(const float *src, float *ev, float *od, int64_t n)
         ev[j] = src[2 * j];
 }
 
+#ifdef DW_AVX2
+/*
+ * Stride 2: each input row, zero-padded, is split into its even and odd
+ * columns E and O once (a ring of K rows keyed by row number), so that tap c
+ * of output column j reads E[j + c / 2] (c even) or O[j + c / 2] (c odd):
+ * contiguous loads again, 8 outputs at a time.
+ */
+#define DW_S2(NAME, K)                                                                       \
+    __attribute__((target("avx2,fma"))) static void NAME(                                   \
+        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
+        float bias, float *y, float *ring)                                                   \
+    {                                                                                        \
+        enum { P = (K - 1) / 2 };                                                            \
+        const int64_t half = w / 2 + K + 9; /* E or O of one row */                          \
+        const float *zero = ring + (size_t)K * 2 * half;                                     \
+        int64_t slot_row[K];                                                                 \
+        __m256 kv[K * K];                                                                    \
+        for (int t = 0; t < K * K; t++)                                                      \
+            kv[t] = _mm256_set1_ps(k[t]);                                                    \
+        for (int t = 0; t < K; t++)                                                          \
+            slot_row[t] = -1;                                                                \
+        for (int64_t oh = 0; oh < oh_n; oh++) {                                              \
+            const float *e[K], *o[K];                                                        \
+            float *yr = y + oh * ow_n;                                                       \
+            for (int r = 0; r < K; r++) {                                                    \
+                int64_t ih = 2 * oh + r - P;                                                 \
+                float *se, *so;                                                              \
+                if (ih < 0 || ih >= h) {                                                     \
+                    e[r] = o[r] = zero;                                                      \
+                    continue;                                                                \
+                }                                                                            \
+                se = ring + (size_t)(ih % K) * 2 * half;                                     \
+                so = se + half;                                                              \
+                if (slot_row[ih % K] != ih) {                                                \
+                    /* padded column i + P: even ones to E, odd ones to O */                 \
+                    if (P % 2 == 0)                                                          \
+                        deinterleave(x + ih * w, se + P / 2, so + P / 2, w);                 \
+                    else                                                                     \
+                        deinterleave(x + ih * w, so + (P - 1) / 2, se + (P + 1) / 2, w);     \
+                    slot_row[ih % K] = ih;                                                   \
+                }                                                                            \
+                e[r] = se;                                                                   \
+                o[r] = so;                                                                   \
+            }                                                                                \
+            for (int64_t ow = 0; ow < ow_n; ow += 8) {                                       \
+                __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                  \
+                _Pragma("GCC unroll 8")                                                      \
+                for (int r = 0; r < K; r++)                                                  \
+                    _Pragma("GCC unroll 8")                                                  \
+                    for (int c = 0; c < K; c++) {                                            \
+                        __m256 v = _mm256_loadu_ps((c % 2 ? o[r] : e[r]) + ow + c / 2);      \
+                        if ((r * K + c) & 1)                                                 \
+                            a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                      \
+                        else                                                                 \
+                            a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                      \
+                    }                                                                        \
+                a0 = _mm256_add_ps(a0, a1);                                                  \
+                if (ow + 8 <= ow_n) {                                                        \
+                    _mm256_storeu_ps(yr + ow, a0);                                           \
+                } else {                                                                     \
+                    float buf[8];                                                            \
+                    _mm256_storeu_ps(buf, a0);                                               \
+                    memcpy(yr + ow, buf, (size_t)(ow_n - ow) * sizeof *buf);                 \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+DW_S2(dw_s2k3_avx2, 3)
+DW_S2(dw_s2k5_avx2, 5)
+#endif
+
+#ifdef DW_AVX2
+/*
+ * Small planes (up to DW8_MAX_PLANE elements, where the per-plane loops above
+ * spend more on row set-up than on arithmetic): 8 channels at a time, one per
+ * lane.  The 8 input planes are interleaved into a zero-padded hp x wp x 8
+ * block, the kernels into K * K x 8, then each output position is a sum over
+ * the K * K taps of whole 8-lane vectors (4 positions of a row at a time, so
+ * that each weight vector loaded serves 4 FMAs), and the result is split back
+ * into the 8 output planes.
+ */
+enum { DW8_MAX_PLANE = 256 };
+
+#define DW8(NAME, K, S)                                                                      \
+    __attribute__((target("avx2,fma"))) static void NAME(const float *xt, const float *kt,     \
+                                                         const float *bv, float *yt,          \
+                                                         int64_t wp, int64_t oh_n,            \
+                                                         int64_t ow_n)                        \
+    {                                                                                        \
+        __m256 bias = _mm256_loadu_ps(bv);                                                   \
+        for (int64_t oh = 0; oh < oh_n; oh++) {                                              \
+            const float *top = xt + (oh * S) * wp * 8;                                       \
+            float *yr = yt + oh * ow_n * 8;                                                  \
+            int64_t ow = 0;                                                                  \
+            for (; ow + 4 <= ow_n; ow += 4) {                                                \
+                __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;                           \
+                _Pragma("GCC unroll 8")                                                      \
+                for (int r = 0; r < K; r++)                                                  \
+                    _Pragma("GCC unroll 8")                                                  \
+                    for (int c = 0; c < K; c++) {                                            \
+                        __m256 wv = _mm256_loadu_ps(kt + (r * K + c) * 8);                   \
+                        const float *px = top + (r * wp + ow * S + c) * 8;                   \
+                        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px), a0);                   \
+                        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + S * 8), a1);           \
+                        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + 2 * S * 8), a2);       \
+                        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + 3 * S * 8), a3);       \
+                    }                                                                        \
+                _mm256_storeu_ps(yr + ow * 8, a0);                                           \
+                _mm256_storeu_ps(yr + ow * 8 + 8, a1);                                       \
+                _mm256_storeu_ps(yr + ow * 8 + 16, a2);                                      \
+                _mm256_storeu_ps(yr + ow * 8 + 24, a3);                                      \
+            }                                                                                \
+            for (; ow < ow_n; ow++) {                                                        \
+                __m256 a0 = bias;                                                            \
+                for (int r = 0; r < K; r++)                                                  \
+                    for (int c = 0; c < K; c++)                                              \
+                        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(kt + (r * K + c) * 8),          \
+                                             _mm256_loadu_ps(top + (r * wp + ow * S + c) * 8), \
+                                             a0);                                            \
+                _mm256_storeu_ps(yr + ow * 8, a0);                                           \
+            }                                                                                \
+        }                                                                                    \
+    }
+DW8(dw8_k3s1, 3, 1)
+DW8(dw8_k3s2, 3, 2)
+DW8(dw8_k5s1, 5, 1)
+DW8(dw8_k5s2, 5, 2)
+
+typedef void (*dw8_fn)(const float *xt, const float *kt, const float *bv, float *yt, int64_t wp,
+                       int64_t oh_n, int64_t ow_n);
+
+/* The kernel for q, or NULL when the channel-blocked path does not apply. */
+static dw8_fn pick_dw8(const dw_geom *q, size_t mg)
+{
+    if (mg != 1 || q->kh != q->kw || (q->kh != 3 && q->kh != 5) || q->sh != q->sw ||
+        (q->sh != 1 && q->sh != 2) || q->dh != 1 || q->dw != 1 || q->h * q->w > DW8_MAX_PLANE ||
+        !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
+    if (q->kh == 3)
+        return q->sh == 1 ? dw8_k3s1 : dw8_k3s2;
+    return q->sh == 1 ? dw8_k5s1 : dw8_k5s2;
+}
+
+/* Scratch floats per thread: the interleaved input, output, kernels, bias. */
+static size_t dw8_scratch(const dw_geom *q)
+{
+    return (size_t)(q->hp * q->wp * 8 + q->oh * q->ow * 8 + q->kh * q->kw * 8 + 8);
+}
+
+typedef struct {
+    const float *x, *w, *b;
+    float *y;
+    const dw_geom *q;
+    size_t m;            /* channels (= input channels: one output per input channel) */
+    size_t groups;       /* groups of 8 channels per batch */
+    float *scratch;      /* dw8_scratch(q) floats per thread */
+    dw8_fn fn;
+    const bnf_epilogue *epi;
+} dw8_job;
+
+/* Channel blocks [lo, hi) (block = batch * groups + channel / 8). */
+static void dw8_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const dw8_job *j = arg;
+    const dw_geom *q = j->q;
+    size_t is = (size_t)(q->h * q->w), os = (size_t)(q->oh * q->ow), ks = (size_t)(q->kh * q->kw);
+    float *xt = j->scratch + tid * dw8_scratch(q), *yt = xt + q->hp * q->wp * 8;
+    float *kt = yt + os * 8, *bv = kt + ks * 8;
+    for (size_t blk = lo; blk < hi; blk++) {
+        size_t nb = blk / j->groups, c0 = blk % j->groups * 8;
+        size_t nc = j->m - c0 < 8 ? j->m - c0 : 8;
+        const float *x = j->x + (nb * j->m + c0) * is;
+        float *y = j->y + (nb * j->m + c0) * os;
+        memset(xt, 0, (size_t)(q->hp * q->wp) * 8 * sizeof *xt);
+        for (size_t l = 0; l < nc; l++) {
+            for (int64_t ih = 0; ih < q->h; ih++) {
+                const float *xr = x + l * is + (size_t)(ih * q->w);
+                float *d = xt + ((ih + q->ph) * q->wp + q->pw) * 8 + (int64_t)l;
+                for (int64_t iw = 0; iw < q->w; iw++)
+                    d[iw * 8] = xr[iw];
+            }
+        }
+        for (size_t t = 0; t < ks; t++)
+            for (size_t l = 0; l < 8; l++)
+                kt[t * 8 + l] = l < nc ? j->w[(c0 + l) * ks + t] : 0.0f;
+        for (size_t l = 0; l < 8; l++)
+            bv[l] = l < nc && j->b ? j->b[c0 + l] : 0.0f;
+        j->fn(xt, kt, bv, yt, q->wp, q->oh, q->ow);
+        for (size_t l = 0; l < nc; l++) {
+            float *yp = y + l * os;
+            for (size_t i = 0; i < os; i++)
+                yp[i] = yt[i * 8 + l];
+            if (j->epi)
+                bnf_epilogue_apply(j->epi, c0 + l, yp, os);
+        }
+    }
+}
+#endif
+
+/* The direct kernel for a plane geometry, or NULL (then the polyphase path). */
+static dw_same_fn pick_dw_same(const dw_geom *q)
+{
+#ifdef DW_AVX2
+    int k = (int)q->kh, p = (k - 1) / 2;
+    if (q->kh != q->kw || (k != 3 && k != 5) || q->dh != 1 || q->dw != 1 || q->ph != p ||
+        q->pw != p || q->h < 1 || q->w < 1 || q->oh < 1 || q->ow < 1 ||
+        !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return NULL;
+    if (q->sh == 1 && q->sw == 1 && q->oh == q->h && q->ow == q->w)
+        return k == 3 ? dw_same3_avx2 : dw_same5_avx2;
+    /* stride 2: every row and column read lies in the padded plane or right after it */
+    if (q->sh == 2 && q->sw == 2 && 2 * (q->oh - 1) - p + k <= q->h + p + 1 &&
+        2 * (q->ow - 1) - p + k <= q->w + p + 1)
+        return k == 3 ? dw_s2k3_avx2 : dw_s2k5_avx2;
+#else
+    (void)q;
+#endif
+    return NULL;
+}
+
 /* Splits input plane x (h x w) into the zero-padded polyphase sub-planes in
  * dst (sh * sw sub-planes of hq x wq, sub-plane a * sw + b). */
 static void dw_layout(const float *x, const dw_geom *q, float *dst)
@@ -505,6 +766,10 @@ static void dw_plane(const float *x, const float *k, float bias, float *y, const
                      const dw_scratch *sc)
 {
     size_t taps = (size_t)(q->kh * q->kw), n = (size_t)((q->oh - 1) * q->wq + q->ow);
+    if (q->same) {
+        q->same(x, q->h, q->w, q->oh, q->ow, k, bias, y, sc->plane); /* the zeroed ring */
+        return;
+    }
     if (q->copy) {
         dw_layout(x, q, sc->plane);
         x = sc->plane;
@@ -524,6 +789,7 @@ typedef struct {
     const dw_geom *q;
     const dw_scratch *sc; /* one per thread id */
     size_t m, mg;   /* output channels, output channels per group (input channel = m / mg) */
+    const bnf_epilogue *epi; /* fused nodes, or NULL */
 } dw_job;
 
 static void dw_range(void *arg, size_t tid, size_t lo, size_t hi)
@@ -536,6 +802,8 @@ static void dw_range(void *arg, size_t tid, size_t lo, size_t hi)
         size_t n = p / j->m, m = p % j->m;
         dw_plane(j->x + (n * c + m / j->mg) * is, j->w + m * ks, j->b ? j->b[m] : 0.0f,
                  j->y + p * os, q, &j->sc[tid]);
+        if (j->epi)
+            bnf_epilogue_apply(j->epi, m, j->y + p * os, os);
     }
 }
 
@@ -544,7 +812,7 @@ static void dw_range(void *arg, size_t tid, size_t lo, size_t hi)
  * (huge dilations or padding): im2col handles those. */
 static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w, const float *b,
                                  float *y, const geom *g, size_t n, size_t m, size_t mg,
-                                 int *declined)
+                                 const bnf_epilogue *epi, int *declined)
 {
     dw_geom q;
     dw_job job;
@@ -573,6 +841,27 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
         q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1;
     if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
         q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
+#ifdef DW_AVX2
+    {
+        dw8_fn fn = two ? pick_dw8(&q, mg) : NULL;
+        if (fn) {
+            size_t groups = (m + 7) / 8, blocks = n * groups;
+            dw8_job j8;
+            if (!mul_ok(g->os * n * m, ks, &work))
+                work = SIZE_MAX;
+            nt = par_threads(ctx, blocks, work);
+            mem = bnf_malloc(nt * dw8_scratch(&q) * sizeof *mem);
+            if (!mem)
+                return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
+                                BNF_NODE_ARG(ctx));
+            j8 = (dw8_job){x, w, b, y, &q, m, groups, mem, fn, epi};
+            bnf_parallel(ctx, nt, blocks, dw8_range, &j8);
+            bnf_free(mem);
+            *declined = 0;
+            return BNF_OK;
+        }
+    }
+#endif
     q.hq = (q.hp + q.sh - 1) / q.sh;
     q.wq = (q.wp + q.sw - 1) / q.sw;
     q.copy = q.sh > 1 || q.sw > 1 || q.hp > q.h || q.wp > q.w || q.ph || q.pw;
@@ -581,6 +870,7 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
         q.wp = q.wq = q.w;
     }
     q.flat = pick_dw_flat();
+    q.same = pick_dw_same(&q);
     *declined = !mul_ok((size_t)q.hq, (size_t)q.wq, &planesz) ||
                 !mul_ok(planesz, (size_t)(q.sh * q.sw), &planesz) ||
                 planesz / 4 > g->is + g->os + 16384;
@@ -589,10 +879,14 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
     if (!q.copy)
         planesz = 0;
     flatsz = (size_t)q.oh * (size_t)q.wq;
+    if (q.same) { /* the ring of padded rows only */
+        planesz = DW_RING(q.kh, q.w);
+        flatsz = 0;
+    }
     per = planesz + flatsz;
     if (!mul_ok(g->os * n * m, ks, &work))
         work = SIZE_MAX;
-    nt = par_threads(ctx->threads, n * m, work);
+    nt = par_threads(ctx, n * m, work);
     off = bnf_malloc(ks * sizeof *off);
     mem = bnf_malloc((nt * per + 1) * sizeof *mem);
     if (!off || !mem) {
@@ -610,11 +904,239 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
         sc[t].plane = mem + t * per;
         sc[t].flat = sc[t].plane + planesz;
         sc[t].off = off;
+        if (q.same)
+            memset(sc[t].plane, 0, planesz * sizeof *mem);
     }
-    job = (dw_job){x, w, b, y, &q, sc, m, mg};
-    par_for(nt, n * m, dw_range, &job);
+    job = (dw_job){x, w, b, y, &q, sc, m, mg, epi};
+    bnf_parallel(ctx, nt, n * m, dw_range, &job);
     bnf_free(off);
     bnf_free(mem);
+    return BNF_OK;
+}
+
+/* ---- Conv: GEMM ------------------------------------------------------------------ */
+
+/*
+ * Y[mg, os] = W[mg, rows] x X'[rows, os] per batch and group, X' being X itself
+ * (pointwise) or its im2col.  The GEMM is cut into blocks of output columns
+ * (or, when the output is narrow, of rows) shared out over the threads, each
+ * block one single-threaded bnf_sgemm; the bias and any fused nodes
+ * (ctx->epi) are applied to each block right after its GEMM, while it is in
+ * cache: y = act(gemm * scale[c] + shift[c]) with shift = bias * s + t.
+ */
+typedef struct {
+    const float *w, *x;   /* W of the group, X' (rows x os, row stride ldx) */
+    float *y;             /* mg x os */
+    size_t mg, os, rows, ldx, m0;  /* m0: the group's first output channel */
+    size_t blk;           /* columns (or rows, when by_rows) per block */
+    int by_rows;
+    const bnf_epilogue *epi;
+} gemm_job;
+
+static void gemm_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const gemm_job *j = arg;
+    (void)tid;
+    for (size_t b = lo; b < hi; b++) {
+        size_t r0 = 0, r1 = j->mg, c0 = 0, c1 = j->os;
+        if (j->by_rows) {
+            r0 = b * j->blk;
+            r1 = r0 + j->blk < j->mg ? r0 + j->blk : j->mg;
+        } else {
+            c0 = b * j->blk;
+            c1 = c0 + j->blk < j->os ? c0 + j->blk : j->os;
+        }
+        if (r0 >= r1 || c0 >= c1)
+            continue;
+        bnf_sgemm(0, 0, r1 - r0, c1 - c0, j->rows, 1.0f, j->w + r0 * j->rows, j->rows,
+                  j->x + c0, j->ldx, 0.0f, j->y + r0 * j->os + c0, j->os);
+        if (j->epi)
+            for (size_t r = r0; r < r1; r++)
+                bnf_epilogue_apply(j->epi, j->m0 + r, j->y + r * j->os + c0, c1 - c0);
+    }
+}
+
+typedef struct {
+    const float *x;
+    const geom *g;
+    float *col;
+} im2col_job;
+
+static void im2col_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const im2col_job *j = arg;
+    (void)tid;
+    im2col_part(j->x, j->g, j->col, lo, hi, 0, j->g->os / (size_t)j->g->out[j->g->nsp - 1]);
+}
+
+/* Blocks for gemm_job: column blocks of about 512 KiB of output (so that the
+ * epilogue finds the block in cache) but at least 256 columns (each block
+ * packs W again), as many blocks as threads at least; narrow outputs (up to
+ * 1024 columns, with enough rows) are cut by rows instead. */
+static size_t gemm_blocks(gemm_job *j, size_t nt)
+{
+    size_t nb, per = 131072 / (j->mg ? j->mg : 1);
+    if (per < 256)
+        per = 256;
+    if (nt > 1 && (j->os < 64 * nt || (j->os <= 1024 && j->mg >= 32 * nt))) {
+        /* narrow outputs: by rows, each thread packing its rows of W (measured
+         * faster than column pieces of fewer than ~512 columns) */
+        j->by_rows = 1;
+        j->blk = ((j->mg + nt - 1) / nt + 7) / 8 * 8;
+        return (j->mg + j->blk - 1) / j->blk;
+    }
+    j->by_rows = 0;
+    if (!j->epi && nt == 1) {
+        j->blk = j->os; /* nothing to apply: one GEMM */
+        return 1;
+    }
+    nb = (j->os + per - 1) / per;
+    if (nb < nt)
+        nb = nt;
+    nb = (nb + nt - 1) / nt * nt; /* whole rounds */
+    j->blk = (j->os + nb - 1) / nb;
+    j->blk = (j->blk + 15) / 16 * 16;
+    return (j->os + j->blk - 1) / j->blk;
+}
+
+/* The im2col path by blocks of output rows: each block's column matrix (about
+ * 256 KiB) is made, multiplied and its outputs finished (bias, fused nodes)
+ * while it is in cache, never the whole matrix; blocks are shared out over
+ * the threads, each with its own column buffer. */
+typedef struct {
+    const float *x, *w;  /* the group's input planes and weights */
+    float *y;            /* the group's output planes */
+    const geom *g;
+    size_t mg, rows, m0; /* output channels, column rows, first output channel */
+    size_t ow, outer;    /* output row length, output rows */
+    size_t nro;          /* output rows per block */
+    float *scratch;      /* rows * nro * ow floats per thread */
+    const bnf_epilogue *epi;
+} colblk_job;
+
+static void colblk_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const colblk_job *j = arg;
+    float *col = j->scratch + tid * j->rows * j->nro * j->ow;
+    for (size_t b = lo; b < hi; b++) {
+        size_t o0 = b * j->nro, o1 = o0 + j->nro < j->outer ? o0 + j->nro : j->outer;
+        size_t c0 = o0 * j->ow, n = (o1 - o0) * j->ow;
+        if (o0 >= o1)
+            continue;
+        im2col_part(j->x, j->g, col, 0, j->rows, o0, o1);
+        bnf_sgemm(0, 0, j->mg, n, j->rows, 1.0f, j->w, j->rows, col, n, 0.0f, j->y + c0, j->g->os);
+        if (j->epi)
+            for (size_t r = 0; r < j->mg; r++)
+                bnf_epilogue_apply(j->epi, j->m0 + r, j->y + r * j->g->os + c0, n);
+    }
+}
+
+/* Output rows per block for colblk_job, or 0 when the column matrix is small
+ * enough to make whole (fewer blocks than threads, or one). */
+static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
+{
+    size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow, target, nro, blocks;
+    target = 65536 / (rows ? rows : 1);
+    if (target < 256)
+        target = 256;
+    nro = (target + ow - 1) / ow;
+    if (nro > outer)
+        nro = outer;
+    blocks = (outer + nro - 1) / nro;
+    if (blocks < 2 || blocks < nt)
+        return 0;
+    blocks = (blocks + nt - 1) / nt * nt; /* whole rounds */
+    return (outer + blocks - 1) / blocks;
+}
+
+static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, const float *bd,
+                            float *yd, const geom *g, size_t n, size_t group, size_t c, size_t m,
+                            size_t cg, size_t mg, size_t rows, int pointwise,
+                            const bnf_epilogue *epi)
+{
+    bnf_epilogue e = {NULL, NULL, m, BNF_ACT_NONE, 0, 0, NULL, 0, BNF_ACT_NONE, yd};
+    float *col = NULL, *aff = NULL;
+    size_t work, nt, nro;
+    if (bd || (epi && epi->scale)) {
+        /* bias and the fused affine in one: act((y + b) s + t) = act(y s + (b s + t)) */
+        if (!(aff = bnf_malloc(2 * m * sizeof *aff)))
+            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
+                            BNF_NODE_ARG(ctx));
+        for (size_t i = 0; i < m; i++) {
+            double sc = epi && epi->scale ? epi->scale[i] : 1.0;
+            double sh = epi && epi->scale ? epi->shift[i] : 0.0;
+            aff[i] = (float)sc;
+            aff[m + i] = (float)((bd ? bd[i] : 0.0) * sc + sh);
+        }
+        e.scale = aff;
+        e.shift = aff + m;
+    }
+    if (epi) {
+        e.res = epi->res;
+        e.res_n = epi->res_n;
+        e.post = epi->post;
+        e.act = epi->act;
+        e.lo = epi->lo;
+        e.hi = epi->hi;
+    }
+    if (rows == 0) { /* no input channels: Y is the bias, through the epilogue */
+        fill_bias(yd, NULL, n * m, m, g->os);
+        for (size_t p = 0; p < n * m; p++)
+            bnf_epilogue_apply(&e, p % m, yd + p * g->os, g->os);
+        bnf_free(aff);
+        return BNF_OK;
+    }
+    if (!mul_ok(mg * g->os, rows, &work))
+        work = SIZE_MAX;
+    nt = par_threads(ctx, mg > g->os ? mg : g->os, work / 8);
+    if (!pointwise && (nro = colblk_rows(g, rows, nt)) > 0) {
+        size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow;
+        size_t blocks = (outer + nro - 1) / nro;
+        float *scratch = bnf_malloc(nt * rows * nro * ow * sizeof *scratch);
+        if (!scratch) {
+            bnf_free(aff);
+            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
+                            BNF_NODE_ARG(ctx));
+        }
+        for (size_t in = 0; in < n; in++)
+            for (size_t gi = 0; gi < group; gi++) {
+                colblk_job cj = {xd + (in * c + gi * cg) * g->is, wd + gi * mg * rows,
+                                 yd + (in * m + gi * mg) * g->os, g, mg, rows, gi * mg, ow,
+                                 outer, nro, scratch,
+                                 e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL};
+                bnf_parallel(ctx, nt, blocks, colblk_range, &cj);
+            }
+        bnf_free(scratch);
+        bnf_free(aff);
+        return BNF_OK;
+    }
+    if (!pointwise) {
+        col = bnf_malloc(rows * g->os * sizeof *col);
+        if (!col) {
+            bnf_free(aff);
+            return bnf_fail(ctx->err, BNF_ERR_NOMEM,
+                            BNF_NODE_FMT ": out of memory for a %zu x %zu im2col buffer",
+                            BNF_NODE_ARG(ctx), rows, g->os);
+        }
+    }
+    for (size_t in = 0; in < n; in++)
+        for (size_t gi = 0; gi < group; gi++) {
+            const float *xg = xd + (in * c + gi * cg) * g->is;
+            gemm_job j;
+            size_t nb;
+            if (!pointwise) {
+                im2col_job ij = {xg, g, col};
+                bnf_parallel(ctx, par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
+            }
+            j = (gemm_job){wd + gi * mg * rows, pointwise ? xg : col,
+                           yd + (in * m + gi * mg) * g->os, mg, g->os, rows,
+                           pointwise ? g->is : g->os, gi * mg, 0, 0,
+                           e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL};
+            nb = gemm_blocks(&j, nt);
+            bnf_parallel(ctx, nt, nb, gemm_range, &j);
+        }
+    bnf_free(col);
+    bnf_free(aff);
     return BNF_OK;
 }
 
@@ -666,11 +1188,14 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
     bnf_status rc;
     int64_t ydims[BNF_MAX_RANK], group;
     size_t n, c, m, cg, mg, rows, colsz;
-    float *col = NULL;
     int pointwise = 1;
 
     if ((rc = check_inputs(ctx, &x, &w, &b)))
         return rc;
+    if (ctx->epi && ctx->epi->channels != (size_t)w->dims[0])
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": the fused nodes after it have %zu channels, W has %lld",
+                        BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)w->dims[0]);
     memset(&g, 0, sizeof g);
     g.nsp = x->rank - 2;
     n = (size_t)x->dims[0];
@@ -708,6 +1233,10 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
     }
     if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
         return rc;
+    if (ctx->epi && ctx->epi->res && ctx->epi->res_n != yt->n)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": the fused Add has %zu elements, the output %zu",
+                        BNF_NODE_ARG(ctx), ctx->epi->res_n, yt->n);
     if (yt->n == 0)
         return BNF_OK;
     if (!mul_ok(cg, g.ks, &rows) || !mul_ok(rows, g.os, &colsz) || !blas_ok(rows) ||
@@ -717,42 +1246,46 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
     {
         const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
         float *yd = yt->data;
+        bnf_epilogue el, *epi = NULL;
+        if (ctx->epi) { /* the kernel's copy: y0 is this output */
+            el = *ctx->epi;
+            el.y0 = yd;
+            epi = &el;
+        }
         /* depthwise: one input channel per group, strides small enough for
          * the polyphase layout (larger ones are left to im2col) */
         if (cg == 1 && group > 1 && g.nsp <= 2 && (g.nsp == 2 ? g.s[0] * g.s[1] : g.s[0]) <= 16) {
             int declined = 0;
-            rc = conv_depthwise(ctx, xd, wd, bd, yd, &g, n, m, mg, &declined);
+            rc = conv_depthwise(ctx, xd, wd, bd, yd, &g, n, m, mg, epi, &declined);
             if (rc || !declined)
                 return rc;
         }
-        /* the GEMM accumulates into the bias, or overwrites Y when there is none */
-        if (bd || rows == 0)
-            fill_bias(yd, bd, n * m, m, g.os);
-        if (rows == 0)
-            return BNF_OK;
-        if (!pointwise) {
-            col = bnf_malloc(colsz * sizeof *col);
-            if (!col)
-                return bnf_fail(ctx->err, BNF_ERR_NOMEM,
-                                BNF_NODE_FMT ": out of memory for a %zu x %zu im2col buffer",
-                                BNF_NODE_ARG(ctx), rows, g.os);
-        }
-        for (size_t in = 0; in < n; in++)
-            for (size_t gi = 0; gi < (size_t)group; gi++) {
-                const float *xg = xd + (in * c + gi * cg) * g.is;
-                const float *wg = wd + gi * mg * rows;
-                float *yg = yd + (in * m + gi * mg) * g.os;
-                if (pointwise) {
-                    bnf_sgemm(0, 0, mg, g.os, cg, 1.0f, wg, cg, xg, g.is, bd ? 1.0f : 0.0f, yg,
-                              g.os);
-                } else {
-                    im2col_rows(xg, &g, col, 0, rows);
-                    bnf_sgemm(0, 0, mg, g.os, rows, 1.0f, wg, rows, col, g.os, bd ? 1.0f : 0.0f,
-                              yg, g.os);
-                }
-            }
+        rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows, pointwise,
+                       epi);
     }
-    bnf_free(col);
+    return rc;
+}
+
+bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
+{
+    const bnf_tensor *x, *w, *b;
+    geom g;
+    bnf_status rc;
+    if ((rc = check_inputs(ctx, &x, &w, &b)))
+        return rc;
+    memset(&g, 0, sizeof g);
+    g.nsp = x->rank - 2;
+    if ((rc = kernel_attrs(ctx, w, &g)))
+        return rc;
+    for (size_t i = 0; i < g.nsp; i++)
+        g.in[i] = x->dims[i + 2];
+    if ((rc = conv_geometry(ctx, &g)))
+        return rc;
+    dims[0] = x->dims[0];
+    dims[1] = w->dims[0];
+    for (size_t i = 0; i < g.nsp; i++)
+        dims[i + 2] = g.out[i];
+    *rank = x->rank;
     return BNF_OK;
 }
 

@@ -103,22 +103,28 @@ static void plan_make(plan *p, const int64_t *dims, size_t rank, const bnf_tenso
     }
 }
 
-/* Runs fn over the plan.  out is dense in the output shape; es are element sizes. */
-static void plan_run(const plan *p, void *out, size_t out_es, const void *const *in,
-                     const size_t *es, size_t n_ops, run_fn fn)
+/* Runs fn over outer iterations [it0, it1) of the plan, elements [j0, j1) of
+ * each inner run.  out is dense in the output shape; es are element sizes. */
+static void plan_run_part(const plan *p, void *out, size_t out_es, const void *const *in,
+                          const size_t *es, size_t n_ops, run_fn fn, size_t it0, size_t it1,
+                          size_t j0, size_t j1)
 {
-    size_t r = p->rank, inner = p->dims[r - 1], outer, cnt[BNF_MAX_RANK] = {0};
+    size_t r = p->rank, inner = p->dims[r - 1], cnt[BNF_MAX_RANK] = {0};
     size_t off[MAX_OPERANDS] = {0}, s[MAX_OPERANDS];
     const void *ptr[MAX_OPERANDS];
-    if (p->n == 0)
-        return;
-    outer = p->n / inner;
     for (size_t k = 0; k < n_ops; k++)
         s[k] = p->stride[k][r - 1] != 0;
-    for (size_t it = 0; it < outer; it++) {
+    /* the odometer at outer iteration it0 */
+    for (size_t d = r - 1, rest = it0; d-- > 0;) {
+        cnt[d] = rest % p->dims[d];
+        rest /= p->dims[d];
         for (size_t k = 0; k < n_ops; k++)
-            ptr[k] = (const char *)in[k] + off[k] * es[k];
-        fn((char *)out + it * inner * out_es, ptr, s, inner);
+            off[k] += cnt[d] * p->stride[k][d];
+    }
+    for (size_t it = it0; it < it1; it++) {
+        for (size_t k = 0; k < n_ops; k++)
+            ptr[k] = (const char *)in[k] + (off[k] + j0 * s[k]) * es[k];
+        fn((char *)out + (it * inner + j0) * out_es, ptr, s, j1 - j0);
         for (size_t d = r - 1; d-- > 0;) {
             cnt[d]++;
             for (size_t k = 0; k < n_ops; k++)
@@ -130,6 +136,47 @@ static void plan_run(const plan *p, void *out, size_t out_es, const void *const 
             cnt[d] = 0;
         }
     }
+}
+
+typedef struct {
+    const plan *p;
+    void *out;
+    size_t out_es, n_ops;
+    const void *const *in;
+    const size_t *es;
+    run_fn fn;
+    int by_outer; /* ranges of outer iterations, else of each inner run */
+} plan_job;
+
+static void plan_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const plan_job *j = arg;
+    size_t inner = j->p->dims[j->p->rank - 1], outer = j->p->n / inner;
+    (void)tid;
+    if (j->by_outer)
+        plan_run_part(j->p, j->out, j->out_es, j->in, j->es, j->n_ops, j->fn, lo, hi, 0, inner);
+    else
+        plan_run_part(j->p, j->out, j->out_es, j->in, j->es, j->n_ops, j->fn, 0, outer, lo, hi);
+}
+
+/* Runs fn over the plan, shared out over the session's threads when large:
+ * by outer iterations when there are enough, else by pieces of the inner runs. */
+static void plan_run(const bnf_op_ctx *ctx, const plan *p, void *out, size_t out_es,
+                     const void *const *in, const size_t *es, size_t n_ops, run_fn fn)
+{
+    size_t inner, outer, nt;
+    plan_job j;
+    if (p->n == 0)
+        return;
+    inner = p->dims[p->rank - 1];
+    outer = p->n / inner;
+    nt = bnf_par_threads(ctx, p->n, p->n);
+    if (nt <= 1) {
+        plan_run_part(p, out, out_es, in, es, n_ops, fn, 0, outer, 0, inner);
+        return;
+    }
+    j = (plan_job){p, out, out_es, n_ops, in, es, fn, outer >= 4 * nt};
+    bnf_parallel(ctx, nt, j.by_outer ? outer : inner, plan_range, &j);
 }
 
 /* ---- typed inner runs ------------------------------------------------------------- */
@@ -351,7 +398,7 @@ static bnf_status binary_apply(bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_t
     if ((rc = bnf_out(ctx, 0, out_dtype, dims, rank, &y)))
         return rc;
     plan_make(&p, dims, rank, ops, 2);
-    plan_run(&p, y->data, bnf_eval_size(out_dtype), in, es, 2, fn);
+    plan_run(ctx, &p, y->data, bnf_eval_size(out_dtype), in, es, 2, fn);
     return BNF_OK;
 }
 
@@ -542,7 +589,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
             void *dst = (ctx->n_in - 1 - k) % 2 == 0 ? y->data : tmp;
             plan p;
             plan_make(&p, y->dims, y->rank, ops, 2); /* y: only its shape is read */
-            plan_run(&p, dst, es, in, ess, 2, fn);
+            plan_run(ctx, &p, dst, es, in, ess, 2, fn);
             prev = dst;
         }
         bnf_free(tmp);
@@ -616,7 +663,7 @@ static bnf_status k_where(bnf_op_ctx *ctx)
         size_t ess[3] = {1, es, es};
         plan p;
         plan_make(&p, dims, rank, ops, 3);
-        plan_run(&p, y->data, es, in, ess, 3,
+        plan_run(ctx, &p, y->data, es, in, ess, 3,
                  es == 1 ? where_1 : es == 2 ? where_2 : es == 4 ? where_4 : where_8);
     }
     return BNF_OK;

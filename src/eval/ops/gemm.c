@@ -1,8 +1,9 @@
 /*
  * eval/ops/gemm.c: Gemm and MatMul.
  *
- * float32 goes to bnf_sgemm (OpenBLAS): Gemm writes beta * C into Y first and
- * lets the GEMM accumulate into it; MatMul runs one GEMM per batch (numpy
+ * float32 goes to bnf_sgemm_par (OpenBLAS, cut into pieces shared out over the
+ * session's threads; a one-row product is a GEMV): Gemm writes beta * C into Y
+ * first and lets the GEMM accumulate into it; MatMul runs one GEMM per batch (numpy
  * semantics: 1-D operands, broadcast batch dimensions), or a single GEMM when
  * B has no batch and A's batches are contiguous rows.  double, int32 and int64
  * take a plain triple loop (double accumulation for double, int64 for the
@@ -141,8 +142,8 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
             memset(yd, 0, y->n * sizeof *yd);
         }
         if (k > 0)
-            bnf_sgemm(ta != 0, tb != 0, m, n, k, alpha, a->data, (size_t)a->dims[1], b->data,
-                      (size_t)b->dims[1], acc_beta, yd, n);
+            bnf_sgemm_par(ctx, ta != 0, tb != 0, m, n, k, alpha, a->data, (size_t)a->dims[1],
+                          b->data, (size_t)b->dims[1], acc_beta, yd, n);
         return BNF_OK;
     }
     /* generic types */
@@ -242,7 +243,7 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
         if (b_single) {
             if (!blas_ok(batches * m) || !blas_ok(n) || !blas_ok(k))
                 goto too_large;
-            bnf_sgemm(0, 0, batches * m, n, k, 1.0f, ad, k, bd, n, 0.0f, yd, n);
+            bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, ad, k, bd, n, 0.0f, yd, n);
             return BNF_OK;
         }
         if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
@@ -255,7 +256,8 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
                     ao += (size_t)idx[i] * astr[i];
                     bo += (size_t)idx[i] * bstr[i];
                 }
-                bnf_sgemm(0, 0, m, n, k, 1.0f, ad + ao, k, bd + bo, n, 0.0f, yd + t * m * n, n);
+                bnf_sgemm_par(ctx, 0, 0, m, n, k, 1.0f, ad + ao, k, bd + bo, n, 0.0f,
+                              yd + t * m * n, n);
                 for (size_t i = nb; i-- > 0;) {
                     if (++idx[i] < bat[i])
                         break;

@@ -581,6 +581,24 @@ static float max_f32(const float *v, size_t n)
     return m;
 }
 
+typedef struct {
+    const float *x;
+    float *y;
+    size_t len;
+    int kind;
+} global_job;
+
+static void global_range(void *arg, size_t tid, size_t lo, size_t hi)
+{
+    const global_job *j = arg;
+    (void)tid;
+    for (size_t p = lo; p < hi; p++) {
+        const float *v = j->x + p * j->len;
+        j->y[p] = j->kind == POOL_MAX ? max_f32(v, j->len)
+                                      : (float)(sum_f32(v, j->len) / (double)j->len);
+    }
+}
+
 static bnf_status global_run(bnf_op_ctx *ctx, int kind)
 {
     static const int32_t types[] = {T_FLOAT, T_DOUBLE};
@@ -605,16 +623,8 @@ static bnf_status global_run(bnf_op_ctx *ctx, int kind)
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         return rc;
     if (x->dtype == T_FLOAT) {
-        const float *xd = x->data;
-        float *yd = y->data;
-        for (size_t p = 0; p < planes; p++) {
-            const float *v = xd + p * len;
-            if (kind == POOL_MAX) {
-                yd[p] = max_f32(v, len);
-            } else {
-                yd[p] = (float)(sum_f32(v, len) / (double)len);
-            }
-        }
+        global_job j = {x->data, y->data, len, kind};
+        bnf_parallel(ctx, bnf_par_threads(ctx, planes, x->n), planes, global_range, &j);
     } else {
         const double *xd = x->data;
         double *yd = y->data;
