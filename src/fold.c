@@ -70,8 +70,9 @@ typedef struct {
                                          graph may own them */
     size_t n_pending;
     int in_function;                  /* folding a function body: no initializers there */
-    int dry_run;                      /* inspect: decide, but read no weight values (only
-                                         16-bit ones, whose range a fold can overflow) */
+    int dry_run;                      /* inspect: decide, reading weight values only when
+                                         read_weights or 16-bit (a fold overflows those) */
+    int read_weights;
 } fold_ctx;
 
 /* Puts a new tensor in the graph: an initializer, or in a function body (which
@@ -251,7 +252,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     bnf_bn own = {0};
     const bnf_bn *bn = bn_in;
     const Onnx__TensorProto *w_proto = NULL;
-    int narrow, stream;
+    int narrow, stream, unread = 0;
     bnf_array wt = {0}, b = {0};
     bnf_const_kind kind;
     const char *link, *bias_name, *new_w_name, *new_b_name;
@@ -335,14 +336,15 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
      * it as numbers (no local check); not at all in a dry run, but for the
      * overflow check of 16-bit types; else as numbers. */
     stream = job.scaled && w_proto && !cx->opts->verify && !cx->opts->break_for_testing;
-    if (cx->dry_run && !narrow) {
-        /* inspect: no weight values */
+    if (cx->dry_run && !narrow && !cx->read_weights) {
+        /* inspect of a big model: no weight values (nor a bias made of them) */
+        unread = pat->position == BNF_BEFORE_LAYER;
     } else if (stream || (cx->dry_run && job.scaled && w_proto)) {
         size_t bad;
         double bad_value;
+        /* the tensor itself also in a dry run: a later fold of a chain reads it */
         if ((rc = bnf_tensor_scaled(cx->m, w_proto, "", bn->s, job.scale_inner,
-                                    job.scale_channels, cx->dry_run ? NULL : &tw, &bad,
-                                    &bad_value, err)))
+                                    job.scale_channels, &tw, &bad, &bad_value, err)))
             goto out;
         if (bad) {
             say(w, "NON_FINITE", "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
@@ -374,8 +376,7 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         if (!representable(wt.dtype, job.new_w, wt.n, "weight", w))
             goto out;
     }
-    if (!(cx->dry_run && !job.new_w) &&
-        !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", w))
+    if (!unread && !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", w))
         goto out;
     if (w_proto && w_proto->has_raw_data) /* the pages read: back to the page cache */
         bnf_mapped_release_range(w_proto->raw_data.data, w_proto->raw_data.len);
@@ -1175,6 +1176,10 @@ static bnf_status fold_function(fold_ctx *cx, Onnx__FunctionProto *f, bnf_err *e
     return rc;
 }
 
+/* inspect reads a model's float32/float64 weights (to foresee a fold that
+ * overflows) when they are no more than this; beyond, only 16-bit ones. */
+#define INSPECT_READS_WEIGHTS (256ull << 20)
+
 static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int dry_run,
                              bnf_report **report, bnf_err *err)
 {
@@ -1190,6 +1195,12 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     memset(&cx, 0, sizeof cx);
     cx.opts = opts;
     cx.dry_run = dry_run;
+    if (dry_run) { /* weights read to foresee NON_FINITE, unless there are many */
+        uint64_t total = 0;
+        for (size_t i = 0; model->proto->graph && i < model->proto->graph->n_initializer; i++)
+            total += bnf_tensor_nbytes(model->proto->graph->initializer[i]);
+        cx.read_weights = total <= INSPECT_READS_WEIGHTS;
+    }
     cx.loosen = 1;
     *report = NULL;
     if (!model || !model->proto->graph)
