@@ -147,23 +147,8 @@ void bnf_silu_f32(float *y, const float *x, size_t n)
 
 /* ---- the Conv epilogue ------------------------------------------------------------- */
 
-/* for (i = 0; i < n; i++) BODY as blocks of 8 and a tail: gcc -O2 (whose cheap
- * cost model vectorises only loops of a known multiple of the vector length)
- * and clang vectorise the blocks.  x < lo ? lo : x is the form gcc turns into
- * maxps; NaN stays NaN, as in the unfused kernels. */
-#define BLOCKED_LOOP(n, ...)                                                            \
-    do {                                                                               \
-        size_t i_ = 0;                                                                 \
-        for (; i_ + 8 <= (n); i_ += 8)                                                 \
-            for (size_t j_ = 0; j_ < 8; j_++) {                                        \
-                size_t i = i_ + j_;                                                    \
-                __VA_ARGS__;                                                           \
-            }                                                                          \
-        for (size_t i = i_; i < (n); i++) {                                            \
-            __VA_ARGS__;                                                               \
-        }                                                                              \
-    } while (0)
-
+/* x < lo ? lo : x is the form gcc turns into maxps; NaN stays NaN, as in the
+ * unfused kernels. */
 static void affine_clip(float *restrict y, size_t n, float s, float t, float lo, float hi)
 {
     BLOCKED_LOOP(n, float v = y[i] * s + t; v = v < lo ? lo : v; y[i] = v > hi ? hi : v);

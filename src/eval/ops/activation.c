@@ -58,25 +58,9 @@ typedef struct {
 
 typedef void (*act_fn)(void *out, const void *in, size_t n, const act_params *p);
 
-/* for (i = 0; i < n; i++) BODY, written as blocks of 8 and a tail: with
- * `restrict` operands gcc -O2 (whose cheap cost model vectorizes only loops of
- * a known multiple of the vector length) and clang both vectorize the block.
- * The expressions below are written in forms gcc turns into min/max/select
+/* The expressions below are written in forms gcc turns into min/max/select
  * instructions (x < 0 ? 0 : x, not a multiply inside a conditional), and
- * propagate NaN. */
-#define BLOCKED_LOOP(n, ...)                                                            \
-    do {                                                                               \
-        size_t i_ = 0;                                                                 \
-        for (; i_ + 8 <= (n); i_ += 8)                                                 \
-            for (size_t j_ = 0; j_ < 8; j_++) {                                        \
-                size_t i = i_ + j_;                                                    \
-                __VA_ARGS__;                                                           \
-            }                                                                          \
-        for (size_t i = i_; i < (n); i++) {                                            \
-            __VA_ARGS__;                                                               \
-        }                                                                              \
-    } while (0)
-
+ * propagate NaN; BLOCKED_LOOP (eval.h) gets them vectorised. */
 /* A pointwise run over type T: EXPR computes from x (T) and the T-typed locals
  * alpha, beta, gamma. */
 #define ACT_RUN(name, T, EXPR)                                                           \

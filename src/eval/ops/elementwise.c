@@ -181,22 +181,6 @@ static void plan_run(const bnf_op_ctx *ctx, const plan *p, void *out, size_t out
 
 /* ---- typed inner runs ------------------------------------------------------------- */
 
-/* for (i = 0; i < n; i++) BODY, written as blocks of 8 and a tail: with
- * `restrict` operands gcc -O2 (whose cheap cost model vectorizes only loops of
- * a known multiple of the vector length) and clang both vectorize the block. */
-#define BLOCKED_LOOP(n, ...)                                                            \
-    do {                                                                               \
-        size_t i_ = 0;                                                                 \
-        for (; i_ + 8 <= (n); i_ += 8)                                                 \
-            for (size_t j_ = 0; j_ < 8; j_++) {                                        \
-                size_t i = i_ + j_;                                                    \
-                __VA_ARGS__;                                                           \
-            }                                                                          \
-        for (size_t i = i_; i < (n); i++) {                                            \
-            __VA_ARGS__;                                                               \
-        }                                                                              \
-    } while (0)
-
 /* A binary run: EXPR computes the result from `a` (TA) and `b` (TB).  The
  * loops sit in functions with restrict parameters (which gcc honours; block-
  * scope restrict pointers it does not), so operands must not overlap the output. */
