@@ -197,6 +197,22 @@ int bnf_mapped_heap(const bnf_model *m, uint8_t *base, size_t size)
     return add_region(m, base, size, -1, 0);
 }
 
+/* Writes n bytes at offset off of fd: 0, or -1 (disk full, say). */
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t k = pwrite(fd, p, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
 /* The spill file: unnamed, in the model's folder (usually where the output
  * goes), else in $TMPDIR or /tmp.  -1 when none can be made. */
 static int open_spill(const bnf_model *m)
@@ -232,14 +248,8 @@ void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t)
     if (m->spill_fd < 0)
         return; /* it stays on the heap: correct, only bigger */
     off = (m->spill_end + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
-    for (size_t done = 0; done < len;) {
-        ssize_t w = pwrite(m->spill_fd, t->raw_data.data + done, len - done, (off_t)(off + done));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return; /* disk full, say: keep it on the heap */
-        done += (size_t)w;
-    }
+    if (pwrite_all(m->spill_fd, t->raw_data.data, len, off) != 0)
+        return; /* disk full, say: it stays on the heap */
     p = mmap(NULL, len, PROT_READ, MAP_SHARED, m->spill_fd, (off_t)off);
     if (p == MAP_FAILED)
         return;
@@ -280,22 +290,9 @@ static void *spill_thread_main(void *arg)
             break; /* stopped with nothing left */
         pthread_mutex_unlock(&t->mu);
         {
-            const uint8_t *q = t->buf[next];
-            size_t n = t->fill[next];
-            uint64_t at = t->base + t->pos[next];
-            int failed = 0;
-            while (n && !failed) {
-                ssize_t k = pwrite(t->fd, q, n, (off_t)at);
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0) {
-                    failed = 1;
-                    break;
-                }
-                q += k;
-                n -= (size_t)k;
-                at += (uint64_t)k;
-            }
+            uint64_t at = t->base + t->pos[next] + t->fill[next];
+            int failed = pwrite_all(t->fd, t->buf[next], t->fill[next],
+                                    t->base + t->pos[next]) != 0;
             if (t->external && at - t->base - kicked >= (8u << 20)) {
                 /* this file may well become the output's data file: start its
                  * disk writing now, so that the final fsync has little to do */
@@ -389,22 +386,9 @@ void bnf_spill_put(bnf_spill_writer *w, size_t n)
         pthread_cond_broadcast(&t->cv);
         pthread_mutex_unlock(&t->mu);
         w->cur ^= 1;
-    } else {
-        const uint8_t *q = t->buf[w->cur];
-        uint64_t at = w->off + w->at;
-        size_t left = n;
-        while (left) {
-            ssize_t k = pwrite(t->fd, q, left, (off_t)at);
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0) {
-                w->failed = 1;
-                return;
-            }
-            q += k;
-            left -= (size_t)k;
-            at += (uint64_t)k;
-        }
+    } else if (pwrite_all(t->fd, t->buf[w->cur], n, w->off + w->at) != 0) {
+        w->failed = 1;
+        return;
     }
     w->at += n;
 }
