@@ -88,27 +88,12 @@ if [[ ! -x "$BNFOLD" ]]; then
   exit 2
 fi
 
-# --- tools ----------------------------------------------------------------------
-if [[ ! -x /usr/bin/time ]]; then
-  echo "bench-io: installing time (for /usr/bin/time)"
-  SUDO=""; [[ "$(id -u)" == 0 ]] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq time >/dev/null
-fi
-if [[ ! -f "$NODE_DIR/node_modules/onnxruntime-node/package.json" ]]; then
-  echo "bench-io: installing onnxruntime-node into $NODE_DIR"
-  mkdir -p "$NODE_DIR"
-  npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" onnxruntime-node
-fi
-export NODE_PATH="$ROOT/$NODE_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
-ort_version=$("$NODE" -e 'console.log(require("onnxruntime-node/package.json").version)') || {
-  echo "bench-io: onnxruntime-node not usable from $NODE_DIR" >&2; exit 2; }
-
-# a private copy of the binary: a concurrent `make all` must not swap it mid-run
-mkdir -p "$OUT" "$OUT/logs"
-BNFOLD_SRC="$BNFOLD"
-BNFOLD="$OUT/bnfold.snapshot"
-cp "$BNFOLD_SRC" "$BNFOLD.tmp" && mv -f "$BNFOLD.tmp" "$BNFOLD"
+# --- tools, and a private copy of the binary ---------------------------------------
+# shellcheck source=bench/common.sh
+source bench/common.sh
+bench_tools bench-io
+bench_snapshot
+mkdir -p "$OUT/logs"
 OUTDIR="$OUT/out"
 
 # --- machine ----------------------------------------------------------------------
