@@ -361,10 +361,10 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
             goto out;
         }
         if (job.scaled) {
-            size_t at = 0;
-            for (size_t i = 0; at < wt.n; i = (i + 1) % job.scale_channels)
-                for (size_t k = 0; k < job.scale_inner && at < wt.n; k++, at++)
-                    job.new_w[at] = wt.v[at] * bn->s[i];
+            size_t k = 0, c = 0;
+            memcpy(job.new_w, wt.v, wt.n * sizeof *job.new_w);
+            bnf_scale_by_channel(job.new_w, wt.n, bn->s, job.scale_inner, job.scale_channels,
+                                 &k, &c);
         } else { /* the pattern again, with the values */
             bnf_array_free(&job.new_b);
             memset(&job.new_b, 0, sizeof job.new_b);

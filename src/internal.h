@@ -217,6 +217,10 @@ bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto 
 int bnf_tensor_is_external(const Onnx__TensorProto *t);
 /* Size in bytes of the tensor's values, from dims and type (0 if unknown). */
 uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t);
+/* v[i] *= s[(i / inner) % channels] for a run of n elements of a tensor; (*k, *c)
+ * say where the run starts within its channel (0, 0 for the first) and move on. */
+void bnf_scale_by_channel(double *v, size_t n, const double *s, size_t inner,
+                          size_t channels, size_t *k, size_t *c);
 /* A new tensor `name` of t's type and shape (t real-typed) whose element i is
  * t[i] * s[(i / inner) % channels] rounded to the type, computed chunk by chunk
  * from t's bytes (mapped, external or typed fields) and spilled to m's spill

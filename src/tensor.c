@@ -504,10 +504,8 @@ static void decode_typed(const Onnx__TensorProto *t, size_t at, size_t n, double
     }
 }
 
-/* v[i] *= the scale of element at + i; (*k, *c) track the position of `at`
- * within its channel run. */
-static void scale_chunk(double *v, size_t n, const double *s, size_t inner, size_t channels,
-                        size_t *k, size_t *c)
+void bnf_scale_by_channel(double *v, size_t n, const double *s, size_t inner,
+                          size_t channels, size_t *k, size_t *c)
 {
     size_t i = 0;
     while (i < n) {
@@ -722,7 +720,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         } else {
             decode_typed(t, at, len, v);
         }
-        scale_chunk(v, len, s, inner, channels, &k, &c);
+        bnf_scale_by_channel(v, len, s, inner, channels, &k, &c);
         if ((b = encode_checked(t->data_type, v, len, dst))) {
             *bad = at + b;
             *bad_value = v[b - 1];
