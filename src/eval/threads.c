@@ -32,7 +32,8 @@
  * CPU after YIELD_NS); the caller spins this many pauses for the workers of
  * its job before it yields the CPU (on a machine busy with other processes a
  * thread may be waiting for one). */
-enum { MAX_THREADS = 64, SPIN_NS = 100000, YIELD_NS = 20000, WAIT_SPINS = 4000 };
+enum { MAX_THREADS = 64, SPIN_NS = 100000, YIELD_NS = 20000, WAIT_SPINS = 4000,
+       CHUNKS_PER_THREAD = 4 };
 
 typedef struct {
     struct bnf_pool *p;
@@ -51,7 +52,8 @@ struct bnf_pool {
     /* the current job (written before gen is incremented) */
     bnf_range_fn fn;
     void *arg;
-    size_t n, parts;
+    size_t n, parts, chunk;
+    atomic_size_t next;       /* the first item no thread has taken yet */
 };
 
 static uint64_t now_ns(void)
@@ -59,6 +61,14 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Runs chunks of the current job on thread tid until none is left. */
+static void take_chunks(bnf_pool *p, size_t tid)
+{
+    size_t lo;
+    while ((lo = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed)) < p->n)
+        p->fn(p->arg, tid, lo, p->n - lo < p->chunk ? p->n : lo + p->chunk);
 }
 
 static void *worker_main(void *vp)
@@ -94,7 +104,7 @@ static void *worker_main(void *vp)
         if (atomic_load(&p->stop))
             return NULL;
         if (w->id < p->parts)
-            p->fn(p->arg, w->id, p->n * w->id / p->parts, p->n * (w->id + 1) / p->parts);
+            take_chunks(p, w->id);
         atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
     }
 }
@@ -118,6 +128,7 @@ bnf_pool *bnf_pool_new(int threads)
     }
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->next, 0);
     atomic_init(&p->stop, 0);
     for (size_t i = 0; i < want; i++) {
         p->wa[i] = (worker_arg){p, i + 1};
@@ -218,12 +229,18 @@ void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, vo
     p->arg = arg;
     p->n = n;
     p->parts = t;
+    /* chunks of about 1/CHUNKS_PER_THREAD of a thread's share, whole items:
+     * a thread that starts late or runs slower takes fewer */
+    p->chunk = n / (t * CHUNKS_PER_THREAD);
+    if (p->chunk == 0)
+        p->chunk = 1;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
     atomic_store(&p->pending, p->workers);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    fn(arg, 0, 0, n / t);
+    take_chunks(p, 0);
     for (unsigned k = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; k++) {
         if (k < WAIT_SPINS)
             CPU_RELAX();
