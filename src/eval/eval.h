@@ -47,6 +47,13 @@ typedef struct {
     const float *y0;
 } bnf_epilogue;
 
+/* Storage a kernel keeps across the runs of a session, one per node (e.g. a
+ * Conv's packed weights), freed with the session by free(data). */
+typedef struct {
+    void *data;
+    void (*free)(void *data);
+} bnf_node_cache;
+
 typedef struct {
     const Onnx__NodeProto *node;
     int64_t opset;              /* the opset version of the node's domain */
@@ -58,6 +65,10 @@ typedef struct {
     bnf_err *err;
     bnf_pool *pool;             /* the session's threads, or NULL */
     const bnf_epilogue *epi;    /* Conv only: fused nodes to apply, or NULL */
+    bnf_node_cache *cache;      /* this node's, in a session; NULL outside one */
+    unsigned const_in;          /* bit j: input j is a session constant (a weight: the
+                                 * same tensor, unchanged, in every run); what the
+                                 * cache keeps may depend on those inputs only */
 } bnf_op_ctx;
 
 typedef bnf_status (*bnf_kernel)(bnf_op_ctx *ctx);
@@ -132,6 +143,24 @@ void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, si
                    float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                    float beta, float *c, size_t ldc);
 
+/* ---- GEMM with packed constant weights (eval/gemm_packed.c) -------------------------- */
+
+/* A (m x k, row stride lda) packed for bnf_packed_gemm; NULL when out of memory. */
+typedef struct bnf_packed bnf_packed;
+bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda);
+void bnf_packed_free(bnf_packed *pk);
+const float *bnf_packed_source(const bnf_packed *pk); /* the `a` it was made from */
+/* Whether bnf_packed_gemm has a fast kernel on this CPU (else use bnf_sgemm). */
+int bnf_packed_usable(void);
+/* Rows of A per panel: row ranges given to bnf_packed_gemm start at multiples of it. */
+size_t bnf_packed_mr(void);
+/* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n. */
+size_t bnf_packed_scratch(size_t k, size_t n);
+/* C[r0..r1, 0..n) = A[r0..r1, :] x B (k x n, row stride ldb); r0 a multiple of
+ * bnf_packed_mr(). */
+void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b, size_t ldb,
+                     size_t n, float *c, size_t ldc, float *scratch);
+
 /* ---- threads (eval/threads.c) ------------------------------------------------------ */
 
 /* threads - 1 worker threads; NULL when threads <= 1 or none could be started. */
@@ -144,9 +173,11 @@ typedef void (*bnf_range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
 #define BNF_PAR_MIN_WORK ((size_t)1 << 15)
 /* How many threads (>= 1) a loop over n items worth `work` in total should use. */
 size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
-/* Runs fn over [0, n) cut into t contiguous ranges, range i with tid i, on the
- * session's pool (or threads started for the call when there is none), the
- * caller included; returns when all are done.  Never fails. */
+/* Runs fn over [0, n) on t threads (the session's pool, or threads started
+ * for the call when there is none), the caller included: [0, n) is cut into
+ * contiguous ranges that the threads take in turn, so a thread may run fn
+ * several times, always with its own tid (< t: per-thread scratch); returns
+ * when all are done.  Never fails. */
 void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
 
 /* ---- vector math (eval/vecmath.c) ---------------------------------------------------- */

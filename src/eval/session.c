@@ -70,6 +70,7 @@ struct bnf_session {
     size_t *io;               /* per node: the slots of its inputs, then of its outputs
                                * (NO_NODE for absent ones), from io_at[node] on */
     size_t *io_at;
+    bnf_node_cache *cache;    /* per node: what its kernel keeps across runs */
 };
 
 static int64_t domain_opset(const bnf_model *m, const char *domain)
@@ -117,6 +118,11 @@ void bnf_session_free(bnf_session *s)
     bnf_free(s->fuse);
     bnf_free(s->io);
     bnf_free(s->io_at);
+    if (s->cache)
+        for (size_t i = 0; i < s->g->n_node; i++)
+            if (s->cache[i].data && s->cache[i].free)
+                s->cache[i].free(s->cache[i].data);
+    bnf_free(s->cache);
     bnf_pool_free(s->pool);
     bnf_free(s);
 }
@@ -422,7 +428,8 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
     s->producer = bnf_calloc(s->n_slots + 1, sizeof *s->producer);
     s->done = bnf_calloc(g->n_node + 1, 1);
     s->fuse = bnf_calloc(g->n_node + 1, sizeof *s->fuse);
-    if (!s->uses || !s->left || !s->producer || !s->done || !s->fuse) {
+    s->cache = bnf_calloc(g->n_node + 1, sizeof *s->cache);
+    if (!s->uses || !s->left || !s->producer || !s->done || !s->fuse || !s->cache) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -820,6 +827,12 @@ static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void
     ctx.err = err;
     ctx.pool = s->pool;
     ctx.epi = fused ? &epi : NULL;
+    ctx.cache = s->cache ? &s->cache[i] : NULL;
+    for (size_t j = 0; j < n_in && j < 32; j++) {
+        size_t k = in_slot(s, i, j);
+        if (k != NO_NODE && s->keep[k] == 2)
+            ctx.const_in |= 1u << j;
+    }
     rc = s->kernels[i]->run(&ctx);
     bnf_free(aff);
     for (size_t j = 0; j < n_out; j++) {

@@ -675,6 +675,71 @@ typedef struct {
     const bnf_epilogue *epi;
 } dw8_job;
 
+/* r[0..8) = its transpose (row i of the result: lane i of every r[j]). */
+__attribute__((target("avx2,fma"))) static inline void transpose8(__m256 *r)
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* The nc (<= 8) planes x[l * is ..] (h x w) into the interleaved padded block
+ * xt (position (ih + ph, iw + pw) at ((ih + ph) * wp + iw + pw) * 8 + l),
+ * 8 positions at a time through a transpose; lanes past nc are left as they
+ * were (their kernels are zero and their outputs never read). */
+__attribute__((target("avx2,fma"))) static void dw8_in(const float *x, size_t is, size_t nc,
+                                                       const dw_geom *q, float *xt)
+{
+    static const float zero[8];
+    size_t w = (size_t)q->w, f = 0;
+    for (; f + 8 <= is; f += 8) {
+        __m256 r[8];
+        for (size_t l = 0; l < 8; l++)
+            r[l] = _mm256_loadu_ps(l < nc ? x + l * is + f : zero);
+        transpose8(r);
+        for (size_t i = 0; i < 8; i++) {
+            size_t p = f + i;
+            _mm256_storeu_ps(xt + (((int64_t)(p / w) + q->ph) * q->wp + (int64_t)(p % w) + q->pw) * 8,
+                             r[i]);
+        }
+    }
+    for (; f < is; f++)
+        for (size_t l = 0; l < nc; l++)
+            xt[(((int64_t)(f / w) + q->ph) * q->wp + (int64_t)(f % w) + q->pw) * 8 + (int64_t)l] =
+                x[l * is + f];
+}
+
+/* The interleaved output yt (os positions x 8 lanes) back into nc planes y[l * os ..]. */
+__attribute__((target("avx2,fma"))) static void dw8_out(const float *yt, size_t os, size_t nc,
+                                                        float *y)
+{
+    size_t f = 0;
+    for (; f + 8 <= os; f += 8) {
+        __m256 r[8];
+        for (size_t i = 0; i < 8; i++)
+            r[i] = _mm256_loadu_ps(yt + (f + i) * 8);
+        transpose8(r);
+        for (size_t l = 0; l < nc; l++)
+            _mm256_storeu_ps(y + l * os + f, r[l]);
+    }
+    for (; f < os; f++)
+        for (size_t l = 0; l < nc; l++)
+            y[l * os + f] = yt[f * 8 + l];
+}
+
 /* Channel blocks [lo, hi) (block = batch * groups + channel / 8). */
 static void dw8_range(void *arg, size_t tid, size_t lo, size_t hi)
 {
@@ -683,33 +748,24 @@ static void dw8_range(void *arg, size_t tid, size_t lo, size_t hi)
     size_t is = (size_t)(q->h * q->w), os = (size_t)(q->oh * q->ow), ks = (size_t)(q->kh * q->kw);
     float *xt = j->scratch + tid * dw8_scratch(q), *yt = xt + q->hp * q->wp * 8;
     float *kt = yt + os * 8, *bv = kt + ks * 8;
+    /* the padding stays zero: dw8_in writes the inside of the block only */
+    memset(xt, 0, (size_t)(q->hp * q->wp) * 8 * sizeof *xt);
     for (size_t blk = lo; blk < hi; blk++) {
         size_t nb = blk / j->groups, c0 = blk % j->groups * 8;
         size_t nc = j->m - c0 < 8 ? j->m - c0 : 8;
         const float *x = j->x + (nb * j->m + c0) * is;
         float *y = j->y + (nb * j->m + c0) * os;
-        memset(xt, 0, (size_t)(q->hp * q->wp) * 8 * sizeof *xt);
-        for (size_t l = 0; l < nc; l++) {
-            for (int64_t ih = 0; ih < q->h; ih++) {
-                const float *xr = x + l * is + (size_t)(ih * q->w);
-                float *d = xt + ((ih + q->ph) * q->wp + q->pw) * 8 + (int64_t)l;
-                for (int64_t iw = 0; iw < q->w; iw++)
-                    d[iw * 8] = xr[iw];
-            }
-        }
+        dw8_in(x, is, nc, q, xt);
         for (size_t t = 0; t < ks; t++)
             for (size_t l = 0; l < 8; l++)
                 kt[t * 8 + l] = l < nc ? j->w[(c0 + l) * ks + t] : 0.0f;
         for (size_t l = 0; l < 8; l++)
             bv[l] = l < nc && j->b ? j->b[c0 + l] : 0.0f;
         j->fn(xt, kt, bv, yt, q->wp, q->oh, q->ow);
-        for (size_t l = 0; l < nc; l++) {
-            float *yp = y + l * os;
-            for (size_t i = 0; i < os; i++)
-                yp[i] = yt[i * 8 + l];
-            if (j->epi)
-                bnf_epilogue_apply(j->epi, c0 + l, yp, os);
-        }
+        dw8_out(yt, os, nc, y);
+        if (j->epi)
+            for (size_t l = 0; l < nc; l++)
+                bnf_epilogue_apply(j->epi, c0 + l, y + l * os, os);
     }
 }
 #endif
@@ -931,12 +987,14 @@ typedef struct {
     size_t blk;           /* columns (or rows, when by_rows) per block */
     int by_rows;
     const bnf_epilogue *epi;
+    const bnf_packed *pk; /* W packed (then bnf_packed_gemm), or NULL (OpenBLAS) */
+    float *scratch;       /* for bnf_packed_gemm: per thread, sc floats */
+    size_t sc;
 } gemm_job;
 
 static void gemm_range(void *arg, size_t tid, size_t lo, size_t hi)
 {
     const gemm_job *j = arg;
-    (void)tid;
     for (size_t b = lo; b < hi; b++) {
         size_t r0 = 0, r1 = j->mg, c0 = 0, c1 = j->os;
         if (j->by_rows) {
@@ -948,8 +1006,12 @@ static void gemm_range(void *arg, size_t tid, size_t lo, size_t hi)
         }
         if (r0 >= r1 || c0 >= c1)
             continue;
-        bnf_sgemm(0, 0, r1 - r0, c1 - c0, j->rows, 1.0f, j->w + r0 * j->rows, j->rows,
-                  j->x + c0, j->ldx, 0.0f, j->y + r0 * j->os + c0, j->os);
+        if (j->pk)
+            bnf_packed_gemm(j->pk, r0, r1, j->x + c0, j->ldx, c1 - c0, j->y + c0, j->os,
+                            j->scratch + tid * j->sc);
+        else
+            bnf_sgemm(0, 0, r1 - r0, c1 - c0, j->rows, 1.0f, j->w + r0 * j->rows, j->rows,
+                      j->x + c0, j->ldx, 0.0f, j->y + r0 * j->os + c0, j->os);
         if (j->epi)
             for (size_t r = r0; r < r1; r++)
                 bnf_epilogue_apply(j->epi, j->m0 + r, j->y + r * j->os + c0, c1 - c0);
@@ -981,8 +1043,9 @@ static size_t gemm_blocks(gemm_job *j, size_t nt)
     if (nt > 1 && (j->os < 64 * nt || (j->os <= 1024 && j->mg >= 32 * nt))) {
         /* narrow outputs: by rows, each thread packing its rows of W (measured
          * faster than column pieces of fewer than ~512 columns) */
+        size_t unit = j->pk ? bnf_packed_mr() : 8; /* the packed GEMM's rows per panel */
         j->by_rows = 1;
-        j->blk = ((j->mg + nt - 1) / nt + 7) / 8 * 8;
+        j->blk = ((j->mg + nt - 1) / nt + unit - 1) / unit * unit;
         return (j->mg + j->blk - 1) / j->blk;
     }
     j->by_rows = 0;
@@ -1010,21 +1073,28 @@ typedef struct {
     size_t mg, rows, m0; /* output channels, column rows, first output channel */
     size_t ow, outer;    /* output row length, output rows */
     size_t nro;          /* output rows per block */
-    float *scratch;      /* rows * nro * ow floats per thread */
+    float *scratch;      /* per thread: rows * nro * ow floats, then pks for the packed GEMM */
+    size_t pks;
     const bnf_epilogue *epi;
+    const bnf_packed *pk; /* W packed, or NULL (OpenBLAS) */
 } colblk_job;
 
 static void colblk_range(void *arg, size_t tid, size_t lo, size_t hi)
 {
     const colblk_job *j = arg;
-    float *col = j->scratch + tid * j->rows * j->nro * j->ow;
+    float *col = j->scratch + tid * (j->rows * j->nro * j->ow + j->pks);
     for (size_t b = lo; b < hi; b++) {
         size_t o0 = b * j->nro, o1 = o0 + j->nro < j->outer ? o0 + j->nro : j->outer;
         size_t c0 = o0 * j->ow, n = (o1 - o0) * j->ow;
         if (o0 >= o1)
             continue;
         im2col_part(j->x, j->g, col, 0, j->rows, o0, o1);
-        bnf_sgemm(0, 0, j->mg, n, j->rows, 1.0f, j->w, j->rows, col, n, 0.0f, j->y + c0, j->g->os);
+        if (j->pk)
+            bnf_packed_gemm(j->pk, 0, j->mg, col, n, n, j->y + c0, j->g->os,
+                            col + j->rows * j->nro * j->ow);
+        else
+            bnf_sgemm(0, 0, j->mg, n, j->rows, 1.0f, j->w, j->rows, col, n, 0.0f, j->y + c0,
+                      j->g->os);
         if (j->epi)
             for (size_t r = 0; r < j->mg; r++)
                 bnf_epilogue_apply(j->epi, j->m0 + r, j->y + r * j->g->os + c0, n);
@@ -1052,11 +1122,11 @@ static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
 static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, const float *bd,
                             float *yd, const geom *g, size_t n, size_t group, size_t c, size_t m,
                             size_t cg, size_t mg, size_t rows, int pointwise,
-                            const bnf_epilogue *epi)
+                            const bnf_epilogue *epi, bnf_packed *const *pk)
 {
     bnf_epilogue e = {NULL, NULL, m, BNF_ACT_NONE, 0, 0, NULL, 0, BNF_ACT_NONE, yd};
-    float *col = NULL, *aff = NULL;
-    size_t work, nt, nro;
+    float *col = NULL, *aff = NULL, *pscratch = NULL;
+    size_t work, nt, nro, psc = 0;
     if (bd || (epi && epi->scale)) {
         /* bias and the fused affine in one: act((y + b) s + t) = act(y s + (b s + t)) */
         if (!(aff = bnf_malloc(2 * m * sizeof *aff)))
@@ -1092,7 +1162,8 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
     if (!pointwise && (nro = colblk_rows(g, rows, nt)) > 0) {
         size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow;
         size_t blocks = (outer + nro - 1) / nro;
-        float *scratch = bnf_malloc(nt * rows * nro * ow * sizeof *scratch);
+        size_t pks = pk ? bnf_packed_scratch(rows, nro * ow) : 0;
+        float *scratch = bnf_malloc(nt * (rows * nro * ow + pks) * sizeof *scratch);
         if (!scratch) {
             bnf_free(aff);
             return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
@@ -1102,17 +1173,27 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
             for (size_t gi = 0; gi < group; gi++) {
                 colblk_job cj = {xd + (in * c + gi * cg) * g->is, wd + gi * mg * rows,
                                  yd + (in * m + gi * mg) * g->os, g, mg, rows, gi * mg, ow,
-                                 outer, nro, scratch,
-                                 e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL};
+                                 outer, nro, scratch, pks,
+                                 e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL,
+                                 pk ? pk[gi] : NULL};
                 bnf_parallel(ctx, nt, blocks, colblk_range, &cj);
             }
         bnf_free(scratch);
         bnf_free(aff);
         return BNF_OK;
     }
+    if (pk) {
+        psc = bnf_packed_scratch(rows, g->os);
+        if (!(pscratch = bnf_malloc(nt * psc * sizeof *pscratch))) {
+            bnf_free(aff);
+            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
+                            BNF_NODE_ARG(ctx));
+        }
+    }
     if (!pointwise) {
         col = bnf_malloc(rows * g->os * sizeof *col);
         if (!col) {
+            bnf_free(pscratch);
             bnf_free(aff);
             return bnf_fail(ctx->err, BNF_ERR_NOMEM,
                             BNF_NODE_FMT ": out of memory for a %zu x %zu im2col buffer",
@@ -1131,11 +1212,13 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
             j = (gemm_job){wd + gi * mg * rows, pointwise ? xg : col,
                            yd + (in * m + gi * mg) * g->os, mg, g->os, rows,
                            pointwise ? g->is : g->os, gi * mg, 0, 0,
-                           e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL};
+                           e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL,
+                           pk ? pk[gi] : NULL, pscratch, psc};
             nb = gemm_blocks(&j, nt);
             bnf_parallel(ctx, nt, nb, gemm_range, &j);
         }
     bnf_free(col);
+    bnf_free(pscratch);
     bnf_free(aff);
     return BNF_OK;
 }
@@ -1176,6 +1259,61 @@ static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
                             (long long)(in + g->pb[i] + g->pe[i]), i);
         g->out[i] = (in + g->pb[i] + g->pe[i] - dk) / g->s[i] + 1;
         g->os *= (size_t)g->out[i];
+    }
+    return BNF_OK;
+}
+
+/* W packed for bnf_packed_gemm, one matrix per group (mg x rows each). */
+typedef struct {
+    const float *src;
+    size_t groups, mg, rows;
+    bnf_packed *pk[];
+} packed_set;
+
+static void packed_set_free(void *vp)
+{
+    packed_set *ps = vp;
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->groups; i++)
+        bnf_packed_free(ps->pk[i]);
+    bnf_free(ps);
+}
+
+static packed_set *packed_set_new(const float *w, size_t groups, size_t mg, size_t rows)
+{
+    packed_set *ps = bnf_calloc(1, sizeof *ps + groups * sizeof ps->pk[0]);
+    if (!ps)
+        return NULL;
+    *ps = (packed_set){w, 0, mg, rows};
+    for (; ps->groups < groups; ps->groups++)
+        if (!(ps->pk[ps->groups] = bnf_packed_new(w + ps->groups * mg * rows, mg, rows, rows))) {
+            packed_set_free(ps);
+            return NULL;
+        }
+    return ps;
+}
+
+/* The packed weights: kept in the node's cache when W is a session constant
+ * (packed on the first run), else packed for this run (*own, to free). */
+static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups, size_t mg,
+                                 size_t rows, packed_set **ps, packed_set **own)
+{
+    packed_set *c = ctx->cache ? ctx->cache->data : NULL;
+    int cacheable = ctx->cache && (ctx->const_in & 2u) &&
+                    (!ctx->cache->data || ctx->cache->free == packed_set_free);
+    if (cacheable && c && c->src == w && c->groups == groups && c->mg == mg && c->rows == rows) {
+        *ps = c;
+        return BNF_OK;
+    }
+    if (groups > SIZE_MAX / sizeof(bnf_packed *) - 1 || !(*ps = packed_set_new(w, groups, mg, rows)))
+        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+    if (cacheable) {
+        packed_set_free(c);
+        ctx->cache->data = *ps;
+        ctx->cache->free = packed_set_free;
+    } else {
+        *own = *ps;
     }
     return BNF_OK;
 }
@@ -1260,8 +1398,15 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
             if (rc || !declined)
                 return rc;
         }
-        rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows, pointwise,
-                       epi);
+        {
+            packed_set *own = NULL, *ps = NULL;
+            if (rows > 0 && bnf_packed_usable() && (rc = packed_weights(ctx, wd, (size_t)group,
+                                                                         mg, rows, &ps, &own)))
+                return rc;
+            rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows,
+                           pointwise, epi, ps ? ps->pk : NULL);
+            packed_set_free(own);
+        }
     }
     return rc;
 }

@@ -1,0 +1,126 @@
+/* test_gemm_packed.c: the packed-weight GEMM of the convolutions
+ * (eval/gemm_packed.c) against a plain double-precision product, over shapes
+ * that exercise every edge: partial row panels (M not a multiple of 6),
+ * narrow last column panels (N mod 16 of 1..15: the 4-, 8- and 16-wide
+ * tiles), K across the K blocks, N across the column blocks and the narrow
+ * (N <= 64) path, row ranges that start inside the matrix, a B with a row
+ * stride larger than N, and the Inf / NaN a product must keep. */
+#include "testutil.h"
+
+static uint64_t rng = 88172645463325252u;
+
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* C[r0..r1) of A (m x k) x B (k x n, stride ldb) by bnf_packed_gemm, each
+ * element within 1e-5 of the double sum relative to sum |a||b|; the rows
+ * outside [r0, r1) untouched. */
+static void check(size_t m, size_t k, size_t n, size_t r0, size_t r1, size_t ldb)
+{
+    float *a = malloc((m * k + 1) * sizeof *a), *b = malloc((k * ldb + 1) * sizeof *b);
+    float *c = malloc((m * n + 1) * sizeof *c);
+    float *scratch = malloc(bnf_packed_scratch(k, n) * sizeof *scratch);
+    bnf_packed *pk;
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(scratch);
+    for (size_t i = 0; i < m * k; i++)
+        a[i] = frand();
+    for (size_t i = 0; i < k * ldb; i++)
+        b[i] = frand();
+    for (size_t i = 0; i < m * n; i++)
+        c[i] = 12345.0f;
+    pk = bnf_packed_new(a, m, k, k);
+    assert_non_null(pk);
+    assert_ptr_equal(bnf_packed_source(pk), a);
+    bnf_packed_gemm(pk, r0, r1, b, ldb, n, c + 0, n, scratch);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double want = 0, mag = 0;
+            float got = c[i * n + j];
+            if (i < r0 || i >= r1) {
+                if (got != 12345.0f)
+                    fail_msg("%zux%zux%zu rows [%zu, %zu): row %zu written", m, k, n, r0, r1, i);
+                continue;
+            }
+            for (size_t t = 0; t < k; t++) {
+                want += (double)a[i * k + t] * b[t * ldb + j];
+                mag += fabs((double)a[i * k + t] * b[t * ldb + j]);
+            }
+            if (fabs(got - want) > 1e-5 * mag + 1e-30)
+                fail_msg("%zux%zux%zu (ldb %zu) C[%zu][%zu] = %.9g, expected %.9g", m, k, n, ldb,
+                         i, j, got, want);
+        }
+    bnf_packed_free(pk);
+    free(a);
+    free(b);
+    free(c);
+    free(scratch);
+}
+
+static void test_shapes(void **state)
+{
+    static const size_t shapes[][3] = {
+        {1, 1, 1},     {6, 1, 16},    {7, 3, 17},     {16, 32, 49},   {12, 5, 4},
+        {13, 9, 8},    {5, 7, 5},     {24, 100, 33},  {30, 257, 64},  {11, 300, 65},
+        {18, 513, 3},  {64, 40, 200}, {8, 16, 530},   {7, 600, 1100}, {200, 20, 9},
+        {96, 16, 785}, {6, 4097, 10}, {1, 2, 2000},   {37, 70, 127},  {48, 1, 515},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        check(m, k, n, 0, m, n);
+        check(m, k, n, 0, m, n + 7); /* B inside a wider matrix (an im2col block) */
+        if (m > bnf_packed_mr())     /* a thread's rows: from a panel boundary */
+            check(m, k, n, bnf_packed_mr(), m, n);
+        if (m > 2 * bnf_packed_mr())
+            check(m, k, n, 0, 2 * bnf_packed_mr(), n);
+    }
+}
+
+static void test_non_finite(void **state)
+{
+    /* a NaN or Inf in A or B reaches the C elements it feeds, and only those */
+    size_t m = 7, k = 300, n = 20;
+    float a[7 * 300], b[300 * 20], c[7 * 20], *scratch;
+    bnf_packed *pk;
+    (void)state;
+    for (size_t i = 0; i < m * k; i++)
+        a[i] = 0.5f;
+    for (size_t i = 0; i < k * n; i++)
+        b[i] = 0.25f;
+    a[3 * k + 299] = NAN;      /* row 3, the last K block */
+    b[17 * n + 18] = INFINITY; /* column 18 */
+    scratch = malloc(bnf_packed_scratch(k, n) * sizeof *scratch);
+    assert_non_null(scratch);
+    pk = bnf_packed_new(a, m, k, k);
+    assert_non_null(pk);
+    bnf_packed_gemm(pk, 0, m, b, n, n, c, n, scratch);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            float v = c[i * n + j];
+            if (i == 3)
+                assert_true(isnan(v));
+            else if (j == 18)
+                assert_true(isinf(v) && v > 0);
+            else
+                assert_float_equal(v, 0.125f * 300, 1e-3);
+        }
+    bnf_packed_free(pk);
+    free(scratch);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_non_finite),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
