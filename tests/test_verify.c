@@ -63,6 +63,50 @@ static void test_run_matches_torch_on_demo(void **state)
     bnf_model_free(m);
 }
 
+/* A session keeps what its kernels derive from the weights (packed Conv
+ * weights, the originals then freed): its second and third runs, observed
+ * (unfused) or not, at 1 and 2 threads, give torch's output as the first. */
+static void test_session_runs_again_alike(void **state)
+{
+    bnf_model *m = load_model("testdata/demo/mobilenet_v2_tiny.onnx");
+    bnf_tensor x, want;
+    bnf_err err = {0};
+    (void)state;
+    assert_int_equal(bnf_tensor_load("testdata/demo/input_0.pb", &x, NULL, &err), BNF_OK);
+    assert_int_equal(bnf_tensor_load("testdata/demo/output_0.pb", &want, NULL, &err), BNF_OK);
+    for (int threads = 1; threads <= 2; threads++) {
+        bnf_session_options o = {threads};
+        bnf_session *s = NULL;
+        const bnf_tensor *in[1] = {&x};
+        bnf_tensor first[1];
+        if (bnf_session_new(m, &o, &s, &err) != BNF_OK)
+            fail_msg("session: %s", err.msg);
+        for (int run = 0; run < 3; run++) {
+            bnf_tensor y[1];
+            bnf_status rc = run == 1 ? bnf_session_run_observed(s, in, y, NULL, NULL, &err)
+                                     : bnf_session_run(s, in, y, &err);
+            if (rc != BNF_OK)
+                fail_msg("run %d: %s", run, err.msg);
+            if (rel_err(&y[0], &want) > 1e-4)
+                fail_msg("run %d, %d threads: max|diff|/max|out| = %g", run, threads,
+                         rel_err(&y[0], &want));
+            if (run == 0)
+                first[0] = y[0];
+            else {
+                assert_int_equal(y[0].n, first[0].n);
+                if (run == 2) /* fused as the first: the same operations */
+                    assert_memory_equal(y[0].data, first[0].data, y[0].n * sizeof(float));
+                bnf_tensor_clear(&y[0]);
+            }
+        }
+        bnf_tensor_clear(&first[0]);
+        bnf_session_free(s);
+    }
+    bnf_tensor_clear(&x);
+    bnf_tensor_clear(&want);
+    bnf_model_free(m);
+}
+
 /* Every float32/double fold case: the original model on input_X gives output_Y,
  * and so does the folded one. */
 static void test_fold_cases_against_reference_outputs(void **state)
@@ -231,6 +275,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_matches_torch_on_demo),
+        cmocka_unit_test(test_session_runs_again_alike),
         cmocka_unit_test(test_fold_cases_against_reference_outputs),
         cmocka_unit_test(test_verify_catches_one_channel_scaled),
         cmocka_unit_test(test_broken_fold_is_refused),

@@ -52,6 +52,12 @@ typedef struct {
 typedef struct {
     void *data;
     void (*free)(void *data);
+    /* bit j, set by the kernel: it keeps all it needs of input j (a session
+     * constant) and never reads that input's data again, so the session may
+     * free the data when nothing else reads it (the tensor keeps its type and
+     * shape, its data becomes NULL): the packed copy replaces the weights
+     * instead of doubling them */
+    unsigned drop_in;
 } bnf_node_cache;
 
 typedef struct {

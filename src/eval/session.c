@@ -768,6 +768,27 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
 }
 
 /* Runs node i (and the nodes fused into it, when the run is not observed). */
+/* Frees the data of the weights node i's kernel no longer needs (cache->
+ * drop_in), each when this node is its only reader and it is no graph output;
+ * the tensors keep their type and shape. */
+static void drop_inputs(bnf_session *s, size_t i, bnf_node_cache *cache)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    for (size_t j = 0; j < n->n_input && j < 32; j++) {
+        size_t k = in_slot(s, i, j);
+        int out = 0;
+        if (!(cache->drop_in & 1u << j) || k == NO_NODE || s->keep[k] != 2 || s->uses[k] != 1)
+            continue;
+        for (size_t o = 0; o < s->n_outputs; o++)
+            out |= s->outputs[o] == k;
+        if (!out) {
+            bnf_free(s->slots[k]->data);
+            s->slots[k]->data = NULL;
+        }
+    }
+    cache->drop_in = 0;
+}
+
 static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
                             bnf_err *err)
 {
@@ -834,6 +855,8 @@ static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void
             ctx.const_in |= 1u << j;
     }
     rc = s->kernels[i]->run(&ctx);
+    if (!rc && ctx.cache && ctx.cache->drop_in)
+        drop_inputs(s, i, ctx.cache);
     bnf_free(aff);
     for (size_t j = 0; j < n_out; j++) {
         size_t k = out_slot(s, i, j);

@@ -1171,7 +1171,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         }
         for (size_t in = 0; in < n; in++)
             for (size_t gi = 0; gi < group; gi++) {
-                colblk_job cj = {xd + (in * c + gi * cg) * g->is, wd + gi * mg * rows,
+                colblk_job cj = {xd + (in * c + gi * cg) * g->is, wd ? wd + gi * mg * rows : NULL,
                                  yd + (in * m + gi * mg) * g->os, g, mg, rows, gi * mg, ow,
                                  outer, nro, scratch, pks,
                                  e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL,
@@ -1209,7 +1209,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
                 im2col_job ij = {xg, g, col};
                 bnf_parallel(ctx, par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
             }
-            j = (gemm_job){wd + gi * mg * rows, pointwise ? xg : col,
+            j = (gemm_job){wd ? wd + gi * mg * rows : NULL, pointwise ? xg : col,
                            yd + (in * m + gi * mg) * g->os, mg, g->os, rows,
                            pointwise ? g->is : g->os, gi * mg, 0, 0,
                            e.scale || e.act != BNF_ACT_NONE || e.res ? &e : NULL,
@@ -1300,18 +1300,24 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
                                  size_t rows, packed_set **ps, packed_set **own)
 {
     packed_set *c = ctx->cache ? ctx->cache->data : NULL;
+    /* W a session constant: the same in every run (its data may be gone since
+     * the first: see drop_in), so the shape is the key */
     int cacheable = ctx->cache && (ctx->const_in & 2u) &&
                     (!ctx->cache->data || ctx->cache->free == packed_set_free);
-    if (cacheable && c && c->src == w && c->groups == groups && c->mg == mg && c->rows == rows) {
+    if (cacheable && c && c->groups == groups && c->mg == mg && c->rows == rows) {
         *ps = c;
         return BNF_OK;
     }
+    if (!w)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
+                        BNF_NODE_ARG(ctx));
     if (groups > SIZE_MAX / sizeof(bnf_packed *) - 1 || !(*ps = packed_set_new(w, groups, mg, rows)))
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
     if (cacheable) {
         packed_set_free(c);
         ctx->cache->data = *ps;
         ctx->cache->free = packed_set_free;
+        ctx->cache->drop_in |= 2u; /* the packed copy is all this node reads of W */
     } else {
         *own = *ps;
     }
@@ -1393,6 +1399,9 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
         /* depthwise: one input channel per group, strides small enough for
          * the polyphase layout (larger ones are left to im2col) */
         if (cg == 1 && group > 1 && g.nsp <= 2 && (g.nsp == 2 ? g.s[0] * g.s[1] : g.s[0]) <= 16) {
+            if (!wd)
+                return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
+                                BNF_NODE_ARG(ctx));
             int declined = 0;
             rc = conv_depthwise(ctx, xd, wd, bd, yd, &g, n, m, mg, epi, &declined);
             if (rc || !declined)
@@ -1403,6 +1412,11 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
             if (rows > 0 && bnf_packed_usable() && (rc = packed_weights(ctx, wd, (size_t)group,
                                                                          mg, rows, &ps, &own)))
                 return rc;
+            if (ctx->cache && cg == 1 && group > 1)
+                ctx->cache->drop_in = 0; /* a depthwise Conv declined here: W read next time */
+            if (!ps && !wd)
+                return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
+                                BNF_NODE_ARG(ctx));
             rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows,
                            pointwise, epi, ps ? ps->pk : NULL);
             packed_set_free(own);
