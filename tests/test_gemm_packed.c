@@ -64,6 +64,18 @@ static void check(size_t m, size_t k, size_t n, size_t r0, size_t r1, size_t ldb
     free(scratch);
 }
 
+/* Rows per panel of the kernel set packs use now. */
+static size_t current_mr(void)
+{
+    float a[1] = {0};
+    bnf_packed *pk = bnf_packed_new(a, 1, 1, 1);
+    size_t mr;
+    assert_non_null(pk);
+    mr = bnf_packed_mr(pk);
+    bnf_packed_free(pk);
+    return mr;
+}
+
 static void test_shapes(void **state)
 {
     static const size_t shapes[][3] = {
@@ -73,15 +85,19 @@ static void test_shapes(void **state)
         {96, 16, 785}, {6, 4097, 10}, {1, 2, 2000},   {37, 70, 127},  {48, 1, 515},
     };
     (void)state;
+    for (int isa = 2; isa >= 0; isa--) /* every kernel set this CPU has, then plain C */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2];
+        size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2], mr;
+        bnf_packed_force_isa(isa);
+        mr = current_mr();
         check(m, k, n, 0, m, n);
         check(m, k, n, 0, m, n + 7); /* B inside a wider matrix (an im2col block) */
-        if (m > bnf_packed_mr())     /* a thread's rows: from a panel boundary */
-            check(m, k, n, bnf_packed_mr(), m, n);
-        if (m > 2 * bnf_packed_mr())
-            check(m, k, n, 0, 2 * bnf_packed_mr(), n);
+        if (m > mr) /* a thread's rows: from a panel boundary */
+            check(m, k, n, mr, m, n);
+        if (m > 2 * mr)
+            check(m, k, n, 0, 2 * mr, n);
     }
+    bnf_packed_force_isa(-1);
 }
 
 static void test_non_finite(void **state)

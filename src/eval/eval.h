@@ -159,7 +159,10 @@ const float *bnf_packed_source(const bnf_packed *pk); /* the `a` it was made fro
 /* Whether bnf_packed_gemm has a fast kernel on this CPU (else use bnf_sgemm). */
 int bnf_packed_usable(void);
 /* Rows of A per panel: row ranges given to bnf_packed_gemm start at multiples of it. */
-size_t bnf_packed_mr(void);
+size_t bnf_packed_mr(const bnf_packed *pk);
+/* Tests: packs made from now on use kernel set `isa` at most (0 plain C, 1
+ * AVX2, 2 AVX-512; -1 the CPU's best); returns the previous setting. */
+int bnf_packed_force_isa(int isa);
 /* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n. */
 size_t bnf_packed_scratch(size_t k, size_t n);
 /* C[r0..r1, 0..n) = A[r0..r1, :] x B (k x n, row stride ldb); r0 a multiple of

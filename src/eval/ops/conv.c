@@ -1043,7 +1043,7 @@ static size_t gemm_blocks(gemm_job *j, size_t nt)
     if (nt > 1 && (j->os < 64 * nt || (j->os <= 1024 && j->mg >= 32 * nt))) {
         /* narrow outputs: by rows, each thread packing its rows of W (measured
          * faster than column pieces of fewer than ~512 columns) */
-        size_t unit = j->pk ? bnf_packed_mr() : 8; /* the packed GEMM's rows per panel */
+        size_t unit = j->pk ? bnf_packed_mr(j->pk) : 8; /* the packed GEMM's rows per panel */
         j->by_rows = 1;
         j->blk = ((j->mg + nt - 1) / nt + unit - 1) / unit * unit;
         return (j->mg + j->blk - 1) / j->blk;
