@@ -5,6 +5,9 @@
 #
 # Environment (all optional):
 #   REPEAT         timed runs per measurement           (default 10)
+#   BENCH_ROUNDS   alternating rounds per row: bnfold, onnxruntime, bnfold on the
+#                  folded model, again and again; each tool's time is the median
+#                  of its rounds' medians               (default 3)
 #   BENCH_THREADS  thread counts to measure              (default "1 2")
 #   BENCH_MODELS   models to measure                     (default "resnet50 mobilenet_v2 efficientnet_b0")
 #   BENCH_DIR      models and results                    (default build/bench)
@@ -29,6 +32,8 @@ done
 cd "$ROOT"
 
 REPEAT="${REPEAT:-10}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_ROUNDS must be a positive integer" >&2; exit 2; }
 THREADS_LIST="${BENCH_THREADS:-1 2}"
 MODELS="${BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}"
 OUT="${BENCH_DIR:-build/bench}"
@@ -93,7 +98,7 @@ machine+=("openblas: ${openblas:-unknown}")
 if [[ -n "${OPENBLAS_CORETYPE:-}" ]]; then
   machine+=("OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE")
 fi
-machine+=("bnfold: $BNFOLD_SRC at commit $commit$dirty; onnxruntime-node $ort_version; REPEAT=$REPEAT")
+machine+=("bnfold: $BNFOLD_SRC at commit $commit$dirty; onnxruntime-node $ort_version; REPEAT=$REPEAT, BENCH_ROUNDS=$ROUNDS")
 echo "bench: machine"
 for l in "${machine[@]}"; do echo "  $l"; done
 
@@ -167,6 +172,13 @@ measure() {
   return 0
 }
 
+median_of() {   # median_of V...: the median (the middle one, or the upper of two), n/a if any is
+  local v
+  (( $# > 0 )) || { echo n/a; return; }
+  for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return; }; done
+  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int(NR / 2) + 1]}'
+}
+
 ratio() {   # ratio A B: A/B with 2 decimals, or n/a
   if [[ "$1" == n/a || "$2" == n/a ]]; then echo n/a; else
     awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
@@ -198,18 +210,25 @@ for name in $MODELS; do
     while :; do
       row_o0=$others_cpu row_w0=$wall_total
       row_problems=()
-      measure "$name.t$t.bnfold" "$BNFOLD" run "$model" --threads "$t" --repeat "$REPEAT" --json
-      b_ms=$ms b_rss=$rss_mb
-      [[ -z "$why" ]] || row_problems+=("$name threads $t bnfold: $why")
-      measure "$name.t$t.ort" "$NODE" bench/ort_time.js "$model" "$t" "$REPEAT"
-      o_ms=$ms o_rss=$rss_mb
-      [[ -z "$why" ]] || row_problems+=("$name threads $t onnxruntime: $why")
-      f_ms="n/a" f_rss="n/a"
-      if [[ $fold_ok == 1 ]]; then
-        measure "$name.t$t.bnfold-folded" "$BNFOLD" run "$folded" --threads "$t" --repeat "$REPEAT" --json
-        f_ms=$ms f_rss=$rss_mb
-        [[ -z "$why" ]] || row_problems+=("$name (folded) threads $t bnfold: $why")
-      fi
+      b_all=() o_all=() f_all=()
+      # the tools take turns, so that a slow phase of a shared machine falls on
+      # all of them rather than on one
+      for ((round = 1; round <= ROUNDS; round++)); do
+        measure "$name.t$t.bnfold" "$BNFOLD" run "$model" --threads "$t" --repeat "$REPEAT" --json
+        b_all+=("$ms") b_rss=$rss_mb
+        [[ -z "$why" ]] || row_problems+=("$name threads $t bnfold: $why")
+        measure "$name.t$t.ort" "$NODE" bench/ort_time.js "$model" "$t" "$REPEAT"
+        o_all+=("$ms") o_rss=$rss_mb
+        [[ -z "$why" ]] || row_problems+=("$name threads $t onnxruntime: $why")
+        f_rss="n/a"
+        if [[ $fold_ok == 1 ]]; then
+          measure "$name.t$t.bnfold-folded" "$BNFOLD" run "$folded" --threads "$t" --repeat "$REPEAT" --json
+          f_all+=("$ms") f_rss=$rss_mb
+          [[ -z "$why" ]] || row_problems+=("$name (folded) threads $t bnfold: $why")
+        fi
+        [[ ${#row_problems[@]} -eq 0 ]] || break
+      done
+      b_ms=$(median_of "${b_all[@]}") o_ms=$(median_of "${o_all[@]}") f_ms=$(median_of "${f_all[@]}")
       busy=$(awk -v o0="$row_o0" -v o1="$others_cpu" -v w0="$row_w0" -v w1="$wall_total" -v n="$(nproc)" \
                'BEGIN {printf "%.0f", (w1 > w0 ? 100 * (o1 - o0) / ((w1 - w0) * n) : 0)}')
       attempt=$((attempt + 1))
@@ -246,7 +265,7 @@ machine[0]="${machine[0]} to $(date -u '+%H:%M UTC')"
   echo
   for l in "${machine[@]}"; do echo "- $l"; done
   echo
-  echo "Median time per inference over $REPEAT runs (1x3x224x224, opset 13), peak RSS of the whole process."
+  echo "Time per inference: the median over $ROUNDS alternating rounds of each round's median of $REPEAT runs (1x3x224x224, opset 13); peak RSS of the whole process."
   echo
   echo "| model | threads | bnfold ms (median) | ort ms (median) | ratio bnfold/ort | bnfold peak RSS MB | ort peak RSS MB | bnfold folded ms | ratio folded/ort |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
