@@ -23,7 +23,8 @@
  * - AVX2 + FMA: 6 x 16 (12 accumulators of 16 registers);
  * - plain C, 6 x 16 (correct, slow: without AVX2 bnf_packed_usable() says
  *   no and the convolutions use OpenBLAS).
- * Narrower panels have their own kernels (32, 16, 8, 4 columns).
+ * Narrower panels have their own kernels (32, 16, 8, then 4, 2, 1 columns
+ * vectorised along the rows).
  */
 #include "eval.h"
 
@@ -50,12 +51,12 @@
 typedef void (*tile_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc);
 
 /* A kernel set: rows per panel, the widest panel, and a kernel per width
- * (widths[i], widest first, the last 4). */
+ * (widths[i], widest first). */
 typedef struct kernel_set_ {
     size_t mr, nr;
     size_t n_widths;
-    size_t widths[5];
-    tile_fn tiles[5];
+    size_t widths[7];
+    tile_fn tiles[7];
 } kernel_set;
 
 struct bnf_packed {
@@ -133,18 +134,55 @@ TILE(AVX512_FN, tile8x48_avx512, 8, 48, ZMM)
 TILE(AVX512_FN, tile8x32_avx512, 8, 32, ZMM)
 TILE(AVX512_FN, tile8x16_avx512, 8, 16, ZMM)
 TILE(AVX512_FN, tile8x8_avx512, 8, 8, YMM)
-TILE(AVX512_FN, tile8x4_avx512, 8, 4, XMM)
 #undef TILE_SIMD
 #undef TILE
+
+/* The last, narrow panels of the AVX-512 set (NRW = 4, 2, 1 columns: a 7x7
+ * map's 49 = 48 + 1) the other way round: the 8 rows of the A panel in one
+ * vector, a broadcast of B per column, and four partial sums per column
+ * (k mod 4) so that the multiply-adds do not wait on each other: for one
+ * column, one vector multiply-add per k instead of 8 of 4 lanes. */
+#define TILE_MV(NAME, NRW)                                                                  \
+    AVX512_FN static void NAME(size_t kc, const float *a, const float *b, float *c,          \
+                               size_t ldc, int acc)                                         \
+    {                                                                                      \
+        __m256 s[NRW][4];                                                                  \
+        size_t kk = 0;                                                                     \
+        _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                              \
+            _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) s[j][p] = _mm256_setzero_ps(); \
+        for (; kk + 4 <= kc; kk += 4, a += 32, b += 4 * NRW)                                \
+            _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                          \
+                __m256 av = _mm256_loadu_ps(a + 8 * p);                                    \
+                _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                      \
+                    s[j][p] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + p * NRW + j), s[j][p]); \
+            }                                                                              \
+        for (; kk < kc; kk++, a += 8, b += NRW) {                                          \
+            __m256 av = _mm256_loadu_ps(a);                                                \
+            _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                          \
+                s[j][0] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + j), s[j][0]);        \
+        }                                                                                  \
+        _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++) {                            \
+            float t[8];                                                                    \
+            _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(s[j][0], s[j][1]),             \
+                                              _mm256_add_ps(s[j][2], s[j][3])));           \
+            for (int r = 0; r < 8; r++)                                                    \
+                c[r * ldc + j] = acc ? c[r * ldc + j] + t[r] : t[r];                       \
+        }                                                                                  \
+    }
+TILE_MV(tile8x4mv_avx512, 4)
+TILE_MV(tile8x2mv_avx512, 2)
+TILE_MV(tile8x1mv_avx512, 1)
+#undef TILE_MV
 #endif
 
 static const kernel_set set_c = {6, 16, 3, {16, 8, 4}, {tile16_c, tile8_c, tile4_c}};
 #ifdef GP_X86
 static const kernel_set set_avx2 = {6, 16, 3, {16, 8, 4},
                                     {tile6x16_avx2, tile6x8_avx2, tile6x4_avx2}};
-static const kernel_set set_avx512 = {8, 48, 5, {48, 32, 16, 8, 4},
+static const kernel_set set_avx512 = {8, 48, 7, {48, 32, 16, 8, 4, 2, 1},
                                       {tile8x48_avx512, tile8x32_avx512, tile8x16_avx512,
-                                       tile8x8_avx512, tile8x4_avx512}};
+                                       tile8x8_avx512, tile8x4mv_avx512, tile8x2mv_avx512,
+                                       tile8x1mv_avx512}};
 #endif
 
 static int forced = -1; /* bnf_packed_force_isa (tests) */
