@@ -237,6 +237,8 @@ static void valid_range(int64_t in, int64_t out, int64_t s, int64_t p, int64_t k
     *hi = clamp64(ceil_div(in + p - kd, s), *lo, out);
 }
 
+static void gather_even(float *dst, const float *src, int64_t n, int64_t avail);
+
 /* Rows [r0, r1) of the column matrix of `x` (channels of g->is elements),
  * for the output rows [o0, o1) (an output row: the last spatial dimension):
  * row r = c * ks + kernel position holds, for each of those output positions,
@@ -280,6 +282,8 @@ static void im2col_part(const float *x, const geom *g, float *col, size_t r0, si
                     dst[i] = 0;
                 if (s == 1)
                     memcpy(dst + lo, xr + lo + off, (size_t)(hi - lo) * sizeof *dst);
+                else if (s == 2)
+                    gather_even(dst + lo, xr + 2 * lo + off, hi - lo, w - (2 * lo + off));
                 else
                     for (int64_t i = lo; i < hi; i++)
                         dst[i] = xr[i * s + off];
@@ -495,6 +499,21 @@ typedef struct {
     float *plane, *flat;
     const int64_t *off;
 } dw_scratch;
+
+/* dst[i] = src[2 i] for i in [0, n); src has avail readable elements (at
+ * least 2 n - 1): the stride-2 rows of im2col (a network's stem). */
+static void gather_even(float *dst, const float *src, int64_t n, int64_t avail)
+{
+    int64_t i = 0;
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+    for (; i + 4 <= n && 2 * i + 8 <= avail; i += 4)
+        st4(dst + i, __builtin_shufflevector(ld4(src + 2 * i), ld4(src + 2 * i + 4), 0, 2, 4, 6));
+#else
+    (void)avail;
+#endif
+    for (; i < n; i++)
+        dst[i] = src[2 * i];
+}
 
 /* The even elements of src[0, n) into ev, the odd ones into od. */
 static void deinterleave(const float *src, float *ev, float *od, int64_t n)
