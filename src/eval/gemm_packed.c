@@ -46,9 +46,13 @@
  * the one re-read, block by block from L2. */
 #define NARROW_N 64
 #define NARROW_K 4096
+/* Up to this many rows of A per call, B is read in place (see bnf_packed_gemm). */
+#define DIRECT_M 96
 
-/* An mr x w tile: c (+)= a x b over kc (a: kc x mr, b: kc x w, both packed). */
-typedef void (*tile_fn)(size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc);
+/* An mr x w tile: c (+)= a x b over kc (a: kc x mr packed, b: kc rows of w,
+ * ldb apart: a packed panel, or B itself). */
+typedef void (*tile_fn)(size_t kc, const float *a, const float *b, size_t ldb, float *c,
+                        size_t ldc, int acc);
 
 /* A kernel set: rows per panel, the widest panel, and a kernel per width
  * (widths[i], widest first). */
@@ -69,10 +73,11 @@ struct bnf_packed {
 /* ---- kernels ------------------------------------------------------------------------ */
 
 #define TILE_C(NAME, MRR, NRW)                                                              \
-    static void NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc, int acc) \
+    static void NAME(size_t kc, const float *a, const float *b, size_t ldb, float *c,         \
+                     size_t ldc, int acc)                                                  \
     {                                                                                      \
         float t[MRR][NRW] = {{0}};                                                         \
-        for (size_t kk = 0; kk < kc; kk++, a += MRR, b += NRW)                             \
+        for (size_t kk = 0; kk < kc; kk++, a += MRR, b += ldb)                             \
             for (size_t r = 0; r < MRR; r++)                                               \
                 for (size_t j = 0; j < NRW; j++)                                           \
                     t[r][j] += a[r] * b[j];                                                \
@@ -89,14 +94,14 @@ TILE_C(tile4_c, 6, 4)
 /* MRR rows x V vectors of L lanes (NRW = V * L columns): MRR * V accumulators,
  * B's V vectors, a broadcast of A. */
 #define TILE_SIMD(ATTR, NAME, MRR, NRW, VT, L, LOAD, STORE, ADD, FMA, BCAST, ZERO)         \
-    ATTR static void NAME(size_t kc, const float *a, const float *b, float *c, size_t ldc,     \
-                          int acc)                                                         \
+    ATTR static void NAME(size_t kc, const float *a, const float *b, size_t ldb, float *c,     \
+                          size_t ldc, int acc)                                             \
     {                                                                                      \
         enum { V = (NRW) / (L) };                                                          \
         VT cr[MRR][V];                                                                     \
         _Pragma("GCC unroll 8") for (int r = 0; r < MRR; r++)                              \
             _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) cr[r][v] = ZERO();         \
-        for (size_t kk = 0; kk < kc; kk++, a += MRR, b += NRW) {                           \
+        for (size_t kk = 0; kk < kc; kk++, a += MRR, b += ldb) {                           \
             VT bv[V];                                                                      \
             _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) bv[v] = LOAD(b + v * L);   \
             _Pragma("GCC unroll 8") for (int r = 0; r < MRR; r++) {                        \
@@ -143,20 +148,20 @@ TILE(AVX512_FN, tile8x8_avx512, 8, 8, YMM)
  * (k mod 4) so that the multiply-adds do not wait on each other: for one
  * column, one vector multiply-add per k instead of 8 of 4 lanes. */
 #define TILE_MV(NAME, NRW)                                                                  \
-    AVX512_FN static void NAME(size_t kc, const float *a, const float *b, float *c,          \
-                               size_t ldc, int acc)                                         \
+    AVX512_FN static void NAME(size_t kc, const float *a, const float *b, size_t ldb,        \
+                               float *c, size_t ldc, int acc)                               \
     {                                                                                      \
         __m256 s[NRW][4];                                                                  \
         size_t kk = 0;                                                                     \
         _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                              \
             _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) s[j][p] = _mm256_setzero_ps(); \
-        for (; kk + 4 <= kc; kk += 4, a += 32, b += 4 * NRW)                                \
+        for (; kk + 4 <= kc; kk += 4, a += 32, b += 4 * ldb)                                \
             _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                          \
                 __m256 av = _mm256_loadu_ps(a + 8 * p);                                    \
                 _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                      \
-                    s[j][p] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + p * NRW + j), s[j][p]); \
+                    s[j][p] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + p * ldb + j), s[j][p]); \
             }                                                                              \
-        for (; kk < kc; kk++, a += 8, b += NRW) {                                          \
+        for (; kk < kc; kk++, a += 8, b += ldb) {                                          \
             __m256 av = _mm256_loadu_ps(a);                                                \
             _Pragma("GCC unroll 4") for (int j = 0; j < NRW; j++)                          \
                 s[j][0] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + j), s[j][0]);        \
@@ -318,14 +323,15 @@ static void pack_b(const kernel_set *ks, const float *b, size_t ldb, size_t kc, 
     }
 }
 
-/* One tile at C (h <= mr rows, w <= panel width columns inside C). */
+/* One tile at C (h <= mr rows, w <= panel width columns inside C); B's rows
+ * ldb apart. */
 static void tile_at(const kernel_set *ks, size_t wi, size_t kc, const float *ap, const float *bp,
-                    float *cp, size_t ldc, size_t h, size_t w, int acc)
+                    size_t ldb, float *cp, size_t ldc, size_t h, size_t w, int acc)
 {
     size_t pw = ks->widths[wi];
     float t[MR_MAX * NR_MAX];
     if (w == pw && h == ks->mr) {
-        ks->tiles[wi](kc, ap, bp, cp, ldc, acc);
+        ks->tiles[wi](kc, ap, bp, ldb, cp, ldc, acc);
         return;
     }
     /* through a whole tile, the part inside C copied */
@@ -334,7 +340,7 @@ static void tile_at(const kernel_set *ks, size_t wi, size_t kc, const float *ap,
         for (size_t r = 0; r < h; r++)
             memcpy(t + r * pw, cp + r * ldc, w * sizeof *t);
     }
-    ks->tiles[wi](kc, ap, bp, t, pw, acc);
+    ks->tiles[wi](kc, ap, bp, ldb, t, pw, acc);
     for (size_t r = 0; r < h; r++)
         memcpy(cp + r * ldc, t + r * pw, w * sizeof *t);
 }
@@ -344,32 +350,48 @@ void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b,
 {
     const kernel_set *ks = pk->ks;
     size_t k = pk->k, mr = ks->mr, nr = ks->nr;
+    /* few rows of A: copying B into panels would cost about as much as the
+     * multiply-adds (B is used r1 - r0 times), so the whole-width panels are
+     * read from B in place; only the last, partial one is copied (a kernel
+     * reads its whole width) */
+    int direct = r1 - r0 <= DIRECT_M;
     if (narrow(k, n)) {
         pack_b(ks, b, ldb, k, n, scratch);
         for (size_t i = r0; i < r1; i += mr) {
             const float *ap = pk->p + (i / mr) * k * mr;
             size_t h = r1 - i < mr ? r1 - i : mr;
             for (size_t j = 0; j < n; j += nr) {
-                size_t w = n - j < nr ? n - j : nr;
-                tile_at(ks, width_index(ks, w), k, ap, scratch + j * k, c + i * ldc + j, ldc, h,
+                size_t w = n - j < nr ? n - j : nr, wi = width_index(ks, w);
+                tile_at(ks, wi, k, ap, scratch + j * k, ks->widths[wi], c + i * ldc + j, ldc, h,
                         w, 0);
             }
         }
         return;
     }
     for (size_t j0 = 0; j0 < n; j0 += NC) {
-        size_t nc = n - j0 < NC ? n - j0 : NC;
+        size_t nc = n - j0 < NC ? n - j0 : NC, tail = nc % nr;
         for (size_t k0 = 0; k0 < k; k0 += KC) {
             size_t kc = k - k0 < KC ? k - k0 : KC;
-            pack_b(ks, b + k0 * ldb + j0, ldb, kc, nc, scratch);
+            const float *bk = b + k0 * ldb + j0;
+            if (!direct)
+                pack_b(ks, bk, ldb, kc, nc, scratch);
+            else if (tail)
+                pack_b(ks, bk + (nc - tail), ldb, kc, tail, scratch);
             for (size_t i0 = r0; i0 < r1; i0 += MC) {
                 size_t i1 = r1 - i0 < MC ? r1 : i0 + MC;
                 for (size_t j = 0; j < nc; j += nr) {
                     size_t w = nc - j < nr ? nc - j : nr, wi = width_index(ks, w);
+                    const float *bp = scratch + j * kc;
+                    size_t bstride = ks->widths[wi];
+                    if (direct && w == nr) {
+                        bp = bk + j;
+                        bstride = ldb;
+                    } else if (direct) {
+                        bp = scratch;
+                    }
                     for (size_t i = i0; i < i1; i += mr)
-                        tile_at(ks, wi, kc, pk->p + (i / mr) * k * mr + k0 * mr,
-                                scratch + j * kc, c + i * ldc + j0 + j, ldc,
-                                i1 - i < mr ? i1 - i : mr, w, k0 > 0);
+                        tile_at(ks, wi, kc, pk->p + (i / mr) * k * mr + k0 * mr, bp, bstride,
+                                c + i * ldc + j0 + j, ldc, i1 - i < mr ? i1 - i : mr, w, k0 > 0);
                 }
             }
         }
