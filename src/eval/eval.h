@@ -136,7 +136,7 @@ bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const
  * (dims, rank); fills idx[0..n). */
 void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx);
 
-/* ---- GEMM (OpenBLAS) ------------------------------------------------------------------ */
+/* ---- GEMM (OpenBLAS: Gemm, MatMul, ConvTranspose; Conv without AVX2) ---------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
  * calling thread (M = 1 or N = 1: a matrix-vector product). */

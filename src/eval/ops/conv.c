@@ -9,20 +9,24 @@
  *  - depthwise (one input channel per group, 1-D or 2-D, strides up to 16
  *    sub-planes), no GEMM, with AVX2 + FMA when the CPU has them: square 3x3
  *    and 5x5 kernels with stride 1 or 2 run 8 channels at a time, one per
- *    lane, on small planes (up to 256 elements), and direct loops over rows of
+ *    lane (interleaved by 8x8 transposes), on small planes (up to 256
+ *    elements), and direct loops over rows of
  *    the plane on larger ones with "same" padding (padded rows kept in a small
  *    ring, even and odd columns split for stride 2); the others split each
  *    channel plane into its polyphase components so that every kernel tap is a
  *    stride-1 read, then a SIMD loop runs over the whole plane; planes are
  *    shared out over the session's threads;
  *  - otherwise im2col of each batch and group into a scratch buffer
- *    [Cg * kernel, out spatial] (rows shared out over the threads), then the
+ *    [Cg * kernel, out spatial] (by blocks of output rows when large), then the
  *    GEMM.
- * The GEMMs of Conv are cut into column (or row) blocks, each a single-threaded
- * bnf_sgemm, shared out over the session's threads; the bias and the nodes the
- * session fused after the Conv (ctx->epi: BatchNormalization, Relu, Clip,
- * Sigmoid, SiLU) are applied to each block right after its GEMM, while it is in
- * cache, and to each depthwise plane right after it is computed.
+ * The GEMMs of Conv run on W packed once per session (eval/gemm_packed.c: our
+ * AVX2 / AVX-512 kernels; the packed copy is kept in the node's cache and
+ * replaces the weights, see packed_weights()), or on OpenBLAS (bnf_sgemm) on a
+ * CPU without AVX2.  They are cut into column (or row) blocks shared out over
+ * the session's threads; the bias and the nodes the session fused after the
+ * Conv (ctx->epi: BatchNormalization, Relu, Clip, Sigmoid, SiLU, a residual
+ * Add) are applied to each block right after its GEMM, while it is in cache,
+ * and to each depthwise plane right after it is computed.
  * ConvTranspose computes col = W^T x X with bnf_sgemm and adds col into Y
  * (col2im).  The bias is written into Y first and the GEMM accumulates into it
  * (beta = 1), so no second pass over Y.
