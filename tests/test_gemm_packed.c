@@ -38,7 +38,6 @@ static void check(size_t m, size_t k, size_t n, size_t r0, size_t r1, size_t ldb
         c[i] = 12345.0f;
     pk = bnf_packed_new(a, m, k, k);
     assert_non_null(pk);
-    assert_ptr_equal(bnf_packed_source(pk), a);
     bnf_packed_gemm(pk, r0, r1, b, ldb, n, c + 0, n, scratch);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
@@ -85,7 +84,7 @@ static void test_shapes(void **state)
         {96, 16, 785}, {6, 4097, 10}, {1, 2, 2000},   {37, 70, 127},  {48, 1, 515},
     };
     (void)state;
-    for (int isa = 2; isa >= 0; isa--) /* every kernel set this CPU has, then plain C */
+    for (int isa = BNF_ISA_AVX512; isa >= BNF_ISA_BASE; isa--) /* every set the CPU has, then C */
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         size_t m = shapes[i][0], k = shapes[i][1], n = shapes[i][2], mr;
         bnf_packed_force_isa(isa);

@@ -155,13 +155,12 @@ void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, si
 typedef struct bnf_packed bnf_packed;
 bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda);
 void bnf_packed_free(bnf_packed *pk);
-const float *bnf_packed_source(const bnf_packed *pk); /* the `a` it was made from */
 /* Whether bnf_packed_gemm has a fast kernel on this CPU (else use bnf_sgemm). */
 int bnf_packed_usable(void);
 /* Rows of A per panel: row ranges given to bnf_packed_gemm start at multiples of it. */
 size_t bnf_packed_mr(const bnf_packed *pk);
-/* Tests: packs made from now on use kernel set `isa` at most (0 plain C, 1
- * AVX2, 2 AVX-512; -1 the CPU's best); returns the previous setting. */
+/* Tests: packs made from now on use kernel set `isa` at most (BNF_ISA_BASE:
+ * plain C; -1: the CPU's best); returns the previous setting. */
 int bnf_packed_force_isa(int isa);
 /* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n. */
 size_t bnf_packed_scratch(size_t k, size_t n);
@@ -190,6 +189,12 @@ size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
 void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
 
 /* ---- vector math (eval/vecmath.c) ---------------------------------------------------- */
+
+/* The widest vector instructions this CPU has, for the kernels' run-time
+ * choice: BNF_ISA_BASE (SSE2 on x86-64, plain C elsewhere), BNF_ISA_AVX2
+ * (AVX2 + FMA), BNF_ISA_AVX512 (AVX-512F with AVX2 + FMA). */
+enum { BNF_ISA_BASE, BNF_ISA_AVX2, BNF_ISA_AVX512 };
+int bnf_cpu_isa(void);
 
 /* y = 1 / (1 + exp(-x)) and y = x / (1 + exp(-x)) over n floats (y may be x),
  * with a polynomial exp vectorised for the CPU (relative error ~1e-7). */

@@ -12,10 +12,10 @@
  * panels of MR rows, each stored k-major (MR floats per k, zero rows past M);
  * B is copied, KC rows by NC columns at a time, into panels of NR columns
  * (zero columns past N; the last panel of a block only as wide as needed:
- * 49 columns are 16 + 16 + 16 + 4, not 4 x 16), so that one B panel sits in
- * L1 while the A panels of up to MC rows stream from L2 through the kernel,
- * which keeps an MR x NR tile of C in registers.  Narrow B (a 7x7 map) is
- * packed whole instead and A streamed once.
+ * 49 columns are 48 + 1, not 2 x 48), and each B panel meets the A panels of
+ * up to MC rows, which stream from L2 through the kernel while it keeps an
+ * MR x NR tile of C in registers.  Narrow B (a 7x7 map) is packed whole
+ * instead and A streamed once; with few rows of A, B is read in place.
  *
  * Kernel sets, picked at run time (the packing follows the set's MR):
  * - AVX-512F: 8 x 48 (24 of the 32 registers accumulate: fewer loads per
@@ -65,8 +65,7 @@ typedef struct kernel_set_ {
 
 struct bnf_packed {
     float *p;   /* panels of mr rows: p[(i / mr) * k * mr + kk * mr + i % mr] */
-    size_t m, k, mr;
-    const float *src;     /* the weights it was packed from */
+    size_t k, mr;
     const struct kernel_set_ *ks; /* the kernels it is packed for */
 };
 
@@ -196,17 +195,11 @@ static int forced = -1; /* bnf_packed_force_isa (tests) */
 static const kernel_set *kernels(void)
 {
 #ifdef GP_X86
-    static int isa = -1; /* (a benign race: every thread computes the same value) */
-    if (isa < 0)
-        isa = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-                      __builtin_cpu_supports("fma")
-                  ? 2
-              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                : 0;
+    int isa = bnf_cpu_isa();
     switch (forced >= 0 && forced < isa ? forced : isa) {
-    case 2:
+    case BNF_ISA_AVX512:
         return &set_avx512;
-    case 1:
+    case BNF_ISA_AVX2:
         return &set_avx2;
     default:
         break;
@@ -259,10 +252,8 @@ bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda)
         bnf_free(pk);
         return NULL;
     }
-    pk->m = m;
     pk->k = k;
     pk->mr = mr;
-    pk->src = a;
     pk->ks = ks;
     for (size_t pi = 0; pi < panels; pi++) {
         float *dst = pk->p + pi * k * mr;
@@ -284,11 +275,6 @@ void bnf_packed_free(bnf_packed *pk)
         return;
     bnf_free(pk->p);
     bnf_free(pk);
-}
-
-const float *bnf_packed_source(const bnf_packed *pk)
-{
-    return pk->src;
 }
 
 /* The kernel (index into ks->tiles) for a panel of w columns: the widest

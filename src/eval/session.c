@@ -767,7 +767,6 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
     return BNF_OK;
 }
 
-/* Runs node i (and the nodes fused into it, when the run is not observed). */
 /* Frees the data of the weights node i's kernel no longer needs (cache->
  * drop_in), each when this node is its only reader and it is no graph output;
  * the tensors keep their type and shape. */
@@ -789,6 +788,7 @@ static void drop_inputs(bnf_session *s, size_t i, bnf_node_cache *cache)
     cache->drop_in = 0;
 }
 
+/* Runs node i (and the nodes fused into it, when the run is not observed). */
 static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
                             bnf_err *err)
 {

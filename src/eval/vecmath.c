@@ -153,21 +153,35 @@ ARRAY_LOOP(AVX512_FN, silu_avx512, v / (VS(1.0f) + e))
 #undef CLAMP
 #endif
 
+int bnf_cpu_isa(void)
+{
+#ifdef VM_AVX2
+    static int isa = -1; /* (a benign race: every thread computes the same value) */
+    if (isa < 0) {
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        isa = avx2 && __builtin_cpu_supports("avx512f") ? BNF_ISA_AVX512
+              : avx2                                    ? BNF_ISA_AVX2
+                                                        : BNF_ISA_BASE;
+    }
+    return isa;
+#else
+    return BNF_ISA_BASE;
+#endif
+}
+
 /* The SSE2, AVX2 or AVX-512 copy of the sigmoid (silu = 0) or SiLU (silu = 1)
  * loop, the widest the CPU has. */
 static array_fn pick(int silu)
 {
 #ifdef VM_AVX2
-    static int isa = -1; /* 0 SSE2, 1 AVX2, 2 AVX-512 (a benign race: every thread
-                          * computes the same value) */
-    if (isa < 0)
-        isa = __builtin_cpu_supports("avx512f")                                   ? 2
-              : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                                : 0;
-    if (isa == 2)
+    switch (bnf_cpu_isa()) {
+    case BNF_ISA_AVX512:
         return silu ? silu_avx512 : sigmoid_avx512;
-    if (isa == 1)
+    case BNF_ISA_AVX2:
         return silu ? silu_avx2 : sigmoid_avx2;
+    default:
+        break;
+    }
 #endif
     return silu ? silu_sse : sigmoid_sse;
 }

@@ -491,7 +491,7 @@ DW_SAME(dw_same5_avx2, 5)
 static dw_flat_fn pick_dw_flat(void)
 {
 #ifdef DW_AVX2
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (bnf_cpu_isa() >= BNF_ISA_AVX2)
         return dw_flat_avx2;
 #endif
     return dw_flat;
@@ -674,7 +674,7 @@ static dw8_fn pick_dw8(const dw_geom *q, size_t mg)
 {
     if (mg != 1 || q->kh != q->kw || (q->kh != 3 && q->kh != 5) || q->sh != q->sw ||
         (q->sh != 1 && q->sh != 2) || q->dh != 1 || q->dw != 1 || q->h * q->w > DW8_MAX_PLANE ||
-        !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        bnf_cpu_isa() < BNF_ISA_AVX2)
         return NULL;
     if (q->kh == 3)
         return q->sh == 1 ? dw8_k3s1 : dw8_k3s2;
@@ -723,26 +723,28 @@ __attribute__((target("avx2,fma"))) static inline void transpose8(__m256 *r)
  * xt (position (ih + ph, iw + pw) at ((ih + ph) * wp + iw + pw) * 8 + l),
  * 8 positions at a time through a transpose; lanes past nc are left as they
  * were (their kernels are zero and their outputs never read). */
+static inline float *dw8_at(float *xt, const dw_geom *q, size_t p) /* input position p */
+{
+    int64_t ih = (int64_t)p / q->w, iw = (int64_t)p % q->w;
+    return xt + ((ih + q->ph) * q->wp + iw + q->pw) * 8;
+}
+
 __attribute__((target("avx2,fma"))) static void dw8_in(const float *x, size_t is, size_t nc,
                                                        const dw_geom *q, float *xt)
 {
     static const float zero[8];
-    size_t w = (size_t)q->w, f = 0;
+    size_t f = 0;
     for (; f + 8 <= is; f += 8) {
         __m256 r[8];
         for (size_t l = 0; l < 8; l++)
             r[l] = _mm256_loadu_ps(l < nc ? x + l * is + f : zero);
         transpose8(r);
-        for (size_t i = 0; i < 8; i++) {
-            size_t p = f + i;
-            _mm256_storeu_ps(xt + (((int64_t)(p / w) + q->ph) * q->wp + (int64_t)(p % w) + q->pw) * 8,
-                             r[i]);
-        }
+        for (size_t i = 0; i < 8; i++)
+            _mm256_storeu_ps(dw8_at(xt, q, f + i), r[i]);
     }
     for (; f < is; f++)
         for (size_t l = 0; l < nc; l++)
-            xt[(((int64_t)(f / w) + q->ph) * q->wp + (int64_t)(f % w) + q->pw) * 8 + (int64_t)l] =
-                x[l * is + f];
+            dw8_at(xt, q, f)[l] = x[l * is + f];
 }
 
 /* The interleaved output yt (os positions x 8 lanes) back into nc planes y[l * os ..]. */
@@ -800,7 +802,7 @@ static dw_same_fn pick_dw_same(const dw_geom *q)
     int k = (int)q->kh, p = (k - 1) / 2;
     if (q->kh != q->kw || (k != 3 && k != 5) || q->dh != 1 || q->dw != 1 || q->ph != p ||
         q->pw != p || q->h < 1 || q->w < 1 || q->oh < 1 || q->ow < 1 ||
-        !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        bnf_cpu_isa() < BNF_ISA_AVX2)
         return NULL;
     if (q->sh == 1 && q->sw == 1 && q->oh == q->h && q->ow == q->w)
         return k == 3 ? dw_same3_avx2 : dw_same5_avx2;
@@ -1288,7 +1290,6 @@ static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
 
 /* W packed for bnf_packed_gemm, one matrix per group (mg x rows each). */
 typedef struct {
-    const float *src;
     size_t groups, mg, rows;
     bnf_packed *pk[];
 } packed_set;
@@ -1308,7 +1309,7 @@ static packed_set *packed_set_new(const float *w, size_t groups, size_t mg, size
     packed_set *ps = bnf_calloc(1, sizeof *ps + groups * sizeof ps->pk[0]);
     if (!ps)
         return NULL;
-    *ps = (packed_set){w, 0, mg, rows};
+    *ps = (packed_set){0, mg, rows};
     for (; ps->groups < groups; ps->groups++)
         if (!(ps->pk[ps->groups] = bnf_packed_new(w + ps->groups * mg * rows, mg, rows, rows))) {
             packed_set_free(ps);
