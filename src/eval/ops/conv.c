@@ -427,6 +427,33 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
 #endif
 
 #ifdef DW_AVX2
+/* The direct kernels' output row yr[0, n), 8 at a time: bias plus the sum over
+ * the K x K taps of kv[tap] x the 8 values from SRC + ow (SRC an expression
+ * of the tap's row r and column c), in two partial sums; the last partial
+ * vector through a small buffer. */
+#define DW_ROW(K, SRC, n)                                                                    \
+    for (int64_t ow = 0; ow < (n); ow += 8) {                                                \
+        __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                          \
+        _Pragma("GCC unroll 8")                                                              \
+        for (int r = 0; r < K; r++)                                                          \
+            _Pragma("GCC unroll 8")                                                          \
+            for (int c = 0; c < K; c++) {                                                    \
+                __m256 v = _mm256_loadu_ps(SRC + ow);                                        \
+                if ((r * K + c) & 1)                                                         \
+                    a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                              \
+                else                                                                         \
+                    a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                              \
+            }                                                                                \
+        a0 = _mm256_add_ps(a0, a1);                                                          \
+        if (ow + 8 <= (n)) {                                                                 \
+            _mm256_storeu_ps(yr + ow, a0);                                                   \
+        } else {                                                                             \
+            float buf[8];                                                                    \
+            _mm256_storeu_ps(buf, a0);                                                       \
+            memcpy(yr + ow, buf, (size_t)((n) - ow) * sizeof *buf);                          \
+        }                                                                                    \
+    }
+
 /*
  * The direct "same" kernels.  Each input row is copied once into a ring of K
  * zero-padded rows (P zeros on the left, at least P + 8 on the right; rows
@@ -453,7 +480,6 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
         for (int64_t oh = 0; oh < h; oh++) {                                                 \
             const float *row[K];                                                             \
             float *yr = y + oh * w;                                                          \
-            int64_t ow = 0;                                                                  \
             if (oh + P < h)                                                                  \
                 memcpy(ring + ((oh + P) % K) * len + P, x + (oh + P) * w,                    \
                        (size_t)w * sizeof *x);                                               \
@@ -461,27 +487,7 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
                 int64_t ih = oh + r - P;                                                     \
                 row[r] = ih >= 0 && ih < h ? ring + (ih % K) * len : zero;                   \
             }                                                                                \
-            for (; ow < w; ow += 8) {                                                        \
-                __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                  \
-                _Pragma("GCC unroll 8")                                                      \
-                for (int r = 0; r < K; r++)                                                  \
-                    _Pragma("GCC unroll 8")                                                  \
-                    for (int c = 0; c < K; c++) {                                            \
-                        __m256 v = _mm256_loadu_ps(row[r] + ow + c);                         \
-                        if ((r * K + c) & 1)                                                 \
-                            a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                      \
-                        else                                                                 \
-                            a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                      \
-                    }                                                                        \
-                a0 = _mm256_add_ps(a0, a1);                                                  \
-                if (ow + 8 <= w) {                                                           \
-                    _mm256_storeu_ps(yr + ow, a0);                                           \
-                } else {                                                                     \
-                    float buf[8];                                                            \
-                    _mm256_storeu_ps(buf, a0);                                               \
-                    memcpy(yr + ow, buf, (size_t)(w - ow) * sizeof *buf);                    \
-                }                                                                            \
-            }                                                                                \
+            DW_ROW(K, row[r] + c, w);                                                        \
         }                                                                                    \
     }
 DW_SAME(dw_same3_avx2, 3)
@@ -582,31 +588,12 @@ static void deinterleave(const float *src, float *ev, float *od, int64_t n)
                 e[r] = se;                                                                   \
                 o[r] = so;                                                                   \
             }                                                                                \
-            for (int64_t ow = 0; ow < ow_n; ow += 8) {                                       \
-                __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                  \
-                _Pragma("GCC unroll 8")                                                      \
-                for (int r = 0; r < K; r++)                                                  \
-                    _Pragma("GCC unroll 8")                                                  \
-                    for (int c = 0; c < K; c++) {                                            \
-                        __m256 v = _mm256_loadu_ps((c % 2 ? o[r] : e[r]) + ow + c / 2);      \
-                        if ((r * K + c) & 1)                                                 \
-                            a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                      \
-                        else                                                                 \
-                            a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                      \
-                    }                                                                        \
-                a0 = _mm256_add_ps(a0, a1);                                                  \
-                if (ow + 8 <= ow_n) {                                                        \
-                    _mm256_storeu_ps(yr + ow, a0);                                           \
-                } else {                                                                     \
-                    float buf[8];                                                            \
-                    _mm256_storeu_ps(buf, a0);                                               \
-                    memcpy(yr + ow, buf, (size_t)(ow_n - ow) * sizeof *buf);                 \
-                }                                                                            \
-            }                                                                                \
+            DW_ROW(K, (c % 2 ? o[r] : e[r]) + c / 2, ow_n);                                 \
         }                                                                                    \
     }
 DW_S2(dw_s2k3_avx2, 3)
 DW_S2(dw_s2k5_avx2, 5)
+#undef DW_ROW
 #endif
 
 #ifdef DW_AVX2
@@ -723,28 +710,27 @@ __attribute__((target("avx2,fma"))) static inline void transpose8(__m256 *r)
  * xt (position (ih + ph, iw + pw) at ((ih + ph) * wp + iw + pw) * 8 + l),
  * 8 positions at a time through a transpose; lanes past nc are left as they
  * were (their kernels are zero and their outputs never read). */
-static inline float *dw8_at(float *xt, const dw_geom *q, size_t p) /* input position p */
+static inline float *dw8_at(float *xt, const dw_geom *q, size_t w, size_t p) /* position p */
 {
-    int64_t ih = (int64_t)p / q->w, iw = (int64_t)p % q->w;
-    return xt + ((ih + q->ph) * q->wp + iw + q->pw) * 8;
+    return xt + (((int64_t)(p / w) + q->ph) * q->wp + (int64_t)(p % w) + q->pw) * 8;
 }
 
 __attribute__((target("avx2,fma"))) static void dw8_in(const float *x, size_t is, size_t nc,
                                                        const dw_geom *q, float *xt)
 {
     static const float zero[8];
-    size_t f = 0;
+    size_t w = (size_t)q->w, f = 0;
     for (; f + 8 <= is; f += 8) {
         __m256 r[8];
         for (size_t l = 0; l < 8; l++)
             r[l] = _mm256_loadu_ps(l < nc ? x + l * is + f : zero);
         transpose8(r);
         for (size_t i = 0; i < 8; i++)
-            _mm256_storeu_ps(dw8_at(xt, q, f + i), r[i]);
+            _mm256_storeu_ps(dw8_at(xt, q, w, f + i), r[i]);
     }
     for (; f < is; f++)
         for (size_t l = 0; l < nc; l++)
-            dw8_at(xt, q, f)[l] = x[l * is + f];
+            dw8_at(xt, q, w, f)[l] = x[l * is + f];
 }
 
 /* The interleaved output yt (os positions x 8 lanes) back into nc planes y[l * os ..]. */
