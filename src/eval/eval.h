@@ -162,7 +162,8 @@ size_t bnf_packed_mr(const bnf_packed *pk);
 /* Tests: packs made from now on use kernel set `isa` at most (BNF_ISA_BASE:
  * plain C; -1: the CPU's best); returns the previous setting. */
 int bnf_packed_force_isa(int isa);
-/* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n. */
+/* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n, or
+ * of k x fewer columns. */
 size_t bnf_packed_scratch(size_t k, size_t n);
 /* C[r0..r1, 0..n) = A[r0..r1, :] x B (k x n, row stride ldb); r0 a multiple of
  * bnf_packed_mr(). */

@@ -232,12 +232,17 @@ static int narrow(size_t k, size_t n)
     return n <= NARROW_N && k <= NARROW_K;
 }
 
+/* Enough for any call with B of k x n' columns, n' <= n (the last, narrower
+ * block of a caller that cut its columns may take the narrow path: all of K). */
 size_t bnf_packed_scratch(size_t k, size_t n)
 {
     size_t kc = k < KC ? k : KC, nc = n < NC ? (n + NR_MAX - 1) / NR_MAX * NR_MAX : NC;
-    if (narrow(k, n))
-        kc = k;
-    return (kc ? kc : 1) * (nc ? nc : NR_MAX);
+    size_t blocked = (kc ? kc : 1) * (nc ? nc : NR_MAX), whole = 0;
+    if (k <= NARROW_K) { /* the narrow path: k x (up to NARROW_N columns, rounded up) */
+        size_t nn = n < NARROW_N ? n : NARROW_N;
+        whole = (k ? k : 1) * ((nn + NR_MAX - 1) / NR_MAX * NR_MAX + (nn ? 0 : NR_MAX));
+    }
+    return blocked > whole ? blocked : whole;
 }
 
 bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda)
