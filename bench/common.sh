@@ -32,3 +32,36 @@ bench_snapshot() {
   BNFOLD="$OUT/bnfold.snapshot"
   cp "$BNFOLD_SRC" "$BNFOLD.tmp" && mv -f "$BNFOLD.tmp" "$BNFOLD"
 }
+
+# cpu_busy: busy CPU time of the whole machine so far, in seconds (from /proc/stat)
+cpu_busy() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat
+}
+
+# wait_idle SECONDS: with SECONDS > 0, wait until the machine was idle for 2 s
+# (other processes under 5% of the CPUs), or SECONDS have passed
+wait_idle() {
+  local limit=${1:-0} start b0 b1 ncpu
+  [[ "$limit" =~ ^[0-9]+$ ]] && (( limit > 0 )) || return 0
+  start=$(date +%s) ncpu=$(nproc)
+  while (( $(date +%s) - start < limit )); do
+    b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
+    awk -v a="$b0" -v b="$b1" -v n="$ncpu" 'BEGIN {exit !((b - a) < 0.05 * 2 * n)}' && return 0
+  done
+  return 0
+}
+
+# median V...: element floor(n/2) of the sorted values (the middle one, or the
+# upper of the two), n/a when none is given or one is n/a
+median() {
+  local v
+  (( $# > 0 )) || { echo n/a; return; }
+  for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return; }; done
+  printf '%s\n' "$@" | sort -g | awk '{v[NR - 1] = $1} END {print v[int(NR / 2)]}'
+}
+
+# ratio A B: A/B with 2 decimals, or n/a
+ratio() {
+  if [[ "$1" == n/a || "$2" == n/a ]]; then echo n/a; else
+    awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
+}

@@ -150,24 +150,7 @@ for name in $MODELS; do
 done
 
 # --- helpers ------------------------------------------------------------------------------
-# busy CPU time of the whole machine so far, in seconds (from /proc/stat)
-cpu_busy() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat
-}
 others_cpu=0 wall_total=0
-
-# wait_idle: with BENCH_WAIT > 0, wait until the machine was idle for 2 s, or
-# BENCH_WAIT seconds have passed (as bench/run.sh)
-wait_idle() {
-  local start b0 b1 ncpu
-  (( WAIT > 0 )) || return 0
-  start=$(date +%s) ncpu=$(nproc)
-  while (( $(date +%s) - start < WAIT )); do
-    b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
-    awk -v a="$b0" -v b="$b1" -v n="$ncpu" 'BEGIN {exit !((b - a) < 0.05 * 2 * n)}' && return 0
-  done
-  return 0
-}
 
 clean_out() {   # empty OUTDIR and flush its filesystem: nothing pending for the next run
   rm -rf "$OUTDIR"
@@ -183,7 +166,7 @@ run_once() {
   local tm="$OUT/logs/$tag.time" err="$OUT/logs/$tag.err"
   local rc=0 t0 t1 b0 b1
   clean_out
-  wait_idle
+  wait_idle "$WAIT"
   b0=$(cpu_busy)
   t0=$EPOCHREALTIME
   /usr/bin/time -f '%e %U %S %M' -o "$tm" "$@" >"$OUT/logs/$tag.out" 2>"$err" || rc=$?
@@ -206,18 +189,11 @@ run_once() {
   return 0
 }
 
-median() {   # median of the numbers given: element floor(n/2) of the sorted list
-  printf '%s\n' "$@" | sort -g | awk '{v[NR - 1] = $1} END {if (NR) print v[int(NR / 2)]}'
-}
 maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 fmt() {     # fmt VALUE DECIMALS [UNIT]: n/a stays n/a, without the unit
   if [[ "$1" == n/a ]]; then echo n/a; else awk -v v="$1" -v d="$2" -v u="${3:-}" 'BEGIN {printf "%.*f%s", d, v, u}'; fi
 }
 times_x() { if [[ "$1" == n/a ]]; then echo n/a; else echo "${1}x"; fi; }
-ratio() {    # ratio A B: A/B with 2 decimals, or n/a
-  if [[ "$1" == n/a || "$2" == n/a ]]; then echo n/a; else
-    awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
-}
 
 # --- commands ----------------------------------------------------------------------------
 CMDS=(cp)

@@ -122,24 +122,7 @@ json_field() {
   ' "$1" "$2"
 }
 
-# busy CPU time of the whole machine so far, in seconds (from /proc/stat)
-cpu_busy() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat
-}
 others_cpu=0 wall_total=0 kept_o=0 kept_w=0
-
-# wait_idle: with BENCH_WAIT > 0, wait until the machine was idle for 2 s, or
-# BENCH_WAIT seconds have passed
-wait_idle() {
-  local limit=${BENCH_WAIT:-0} start b0 b1 ncpu
-  [[ "$limit" =~ ^[0-9]+$ ]] && (( limit > 0 )) || return 0
-  start=$(date +%s) ncpu=$(nproc)
-  while (( $(date +%s) - start < limit )); do
-    b0=$(cpu_busy); sleep 2; b1=$(cpu_busy)
-    awk -v a="$b0" -v b="$b1" -v n="$ncpu" 'BEGIN {exit !((b - a) < 0.05 * 2 * n)}' && return 0
-  done
-  return 0
-}
 
 # measure TAG CMD...: run CMD under /usr/bin/time, stdout to $OUT/TAG.json.
 # Sets ms (median_ms) and rss_mb, or ms=n/a and why=<reason>.  Adds the CPU
@@ -150,7 +133,7 @@ measure() {
   local js="$OUT/$tag.json" err="$OUT/$tag.err" tm="$OUT/$tag.time"
   local rc=0 b0 b1
   ms="n/a" rss_mb="n/a" why=""
-  wait_idle
+  wait_idle "${BENCH_WAIT:-0}"
   b0=$(cpu_busy)
   /usr/bin/time -f '%e %U %S %M' -o "$tm" "$@" >"$js" 2>"$err" || rc=$?
   b1=$(cpu_busy)
@@ -170,18 +153,6 @@ measure() {
   kb=$(tail -n 1 "$tm" | awk '{print $4}')
   [[ "$kb" =~ ^[0-9]+$ ]] && rss_mb=$(awk -v k="$kb" 'BEGIN {printf "%.0f", k / 1024}')
   return 0
-}
-
-median_of() {   # median_of V...: the median (the middle one, or the upper of two), n/a if any is
-  local v
-  (( $# > 0 )) || { echo n/a; return; }
-  for v in "$@"; do [[ "$v" == n/a ]] && { echo n/a; return; }; done
-  printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int(NR / 2) + 1]}'
-}
-
-ratio() {   # ratio A B: A/B with 2 decimals, or n/a
-  if [[ "$1" == n/a || "$2" == n/a ]]; then echo n/a; else
-    awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi
 }
 
 fmt_ms() { if [[ "$1" == n/a ]]; then echo n/a; else awk -v v="$1" 'BEGIN {printf "%.1f", v}'; fi; }
@@ -228,14 +199,14 @@ for name in $MODELS; do
         fi
         [[ ${#row_problems[@]} -eq 0 ]] || break
       done
-      b_ms=$(median_of "${b_all[@]}") o_ms=$(median_of "${o_all[@]}") f_ms=$(median_of "${f_all[@]}")
+      b_ms=$(median "${b_all[@]}") o_ms=$(median "${o_all[@]}") f_ms=$(median "${f_all[@]}")
       busy=$(awk -v o0="$row_o0" -v o1="$others_cpu" -v w0="$row_w0" -v w1="$wall_total" -v n="$(nproc)" \
                'BEGIN {printf "%.0f", (w1 > w0 ? 100 * (o1 - o0) / ((w1 - w0) * n) : 0)}')
       attempt=$((attempt + 1))
       # a failed measurement is not retried: it fails again
       if (( busy <= 10 || attempt > RETRY )) || [[ ${#row_problems[@]} -gt 0 ]]; then break; fi
       echo "bench: $name threads $t: other processes used $busy% of the CPUs, measuring again ($attempt/$RETRY)"
-      wait_idle
+      wait_idle "${BENCH_WAIT:-0}"
     done
     kept_o=$(awk -v a="$kept_o" -v o0="$row_o0" -v o1="$others_cpu" 'BEGIN {print a + o1 - o0}')
     kept_w=$(awk -v a="$kept_w" -v w0="$row_w0" -v w1="$wall_total" 'BEGIN {print a + w1 - w0}')
