@@ -17,7 +17,8 @@ BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
 TEST_DEPS  := libcmocka-dev python3-jsonschema graphviz groff-base pkg-config
 GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision
 
-LIB_SRC := $(wildcard src/*.c src/fold/*.c src/eval/*.c src/eval/ops/*.c) proto/onnx-ml.pb-c.c
+LIB_SRC := $(wildcard src/*/*.c src/eval/*/*.c) proto/onnx-ml.pb-c.c
+LIB_HDR := $(wildcard src/*.h src/*/*.h src/eval/*/*.h) proto/onnx-ml.pb-c.h
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
@@ -56,7 +57,7 @@ $(B)/obj/proto/%.o: proto/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_CFLAGS) -std=c11 -Wall -Werror -c $< -o $@
 
-$(B)/obj/%.o: %.c src/bnfold.h src/internal.h src/eval/eval.h proto/onnx-ml.pb-c.h
+$(B)/obj/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(LIB_CFLAGS) -c $< -o $@
 

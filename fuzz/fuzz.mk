@@ -53,7 +53,7 @@ $(FUZZ_B)/obj/proto/%.o: proto/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -std=c11 -c $< -o $@
 
-$(FUZZ_B)/obj/%.o: %.c src/bnfold.h src/internal.h src/eval/eval.h proto/onnx-ml.pb-c.h
+$(FUZZ_B)/obj/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -126,7 +126,7 @@ $(SAN_B)/obj/proto/%.o: proto/%.c
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(CPPFLAGS) $(SAN_FLAGS) -std=c11 -c $< -o $@
 
-$(SAN_B)/obj/%.o: %.c src/bnfold.h src/internal.h src/eval/eval.h proto/onnx-ml.pb-c.h
+$(SAN_B)/obj/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(SAN_CC) $(CPPFLAGS) $(WARN) $(SAN_FLAGS) -c $< -o $@
 

@@ -19,7 +19,7 @@
 #ifndef BNF_EVAL_H
 #define BNF_EVAL_H
 
-#include "../internal.h"
+#include "internal.h"
 
 /* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
 #define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)

@@ -3,7 +3,7 @@
  * b'_m = b_m + sum_{c,k} W[m, c, k] * t_c, c running over the input channels
  * of m's group.  Exact only when the Conv pads nothing: zero padding of the
  * normalised input is not zero padding of the raw input. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * alpha * A (diag(s) B') + (alpha * t B' + beta * C), so B' row k is scaled by
  * s_k and C' = alpha * t B' + beta * C (shape as for Gemm -> BN), beta = 1.
  * With transA = 1 the BN's axis is not the features: declined. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

@@ -1,7 +1,7 @@
 /* fold/conv_bn.c: Conv -> BatchNormalization.
  * W[M, C/g, k...]: output channel m is W's axis 0 whatever the group, so
  * W'[m, ...] = W[m, ...] * s_m and b'_m = b_m * s_m + t_m (b = 0 if absent). */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
  * W[C_in, M/g, k...]: W[i, j, ...] feeds output channel
  * o = (i / (C_in/g)) * (M/g) + j, so W'[i, j, ...] = W[i, j, ...] * s_o.
  * Scaling axis 0 instead is the classic silent bug.  Bias as for Conv. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

@@ -4,7 +4,7 @@
  * C' = s * (beta * C) + t broadcast over [M, N], then beta = 1.
  * Shape of C': absent, scalar or [N] -> [N]; [1, N] -> [1, N]; [M, N] or
  * [M, 1] -> [M, N]. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
  * BN normalises axis 1 of its input, which is B's output column only when the
  * MatMul output is [M, N] (A of rank 2): the MatMul then becomes a Gemm with
  * B's columns scaled and C = t.  For [batch, T, N] axis 1 is T: declined. */
-#include "../internal.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>

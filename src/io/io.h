@@ -1,0 +1,216 @@
+/*
+ * io/io.h: a model in memory and on disk: loading (the file mapped, its
+ * wire format pre-checked, only its skeleton unpacked, then validated),
+ * tensor storage and data types, the spill file of new tensors, and the
+ * atomic, streaming writer.
+ *
+ * The model is held as protobuf-c structures (proto/onnx-ml.pb-c.h).  Every
+ * allocation that ends up inside those structures is made with bnf_malloc, so
+ * protobuf-c's free_unpacked can free a model however much a pass rewrote it.
+ */
+#ifndef BNF_IO_H
+#define BNF_IO_H
+
+#include "base/base.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "bnfold decodes raw_data as little-endian and needs a little-endian host"
+#endif
+
+struct bnf_model {
+    Onnx__ModelProto *proto;
+    const uint8_t *data; /* the file as read (mapped, or in `heap`): written back
+                            verbatim when unchanged; the top graph's raw_data
+                            fields point into it (skeleton.c) */
+    size_t n_data;
+    uint8_t *heap;       /* data when it was handed over as bytes, else NULL */
+    uint8_t *map;        /* data when the file is mapped, else NULL */
+    int fd;              /* the mapped file, or -1 */
+    char *path;          /* as given to bnf_model_load, or NULL */
+    char *dir;           /* canonical folder external data lives in, or NULL */
+    int changed;         /* a pass rewrote proto */
+    int in_place;        /* saving over `path` is allowed (--in-place) */
+    int spill_fd;        /* unnamed file holding folded tensors (mapped.c), or -1 */
+    int retired_fds[8];  /* spill files now an output's data file: still mapped */
+    size_t n_retired;
+    int spill_failed;    /* no spill file could be made: tensors stay on the heap */
+    uint64_t spill_end;
+    uint64_t held;       /* bytes of new tensors kept on the heap, not spilled */
+    int external;        /* the file keeps tensors as external data: so does the output */
+};
+
+/* ---- tensor bytes in mapped files (mapped.c) ------------------------------- */
+
+/* Maps fd (size bytes, read only) for model m; NULL with errno on failure. */
+uint8_t *bnf_mapped_file(const bnf_model *m, int fd, size_t size);
+/* Registers a heap buffer whose insides protobuf-c structures point to, so that
+ * freeing them leaves it alone; -1 when out of memory. */
+int bnf_mapped_heap(const bnf_model *m, uint8_t *base, size_t size);
+/* Whether p lies inside a registered region (bnf_free ignores such pointers). */
+int bnf_mapped_owns(const void *p);
+/* Where [p, p+len) lies in a file: 1 and *fd, *off when it does, else 0. */
+int bnf_mapped_where(const void *p, size_t len, int *fd, uint64_t *off);
+/* Gives back the pages of m's regions the process touched (the page cache
+ * keeps them); pointers stay valid. */
+void bnf_mapped_release(const bnf_model *m);
+/* Gives back the pages of [p, p+len) (page aligned) of a read-only file
+ * mapping of one's own. */
+void bnf_pages_release(void *p, size_t len);
+/* Maps in the pages of [p, p+len) of a file mapping ahead of reading them. */
+void bnf_pages_prefetch(const void *p, size_t len);
+/* The same for the pages of [p, p+len), when they are in a mapped file. */
+void bnf_mapped_release_range(const void *p, size_t len);
+/* Unmaps and forgets m's regions (heap buffers are the model's to free). */
+void bnf_mapped_drop(const bnf_model *m);
+/* Moves t's raw_data (a fold's new tensor) to m's spill file when it is big;
+ * it stays on the heap when no spill file can be had. */
+void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t);
+/* Test hook: new tensors stay on the heap up to `budget` bytes in all (32 MiB),
+ * tensors under spill_min bytes always (64 KiB). */
+void bnf_mapped_test_limits(uint64_t budget, uint64_t spill_min);
+/* Writing a new tensor's bytes piece by piece: to the spill file when there is
+ * one (written by a thread of its own while the next piece is computed, then
+ * mapped back), else into a heap buffer.  next lends a buffer of *cap bytes
+ * (NULL on failure) that put hands back with n bytes filled; end gives the
+ * bytes (for raw_data: bnf_free knows mapped ones), or NULL on failure; abort
+ * gives up. */
+typedef struct {
+    bnf_model *m;
+    uint8_t *heap;
+    uint64_t off, len, at;
+    int failed, threaded, cur;
+    struct bnf_spill_thread *writer;
+} bnf_spill_writer;
+void bnf_spill_begin(bnf_model *m, uint64_t len, bnf_spill_writer *w);
+uint8_t *bnf_spill_next(bnf_spill_writer *w, size_t *cap);
+void bnf_spill_put(bnf_spill_writer *w, size_t n);
+uint8_t *bnf_spill_end(bnf_spill_writer *w);
+void bnf_spill_abort(bnf_spill_writer *w);
+
+/* ---- the model without its weight bytes (skeleton.c) ------------------------ */
+
+typedef struct {
+    size_t index;      /* of the initializer in the top graph */
+    uint64_t off, len; /* its raw_data in the file */
+} bnf_stripped;
+
+typedef struct {
+    uint8_t *bytes;    /* the skeleton, a ModelProto; NULL: use the file itself */
+    size_t n_bytes;
+    bnf_stripped *stripped;
+    size_t n_stripped;
+    uint64_t stripped_bytes;
+} bnf_skeleton;
+
+/* Builds the skeleton of the (pre-checked) file d.  sk->bytes stays NULL when
+ * the file is best unpacked as it is. */
+bnf_status bnf_skeleton_make(const uint8_t *d, size_t n, bnf_skeleton *sk, bnf_err *err);
+/* Points the stripped initializers of g (unpacked from the skeleton) into d. */
+bnf_status bnf_skeleton_attach(const bnf_skeleton *sk, const uint8_t *d, Onnx__GraphProto *g,
+                               bnf_err *err);
+void bnf_skeleton_release(bnf_skeleton *sk);
+
+/* Messages nested deeper than this are refused before protobuf-c's recursive
+ * unpack sees them: about 30 levels of subgraphs, far beyond real models. */
+#define BNF_MAX_NESTING 100
+
+/* ---- wire-format pre-check (wire.c) ------------------------------------------- */
+
+/* Walks a serialized ModelProto without recursion: lengths inside their parent,
+ * nesting within BNF_MAX_NESTING, no NUL in strings.  *estimate gets the bytes
+ * protobuf-c will allocate to unpack it (roughly, from above). */
+int bnf_wire_varint(const uint8_t *d, size_t end, size_t *pos, uint64_t *v);
+bnf_status bnf_wire_precheck(const uint8_t *d, size_t n, const char *what, uint64_t *estimate,
+                             bnf_err *err);
+
+/* ---- semantic validation (validate.c) ------------------------------------------ */
+
+/* Checks versions, tensors, and that every value is defined once and before
+ * use; an error names the node or tensor. */
+bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err);
+
+/* ---- data types and tensors (tensor.c) ------------------------------------ */
+
+typedef struct {
+    int32_t dtype;
+    const char *name;
+    size_t size;      /* bytes per element; 0 for strings */
+} bnf_dtype_info;
+
+/* NULL for a data type we do not know. */
+const bnf_dtype_info *bnf_dtype(int32_t dtype);
+const char *bnf_dtype_name(int32_t dtype);
+/* float, double, float16, bfloat16: the types a fold can read and write. */
+int bnf_dtype_is_real(int32_t dtype);
+
+double bnf_half_to_double(uint16_t h);
+double bnf_bf16_to_double(uint16_t h);
+uint16_t bnf_double_to_half(double x);
+uint16_t bnf_double_to_bf16(double x);
+/* The value x becomes once stored as dtype. */
+double bnf_round_to(int32_t dtype, double x);
+
+/* A tensor decoded to double; owns dims and v. */
+typedef struct {
+    int32_t dtype;
+    size_t rank;
+    int64_t *dims;
+    size_t n;
+    double *v;
+} bnf_array;
+
+void bnf_array_free(bnf_array *a);
+/* Number of elements from dims, with overflow and sign checks. */
+bnf_status bnf_numel(const int64_t *dims, size_t rank, const char *what, size_t *n,
+                     bnf_err *err);
+/* Decodes a real-typed tensor of any storage (raw_data, typed fields, external). */
+bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
+                           bnf_err *err);
+/* Type, dims and count of a real-typed tensor, without its values (v NULL). */
+bnf_status bnf_tensor_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err);
+/* The tensor's bytes in raw (little-endian) form, for external data; the
+ * caller frees *data. */
+bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+                                    uint8_t **data, size_t *size, bnf_err *err);
+/* Opens t's external data file (checked: inside the model's folder, a regular
+ * file, the range inside it and of the size the shape needs); the caller
+ * closes *fd. */
+bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd,
+                                    uint64_t *off, uint64_t *len, bnf_err *err);
+int bnf_tensor_is_external(const Onnx__TensorProto *t);
+/* Size in bytes of the tensor's values, from dims and type (0 if unknown). */
+uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t);
+/* v[i] *= s[(i / inner) % channels] for a run of n elements of a tensor; (*k, *c)
+ * say where the run starts within its channel (0, 0 for the first) and move on. */
+void bnf_scale_by_channel(double *v, size_t n, const double *s, size_t inner,
+                          size_t channels, size_t *k, size_t *c);
+/* A new tensor `name` of t's type and shape (t real-typed) whose element i is
+ * t[i] * s[(i / inner) % channels] rounded to the type, computed chunk by chunk
+ * from t's bytes (mapped, external or typed fields) and spilled to m's spill
+ * file as it goes.  When an element is not finite or flushes to zero in the
+ * type, *bad is set to its index + 1, *bad_value to it, and *out stays NULL.
+ * With out NULL it only checks. */
+bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
+                             const double *s, size_t inner, size_t channels,
+                             Onnx__TensorProto **out, size_t *bad, double *bad_value,
+                             bnf_err *err);
+/* A new tensor holding v (rounded to dtype) in raw_data; v NULL: zeros. */
+bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
+                          const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);
+
+/* ---- loading (model.c) ---------------------------------------------------- */
+
+/* Parses a model from bytes it takes ownership of (also on failure), after
+ * the wire pre-check, within max_memory bytes (0: bnf_default_max_memory). */
+bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
+                                uint64_t max_memory, bnf_model **out, bnf_err *err);
+uint64_t bnf_default_max_memory(size_t file_size);
+/* A second model parsed from m's bytes (m unchanged: its weights stay where
+ * m's are, so m must outlive it) or from m serialised (m changed). */
+bnf_status bnf_model_clone(const bnf_model *m, bnf_model **out, bnf_err *err);
+/* Whether a tensor of the model keeps its bytes as external data. */
+int bnf_model_has_external(Onnx__ModelProto *p);
+/* The canonical folder of a file path (which need not exist itself); malloc'd. */
+char *bnf_folder_of(const char *path);
+
+#endif
