@@ -86,19 +86,16 @@ static void pbc_free(void *data, void *p)
 
 ProtobufCAllocator bnf_pbc_allocator = {pbc_alloc, pbc_free, NULL};
 
-char *bnf_realpath(const char *path)
-{
-    char *raw = realpath(path, NULL), *copy;
-    if (!raw)
-        return NULL;
-    copy = bnf_strdup(raw);
-    free(raw); /* realpath's own malloc */
-    if (!copy)
-        errno = ENOMEM;
-    return copy;
-}
-
 void bnf_buffer_free(void *data)
 {
     bnf_free(data);
+}
+
+char *bnf_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = bnf_malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
 }

@@ -18,8 +18,8 @@ void *bnf_malloc(size_t n);
 void *bnf_calloc(size_t count, size_t size);
 void *bnf_realloc(void *p, size_t n);
 void bnf_free(void *p);
-/* realpath(path, NULL), in memory from bnf_malloc. */
-char *bnf_realpath(const char *path);
+/* A copy of s, or NULL when out of memory. */
+char *bnf_strdup(const char *s);
 /* protobuf-c allocations through the above (free_unpacked with it). */
 extern ProtobufCAllocator bnf_pbc_allocator;
 /* Test hooks: make the k-th allocation from now fail (-1: none); blocks live;
@@ -33,9 +33,15 @@ long bnf_alloc_calls(void);
 /* Fills err (when not NULL) and returns code. */
 bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-char *bnf_strdup(const char *s);
 /* Puts "prefix: " before err's message (cutting its end if it must). */
 void bnf_err_prefix(bnf_err *err, const char *prefix);
+
+/* ---- paths (path.c) ------------------------------------------------------ */
+
+/* realpath(path, NULL), in memory from bnf_malloc. */
+char *bnf_realpath(const char *path);
+/* The canonical folder of a file path (which need not exist itself). */
+char *bnf_folder_of(const char *path);
 
 /* ---- string map (strmap.c): string keys (borrowed) to intptr_t values -- */
 

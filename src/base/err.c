@@ -1,4 +1,5 @@
-/* err.c: status values, messages and the small string helpers every file uses. */
+/* err.c: status values and error messages: errors are values (bnf_err), filled
+ * where they happen and returned up unchanged. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -28,15 +29,6 @@ bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
         err->code = code;
     }
     return code;
-}
-
-char *bnf_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = bnf_malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
 }
 
 void bnf_err_prefix(bnf_err *err, const char *prefix)

@@ -10,17 +10,12 @@
 
 #define S(x) ((x) ? (x) : "")
 
-static int is_onnx_domain(const char *d)
-{
-    return !d || !*d || strcmp(d, "ai.onnx") == 0;
-}
-
 int64_t bnf_model_opset(const Onnx__ModelProto *p, const char *domain)
 {
-    int want_onnx = is_onnx_domain(domain);
+    int want_onnx = bnf_is_onnx_domain(domain);
     for (size_t i = 0; i < p->n_opset_import; i++) {
         const char *d = p->opset_import[i]->domain;
-        if (want_onnx ? is_onnx_domain(d) : strcmp(S(d), domain) == 0)
+        if (want_onnx ? bnf_is_onnx_domain(d) : strcmp(S(d), domain) == 0)
             return p->opset_import[i]->has_version ? p->opset_import[i]->version : 0;
     }
     return 0;
@@ -28,40 +23,26 @@ int64_t bnf_model_opset(const Onnx__ModelProto *p, const char *domain)
 
 /* ---- index ----------------------------------------------------------------- */
 
-static int count_subgraph_uses(bnf_strmap *uses, const Onnx__GraphProto *g, int depth);
-
-static int count_node_subgraphs(bnf_strmap *uses, const Onnx__NodeProto *n, int depth)
-{
-    for (size_t a = 0; a < n->n_attribute; a++) {
-        const Onnx__AttributeProto *at = n->attribute[a];
-        if (at->g && count_subgraph_uses(uses, at->g, depth + 1) != 0)
-            return -1;
-        for (size_t k = 0; k < at->n_graphs; k++)
-            if (count_subgraph_uses(uses, at->graphs[k], depth + 1) != 0)
-                return -1;
-    }
-    return 0;
-}
-
 /* Every name a subgraph mentions counts as a use: some of them are the outer
  * scope's values, and counting a local name too only makes passes careful. */
-static int count_subgraph_uses(bnf_strmap *uses, const Onnx__GraphProto *g, int depth)
+static bnf_status count_node_uses(void *uses, bnf_scope *s, size_t i, bnf_err *err)
 {
-    if (depth > 64)
-        return -1;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        for (size_t k = 0; k < n->n_input; k++)
-            if (n->input[k] && *n->input[k] && bnf_strmap_add(uses, n->input[k], 1) != 0)
-                return -1;
-        if (count_node_subgraphs(uses, n, depth) != 0)
-            return -1;
-    }
-    for (size_t i = 0; i < g->n_output; i++)
-        if (g->output[i]->name && bnf_strmap_add(uses, g->output[i]->name, 1) != 0)
-            return -1;
-    return 0;
+    const Onnx__NodeProto *n = s->g->node[i];
+    for (size_t k = 0; k < n->n_input; k++)
+        if (n->input[k] && *n->input[k] && bnf_strmap_add(uses, n->input[k], 1) != 0)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
 }
+
+static bnf_status count_output_uses(void *uses, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    for (size_t i = 0; i < s->g->n_output && !rc; i++)
+        if (s->g->output[i]->name && bnf_strmap_add(uses, s->g->output[i]->name, 1) != 0)
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return rc;
+}
+
+static const bnf_visitor subgraph_uses = {.node = count_node_uses, .leave = count_output_uses};
 
 void bnf_graph_release(bnf_graph *gi)
 {
@@ -96,8 +77,16 @@ bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_versio
         for (size_t k = 0; k < nd->n_input; k++)
             if (nd->input[k] && *nd->input[k] && bnf_strmap_add(gi->uses, nd->input[k], 1) != 0)
                 goto nomem;
-        if (count_node_subgraphs(gi->uses, nd, 0) != 0)
-            goto nomem_or_deep;
+    }
+    {
+        bnf_scope top = {.g = g, .path = ""};
+        bnf_status rc = BNF_OK;
+        for (size_t i = 0; i < g->n_node && !rc; i++)
+            rc = bnf_walk_subgraphs(&subgraph_uses, gi->uses, &top, i, err);
+        if (rc) {
+            bnf_graph_release(gi);
+            return rc;
+        }
     }
     for (size_t i = 0; i < g->n_output; i++)
         if (g->output[i]->name && (bnf_strmap_put(gi->output, g->output[i]->name, (intptr_t)i) ||
@@ -111,10 +100,6 @@ bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_versio
             bnf_strmap_put(gi->init, g->initializer[i]->name, (intptr_t)i) != 0)
             goto nomem;
     return BNF_OK;
-nomem_or_deep:
-    bnf_graph_release(gi);
-    return bnf_fail(err, BNF_ERR_UNSUPPORTED,
-                    "graph '%s': subgraphs nested too deep or out of memory", S(g->name));
 nomem:
     bnf_graph_release(gi);
     return bnf_fail(err, BNF_ERR_NOMEM, "out of memory indexing graph '%s'", S(g->name));
@@ -128,6 +113,30 @@ bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err)
     rc = bnf_graph_index(gi, gi->g, gi->ir_version, err);
     gi->outer = outer;
     return rc;
+}
+
+bnf_status bnf_scope_index(bnf_scope *s, int64_t ir_version, bnf_err *err)
+{
+    bnf_graph *gi = bnf_malloc(sizeof *gi);
+    bnf_status rc;
+    if (!gi)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if ((rc = bnf_graph_index(gi, s->g, ir_version, err))) {
+        bnf_free(gi);
+        return rc;
+    }
+    gi->outer = s->outer ? s->outer->gi : NULL;
+    s->gi = gi;
+    return BNF_OK;
+}
+
+void bnf_scope_unindex(bnf_scope *s)
+{
+    if (s->gi) {
+        bnf_graph_release(s->gi);
+        bnf_free(s->gi);
+        s->gi = NULL;
+    }
 }
 
 size_t bnf_graph_uses(const bnf_graph *gi, const char *name)
@@ -368,11 +377,9 @@ static bnf_status graph_const(const bnf_model *m, const bnf_graph *gi, const cha
         if (!bnf_strmap_get(gi->producer, name, &idx))
             break;
         const Onnx__NodeProto *nd = gi->g->node[idx];
-        if (!is_onnx_domain(nd->domain) || !nd->op_type)
-            break;
-        if (strcmp(nd->op_type, "Constant") == 0)
+        if (bnf_is_op(nd, "Constant"))
             return const_from_node(m, nd, shape_only, proto, kind, out, err);
-        if (strcmp(nd->op_type, "Identity") != 0 || !bnf_node_input(nd, 0))
+        if (!bnf_is_op(nd, "Identity") || !bnf_node_input(nd, 0))
             break;
         name = nd->input[0];
     }
@@ -416,28 +423,7 @@ static int names_add(bnf_names *nm, const char *name)
     return bnf_strmap_put(nm->names, copy, 1);
 }
 
-static int collect_graph_names(bnf_names *nm, const Onnx__GraphProto *g, int depth);
-
-static int collect_node_names(bnf_names *nm, const Onnx__NodeProto *n, int depth)
-{
-    for (size_t k = 0; k < n->n_input; k++)
-        if (names_add(nm, n->input[k]))
-            return -1;
-    for (size_t k = 0; k < n->n_output; k++)
-        if (names_add(nm, n->output[k]))
-            return -1;
-    for (size_t a = 0; a < n->n_attribute; a++) {
-        const Onnx__AttributeProto *at = n->attribute[a];
-        if (at->g && collect_graph_names(nm, at->g, depth + 1))
-            return -1;
-        for (size_t k = 0; k < at->n_graphs; k++)
-            if (collect_graph_names(nm, at->graphs[k], depth + 1))
-                return -1;
-    }
-    return 0;
-}
-
-static int collect_values(bnf_names *nm, Onnx__ValueInfoProto *const *v, size_t n)
+static int names_add_values(bnf_names *nm, Onnx__ValueInfoProto *const *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (names_add(nm, v[i]->name))
@@ -445,38 +431,42 @@ static int collect_values(bnf_names *nm, Onnx__ValueInfoProto *const *v, size_t 
     return 0;
 }
 
-static int collect_graph_names(bnf_names *nm, const Onnx__GraphProto *g, int depth)
+static bnf_status names_of_graph(void *nm, bnf_scope *s, bnf_err *err)
 {
-    if (depth > 64)
-        return -1;
-    if (collect_values(nm, g->input, g->n_input) || collect_values(nm, g->output, g->n_output) ||
-        collect_values(nm, g->value_info, g->n_value_info))
-        return -1;
+    const Onnx__GraphProto *g = s->g;
+    if (names_add_values(nm, g->input, g->n_input) || names_add_values(nm, g->output, g->n_output) ||
+        names_add_values(nm, g->value_info, g->n_value_info))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < g->n_initializer; i++)
         if (names_add(nm, g->initializer[i]->name))
-            return -1;
-    for (size_t i = 0; i < g->n_node; i++)
-        if (collect_node_names(nm, g->node[i], depth))
-            return -1;
-    return 0;
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
+}
+
+static bnf_status names_of_node(void *nm, bnf_scope *s, size_t i, bnf_err *err)
+{
+    const Onnx__NodeProto *n = s->g->node[i];
+    for (size_t k = 0; k < n->n_input; k++)
+        if (names_add(nm, n->input[k]))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < n->n_output; k++)
+        if (names_add(nm, n->output[k]))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
 }
 
 bnf_status bnf_names_collect(bnf_names *nm, const Onnx__ModelProto *p, bnf_err *err)
 {
+    static const bnf_visitor names_visitor = {.enter = names_of_graph, .node = names_of_node};
+    bnf_status rc;
     memset(nm, 0, sizeof *nm);
     nm->names = bnf_strmap_new(p->graph ? p->graph->n_node * 2 + p->graph->n_initializer : 16);
     if (!nm->names)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    if (p->graph && collect_graph_names(nm, p->graph, 0) != 0)
-        goto fail;
-    for (size_t f = 0; f < p->n_functions; f++)
-        for (size_t i = 0; i < p->functions[f]->n_node; i++)
-            if (collect_node_names(nm, p->functions[f]->node[i], 0))
-                goto fail;
-    return BNF_OK;
-fail:
-    bnf_names_release(nm);
-    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory (or subgraphs nested too deep)");
+    /* the walk edits nothing: the model stays as it is */
+    if ((rc = bnf_walk_model(&names_visitor, nm, (Onnx__ModelProto *)p, err)))
+        bnf_names_release(nm);
+    return rc;
 }
 
 const char *bnf_names_fresh(bnf_names *nm, const char *base, const char *suffix, bnf_err *err)
@@ -653,13 +643,12 @@ static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, cha
     }
     if (bnf_strmap_get(gi->producer, name, &idx)) {
         Onnx__NodeProto *nd = g->node[idx];
-        if (!is_onnx_domain(nd->domain) || !nd->op_type ||
-            (strcmp(nd->op_type, "Constant") != 0 && strcmp(nd->op_type, "Identity") != 0))
+        if (!bnf_is_op(nd, "Constant") && !bnf_is_op(nd, "Identity"))
             return BNF_OK;
         for (size_t k = 0; k < nd->n_output; k++)
             if (nd->output[k] && *nd->output[k] && bnf_graph_uses(gi, nd->output[k]) > 0)
                 return BNF_OK;
-        if (strcmp(nd->op_type, "Identity") == 0 && bnf_node_input(nd, 0)) {
+        if (bnf_is_op(nd, "Identity") && bnf_node_input(nd, 0)) {
             *next = bnf_strdup(nd->input[0]);
             if (!*next)
                 return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -724,7 +713,7 @@ int bnf_graph_rank(const bnf_graph *gi, const char *name)
         if (!bnf_strmap_get(gi->producer, name, &idx))
             return -1;
         n = g->node[idx];
-        if (!is_onnx_domain(n->domain) || !n->op_type)
+        if (!bnf_is_onnx_domain(n->domain) || !n->op_type)
             return -1;
         if (!strcmp(n->op_type, "Flatten") || !strcmp(n->op_type, "Gemm"))
             return 2;

@@ -26,6 +26,10 @@ bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_versio
 void bnf_graph_release(bnf_graph *gi);
 /* Re-indexes after the graph changed, keeping g, ir_version and outer. */
 bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err);
+/* Indexes a walk's graph into s->gi (its outer, the enclosing scope's
+ * index); bnf_scope_unindex frees it. */
+bnf_status bnf_scope_index(bnf_scope *s, int64_t ir_version, bnf_err *err);
+void bnf_scope_unindex(bnf_scope *s);
 size_t bnf_graph_uses(const bnf_graph *gi, const char *name);
 int bnf_graph_is_output(const bnf_graph *gi, const char *name);
 

@@ -198,6 +198,61 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
 bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);
 
+/* ---- the walk over a model's graphs (walk.c) --------------------------------- */
+
+/* Whether a node is the ONNX operator op_type (domain "" or "ai.onnx"). */
+int bnf_is_op(const Onnx__NodeProto *n, const char *op_type);
+int bnf_is_onnx_domain(const char *domain);
+
+/* A graph the walk is in: the main graph, a subgraph (an attribute of a node),
+ * or a model-local function's body seen as a graph. */
+typedef struct bnf_scope {
+    Onnx__GraphProto *g;
+    Onnx__FunctionProto *function; /* g is a view of this function's body, else NULL */
+    const struct bnf_scope *outer; /* the enclosing graph; NULL for the main graph and
+                                      a function body */
+    Onnx__NodeProto *owner;        /* the node whose attribute g is, or NULL */
+    size_t owner_index;            /* its index in outer->g */
+    const char *attr;              /* that attribute's name */
+    const char *path;              /* where g is, as reports spell it: "" for the main
+                                      graph, "node 'loop' body", "function 'f'", nested
+                                      parts joined by " / " (borrowed: for the visit) */
+    int depth;                     /* 0 for the main graph, 1 for a function body */
+    struct bnf_graph *gi;          /* the graph's index, when the visitor made one
+                                      (bnf_scope_index, graph.c) */
+    void *data;                    /* the visitor's, per graph */
+} bnf_scope;
+
+/* What a walk calls, each optional: enter before a graph's nodes; node for
+ * node i, before its subgraphs are walked; node_done after them; leave after
+ * the last node, and also when enter or anything after it failed (rc says
+ * what; leave returns the status to go on with, and frees what enter made).  The walk reads g->n_node anew after each call, so a
+ * visitor may edit the graph it is in.  no_subgraphs: nodes only, not their
+ * subgraphs; no_functions: bnf_walk_model leaves the functions out. */
+typedef struct {
+    bnf_status (*enter)(void *ctx, bnf_scope *s, bnf_err *err);
+    bnf_status (*node)(void *ctx, bnf_scope *s, size_t i, bnf_err *err);
+    bnf_status (*node_done)(void *ctx, bnf_scope *s, size_t i, bnf_err *err);
+    bnf_status (*leave)(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err);
+    int no_subgraphs, no_functions;
+} bnf_visitor;
+
+/* The main graph and its subgraphs, then each model-local function's body. */
+bnf_status bnf_walk_model(const bnf_visitor *v, void *ctx, Onnx__ModelProto *p, bnf_err *err);
+/* One graph and its subgraphs, as the main graph. */
+bnf_status bnf_walk_graph(const bnf_visitor *v, void *ctx, Onnx__GraphProto *g, bnf_err *err);
+/* One function's body and its subgraphs. */
+bnf_status bnf_walk_function(const bnf_visitor *v, void *ctx, Onnx__FunctionProto *f,
+                             bnf_err *err);
+/* The subgraphs of node i of s->g (not the node itself). */
+bnf_status bnf_walk_subgraphs(const bnf_visitor *v, void *ctx, const bnf_scope *s, size_t i,
+                              bnf_err *err);
+/* Calls fn on every tensor of the model: each graph's initializers, then the
+ * tensors in its nodes' attributes (Constant values), subgraphs and function
+ * bodies included, in the walk's order; stops at the first error. */
+typedef bnf_status (*bnf_tensor_fn)(void *ctx, Onnx__TensorProto *t, bnf_err *err);
+bnf_status bnf_walk_tensors(Onnx__ModelProto *p, bnf_tensor_fn fn, void *ctx, bnf_err *err);
+
 /* ---- loading (model.c) ---------------------------------------------------- */
 
 /* Parses a model from bytes it takes ownership of (also on failure), after
@@ -208,9 +263,7 @@ uint64_t bnf_default_max_memory(size_t file_size);
 /* A second model parsed from m's bytes (m unchanged: its weights stay where
  * m's are, so m must outlive it) or from m serialised (m changed). */
 bnf_status bnf_model_clone(const bnf_model *m, bnf_model **out, bnf_err *err);
-/* Whether a tensor of the model keeps its bytes as external data. */
-int bnf_model_has_external(Onnx__ModelProto *p);
-/* The canonical folder of a file path (which need not exist itself); malloc'd. */
-char *bnf_folder_of(const char *path);
+/* *found: whether a tensor of the model keeps its bytes as external data. */
+bnf_status bnf_model_has_external(Onnx__ModelProto *p, int *found, bnf_err *err);
 
 #endif

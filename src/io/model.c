@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +83,19 @@ static bnf_model *model_new(const char *path, const char *dir)
     return m;
 }
 
+static bnf_status find_external(void *found, Onnx__TensorProto *t, bnf_err *err)
+{
+    (void)err;
+    *(int *)found |= bnf_tensor_is_external(t);
+    return BNF_OK;
+}
+
+bnf_status bnf_model_has_external(Onnx__ModelProto *p, int *found, bnf_err *err)
+{
+    *found = 0;
+    return bnf_walk_tensors(p, find_external, found, err);
+}
+
 /* Parses m->data: pre-check, skeleton (the weights stay where they are),
  * protobuf-c within the memory budget, validation. */
 static bnf_status parse(bnf_model *m, uint64_t max_memory, bnf_err *err)
@@ -136,8 +148,7 @@ static bnf_status parse(bnf_model *m, uint64_t max_memory, bnf_err *err)
             bnf_err_prefix(err, m->path);
         return rc;
     }
-    m->external = bnf_model_has_external(m->proto);
-    return BNF_OK;
+    return bnf_model_has_external(m->proto, &m->external, err);
 }
 
 bnf_status bnf_model_from_bytes(uint8_t *bytes, size_t n, const char *path, const char *dir,
@@ -204,16 +215,6 @@ bnf_status bnf_model_load_buffer(const void *data, size_t size, const char *base
 }
 
 /* The canonical folder of a file path (which need not exist itself). */
-char *bnf_folder_of(const char *path)
-{
-    char *tmp = bnf_strdup(path), *real;
-    if (!tmp)
-        return NULL;
-    real = bnf_realpath(dirname(tmp));
-    bnf_free(tmp);
-    return real;
-}
-
 bnf_status bnf_model_load(const char *path, bnf_model **out, bnf_err *err)
 {
     return bnf_model_open(path, NULL, out, err);

@@ -20,11 +20,11 @@ typedef struct {
     bnf_err *err;
 } vctx;
 
-/* The values visible in a graph: its own, then its enclosing graphs'. */
-typedef struct chain {
-    const bnf_strmap *names;
-    const struct chain *up;
-} chain;
+/* What a graph has defined so far (its inputs, initializers, and the outputs
+ * of the nodes checked), and what its nodes define at all. */
+typedef struct {
+    bnf_strmap *scope, *later;
+} defined;
 
 static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *where)
 {
@@ -86,66 +86,37 @@ static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *
     return BNF_OK;
 }
 
-static bnf_status check_graph(vctx *v, const Onnx__GraphProto *g, const chain *outer, int depth);
-
-/* Tensors and subgraphs inside a node's attributes. */
-static bnf_status check_attributes(vctx *v, const Onnx__NodeProto *n, const bnf_strmap *names,
-                                   const chain *outer, int depth)
+static int visible(const bnf_scope *s, const char *name)
 {
-    chain scope = {names, outer};
-    char where[300];
-    bnf_status rc;
-    snprintf(where, sizeof where, "%s node '%s'", S(n->op_type), S(n->name));
-    for (size_t a = 0; a < n->n_attribute; a++) {
-        const Onnx__AttributeProto *at = n->attribute[a];
-        if (at->t && (rc = check_tensor(v, at->t, where)))
-            return rc;
-        for (size_t k = 0; k < at->n_tensors; k++)
-            if ((rc = check_tensor(v, at->tensors[k], where)))
-                return rc;
-        if (at->g && (rc = check_graph(v, at->g, &scope, depth + 1)))
-            return rc;
-        for (size_t k = 0; k < at->n_graphs; k++)
-            if ((rc = check_graph(v, at->graphs[k], &scope, depth + 1)))
-                return rc;
-    }
-    return BNF_OK;
-}
-
-static int visible(const bnf_strmap *scope, const chain *outer, const char *name)
-{
-    if (bnf_strmap_get(scope, name, NULL))
-        return 1;
-    for (; outer; outer = outer->up)
-        if (bnf_strmap_get(outer->names, name, NULL))
+    for (; s; s = s->outer)
+        if (bnf_strmap_get(((const defined *)s->data)->scope, name, NULL))
             return 1;
     return 0;
 }
 
-static bnf_status check_graph(vctx *v, const Onnx__GraphProto *g, const chain *outer, int depth)
+static bnf_status enter_graph(void *ctx, bnf_scope *s, bnf_err *err)
 {
-    bnf_strmap *scope = NULL, *later = NULL;
-    bnf_status rc = BNF_OK;
+    vctx *v = ctx;
+    const Onnx__GraphProto *g = s->g;
     size_t hint = g->n_node * 2 + g->n_input + g->n_initializer + 8;
+    defined *d = bnf_calloc(1, sizeof *d);
+    bnf_status rc;
 
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(v->err, BNF_ERR_UNSUPPORTED, "graph '%s': subgraphs nested too deep",
-                        S(g->name));
-    scope = bnf_strmap_new(hint);
-    later = bnf_strmap_new(hint);
-    if (!scope || !later) {
-        rc = bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    (void)err;
+    if (!d)
+        return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+    s->data = d;
+    d->scope = bnf_strmap_new(hint);
+    d->later = bnf_strmap_new(hint);
+    if (!d->scope || !d->later)
+        return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < g->n_input; i++) {
         const char *nm = S(g->input[i]->name);
-        if (!*nm || bnf_strmap_get(scope, nm, NULL)) {
-            rc = bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': input '%s' is %s", S(g->name), nm,
-                          *nm ? "listed twice" : "unnamed");
-            goto out;
-        }
-        if (bnf_strmap_put(scope, nm, 1))
-            goto nomem;
+        if (!*nm || bnf_strmap_get(d->scope, nm, NULL))
+            return bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': input '%s' is %s", S(g->name),
+                            nm, *nm ? "listed twice" : "unnamed");
+        if (bnf_strmap_put(d->scope, nm, 1))
+            return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
@@ -154,78 +125,108 @@ static bnf_status check_graph(vctx *v, const Onnx__GraphProto *g, const chain *o
         char where[300];
         snprintf(where, sizeof where, "graph '%s' initializer", S(g->name));
         if ((rc = check_tensor(v, t, where)))
-            goto out;
-        if (!*nm) {
-            rc = bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': an initializer has no name",
-                          S(g->name));
-            goto out;
-        }
-        if (bnf_strmap_get(scope, nm, &kind) && kind == 2) {
-            rc = bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': two initializers are named '%s'",
-                          S(g->name), nm);
-            goto out;
-        }
-        if (bnf_strmap_put(scope, nm, 2))
-            goto nomem;
+            return rc;
+        if (!*nm)
+            return bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': an initializer has no name",
+                            S(g->name));
+        if (bnf_strmap_get(d->scope, nm, &kind) && kind == 2)
+            return bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': two initializers are named '%s'",
+                            S(g->name), nm);
+        if (bnf_strmap_put(d->scope, nm, 2))
+            return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
     }
     /* names the nodes define, to tell "defined later" from "never defined" */
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t k = 0; k < g->node[i]->n_output; k++)
             if (g->node[i]->output[k] && *g->node[i]->output[k] &&
-                bnf_strmap_put(later, g->node[i]->output[k], (intptr_t)i))
-                goto nomem;
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        if (!n->op_type || !*n->op_type) {
-            rc = bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': node %zu ('%s') has no op_type",
-                          S(g->name), i, S(n->name));
-            goto out;
-        }
-        for (size_t k = 0; k < n->n_input; k++) {
-            const char *in = n->input[k];
-            if (!in || !*in || visible(scope, outer, in))
-                continue;
-            rc = bnf_fail(v->err, BNF_ERR_INVALID,
-                          bnf_strmap_get(later, in, NULL)
-                              ? "%s node '%s' reads '%s' before a later node makes it (a cycle, "
-                                "or nodes out of topological order)"
-                              : "%s node '%s' reads '%s', which nothing defines",
-                          n->op_type, S(n->name), in);
-            goto out;
-        }
-        if ((rc = check_attributes(v, n, scope, outer, depth)))
-            goto out;
-        for (size_t k = 0; k < n->n_output; k++) {
-            const char *o = n->output[k];
-            if (!o || !*o)
-                continue;
-            if (bnf_strmap_get(scope, o, NULL)) {
-                rc = bnf_fail(v->err, BNF_ERR_INVALID,
-                              "%s node '%s' defines '%s', which is already defined", n->op_type,
-                              S(n->name), o);
-                goto out;
-            }
-            if (bnf_strmap_put(scope, o, 3))
-                goto nomem;
-        }
+                bnf_strmap_put(d->later, g->node[i]->output[k], (intptr_t)i))
+                return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+    return BNF_OK;
+}
+
+/* A node's inputs are defined, and the tensors in its attributes are sound
+ * (its subgraphs are walked next, seeing what is defined before the node). */
+static bnf_status check_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
+{
+    vctx *v = ctx;
+    const Onnx__NodeProto *n = s->g->node[i];
+    const defined *d = s->data;
+    char where[300];
+    bnf_status rc;
+
+    (void)err;
+    if (!n->op_type || !*n->op_type)
+        return bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': node %zu ('%s') has no op_type",
+                        S(s->g->name), i, S(n->name));
+    for (size_t k = 0; k < n->n_input; k++) {
+        const char *in = n->input[k];
+        if (!in || !*in || visible(s, in))
+            continue;
+        return bnf_fail(v->err, BNF_ERR_INVALID,
+                        bnf_strmap_get(d->later, in, NULL)
+                            ? "%s node '%s' reads '%s' before a later node makes it (a cycle, "
+                              "or nodes out of topological order)"
+                            : "%s node '%s' reads '%s', which nothing defines",
+                        n->op_type, S(n->name), in);
     }
-    for (size_t i = 0; i < g->n_output; i++) {
-        const char *nm = S(g->output[i]->name);
-        if (!visible(scope, outer, nm)) {
+    snprintf(where, sizeof where, "%s node '%s'", S(n->op_type), S(n->name));
+    for (size_t a = 0; a < n->n_attribute; a++) {
+        const Onnx__AttributeProto *at = n->attribute[a];
+        if (at->t && (rc = check_tensor(v, at->t, where)))
+            return rc;
+        for (size_t k = 0; k < at->n_tensors; k++)
+            if ((rc = check_tensor(v, at->tensors[k], where)))
+                return rc;
+    }
+    return BNF_OK;
+}
+
+/* Then its outputs are defined, once. */
+static bnf_status define_outputs(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
+{
+    vctx *v = ctx;
+    const Onnx__NodeProto *n = s->g->node[i];
+    const defined *d = s->data;
+    (void)err;
+    for (size_t k = 0; k < n->n_output; k++) {
+        const char *o = n->output[k];
+        if (!o || !*o)
+            continue;
+        if (bnf_strmap_get(d->scope, o, NULL))
+            return bnf_fail(v->err, BNF_ERR_INVALID,
+                            "%s node '%s' defines '%s', which is already defined", n->op_type,
+                            S(n->name), o);
+        if (bnf_strmap_put(d->scope, o, 3))
+            return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+    }
+    return BNF_OK;
+}
+
+static bnf_status leave_graph(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    vctx *v = ctx;
+    defined *d = s->data;
+    (void)err;
+    for (size_t i = 0; i < s->g->n_output && !rc; i++) {
+        const char *nm = S(s->g->output[i]->name);
+        if (!visible(s, nm))
             rc = bnf_fail(v->err, BNF_ERR_INVALID, "graph '%s': output '%s' is not computed",
-                          S(g->name), nm);
-            goto out;
-        }
+                          S(s->g->name), nm);
     }
-    rc = BNF_OK;
-    goto out;
-nomem:
-    rc = bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
-out:
-    bnf_strmap_free(scope);
-    bnf_strmap_free(later);
+    if (d) {
+        bnf_strmap_free(d->scope);
+        bnf_strmap_free(d->later);
+        bnf_free(d);
+    }
     return rc;
 }
+
+/* Model-local functions are not checked here: their bodies name their inputs
+ * and outputs only where they are called. */
+static const bnf_visitor validator = {
+    .enter = enter_graph, .node = check_node, .node_done = define_outputs, .leave = leave_graph,
+    .no_functions = 1,
+};
 
 bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err)
 {
@@ -260,7 +261,7 @@ bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err)
             return bnf_fail(err, BNF_ERR_INVALID, "%s: nodes of the default domain but no opset "
                             "import for it", what);
     }
-    rc = check_graph(&v, p->graph, NULL, 0);
+    rc = bnf_walk_graph(&validator, &v, p->graph, v.err);
     if (rc && err)
         *err = *v.err;
     return rc;

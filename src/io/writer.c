@@ -298,69 +298,6 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
 
 /* ---- external data ----------------------------------------------------------- */
 
-/* Calls fn on every tensor of g and its subgraphs. */
-typedef bnf_status (*tensor_fn)(void *ctx, Onnx__TensorProto *t, bnf_err *err);
-
-static bnf_status each_tensor(Onnx__GraphProto *g, int depth, tensor_fn fn, void *ctx,
-                              bnf_err *err);
-
-static bnf_status each_node_tensor(Onnx__NodeProto *const *nodes, size_t n, int depth,
-                                   tensor_fn fn, void *ctx, bnf_err *err)
-{
-    bnf_status rc;
-    for (size_t i = 0; i < n; i++) {
-        const Onnx__NodeProto *node = nodes[i];
-        for (size_t a = 0; a < node->n_attribute; a++) {
-            const Onnx__AttributeProto *at = node->attribute[a];
-            if (at->t && (rc = fn(ctx, at->t, err)))
-                return rc;
-            for (size_t k = 0; k < at->n_tensors; k++)
-                if ((rc = fn(ctx, at->tensors[k], err)))
-                    return rc;
-            if (at->g && (rc = each_tensor(at->g, depth + 1, fn, ctx, err)))
-                return rc;
-            for (size_t k = 0; k < at->n_graphs; k++)
-                if ((rc = each_tensor(at->graphs[k], depth + 1, fn, ctx, err)))
-                    return rc;
-        }
-    }
-    return BNF_OK;
-}
-
-static bnf_status each_tensor(Onnx__GraphProto *g, int depth, tensor_fn fn, void *ctx,
-                              bnf_err *err)
-{
-    bnf_status rc;
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if ((rc = fn(ctx, g->initializer[i], err)))
-            return rc;
-    return each_node_tensor(g->node, g->n_node, depth, fn, ctx, err);
-}
-
-static bnf_status each_model_tensor(Onnx__ModelProto *p, tensor_fn fn, void *ctx, bnf_err *err)
-{
-    bnf_status rc = each_tensor(p->graph, 0, fn, ctx, err);
-    for (size_t f = 0; f < p->n_functions && !rc; f++)
-        rc = each_node_tensor(p->functions[f]->node, p->functions[f]->n_node, 0, fn, ctx, err);
-    return rc;
-}
-
-static bnf_status find_external(void *ctx, Onnx__TensorProto *t, bnf_err *err)
-{
-    (void)err;
-    *(int *)ctx |= bnf_tensor_is_external(t);
-    return BNF_OK;
-}
-
-int bnf_model_has_external(Onnx__ModelProto *p)
-{
-    int found = 0;
-    each_model_tensor(p, find_external, &found, NULL);
-    return found;
-}
-
 static bnf_status inline_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
 {
     bnf_model *m = ctx;
@@ -606,9 +543,11 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
     model_f.fd = data_f.fd = -1;
     if ((rc = bnf_model_check_output(m, path, err)))
         return rc;
-    has_external = m->external || bnf_model_has_external(m->proto);
+    if (!(has_external = m->external) &&
+        (rc = bnf_model_has_external(m->proto, &has_external, err)))
+        return rc;
     if (strcmp(path, "-") == 0) { /* no data file beside stdout: the weights go inline */
-        if (has_external && (rc = each_model_tensor(m->proto, inline_tensor, m, err)))
+        if (has_external && (rc = bnf_walk_tensors(m->proto, inline_tensor, m, err)))
             return rc;
         rc = write_model(m, 0, STDOUT_FILENO, "stdout", err);
         bnf_mapped_release(m);
@@ -634,7 +573,7 @@ bnf_status bnf_model_save(bnf_model *m, const char *path, bnf_err *err)
         } else if ((rc = out_open(&data_f, location, err))) {
             goto out;
         }
-        if ((rc = each_model_tensor(m->proto, move_tensor, &x, err)) ||
+        if ((rc = bnf_walk_tensors(m->proto, move_tensor, &x, err)) ||
             (rc = out_finish(&data_f, err)))
             goto out;
     }

@@ -49,6 +49,7 @@ typedef struct {
     size_t next_bn;             /* the report entry the next BN should be */
     call *calls;
     size_t n_calls, cap_calls;
+    size_t *fn_first, *fn_cluster; /* per model-local function: a DOT id in its cluster */
     bnf_err *err;
 } dot_ctx;
 
@@ -115,34 +116,6 @@ static void html_text(FILE *f, const char *s)
         default: fputc(*p < 0x20 || *p == 0x7f ? ' ' : *p, f);
         }
     }
-}
-
-static int is_bn(const Onnx__NodeProto *n)
-{
-    return n->op_type && !strcmp(n->op_type, "BatchNormalization") &&
-           (!n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"));
-}
-
-/* The report entry of BN node n in graph `path`, or -1. */
-static long find_bn(dot_ctx *cx, const Onnx__NodeProto *n, const char *path)
-{
-    const bnf_report *r = cx->r;
-    const char *out = n->n_output ? S(n->output[0]) : "";
-    if (!r)
-        return -1;
-    if (cx->next_bn < r->n_bns) {
-        const bnf_bn_info *b = &r->bns[cx->next_bn];
-        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
-            !strcmp(S(b->path), path))
-            return (long)cx->next_bn++;
-    }
-    for (size_t i = 0; i < r->n_bns; i++) {
-        const bnf_bn_info *b = &r->bns[i];
-        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
-            !strcmp(S(b->path), path))
-            return (long)i;
-    }
-    return -1;
 }
 
 /* The DOT id of the node making `value`, in this graph or an enclosing one
@@ -233,168 +206,185 @@ static int add_call(dot_ctx *cx, size_t node, size_t function)
     return 0;
 }
 
-static bnf_status draw_graph(dot_ctx *cx, const Onnx__GraphProto *g, const scope *outer,
-                             const char *path, int depth, size_t *first_id);
+/* What drawing one graph keeps while its nodes and subgraphs are drawn. */
+typedef struct {
+    scope sc;
+    bnf_strmap *inits;
+    long *bn_of;                /* report entry of node i, or -1 */
+    size_t base, out_base;      /* DOT ids of node 0 and output 0 */
+    size_t first;               /* a DOT id inside, for edges to the cluster; -1: none */
+    size_t cluster;
+    const char *ind;
+} drawing;
 
-/* Draws the nodes of g (and their subgraphs) and its edges, into the current
- * (sub)graph of the DOT file.  *first_id gets a DOT id inside, for edges to
- * the cluster. */
-static bnf_status draw_graph(dot_ctx *cx, const Onnx__GraphProto *g, const scope *outer,
-                             const char *path, int depth, size_t *first_id)
+/* Before a graph's nodes: its cluster (a subgraph or a function body), its
+ * inputs, and the ids of its nodes and outputs. */
+static bnf_status draw_enter(void *ctx, bnf_scope *s, bnf_err *err)
 {
+    dot_ctx *cx = ctx;
     FILE *f = cx->f;
-    const bnf_report *r = cx->r;
-    const Onnx__ModelProto *p = cx->m->proto;
-    scope sc = {NULL, NULL, outer};
-    bnf_strmap *inits = NULL;
-    size_t base, in_base, out_base;
-    long *bn_of = NULL;
-    bnf_status rc = BNF_OK;
-    const char *ind = depth ? "    " : "  ";
+    const Onnx__GraphProto *g = s->g;
+    drawing *d = bnf_calloc(1, sizeof *d);
+    size_t in_base;
 
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(cx->err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    sc.values = bnf_strmap_new(g->n_node * 2 + g->n_input + 8);
-    sc.names = bnf_strmap_new(g->n_node + 8);
-    inits = bnf_strmap_new(g->n_initializer + 8);
-    bn_of = bnf_calloc(g->n_node + 1, sizeof *bn_of);
-    if (!sc.values || !sc.names || !inits || !bn_of)
+    (void)err;
+    if (!d)
+        return bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
+    s->data = d;
+    d->ind = s->depth ? "    " : "  ";
+    d->sc.outer = s->outer ? &((const drawing *)s->outer->data)->sc : NULL;
+    if (s->owner) { /* a subgraph: a cluster right after its node */
+        const char *pind = s->depth > 1 ? "    " : "  ";
+        char lab[600];
+        d->cluster = cx->next_cluster++;
+        fprintf(f, "%ssubgraph cluster_%zu {\n%s  label=", pind, d->cluster, pind);
+        snprintf(lab, sizeof lab, "%s %s", *S(s->owner->name) ? s->owner->name : S(s->owner->op_type),
+                 s->attr);
+        dot_str(f, lab);
+        fprintf(f, "; style=\"rounded,dashed\"; color=\"#868e96\"; fontcolor=\"#495057\";\n");
+    } else if (s->function) {
+        d->cluster = cx->next_cluster++;
+        fprintf(f, "  subgraph cluster_%zu {\n    label=", d->cluster);
+        dot_str(f, s->path);
+        fputs("; style=\"rounded,dashed\"; color=\"#7048e8\"; fontcolor=\"#5f3dc4\";\n", f);
+    }
+    d->sc.values = bnf_strmap_new(g->n_node * 2 + g->n_input + 8);
+    d->sc.names = bnf_strmap_new(g->n_node + 8);
+    d->inits = bnf_strmap_new(g->n_initializer + 8);
+    d->bn_of = bnf_calloc(g->n_node + 1, sizeof *d->bn_of);
+    if (!d->sc.values || !d->sc.names || !d->inits || !d->bn_of)
         goto nomem;
     for (size_t i = 0; i < g->n_initializer; i++)
-        if (g->initializer[i]->name && bnf_strmap_put(inits, g->initializer[i]->name, 1))
+        if (g->initializer[i]->name && bnf_strmap_put(d->inits, g->initializer[i]->name, 1))
             goto nomem;
 
     /* ids: inputs, then nodes, then outputs */
     in_base = cx->next_id;
     cx->next_id += g->n_input;
-    base = cx->next_id;
+    d->base = cx->next_id;
     cx->next_id += g->n_node;
-    out_base = cx->next_id;
+    d->out_base = cx->next_id;
     cx->next_id += g->n_output;
-    *first_id = (size_t)-1;
+    d->first = (size_t)-1;
 
     for (size_t i = 0; i < g->n_input; i++) {
         const char *name = S(g->input[i]->name);
-        if (!*name || bnf_strmap_get(inits, name, NULL))
+        if (!*name || bnf_strmap_get(d->inits, name, NULL))
             continue; /* an initializer listed as an input is a weight, not data */
-        if (bnf_strmap_put(sc.values, name, (intptr_t)(in_base + i)))
+        if (bnf_strmap_put(d->sc.values, name, (intptr_t)(in_base + i)))
             goto nomem;
         fprintf(f, "%sn%zu [shape=ellipse, style=filled, fillcolor=\"#e7f5ff\", color=\"#4dabf7\", "
-                   "label=", ind, in_base + i);
+                   "label=", d->ind, in_base + i);
         fputc('"', f);
         label_part(f, name, 40);
         fputs("\", tooltip=", f);
         dot_str(f, name);
         fputs("];\n", f);
-        if (*first_id == (size_t)-1)
-            *first_id = in_base + i;
+        if (d->first == (size_t)-1)
+            d->first = in_base + i;
     }
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
         for (size_t k = 0; k < n->n_output; k++)
             if (n->output[k] && *n->output[k] &&
-                bnf_strmap_put(sc.values, n->output[k], (intptr_t)(base + i)))
+                bnf_strmap_put(d->sc.values, n->output[k], (intptr_t)(d->base + i)))
                 goto nomem;
-        if (n->name && *n->name && !bnf_strmap_get(sc.names, n->name, NULL) &&
-            bnf_strmap_put(sc.names, n->name, (intptr_t)(base + i)))
+        if (n->name && *n->name && !bnf_strmap_get(d->sc.names, n->name, NULL) &&
+            bnf_strmap_put(d->sc.names, n->name, (intptr_t)(d->base + i)))
             goto nomem;
     }
+    return BNF_OK;
+nomem:
+    return bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
+}
 
-    for (size_t i = 0; i < g->n_node && !rc; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        long k = is_bn(n) ? find_bn(cx, n, path) : -1;
-        bn_of[i] = k;
-        if (*first_id == (size_t)-1)
-            *first_id = base + i;
-        fprintf(f, "%sn%zu [label=\"", ind, base + i);
-        label_part(f, S(n->op_type), 40);
-        if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx")) {
-            fputs(" (", f);
-            label_part(f, n->domain, 30);
-            fputc(')', f);
-        }
-        if (n->name && *n->name) {
-            fputs("\\n", f);
-            label_part(f, n->name, 44);
-        }
-        if (k >= 0) {
-            const bnf_bn_info *b = &r->bns[k];
-            int inspect = strcmp(r->command, "fold") != 0;
-            const char *fill, *line;
-            int err_border = bn_has_error(r, k);
-            if (b->folded) {
-                fill = COLOR_FOLD_FILL;
-                line = COLOR_FOLD_LINE;
-                fprintf(f, "\\n%s %s ", inspect ? "folds" : "folded",
-                        b->before_layer ? "forward into" : "into");
-                label_part(f, S(b->layer_op), 30);
-            } else if (b->lowered) {
-                fill = COLOR_LOWER_FILL;
-                line = COLOR_LOWER_LINE;
-                fputs(inspect ? "\\nlowers to Mul + Add" : "\\nlowered to Mul + Add", f);
-            } else {
-                fill = COLOR_SKIP_FILL;
-                line = COLOR_SKIP_LINE;
-                fputs("\\nskipped: ", f);
-                label_part(f, S(b->reason_code), 40);
-            }
-            fprintf(f, "\", shape=box, style=\"rounded,filled%s\", fillcolor=\"%s\", "
-                       "color=\"%s\", penwidth=%s, tooltip=",
-                    err_border ? ",bold" : "", fill, err_border ? COLOR_ERROR_LINE : line,
-                    err_border ? "3" : "1.5");
-            bn_tooltip(cx, f, k);
-            fputs("];\n", f);
-        } else if (is_bn(n)) {
-            fputs("\\n(not in the report)\", shape=box, style=\"rounded,filled,dashed\", "
-                  "fillcolor=\"#e9ecef\", color=\"#868e96\"];\n", f);
+/* One node: a box, a BN coloured by its fate; its subgraphs follow. */
+static bnf_status draw_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
+{
+    dot_ctx *cx = ctx;
+    FILE *f = cx->f;
+    const bnf_report *r = cx->r;
+    const Onnx__ModelProto *p = cx->m->proto;
+    drawing *d = s->data;
+    const Onnx__NodeProto *n = s->g->node[i];
+    long k = bnf_is_op(n, "BatchNormalization") ? bnf_report_find_bn(cx->r, n, s->path, &cx->next_bn) : -1;
+
+    (void)err;
+    d->bn_of[i] = k;
+    if (d->first == (size_t)-1)
+        d->first = d->base + i;
+    fprintf(f, "%sn%zu [label=\"", d->ind, d->base + i);
+    label_part(f, S(n->op_type), 40);
+    if (!bnf_is_onnx_domain(n->domain)) {
+        fputs(" (", f);
+        label_part(f, n->domain, 30);
+        fputc(')', f);
+    }
+    if (n->name && *n->name) {
+        fputs("\\n", f);
+        label_part(f, n->name, 44);
+    }
+    if (k >= 0) {
+        const bnf_bn_info *b = &r->bns[k];
+        int inspect = strcmp(r->command, "fold") != 0;
+        const char *fill, *line;
+        int err_border = bn_has_error(r, k);
+        if (b->folded) {
+            fill = COLOR_FOLD_FILL;
+            line = COLOR_FOLD_LINE;
+            fprintf(f, "\\n%s %s ", inspect ? "folds" : "folded",
+                    b->before_layer ? "forward into" : "into");
+            label_part(f, S(b->layer_op), 30);
+        } else if (b->lowered) {
+            fill = COLOR_LOWER_FILL;
+            line = COLOR_LOWER_LINE;
+            fputs(inspect ? "\\nlowers to Mul + Add" : "\\nlowered to Mul + Add", f);
         } else {
-            fputs("\", shape=box, style=\"rounded,filled\", fillcolor=\"#f8f9fa\", "
-                  "color=\"#adb5bd\", tooltip=", f);
-            dot_str(f, *S(n->name) ? n->name : n->op_type);
-            fputs("];\n", f);
-            for (size_t fn = 0; fn < p->n_functions; fn++) {
-                const Onnx__FunctionProto *fp = p->functions[fn];
-                if (fp->name && n->op_type && !strcmp(fp->name, n->op_type) &&
-                    !strcmp(S(fp->domain), S(n->domain)) && add_call(cx, base + i, fn))
-                    goto nomem;
-            }
+            fill = COLOR_SKIP_FILL;
+            line = COLOR_SKIP_LINE;
+            fputs("\\nskipped: ", f);
+            label_part(f, S(b->reason_code), 40);
         }
-        /* subgraphs, right after their node (the order bnf_fold lists BNs in) */
-        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
-            const Onnx__AttributeProto *at = n->attribute[a];
-            for (size_t s = 0; s < (at->g ? 1 : 0) + at->n_graphs && !rc; s++) {
-                const Onnx__GraphProto *sub = at->g && s == 0 ? at->g : at->graphs[s - (at->g ? 1 : 0)];
-                char sub_path[512];
-                size_t cl = cx->next_cluster++, first;
-                snprintf(sub_path, sizeof sub_path, "%s%snode '%s' %s", path, *path ? " / " : "",
-                         S(n->name), S(at->name));
-                fprintf(f, "%ssubgraph cluster_%zu {\n%s  label=", ind, cl, ind);
-                {
-                    char lab[600];
-                    snprintf(lab, sizeof lab, "%s %s", *S(n->name) ? n->name : S(n->op_type),
-                             S(at->name));
-                    dot_str(f, lab);
-                }
-                fprintf(f, "; style=\"rounded,dashed\"; color=\"#868e96\"; fontcolor=\"#495057\";\n");
-                rc = draw_graph(cx, sub, &sc, sub_path, depth + 1, &first);
-                if (!rc && first == (size_t)-1) {
-                    first = cx->next_id++;
-                    fprintf(f, "%s  n%zu [shape=plaintext, label=\"(empty)\"];\n", ind, first);
-                }
-                fprintf(f, "%s}\n", ind);
-                if (!rc)
-                    fprintf(f, "%sn%zu -> n%zu [lhead=cluster_%zu, style=dotted, color=\"#868e96\", "
-                               "arrowhead=odot, tooltip=", ind, base + i, first, cl);
-                if (!rc) {
-                    dot_str(f, S(at->name));
-                    fputs("];\n", f);
-                }
-            }
+        fprintf(f, "\", shape=box, style=\"rounded,filled%s\", fillcolor=\"%s\", "
+                   "color=\"%s\", penwidth=%s, tooltip=",
+                err_border ? ",bold" : "", fill, err_border ? COLOR_ERROR_LINE : line,
+                err_border ? "3" : "1.5");
+        bn_tooltip(cx, f, k);
+        fputs("];\n", f);
+    } else if (bnf_is_op(n, "BatchNormalization")) {
+        fputs("\\n(not in the report)\", shape=box, style=\"rounded,filled,dashed\", "
+              "fillcolor=\"#e9ecef\", color=\"#868e96\"];\n", f);
+    } else {
+        fputs("\", shape=box, style=\"rounded,filled\", fillcolor=\"#f8f9fa\", "
+              "color=\"#adb5bd\", tooltip=", f);
+        dot_str(f, *S(n->name) ? n->name : n->op_type);
+        fputs("];\n", f);
+        for (size_t fn = 0; fn < p->n_functions; fn++) {
+            const Onnx__FunctionProto *fp = p->functions[fn];
+            if (fp->name && n->op_type && !strcmp(fp->name, n->op_type) &&
+                !strcmp(S(fp->domain), S(n->domain)) && add_call(cx, d->base + i, fn))
+                return bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
         }
     }
+    return BNF_OK;
+}
+
+/* After a graph's nodes: its edges and outputs, and the end of its cluster. */
+static bnf_status draw_leave(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    dot_ctx *cx = ctx;
+    FILE *f = cx->f;
+    const bnf_report *r = cx->r;
+    const Onnx__GraphProto *g = s->g;
+    drawing *d = s->data;
+    const char *ind;
+
+    (void)err;
+    if (!d)
+        return rc;
+    ind = d->ind;
     if (rc)
         goto out;
-
     /* data edges: from the producer of each input (here or in an enclosing graph) */
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
@@ -403,9 +393,9 @@ static bnf_status draw_graph(dot_ctx *cx, const Onnx__GraphProto *g, const scope
             long src;
             if (!n->input[k] || !*n->input[k])
                 continue;
-            if ((src = value_producer(&sc, n->input[k], &from_outer)) < 0)
+            if ((src = value_producer(&d->sc, n->input[k], &from_outer)) < 0)
                 continue; /* an initializer */
-            fprintf(f, "%sn%ld -> n%zu [tooltip=", ind, src, base + i);
+            fprintf(f, "%sn%ld -> n%zu [tooltip=", ind, src, d->base + i);
             dot_str(f, n->input[k]);
             fputs(from_outer ? ", style=dashed, color=\"#868e96\"];\n" : "];\n", f);
         }
@@ -413,91 +403,73 @@ static bnf_status draw_graph(dot_ctx *cx, const Onnx__GraphProto *g, const scope
     for (size_t i = 0; i < g->n_output; i++) {
         const char *name = S(g->output[i]->name);
         int from_outer;
-        long src = value_producer(&sc, name, &from_outer);
+        long src = value_producer(&d->sc, name, &from_outer);
         fprintf(f, "%sn%zu [shape=ellipse, style=filled, fillcolor=\"#fff4e6\", color=\"#ffa94d\", "
-                   "label=\"", ind, out_base + i);
+                   "label=\"", ind, d->out_base + i);
         label_part(f, name, 40);
         fputs("\", tooltip=", f);
         dot_str(f, name);
         fputs("];\n", f);
         if (src >= 0) {
-            fprintf(f, "%sn%ld -> n%zu [tooltip=", ind, src, out_base + i);
+            fprintf(f, "%sn%ld -> n%zu [tooltip=", ind, src, d->out_base + i);
             dot_str(f, name);
             fputs("];\n", f);
         }
-        if (*first_id == (size_t)-1)
-            *first_id = out_base + i;
+        if (d->first == (size_t)-1)
+            d->first = d->out_base + i;
     }
     /* where each BN goes */
     for (size_t i = 0; i < g->n_node; i++) {
         const bnf_bn_info *b;
         intptr_t dst;
-        if (bn_of[i] < 0)
+        if (d->bn_of[i] < 0)
             continue;
-        b = &r->bns[bn_of[i]];
-        if (!b->folded || !b->layer || !*b->layer || !bnf_strmap_get(sc.names, b->layer, &dst))
+        b = &r->bns[d->bn_of[i]];
+        if (!b->folded || !b->layer || !*b->layer || !bnf_strmap_get(d->sc.names, b->layer, &dst))
             continue;
-        if (adjacent(g, i, base, (size_t)dst, b->before_layer))
+        if (adjacent(g, i, d->base, (size_t)dst, b->before_layer))
             continue; /* the data edge and the label say it already */
         fprintf(f, "%sn%zu -> n%zu [style=dashed, color=\"%s\", fontcolor=\"%s\", fontsize=9, "
                    "constraint=false, label=\"%s\", tooltip=\"BatchNormalization folded into this layer\"];\n",
-                ind, base + i, (size_t)dst, COLOR_FOLD_LINE, COLOR_FOLD_LINE,
+                ind, d->base + i, (size_t)dst, COLOR_FOLD_LINE, COLOR_FOLD_LINE,
                 strcmp(r->command, "fold") ? "folds into" : "folded into");
     }
-    goto out;
-nomem:
-    rc = bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
+    if (s->owner || s->function) { /* the end of the cluster */
+        const char *pind = s->depth > 1 ? "    " : "  ";
+        if (d->first == (size_t)-1) {
+            d->first = cx->next_id++;
+            fprintf(f, "%s  n%zu [shape=plaintext, label=\"(empty)\"];\n", pind, d->first);
+        }
+        fprintf(f, "%s}\n", pind);
+    }
+    if (s->owner) {
+        fprintf(f, "%sn%zu -> n%zu [lhead=cluster_%zu, style=dotted, color=\"#868e96\", "
+                   "arrowhead=odot, tooltip=", s->depth > 1 ? "    " : "  ",
+                ((const drawing *)s->outer->data)->base + s->owner_index, d->first, d->cluster);
+        dot_str(f, s->attr);
+        fputs("];\n", f);
+    } else if (s->function) {
+        size_t fn = (size_t)(s->function - *cx->m->proto->functions) ; /* placeholder */
+        (void)fn;
+    }
 out:
-    bnf_free(bn_of);
-    bnf_strmap_free(inits);
-    bnf_strmap_free(sc.values);
-    bnf_strmap_free(sc.names);
+    if (s->function && !rc) {
+        for (size_t fn = 0; fn < cx->m->proto->n_functions; fn++)
+            if (cx->m->proto->functions[fn] == s->function) {
+                cx->fn_first[fn] = d->first;
+                cx->fn_cluster[fn] = d->cluster;
+            }
+    }
+    bnf_free(d->bn_of);
+    bnf_strmap_free(d->inits);
+    bnf_strmap_free(d->sc.values);
+    bnf_strmap_free(d->sc.names);
+    bnf_free(d);
+    s->data = NULL;
     return rc;
 }
 
-/* A function body seen as a graph: its nodes, inputs and outputs (names
- * borrowed from the function). */
-typedef struct {
-    Onnx__GraphProto g;
-    Onnx__ValueInfoProto *vi;
-    Onnx__ValueInfoProto **in, **out;
-} function_view;
-
-static int view_function(function_view *v, const Onnx__FunctionProto *fn)
-{
-    memset(v, 0, sizeof *v);
-    onnx__graph_proto__init(&v->g);
-    v->vi = bnf_calloc(fn->n_input + fn->n_output + 1, sizeof *v->vi);
-    v->in = bnf_calloc(fn->n_input + 1, sizeof *v->in);
-    v->out = bnf_calloc(fn->n_output + 1, sizeof *v->out);
-    if (!v->vi || !v->in || !v->out)
-        return -1;
-    for (size_t i = 0; i < fn->n_input; i++) {
-        onnx__value_info_proto__init(&v->vi[i]);
-        v->vi[i].name = fn->input[i];
-        v->in[i] = &v->vi[i];
-    }
-    for (size_t i = 0; i < fn->n_output; i++) {
-        onnx__value_info_proto__init(&v->vi[fn->n_input + i]);
-        v->vi[fn->n_input + i].name = fn->output[i];
-        v->out[i] = &v->vi[fn->n_input + i];
-    }
-    v->g.name = fn->name;
-    v->g.node = fn->node;
-    v->g.n_node = fn->n_node;
-    v->g.input = v->in;
-    v->g.n_input = fn->n_input;
-    v->g.output = v->out;
-    v->g.n_output = fn->n_output;
-    return 0;
-}
-
-static void unview_function(function_view *v)
-{
-    bnf_free(v->vi);
-    bnf_free(v->in);
-    bnf_free(v->out);
-}
+static const bnf_visitor drawer = {.enter = draw_enter, .node = draw_node, .leave = draw_leave};
 
 static void title(dot_ctx *cx)
 {
@@ -531,8 +503,6 @@ bnf_status bnf_report_write_dot(const bnf_report *r, const bnf_model *m, FILE *f
 {
     dot_ctx cx;
     const Onnx__ModelProto *p;
-    size_t first;
-    size_t *fn_first = NULL, *fn_cluster = NULL;
     bnf_status rc;
 
     if (!r || !m || !f || !m->proto || !m->proto->graph)
@@ -543,9 +513,9 @@ bnf_status bnf_report_write_dot(const bnf_report *r, const bnf_model *m, FILE *f
     cx.m = m;
     cx.f = f;
     cx.err = err;
-    fn_first = bnf_calloc(p->n_functions + 1, sizeof *fn_first);
-    fn_cluster = bnf_calloc(p->n_functions + 1, sizeof *fn_cluster);
-    if (!fn_first || !fn_cluster) {
+    cx.fn_first = bnf_calloc(p->n_functions + 1, sizeof *cx.fn_first);
+    cx.fn_cluster = bnf_calloc(p->n_functions + 1, sizeof *cx.fn_cluster);
+    if (!cx.fn_first || !cx.fn_cluster) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -555,41 +525,20 @@ bnf_status bnf_report_write_dot(const bnf_report *r, const bnf_model *m, FILE *f
     fputs("  node [fontname=\"Helvetica\", fontsize=10, height=0.3];\n", f);
     fputs("  edge [color=\"#495057\", arrowsize=0.6];\n", f);
     title(&cx);
-    if ((rc = draw_graph(&cx, p->graph, NULL, "", 0, &first)))
+    /* the walk edits nothing: the model stays as it is */
+    if ((rc = bnf_walk_model(&drawer, &cx, (Onnx__ModelProto *)p, err)))
         goto out;
-    for (size_t i = 0; i < p->n_functions; i++) {
-        function_view v;
-        char path[300];
-        snprintf(path, sizeof path, "function '%s'", S(p->functions[i]->name));
-        if (view_function(&v, p->functions[i])) {
-            unview_function(&v);
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        fn_cluster[i] = cx.next_cluster++;
-        fprintf(f, "  subgraph cluster_%zu {\n    label=", fn_cluster[i]);
-        dot_str(f, path);
-        fputs("; style=\"rounded,dashed\"; color=\"#7048e8\"; fontcolor=\"#5f3dc4\";\n", f);
-        rc = draw_graph(&cx, &v.g, NULL, path, 1, &fn_first[i]);
-        unview_function(&v);
-        if (rc)
-            goto out;
-        if (fn_first[i] == (size_t)-1) {
-            fn_first[i] = cx.next_id++;
-            fprintf(f, "    n%zu [shape=plaintext, label=\"(empty)\"];\n", fn_first[i]);
-        }
-        fputs("  }\n", f);
-    }
     for (size_t i = 0; i < cx.n_calls; i++)
         fprintf(f, "  n%zu -> n%zu [lhead=cluster_%zu, style=dotted, color=\"#7048e8\", "
                    "arrowhead=odot, constraint=false, tooltip=\"calls the function\"];\n",
-                cx.calls[i].node, fn_first[cx.calls[i].function], fn_cluster[cx.calls[i].function]);
+                cx.calls[i].node, cx.fn_first[cx.calls[i].function],
+                cx.fn_cluster[cx.calls[i].function]);
     fputs("}\n", f);
     if (fflush(f) != 0 || ferror(f))
         rc = bnf_fail(err, BNF_ERR_IO, "writing the graph failed");
 out:
-    bnf_free(fn_first);
-    bnf_free(fn_cluster);
+    bnf_free(cx.fn_first);
+    bnf_free(cx.fn_cluster);
     bnf_free(cx.calls);
     return rc;
 }

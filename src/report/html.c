@@ -42,31 +42,6 @@ typedef struct {
 
 /* ---- reading the parameters ------------------------------------------------------ */
 
-static int is_bn(const Onnx__NodeProto *n)
-{
-    return n->op_type && !strcmp(n->op_type, "BatchNormalization") &&
-           (!n->domain || !*n->domain || !strcmp(n->domain, "ai.onnx"));
-}
-
-static long find_bn(html_ctx *cx, const Onnx__NodeProto *n, const char *path)
-{
-    const bnf_report *r = cx->r;
-    const char *out = n->n_output ? S(n->output[0]) : "";
-    if (cx->next_bn < r->n_bns) {
-        const bnf_bn_info *b = &r->bns[cx->next_bn];
-        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
-            !strcmp(S(b->path), path))
-            return (long)cx->next_bn++;
-    }
-    for (size_t i = 0; i < r->n_bns; i++) {
-        const bnf_bn_info *b = &r->bns[i];
-        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
-            !strcmp(S(b->path), path))
-            return (long)i;
-    }
-    return -1;
-}
-
 static bnf_status read_params(html_ctx *cx, const bnf_graph *gi, const Onnx__NodeProto *n,
                               bn_params *bp)
 {
@@ -114,81 +89,37 @@ out:
     return rc;
 }
 
-static bnf_status walk(html_ctx *cx, Onnx__GraphProto *g, const bnf_graph *outer,
-                       const char *path, int depth)
+/* IR 0: an initializer that is also an input reads as its default value */
+static bnf_status params_enter(void *ctx, bnf_scope *s, bnf_err *err)
 {
-    bnf_graph gi;
-    bnf_status rc;
+    (void)err;
+    return bnf_scope_index(s, 0, ((html_ctx *)ctx)->err);
+}
 
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(cx->err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    /* IR 0: an initializer that is also an input reads as its default value */
-    if ((rc = bnf_graph_index(&gi, g, 0, cx->err)))
-        return rc;
-    gi.outer = outer;
-    for (size_t i = 0; i < g->n_node && !rc; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        if (is_bn(n)) {
-            long k = find_bn(cx, n, path);
-            if (k >= 0 && !cx->p[k].have && !cx->p[k].why[0])
-                rc = read_params(cx, &gi, n, &cx->p[k]);
-        }
-        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
-            const Onnx__AttributeProto *at = n->attribute[a];
-            for (size_t s = 0; s < (at->g ? 1 : 0) + at->n_graphs && !rc; s++) {
-                Onnx__GraphProto *sub = at->g && s == 0 ? at->g : at->graphs[s - (at->g ? 1 : 0)];
-                char sub_path[512];
-                snprintf(sub_path, sizeof sub_path, "%s%snode '%s' %s", path, *path ? " / " : "",
-                         S(n->name), S(at->name));
-                rc = walk(cx, sub, &gi, sub_path, depth + 1);
-            }
-        }
-    }
-    bnf_graph_release(&gi);
+static bnf_status params_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
+{
+    html_ctx *cx = ctx;
+    const Onnx__NodeProto *n = s->g->node[i];
+    long k;
+    (void)err;
+    if (!bnf_is_op(n, "BatchNormalization") ||
+        (k = bnf_report_find_bn(cx->r, n, s->path, &cx->next_bn)) < 0 || cx->p[k].have ||
+        cx->p[k].why[0])
+        return BNF_OK;
+    return read_params(cx, s->gi, n, &cx->p[k]);
+}
+
+static bnf_status params_leave(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    (void)ctx;
+    (void)err;
+    bnf_scope_unindex(s);
     return rc;
 }
 
-static bnf_status walk_functions(html_ctx *cx)
-{
-    const Onnx__ModelProto *p = cx->m->proto;
-    bnf_status rc = BNF_OK;
-    for (size_t i = 0; i < p->n_functions && !rc; i++) {
-        const Onnx__FunctionProto *fn = p->functions[i];
-        Onnx__GraphProto g;
-        Onnx__ValueInfoProto *vi = bnf_calloc(fn->n_input + fn->n_output + 1, sizeof *vi);
-        Onnx__ValueInfoProto **in = bnf_calloc(fn->n_input + 1, sizeof *in);
-        Onnx__ValueInfoProto **out = bnf_calloc(fn->n_output + 1, sizeof *out);
-        char path[300];
-        if (!vi || !in || !out) {
-            rc = bnf_fail(cx->err, BNF_ERR_NOMEM, "out of memory");
-        } else {
-            onnx__graph_proto__init(&g);
-            for (size_t k = 0; k < fn->n_input; k++) {
-                onnx__value_info_proto__init(&vi[k]);
-                vi[k].name = fn->input[k];
-                in[k] = &vi[k];
-            }
-            for (size_t k = 0; k < fn->n_output; k++) {
-                onnx__value_info_proto__init(&vi[fn->n_input + k]);
-                vi[fn->n_input + k].name = fn->output[k];
-                out[k] = &vi[fn->n_input + k];
-            }
-            g.name = fn->name;
-            g.node = fn->node;
-            g.n_node = fn->n_node;
-            g.input = in;
-            g.n_input = fn->n_input;
-            g.output = out;
-            g.n_output = fn->n_output;
-            snprintf(path, sizeof path, "function '%s'", S(fn->name));
-            rc = walk(cx, &g, NULL, path, 1);
-        }
-        bnf_free(vi);
-        bnf_free(in);
-        bnf_free(out);
-    }
-    return rc;
-}
+static const bnf_visitor params_reader = {
+    .enter = params_enter, .node = params_node, .leave = params_leave,
+};
 
 /* ---- HTML helpers ------------------------------------------------------------------ */
 
@@ -967,7 +898,7 @@ bnf_status bnf_report_write_html(const bnf_report *r, const bnf_model *m, FILE *
     if (cx.m) {
         if (!(cx.p = bnf_calloc(r->n_bns + 1, sizeof *cx.p)))
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        if ((rc = walk(&cx, cx.m->proto->graph, NULL, "", 0)) || (rc = walk_functions(&cx)))
+        if ((rc = bnf_walk_model(&params_reader, &cx, cx.m->proto, err)))
             goto out;
     }
 

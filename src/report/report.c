@@ -539,3 +539,24 @@ void bnf_report_write_github(const bnf_report *r, FILE *f)
         fputs("': run bnfold fold\n", f);
     }
 }
+
+long bnf_report_find_bn(const bnf_report *r, const Onnx__NodeProto *n, const char *path,
+                        size_t *next)
+{
+    const char *out = n->n_output ? S(n->output[0]) : "";
+    if (!r)
+        return -1;
+    if (*next < r->n_bns) {
+        const bnf_bn_info *b = &r->bns[*next];
+        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
+            !strcmp(S(b->path), path))
+            return (long)(*next)++;
+    }
+    for (size_t i = 0; i < r->n_bns; i++) {
+        const bnf_bn_info *b = &r->bns[i];
+        if (!strcmp(S(b->name), S(n->name)) && !strcmp(S(b->output), out) &&
+            !strcmp(S(b->path), path))
+            return (long)i;
+    }
+    return -1;
+}
