@@ -290,6 +290,19 @@ typedef struct {
     double local_err;    /* local check: max |diff| / max |out|; NAN when not run */
 } bnf_fold_action;
 
+/* The stable codes of reports: why a BN is not folded (kind
+ * BNF_CODE_SKIP, bnf_bn_info.reason_code) and health findings
+ * (BNF_CODE_FINDING, bnf_finding.code), with what each means. */
+typedef enum { BNF_CODE_SKIP = 1, BNF_CODE_FINDING = 2 } bnf_code_kind;
+typedef struct {
+    const char *code;      /* "SHAPE_MISMATCH", "BN_TINY_VAR", ... */
+    bnf_code_kind kind;
+    const char *severity;  /* findings: the default severity; NULL for skip reasons */
+    const char *text;      /* one line: what it means */
+} bnf_code_info;
+/* Every code (static; *n gets how many). */
+BNF_API const bnf_code_info *bnf_codes(size_t *n);
+
 /* A BN health finding (see docs/contract.md for the codes). */
 typedef struct {
     const char *code;      /* "BN_TINY_VAR", "BN_NEG_VAR", ... */

@@ -1,4 +1,4 @@
-/* check.c: the CI gate.  Decides, from an inspect report, which findings and
+/* gate.c: the CI gate (bnfold check).  Decides, from an inspect report, which findings and
  * which unfolded BNs trip the gate for a --fail-on list:
  *   CODE[,CODE...]  those finding codes (BN_NEG_VAR, ...)
  *   error           findings of severity error (the default)
@@ -17,13 +17,9 @@ static int severity_rank(const char *s)
 
 static int known_code(const char *c, size_t n)
 {
-    static const char *const codes[] = {"BN_NONFINITE", "BN_NEG_VAR", "BN_TRAINING_MODE",
-                                        "BN_EPS_NONPOS", "BN_ZERO_VAR", "BN_TINY_VAR",
-                                        "BN_LARGE_SCALE", "BN_UNTRAINED", "BN_DEAD_CHANNEL"};
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (strlen(codes[i]) == n && !strncmp(codes[i], c, n))
-            return 1;
-    return 0;
+    bnf_code code = bnf_code_find(c, n);
+    size_t count;
+    return code != BNF_NO_CODE && bnf_codes(&count)[code - 1].kind == BNF_CODE_FINDING;
 }
 
 /* Parses a --fail-on list: the lowest severity named (0 none) and whether

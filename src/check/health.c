@@ -25,7 +25,7 @@ typedef struct {
 } sink;
 
 /* Adds a finding for the channels where pred(i) holds (none: no finding). */
-static bnf_status add(sink *k, const char *code, const char *severity, const int *hit, size_t n,
+static bnf_status add(sink *k, bnf_code code, const char *severity, const int *hit, size_t n,
                       int whole, const char *msg, bnf_err *err)
 {
     bnf_finding *grown, *f;
@@ -40,8 +40,8 @@ static bnf_status add(sink *k, const char *code, const char *severity, const int
     k->r->findings = grown;
     f = &grown[k->r->n_findings++];
     memset(f, 0, sizeof *f);
-    f->code = code;
-    f->severity = severity;
+    f->code = bnf_code_name(code);
+    f->severity = severity ? severity : bnf_code_severity(code);
     f->bn = k->bn;
     f->n_channels = whole ? 0 : count;
     for (size_t i = 0, j = 0; i < n && j < 16 && !whole; i++)
@@ -64,7 +64,7 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
 
     memset(p, 0, sizeof p);
     if (training &&
-        (rc = add(&k, "BN_TRAINING_MODE", "error", NULL, 0, 1,
+        (rc = add(&k, BNF_BN_TRAINING_MODE, NULL, NULL, 0, 1,
                   "training-mode BatchNormalization: it normalises with batch statistics", err)))
         return rc;
     for (int i = 0; i < 4 && readable; i++) {
@@ -84,28 +84,28 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-#define CHECK(code, sev, cond, text)                                       \
+#define CHECK(code, cond, text)                                       \
     do {                                                                   \
         for (size_t i = 0; i < c; i++)                                     \
             hit[i] = (cond);                                               \
         snprintf(msg, sizeof msg, "%s", text);                             \
-        if ((rc = add(&k, code, sev, hit, c, 0, msg, err)))                \
+        if ((rc = add(&k, code, NULL, hit, c, 0, msg, err)))               \
             goto out;                                                      \
     } while (0)
-    CHECK("BN_NONFINITE", "error",
+    CHECK(BNF_BN_NONFINITE,
           !isfinite(p[0].v[i]) || !isfinite(p[1].v[i]) || !isfinite(p[2].v[i]) || !isfinite(p[3].v[i]),
           "NaN or Inf in scale, B, mean or variance");
-    CHECK("BN_NEG_VAR", "error", p[3].v[i] < 0, "negative running variance");
-    CHECK("BN_ZERO_VAR", "warning", p[3].v[i] == 0, "running variance is exactly 0");
-    CHECK("BN_TINY_VAR", "warning", p[3].v[i] > 0 && p[3].v[i] < 1e-6,
+    CHECK(BNF_BN_NEG_VAR, p[3].v[i] < 0, "negative running variance");
+    CHECK(BNF_BN_ZERO_VAR, p[3].v[i] == 0, "running variance is exactly 0");
+    CHECK(BNF_BN_TINY_VAR, p[3].v[i] > 0 && p[3].v[i] < 1e-6,
           "running variance below 1e-6: the channel is scaled by up to 1/sqrt(eps)");
     snprintf(msg, sizeof msg, "per-channel scale |gamma/sqrt(var+eps)| above 1e4: folded weights "
              "may overflow float16");
     for (size_t i = 0; i < c; i++)
         hit[i] = fabs(p[0].v[i] / sqrt(p[3].v[i] + eps)) > 1e4;
-    if ((rc = add(&k, "BN_LARGE_SCALE", "warning", hit, c, 0, msg, err)))
+    if ((rc = add(&k, BNF_BN_LARGE_SCALE, NULL, hit, c, 0, msg, err)))
         goto out;
-    CHECK("BN_DEAD_CHANNEL", "info", p[0].v[i] == 0,
+    CHECK(BNF_BN_DEAD_CHANNEL, p[0].v[i] == 0,
           "gamma is 0: the channel's output is the constant B");
 #undef CHECK
     for (size_t i = 0; i < c; i++)
@@ -113,7 +113,7 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
     if (!(eps > 0)) {
         snprintf(msg, sizeof msg, "epsilon is %g%s", eps,
                  any_zero ? " and a variance is 0: division by zero" : "");
-        if ((rc = add(&k, "BN_EPS_NONPOS", any_zero ? "error" : "warning", NULL, 0, 1, msg, err)))
+        if ((rc = add(&k, BNF_BN_EPS_NONPOS, any_zero ? "error" : NULL, NULL, 0, 1, msg, err)))
             goto out;
     }
     if (c > 1) {
@@ -121,7 +121,7 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
         for (size_t i = 0; i < c && untrained; i++)
             untrained = p[2].v[i] == 0 && p[3].v[i] == 1;
         if (untrained &&
-            (rc = add(&k, "BN_UNTRAINED", "warning", NULL, 0, 1,
+            (rc = add(&k, BNF_BN_UNTRAINED, NULL, NULL, 0, 1,
                       "running mean all 0 and variance all 1: statistics look never trained "
                       "(exported before any were collected?)", err)))
             goto out;

@@ -33,16 +33,16 @@ static int output_named(const Onnx__NodeProto *n, size_t i)
 }
 
 /* Why the node is not in inference mode, or NULL when it is. */
-static const char *training_reason(const bnf_graph *gi, const Onnx__NodeProto *n, int version,
-                                   char *reason, size_t size)
+static bnf_code training_reason(const bnf_graph *gi, const Onnx__NodeProto *n, int version,
+                                char *reason, size_t size)
 {
     if (version <= 6 && bnf_attr_int(n, "is_test", 0) == 0) {
         snprintf(reason, size, "is_test=0 (training mode, opset %d)", version);
-        return "TRAINING_MODE";
+        return BNF_TRAINING_MODE;
     }
     if (version >= 14 && bnf_attr_int(n, "training_mode", 0) != 0) {
         snprintf(reason, size, "training_mode=1");
-        return "TRAINING_MODE";
+        return BNF_TRAINING_MODE;
     }
     for (size_t i = 1; i < n->n_output; i++) {
         if (!output_named(n, i))
@@ -51,16 +51,16 @@ static const char *training_reason(const bnf_graph *gi, const Onnx__NodeProto *n
         if ((version >= 7 && version < 14) || bnf_graph_uses(gi, n->output[i]) > 0) {
             snprintf(reason, size, "output %zu ('%s') is %s: training-mode statistics", i,
                      n->output[i], bnf_graph_uses(gi, n->output[i]) ? "used" : "requested");
-            return "TRAINING_MODE";
+            return BNF_TRAINING_MODE;
         }
     }
-    return NULL;
+    return BNF_NO_CODE;
 }
 
 static const char *param_names[] = {"scale", "B", "mean", "var"};
 
 bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__NodeProto *node,
-                       int64_t opset, bnf_bn *bn, const char **code, char *reason,
+                       int64_t opset, bnf_bn *bn, bnf_code *code, char *reason,
                        size_t reason_size, bnf_err *err)
 {
     int version = bn_version(opset);
@@ -74,7 +74,7 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
     bn->eps = bnf_attr_float(node, "epsilon", 1e-5);
     bn->min_var = NAN;
     bn->max_abs_scale = NAN;
-    *code = NULL;
+    *code = BNF_NO_CODE;
     reason[0] = '\0';
 
     if (node->n_input < 5) {
@@ -93,9 +93,9 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
         if ((rc = bnf_graph_const(m, gi, in, &kind, &p[i], err)))
             goto out;
         if (kind != BNF_CONST_YES && !*code) {
-            *code = kind == BNF_CONST_NO            ? "PARAM_NOT_CONSTANT"
-                    : kind == BNF_CONST_OVERRIDABLE ? "PARAM_OVERRIDABLE"
-                                                    : "UNSUPPORTED_DTYPE";
+            *code = kind == BNF_CONST_NO            ? BNF_PARAM_NOT_CONSTANT
+                    : kind == BNF_CONST_OVERRIDABLE ? BNF_PARAM_OVERRIDABLE
+                                                    : BNF_UNSUPPORTED_DTYPE;
             snprintf(reason, reason_size,
                      kind == BNF_CONST_NO ? "%s '%s' is computed at run time"
                      : kind == BNF_CONST_OVERRIDABLE
@@ -112,7 +112,7 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
         if (p[i].n != p[0].n || p[i].rank != 1) {
             if (version <= 7 && bnf_attr_int(node, "spatial", 1) == 0)
                 break; /* reported below */
-            *code = "SHAPE_MISMATCH";
+            *code = BNF_SHAPE_MISMATCH;
             snprintf(reason, reason_size, "%s '%s' has %zu values in %zu dimensions, %s has %zu",
                      param_names[i], node->input[i + 1], p[i].n, p[i].rank, param_names[0],
                      p[0].n);
@@ -120,7 +120,7 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
         }
     }
     if (version <= 7 && bnf_attr_int(node, "spatial", 1) == 0) {
-        *code = "SPATIAL";
+        *code = BNF_SPATIAL;
         snprintf(reason, reason_size, "spatial=0: parameters per element, not per channel");
         goto mode;
     }
@@ -143,7 +143,7 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
             bn->max_abs_scale = fabs(bn->s[c]);
         if (!isfinite(bn->s[c]) || !isfinite(bn->t[c])) {
             if (!*code) {
-                *code = "NON_FINITE";
+                *code = BNF_NON_FINITE;
                 snprintf(reason, reason_size,
                          "channel %zu: var %g, epsilon %g give a non-finite scale or shift", c,
                          var, bn->eps);
@@ -154,7 +154,7 @@ mode:
     {
         /* Training mode outranks parameter problems: it is the first thing to fix. */
         char why[160];
-        const char *tcode = training_reason(gi, node, version, why, sizeof why);
+        bnf_code tcode = training_reason(gi, node, version, why, sizeof why);
         if (tcode) {
             *code = tcode;
             snprintf(reason, reason_size, "%s", why);

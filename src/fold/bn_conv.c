@@ -5,10 +5,9 @@
  * normalised input is not zero padding of the raw input. */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-static bnf_status fold(bnf_fold_job *job)
+static bnf_status match(bnf_fold_job *job)
 {
     const bnf_array *w = job->w, *b = job->b;
     const Onnx__AttributeProto *pads = bnf_node_attr(job->layer, "pads");
@@ -18,26 +17,41 @@ static bnf_status fold(bnf_fold_job *job)
 
     if (ap && ap->has_s && !(ap->s.len == 6 && memcmp(ap->s.data, "NOTSET", 6) == 0) &&
         !(ap->s.len == 5 && memcmp(ap->s.data, "VALID", 5) == 0))
-        return bnf_fold_decline(job, "PADDING", "the Conv pads its input (auto_pad %.*s): padding "
-                                "the normalised input is not padding the raw one",
+        return bnf_fold_decline(job, BNF_PADDING, "the Conv pads its input (auto_pad %.*s): "
+                                "padding the normalised input is not padding the raw one",
                                 (int)ap->s.len, (const char *)ap->s.data);
     for (size_t i = 0; pads && i < pads->n_ints; i++)
         if (pads->ints[i] != 0)
-            return bnf_fold_decline(job, "PADDING", "the Conv pads its input: padding the "
+            return bnf_fold_decline(job, BNF_PADDING, "the Conv pads its input: padding the "
                                     "normalised input with zeros is not padding the raw one");
     if (w->rank < 3 || g <= 0 || w->dims[0] % g != 0)
-        return bnf_fold_decline(job, "SHAPE_MISMATCH", "weight of rank %zu with group %lld",
+        return bnf_fold_decline(job, BNF_SHAPE_MISMATCH, "weight of rank %zu with group %lld",
                                 w->rank, (long long)g);
     m_out = w->dims[0];
     c_per_g = w->dims[1];
     m_per_g = m_out / g;
     if (c_per_g * g != job->bn->c)
-        return bnf_fold_decline(job, "SHAPE_MISMATCH", "the Conv reads %lld channels, the BN "
+        return bnf_fold_decline(job, BNF_SHAPE_MISMATCH, "the Conv reads %lld channels, the BN "
                                 "has %lld", (long long)(c_per_g * g), (long long)job->bn->c);
     if (b && (b->rank != 1 || b->n != (size_t)m_out))
-        return bnf_fold_decline(job, "SHAPE_MISMATCH", "bias has %zu values, expected %lld",
+        return bnf_fold_decline(job, BNF_SHAPE_MISMATCH, "bias has %zu values, expected %lld",
                                 b->n, (long long)m_out);
     inner = (m_out && c_per_g) ? w->n / (size_t)(m_out * c_per_g) : 0;
+    inner = inner ? inner : 1;
+    /* W[m, c, ...] * s[(m / (M/g)) * (C/g) + c]: groups of M/g rows of W */
+    bnf_fold_scale(job, inner, c_per_g ? (size_t)c_per_g : 1,
+                   g == 1 ? 0 : (size_t)m_per_g * (size_t)c_per_g * inner);
+    return BNF_OK;
+}
+
+/* b'_m = b_m + sum over m's group's input channels c and the kernel of W * t_c */
+static bnf_status fold(bnf_fold_job *job)
+{
+    const bnf_array *w = job->w, *b = job->b;
+    int64_t g = bnf_attr_int(job->layer, "group", 1);
+    int64_t m_out = w->dims[0], c_per_g = w->dims[1], m_per_g = m_out / g;
+    size_t inner = (m_out && c_per_g) ? w->n / (size_t)(m_out * c_per_g) : 0;
+
     job->new_b.rank = 1;
     job->new_b.n = (size_t)m_out;
     job->new_b.dims = bnf_malloc(sizeof *job->new_b.dims);
@@ -50,10 +64,8 @@ static bnf_status fold(bnf_fold_job *job)
         for (int64_t cl = 0; cl < c_per_g; cl++) {
             int64_t c = (m / m_per_g) * c_per_g + cl;
             size_t base = ((size_t)m * (size_t)c_per_g + (size_t)cl) * inner;
-            for (size_t k = 0; w->v && k < inner; k++) { /* no values: inspect's dry run */
-                job->new_w[base + k] = w->v[base + k] * job->bn->s[c];
+            for (size_t k = 0; k < inner; k++)
                 acc += w->v[base + k] * job->bn->t[c];
-            }
         }
         job->new_b.v[m] = acc;
     }
@@ -65,4 +77,7 @@ static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
     return w->rank >= 3 ? w->dims[1] * bnf_attr_int(layer, "group", 1) : -1;
 }
 
-const bnf_fold_pattern bnf_fold_bn_conv = {"Conv", BNF_BEFORE_LAYER, channels, fold, NULL};
+const bnf_fold_pattern bnf_fold_bn_conv = {
+    .layer = &bnf_layer_conv, .position = BNF_BEFORE_LAYER, .channels = channels,
+    .match = match, .fold = fold, .bias_reads_weight = 1,
+};

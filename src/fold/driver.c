@@ -1,37 +1,54 @@
-/* fold.c: the folding pass.
+/* driver.c: the folding pass.
  *
  * An affine node (BatchNormalization, or Mul / Add by a per-channel constant)
- * next to a layer (Conv, ConvTranspose, Gemm, MatMul) folds into the layer's
- * weights when a pattern of the table below allows: layer -> node for all of
- * them, BN -> layer where that is exact.  The pass repeats until nothing
- * changes (Conv -> BN -> BN, Conv -> BN -> Mul -> Add fold completely).
+ * next to a layer folds into the layer's weights when a pattern of the table
+ * below allows (fold.h says what a pattern is).  The pass repeats until
+ * nothing changes (Conv -> BN -> BN, Conv -> BN -> Mul -> Add fold completely),
+ * graph by graph in the walk's order: the main graph, its subgraphs, the
+ * model-local functions.
  *
- * A fold never changes a tensor in place: it writes new tensors under fresh
- * names, points the layer at them, takes the node out (the layer inherits its
- * output name, which may be a graph output), then removes whatever became
- * unused.  Every BN of the input gets a report entry saying what became of it. */
+ * One fold goes through five phases, each a function below working on one
+ * `attempt`: match (the graph allows it and the pattern takes it), read (the
+ * weight's values, when they are needed), compute (the new weight and bias,
+ * every value representable in its type), check (the local check of the node
+ * as it will be written) and rewrite (the graph).  A fold never changes a
+ * tensor in place: it writes new tensors under fresh names, points the layer
+ * at them, takes the node out (the layer inherits its output name, which may
+ * be a graph output), then removes whatever became unused.  Every BN of the
+ * input gets a report entry saying what became of it.  No layer's op type is
+ * named here: the patterns know their layers. */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Adding a fold: one file in fold/, one line here. */
-static const bnf_fold_pattern *const patterns[] = {
-    &bnf_fold_conv_bn,   &bnf_fold_conv_transpose_bn, &bnf_fold_gemm_bn,
-    &bnf_fold_matmul_bn, &bnf_fold_bn_conv,           &bnf_fold_bn_gemm,
-};
+/* Adding a fold: one file in fold/ defining bnf_fold_<name>, one line here. */
+#define BNF_FOLD_PATTERNS(X)                                                                 \
+    X(conv_bn)                                                                               \
+    X(conv_transpose_bn)                                                                     \
+    X(gemm_bn)                                                                               \
+    X(matmul_bn)                                                                             \
+    X(bn_conv)                                                                               \
+    X(bn_gemm)
+
+#define DECLARE(name) extern const bnf_fold_pattern bnf_fold_##name;
+BNF_FOLD_PATTERNS(DECLARE)
+#undef DECLARE
+#define ENTRY(name) &bnf_fold_##name,
+static const bnf_fold_pattern *const patterns[] = {BNF_FOLD_PATTERNS(ENTRY)};
+#undef ENTRY
 
 #define S(x) ((x) ? (x) : "")
 
-void bnf_fold_scale(bnf_fold_job *job, size_t inner, size_t channels)
+void bnf_fold_scale(bnf_fold_job *job, size_t inner, size_t per_group, size_t group)
 {
-    job->scaled = 1;
-    job->scale_inner = inner;
-    job->scale_channels = channels;
+    job->scaling.inner = inner;
+    job->scaling.per_group = per_group;
+    job->scaling.group = group;
 }
 
-bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt, ...)
+bnf_status bnf_fold_decline(bnf_fold_job *job, bnf_code code, const char *fmt, ...)
 {
     va_list ap;
     job->code = code;
@@ -41,16 +58,10 @@ bnf_status bnf_fold_decline(bnf_fold_job *job, const char *code, const char *fmt
     return BNF_OK;
 }
 
-static int is_op(const Onnx__NodeProto *n, const char *op)
-{
-    return n->op_type && strcmp(n->op_type, op) == 0 &&
-           (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0);
-}
-
 static const bnf_fold_pattern *pattern_for(const Onnx__NodeProto *n, bnf_fold_position pos)
 {
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++)
-        if (patterns[i]->position == pos && is_op(n, patterns[i]->op_type))
+        if (patterns[i]->position == pos && bnf_is_op(n, patterns[i]->layer->op_type))
             return patterns[i];
     return NULL;
 }
@@ -59,9 +70,9 @@ typedef struct {
     bnf_model *m;
     const bnf_fold_options *opts;
     double loosen;                    /* tolerance factor of the coarsest folded type */
-    bnf_graph *gi;                    /* the graph being folded */
+    bnf_fold_site site;               /* the graph being folded */
     bnf_names names;
-    int64_t opset;
+    int64_t model_opset;
     bnf_report *r;
     const Onnx__NodeProto **bn_nodes; /* report entry i describes bn_nodes[i] */
     unsigned char *examined;          /* health of entry i read */
@@ -69,20 +80,18 @@ typedef struct {
     char **pending;                   /* names a subgraph fold stopped using: an enclosing
                                          graph may own them */
     size_t n_pending;
-    int in_function;                  /* folding a function body: no initializers there */
     int dry_run;                      /* inspect: decide, reading weight values only when
                                          read_weights or 16-bit (a fold overflows those) */
     int read_weights;
 } fold_ctx;
 
-/* Puts a new tensor in the graph: an initializer, or in a function body (which
- * has none) a Constant node at the front; *shift counts the nodes inserted. */
-static bnf_status add_tensor(fold_ctx *cx, Onnx__TensorProto *t, size_t *shift, bnf_err *err)
+bnf_status bnf_fold_add_tensor(const bnf_fold_site *site, Onnx__TensorProto *t, size_t *shift,
+                               bnf_err *err)
 {
     Onnx__NodeProto *c;
     const char *out[1];
-    if (!cx->in_function)
-        return bnf_graph_add_initializer(cx->gi, t, err);
+    if (!site->in_function)
+        return bnf_graph_add_initializer(site->gi, t, err);
     out[0] = t->name;
     c = bnf_node_new("Constant", t->name, NULL, 0, out, 1);
     if (!c || !(c->attribute = bnf_malloc(sizeof *c->attribute)) ||
@@ -102,18 +111,18 @@ static bnf_status add_tensor(fold_ctx *cx, Onnx__TensorProto *t, size_t *shift, 
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     (*shift)++;
-    return bnf_graph_insert_node(cx->gi->g, 0, c, err);
+    return bnf_graph_insert_node(site->gi->g, 0, c, err);
 }
 
 /* Why a fold did not happen: a stable code and a sentence. */
 typedef struct {
-    const char *code;
+    bnf_code code;
     char text[240];
 } why_not;
 
-static void say(why_not *w, const char *code, const char *fmt, ...)
+static void say(why_not *w, bnf_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void say(why_not *w, const char *code, const char *fmt, ...)
+static void say(why_not *w, bnf_code code, const char *fmt, ...)
 {
     va_list ap;
     w->code = code;
@@ -142,12 +151,12 @@ static bnf_bn_info *entry_for(fold_ctx *cx, const Onnx__NodeProto *n)
     return NULL;
 }
 
-static const char *const_reason(bnf_const_kind kind)
+static bnf_code const_reason(bnf_const_kind kind)
 {
     switch (kind) {
-    case BNF_CONST_NO: return "PARAM_NOT_CONSTANT";
-    case BNF_CONST_OVERRIDABLE: return "PARAM_OVERRIDABLE";
-    default: return "UNSUPPORTED_DTYPE";
+    case BNF_CONST_NO: return BNF_PARAM_NOT_CONSTANT;
+    case BNF_CONST_OVERRIDABLE: return BNF_PARAM_OVERRIDABLE;
+    default: return BNF_UNSUPPORTED_DTYPE;
     }
 }
 
@@ -167,13 +176,9 @@ static int representable(int32_t dtype, const double *v, size_t n, const char *w
 {
     for (size_t i = 0; i < n; i++) {
         double r = bnf_round_to(dtype, v[i]);
-        if (!isfinite(v[i]) || !isfinite(r)) {
-            say(w, "NON_FINITE", "folded %s[%zu] = %g is not finite in %s", what, i, v[i],
-                bnf_dtype_name(dtype));
-            return 0;
-        }
-        if (r == 0 && v[i] != 0) {
-            say(w, "NON_FINITE", "folded %s[%zu] = %g flushes to zero in %s", what, i, v[i],
+        if (!isfinite(v[i]) || !isfinite(r) || (r == 0 && v[i] != 0)) {
+            say(w, BNF_NON_FINITE, "folded %s[%zu] = %g %s in %s", what, i, v[i],
+                isfinite(v[i]) && isfinite(r) ? "flushes to zero" : "is not finite",
                 bnf_dtype_name(dtype));
             return 0;
         }
@@ -183,35 +188,35 @@ static int representable(int32_t dtype, const double *v, size_t n, const char *w
 
 /* The per-channel affine map of a Mul or Add whose other operand is a constant
  * shaped for `channels` channels on axis 1 of a rank-`rank` value: a scalar, or
- * 1 everywhere but axis 1.  Returns 0 with *w said when it is not one. */
+ * 1 everywhere but axis 1.  *w is said when it is not one. */
 static bnf_status affine_of_const(fold_ctx *cx, const Onnx__NodeProto *n, const char *x,
                                   int64_t channels, int rank, bnf_bn *out, why_not *w,
                                   bnf_err *err)
 {
     const char *k_name = strcmp(S(bnf_node_input(n, 0)), x) == 0 ? bnf_node_input(n, 1)
                                                                 : bnf_node_input(n, 0);
-    int is_mul = is_op(n, "Mul");
+    int is_mul = bnf_is_op(n, "Mul");
     bnf_const_kind kind;
     bnf_array k;
     bnf_status rc;
 
     memset(out, 0, sizeof *out);
     if (!k_name || n->n_input != 2)
-        return say(w, "NO_LAYER", "not a two-input node"), BNF_OK;
-    if ((rc = bnf_graph_const(cx->m, cx->gi, k_name, &kind, &k, err)))
+        return say(w, BNF_NO_LAYER, "not a two-input node"), BNF_OK;
+    if ((rc = bnf_graph_const(cx->m, cx->site.gi, k_name, &kind, &k, err)))
         return rc;
     if (kind != BNF_CONST_YES) {
         say(w, const_reason(kind), "%s operand '%s' is %s", n->op_type, k_name, const_words(kind));
         return BNF_OK;
     }
     if (rank < 2 || k.rank > (size_t)rank) {
-        say(w, "SHAPE_MISMATCH", "constant of rank %zu on a value of rank %d", k.rank, rank);
+        say(w, BNF_SHAPE_MISMATCH, "constant of rank %zu on a value of rank %d", k.rank, rank);
         goto out;
     }
     for (size_t d = 0; d < k.rank; d++) {
         size_t axis = (size_t)rank - k.rank + d;
         if (k.dims[d] != 1 && !(axis == 1 && k.dims[d] == channels)) {
-            say(w, "SHAPE_MISMATCH", "constant '%s' is not per channel (dimension %zu is %lld)",
+            say(w, BNF_SHAPE_MISMATCH, "constant '%s' is not per channel (dimension %zu is %lld)",
                 k_name, d, (long long)k.dims[d]);
             goto out;
         }
@@ -233,266 +238,262 @@ out:
     return rc;
 }
 
-/* What a successful attempt did, for the report. */
+/* ---- one fold, in phases ----------------------------------------------------------- */
+
+/* One attempt at folding the affine node at index `at` into `layer`. */
 typedef struct {
-    const char *new_w, *new_b;
-    double local_err;
-} done;
-
-/* Tries to fold `node` (at index i; an affine map `bn`, or NULL for Mul/Add,
- * read here) into `layer` at position pos.  On success the graph has changed
- * (*folded = 1) and d says how; otherwise *w says why not. */
-static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
-                          const bnf_fold_pattern *pat, const bnf_bn *bn_in, int *folded,
-                          done *d, why_not *w, bnf_err *err)
-{
-    Onnx__GraphProto *g = cx->gi->g;
-    Onnx__NodeProto *node = g->node[i];
+    fold_ctx *cx;
+    size_t at;
+    Onnx__NodeProto *node, *layer;
+    const bnf_fold_pattern *pat;
+    const char *link;                 /* the value between the two nodes */
     bnf_fold_job job;
-    bnf_bn own = {0};
-    const bnf_bn *bn = bn_in;
-    const Onnx__TensorProto *w_proto = NULL;
-    int narrow, stream, unread = 0;
-    bnf_array wt = {0}, b = {0};
-    bnf_const_kind kind;
-    const char *link, *bias_name, *new_w_name, *new_b_name;
-    char *candidates[8] = {0}, *link_copy = NULL;
-    size_t n_cand = 0;
-    Onnx__TensorProto *tw = NULL, *tb = NULL;
+    bnf_bn own;                       /* a Mul / Add's map (the BN's is given) */
+    const Onnx__TensorProto *w_proto; /* W as stored, or NULL (a Constant's value_floats) */
+    bnf_array w, b;                   /* W (dims; values when read) and the bias */
     int32_t bias_dtype;
-    int64_t channels;
-    size_t shift = 0;
-    bnf_status rc = BNF_OK;
+    Onnx__TensorProto *tw, *tb;       /* the new tensors, until the graph has them */
+    why_not why;                      /* set when the fold is not made */
+    double local_err;
+    const char *new_w_name, *new_b_name;
+} attempt;
 
-    *folded = 0;
-    memset(&job, 0, sizeof job);
-    /* the value between the two nodes: the layer's output, or the node's */
-    link = pat->position == BNF_AFTER_LAYER ? S(layer->output[0]) : S(node->output[0]);
-    if (pat->position == BNF_AFTER_LAYER && !layer->n_output)
-        return say(w, "NO_LAYER", "the layer has no output"), BNF_OK;
-    if (pat->position == BNF_AFTER_LAYER && strcmp(S(bnf_node_input(node, 0)), link) != 0 &&
-        (bn_in || strcmp(S(bnf_node_input(node, 1)), link) != 0))
-        return say(w, "NO_LAYER", "it does not read the %s's output as its data", pat->op_type),
+/* Match: the graph allows the fold (the value between the two nodes read by
+ * nothing else, the weight and bias constant) and the pattern takes it. */
+static bnf_status fold_match(attempt *a, bnf_err *err)
+{
+    fold_ctx *cx = a->cx;
+    const bnf_fold_pattern *pat = a->pat;
+    const char *op = pat->layer->op_type;
+    int after = pat->position == BNF_AFTER_LAYER;
+    bnf_const_kind kind;
+    bnf_status rc;
+
+    if (after && !a->layer->n_output)
+        return say(&a->why, BNF_NO_LAYER, "the layer has no output"), BNF_OK;
+    a->link = after ? S(a->layer->output[0]) : S(a->node->output[0]);
+    if (after && strcmp(S(bnf_node_input(a->node, 0)), a->link) != 0 &&
+        (a->job.bn || strcmp(S(bnf_node_input(a->node, 1)), a->link) != 0))
+        return say(&a->why, BNF_NO_LAYER, "it does not read the %s's output as its data", op),
                BNF_OK;
-    if (pat->position == BNF_BEFORE_LAYER && strcmp(S(bnf_node_input(layer, 0)), link) != 0)
-        return say(w, "NO_LAYER", "its output is not the %s's data input", pat->op_type), BNF_OK;
-    if (bnf_graph_is_output(cx->gi, link))
-        return say(w, "LAYER_GRAPH_OUTPUT", "%s output '%s' is also a graph output",
-                   pat->position == BNF_AFTER_LAYER ? pat->op_type : node->op_type, link), BNF_OK;
-    if (bnf_graph_uses(cx->gi, link) != 1)
-        return say(w, "LAYER_MULTI_CONSUMER", "%s output '%s' has %zu consumers; folding would "
-                   "change the others", pat->position == BNF_AFTER_LAYER ? pat->op_type
-                   : node->op_type, link, bnf_graph_uses(cx->gi, link)), BNF_OK;
+    if (!after && strcmp(S(bnf_node_input(a->layer, 0)), a->link) != 0)
+        return say(&a->why, BNF_NO_LAYER, "its output is not the %s's data input", op), BNF_OK;
+    if (bnf_graph_is_output(cx->site.gi, a->link))
+        return say(&a->why, BNF_LAYER_GRAPH_OUTPUT, "%s output '%s' is also a graph output",
+                   after ? op : a->node->op_type, a->link), BNF_OK;
+    if (bnf_graph_uses(cx->site.gi, a->link) != 1)
+        return say(&a->why, BNF_LAYER_MULTI_CONSUMER, "%s output '%s' has %zu consumers; folding "
+                   "would change the others", after ? op : a->node->op_type, a->link,
+                   bnf_graph_uses(cx->site.gi, a->link)), BNF_OK;
     for (size_t k = 1; k <= 2; k++) {
-        const char *in = bnf_node_input(layer, k);
-        bnf_array *dst = k == 1 ? &wt : &b;
+        const char *in = bnf_node_input(a->layer, k);
         if (!in) {
-            if (k == 1) {
-                say(w, "UNSUPPORTED_LAYER", "%s '%s' has no weight input", pat->op_type,
-                    S(layer->name));
-                goto out;
-            }
+            if (k == 1)
+                return say(&a->why, BNF_UNSUPPORTED_LAYER, "%s '%s' has no weight input", op,
+                           S(a->layer->name)), BNF_OK;
             continue;
         }
-        /* the weight's values are read only once the pattern has accepted it */
-        if ((rc = k == 1 ? bnf_graph_const_shape(cx->m, cx->gi, in, &w_proto, &kind, dst, err)
-                         : bnf_graph_const(cx->m, cx->gi, in, &kind, dst, err)))
-            goto out;
-        if (kind != BNF_CONST_YES) {
-            say(w, const_reason(kind), "%s %s '%s' is %s", pat->op_type, k == 1 ? "weight" : "bias",
-                in, const_words(kind));
-            goto out;
-        }
+        /* W's values are read once the pattern has taken it */
+        if ((rc = k == 1 ? bnf_graph_const_shape(cx->m, cx->site.gi, in, &a->w_proto, &kind,
+                                                 &a->w, err)
+                         : bnf_graph_const(cx->m, cx->site.gi, in, &kind, &a->b, err)))
+            return rc;
+        if (kind != BNF_CONST_YES)
+            return say(&a->why, const_reason(kind), "%s %s '%s' is %s", op,
+                       k == 1 ? "weight" : "bias", in, const_words(kind)), BNF_OK;
     }
-    channels = pat->channels(layer, &wt);
-    job.in_rank = bnf_graph_rank(cx->gi, S(bnf_node_input(layer, 0)));
-    if (!bn) { /* Mul or Add: its constant, read for this layer's channels */
-        int rank = is_op(layer, "Conv") || is_op(layer, "ConvTranspose") ? (int)wt.rank
-                   : is_op(layer, "Gemm") ? 2 : job.in_rank;
-        if (channels < 0) {
-            say(w, "SHAPE_MISMATCH", "the %s weight has rank %zu", pat->op_type, wt.rank);
-            goto out;
-        }
-        if ((rc = affine_of_const(cx, node, link, channels, rank, &own, w, err)) || w->code)
-            goto out;
-        bn = &own;
+    a->job.pat = pat;
+    a->job.layer = a->layer;
+    a->job.affine = a->node;
+    a->job.w = &a->w;
+    a->job.b = a->b.v ? &a->b : NULL;
+    a->job.in_rank = bnf_graph_rank(cx->site.gi, S(bnf_node_input(a->layer, 0)));
+    if (!a->job.bn) { /* Mul or Add: its constant, read for this layer's channels */
+        int64_t channels = pat->channels(a->layer, &a->w);
+        if (channels < 0)
+            return say(&a->why, BNF_SHAPE_MISMATCH, "the %s weight has rank %zu", op, a->w.rank),
+                   BNF_OK;
+        if ((rc = affine_of_const(cx, a->node, a->link, channels,
+                                  pat->layer->out_rank(a->layer, &a->w, a->job.in_rank), &a->own,
+                                  &a->why, err)) ||
+            a->why.code)
+            return rc;
+        a->job.bn = &a->own;
     }
-    job.layer = layer;
-    job.w = &wt;
-    job.b = b.v ? &b : NULL;
-    job.bn = bn;
-    /* First the pattern's checks on the weight's shape (and the bias, read). */
-    if (pat->fold(&job) != BNF_OK) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(node->name));
-        goto out;
+    if (pat->match(&a->job) != BNF_OK)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(a->node->name));
+    if (a->job.code)
+        say(&a->why, a->job.code, "%s", a->job.reason);
+    a->bias_dtype = a->b.v ? a->b.dtype : a->w.dtype;
+    return BNF_OK;
+}
+
+/* Read: W's values, when the bias needs them or there is no stored tensor to
+ * stream from; in inspect's dry run of a large model, float32 and float64
+ * weights are not read at all (*unread). */
+static bnf_status fold_read(attempt *a, int *unread, bnf_err *err)
+{
+    fold_ctx *cx = a->cx;
+    int narrow = bnf_dtype(a->w.dtype)->size == 2; /* float16, bfloat16: a fold can overflow */
+    bnf_const_kind kind;
+    *unread = cx->dry_run && !narrow && !cx->read_weights && !a->pat->bias_reads_weight;
+    if (*unread || a->w.v || (a->w_proto && !a->pat->bias_reads_weight))
+        return BNF_OK;
+    bnf_array_free(&a->w);
+    return bnf_graph_const(cx->m, cx->site.gi, a->layer->input[1], &kind, &a->w, err);
+}
+
+/* Compute: W' (streamed from W's bytes, or from its values) and the new bias,
+ * every value representable in its type. */
+static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
+{
+    fold_ctx *cx = a->cx;
+    const bnf_bn *bn = a->job.bn;
+    const double *s = bn->s;
+    double *broken = NULL;
+    size_t bad = 0;
+    double bad_value = 0;
+    bnf_status rc = BNF_OK;
+
+    if (cx->opts->break_for_testing) { /* a wrong fold, for the tests of the checks */
+        if (!(broken = bnf_malloc((size_t)(bn->c ? bn->c : 1) * sizeof *broken)))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        for (int64_t c = 0; c < bn->c; c++)
+            broken[c] = bn->s[c] * 1.01;
+        s = broken;
     }
-    if (job.code) {
-        say(w, job.code, "%s", job.reason);
-        goto out;
-    }
-    bias_dtype = b.v ? b.dtype : wt.dtype;
-    narrow = bnf_dtype(wt.dtype)->size == 2; /* float16, bfloat16: a fold can overflow them */
-    /* Then the new weight: streamed from the old one's bytes when nothing needs
-     * it as numbers (no local check); not at all in a dry run, but for the
-     * overflow check of 16-bit types; else as numbers. */
-    stream = job.scaled && w_proto && !cx->opts->verify && !cx->opts->break_for_testing;
-    if (cx->dry_run && !narrow && !cx->read_weights) {
-        /* inspect of a big model: no weight values (nor a bias made of them) */
-        unread = pat->position == BNF_BEFORE_LAYER;
-    } else if (stream || (cx->dry_run && job.scaled && w_proto)) {
-        size_t bad;
-        double bad_value;
+    if (unread) {
+        /* inspect of a big model: a tensor of the shape, for folds after this one */
+        rc = bnf_tensor_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
+    } else if (a->w_proto) {
         /* the tensor itself also in a dry run: a later fold of a chain reads it */
-        if ((rc = bnf_tensor_scaled(cx->m, w_proto, "", bn->s, job.scale_inner,
-                                    job.scale_channels, &tw, &bad, &bad_value, err)))
-            goto out;
-        if (bad) {
-            say(w, "NON_FINITE", "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
-                isfinite(bnf_round_to(wt.dtype, bad_value)) ? "flushes to zero" : "is not finite",
-                bnf_dtype_name(wt.dtype));
-            goto out;
-        }
-    } else {
-        bnf_array_free(&wt);
-        if ((rc = bnf_graph_const(cx->m, cx->gi, layer->input[1], &kind, &wt, err)))
-            goto out;
-        if (!(job.new_w = bnf_malloc((wt.n ? wt.n : 1) * sizeof *job.new_w))) {
+        rc = bnf_tensor_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, &a->tw, &bad,
+                               &bad_value, err);
+        if (!rc && bad)
+            say(&a->why, BNF_NON_FINITE, "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
+                isfinite(bnf_round_to(a->w.dtype, bad_value)) ? "flushes to zero"
+                                                              : "is not finite",
+                bnf_dtype_name(a->w.dtype));
+    } else { /* a Constant's value_floats: from the values */
+        double *v = bnf_malloc((a->w.n ? a->w.n : 1) * sizeof *v);
+        bnf_scaling_pos pos = {0};
+        if (!v) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto out;
         }
-        if (job.scaled) {
-            size_t k = 0, c = 0;
-            memcpy(job.new_w, wt.v, wt.n * sizeof *job.new_w);
-            bnf_scale_by_channel(job.new_w, wt.n, bn->s, job.scale_inner, job.scale_channels,
-                                 &k, &c);
-        } else { /* the pattern again, with the values */
-            bnf_array_free(&job.new_b);
-            memset(&job.new_b, 0, sizeof job.new_b);
-            if (pat->fold(&job) != BNF_OK) {
-                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(node->name));
-                goto out;
-            }
-        }
-        if (!representable(wt.dtype, job.new_w, wt.n, "weight", w))
-            goto out;
+        memcpy(v, a->w.v, a->w.n * sizeof *v);
+        bnf_scale_by_channel(v, a->w.n, s, &a->job.scaling, &pos);
+        if (representable(a->w.dtype, v, a->w.n, "weight", &a->why) &&
+            !(rc = bnf_tensor_new("", a->w.dtype, a->w.dims, a->w.rank, v, a->w.n, &a->tw, err)) &&
+            !cx->dry_run)
+            bnf_mapped_spill(cx->m, a->tw); /* big new weights wait in a file, not in memory */
+        bnf_free(v);
     }
-    if (!unread && !representable(bias_dtype, job.new_b.v, job.new_b.n, "bias", w))
+    if (rc || a->why.code)
         goto out;
-    if (w_proto && w_proto->has_raw_data) /* the pages read: back to the page cache */
-        bnf_mapped_release_range(w_proto->raw_data.data, w_proto->raw_data.len);
+    if (a->w_proto && a->w_proto->has_raw_data) /* the pages read: back to the page cache */
+        bnf_mapped_release_range(a->w_proto->raw_data.data, a->w_proto->raw_data.len);
+    a->job.new_w = a->tw;
+    if (a->pat->fold(&a->job) != BNF_OK) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(a->node->name));
+        goto out;
+    }
+    representable(a->bias_dtype, a->job.new_b.v, a->job.new_b.n, "bias", &a->why);
+out:
+    bnf_free(broken);
+    return rc;
+}
 
-    if (cx->opts->break_for_testing && job.new_w)
-        for (size_t k = 0; k < wt.n; k++)
-            job.new_w[k] *= 1.01;
-    d->local_err = NAN;
-    if (cx->opts->verify) {
-        int pass;
-        bnf_verify_options vo = cx->opts->check;
-        double loosen = type_loosening(wt.dtype);
-        Onnx__NodeProto as_folded = *layer;
-        char gemm[] = "Gemm";
-        vo.rtol *= loosen;
-        vo.atol *= loosen;
-        if (loosen > cx->loosen)
-            cx->loosen = loosen;
-        if (pat->finish == bnf_fold_gemm_finish || is_op(layer, "MatMul"))
-            as_folded.op_type = gemm; /* beta is set to 1 by the check itself */
-        rc = bnf_verify_fold_local(cx->m, cx->gi, layer, node, pat->position, &as_folded,
-                                   cx->opset, &wt, job.b, job.new_w, &job.new_b, &vo,
-                                   &d->local_err, &pass, err);
-        if (rc == BNF_ERR_UNSUPPORTED) { /* a fold nobody can check is not made */
-            say(w, "UNVERIFIED", "the fold cannot be checked: %s", err ? err->msg : "");
-            if (err)
-                memset(err, 0, sizeof *err);
-            rc = BNF_OK;
-            goto out;
-        }
-        if (rc)
-            goto out;
-        if (!pass) {
-            rc = bnf_fail(err, BNF_ERR_CHECK,
-                          "folding %s '%s' into %s '%s' changes its result (max |diff| / max "
-                          "|output| = %.3g): nothing written", S(node->op_type), S(node->name),
-                          pat->op_type, S(layer->name), d->local_err);
-            goto out;
-        }
-    }
+/* Check: the fold on its own, on the node as it will be written.  A fold the
+ * evaluator cannot check is not made. */
+static bnf_status fold_check(attempt *a, bnf_err *err)
+{
+    fold_ctx *cx = a->cx;
+    bnf_verify_options vo = cx->opts->check;
+    double loosen = type_loosening(a->w.dtype);
+    int pass;
+    bnf_status rc;
 
-    /* Rewrite: new tensors, the layer points at them, the node goes. */
-    bias_name = bnf_node_input(layer, 2);
-    new_w_name = bnf_names_fresh(&cx->names, layer->input[1], "_bnfold", err);
-    new_b_name = new_w_name ? bnf_names_fresh(&cx->names, bias_name ? bias_name
-                                              : layer->input[1], bias_name ? "_bnfold"
-                                              : "_bias_bnfold", err) : NULL;
-    if (!new_b_name) {
-        rc = err ? err->code : BNF_ERR_NOMEM;
-        goto out;
+    vo.rtol *= loosen;
+    vo.atol *= loosen;
+    if (loosen > cx->loosen)
+        cx->loosen = loosen;
+    rc = bnf_verify_fold_local(cx->m, cx->site.gi, &a->job, cx->site.opset, &vo, &a->local_err,
+                               &pass, err);
+    if (rc == BNF_ERR_UNSUPPORTED) {
+        say(&a->why, BNF_UNVERIFIED, "the fold cannot be checked: %s", err ? err->msg : "");
+        if (err)
+            memset(err, 0, sizeof *err);
+        return BNF_OK;
     }
-    if (tw) { /* streamed: it has its bytes, not yet its name */
-        char *name = bnf_strdup(new_w_name);
-        if (!name) {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        bnf_free(tw->name);
-        tw->name = name;
-    } else if ((rc = bnf_tensor_new(new_w_name, wt.dtype, wt.dims, wt.rank, job.new_w, wt.n,
-                                    &tw, err))) {
-        goto out;
-    } else if (!cx->dry_run) {
-        bnf_mapped_spill(cx->m, tw); /* big new weights wait in a file, not in memory */
-    }
-    if ((rc = bnf_tensor_new(new_b_name, bias_dtype, job.new_b.dims, job.new_b.rank, job.new_b.v,
-                             job.new_b.n, &tb, err)))
-        goto out;
+    if (!rc && !pass)
+        rc = bnf_fail(err, BNF_ERR_CHECK,
+                      "folding %s '%s' into %s '%s' changes its result (max |diff| / max "
+                      "|output| = %.3g): nothing written", S(a->node->op_type), S(a->node->name),
+                      a->pat->layer->op_type, S(a->layer->name), a->local_err);
+    return rc;
+}
+
+/* Rewrite: the new tensors in, the layer reading them (finished by its
+ * pattern), the node out, and what became unused removed. */
+static bnf_status fold_rewrite(attempt *a, bnf_err *err)
+{
+    fold_ctx *cx = a->cx;
+    Onnx__GraphProto *g = cx->site.gi->g;
+    Onnx__NodeProto *layer = a->layer, *node = a->node;
+    const char *bias_name = bnf_node_input(layer, 2);
+    char *candidates[8] = {0}, *link = NULL, *name = NULL;
+    size_t n_cand = 0, shift = 0;
+    bnf_status rc;
+
+    a->new_w_name = bnf_names_fresh(&cx->names, layer->input[1], "_bnfold", err);
+    a->new_b_name = a->new_w_name ? bnf_names_fresh(&cx->names, bias_name ? bias_name
+                                                    : layer->input[1], bias_name ? "_bnfold"
+                                                    : "_bias_bnfold", err) : NULL;
+    if (!a->new_b_name)
+        return err ? err->code : BNF_ERR_NOMEM;
+    if (!(name = bnf_strdup(a->new_w_name)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    bnf_free(a->tw->name);
+    a->tw->name = name;
+    if ((rc = bnf_tensor_new(a->new_b_name, a->bias_dtype, a->job.new_b.dims, a->job.new_b.rank,
+                             a->job.new_b.v, a->job.new_b.n, &a->tb, err)))
+        return rc;
     candidates[n_cand++] = bnf_strdup(layer->input[1]);
     if (bias_name)
         candidates[n_cand++] = bnf_strdup(bias_name);
     for (size_t k = 0; k < node->n_input && n_cand < 8; k++)
-        if (node->input[k] && *node->input[k] && strcmp(node->input[k], link) != 0)
+        if (node->input[k] && *node->input[k] && strcmp(node->input[k], a->link) != 0)
             candidates[n_cand++] = bnf_strdup(node->input[k]);
     for (size_t k = 0; k < n_cand; k++)
         if (!candidates[k]) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
             goto out;
         }
-    if (!(link_copy = bnf_strdup(link))) { /* `link` lives in a string the rewrite frees */
+    if (!(link = bnf_strdup(a->link))) { /* a->link lives in a string the rewrite frees */
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    rc = add_tensor(cx, tw, &shift, err);
-    tw = NULL;
+    rc = bnf_fold_add_tensor(&cx->site, a->tw, &shift, err);
+    a->tw = NULL;
     if (rc)
         goto out;
-    rc = add_tensor(cx, tb, &shift, err);
-    tb = NULL;
-    if (rc || (rc = bnf_node_set_input(layer, 1, new_w_name, err)) ||
-        (rc = bnf_node_set_input(layer, 2, new_b_name, err)) ||
-        (pat->position == BNF_AFTER_LAYER
+    rc = bnf_fold_add_tensor(&cx->site, a->tb, &shift, err);
+    a->tb = NULL;
+    if (rc || (rc = bnf_node_set_input(layer, 1, a->new_w_name, err)) ||
+        (rc = bnf_node_set_input(layer, 2, a->new_b_name, err)) ||
+        (a->pat->position == BNF_AFTER_LAYER
              ? (rc = bnf_node_set_output(layer, 0, node->output[0], err))
              : (rc = bnf_node_set_input(layer, 0, node->input[0], err))) ||
-        (pat->finish && (rc = pat->finish(layer, err))))
+        (a->pat->finish && (rc = a->pat->finish(layer, err))))
         goto out;
-    /* the value between the two nodes is gone: drop its stale shape annotation */
-    for (size_t k = 0; k < g->n_value_info; k++) {
-        if (g->value_info[k]->name && strcmp(g->value_info[k]->name, link_copy) == 0) {
-            onnx__value_info_proto__free_unpacked(g->value_info[k], &bnf_pbc_allocator);
-            memmove(&g->value_info[k], &g->value_info[k + 1],
-                    (g->n_value_info - k - 1) * sizeof *g->value_info);
-            g->n_value_info--;
-            break;
-        }
-    }
-    d->new_w = new_w_name;
-    d->new_b = new_b_name;
-    bnf_graph_remove_node(g, i + shift);
+    bnf_graph_forget_value_info(g, link); /* the value between the two nodes is gone */
+    bnf_graph_remove_node(g, a->at + shift);
     cx->m->changed = 1;
-    *folded = 1;
-    if ((rc = bnf_graph_reindex(cx->gi, err)))
+    if ((rc = bnf_graph_reindex(cx->site.gi, err)) ||
+        (rc = bnf_graph_collect(cx->site.gi, candidates, n_cand, err)))
         goto out;
-    if ((rc = bnf_graph_collect(cx->gi, candidates, n_cand, err)))
-        goto out;
-    if (cx->gi->outer) { /* the enclosing graphs look at them once this one is done */
+    if (cx->site.gi->outer) { /* the enclosing graphs look at them once this one is done */
         char **grown = bnf_realloc(cx->pending, (cx->n_pending + n_cand) * sizeof *grown);
         if (!grown) {
             rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
@@ -505,31 +506,74 @@ static bnf_status attempt(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
         }
     }
 out:
-    bnf_free(link_copy);
+    bnf_free(link);
     for (size_t k = 0; k < n_cand; k++)
         bnf_free(candidates[k]);
-    if (tw)
-        onnx__tensor_proto__free_unpacked(tw, &bnf_pbc_allocator);
-    if (tb)
-        onnx__tensor_proto__free_unpacked(tb, &bnf_pbc_allocator);
-    bnf_free(job.new_w);
-    bnf_array_free(&job.new_b);
-    bnf_array_free(&wt);
-    bnf_array_free(&b);
-    bnf_bn_release(&own);
     return rc;
 }
 
-/* Records a fold; `node_op` and `node_name` are copies (the node is gone). */
+/* What a fold did, for the report. */
+typedef struct {
+    int folded;
+    const char *new_w, *new_b; /* the new tensors' names (owned by the pass's names) */
+    double local_err;
+} done;
+
+/* Tries to fold the node at index i (a BN whose map is bn, or a Mul / Add
+ * when bn is NULL) into `layer` by pattern pat.  On success the graph has
+ * changed and d says how; otherwise *why says why not. */
+static bnf_status try_fold(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
+                           const bnf_fold_pattern *pat, const bnf_bn *bn, done *d, why_not *why,
+                           bnf_err *err)
+{
+    attempt a;
+    int unread = 0;
+    bnf_status rc;
+
+    memset(&a, 0, sizeof a);
+    a.cx = cx;
+    a.at = i;
+    a.node = cx->site.gi->g->node[i];
+    a.layer = layer;
+    a.pat = pat;
+    a.job.bn = bn;
+    a.local_err = NAN;
+    memset(d, 0, sizeof *d);
+    if ((rc = fold_match(&a, err)) || a.why.code || (rc = fold_read(&a, &unread, err)) ||
+        (rc = fold_compute(&a, unread, err)) || a.why.code ||
+        (cx->opts->verify && ((rc = fold_check(&a, err)) || a.why.code)) ||
+        (rc = fold_rewrite(&a, err)))
+        goto out;
+    d->folded = 1;
+    d->local_err = a.local_err;
+    d->new_w = a.new_w_name;
+    d->new_b = a.new_b_name;
+out:
+    *why = a.why;
+    if (a.tw)
+        onnx__tensor_proto__free_unpacked(a.tw, &bnf_pbc_allocator);
+    if (a.tb)
+        onnx__tensor_proto__free_unpacked(a.tb, &bnf_pbc_allocator);
+    bnf_array_free(&a.job.new_b);
+    bnf_array_free(&a.w);
+    bnf_array_free(&a.b);
+    bnf_bn_release(&a.own);
+    return rc;
+}
+
+/* ---- the fold of one node ------------------------------------------------------------ */
+
+/* Records a fold: `node_op` and `node_name` are copies (the node is gone). */
 static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node_name,
                              const char *layer_name, const char *layer_op, bnf_fold_position pos,
                              const done *d, bnf_err *err)
 {
     bnf_report *r = cx->r;
+    bnf_fold_action *grown, *a;
     if (cx->opts->progress)
         cx->opts->progress(cx->opts->progress_ctx, "fold", r->n_actions + 1,
                            r->n_bns > r->n_actions ? r->n_bns : r->n_actions + 1);
-    bnf_fold_action *grown = bnf_realloc(r->actions, (r->n_actions + 1) * sizeof *grown), *a;
+    grown = bnf_realloc(r->actions, (r->n_actions + 1) * sizeof *grown);
     if (!grown)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     r->actions = grown;
@@ -576,18 +620,19 @@ static Onnx__NodeProto *sole_consumer(const bnf_graph *gi, const char *name)
 static bnf_status to_inference(fold_ctx *cx, Onnx__NodeProto *node, int *converted, char *reason,
                                size_t size, bnf_err *err)
 {
+    const bnf_graph *gi = cx->site.gi;
     bnf_status rc;
     *converted = 0;
     for (size_t k = 1; k < node->n_output; k++)
         if (node->output[k] && *node->output[k] &&
-            (bnf_graph_uses(cx->gi, node->output[k]) || bnf_graph_is_output(cx->gi, node->output[k]))) {
+            (bnf_graph_uses(gi, node->output[k]) || bnf_graph_is_output(gi, node->output[k]))) {
             snprintf(reason, size, "training mode, and its output '%s' (batch statistics) is "
                      "used: --assume-inference cannot drop it", node->output[k]);
             return BNF_OK;
         }
-    if (cx->opset <= 6 && (rc = bnf_node_set_attr_int(node, "is_test", 1, err)))
+    if (cx->site.opset <= 6 && (rc = bnf_node_set_attr_int(node, "is_test", 1, err)))
         return rc;
-    if (cx->opset >= 14 && (rc = bnf_node_set_attr_int(node, "training_mode", 0, err)))
+    if (cx->site.opset >= 14 && (rc = bnf_node_set_attr_int(node, "training_mode", 0, err)))
         return rc;
     for (size_t k = 1; k < node->n_output; k++)
         bnf_free(node->output[k]);
@@ -597,126 +642,38 @@ static bnf_status to_inference(fold_ctx *cx, Onnx__NodeProto *node, int *convert
     return BNF_OK;
 }
 
-/* --lower-standalone: a BN no layer takes, at node index i, becomes
- * Mul(X, S) -> Add(., T) with S and T shaped [C, 1, ..., 1]. */
-static bnf_status lower_bn(fold_ctx *cx, size_t i, bnf_err *err)
+/* Fills report entry e with what became of its BN: folded as d says, or not,
+ * for the reason w. */
+static bnf_status settle(bnf_bn_info *e, const done *d, const why_not *w, bnf_err *err)
 {
-    static const char *const lowerable[] = {"NO_LAYER", "LAYER_MULTI_CONSUMER",
-                                            "LAYER_GRAPH_OUTPUT", "PADDING", "UNSUPPORTED_LAYER"};
-    Onnx__GraphProto *g = cx->gi->g;
-    Onnx__NodeProto *node = g->node[i], *mul = NULL, *add = NULL;
-    bnf_bn_info *e = entry_for(cx, node);
-    const char *code = NULL, *x = bnf_node_input(node, 0), *s_name, *t_name, *mid;
-    char reason[240], *candidates[4] = {0};
-    int ok = 0, rank;
-    int32_t dtype;
-    int64_t dims[BNF_MAX_RANK] = {0};
-    Onnx__TensorProto *ts = NULL, *tt = NULL;
-    bnf_const_kind kind;
-    bnf_array scale = {0};
-    bnf_bn bn;
-    size_t shift = 0;
-    bnf_status rc;
-
-    if (!e || e->folded || !e->reason_code || !x || !bnf_node_output0(node))
-        return BNF_OK;
-    for (size_t k = 0; k < sizeof lowerable / sizeof lowerable[0]; k++)
-        ok |= strcmp(e->reason_code, lowerable[k]) == 0;
-    if (!ok)
-        return BNF_OK;
-    if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
-        return rc;
-    rank = bnf_graph_rank(cx->gi, x);
-    if (code || rank < 2 || rank > BNF_MAX_RANK) {
-        if (!code) {
-            char *more = bnf_malloc(strlen(S(e->reason)) + 80);
-            if (more) {
-                sprintf(more, "%s (not lowered: the rank of '%s' is not known)", S(e->reason),
-                        rank < 2 ? "X" : "X");
-                bnf_free(e->reason);
-                e->reason = more;
-            }
-        }
-        goto out;
+    e->folded = d->folded;
+    e->reason_code = d->folded ? NULL : bnf_code_name(w->code);
+    bnf_free(e->reason);
+    bnf_free(e->new_weight);
+    bnf_free(e->new_bias);
+    e->reason = e->new_weight = e->new_bias = NULL;
+    if (d->folded) {
+        e->local_err = d->local_err;
+        e->new_weight = bnf_strdup(d->new_w);
+        e->new_bias = bnf_strdup(d->new_b);
+        if (!e->new_weight || !e->new_bias)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    } else if (!(e->reason = bnf_strdup(w->text))) {
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
-    dtype = bnf_graph_elem_type(cx->gi, x);
-    if (!dtype) {
-        if ((rc = bnf_graph_const(cx->m, cx->gi, node->input[1], &kind, &scale, err)))
-            goto out;
-        dtype = kind == BNF_CONST_YES ? scale.dtype : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    }
-    dims[0] = bn.c;
-    for (int d = 1; d < rank - 1; d++)
-        dims[d] = 1;
-    s_name = bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_scale", err);
-    t_name = s_name ? bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_shift", err) : NULL;
-    mid = t_name ? bnf_names_fresh(&cx->names, S(node->output[0]), "_bnfold_scaled", err) : NULL;
-    if (!mid) {
-        rc = err ? err->code : BNF_ERR_NOMEM;
-        goto out;
-    }
-    if ((rc = bnf_tensor_new(s_name, dtype, dims, (size_t)rank - 1, bn.s, (size_t)bn.c, &ts, err)) ||
-        (rc = bnf_tensor_new(t_name, dtype, dims, (size_t)rank - 1, bn.t, (size_t)bn.c, &tt, err)))
-        goto out;
-    {
-        const char *mul_in[2] = {x, s_name}, *add_in[2] = {mid, t_name};
-        const char *mul_out[1] = {mid}, *add_out[1] = {S(node->output[0])};
-        char mname[300], aname[300];
-        snprintf(mname, sizeof mname, "%s_bnfold_mul", S(node->name));
-        snprintf(aname, sizeof aname, "%s_bnfold_add", S(node->name));
-        mul = bnf_node_new("Mul", mname, mul_in, 2, mul_out, 1);
-        add = bnf_node_new("Add", aname, add_in, 2, add_out, 1);
-    }
-    for (size_t k = 1; k < 5 && k < node->n_input; k++)
-        candidates[k - 1] = bnf_strdup(S(node->input[k]));
-    if (!mul || !add || !candidates[0] || !candidates[1] || !candidates[2] || !candidates[3]) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    rc = add_tensor(cx, ts, &shift, err);
-    ts = NULL;
-    if (!rc)
-        rc = add_tensor(cx, tt, &shift, err);
-    tt = NULL;
-    if (rc)
-        goto out;
-    i += shift;
-    bnf_graph_remove_node(g, i);
-    rc = bnf_graph_insert_node(g, i, mul, err);
-    mul = NULL;
-    if (!rc)
-        rc = bnf_graph_insert_node(g, i + 1, add, err);
-    add = NULL;
-    if (rc || (rc = bnf_graph_reindex(cx->gi, err)) ||
-        (rc = bnf_graph_collect(cx->gi, candidates, 4, err)))
-        goto out;
-    e->lowered = 1;
-    cx->m->changed = 1;
-out:
-    for (int k = 0; k < 4; k++)
-        bnf_free(candidates[k]);
-    if (mul)
-        onnx__node_proto__free_unpacked(mul, &bnf_pbc_allocator);
-    if (add)
-        onnx__node_proto__free_unpacked(add, &bnf_pbc_allocator);
-    if (ts)
-        onnx__tensor_proto__free_unpacked(ts, &bnf_pbc_allocator);
-    if (tt)
-        onnx__tensor_proto__free_unpacked(tt, &bnf_pbc_allocator);
-    bnf_array_free(&scale);
-    bnf_bn_release(&bn);
-    return rc;
+    return BNF_OK;
 }
 
 /* A BatchNormalization at node index i: into the layer before it, else into
  * the layer after it. */
 static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi->g;
-    Onnx__NodeProto *node = g->node[i], *before = NULL, *after;
+    const bnf_graph *gi = cx->site.gi;
+    Onnx__NodeProto *node = gi->g->node[i], *before = NULL, *after;
     bnf_bn_info *e = entry_for(cx, node);
     const bnf_fold_pattern *pat_b = NULL, *pat_a;
-    const char *code = NULL, *x = bnf_node_input(node, 0);
+    const char *x = bnf_node_input(node, 0);
+    bnf_code code = BNF_NO_CODE;
     char reason[240];
     why_not w = {0};
     done d = {0};
@@ -728,29 +685,26 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     if (!e)
         return BNF_OK; /* e->name keeps the node's name once the node is gone */
     if (!bnf_node_output0(node)) { /* nothing reads it: nothing to fold either */
-        e->folded = 0;
-        e->reason_code = "NO_LAYER";
-        bnf_free(e->reason);
-        if (!(e->reason = bnf_strdup("the node has no output")))
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        return BNF_OK;
+        say(&w, BNF_NO_LAYER, "the node has no output");
+        return settle(e, &d, &w, err);
     }
-    if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason, sizeof reason, err)))
+    if ((rc = bnf_bn_read(cx->m, gi, node, cx->site.opset, &bn, &code, reason, sizeof reason,
+                          err)))
         return rc;
     if (!cx->examined[e - cx->r->bns]) { /* health: once, on the BN as the input has it */
         cx->examined[e - cx->r->bns] = 1;
-        if ((rc = bnf_bn_health(cx->m, cx->gi, node, code && !strcmp(code, "TRAINING_MODE"),
+        if ((rc = bnf_bn_health(cx->m, gi, node, code == BNF_TRAINING_MODE,
                                 (size_t)(e - cx->r->bns), cx->r, err)))
             goto out;
     }
-    if (code && !strcmp(code, "TRAINING_MODE") && cx->opts->assume_inference) {
+    if (code == BNF_TRAINING_MODE && cx->opts->assume_inference) {
         int converted = 0;
         if ((rc = to_inference(cx, node, &converted, reason, sizeof reason, err)))
             goto out;
         if (converted) {
             e->assumed_inference = 1;
             bnf_bn_release(&bn);
-            if ((rc = bnf_bn_read(cx->m, cx->gi, node, cx->opset, &bn, &code, reason,
+            if ((rc = bnf_bn_read(cx->m, gi, node, cx->site.opset, &bn, &code, reason,
                                   sizeof reason, err)))
                 return rc;
         }
@@ -759,41 +713,41 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     e->epsilon = bn.eps;
     e->min_var = bn.min_var;
     e->max_abs_scale = bn.max_abs_scale;
-    if (x && bnf_strmap_get(cx->gi->producer, x, &li))
-        before = g->node[li];
-    after = node->n_output ? sole_consumer(cx->gi, S(node->output[0])) : NULL;
+    if (x && bnf_strmap_get(gi->producer, x, &li))
+        before = gi->g->node[li];
+    after = node->n_output ? sole_consumer(gi, S(node->output[0])) : NULL;
     pat_b = before ? pattern_for(before, BNF_AFTER_LAYER) : NULL;
     pat_a = after ? pattern_for(after, BNF_BEFORE_LAYER) : NULL;
     if (before && (rc = set_layer(e, before, err)))
         goto out;
     if (code) {
         say(&w, code, "%s", reason);
-        goto out;
+        goto settled;
     }
     if (pat_b) {
         char op[64];
-        snprintf(op, sizeof op, "%s", S(before->op_type));
-        if ((rc = attempt(cx, i, before, pat_b, &bn, folded, &d, &w, err)))
+        snprintf(op, sizeof op, "%s", S(before->op_type)); /* MatMul may become Gemm */
+        if ((rc = try_fold(cx, i, before, pat_b, &bn, &d, &w, err)))
             goto out;
-        if (*folded) {
+        if (d.folded) {
             rc = add_action(cx, "BatchNormalization", e->name, S(before->name), op,
                             BNF_AFTER_LAYER, &d, err);
-            goto out;
+            goto settled;
         }
     }
     if (pat_a) {
         why_not w2 = {0};
         char op[64];
         snprintf(op, sizeof op, "%s", S(after->op_type));
-        if ((rc = attempt(cx, i, after, pat_a, &bn, folded, &d, &w2, err)))
+        if ((rc = try_fold(cx, i, after, pat_a, &bn, &d, &w2, err)))
             goto out;
-        if (*folded) {
+        if (d.folded) {
             e->before_layer = 1;
             if ((rc = set_layer(e, after, err)))
                 goto out;
             rc = add_action(cx, "BatchNormalization", e->name, S(after->name), op,
                             BNF_BEFORE_LAYER, &d, err);
-            goto out;
+            goto settled;
         }
         if (!pat_b) { /* the layer after is the one that could have taken it */
             w = w2;
@@ -804,31 +758,17 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     }
     if (!pat_b && !pat_a) {
         if (before)
-            say(&w, "NO_LAYER", "its input comes from %s '%s', which does not fold%s",
+            say(&w, BNF_NO_LAYER, "its input comes from %s '%s', which does not fold%s",
                 S(before->op_type), S(before->name),
                 after ? ", and the node after it does not take it either" : "");
         else
-            say(&w, "NO_LAYER", "its input '%s' is not produced by a node (graph input)", S(x));
+            say(&w, BNF_NO_LAYER, "its input '%s' is not produced by a node (graph input)", S(x));
     }
+settled:
+    if (!rc)
+        rc = settle(e, &d, &w, err);
+    *folded = d.folded;
 out:
-    if (!rc) {
-        e->folded = *folded;
-        e->reason_code = *folded ? NULL : w.code;
-        bnf_free(e->reason);
-        e->reason = NULL;
-        bnf_free(e->new_weight);
-        bnf_free(e->new_bias);
-        e->new_weight = e->new_bias = NULL;
-        if (*folded) {
-            e->local_err = d.local_err;
-            e->new_weight = bnf_strdup(cx->r->actions[cx->r->n_actions - 1].weight);
-            e->new_bias = bnf_strdup(cx->r->actions[cx->r->n_actions - 1].bias);
-            if (!e->new_weight || !e->new_bias)
-                rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        } else if (!(e->reason = bnf_strdup(w.text))) {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        }
-    }
     bnf_bn_release(&bn);
     return rc;
 }
@@ -837,8 +777,8 @@ out:
  * before it.  Nothing is reported when it does not fold: most do not. */
 static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
 {
-    Onnx__GraphProto *g = cx->gi->g;
-    Onnx__NodeProto *node = g->node[i], *layer = NULL;
+    const bnf_graph *gi = cx->site.gi;
+    Onnx__NodeProto *node = gi->g->node[i], *layer = NULL;
     const bnf_fold_pattern *pat;
     why_not w = {0};
     done d = {0};
@@ -851,9 +791,10 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         return BNF_OK;
     for (size_t k = 0; k < 2 && !layer; k++) {
         const char *x = bnf_node_input(node, k);
-        if (x && bnf_strmap_get(cx->gi->producer, x, &li) &&
-            pattern_for(g->node[li], BNF_AFTER_LAYER) && strcmp(S(g->node[li]->output[0]), x) == 0)
-            layer = g->node[li];
+        if (x && bnf_strmap_get(gi->producer, x, &li) &&
+            pattern_for(gi->g->node[li], BNF_AFTER_LAYER) &&
+            strcmp(S(gi->g->node[li]->output[0]), x) == 0)
+            layer = gi->g->node[li];
     }
     if (!layer)
         return BNF_OK;
@@ -862,8 +803,9 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     snprintf(node_op, sizeof node_op, "%s", S(node->op_type));
     if (!(node_name = bnf_strdup(S(node->name))))
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    if (!(rc = attempt(cx, i, layer, pat, NULL, folded, &d, &w, err)) && *folded)
+    if (!(rc = try_fold(cx, i, layer, pat, NULL, &d, &w, err)) && d.folded)
         rc = add_action(cx, node_op, node_name, S(layer->name), op, BNF_AFTER_LAYER, &d, err);
+    *folded = d.folded;
     bnf_free(node_name);
     return rc;
 }
@@ -874,23 +816,22 @@ static bnf_status try_affine(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
 static bnf_status end_to_end(bnf_model *model, bnf_model *orig, const bnf_fold_options *opts,
                              double loosen, bnf_report *r, bnf_err *err)
 {
+    bnf_verify_options vo = opts->check;
     bnf_err e2 = {0};
     bnf_status rc;
+
     r->e2e_requested = 1;
-    {
-        bnf_verify_options vo = opts->check;
-        vo.rtol *= loosen;
-        vo.atol *= loosen;
-        vo.progress = opts->progress;
-        vo.progress_ctx = opts->progress_ctx;
-        /* Each fold was checked on its own at the tolerance; here the values
-         * inside the model are checked for wiring, at ten times it: a BN that
-         * subtracts a large mean loses float32 digits in both models alike
-         * (resnet50 with random statistics: 1.2e-4 of the value's range). */
-        if (vo.values_loosen <= 0)
-            vo.values_loosen = 10;
-        rc = bnf_verify_models(orig, model, &vo, &r->e2e, &e2);
-    }
+    vo.rtol *= loosen;
+    vo.atol *= loosen;
+    vo.progress = opts->progress;
+    vo.progress_ctx = opts->progress_ctx;
+    /* Each fold was checked on its own at the tolerance; here the values
+     * inside the model are checked for wiring, at ten times it: a BN that
+     * subtracts a large mean loses float32 digits in both models alike
+     * (resnet50 with random statistics: 1.2e-4 of the value's range). */
+    if (vo.values_loosen <= 0)
+        vo.values_loosen = 10;
+    rc = bnf_verify_models(orig, model, &vo, &r->e2e, &e2);
     bnf_mapped_release(model);
     if (rc == BNF_ERR_NOMEM)
         return bnf_fail(err, rc, "%s", e2.msg);
@@ -905,125 +846,167 @@ static bnf_status end_to_end(bnf_model *model, bnf_model *orig, const bnf_fold_o
     return BNF_OK;
 }
 
-/* ---- the pass over graphs -------------------------------------------------------- */
+/* ---- the walks of the pass ------------------------------------------------------------ */
 
-/* Adds report entries for the BNs of g and, recursively, of its subgraphs. */
-static bnf_status collect_bns(fold_ctx *cx, const Onnx__GraphProto *g, const char *path, int depth,
-                              bnf_err *err)
+/* A report entry for every BN, in the walk's order. */
+static bnf_status collect_bn(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
 {
+    fold_ctx *cx = ctx;
     bnf_report *r = cx->r;
-    bnf_status rc;
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    for (size_t i = 0; i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        if (is_op(n, "BatchNormalization")) {
-            bnf_bn_info *b;
-            if (r->n_bns == cx->cap_bns) {
-                size_t cap = cx->cap_bns ? cx->cap_bns * 2 : 16;
-                bnf_bn_info *nb = bnf_realloc(r->bns, cap * sizeof *nb);
-                const Onnx__NodeProto **nn = nb ? bnf_realloc(cx->bn_nodes, cap * sizeof *nn) : NULL;
-                unsigned char *ne = nn ? bnf_realloc(cx->examined, cap) : NULL;
-                if (nb)
-                    r->bns = nb;
-                if (nn)
-                    cx->bn_nodes = nn;
-                if (!ne)
-                    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-                cx->examined = ne;
-                cx->cap_bns = cap;
-            }
-            cx->bn_nodes[r->n_bns] = n;
-            cx->examined[r->n_bns] = 0;
-            b = &r->bns[r->n_bns++];
-            memset(b, 0, sizeof *b);
-            b->channels = -1;
-            b->epsilon = b->min_var = b->max_abs_scale = b->local_err = NAN;
-            b->name = bnf_strdup(S(n->name));
-            b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
-            b->path = bnf_strdup(path);
-            if (!b->name || !b->output || !b->path)
-                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        }
-        for (size_t a = 0; a < n->n_attribute; a++) {
-            const Onnx__AttributeProto *at = n->attribute[a];
-            for (size_t k = 0; k < (at->g ? 1 : 0) + at->n_graphs; k++) {
-                const Onnx__GraphProto *sub = at->g && k == 0 ? at->g : at->graphs[k - (at->g ? 1 : 0)];
-                char sub_path[512];
-                snprintf(sub_path, sizeof sub_path, "%s%snode '%s' %s", path, *path ? " / " : "",
-                         S(n->name), S(at->name));
-                if ((rc = collect_bns(cx, sub, sub_path, depth + 1, err)))
-                    return rc;
-            }
-        }
+    const Onnx__NodeProto *n = s->g->node[i];
+    bnf_bn_info *b;
+    if (!bnf_is_op(n, "BatchNormalization"))
+        return BNF_OK;
+    if (r->n_bns == cx->cap_bns) {
+        size_t cap = cx->cap_bns ? cx->cap_bns * 2 : 16;
+        bnf_bn_info *nb = bnf_realloc(r->bns, cap * sizeof *nb);
+        const Onnx__NodeProto **nn = nb ? bnf_realloc(cx->bn_nodes, cap * sizeof *nn) : NULL;
+        unsigned char *ne = nn ? bnf_realloc(cx->examined, cap) : NULL;
+        if (nb)
+            r->bns = nb;
+        if (nn)
+            cx->bn_nodes = nn;
+        if (!ne)
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        cx->examined = ne;
+        cx->cap_bns = cap;
     }
+    cx->bn_nodes[r->n_bns] = n;
+    cx->examined[r->n_bns] = 0;
+    b = &r->bns[r->n_bns++];
+    memset(b, 0, sizeof *b);
+    b->channels = -1;
+    b->epsilon = b->min_var = b->max_abs_scale = b->local_err = NAN;
+    b->name = bnf_strdup(S(n->name));
+    b->output = bnf_strdup(n->n_output ? S(n->output[0]) : "");
+    b->path = bnf_strdup(s->path);
+    if (!b->name || !b->output || !b->path)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     return BNF_OK;
 }
 
-static size_t count_bns(const Onnx__GraphProto *g, int depth)
+static bnf_status count_bn(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
 {
-    size_t n = 0;
-    if (depth > BNF_MAX_NESTING)
-        return 0;
-    for (size_t i = 0; i < g->n_node; i++) {
-        n += is_op(g->node[i], "BatchNormalization");
-        for (size_t a = 0; a < g->node[i]->n_attribute; a++) {
-            const Onnx__AttributeProto *at = g->node[i]->attribute[a];
-            if (at->g)
-                n += count_bns(at->g, depth + 1);
-            for (size_t k = 0; k < at->n_graphs; k++)
-                n += count_bns(at->graphs[k], depth + 1);
-        }
+    (void)err;
+    *(size_t *)ctx += bnf_is_op(s->g->node[i], "BatchNormalization");
+    return BNF_OK;
+}
+
+/* The fold pass's view of the graph it enters: indexed, and for a function
+ * body that body's own opset and Constant nodes for new tensors. */
+static bnf_status enter_site(fold_ctx *cx, bnf_scope *s, bnf_fold_site *saved, bnf_err *err)
+{
+    bnf_status rc;
+    *saved = cx->site;
+    cx->site.gi = NULL;
+    if (s->function) {
+        cx->site.in_function = 1;
+        for (size_t i = 0; i < s->function->n_opset_import; i++) /* its own, if it says */
+            if (bnf_is_onnx_domain(s->function->opset_import[i]->domain))
+                cx->site.opset = s->function->opset_import[i]->version;
     }
-    return n;
+    rc = bnf_scope_index(s, cx->m->proto->ir_version, err);
+    cx->site.gi = s->gi;
+    return rc;
+}
+
+static bnf_status site_enter(void *ctx, bnf_scope *s, bnf_err *err)
+{
+    fold_ctx *cx = ctx;
+    bnf_fold_site *saved = bnf_malloc(sizeof *saved);
+    if (!saved)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    s->data = saved;
+    return enter_site(cx, s, saved, err);
 }
 
 /* --assume-inference, before anything else: the converted model is the one the
  * checks compare with (a training-mode BN computes something else by design). */
-static bnf_status convert_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph *outer,
-                                int depth, bnf_err *err)
+static bnf_status convert_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
 {
-    bnf_graph gi, *saved = cx->gi;
+    fold_ctx *cx = ctx;
+    Onnx__NodeProto *n = s->g->node[i];
+    bnf_bn_info *e = bnf_is_op(n, "BatchNormalization") ? entry_for(cx, n) : NULL;
+    bnf_code code = BNF_NO_CODE;
+    char reason[240];
+    bnf_bn bn;
+    int converted = 0;
     bnf_status rc;
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    if ((rc = bnf_graph_index(&gi, g, cx->m->proto->ir_version, err)))
+    if (!e)
+        return BNF_OK;
+    if ((rc = bnf_bn_read(cx->m, s->gi, n, cx->site.opset, &bn, &code, reason, sizeof reason,
+                          err)))
         return rc;
-    gi.outer = outer;
-    cx->gi = &gi;
-    for (size_t i = 0; i < g->n_node && !rc; i++) {
-        Onnx__NodeProto *n = g->node[i];
-        bnf_bn_info *e = is_op(n, "BatchNormalization") ? entry_for(cx, n) : NULL;
-        const char *code = NULL;
-        char reason[240];
-        bnf_bn bn;
-        int converted = 0;
-        if (e) {
-            if ((rc = bnf_bn_read(cx->m, &gi, n, cx->opset, &bn, &code, reason, sizeof reason, err)))
-                break;
-            bnf_bn_release(&bn);
-            if (code && !strcmp(code, "TRAINING_MODE")) {
-                cx->examined[e - cx->r->bns] = 1;
-                if (!(rc = bnf_bn_health(cx->m, &gi, n, 1, (size_t)(e - cx->r->bns), cx->r, err)) &&
-                    !(rc = to_inference(cx, n, &converted, reason, sizeof reason, err)) &&
-                    converted) {
-                    e->assumed_inference = 1;
-                    rc = bnf_graph_reindex(&gi, err);
-                }
-            }
-        }
-        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
-            Onnx__AttributeProto *at = n->attribute[a];
-            if (at->g)
-                rc = convert_graph(cx, at->g, &gi, depth + 1, err);
-            for (size_t k = 0; k < at->n_graphs && !rc; k++)
-                rc = convert_graph(cx, at->graphs[k], &gi, depth + 1, err);
-        }
+    bnf_bn_release(&bn);
+    if (code != BNF_TRAINING_MODE)
+        return BNF_OK;
+    cx->examined[e - cx->r->bns] = 1;
+    if (!(rc = bnf_bn_health(cx->m, s->gi, n, 1, (size_t)(e - cx->r->bns), cx->r, err)) &&
+        !(rc = to_inference(cx, n, &converted, reason, sizeof reason, err)) && converted) {
+        e->assumed_inference = 1;
+        rc = bnf_graph_reindex(s->gi, err);
     }
-    bnf_graph_release(&gi);
-    cx->gi = saved;
     return rc;
 }
+
+static bnf_status site_leave(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    fold_ctx *cx = ctx;
+    (void)err;
+    if (s->data) {
+        cx->site = *(bnf_fold_site *)s->data;
+        bnf_free(s->data);
+        s->data = NULL;
+    }
+    bnf_scope_unindex(s);
+    return rc;
+}
+
+/* Folds a graph to a fixed point (its subgraphs, which may read its values,
+ * are walked next). */
+static bnf_status fold_enter(void *ctx, bnf_scope *s, bnf_err *err)
+{
+    fold_ctx *cx = ctx;
+    Onnx__GraphProto *g = s->g;
+    bnf_status rc;
+    if ((rc = site_enter(ctx, s, err)))
+        return rc;
+    for (int changed = 1; changed && !rc;) {
+        changed = 0;
+        for (size_t i = 0; i < g->n_node && !changed && !rc; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            if (bnf_is_op(n, "BatchNormalization"))
+                rc = try_bn(cx, i, &changed, err);
+            else if (bnf_is_op(n, "Mul") || bnf_is_op(n, "Add"))
+                rc = try_affine(cx, i, &changed, err);
+        }
+    }
+    for (size_t i = 0; i < g->n_node && !rc && cx->opts->lower_standalone; i++) {
+        size_t before = g->n_node;
+        bnf_bn_info *e = bnf_is_op(g->node[i], "BatchNormalization") ? entry_for(cx, g->node[i])
+                                                                     : NULL;
+        if (e)
+            rc = bnf_fold_lower(&cx->site, &cx->names, i, e, err);
+        i += g->n_node - before; /* nodes inserted in front, and Mul + Add for the BN */
+    }
+    return rc;
+}
+
+/* Then the weights of the graph that folds in its subgraphs stopped using. */
+static bnf_status fold_leave(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *err)
+{
+    fold_ctx *cx = ctx;
+    if (!rc && s->gi && cx->n_pending && !(rc = bnf_graph_reindex(s->gi, err)))
+        rc = bnf_graph_collect(s->gi, cx->pending, cx->n_pending, err);
+    return site_leave(ctx, s, rc, err);
+}
+
+static const bnf_visitor bn_collector = {.node = collect_bn};
+static const bnf_visitor bn_counter = {.node = count_bn};
+static const bnf_visitor converter = {
+    .enter = site_enter, .node = convert_node, .leave = site_leave,
+};
+static const bnf_visitor folder = {.enter = fold_enter, .leave = fold_leave};
 
 /* --freeze-inputs: an initializer listed as a graph input stops being an input. */
 static size_t freeze_inputs(Onnx__GraphProto *g)
@@ -1045,137 +1028,6 @@ static size_t freeze_inputs(Onnx__GraphProto *g)
     return frozen;
 }
 
-/* Folds g to a fixed point, then its subgraphs (which may read g's values). */
-static bnf_status fold_graph(fold_ctx *cx, Onnx__GraphProto *g, const bnf_graph *outer, int depth,
-                             bnf_err *err)
-{
-    bnf_graph gi;
-    bnf_graph *saved = cx->gi;
-    bnf_status rc;
-
-    if (depth > BNF_MAX_NESTING)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "subgraphs nested too deep");
-    if ((rc = bnf_graph_index(&gi, g, cx->m->proto->ir_version, err)))
-        return rc;
-    gi.outer = outer;
-    cx->gi = &gi;
-    for (int changed = 1; changed && !rc;) {
-        changed = 0;
-        for (size_t i = 0; i < g->n_node && !changed && !rc; i++) {
-            const Onnx__NodeProto *n = g->node[i];
-            if (is_op(n, "BatchNormalization"))
-                rc = try_bn(cx, i, &changed, err);
-            else if (is_op(n, "Mul") || is_op(n, "Add"))
-                rc = try_affine(cx, i, &changed, err);
-        }
-    }
-    for (size_t i = 0; i < g->n_node && !rc && cx->opts->lower_standalone; i++) {
-        size_t before = g->n_node;
-        if (is_op(g->node[i], "BatchNormalization"))
-            rc = lower_bn(cx, i, err);
-        i += g->n_node - before; /* constants inserted in front of a function body */
-    }
-    for (size_t i = 0; i < g->n_node && !rc; i++) {
-        Onnx__NodeProto *n = g->node[i];
-        for (size_t a = 0; a < n->n_attribute && !rc; a++) {
-            Onnx__AttributeProto *at = n->attribute[a];
-            if (at->g)
-                rc = fold_graph(cx, at->g, &gi, depth + 1, err);
-            for (size_t k = 0; k < at->n_graphs && !rc; k++)
-                rc = fold_graph(cx, at->graphs[k], &gi, depth + 1, err);
-        }
-    }
-    /* weights of this graph that folded subgraphs stopped using */
-    if (!rc && cx->n_pending && !(rc = bnf_graph_reindex(&gi, err)))
-        rc = bnf_graph_collect(&gi, cx->pending, cx->n_pending, err);
-    bnf_graph_release(&gi);
-    cx->gi = saved;
-    return rc;
-}
-
-/* A function body seen as a graph: its nodes, and its inputs and outputs as
- * value infos (names borrowed from the function). */
-typedef struct {
-    Onnx__GraphProto g;
-    Onnx__ValueInfoProto *vi;
-    Onnx__ValueInfoProto **in, **out;
-} function_view;
-
-static int view_function(function_view *v, Onnx__FunctionProto *f)
-{
-    memset(v, 0, sizeof *v);
-    onnx__graph_proto__init(&v->g);
-    v->vi = bnf_calloc(f->n_input + f->n_output + 1, sizeof *v->vi);
-    v->in = bnf_calloc(f->n_input + 1, sizeof *v->in);
-    v->out = bnf_calloc(f->n_output + 1, sizeof *v->out);
-    if (!v->vi || !v->in || !v->out)
-        return -1;
-    for (size_t i = 0; i < f->n_input; i++) {
-        onnx__value_info_proto__init(&v->vi[i]);
-        v->vi[i].name = f->input[i];
-        v->in[i] = &v->vi[i];
-    }
-    for (size_t i = 0; i < f->n_output; i++) {
-        onnx__value_info_proto__init(&v->vi[f->n_input + i]);
-        v->vi[f->n_input + i].name = f->output[i];
-        v->out[i] = &v->vi[f->n_input + i];
-    }
-    v->g.name = f->name;
-    v->g.node = f->node;
-    v->g.n_node = f->n_node;
-    v->g.input = v->in;
-    v->g.n_input = f->n_input;
-    v->g.output = v->out;
-    v->g.n_output = f->n_output;
-    return 0;
-}
-
-static void unview_function(function_view *v)
-{
-    bnf_free(v->vi);
-    bnf_free(v->in);
-    bnf_free(v->out);
-}
-
-static bnf_status collect_function_bns(fold_ctx *cx, const Onnx__ModelProto *p, bnf_err *err)
-{
-    bnf_status rc = BNF_OK;
-    for (size_t f = 0; f < p->n_functions && !rc; f++) {
-        function_view v;
-        char path[300];
-        snprintf(path, sizeof path, "function '%s'", S(p->functions[f]->name));
-        if (view_function(&v, p->functions[f]) != 0)
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        else
-            rc = collect_bns(cx, &v.g, path, 1, err);
-        unview_function(&v);
-    }
-    return rc;
-}
-
-/* Folds a model-local function's body; new weights become Constant nodes. */
-static bnf_status fold_function(fold_ctx *cx, Onnx__FunctionProto *f, bnf_err *err)
-{
-    function_view v;
-    int64_t model_opset = cx->opset;
-    bnf_status rc;
-    if (view_function(&v, f) != 0) {
-        unview_function(&v);
-        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < f->n_opset_import; i++) /* the body's own opset, if it says */
-        if (!f->opset_import[i]->domain || !*f->opset_import[i]->domain)
-            cx->opset = f->opset_import[i]->version;
-    cx->in_function = 1;
-    rc = fold_graph(cx, &v.g, NULL, 1, err);
-    cx->in_function = 0;
-    cx->opset = model_opset;
-    f->node = v.g.node; /* the body may have moved and changed length */
-    f->n_node = v.g.n_node;
-    unview_function(&v);
-    return rc;
-}
-
 /* inspect reads a model's float32/float64 weights (to foresee a fold that
  * overflows) when they are no more than this; beyond, only 16-bit ones. */
 #define INSPECT_READS_WEIGHTS (256ull << 20)
@@ -1188,6 +1040,9 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     bnf_fold_options defaults;
     bnf_model *orig = NULL;
 
+    *report = NULL;
+    if (!model || !model->proto->graph)
+        return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
     if (!opts) {
         bnf_fold_defaults(&defaults);
         opts = &defaults;
@@ -1197,22 +1052,19 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     cx.dry_run = dry_run;
     if (dry_run) { /* weights read to foresee NON_FINITE, unless there are many */
         uint64_t total = 0;
-        for (size_t i = 0; model->proto->graph && i < model->proto->graph->n_initializer; i++)
+        for (size_t i = 0; i < model->proto->graph->n_initializer; i++)
             total += bnf_tensor_nbytes(model->proto->graph->initializer[i]);
         cx.read_weights = total <= INSPECT_READS_WEIGHTS;
     }
     cx.loosen = 1;
-    *report = NULL;
-    if (!model || !model->proto->graph)
-        return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
     cx.m = model;
-    cx.opset = bnf_model_opset(model->proto, "");
-    if ((rc = bnf_report_begin(model, "fold", &cx.r, err)))
-        goto out;
-    if ((rc = collect_bns(&cx, model->proto->graph, "", 0, err)) ||
-        (rc = collect_function_bns(&cx, model->proto, err)) ||
+    cx.site.m = model;
+    cx.site.opset = bnf_model_opset(model->proto, "");
+    if ((rc = bnf_report_begin(model, "fold", &cx.r, err)) ||
+        (rc = bnf_walk_model(&bn_collector, &cx, model->proto, err)) ||
         (rc = bnf_names_collect(&cx.names, model->proto, err)) ||
-        (opts->assume_inference && (rc = convert_graph(&cx, model->proto->graph, NULL, 0, err))))
+        (opts->assume_inference &&
+         (rc = bnf_walk_graph(&converter, &cx, model->proto->graph, err))))
         goto out;
     /* the model as it is now, to compare with at the end */
     if (opts->verify && (rc = bnf_model_clone(model, &orig, err)))
@@ -1220,22 +1072,12 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     if (opts->freeze_inputs && model->proto->ir_version >= 4 &&
         (cx.r->n_frozen_inputs = freeze_inputs(model->proto->graph)))
         model->changed = 1;
-    if ((rc = fold_graph(&cx, model->proto->graph, NULL, 0, err)))
-        goto out;
-    for (size_t f = 0; f < model->proto->n_functions && !rc; f++)
-        rc = fold_function(&cx, model->proto->functions[f], err);
-    if (rc)
+    if ((rc = bnf_walk_model(&folder, &cx, model->proto, err)) ||
+        (rc = bnf_walk_model(&bn_counter, &cx.r->n_bns_after, model->proto, err)))
         goto out;
     for (size_t i = 0; i < cx.r->n_bns; i++) {
         cx.r->n_folded += cx.r->bns[i].folded ? 1 : 0;
         cx.r->n_lowered += cx.r->bns[i].lowered ? 1 : 0;
-    }
-    cx.r->n_bns_after = count_bns(model->proto->graph, 0);
-    for (size_t f = 0; f < model->proto->n_functions; f++) {
-        function_view v;
-        if (view_function(&v, model->proto->functions[f]) == 0)
-            cx.r->n_bns_after += count_bns(&v.g, 1);
-        unview_function(&v);
     }
     if (opts->verify && cx.r->n_actions) {
         cx.r->verified_local = 1;
@@ -1245,11 +1087,9 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
                 cx.r->local_worst = cx.r->actions[i].local_err;
     }
     if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs ||
-                         model->changed)) {
-        rc = end_to_end(model, orig, opts, cx.loosen, cx.r, err);
-        if (rc)
-            goto out;
-    }
+                         model->changed) &&
+        (rc = end_to_end(model, orig, opts, cx.loosen, cx.r, err)))
+        goto out;
 out:
     bnf_model_free(orig);
     for (size_t i = 0; i < cx.n_pending; i++)
@@ -1266,15 +1106,22 @@ out:
     return BNF_OK;
 }
 
-bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err)
+void bnf_fold_defaults(bnf_fold_options *o)
 {
-    return bnf_inspect_with(model, NULL, report, err);
+    memset(o, 0, sizeof *o);
+    o->verify = 1;
+    bnf_verify_defaults(&o->check);
 }
 
 bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
                     bnf_err *err)
 {
     return fold_model(model, opts, 0, report, err);
+}
+
+bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err)
+{
+    return bnf_inspect_with(model, NULL, report, err);
 }
 
 bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts,

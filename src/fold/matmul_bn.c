@@ -4,23 +4,22 @@
  * B's columns scaled and C = t.  For [batch, T, N] axis 1 is T: declined. */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-static bnf_status fold(bnf_fold_job *job)
+static bnf_status match(bnf_fold_job *job)
 {
     if (job->in_rank != 2)
-        return bnf_fold_decline(job, "UNSUPPORTED_LAYER",
+        return bnf_fold_decline(job, BNF_UNSUPPORTED_LAYER,
                                 job->in_rank < 0
                                     ? "the rank of the MatMul's input is not known (no shape "
                                       "information): BN's axis 1 is B's column only for rank 2"
                                     : "the MatMul's input has rank %d: BN's axis 1 is not B's "
                                       "output column",
                                 job->in_rank);
-    return bnf_fold_gemm_columns(job);
+    return bnf_fold_gemm_columns_match(job);
 }
 
-static bnf_status finish(Onnx__NodeProto *layer, bnf_err *err)
+bnf_status bnf_fold_to_gemm(Onnx__NodeProto *layer, bnf_err *err)
 {
     char *gemm = bnf_strdup("Gemm");
     if (!gemm)
@@ -36,4 +35,7 @@ static int64_t channels(const Onnx__NodeProto *layer, const bnf_array *w)
     return w->rank == 2 ? w->dims[1] : -1;
 }
 
-const bnf_fold_pattern bnf_fold_matmul_bn = {"MatMul", BNF_AFTER_LAYER, channels, fold, finish};
+const bnf_fold_pattern bnf_fold_matmul_bn = {
+    .layer = &bnf_layer_matmul, .position = BNF_AFTER_LAYER, .channels = channels,
+    .match = match, .fold = bnf_fold_gemm_columns_fold, .finish = bnf_fold_to_gemm,
+};

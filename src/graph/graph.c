@@ -606,7 +606,7 @@ static void remove_input(Onnx__GraphProto *g, size_t i)
     g->n_input--;
 }
 
-static void remove_value_info(Onnx__GraphProto *g, const char *name)
+void bnf_graph_forget_value_info(Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_value_info; i++) {
         if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0) {
@@ -655,7 +655,7 @@ static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, cha
         }
         for (size_t k = 0; k < nd->n_output; k++)
             if (nd->output[k])
-                remove_value_info(g, nd->output[k]);
+                bnf_graph_forget_value_info(g, nd->output[k]);
         bnf_graph_remove_node(g, (size_t)idx);
         *removed = 1;
     }

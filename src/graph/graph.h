@@ -88,6 +88,8 @@ void bnf_names_release(bnf_names *nm);
 /* Appends an initializer (taking ownership); before IR 4 it is also listed as
  * a graph input, as that format requires. */
 bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_err *err);
+/* Drops the value_info of `name` (a value that is gone), if the graph has one. */
+void bnf_graph_forget_value_info(Onnx__GraphProto *g, const char *name);
 /* Removes node i (freeing it). */
 void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i);
 /* Removes what the names in `candidates` were made of, if nothing uses it any

@@ -180,20 +180,30 @@ bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto 
 int bnf_tensor_is_external(const Onnx__TensorProto *t);
 /* Size in bytes of the tensor's values, from dims and type (0 if unknown). */
 uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t);
-/* v[i] *= s[(i / inner) % channels] for a run of n elements of a tensor; (*k, *c)
- * say where the run starts within its channel (0, 0 for the first) and move on. */
-void bnf_scale_by_channel(double *v, size_t n, const double *s, size_t inner,
-                          size_t channels, size_t *k, size_t *c);
-/* A new tensor `name` of t's type and shape (t real-typed) whose element i is
- * t[i] * s[(i / inner) % channels] rounded to the type, computed chunk by chunk
- * from t's bytes (mapped, external or typed fields) and spilled to m's spill
- * file as it goes.  When an element is not finite or flushes to zero in the
- * type, *bad is set to its index + 1, *bad_value to it, and *out stays NULL.
- * With out NULL it only checks. */
+/* Which scale a fold multiplies each element e of a weight by: element e
+ * belongs to channel (e / group) * per_group + (e / inner) % per_group
+ * (group 0: no groups, the channel is (e / inner) % per_group).  group is a
+ * multiple of inner * per_group. */
+typedef struct {
+    size_t inner, per_group, group;
+} bnf_scaling;
+/* Where a walk through the elements is (zeroed for element 0). */
+typedef struct {
+    size_t k, c, base, in_group;
+} bnf_scaling_pos;
+size_t bnf_scaling_channel(const bnf_scaling *sc, size_t e);
+/* v[i] *= s[channel] for a run of n elements, from pos on (and moves pos on). */
+void bnf_scale_by_channel(double *v, size_t n, const double *s, const bnf_scaling *sc,
+                          bnf_scaling_pos *pos);
+/* A new tensor `name` of t's type and shape (t real-typed) whose element e is
+ * t[e] * s[bnf_scaling_channel(sc, e)] rounded to the type, computed chunk by
+ * chunk from t's bytes (mapped, external or typed fields) and spilled to m's
+ * spill file as it goes.  When an element is not finite or flushes to zero in
+ * the type, *bad is set to its index + 1, *bad_value to it, and *out stays
+ * NULL.  With out NULL it only checks. */
 bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
-                             const double *s, size_t inner, size_t channels,
-                             Onnx__TensorProto **out, size_t *bad, double *bad_value,
-                             bnf_err *err);
+                             const double *s, const bnf_scaling *sc, Onnx__TensorProto **out,
+                             size_t *bad, double *bad_value, bnf_err *err);
 /* A new tensor holding v (rounded to dtype) in raw_data; v NULL: zeros. */
 bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);

@@ -504,22 +504,37 @@ static void decode_typed(const Onnx__TensorProto *t, size_t at, size_t n, double
     }
 }
 
-void bnf_scale_by_channel(double *v, size_t n, const double *s, size_t inner,
-                          size_t channels, size_t *k, size_t *c)
+size_t bnf_scaling_channel(const bnf_scaling *sc, size_t e)
+{
+    return (sc->group ? e / sc->group * sc->per_group : 0) + e / sc->inner % sc->per_group;
+}
+
+/* Moves pos on by run elements (run <= what is left of the current inner run). */
+static void scaling_advance(const bnf_scaling *sc, bnf_scaling_pos *pos, size_t run)
+{
+    pos->k += run;
+    if (pos->k == sc->inner) {
+        pos->k = 0;
+        if (++pos->c == sc->per_group)
+            pos->c = 0;
+    }
+    if (sc->group && (pos->in_group += run) == sc->group) {
+        pos->in_group = 0;
+        pos->base += sc->per_group;
+    }
+}
+
+void bnf_scale_by_channel(double *v, size_t n, const double *s, const bnf_scaling *sc,
+                          bnf_scaling_pos *pos)
 {
     size_t i = 0;
     while (i < n) {
-        size_t run = inner - *k < n - i ? inner - *k : n - i;
-        const double sc = s[*c];
+        size_t run = sc->inner - pos->k < n - i ? sc->inner - pos->k : n - i;
+        const double f = s[pos->base + pos->c];
         for (size_t j = 0; j < run; j++)
-            v[i + j] *= sc;
+            v[i + j] *= f;
         i += run;
-        *k += run;
-        if (*k == inner) {
-            *k = 0;
-            if (++*c == channels)
-                *c = 0;
-        }
+        scaling_advance(sc, pos, run);
     }
 }
 
@@ -571,30 +586,25 @@ static double scaled_value(const uint8_t *p, double sc)
 }
 
 /* scale_chunk and encode_checked fused for float32 raw bytes. */
-static size_t scale_float(const uint8_t *p, size_t n, const double *s, size_t inner,
-                          size_t channels, size_t *k, size_t *c, float *out)
+static size_t scale_float(const uint8_t *p, size_t n, const double *s, const bnf_scaling *sc,
+                          bnf_scaling_pos *pos, float *out)
 {
     size_t i = 0;
     int bad = 0;
     while (i < n) {
-        size_t run = inner - *k < n - i ? inner - *k : n - i;
-        const double sc = s[*c];
+        size_t run = sc->inner - pos->k < n - i ? sc->inner - pos->k : n - i;
+        const double f0 = s[pos->base + pos->c];
         for (size_t j = i; j < i + run; j++) {
             float f, r;
             double x;
             memcpy(&f, p + 4 * j, 4);
-            x = (double)f * sc;
+            x = (double)f * f0;
             r = (float)x;
             out[j] = r;
             bad |= (!(fabsf(r) <= FLT_MAX)) | ((r == 0.0f) & (x != 0.0));
         }
         i += run;
-        *k += run;
-        if (*k == inner) {
-            *k = 0;
-            if (++*c == channels)
-                *c = 0;
-        }
+        scaling_advance(sc, pos, run);
     }
     if (!bad)
         return 0;
@@ -608,12 +618,12 @@ static size_t scale_float(const uint8_t *p, size_t n, const double *s, size_t in
 }
 
 bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
-                             const double *s, size_t inner, size_t channels,
-                             Onnx__TensorProto **out, size_t *bad, double *bad_value,
-                             bnf_err *err)
+                             const double *s, const bnf_scaling *sc, Onnx__TensorProto **out,
+                             size_t *bad, double *bad_value, bnf_err *err)
 {
     const bnf_dtype_info *d = bnf_dtype(t->data_type);
-    size_t n, k = 0, c = 0, es;
+    bnf_scaling_pos pos = {0};
+    size_t n, es;
     int fd = -1, external = bnf_tensor_is_external(t);
     uint64_t ext_off = 0, ext_len = 0;
     double *v = NULL;
@@ -627,7 +637,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
     *bad = 0;
     if (out)
         *out = NULL;
-    if (!d || !bnf_dtype_is_real(t->data_type) || !inner || !channels)
+    if (!d || !bnf_dtype_is_real(t->data_type) || !sc->inner || !sc->per_group)
         return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': cannot scale it", tname(t));
     if ((rc = bnf_numel(t->dims, t->n_dims, tname(t), &n, err)))
         return rc;
@@ -679,11 +689,10 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         }
         if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && bytes) {
             /* the common case in one pass: float -> double, scaled, rounded back */
-            if ((b = scale_float(bytes + at * es, len, s, inner, channels, &k, &c,
-                                 (float *)(void *)dst))) {
+            if ((b = scale_float(bytes + at * es, len, s, sc, &pos, (float *)(void *)dst))) {
                 *bad = at + b;
                 *bad_value = scaled_value(bytes + (at + b - 1) * es,
-                                          s[((at + b - 1) / inner) % channels]);
+                                          s[bnf_scaling_channel(sc, at + b - 1)]);
                 rc = BNF_OK;
                 goto out;
             }
@@ -720,7 +729,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         } else {
             decode_typed(t, at, len, v);
         }
-        bnf_scale_by_channel(v, len, s, inner, channels, &k, &c);
+        bnf_scale_by_channel(v, len, s, sc, &pos);
         if ((b = encode_checked(t->data_type, v, len, dst))) {
             *bad = at + b;
             *bad_value = v[b - 1];

@@ -29,13 +29,6 @@ void bnf_verify_defaults(bnf_verify_options *o)
     o->atol = 1e-4;
 }
 
-void bnf_fold_defaults(bnf_fold_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->verify = 1;
-    bnf_verify_defaults(&o->check);
-}
-
 static void index_string(const bnf_tensor *t, size_t flat, char *buf, size_t size)
 {
     size_t used = 0, rem = flat;
@@ -355,110 +348,36 @@ static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_te
     return def->run(&ctx);
 }
 
-/* The input shape the check feeds the layer: batch 1 (Gemm: M rows), the
- * channels the weight expects, and a small spatial extent that fits the
- * kernel, its dilation and its stride. */
-static bnf_status layer_input_shape(const Onnx__NodeProto *layer, const bnf_array *w,
-                                    const bnf_array *b, int64_t *dims, size_t *rank, bnf_err *err)
+/* A scratch copy of a node, to finish the way a fold finishes the real one. */
+static Onnx__NodeProto *node_copy(const Onnx__NodeProto *n)
 {
-    if (strcmp(layer->op_type, "MatMul") == 0) { /* [M, K] x [K, N] */
-        if (w->rank != 2)
-            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "MatMul weight of rank %zu", w->rank);
-        *rank = 2;
-        dims[0] = 3;
-        dims[1] = w->dims[0];
-        return BNF_OK;
+    size_t len = onnx__node_proto__get_packed_size(n);
+    uint8_t *buf = bnf_malloc(len ? len : 1);
+    Onnx__NodeProto *copy = NULL;
+    if (buf) {
+        onnx__node_proto__pack(n, buf);
+        copy = onnx__node_proto__unpack(&bnf_pbc_allocator, len, buf);
+        bnf_free(buf);
     }
-    if (strcmp(layer->op_type, "Gemm") == 0) {
-        int64_t m = b && b->rank == 2 && b->dims[0] > 1 ? b->dims[0] : 3;
-        int64_t k = bnf_attr_int(layer, "transB", 0) ? w->dims[1] : w->dims[0];
-        *rank = 2;
-        if (bnf_attr_int(layer, "transA", 0)) {
-            dims[0] = k;
-            dims[1] = m;
-        } else {
-            dims[0] = m;
-            dims[1] = k;
-        }
-        return BNF_OK;
-    }
-    if (w->rank < 3 || w->rank > BNF_MAX_RANK)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "weight of rank %zu", w->rank);
-    {
-        int64_t g = bnf_attr_int(layer, "group", 1);
-        const Onnx__AttributeProto *dil = bnf_node_attr(layer, "dilations");
-        const Onnx__AttributeProto *str = bnf_node_attr(layer, "strides");
-        int transpose = strcmp(layer->op_type, "ConvTranspose") == 0;
-        int64_t least[BNF_MAX_RANK], total;
-        const Onnx__AttributeProto *pads = bnf_node_attr(layer, "pads");
-        if (g < 1 || g > (1 << 20) || (transpose ? w->dims[0] : w->dims[0]) % g != 0 ||
-            w->dims[1] > (1 << 20))
-            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': group %lld does not fit the "
-                            "weight's %lld channels", layer->op_type,
-                            layer->name ? layer->name : "", (long long)g, (long long)w->dims[0]);
-        for (size_t i = 0; pads && i < pads->n_ints; i++)
-            if (pads->ints[i] < 0 || pads->ints[i] > 4096)
-                return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': pads of %lld are too large "
-                                "to check locally", layer->op_type,
-                                layer->name ? layer->name : "", (long long)pads->ints[i]);
-        dims[0] = 1;
-        dims[1] = transpose ? w->dims[0] : w->dims[1] * g;
-        total = dims[1];
-        for (size_t d = 2; d < w->rank; d++) {
-            int64_t k = w->dims[d];
-            int64_t dl = dil && d - 2 < dil->n_ints ? dil->ints[d - 2] : 1;
-            int64_t st = str && d - 2 < str->n_ints ? str->ints[d - 2] : 1;
-            dl = dl > 0 ? dl : 1;
-            st = st > 0 && st < 64 ? st : 1;
-            if (k < 1 || k > 4096 || dl > 4096 || (k - 1) * dl + 1 > 4096)
-                return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s': a kernel extent of %lld x "
-                                "dilation %lld is too large to check locally", layer->op_type,
-                                layer->name ? layer->name : "", (long long)k, (long long)dl);
-            /* the kernel must fit (no padding assumed); a few strides more show more */
-            least[d] = transpose ? 1 : (k - 1) * dl + 1;
-            dims[d] = transpose ? 5 : least[d] + 2 * st + 3;
-            total *= dims[d];
-            if (total > ((int64_t)1 << 40))
-                total = (int64_t)1 << 40;
-        }
-        /* keep the check small: shrink the extents toward what the kernel needs */
-        for (int guard = 0; total > ((int64_t)1 << 22) && guard < 64; guard++) {
-            total = dims[1];
-            for (size_t d = 2; d < w->rank; d++) {
-                if (dims[d] > least[d])
-                    dims[d] = least[d] + (dims[d] - least[d]) / 2;
-                total *= dims[d];
-                if (total > ((int64_t)1 << 40))
-                    total = (int64_t)1 << 40;
-            }
-        }
-        if (total > ((int64_t)1 << 24))
-            return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s '%s' needs an input of %lld values "
-                            "or more: too large to check locally", layer->op_type,
-                            layer->name ? layer->name : "", (long long)total);
-        *rank = w->rank;
-    }
-    return BNF_OK;
+    return copy;
 }
 
-bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
-                                 const Onnx__NodeProto *layer, const Onnx__NodeProto *affine,
-                                 bnf_fold_position pos, const Onnx__NodeProto *folded,
-                                 int64_t opset, const bnf_array *w, const bnf_array *b,
-                                 const double *new_w, const bnf_array *new_b,
-                                 const bnf_verify_options *o, double *rel_err, int *pass,
-                                 bnf_err *err)
+bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const bnf_fold_job *job,
+                                 int64_t opset, const bnf_verify_options *o, double *rel_err,
+                                 int *pass, bnf_err *err)
 {
+    const bnf_fold_pattern *pat = job->pat;
+    const Onnx__NodeProto *layer = job->layer, *affine = job->affine;
     bnf_tensor x = {0}, tw = {0}, tb = {0}, tnw = {0}, tnb = {0}, y = {0}, z = {0}, out = {0};
     bnf_tensor params[8];
     const bnf_tensor *in[8];
     int64_t dims[BNF_MAX_RANK];
     size_t rank = 0, n_aff = affine->n_input < 8 ? affine->n_input : 8;
-    const char *link = pos == BNF_AFTER_LAYER ? S(layer->output[0]) : S(affine->output[0]);
-    const char *data_in = pos == BNF_AFTER_LAYER ? link : S(affine->input[0]);
-    bnf_array nw = *w;
-    Onnx__NodeProto layer2;
-    Onnx__AttributeProto beta1, **attrs = NULL;
+    int after = pat->position == BNF_AFTER_LAYER;
+    const char *data_in = after ? S(layer->output[0]) : S(affine->input[0]);
+    bnf_array w = {0}, nw = {0};
+    bnf_const_kind kind;
+    Onnx__NodeProto *folded = NULL;
     bnf_verify_result r;
     bnf_status rc;
 
@@ -466,15 +385,21 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
     memset(&r, 0, sizeof r);
     *pass = 0;
     *rel_err = NAN;
-    nw.v = (double *)new_w;
-    if ((rc = layer_input_shape(layer, w, b, dims, &rank, err)) ||
+    /* the weights before and after, as numbers */
+    if ((rc = bnf_graph_const(m, gi, layer->input[1], &kind, &w, err)))
+        goto out;
+    if (kind != BNF_CONST_YES) {
+        rc = bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer readable", layer->input[1]);
+        goto out;
+    }
+    if ((rc = bnf_tensor_read(m, job->new_w, &nw, err)) ||
+        (rc = pat->layer->input_shape(layer, &w, job->b, dims, &rank, err)) ||
         (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
-        (rc = array_to_tensor(w, &tw, err)) || (b && (rc = array_to_tensor(b, &tb, err))) ||
-        (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(new_b, &tnb, err)))
+        (rc = array_to_tensor(&w, &tw, err)) || (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
+        (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(&job->new_b, &tnb, err)))
         goto out;
     /* the affine node's constant operands, as they are in the model */
     for (size_t i = 0; i < n_aff; i++) {
-        bnf_const_kind kind;
         bnf_array a;
         if (!affine->input[i] || !*affine->input[i] || strcmp(affine->input[i], data_in) == 0)
             continue;
@@ -495,11 +420,11 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
         in[i] = affine->input[i] && strcmp(S(affine->input[i]), data_in) == 0 ? (data) \
                                                                              : &params[i];
     /* original: the two nodes in their order */
-    if (pos == BNF_AFTER_LAYER) {
+    if (after) {
         in[0] = &x;
         in[1] = &tw;
-        in[2] = b ? &tb : NULL;
-        if ((rc = run_node(layer, opset, in, b ? 3 : 2, &y, err)))
+        in[2] = job->b ? &tb : NULL;
+        if ((rc = run_node(layer, opset, in, job->b ? 3 : 2, &y, err)))
             goto out;
         AFFINE_INPUTS(&y)
         if ((rc = run_node(affine, opset, in, n_aff, &z, err)))
@@ -510,41 +435,30 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi,
             goto out;
         in[0] = &y;
         in[1] = &tw;
-        in[2] = b ? &tb : NULL;
-        if ((rc = run_node(layer, opset, in, b ? 3 : 2, &z, err)))
+        in[2] = job->b ? &tb : NULL;
+        if ((rc = run_node(layer, opset, in, job->b ? 3 : 2, &z, err)))
             goto out;
     }
 #undef AFFINE_INPUTS
-    /* folded: the layer as it will be, with its new tensors (Gemm: beta = 1) */
-    layer2 = *folded;
-    if (strcmp(S(folded->op_type), "Gemm") == 0) {
-        attrs = bnf_malloc((layer->n_attribute + 1) * sizeof *attrs);
-        if (!attrs) {
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        onnx__attribute_proto__init(&beta1);
-        beta1.name = "beta";
-        beta1.has_type = 1;
-        beta1.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
-        beta1.has_f = 1;
-        beta1.f = 1.0f;
-        layer2.n_attribute = 0;
-        for (size_t i = 0; i < folded->n_attribute; i++)
-            if (strcmp(S(folded->attribute[i]->name), "beta") != 0)
-                attrs[layer2.n_attribute++] = folded->attribute[i];
-        attrs[layer2.n_attribute++] = &beta1;
-        layer2.attribute = attrs;
+    /* folded: the layer as the fold writes it, with its new tensors */
+    if (!(folded = node_copy(layer))) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
     }
+    if (pat->finish && (rc = pat->finish(folded, err)))
+        goto out;
     in[0] = &x;
     in[1] = &tnw;
     in[2] = &tnb;
-    if ((rc = run_node(&layer2, opset, in, 3, &out, err)))
+    if ((rc = run_node(folded, opset, in, 3, &out, err)))
         goto out;
     *pass = compare_output("output", S(affine->output[0]), &z, &out, o, &r);
     *rel_err = r.worst_rel;
 out:
-    bnf_free(attrs);
+    if (folded)
+        onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
+    bnf_array_free(&w);
+    bnf_array_free(&nw);
     bnf_tensor_clear(&x);
     bnf_tensor_clear(&tw);
     bnf_tensor_clear(&tb);
