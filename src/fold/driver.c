@@ -24,13 +24,14 @@
 #include <string.h>
 
 /* Adding a fold: one file in fold/ defining bnf_fold_<name>, one line here. */
-#define BNF_FOLD_PATTERNS(X)                                                                 \
-    X(conv_bn)                                                                               \
-    X(conv_transpose_bn)                                                                     \
-    X(gemm_bn)                                                                               \
-    X(matmul_bn)                                                                             \
-    X(bn_conv)                                                                               \
-    X(bn_gemm)
+#define BNF_FOLD_PATTERNS(X) \
+    X(conv_bn)               \
+    X(conv_transpose_bn)     \
+    X(gemm_bn)               \
+    X(matmul_bn)             \
+    X(bn_conv)               \
+    X(bn_gemm)               \
+    /* (the end of the table) */
 
 #define DECLARE(name) extern const bnf_fold_pattern bnf_fold_##name;
 BNF_FOLD_PATTERNS(DECLARE)
