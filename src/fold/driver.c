@@ -593,12 +593,15 @@ static bnf_status add_action(fold_ctx *cx, const char *node_op, const char *node
     return BNF_OK;
 }
 
-static bnf_status set_layer(bnf_bn_info *e, const Onnx__NodeProto *layer, bnf_err *err)
+/* The layer a BN folds (or would fold) into, as the input has it (a MatMul
+ * that became a Gemm stays a MatMul). */
+static bnf_status set_layer(bnf_bn_info *e, const Onnx__NodeProto *layer, const char *op,
+                            bnf_err *err)
 {
     bnf_free(e->layer);
     bnf_free(e->layer_op);
     e->layer = bnf_strdup(S(layer->name));
-    e->layer_op = bnf_strdup(S(layer->op_type));
+    e->layer_op = bnf_strdup(op);
     if (!e->layer || !e->layer_op)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     return BNF_OK;
@@ -719,7 +722,7 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     after = node->n_output ? sole_consumer(gi, S(node->output[0])) : NULL;
     pat_b = before ? pattern_for(before, BNF_AFTER_LAYER) : NULL;
     pat_a = after ? pattern_for(after, BNF_BEFORE_LAYER) : NULL;
-    if (before && (rc = set_layer(e, before, err)))
+    if (before && (rc = set_layer(e, before, S(before->op_type), err)))
         goto out;
     if (code) {
         say(&w, code, "%s", reason);
@@ -744,7 +747,7 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
             goto out;
         if (d.folded) {
             e->before_layer = 1;
-            if ((rc = set_layer(e, after, err)))
+            if ((rc = set_layer(e, after, op, err)))
                 goto out;
             rc = add_action(cx, "BatchNormalization", e->name, S(after->name), op,
                             BNF_BEFORE_LAYER, &d, err);
@@ -753,7 +756,7 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         if (!pat_b) { /* the layer after is the one that could have taken it */
             w = w2;
             e->before_layer = 1;
-            if ((rc = set_layer(e, after, err)))
+            if ((rc = set_layer(e, after, op, err)))
                 goto out;
         }
     }
