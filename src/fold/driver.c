@@ -31,6 +31,7 @@
     X(matmul_bn)             \
     X(bn_conv)               \
     X(bn_gemm)               \
+    X(bn_matmul)             \
     /* (the end of the table) */
 
 #define DECLARE(name) extern const bnf_fold_pattern bnf_fold_##name;
