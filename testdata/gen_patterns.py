@@ -152,6 +152,32 @@ def matmul_case(name, rank3=False, dtype="float32"):
     return model, e
 
 
+def bn_matmul_case(name, rank3=False, dtype="float32"):
+    """X -> BN -> MatMul(B [5, 4]) -> Y: becomes Gemm with B's rows scaled,
+    C = t B.  Rank 3 (X [2, 3, 5]): BN normalises axis 1 (3), not the 5
+    features the MatMul reads: skip."""
+    rng = gm.rng_for(name)
+    xshape = (2, 3, 5) if rank3 else (3, 5)
+    X = gm.x_values(rng, xshape, dtype)
+    Bm = gm.quant(rng.uniform(-1, 1, (5, 4)), dtype)
+    st, dts = gm.make_bn_stats(rng, xshape[1], dtype)
+    g = gm.Graph()
+    g.input("X", dtype, X.shape)
+    gm.bn_node(g, "X", st, dts, y="bn_out")
+    g.const("W", Bm, dtype)
+    g.node("MatMul", ["bn_out", "W"], ["Y"], "matmul")
+    y_ref = gm.ref_bn(X, st, EPS) @ Bm
+    g.output("Y", dtype, y_ref.shape)
+    model = g.model()
+    if rank3:
+        return model, None
+    s, t = gm.bn_factors(st, EPS)
+    unr, rnd = fold_params(dtype, Bm * s[:, None], t @ Bm)
+    e = Expect()
+    finish(name, e, dtype, X, y_ref, lambda w_, b_: X @ w_ + b_, unr, rnd)
+    return model, e
+
+
 def bn_conv_case(name, C=3, M=4, group=1, bias=True, attrs=None, fold=True, size=6):
     """X -> BN(C) -> Conv -> Y (the BN before the layer)."""
     rng = gm.rng_for(name)
@@ -556,6 +582,12 @@ CASES = [
      [("-", "skip UNSUPPORTED_LAYER", "X [2,3,5]: BN axis 1 is T, not B's column")]),
     ("matmul_bn_double", lambda n: matmul_case(n, dtype="float64"),
      [("-", "fold", "float64 matmul_bn; input_X/output_Y double")]),
+    ("bn_matmul", lambda n: bn_matmul_case(n),
+     [("-", "fold", "BN(5) -> MatMul becomes Gemm: B's rows scaled, C = t B")]),
+    ("bn_matmul_rank3", lambda n: bn_matmul_case(n, rank3=True),
+     [("-", "skip UNSUPPORTED_LAYER", "X [2,3,5]: BN axis 1 is T, not the features")]),
+    ("bn_matmul_double", lambda n: bn_matmul_case(n, dtype="float64"),
+     [("-", "fold", "float64 bn_matmul; input_X/output_Y double")]),
     ("bn_conv", lambda n: bn_conv_case(n),
      [("-", "fold", "BN before a Conv without padding, with bias")]),
     ("bn_conv_group", lambda n: bn_conv_case(n, C=4, M=6, group=2, bias=False),

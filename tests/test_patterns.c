@@ -1,5 +1,5 @@
 /* test_patterns.c: the fold patterns beyond "layer -> BN" (testdata/patterns/,
- * written by testdata/gen_patterns.py): MatMul -> BN, BN -> Conv / Gemm, Mul and
+ * written by testdata/gen_patterns.py): MatMul -> BN, BN -> Conv / Gemm / MatMul, Mul and
  * Add by constants, chains, standalone BNs lowered to Mul + Add, BNs inside If /
  * Loop bodies, float16 overflow, training-mode BNs, initializers listed as graph
  * inputs.
@@ -51,6 +51,11 @@ static const pattern_case cases[] = {
      EVAL_YES},
     SKIP("matmul_bn_rank3", 0, "UNSUPPORTED_LAYER"),
     {"matmul_bn_double", 0, "fold", {"fold"}, "BatchNormalization:after:MatMul", "Y", "Gemm",
+     NULL, NULL, EVAL_YES},
+    {"bn_matmul", 0, "fold", {"fold"}, "BatchNormalization:before:MatMul", "Y", "Gemm", NULL,
+     NULL, EVAL_YES},
+    SKIP("bn_matmul_rank3", 0, "UNSUPPORTED_LAYER"),
+    {"bn_matmul_double", 0, "fold", {"fold"}, "BatchNormalization:before:MatMul", "Y", "Gemm",
      NULL, NULL, EVAL_YES},
     {"bn_conv", 0, "fold", {"fold"}, "BatchNormalization:before:Conv", "Y", "Conv", NULL, NULL,
      EVAL_YES},
@@ -530,7 +535,7 @@ static void check_layer(const pattern_case *pc, const bnf_model *folded, const b
     compare_const(folded, g, layer->input[2], e, "expected_B", label);
     if (strcmp(layer->op_type, "Gemm") == 0) {
         assert_true(bnf_attr_float(layer, "beta", 1.0) == 1.0);
-        if (strcmp(pc->name, "matmul_bn") == 0 || strcmp(pc->name, "matmul_bn_double") == 0) {
+        if (strstr(pc->name, "matmul")) {
             /* MatMul became Gemm: no transposes, alpha 1 */
             assert_int_equal(bnf_attr_int(layer, "transA", 0), 0);
             assert_int_equal(bnf_attr_int(layer, "transB", 0), 0);
