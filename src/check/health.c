@@ -1,16 +1,10 @@
 /* health.c: what is numerically suspicious in a BatchNormalization.
  *
- * Every finding has a stable code, a severity and the channels it concerns:
- *   BN_NONFINITE    error    NaN or Inf in scale, B, mean or var
- *   BN_NEG_VAR      error    negative running variance
- *   BN_TRAINING_MODE error   a training-mode BN (is_test=0, training_mode=1, ...)
- *   BN_EPS_NONPOS   warning  epsilon <= 0 (error when a variance is 0 too)
- *   BN_ZERO_VAR     warning  running variance exactly 0
- *   BN_TINY_VAR     warning  0 < var < 1e-6
- *   BN_LARGE_SCALE  warning  |gamma / sqrt(var + eps)| > 1e4: a float16 risk once folded
- *   BN_UNTRAINED    warning  running mean all 0 and variance all 1: exported before
- *                            statistics were collected
- *   BN_DEAD_CHANNEL info     gamma = 0: the channel's output is constant */
+ * Every finding has a stable code (the BN_* codes of report/codes.h, with
+ * their default severity and meaning), a severity and the channels it
+ * concerns.  Thresholds: a tiny variance is below 1e-6, a large scale
+ * |gamma / sqrt(var + eps)| above 1e4 (float16's range once folded); epsilon
+ * <= 0 is an error when a variance is 0 too. */
 #include "internal.h"
 
 #include <math.h>
