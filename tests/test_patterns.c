@@ -294,7 +294,7 @@ static int try_const(const bnf_model *m, const Onnx__GraphProto *g, const char *
             }
         if (producer_in(g, name)) { /* a Constant of the subgraph or function body */
             int yes;
-            assert_int_equal(bnf_graph_index(&gi, (Onnx__GraphProto *)g, m->proto->ir_version,
+            assert_int_equal(bnf_graph_index(&gi, m, (Onnx__GraphProto *)g, m->proto->ir_version,
                                              &err), BNF_OK);
             if (bnf_graph_const(m, &gi, name, &kind, out, &err) != BNF_OK)
                 fail_msg("reading %s: %s", name, err.msg);
@@ -303,7 +303,7 @@ static int try_const(const bnf_model *m, const Onnx__GraphProto *g, const char *
             return yes;
         }
     }
-    assert_int_equal(bnf_graph_index(&gi, m->proto->graph, m->proto->ir_version, &err), BNF_OK);
+    assert_int_equal(bnf_graph_index(&gi, m, m->proto->graph, m->proto->ir_version, &err), BNF_OK);
     if (bnf_graph_const(m, &gi, name, &kind, out, &err) != BNF_OK)
         fail_msg("reading %s: %s", name, err.msg);
     bnf_graph_release(&gi);

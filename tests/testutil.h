@@ -35,7 +35,7 @@ static inline void read_const(const bnf_model *m, const char *name, bnf_array *o
     bnf_graph gi;
     bnf_err err = {0};
     bnf_const_kind kind;
-    assert_int_equal(bnf_graph_index(&gi, m->proto->graph, m->proto->ir_version, &err), BNF_OK);
+    assert_int_equal(bnf_graph_index(&gi, m, m->proto->graph, m->proto->ir_version, &err), BNF_OK);
     if (bnf_graph_const(m, &gi, name, &kind, out, &err) != BNF_OK)
         fail_msg("reading %s: %s", name, err.msg);
     if (kind != BNF_CONST_YES)

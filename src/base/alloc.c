@@ -66,7 +66,7 @@ void *bnf_realloc(void *old, size_t n)
 
 void bnf_free(void *p)
 {
-    if (!p || bnf_mapped_owns(p)) /* tensor bytes in a mapped file (mapped.c) */
+    if (!p)
         return;
     atomic_fetch_sub(&live, 1);
     free(p);

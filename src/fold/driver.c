@@ -99,8 +99,8 @@ bnf_status bnf_fold_add_tensor(const bnf_fold_site *site, Onnx__TensorProto *t, 
     if (!c || !(c->attribute = bnf_malloc(sizeof *c->attribute)) ||
         !(c->attribute[0] = bnf_malloc(sizeof **c->attribute))) {
         if (c)
-            onnx__node_proto__free_unpacked(c, &bnf_pbc_allocator);
-        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
+            onnx__node_proto__free_unpacked(c, bnf_model_alloc(site->m));
+        onnx__tensor_proto__free_unpacked(t, bnf_model_alloc(site->m));
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     onnx__attribute_proto__init(c->attribute[0]);
@@ -109,11 +109,11 @@ bnf_status bnf_fold_add_tensor(const bnf_fold_site *site, Onnx__TensorProto *t, 
     c->attribute[0]->has_type = 1;
     c->attribute[0]->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR;
     if (!(c->attribute[0]->name = bnf_strdup("value"))) {
-        onnx__node_proto__free_unpacked(c, &bnf_pbc_allocator);
+        onnx__node_proto__free_unpacked(c, bnf_model_alloc(site->m));
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     (*shift)++;
-    return bnf_graph_insert_node(site->gi->g, 0, c, err);
+    return bnf_graph_insert_node(site->gi, 0, c, err);
 }
 
 /* Why a fold did not happen: a stable code and a sentence. */
@@ -394,7 +394,7 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
     if (rc || a->why.code)
         goto out;
     if (a->w_proto && a->w_proto->has_raw_data) /* the pages read: back to the page cache */
-        bnf_mapped_release_range(a->w_proto->raw_data.data, a->w_proto->raw_data.len);
+        bnf_mapped_release_range(cx->m, a->w_proto->raw_data.data, a->w_proto->raw_data.len);
     a->job.new_w = a->tw;
     if (a->pat->fold(&a->job) != BNF_OK) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory folding '%s'", S(a->node->name));
@@ -441,7 +441,6 @@ static bnf_status fold_check(attempt *a, bnf_err *err)
 static bnf_status fold_rewrite(attempt *a, bnf_err *err)
 {
     fold_ctx *cx = a->cx;
-    Onnx__GraphProto *g = cx->site.gi->g;
     Onnx__NodeProto *layer = a->layer, *node = a->node;
     const char *bias_name = bnf_node_input(layer, 2);
     char *candidates[8] = {0}, *link = NULL, *name = NULL;
@@ -489,8 +488,8 @@ static bnf_status fold_rewrite(attempt *a, bnf_err *err)
              : (rc = bnf_node_set_input(layer, 0, node->input[0], err))) ||
         (a->pat->finish && (rc = a->pat->finish(layer, err))))
         goto out;
-    bnf_graph_forget_value_info(g, link); /* the value between the two nodes is gone */
-    bnf_graph_remove_node(g, a->at + shift);
+    bnf_graph_forget_value_info(cx->site.gi, link); /* the value between the nodes is gone */
+    bnf_graph_remove_node(cx->site.gi, a->at + shift);
     cx->m->changed = 1;
     if ((rc = bnf_graph_reindex(cx->site.gi, err)) ||
         (rc = bnf_graph_collect(cx->site.gi, candidates, n_cand, err)))
@@ -553,9 +552,9 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
 out:
     *why = a.why;
     if (a.tw)
-        onnx__tensor_proto__free_unpacked(a.tw, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(a.tw, bnf_model_alloc(cx->m));
     if (a.tb)
-        onnx__tensor_proto__free_unpacked(a.tb, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(a.tb, bnf_model_alloc(cx->m));
     bnf_array_free(&a.job.new_b);
     bnf_array_free(&a.w);
     bnf_array_free(&a.b);
@@ -910,7 +909,7 @@ static bnf_status enter_site(fold_ctx *cx, bnf_scope *s, bnf_fold_site *saved, b
             if (bnf_is_onnx_domain(s->function->opset_import[i]->domain))
                 cx->site.opset = s->function->opset_import[i]->version;
     }
-    rc = bnf_scope_index(s, cx->m->proto->ir_version, err);
+    rc = bnf_scope_index(s, cx->m, cx->m->proto->ir_version, err);
     cx->site.gi = s->gi;
     return rc;
 }
@@ -1014,8 +1013,9 @@ static const bnf_visitor converter = {
 static const bnf_visitor folder = {.enter = fold_enter, .leave = fold_leave};
 
 /* --freeze-inputs: an initializer listed as a graph input stops being an input. */
-static size_t freeze_inputs(Onnx__GraphProto *g)
+static size_t freeze_inputs(bnf_model *m)
 {
+    Onnx__GraphProto *g = m->proto->graph;
     size_t kept = 0, frozen = 0;
     for (size_t i = 0; i < g->n_input; i++) {
         int is_init = 0;
@@ -1023,7 +1023,7 @@ static size_t freeze_inputs(Onnx__GraphProto *g)
             is_init = g->input[i]->name && g->initializer[k]->name &&
                       strcmp(g->input[i]->name, g->initializer[k]->name) == 0;
         if (is_init) {
-            onnx__value_info_proto__free_unpacked(g->input[i], &bnf_pbc_allocator);
+            onnx__value_info_proto__free_unpacked(g->input[i], bnf_model_alloc(m));
             frozen++;
         } else {
             g->input[kept++] = g->input[i];
@@ -1075,7 +1075,7 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     if (opts->verify && (rc = bnf_model_clone(model, &orig, err)))
         goto out;
     if (opts->freeze_inputs && model->proto->ir_version >= 4 &&
-        (cx.r->n_frozen_inputs = freeze_inputs(model->proto->graph)))
+        (cx.r->n_frozen_inputs = freeze_inputs(model)))
         model->changed = 1;
     if ((rc = bnf_walk_model(&folder, &cx, model->proto, err)) ||
         (rc = bnf_walk_model(&bn_counter, &cx.r->n_bns_after, model->proto, err)))

@@ -99,11 +99,11 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
     if (rc)
         goto out;
     i += shift;
-    bnf_graph_remove_node(g, i);
-    rc = bnf_graph_insert_node(g, i, mul, err);
+    bnf_graph_remove_node(site->gi, i);
+    rc = bnf_graph_insert_node(site->gi, i, mul, err);
     mul = NULL;
     if (!rc)
-        rc = bnf_graph_insert_node(g, i + 1, add, err);
+        rc = bnf_graph_insert_node(site->gi, i + 1, add, err);
     add = NULL;
     if (rc || (rc = bnf_graph_reindex(site->gi, err)) ||
         (rc = bnf_graph_collect(site->gi, candidates, 4, err)))
@@ -114,13 +114,13 @@ out:
     for (int k = 0; k < 4; k++)
         bnf_free(candidates[k]);
     if (mul)
-        onnx__node_proto__free_unpacked(mul, &bnf_pbc_allocator);
+        onnx__node_proto__free_unpacked(mul, bnf_model_alloc(site->m));
     if (add)
-        onnx__node_proto__free_unpacked(add, &bnf_pbc_allocator);
+        onnx__node_proto__free_unpacked(add, bnf_model_alloc(site->m));
     if (ts)
-        onnx__tensor_proto__free_unpacked(ts, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(ts, bnf_model_alloc(site->m));
     if (tt)
-        onnx__tensor_proto__free_unpacked(tt, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(tt, bnf_model_alloc(site->m));
     bnf_array_free(&scale);
     bnf_bn_release(&bn);
     return rc;

@@ -54,11 +54,12 @@ void bnf_graph_release(bnf_graph *gi)
     gi->producer = gi->uses = gi->init = gi->input = gi->output = NULL;
 }
 
-bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_version,
-                           bnf_err *err)
+bnf_status bnf_graph_index(bnf_graph *gi, const bnf_model *m, Onnx__GraphProto *g,
+                           int64_t ir_version, bnf_err *err)
 {
     size_t n = g->n_node + g->n_initializer + g->n_input + 8;
     memset(gi, 0, sizeof *gi);
+    gi->m = m;
     gi->g = g;
     gi->ir_version = ir_version;
     gi->producer = bnf_strmap_new(n);
@@ -110,18 +111,18 @@ bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err)
     const bnf_graph *outer = gi->outer;
     bnf_status rc;
     bnf_graph_release(gi);
-    rc = bnf_graph_index(gi, gi->g, gi->ir_version, err);
+    rc = bnf_graph_index(gi, gi->m, gi->g, gi->ir_version, err);
     gi->outer = outer;
     return rc;
 }
 
-bnf_status bnf_scope_index(bnf_scope *s, int64_t ir_version, bnf_err *err)
+bnf_status bnf_scope_index(bnf_scope *s, const bnf_model *m, int64_t ir_version, bnf_err *err)
 {
     bnf_graph *gi = bnf_malloc(sizeof *gi);
     bnf_status rc;
     if (!gi)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-    if ((rc = bnf_graph_index(gi, s->g, ir_version, err))) {
+    if ((rc = bnf_graph_index(gi, m, s->g, ir_version, err))) {
         bnf_free(gi);
         return rc;
     }
@@ -245,12 +246,12 @@ Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char 
     return n;
 }
 
-bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto *node,
-                                 bnf_err *err)
+bnf_status bnf_graph_insert_node(bnf_graph *gi, size_t i, Onnx__NodeProto *node, bnf_err *err)
 {
+    Onnx__GraphProto *g = gi->g;
     Onnx__NodeProto **grown = bnf_realloc(g->node, (g->n_node + 1) * sizeof *grown);
     if (!grown) {
-        onnx__node_proto__free_unpacked(node, &bnf_pbc_allocator);
+        onnx__node_proto__free_unpacked(node, bnf_model_alloc(gi->m));
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     g->node = grown;
@@ -560,7 +561,7 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
     Onnx__GraphProto *g = gi->g;
     Onnx__TensorProto **grown = bnf_realloc(g->initializer, (g->n_initializer + 1) * sizeof *grown);
     if (!grown) {
-        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(t, bnf_model_alloc(gi->m));
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     g->initializer = grown;
@@ -573,7 +574,7 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         in = bnf_realloc(g->input, (g->n_input + 1) * sizeof *in);
         if (!in) {
-            onnx__value_info_proto__free_unpacked(vi, &bnf_pbc_allocator);
+            onnx__value_info_proto__free_unpacked(vi, bnf_model_alloc(gi->m));
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         g->input = in;
@@ -584,33 +585,37 @@ bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_er
     return BNF_OK;
 }
 
-void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i)
+void bnf_graph_remove_node(bnf_graph *gi, size_t i)
 {
-    onnx__node_proto__free_unpacked(g->node[i], &bnf_pbc_allocator);
+    Onnx__GraphProto *g = gi->g;
+    onnx__node_proto__free_unpacked(g->node[i], bnf_model_alloc(gi->m));
     memmove(&g->node[i], &g->node[i + 1], (g->n_node - i - 1) * sizeof *g->node);
     g->n_node--;
 }
 
-static void remove_initializer(Onnx__GraphProto *g, size_t i)
+static void remove_initializer(bnf_graph *gi, size_t i)
 {
-    onnx__tensor_proto__free_unpacked(g->initializer[i], &bnf_pbc_allocator);
+    Onnx__GraphProto *g = gi->g;
+    onnx__tensor_proto__free_unpacked(g->initializer[i], bnf_model_alloc(gi->m));
     memmove(&g->initializer[i], &g->initializer[i + 1],
             (g->n_initializer - i - 1) * sizeof *g->initializer);
     g->n_initializer--;
 }
 
-static void remove_input(Onnx__GraphProto *g, size_t i)
+static void remove_input(bnf_graph *gi, size_t i)
 {
-    onnx__value_info_proto__free_unpacked(g->input[i], &bnf_pbc_allocator);
+    Onnx__GraphProto *g = gi->g;
+    onnx__value_info_proto__free_unpacked(g->input[i], bnf_model_alloc(gi->m));
     memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
     g->n_input--;
 }
 
-void bnf_graph_forget_value_info(Onnx__GraphProto *g, const char *name)
+void bnf_graph_forget_value_info(bnf_graph *gi, const char *name)
 {
+    Onnx__GraphProto *g = gi->g;
     for (size_t i = 0; i < g->n_value_info; i++) {
         if (g->value_info[i]->name && strcmp(g->value_info[i]->name, name) == 0) {
-            onnx__value_info_proto__free_unpacked(g->value_info[i], &bnf_pbc_allocator);
+            onnx__value_info_proto__free_unpacked(g->value_info[i], bnf_model_alloc(gi->m));
             memmove(&g->value_info[i], &g->value_info[i + 1],
                     (g->n_value_info - i - 1) * sizeof *g->value_info);
             g->n_value_info--;
@@ -635,9 +640,9 @@ static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, cha
         if (bnf_strmap_get(gi->input, name, &in)) {
             if (gi->ir_version >= 4)
                 return BNF_OK; /* part of the graph's interface: keep it */
-            remove_input(g, (size_t)in);
+            remove_input(gi, (size_t)in);
         }
-        remove_initializer(g, (size_t)idx);
+        remove_initializer(gi, (size_t)idx);
         *removed = 1;
         return BNF_OK;
     }
@@ -655,8 +660,8 @@ static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, cha
         }
         for (size_t k = 0; k < nd->n_output; k++)
             if (nd->output[k])
-                bnf_graph_forget_value_info(g, nd->output[k]);
-        bnf_graph_remove_node(g, (size_t)idx);
+                bnf_graph_forget_value_info(gi, nd->output[k]);
+        bnf_graph_remove_node(gi, (size_t)idx);
         *removed = 1;
     }
     return BNF_OK;

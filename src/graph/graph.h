@@ -10,6 +10,7 @@
 /* ---- graph index and rewriting (graph.c) ---------------------------------- */
 
 typedef struct bnf_graph {
+    const bnf_model *m;
     Onnx__GraphProto *g;
     int64_t ir_version;
     const struct bnf_graph *outer; /* the enclosing graph of a subgraph, or NULL */
@@ -21,14 +22,15 @@ typedef struct bnf_graph {
     bnf_strmap *output;    /* graph output name -> index */
 } bnf_graph;
 
-bnf_status bnf_graph_index(bnf_graph *gi, Onnx__GraphProto *g, int64_t ir_version,
-                           bnf_err *err);
+/* Indexes graph g of model m (whose allocator frees what edits take out). */
+bnf_status bnf_graph_index(bnf_graph *gi, const bnf_model *m, Onnx__GraphProto *g,
+                           int64_t ir_version, bnf_err *err);
 void bnf_graph_release(bnf_graph *gi);
 /* Re-indexes after the graph changed, keeping g, ir_version and outer. */
 bnf_status bnf_graph_reindex(bnf_graph *gi, bnf_err *err);
 /* Indexes a walk's graph into s->gi (its outer, the enclosing scope's
  * index); bnf_scope_unindex frees it. */
-bnf_status bnf_scope_index(bnf_scope *s, int64_t ir_version, bnf_err *err);
+bnf_status bnf_scope_index(bnf_scope *s, const bnf_model *m, int64_t ir_version, bnf_err *err);
 void bnf_scope_unindex(bnf_scope *s);
 size_t bnf_graph_uses(const bnf_graph *gi, const char *name);
 int bnf_graph_is_output(const bnf_graph *gi, const char *name);
@@ -59,9 +61,8 @@ int64_t bnf_attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt);
 double bnf_attr_float(const Onnx__NodeProto *n, const char *name, double dflt);
 bnf_status bnf_node_set_attr_float(Onnx__NodeProto *n, const char *name, float v, bnf_err *err);
 bnf_status bnf_node_set_attr_int(Onnx__NodeProto *n, const char *name, int64_t v, bnf_err *err);
-/* Inserts `node` (taken over) at index i. */
-bnf_status bnf_graph_insert_node(Onnx__GraphProto *g, size_t i, Onnx__NodeProto *node,
-                                 bnf_err *err);
+/* Inserts `node` (taken over, also on failure) at index i. */
+bnf_status bnf_graph_insert_node(bnf_graph *gi, size_t i, Onnx__NodeProto *node, bnf_err *err);
 /* A new node of the default domain (inputs and outputs copied). */
 Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char *const *inputs,
                               size_t n_in, const char *const *outputs, size_t n_out);
@@ -89,9 +90,9 @@ void bnf_names_release(bnf_names *nm);
  * a graph input, as that format requires. */
 bnf_status bnf_graph_add_initializer(bnf_graph *gi, Onnx__TensorProto *t, bnf_err *err);
 /* Drops the value_info of `name` (a value that is gone), if the graph has one. */
-void bnf_graph_forget_value_info(Onnx__GraphProto *g, const char *name);
+void bnf_graph_forget_value_info(bnf_graph *gi, const char *name);
 /* Removes node i (freeing it). */
-void bnf_graph_remove_node(Onnx__GraphProto *g, size_t i);
+void bnf_graph_remove_node(bnf_graph *gi, size_t i);
 /* Removes what the names in `candidates` were made of, if nothing uses it any
  * more: initializers, Constant nodes, Identity chains.  Re-indexes gi. */
 bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err *err);

@@ -17,8 +17,14 @@
 #error "bnfold decodes raw_data as little-endian and needs a little-endian host"
 #endif
 
+typedef struct bnf_region bnf_region;
+
 struct bnf_model {
     Onnx__ModelProto *proto;
+    ProtobufCAllocator alloc; /* frees proto's parts (bnf_model_alloc) */
+    bnf_region *regions; /* mapped files and buffers proto points into (mapped.c) */
+    size_t n_regions, cap_regions;
+    const bnf_model *lender; /* a clone's weights lie in this model's regions */
     const uint8_t *data; /* the file as read (mapped, or in `heap`): written back
                             verbatim when unchanged; the top graph's raw_data
                             fields point into it (skeleton.c) */
@@ -41,15 +47,22 @@ struct bnf_model {
 
 /* ---- tensor bytes in mapped files (mapped.c) ------------------------------- */
 
-/* Maps fd (size bytes, read only) for model m; NULL with errno on failure. */
-uint8_t *bnf_mapped_file(const bnf_model *m, int fd, size_t size);
-/* Registers a heap buffer whose insides protobuf-c structures point to, so that
- * freeing them leaves it alone; -1 when out of memory. */
-int bnf_mapped_heap(const bnf_model *m, uint8_t *base, size_t size);
-/* Whether p lies inside a registered region (bnf_free ignores such pointers). */
-int bnf_mapped_owns(const void *p);
-/* Where [p, p+len) lies in a file: 1 and *fd, *off when it does, else 0. */
-int bnf_mapped_where(const void *p, size_t len, int *fd, uint64_t *off);
+/* The allocator that frees m's protobuf-c structures and their parts: bytes
+ * in a region of m (or of its lender) are left alone.  Anything taken out of a
+ * model, or made to go into one, is freed with it, never with
+ * bnf_pbc_allocator. */
+ProtobufCAllocator *bnf_model_alloc(const bnf_model *m);
+void bnf_model_alloc_init(bnf_model *m);
+/* Maps fd (size bytes, read only) as a region of m; NULL with errno on failure. */
+uint8_t *bnf_mapped_file(bnf_model *m, int fd, size_t size);
+/* Makes a heap buffer whose insides m's structures point to a region of m;
+ * -1 when out of memory. */
+int bnf_mapped_heap(bnf_model *m, uint8_t *base, size_t size);
+/* Whether p lies in a region of m or of its lender. */
+int bnf_mapped_owns(const bnf_model *m, const void *p);
+/* Where [p, p+len) lies in a file of m's (or its lender's): 1 and *fd, *off
+ * when it does, else 0. */
+int bnf_mapped_where(const bnf_model *m, const void *p, size_t len, int *fd, uint64_t *off);
 /* Gives back the pages of m's regions the process touched (the page cache
  * keeps them); pointers stay valid. */
 void bnf_mapped_release(const bnf_model *m);
@@ -58,10 +71,10 @@ void bnf_mapped_release(const bnf_model *m);
 void bnf_pages_release(void *p, size_t len);
 /* Maps in the pages of [p, p+len) of a file mapping ahead of reading them. */
 void bnf_pages_prefetch(const void *p, size_t len);
-/* The same for the pages of [p, p+len), when they are in a mapped file. */
-void bnf_mapped_release_range(const void *p, size_t len);
+/* The same for the pages of [p, p+len), when they are in a file of m's. */
+void bnf_mapped_release_range(const bnf_model *m, const void *p, size_t len);
 /* Unmaps and forgets m's regions (heap buffers are the model's to free). */
-void bnf_mapped_drop(const bnf_model *m);
+void bnf_mapped_drop(bnf_model *m);
 /* Moves t's raw_data (a fold's new tensor) to m's spill file when it is big;
  * it stays on the heap when no spill file can be had. */
 void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t);

@@ -7,15 +7,17 @@
  * bnf_mapped_release hands those back.  The writer (writer.c) asks where such
  * bytes lie in their file and copies them file to file, without touching them.
  *
- * Pointers into a region may sit in protobuf-c structures, which free every
- * bytes field they own: bnf_free leaves a pointer inside a region alone. */
+ * The regions belong to the model (m->regions): pointers into them sit in its
+ * protobuf-c structures, which free every bytes field they own, so a model's
+ * structures are freed with its own allocator (bnf_model_alloc), which leaves
+ * a pointer inside one of its regions, or its lender's, alone.  No global
+ * state: models on different threads do not meet here. */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,84 +48,87 @@ static int keep_on_heap(bnf_model *m, uint64_t len)
     return 0;
 }
 
-typedef struct region {
-    const bnf_model *owner;
+/* A mapped file region, or a heap buffer the model's structures point into. */
+struct bnf_region {
     uint8_t *base;
     size_t size;   /* mapped length */
     int fd;        /* the file, owned by the model; -1: a heap buffer */
     uint64_t off;  /* file offset of base */
-} region;
+};
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static region *regions;
-static size_t n_regions, cap_regions;
-static atomic_size_t n_live; /* n_regions, read without the lock */
-
-static int add_region(const bnf_model *owner, uint8_t *base, size_t size, int fd, uint64_t off)
+static int add_region(bnf_model *m, uint8_t *base, size_t size, int fd, uint64_t off)
 {
-    int rc = 0;
-    pthread_mutex_lock(&lock);
-    if (n_regions == cap_regions) {
-        size_t cap = cap_regions ? 2 * cap_regions : 64;
-        /* plain realloc: the registry is not part of any model's allocations */
-        region *grown = realloc(regions, cap * sizeof *grown);
+    if (m->n_regions == m->cap_regions) {
+        size_t cap = m->cap_regions ? 2 * m->cap_regions : 8;
+        bnf_region *grown = bnf_realloc(m->regions, cap * sizeof *grown);
         if (!grown)
-            rc = -1;
-        else {
-            regions = grown;
-            cap_regions = cap;
-        }
+            return -1;
+        m->regions = grown;
+        m->cap_regions = cap;
     }
-    if (rc == 0) {
-        regions[n_regions++] = (region){owner, base, size, fd, off};
-        atomic_store(&n_live, n_regions);
-    }
-    pthread_mutex_unlock(&lock);
-    return rc;
+    m->regions[m->n_regions++] = (bnf_region){base, size, fd, off};
+    return 0;
 }
 
-int bnf_mapped_owns(const void *p)
+/* The region of m (or of the model m borrows its weights from) that holds
+ * [p, p + len), or NULL. */
+static const bnf_region *region_of(const bnf_model *m, const void *p, size_t len)
 {
     const uint8_t *q = p;
-    int found = 0;
-    if (!p || atomic_load(&n_live) == 0)
-        return 0;
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < n_regions && !found; i++)
-        found = q >= regions[i].base && q < regions[i].base + regions[i].size;
-    pthread_mutex_unlock(&lock);
-    return found;
+    for (; m; m = m->lender)
+        for (size_t i = 0; i < m->n_regions; i++) {
+            const bnf_region *r = &m->regions[i];
+            if (q >= r->base && q < r->base + r->size && len <= (size_t)(r->base + r->size - q))
+                return r;
+        }
+    return NULL;
 }
 
-int bnf_mapped_where(const void *p, size_t len, int *fd, uint64_t *off)
+int bnf_mapped_owns(const bnf_model *m, const void *p)
 {
-    const uint8_t *q = p;
-    int found = 0;
-    if (!p || atomic_load(&n_live) == 0)
+    return p && region_of(m, p, 1) != NULL;
+}
+
+int bnf_mapped_where(const bnf_model *m, const void *p, size_t len, int *fd, uint64_t *off)
+{
+    const bnf_region *r = p ? region_of(m, p, len) : NULL;
+    if (!r || r->fd < 0)
         return 0;
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < n_regions && !found; i++) {
-        const region *r = &regions[i];
-        if (r->fd >= 0 && q >= r->base && q < r->base + r->size &&
-            len <= (size_t)(r->base + r->size - q)) {
-            *fd = r->fd;
-            *off = r->off + (uint64_t)(q - r->base);
-            found = 1;
-        }
-    }
-    pthread_mutex_unlock(&lock);
-    return found;
+    *fd = r->fd;
+    *off = r->off + (uint64_t)((const uint8_t *)p - r->base);
+    return 1;
+}
+
+/* The model's allocator: its structures' bytes in a region are not freed. */
+static void *model_alloc(void *data, size_t size)
+{
+    (void)data;
+    return bnf_malloc(size);
+}
+
+static void model_free(void *data, void *p)
+{
+    if (!bnf_mapped_owns(data, p))
+        bnf_free(p);
+}
+
+void bnf_model_alloc_init(bnf_model *m)
+{
+    m->alloc.alloc = model_alloc;
+    m->alloc.free = model_free;
+    m->alloc.allocator_data = m;
+}
+
+ProtobufCAllocator *bnf_model_alloc(const bnf_model *m)
+{
+    return (ProtobufCAllocator *)&m->alloc;
 }
 
 void bnf_mapped_release(const bnf_model *m)
 {
-    if (atomic_load(&n_live) == 0)
-        return;
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < n_regions; i++)
-        if (regions[i].owner == m && regions[i].fd >= 0)
-            madvise(regions[i].base, regions[i].size, MADV_DONTNEED);
-    pthread_mutex_unlock(&lock);
+    for (size_t i = 0; i < m->n_regions; i++)
+        if (m->regions[i].fd >= 0)
+            madvise(m->regions[i].base, m->regions[i].size, MADV_DONTNEED);
 }
 
 void bnf_pages_release(void *p, size_t len)
@@ -145,7 +150,7 @@ void bnf_pages_prefetch(const void *p, size_t len)
         madvise((void *)lo, hi - lo, MADV_POPULATE_READ);
 }
 
-void bnf_mapped_release_range(const void *p, size_t len)
+void bnf_mapped_release_range(const bnf_model *m, const void *p, size_t len)
 {
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t lo = (uintptr_t)p / (uintptr_t)page * (uintptr_t)page;
@@ -154,32 +159,21 @@ void bnf_mapped_release_range(const void *p, size_t len)
     uint64_t off;
     /* neighbouring bytes in the same pages are in the same file: they are read
      * again from the page cache should anyone need them */
-    if (len && bnf_mapped_where(p, len, &fd, &off))
+    if (len && bnf_mapped_where(m, p, len, &fd, &off))
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-void bnf_mapped_drop(const bnf_model *m)
+void bnf_mapped_drop(bnf_model *m)
 {
-    size_t k = 0;
-    pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < n_regions; i++) {
-        if (regions[i].owner == m) {
-            if (regions[i].fd >= 0)
-                munmap(regions[i].base, regions[i].size);
-        } else
-            regions[k++] = regions[i];
-    }
-    n_regions = k;
-    atomic_store(&n_live, n_regions);
-    if (!n_regions) {
-        free(regions);
-        regions = NULL;
-        cap_regions = 0;
-    }
-    pthread_mutex_unlock(&lock);
+    for (size_t i = 0; i < m->n_regions; i++)
+        if (m->regions[i].fd >= 0)
+            munmap(m->regions[i].base, m->regions[i].size);
+    bnf_free(m->regions);
+    m->regions = NULL;
+    m->n_regions = m->cap_regions = 0;
 }
 
-uint8_t *bnf_mapped_file(const bnf_model *m, int fd, size_t size)
+uint8_t *bnf_mapped_file(bnf_model *m, int fd, size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED)
@@ -192,7 +186,7 @@ uint8_t *bnf_mapped_file(const bnf_model *m, int fd, size_t size)
     return p;
 }
 
-int bnf_mapped_heap(const bnf_model *m, uint8_t *base, size_t size)
+int bnf_mapped_heap(bnf_model *m, uint8_t *base, size_t size)
 {
     return add_region(m, base, size, -1, 0);
 }
@@ -241,7 +235,7 @@ void bnf_mapped_spill(bnf_model *m, Onnx__TensorProto *t)
     uint64_t off;
     void *p;
 
-    if (!t->has_raw_data || bnf_mapped_owns(t->raw_data.data) || keep_on_heap(m, len))
+    if (!t->has_raw_data || bnf_mapped_owns(m, t->raw_data.data) || keep_on_heap(m, len))
         return;
     if (m->spill_fd < 0 && !m->spill_failed && (m->spill_fd = open_spill(m)) < 0)
         m->spill_failed = 1;

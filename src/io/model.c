@@ -22,7 +22,7 @@ void bnf_model_free(bnf_model *m)
     if (!m)
         return;
     if (m->proto)
-        onnx__model_proto__free_unpacked(m->proto, &bnf_pbc_allocator);
+        onnx__model_proto__free_unpacked(m->proto, bnf_model_alloc(m));
     bnf_mapped_drop(m); /* after the proto: its raw_data may point into the regions */
     if (m->fd >= 0)
         close(m->fd);
@@ -74,6 +74,7 @@ static bnf_model *model_new(const char *path, const char *dir)
     bnf_model *m = bnf_calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    bnf_model_alloc_init(m);
     m->fd = -1;
     m->spill_fd = -1;
     if ((path && !(m->path = bnf_strdup(path))) || (dir && !(m->dir = bnf_strdup(dir)))) {
@@ -195,6 +196,7 @@ bnf_status bnf_model_clone(const bnf_model *src, bnf_model **out, bnf_err *err)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     m->data = src->data;
     m->n_data = src->n_data;
+    m->lender = src;
     if ((rc = parse(m, 0, err))) {
         bnf_model_free(m);
         return rc;

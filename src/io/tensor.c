@@ -760,7 +760,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
     rc = BNF_OK;
 out:
     if (nt)
-        onnx__tensor_proto__free_unpacked(nt, &bnf_pbc_allocator);
+        onnx__tensor_proto__free_unpacked(nt, bnf_model_alloc(m));
     bnf_spill_abort(&w); /* when not ended */
     if (ext_map)
         munmap(ext_map, ext_map_len);

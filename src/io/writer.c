@@ -97,6 +97,7 @@ static void kick_writeback(int fd, uint64_t *from, uint64_t to)
 /* protobuf-c's output, streamed to a file. */
 typedef struct {
     ProtobufCBuffer base;
+    const bnf_model *m;
     int fd;
     uint8_t *buf;
     size_t used;
@@ -123,7 +124,7 @@ static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
     if (s->rc)
         return;
     s->written += len;
-    if (len >= COPY_MIN_BYTES && bnf_mapped_where(data, len, &src, &off)) {
+    if (len >= COPY_MIN_BYTES && bnf_mapped_where(s->m, data, len, &src, &off)) {
         int r;
         sink_flush(s);
         if (s->rc)
@@ -153,7 +154,7 @@ static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 
 static bnf_status pack_to(const bnf_model *m, int fd, const char *what, bnf_err *err)
 {
-    sink s = {{sink_append}, fd, NULL, 0, 0, 0, 0, what, BNF_OK, err};
+    sink s = {{sink_append}, m, fd, NULL, 0, 0, 0, 0, what, BNF_OK, err};
     size_t n = onnx__model_proto__get_packed_size(m->proto);
     if (n > MAX_MODEL_BYTES)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED,
@@ -309,7 +310,7 @@ static bnf_status inline_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
     if ((rc = bnf_tensor_read_external(m, t, &data, &size, err)))
         return rc;
     for (size_t i = 0; i < t->n_external_data; i++)
-        onnx__string_string_entry_proto__free_unpacked(t->external_data[i], &bnf_pbc_allocator);
+        onnx__string_string_entry_proto__free_unpacked(t->external_data[i], bnf_model_alloc(m));
     bnf_free(t->external_data);
     t->external_data = NULL;
     t->n_external_data = 0;
@@ -357,7 +358,7 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
     if (!was_external && x->spill_fd >= 0) { /* already in the data file? */
         int src;
         uint64_t off;
-        if (bnf_mapped_where(t->raw_data.data, t->raw_data.len, &src, &off) &&
+        if (bnf_mapped_where(x->m, t->raw_data.data, t->raw_data.len, &src, &off) &&
             src == x->spill_fd)
             at = off;
     }
@@ -399,7 +400,7 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
     } else {
         int src, r = 1;
         uint64_t off;
-        if (bnf_mapped_where(t->raw_data.data, t->raw_data.len, &src, &off) &&
+        if (bnf_mapped_where(x->m, t->raw_data.data, t->raw_data.len, &src, &off) &&
             (r = copy_range(src, off, x->data->fd, len)) < 0)
             return bnf_fail(err, BNF_ERR_IO, "%s: write failed: %s", x->data->path,
                             strerror(errno));

@@ -93,7 +93,7 @@ out:
 static bnf_status params_enter(void *ctx, bnf_scope *s, bnf_err *err)
 {
     (void)err;
-    return bnf_scope_index(s, 0, ((html_ctx *)ctx)->err);
+    return bnf_scope_index(s, ((html_ctx *)ctx)->m, 0, ((html_ctx *)ctx)->err);
 }
 
 static bnf_status params_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
