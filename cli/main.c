@@ -546,28 +546,6 @@ out:
     return rc;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", (unsigned char)*s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void json_double(FILE *f, double v)
-{
-    if (v == v && v - v == 0)
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
-}
-
 static int cmd_verify(int argc, char **argv)
 {
     const char *paths[2] = {NULL, NULL};
@@ -610,29 +588,7 @@ static int cmd_verify(int argc, char **argv)
         goto out;
     }
     if (ea.json) {
-        printf("{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n"
-               "  \"command\": \"verify\",\n  \"models\": [",
-               BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
-        json_string(stdout, paths[0]);
-        fputs(", ", stdout);
-        json_string(stdout, paths[1]);
-        printf("],\n  \"equivalent\": %s,\n  \"input_sets\": %zu,\n  \"outputs\": %zu,\n"
-               "  \"values\": %zu,\n  \"rtol\": ", r.equivalent ? "true" : "false", r.sets,
-               r.outputs, r.values);
-        json_double(stdout, ea.v.rtol);
-        fputs(",\n  \"atol\": ", stdout);
-        json_double(stdout, ea.v.atol);
-        fputs(",\n  \"worst_abs_err\": ", stdout);
-        json_double(stdout, r.worst_abs);
-        fputs(",\n  \"worst_rel_err\": ", stdout);
-        json_double(stdout, r.worst_rel);
-        fputs(",\n  \"worst_output\": ", stdout);
-        json_string(stdout, r.worst_output);
-        fputs(",\n  \"worst_element\": ", stdout);
-        json_string(stdout, r.worst_element);
-        fputs(",\n  \"message\": ", stdout);
-        json_string(stdout, r.equivalent ? "" : r.reason);
-        fputs("\n}\n", stdout);
+        bnf_verify_write_json(&r, paths[0], paths[1], &ea.v, stdout);
     } else if (quiet) {
         ; /* the exit code says it */
     } else if (r.equivalent) {
@@ -648,20 +604,6 @@ out:
     bnf_model_free(a);
     bnf_model_free(b);
     return rc;
-}
-
-static const char *dtype_name(int32_t dt)
-{
-    switch (dt) {
-    case 1: return "float";
-    case 2: return "uint8";
-    case 3: return "int8";
-    case 6: return "int32";
-    case 7: return "int64";
-    case 9: return "bool";
-    case 11: return "double";
-    default: return "other";
-    }
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -761,37 +703,19 @@ static int cmd_run(int argc, char **argv)
             goto out;
         }
     }
-    if (ea.json)
-        printf("{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n"
-               "  \"command\": \"run\",\n  \"outputs\": [", BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
-    for (size_t k2 = 0; k2 < n_out; k2++) {
-        double lo, hi, mean;
-        bnf_tensor_stats(&out[k2], &lo, &hi, &mean);
-        if (ea.json) {
-            printf("%s\n    {\"name\": ", k2 ? "," : "");
-            json_string(stdout, bnf_session_output_name(s, k2));
-            printf(", \"dtype\": \"%s\", \"shape\": [", dtype_name(out[k2].dtype));
-            for (size_t d = 0; d < out[k2].rank; d++)
-                printf("%s%lld", d ? ", " : "", (long long)out[k2].dims[d]);
-            fputs("], \"min\": ", stdout);
-            json_double(stdout, lo);
-            fputs(", \"max\": ", stdout);
-            json_double(stdout, hi);
-            fputs(", \"mean\": ", stdout);
-            json_double(stdout, mean);
-            fputs("}", stdout);
-        } else {
-            printf("%s  %s [", bnf_session_output_name(s, k2), dtype_name(out[k2].dtype));
+    if (ea.json) {
+        bnf_run_write_json(s, out, ea.repeat ? ea.repeat : 1, median_ms, stdout);
+    } else {
+        for (size_t k2 = 0; k2 < n_out; k2++) {
+            double lo, hi, mean;
+            bnf_tensor_stats(&out[k2], &lo, &hi, &mean);
+            printf("%s  %s [", bnf_session_output_name(s, k2), bnf_dtype_name(out[k2].dtype));
             for (size_t d = 0; d < out[k2].rank; d++)
                 printf("%s%lld", d ? ", " : "", (long long)out[k2].dims[d]);
             printf("]  min %.6g  max %.6g  mean %.6g\n", lo, hi, mean);
         }
-    }
-    if (ea.json) {
-        printf("%s],\n  \"runs\": %zu,\n  \"median_ms\": %.3f\n}\n", n_out ? "\n  " : "",
-               ea.repeat ? ea.repeat : 1, median_ms);
-    } else if (ea.repeat) {
-        printf("time  median %.3f ms per inference over %zu runs\n", median_ms, ea.repeat);
+        if (ea.repeat)
+            printf("time  median %.3f ms per inference over %zu runs\n", median_ms, ea.repeat);
     }
     rc = EXIT_OK;
 out:

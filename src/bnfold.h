@@ -150,6 +150,8 @@ BNF_API void bnf_tensor_compare(const bnf_tensor *got, const bnf_tensor *want, d
 
 /* Smallest, largest (NaN ignored) and mean (of the finite values) element. */
 BNF_API void bnf_tensor_stats(const bnf_tensor *t, double *min, double *max, double *mean);
+/* The name of an ONNX data type ("float", "float16", "int64", ...; "unknown"). */
+BNF_API const char *bnf_dtype_name(int32_t dtype);
 
 typedef struct bnf_session bnf_session;
 
@@ -252,6 +254,14 @@ typedef struct {
  * when a model cannot be evaluated. */
 BNF_API bnf_status bnf_verify_models(const bnf_model *a, const bnf_model *b, const bnf_verify_options *o,
                              bnf_verify_result *r, bnf_err *err);
+/* verify --json: r, the comparison of model_a and model_b (paths as given)
+ * under o's tolerances, as one JSON document. */
+BNF_API void bnf_verify_write_json(const bnf_verify_result *r, const char *model_a,
+                                   const char *model_b, const bnf_verify_options *o, FILE *f);
+/* run --json: the session's outputs (type, shape, min, max, mean) and the
+ * median time of `runs` runs, as one JSON document. */
+BNF_API void bnf_run_write_json(const bnf_session *s, const bnf_tensor *outputs, size_t runs,
+                                double median_ms, FILE *f);
 
 /* ---- reports --------------------------------------------------------------- */
 
@@ -400,6 +410,7 @@ BNF_API bnf_status bnf_report_set_output(bnf_report *report, const char *path, b
 BNF_API void bnf_report_write_text(const bnf_report *report, FILE *f);
 /* The same with ANSI colours when `color` (for a terminal; see NO_COLOR). */
 BNF_API void bnf_report_write_text_styled(const bnf_report *report, FILE *f, int color);
+/* The report as one JSON document (schema: docs/report.schema.json). */
 BNF_API void bnf_report_write_json(const bnf_report *report, FILE *f);
 /* Findings of the given severity ("error", "warning", "info"). */
 BNF_API size_t bnf_report_count(const bnf_report *report, const char *severity);

@@ -152,7 +152,6 @@ typedef struct {
 
 /* NULL for a data type we do not know. */
 const bnf_dtype_info *bnf_dtype(int32_t dtype);
-const char *bnf_dtype_name(int32_t dtype);
 /* float, double, float16, bfloat16: the types a fold can read and write. */
 int bnf_dtype_is_real(int32_t dtype);
 
