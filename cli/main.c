@@ -620,9 +620,7 @@ static int cmd_run(int argc, char **argv)
     bnf_model *m = NULL;
     bnf_session *s = NULL;
     bnf_session_options so = {0};
-    bnf_tensor *in = NULL, *out = NULL;
-    const bnf_tensor **in_ptr = NULL;
-    size_t n_in = 0, n_out = 0;
+    bnf_tensors in = {0}, out = {0};
     double *times = NULL, median_ms = 0;
     eval_args ea;
 
@@ -658,19 +656,8 @@ static int cmd_run(int argc, char **argv)
         rc = fail(&err);
         goto out;
     }
-    n_in = bnf_session_n_inputs(s);
-    n_out = bnf_session_n_outputs(s);
-    in = calloc(n_in + 1, sizeof *in);
-    out = calloc(n_out + 1, sizeof *out);
-    in_ptr = calloc(n_in + 1, sizeof *in_ptr);
-    if (!in || !out || !in_ptr) {
-        fprintf(stderr, "bnfold: error: out of memory\n");
-        rc = EXIT_IO;
-        goto out;
-    }
-    for (size_t i = 0; i < n_in; i++)
-        in_ptr[i] = &in[i];
-    if (bnf_session_inputs(s, ea.given, ea.v.n_given, ea.dims, ea.v.n_dims, ea.v.seed, in, &err)) {
+    if (bnf_session_make_inputs(s, ea.given, ea.v.n_given, ea.dims, ea.v.n_dims, ea.v.seed, &in,
+                                &err)) {
         rc = fail(&err);
         goto out;
     }
@@ -682,11 +669,8 @@ static int cmd_run(int argc, char **argv)
     }
     for (size_t r = 0; r < (ea.repeat ? ea.repeat : 1); r++) {
         struct timespec t0, t1;
-        if (r)
-            for (size_t k2 = 0; k2 < n_out; k2++)
-                bnf_tensor_clear(&out[k2]);
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (bnf_session_run(s, in_ptr, out, &err)) {
+        if (bnf_session_run_tensors(s, &in, &out, &err)) {
             rc = fail(&err);
             goto out;
         }
@@ -695,23 +679,24 @@ static int cmd_run(int argc, char **argv)
     }
     qsort(times, ea.repeat ? ea.repeat : 1, sizeof *times, cmp_double);
     median_ms = times[(ea.repeat ? ea.repeat : 1) / 2];
-    for (size_t k2 = 0; k2 < n_out && ea.output_dir; k2++) {
+    for (size_t k2 = 0; k2 < out.n && ea.output_dir; k2++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/output_%zu.pb", ea.output_dir, k2);
-        if (bnf_tensor_save(path, &out[k2], bnf_session_output_name(s, k2), &err)) {
+        if (bnf_tensor_save(path, &out.t[k2], bnf_session_output_name(s, k2), &err)) {
             rc = fail(&err);
             goto out;
         }
     }
     if (ea.json) {
-        bnf_run_write_json(s, out, ea.repeat ? ea.repeat : 1, median_ms, stdout);
+        bnf_run_write_json(s, out.t, ea.repeat ? ea.repeat : 1, median_ms, stdout);
     } else {
-        for (size_t k2 = 0; k2 < n_out; k2++) {
+        for (size_t k2 = 0; k2 < out.n; k2++) {
+            const bnf_tensor *t = &out.t[k2];
             double lo, hi, mean;
-            bnf_tensor_stats(&out[k2], &lo, &hi, &mean);
-            printf("%s  %s [", bnf_session_output_name(s, k2), bnf_dtype_name(out[k2].dtype));
-            for (size_t d = 0; d < out[k2].rank; d++)
-                printf("%s%lld", d ? ", " : "", (long long)out[k2].dims[d]);
+            bnf_tensor_stats(t, &lo, &hi, &mean);
+            printf("%s  %s [", bnf_session_output_name(s, k2), bnf_dtype_name(t->dtype));
+            for (size_t d = 0; d < t->rank; d++)
+                printf("%s%lld", d ? ", " : "", (long long)t->dims[d]);
             printf("]  min %.6g  max %.6g  mean %.6g\n", lo, hi, mean);
         }
         if (ea.repeat)
@@ -719,13 +704,8 @@ static int cmd_run(int argc, char **argv)
     }
     rc = EXIT_OK;
 out:
-    for (size_t i = 0; in && i < n_in; i++)
-        bnf_tensor_clear(&in[i]);
-    for (size_t i = 0; out && i < n_out; i++)
-        bnf_tensor_clear(&out[i]);
-    free(in);
-    free(out);
-    free(in_ptr);
+    bnf_tensors_release(&in);
+    bnf_tensors_release(&out);
     free(times);
     eval_args_free(&ea);
     bnf_session_free(s);

@@ -12,8 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bnf_model *m = NULL;
     bnf_session *s = NULL;
     bnf_session_options so = {1};
-    bnf_tensor *in = NULL, *out = NULL;
-    const bnf_tensor **in_ptr = NULL;
+    bnf_tensors in = {0}, out = {0};
     size_t n_in = 0, n_out = 0;
     bnf_status rc;
 
@@ -32,39 +31,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(bnf_session_input_name(s, i) != NULL, "input %zu has no name", i);
     for (size_t i = 0; i < n_out; i++)
         FUZZ_CHECK(bnf_session_output_name(s, i) != NULL, "output %zu has no name", i);
-    in = calloc(n_in + 1, sizeof *in);
-    out = calloc(n_out + 1, sizeof *out);
-    in_ptr = calloc(n_in + 1, sizeof *in_ptr);
-    if (!in || !out || !in_ptr)
-        goto out;
-    for (size_t i = 0; i < n_in; i++)
-        in_ptr[i] = &in[i];
     memset(&err, 0, sizeof err);
-    rc = bnf_session_inputs(s, NULL, 0, NULL, 0, fuzz_seed(data, size), in, &err);
-    check_status(rc, &err, "bnf_session_inputs");
+    rc = bnf_session_make_inputs(s, NULL, 0, NULL, 0, fuzz_seed(data, size), &in, &err);
+    check_status(rc, &err, "bnf_session_make_inputs");
     if (rc)
         goto out;
     memset(&err, 0, sizeof err);
-    rc = bnf_session_run(s, in_ptr, out, &err);
-    check_status(rc, &err, "bnf_session_run");
+    rc = bnf_session_run_tensors(s, &in, &out, &err);
+    check_status(rc, &err, "bnf_session_run_tensors");
     if (rc == BNF_OK) {
         for (size_t k = 0; k < n_out; k++) {
             double lo, hi, mean;
             bnf_compare_result c;
-            FUZZ_CHECK(out[k].rank <= BNF_MAX_RANK, "output %zu has rank %zu", k, out[k].rank);
-            bnf_tensor_stats(&out[k], &lo, &hi, &mean);
-            bnf_tensor_compare(&out[k], &out[k], 0, 0, &c);
+            FUZZ_CHECK(out.t[k].rank <= BNF_MAX_RANK, "output %zu has rank %zu", k, out.t[k].rank);
+            bnf_tensor_stats(&out.t[k], &lo, &hi, &mean);
+            bnf_tensor_compare(&out.t[k], &out.t[k], 0, 0, &c);
             FUZZ_CHECK(c.shape_ok && c.pass, "output %zu differs from itself", k);
         }
     }
 out:
-    for (size_t i = 0; in && i < n_in; i++)
-        bnf_tensor_clear(&in[i]);
-    for (size_t i = 0; out && i < n_out; i++)
-        bnf_tensor_clear(&out[i]);
-    free(in);
-    free(out);
-    free(in_ptr);
+    bnf_tensors_release(&in);
+    bnf_tensors_release(&out);
     bnf_session_free(s);
     bnf_model_free(m);
     return 0;

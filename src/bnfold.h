@@ -205,6 +205,23 @@ BNF_API bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tens
 BNF_API bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs,
                            bnf_tensor *outputs, bnf_err *err);
 
+/* A session's inputs or outputs as one list, in the session's order:
+ * bnf_session_make_inputs and bnf_session_run_tensors fill one, and
+ * bnf_tensors_release frees what it holds (a zeroed list holds nothing). */
+typedef struct {
+    size_t n;
+    bnf_tensor *t;              /* n tensors */
+    const bnf_tensor **ptr;     /* &t[i], as bnf_session_run takes them */
+} bnf_tensors;
+BNF_API void bnf_tensors_release(bnf_tensors *v);
+/* bnf_session_inputs into a new list *in. */
+BNF_API bnf_status bnf_session_make_inputs(const bnf_session *s, const bnf_named_tensor *given,
+                                           size_t n_given, const bnf_dim *dims, size_t n_dims,
+                                           uint64_t seed, bnf_tensors *in, bnf_err *err);
+/* bnf_session_run on in; *out (released first) gets the outputs. */
+BNF_API bnf_status bnf_session_run_tensors(bnf_session *s, const bnf_tensors *in,
+                                           bnf_tensors *out, bnf_err *err);
+
 /* Called with every value a node computes, as soon as it is computed (the
  * tensor is borrowed for the call); a status other than BNF_OK stops the run.
  * The observer may overwrite the value's elements (never its type or shape):

@@ -72,49 +72,37 @@ static int is_dir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Runs one data set; returns 1 when every output matches, writing why not. */
+/* Runs one data set; returns 1 when every output matches, writing why not.
+ * Input files bind to the graph inputs by their names, else in order. */
 static int run_data_set(bnf_session *s, const char *dir, char *why, size_t why_size)
 {
-    size_t n_in = bnf_session_n_inputs(s), n_out = bnf_session_n_outputs(s);
-    bnf_tensor *in = calloc(n_in + 1, sizeof *in), *out = calloc(n_out + 1, sizeof *out);
-    const bnf_tensor **in_ptr = calloc(n_in + 1, sizeof *in_ptr);
+    size_t n_out = bnf_session_n_outputs(s), loaded = 0;
+    bnf_tensor files[64];
+    char *names[64];
+    bnf_named_tensor given[64];
+    bnf_tensors in = {0}, out = {0};
     bnf_err err = {0};
     int ok = 0;
-    size_t loaded = 0;
 
-    if (!in || !out || !in_ptr) {
-        snprintf(why, why_size, "out of memory");
-        goto out;
-    }
-    for (size_t k = 0;; k++) {
-        char path[1400], *name = NULL;
-        bnf_tensor t;
-        size_t slot = loaded;
+    for (size_t k = 0; k < 64; k++) {
+        char path[1400];
         snprintf(path, sizeof path, "%s/input_%zu.pb", dir, k);
         if (access(path, R_OK) != 0)
             break;
-        if (bnf_tensor_load(path, &t, &name, &err) != BNF_OK) {
+        if (bnf_tensor_load(path, &files[k], &names[k], &err) != BNF_OK) {
             snprintf(why, why_size, "%s", err.msg);
             goto out;
         }
-        for (size_t i = 0; name && i < n_in; i++)
-            if (strcmp(bnf_session_input_name(s, i), name) == 0)
-                slot = i;
-        free(name);
-        if (slot >= n_in) {
-            bnf_tensor_clear(&t);
-            snprintf(why, why_size, "input_%zu.pb matches no graph input", k);
-            goto out;
-        }
-        in[slot] = t;
-        in_ptr[slot] = &in[slot];
+        given[k] = (bnf_named_tensor){names[k], &files[k], 1};
         loaded++;
     }
-    if (loaded != n_in) {
-        snprintf(why, why_size, "%zu input files for %zu graph inputs", loaded, n_in);
+    if (loaded != bnf_session_n_inputs(s)) {
+        snprintf(why, why_size, "%zu input files for %zu graph inputs", loaded,
+                 bnf_session_n_inputs(s));
         goto out;
     }
-    if (bnf_session_run(s, in_ptr, out, &err) != BNF_OK) {
+    if (bnf_session_make_inputs(s, given, loaded, NULL, 0, 0, &in, &err) != BNF_OK ||
+        bnf_session_run_tensors(s, &in, &out, &err) != BNF_OK) {
         snprintf(why, why_size, "%s", err.msg);
         goto out;
     }
@@ -129,14 +117,14 @@ static int run_data_set(bnf_session *s, const char *dir, char *why, size_t why_s
             ok = 0;
             break;
         }
-        bnf_tensor_compare(&out[k], &want, TOL, TOL, &r);
-        if (out[k].dtype != want.dtype) {
-            snprintf(why, why_size, "output %zu has type %d, expected %d", k, out[k].dtype,
+        bnf_tensor_compare(&out.t[k], &want, TOL, TOL, &r);
+        if (out.t[k].dtype != want.dtype) {
+            snprintf(why, why_size, "output %zu has type %d, expected %d", k, out.t[k].dtype,
                      want.dtype);
             ok = 0;
         } else if (!r.shape_ok) {
             snprintf(why, why_size, "output %zu: shape differs (rank %zu, %zu elements; expected "
-                     "rank %zu, %zu)", k, out[k].rank, out[k].n, want.rank, want.n);
+                     "rank %zu, %zu)", k, out.t[k].rank, out.t[k].n, want.rank, want.n);
             ok = 0;
         } else if (!r.pass) {
             snprintf(why, why_size, "output %zu: %zu elements off, max abs err %.3g at [%zu]", k,
@@ -148,13 +136,12 @@ static int run_data_set(bnf_session *s, const char *dir, char *why, size_t why_s
             break;
     }
 out:
-    for (size_t i = 0; in && i < n_in; i++)
-        bnf_tensor_clear(&in[i]);
-    for (size_t i = 0; out && i < n_out; i++)
-        bnf_tensor_clear(&out[i]);
-    free(in);
-    free(out);
-    free(in_ptr);
+    for (size_t k = 0; k < loaded; k++) {
+        bnf_tensor_clear(&files[k]);
+        free(names[k]);
+    }
+    bnf_tensors_release(&in);
+    bnf_tensors_release(&out);
     return ok;
 }
 
