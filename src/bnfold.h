@@ -2,8 +2,10 @@
  * bnfold.h: the public interface of libbnfold.
  *
  * libbnfold reads an ONNX model, finds every BatchNormalization (BN), explains
- * each one, folds the ones it can into the preceding Conv / ConvTranspose / Gemm
- * and writes the model back.  A whole session in a few lines:
+ * each one, folds the ones it can into the neighbouring Conv / ConvTranspose /
+ * Gemm / MatMul (the layer before it, or after it where that is exact), proves
+ * with its own evaluator that the folded model computes the same function, and
+ * writes the model back.  A whole session in a few lines:
  *
  *     bnf_err err = {0};
  *     bnf_model *m = NULL;

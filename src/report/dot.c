@@ -104,20 +104,6 @@ static void label_part(FILE *f, const char *s, size_t max)
     }
 }
 
-/* Text for an HTML-like label. */
-static void html_text(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)S(s); *p; p++) {
-        switch (*p) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*p < 0x20 || *p == 0x7f ? ' ' : *p, f);
-        }
-    }
-}
-
 /* The DOT id of the node making `value`, in this graph or an enclosing one
  * (*outer set then); -1 for initializers and unknown names. */
 static long value_producer(const scope *sc, const char *value, int *outer)
@@ -478,7 +464,7 @@ static void title(dot_ctx *cx)
     int inspect = strcmp(r->command, "fold") != 0;
     size_t skipped = r->n_bns - r->n_folded - r->n_lowered;
     fputs("  label=<<b>", f);
-    html_text(f, r->input_path ? r->input_path : "model");
+    bnf_html_text(f, r->input_path ? r->input_path : "model");
     fprintf(f, "</b><br/>%zu node%s; %zu BatchNormalization: "
                "<font color=\"%s\">%zu %s</font>, <font color=\"%s\">%zu %s</font>, "
                "<font color=\"%s\">%zu skipped</font>",

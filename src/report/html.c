@@ -123,7 +123,7 @@ static const bnf_visitor params_reader = {
 
 /* ---- HTML helpers ------------------------------------------------------------------ */
 
-static void esc(FILE *f, const char *s)
+void bnf_html_text(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)S(s); *p; p++) {
         switch (*p) {
@@ -148,7 +148,7 @@ static void esc_name(FILE *f, const char *s)
     size_t run = 0;
     for (; *p; p++) {
         char one[2] = {*p, 0};
-        esc(f, one);
+        bnf_html_text(f, one);
         run++;
         if ((*p == '/' || *p == '.' || *p == '_' || *p == '-' || run >= 24) && p[1]) {
             fputs("<wbr>", f);
@@ -251,15 +251,15 @@ static void chart_open(FILE *f, const char *title, const char *subtitle, const c
 {
     fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\" "
                "aria-label=\"", CW, CH, CW, CH);
-    esc(f, label);
+    bnf_html_text(f, label);
     fputs("\">\n", f);
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" class=\"plot\"/>\n", PL, PT, PW,
             PH);
     fprintf(f, "<text x=\"%d\" y=\"14\" class=\"ct\">", PL);
-    esc(f, title);
+    bnf_html_text(f, title);
     fputs("</text>", f);
     fprintf(f, "<text x=\"%d\" y=\"30\" class=\"cs\">", PL);
-    esc(f, subtitle);
+    bnf_html_text(f, subtitle);
     fputs("</text>\n", f);
 }
 
@@ -539,7 +539,7 @@ static void overview_chart(FILE *f, const bnf_report *r, int which)
             fprintf(f, "<path class=\"errmark\" d=\"M%.2f %dl-4 7h8z\">", xpos(i, n), PT + PH - 8);
         }
         fprintf(f, "<title>#%zu ", i + 1);
-        esc(f, *S(b->name) ? b->name : S(b->output));
+        bnf_html_text(f, *S(b->name) ? b->name : S(b->output));
         fprintf(f, ": %s %.4g</title></%s></a>", which ? "min var" : "max|s|", v,
                 isfinite(v) && v > 0 ? "rect" : "path");
     }
@@ -655,15 +655,15 @@ static void summary(FILE *f, const bnf_report *r, int fold)
     fprintf(f, "%lld, opsets", (long long)r->ir_version);
     for (size_t k = 0; k < r->n_opsets; k++) {
         fputs(k ? ", " : " ", f);
-        esc(f, *r->opsets[k].domain ? r->opsets[k].domain : "ai.onnx");
+        bnf_html_text(f, *r->opsets[k].domain ? r->opsets[k].domain : "ai.onnx");
         fprintf(f, " %lld", (long long)r->opsets[k].version);
     }
     fputs("</dd>\n<dt>producer</dt><dd>", f);
-    esc(f, r->producer && *r->producer ? r->producer : "(not set)");
+    bnf_html_text(f, r->producer && *r->producer ? r->producer : "(not set)");
     fprintf(f, "</dd>\n<dt>nodes</dt><dd>%zu: ", r->n_nodes);
     for (size_t k = 0; k < r->n_op_counts; k++) {
         fputs("<span class=\"chip\">", f);
-        esc(f, r->op_counts[k].op_type);
+        bnf_html_text(f, r->op_counts[k].op_type);
         fprintf(f, " %zu</span>", r->op_counts[k].count);
     }
     fprintf(f, "</dd>\n<dt>weights</dt><dd>%zu initializers, %.1f MB</dd>\n", r->n_initializers,
@@ -711,13 +711,13 @@ static void findings(FILE *f, const bnf_report *r)
             fprintf(f, "<tr class=\"sev%d\"><td><span class=\"badge %s\">%s</span>%s</td>"
                        "<td><code>", sev, sev_name[sev], sev_name[sev],
                     x->trips ? " <span class=\"badge error\">trips</span>" : "");
-            esc(f, x->code);
+            bnf_html_text(f, x->code);
             fprintf(f, "</code></td><td class=\"name\"><a href=\"#bn%zu\">", x->bn);
             bn_display_name(f, &r->bns[x->bn]);
             fputs("</a></td><td>", f);
             channel_list(f, x);
             fputs("</td><td>", f);
-            esc(f, x->message);
+            bnf_html_text(f, x->message);
             fputs("</td></tr>\n", f);
         }
     fputs("</tbody></table>\n", f);
@@ -730,7 +730,7 @@ static void layer_cell(FILE *f, const bnf_bn_info *b)
         return;
     }
     fputs(b->before_layer ? "&rarr; " : "&larr; ", f);
-    esc(f, b->layer_op);
+    bnf_html_text(f, b->layer_op);
     fputs(" <span class=\"mono\">", f);
     esc_name(f, *b->layer ? b->layer : "(unnamed)");
     fputs("</span>", f);
@@ -764,7 +764,7 @@ static void bn_table(FILE *f, const bnf_report *r, int fold)
         fputs("</span></a>", f);
         if (b->path && *b->path) {
             fputs("<span class=\"where\">in ", f);
-            esc(f, b->path);
+            bnf_html_text(f, b->path);
             fputs("</span>", f);
         }
         fputs("</td><td class=\"name\">", f);
@@ -788,9 +788,9 @@ static void bn_table(FILE *f, const bnf_report *r, int fold)
         fputs("<td class=\"reason\">", f);
         if (!b->folded) {
             fputs("<code>", f);
-            esc(f, b->reason_code);
+            bnf_html_text(f, b->reason_code);
             fputs("</code> ", f);
-            esc(f, b->reason);
+            bnf_html_text(f, b->reason);
             if (b->lowered)
                 fputs(" (lowered to Mul + Add)", f);
         }
@@ -799,9 +799,9 @@ static void bn_table(FILE *f, const bnf_report *r, int fold)
         for (size_t k = 0; k < r->n_findings; k++)
             if (r->findings[k].bn == i) {
                 fprintf(f, " <span class=\"badge %s\" title=\"", r->findings[k].severity);
-                esc(f, r->findings[k].message);
+                bnf_html_text(f, r->findings[k].message);
                 fputs("\">", f);
-                esc(f, r->findings[k].code);
+                bnf_html_text(f, r->findings[k].code);
                 fputs("</span>", f);
             }
         fputs("</td></tr>\n", f);
@@ -824,14 +824,14 @@ static void bn_detail(FILE *f, const bnf_report *r, size_t i, const bn_params *b
     fputs("</span></h3>\n<p class=\"meta\">", f);
     if (b->layer) {
         fputs(b->before_layer ? "before " : "after ", f);
-        esc(f, b->layer_op);
+        bnf_html_text(f, b->layer_op);
         fputs(" <span class=\"mono\">", f);
-        esc(f, *b->layer ? b->layer : "(unnamed)");
+        bnf_html_text(f, *b->layer ? b->layer : "(unnamed)");
         fputs("</span> &middot; ", f);
     }
     if (b->path && *b->path) {
         fputs("in ", f);
-        esc(f, b->path);
+        bnf_html_text(f, b->path);
         fputs(" &middot; ", f);
     }
     if (b->channels >= 0)
@@ -839,13 +839,13 @@ static void bn_detail(FILE *f, const bnf_report *r, size_t i, const bn_params *b
     fputs("&epsilon; ", f);
     num(f, b->epsilon);
     fputs(" &middot; output <span class=\"mono\">", f);
-    esc(f, b->output);
+    bnf_html_text(f, b->output);
     fputs("</span>", f);
     if (!b->folded) {
         fputs("<br><span class=\"reason\"><code>", f);
-        esc(f, b->reason_code);
+        bnf_html_text(f, b->reason_code);
         fputs("</code> ", f);
-        esc(f, b->reason);
+        bnf_html_text(f, b->reason);
         fputs("</span>", f);
     }
     fputs("</p>\n", f);
@@ -859,9 +859,9 @@ static void bn_detail(FILE *f, const bnf_report *r, size_t i, const bn_params *b
                 fputs("<ul class=\"findings\">\n", f);
             any = 1;
             fprintf(f, "<li><span class=\"badge %s\">%s</span> <code>", x->severity, x->severity);
-            esc(f, x->code);
+            bnf_html_text(f, x->code);
             fputs("</code> ", f);
-            esc(f, x->message);
+            bnf_html_text(f, x->message);
             fputs(" <span class=\"where\" style=\"display:inline\">(channels ", f);
             channel_list(f, x);
             fputs(")</span></li>\n", f);
@@ -876,7 +876,7 @@ static void bn_detail(FILE *f, const bnf_report *r, size_t i, const bn_params *b
         fputs("</div>\n", f);
     } else if (have_model) {
         fputs("<p class=\"meta\">No charts: ", f);
-        esc(f, bp && bp->why[0] ? bp->why : "the node was not found in the model");
+        bnf_html_text(f, bp && bp->why[0] ? bp->why : "the node was not found in the model");
         fputs(".</p>\n", f);
     }
     fputs("</section>\n", f);
@@ -905,10 +905,10 @@ bnf_status bnf_report_write_html(const bnf_report *r, const bnf_model *m, FILE *
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
           "<meta name=\"generator\" content=\"bnfold " BNF_VERSION "\">\n<title>bnfold: ", f);
-    esc(f, r->input_path ? r->input_path : "model");
+    bnf_html_text(f, r->input_path ? r->input_path : "model");
     fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n", css);
     fprintf(f, "<h1>bnfold <small>%s report</small></h1>\n<p class=\"path\">", S(r->command));
-    esc(f, r->input_path ? r->input_path : "(model from memory)");
+    bnf_html_text(f, r->input_path ? r->input_path : "(model from memory)");
     fputs("</p>\n", f);
     summary(f, r, fold);
     if (r->n_bns) {
