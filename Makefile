@@ -170,7 +170,7 @@ $(B)/tests/fault_io.so: tests/fault_io.c
 
 cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/cli_test.sh $(B)/bnfold
-	bash tests/check_test.sh $(B)/bnfold
+	bash tests/gate_test.sh $(B)/bnfold
 	bash tests/schema_test.sh $(B)/bnfold
 	bash tests/dot_test.sh $(B)/bnfold
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests/check_test.sh BIN: command-line tests of `bnfold check` (the CI gate)
+# tests/gate_test.sh BIN: command-line tests of `bnfold check` (the CI gate)
 # and of the health findings in `bnfold inspect`.
 #
-#   bash tests/check_test.sh build/bnfold         (from the repository root)
+#   bash tests/gate_test.sh build/bnfold         (from the repository root)
 #
 # Uses the models of testdata/health/ (testdata/gen_health.py) and their
 # expected.txt.  Needs only bash, coreutils and Debian's /usr/bin/python3 (json
@@ -17,7 +17,7 @@
 set -u
 
 if [ $# -ne 1 ]; then
-    echo "usage: bash tests/check_test.sh BIN" >&2
+    echo "usage: bash tests/gate_test.sh BIN" >&2
     exit 2
 fi
 case "$1" in
@@ -25,7 +25,7 @@ case "$1" in
 *) BIN=$PWD/$1 ;;
 esac
 if [ ! -x "$BIN" ]; then
-    echo "check_test: $1 is not an executable" >&2
+    echo "gate_test: $1 is not an executable" >&2
     exit 2
 fi
 ORIG_BIN=$BIN
@@ -37,11 +37,11 @@ PY=/usr/bin/python3
 export LC_ALL=C
 
 if [ ! -f "$EXPECTED" ]; then
-    echo "check_test: $EXPECTED is missing (run $PY testdata/gen_health.py)" >&2
+    echo "gate_test: $EXPECTED is missing (run $PY testdata/gen_health.py)" >&2
     exit 2
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-check.XXXXXX") || exit 2
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-gate.XXXXXX") || exit 2
 cleanup() { chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
