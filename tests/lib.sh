@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/lib.sh: what the shell suites share.  Sourced first thing by each of
-# them (tests/*.sh, tests/malformed/run.sh):
+# them (tests/*.sh, tests/malformed/run.sh, tests/interop/run.sh) and by
+# bench/common.sh:
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
@@ -20,7 +21,8 @@
 #             expect_stdout_lacks, assert_eq, save_out (on OUT, ERR, RC);
 #             report_on_stdout (inspect --dot - / --html -)
 #   JSON      json_get, assert_json, assert_json_true, assert_valid_json
-#             (Python expressions on d)
+#             (Python expressions on d); json_fields (JavaScript, with node)
+#   node      ort_node NAME: onnxruntime-node installed and found, NODE set
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=/usr/bin/python3
@@ -81,7 +83,7 @@ need() {
 # The counts; begin sets CASE (the running case's name), CASE_OK (1 until an
 # assertion fails) and W (its own work directory, $TMP/case.N); run sets OUT,
 # ERR (files: stdout, stderr), RC and LAST_CMD.  (Nothing else is assigned
-# at source time: a script may have its own OUT when it sources this file.)
+# at source time: bench/common.sh sources this file after setting its own OUT.)
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
@@ -272,4 +274,48 @@ assert_valid_json() {
     local got
     got=$(json_get "$1" '"ok"' 2>&1)
     [ "$got" == ok ] || fail "$(basename "$1") is not one JSON document: $got"
+}
+
+# json_fields FILE EXPR...: evaluate JavaScript expressions on the parsed
+# document `d` (with node: see ort_node), print them tab-separated, "null" for
+# a value that is missing or fails; status 1 if FILE is not one JSON document.
+json_fields() {
+    "$NODE" -e '
+    const fs = require("fs");
+    let d;
+    try { d = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); }
+    catch (e) { process.exit(1); }
+    const out = process.argv.slice(2).map((e) => {
+      let v;
+      try { v = (new Function("d", "return (" + e + ");"))(d); } catch (err) { v = undefined; }
+      return v === undefined || v === null ? "null" : String(v);
+    });
+    console.log(out.join("\t"));
+  ' "$@"
+}
+
+# ---------------------------------------------------------------------------
+# node and onnxruntime-node
+# ---------------------------------------------------------------------------
+
+# ort_node NAME: NODE (when unset: /usr/bin/node, else node on PATH) can
+# require("onnxruntime-node"): the package is installed with npm into
+# build/node when missing, NODE_PATH exported; ort_version is its version.
+# Exits 2 when it cannot be used.  NAME prefixes the messages.
+ort_node() {
+    local dir=$ROOT/build/node
+    if [ -z "${NODE:-}" ]; then
+        if [ -x /usr/bin/node ]; then NODE=/usr/bin/node; else NODE=node; fi
+    fi
+    if [ ! -f "$dir/node_modules/onnxruntime-node/package.json" ]; then
+        echo "$1: installing onnxruntime-node into ${dir#"$ROOT"/}"
+        mkdir -p "$dir"
+        npm install --ignore-scripts --no-audit --no-fund --prefix "$dir" onnxruntime-node || true
+    fi
+    export NODE_PATH="$dir/node_modules${NODE_PATH:+:$NODE_PATH}"
+    # shellcheck disable=SC2034 # used by the scripts that source this file
+    ort_version=$("$NODE" -e 'console.log(require("onnxruntime-node/package.json").version)') || {
+        echo "$1: onnxruntime-node not usable from ${dir#"$ROOT"/}" >&2
+        exit 2
+    }
 }
