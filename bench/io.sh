@@ -163,7 +163,7 @@ run_once() {
   out_bytes=$(find "$OUTDIR" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
   why=""
   if [[ $rc -ne 0 ]]; then
-    why="exit $rc: $(grep -v '^Command exited' "$err" | tail -c 300 | tr '\n' ' ' | sed 's/ *$//')"
+    why="exit $rc: $({ grep -v '^Command exited' "$err" || true; } | tail -c 300 | tr '\n' ' ' | sed 's/ *$//')"
   elif [[ ! "$rss_kb" =~ ^[0-9]+$ ]]; then
     why="no peak RSS from /usr/bin/time"
   fi

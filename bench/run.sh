@@ -110,7 +110,7 @@ measure() {
       NF == 4 { x = (b1 - b0) - ($2 + $3); if (x < 0) x = 0; o += x; w += $1 }
       END { print o, w }')
   if [[ $rc -ne 0 ]]; then
-    why="exit $rc: $(grep -v '^Command exited' "$err" | head -c 300 | tr '\n' ' ')"
+    why="exit $rc: $({ grep -v '^Command exited' "$err" || true; } | head -c 300 | tr '\n' ' ')"
     return 0
   fi
   ms=$(json_fields "$js" 'd.median_ms' || echo null)
