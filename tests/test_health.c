@@ -223,66 +223,75 @@ static void test_models_listed(void **state)
     free_expectations(&x);
 }
 
-/* inspect: the findings, exactly; the model is not changed. */
-static void test_inspect_findings(void **state)
+typedef void case_check(const expectations *x, const health_case *hc, bnf_model *m,
+                        bnf_report *r);
+
+/* check() on every case's model and its report from inspect or fold (fold = 1). */
+static void each_report(int fold, case_check *check)
 {
     expectations x;
-    (void)state;
     load_expectations(&x);
     for (size_t i = 0; i < N_CASES; i++) {
-        const health_case *hc = &cases[i];
         bnf_model *m;
-        bnf_report *r = report_of(hc, 0, &m);
-        assert_false(m->changed);
-        if (r->n_bns != hc->n_bns)
-            fail_msg("%s: %zu BNs, expected %zu", hc->name, r->n_bns, hc->n_bns);
-        for (size_t b = 0; b < r->n_bns; b++)
-            assert_string_equal(r->bns[b].name, hc->bn_names[b]);
-        assert_findings(&x, hc->name, r, "inspect");
-        assert_int_equal(r->check_ran, 0);
-        for (size_t k = 0; k < r->n_findings; k++)
-            assert_int_equal(r->findings[k].trips, 0);
+        bnf_report *r = report_of(&cases[i], fold, &m);
+        check(&x, &cases[i], m, r);
         bnf_report_free(r);
         bnf_model_free(m);
     }
     free_expectations(&x);
 }
 
+/* inspect: the findings, exactly; the model is not changed. */
+static void inspect_findings(const expectations *x, const health_case *hc, bnf_model *m,
+                             bnf_report *r)
+{
+    assert_false(m->changed);
+    if (r->n_bns != hc->n_bns)
+        fail_msg("%s: %zu BNs, expected %zu", hc->name, r->n_bns, hc->n_bns);
+    for (size_t b = 0; b < r->n_bns; b++)
+        assert_string_equal(r->bns[b].name, hc->bn_names[b]);
+    assert_findings(x, hc->name, r, "inspect");
+    assert_int_equal(r->check_ran, 0);
+    for (size_t k = 0; k < r->n_findings; k++)
+        assert_int_equal(r->findings[k].trips, 0);
+}
+
+static void test_inspect_findings(void **state)
+{
+    (void)state;
+    each_report(0, inspect_findings);
+}
+
 /* fold: the bad statistics are skipped NON_FINITE (training mode:
  * TRAINING_MODE), the others fold; the fold report carries the same findings. */
+static void fold_fates(const expectations *x, const health_case *hc, bnf_model *m, bnf_report *r)
+{
+    size_t folds = 0;
+    assert_int_equal(r->n_bns, hc->n_bns);
+    for (size_t b = 0; b < hc->n_bns; b++) {
+        const bnf_bn_info *e = &r->bns[b];
+        int want_fold = !strcmp(hc->fate[b], "fold");
+        folds += want_fold;
+        if (e->folded != want_fold ||
+            (!want_fold && (!e->reason_code || strcmp(e->reason_code, hc->fate[b]))))
+            fail_msg("%s: BN '%s' %s (%s: %s), expected %s", hc->name, e->name,
+                     e->folded ? "folded" : "skipped", e->reason_code ? e->reason_code : "-",
+                     e->reason ? e->reason : "", hc->fate[b]);
+        if (!want_fold)
+            assert_true(e->reason && strlen(e->reason) > 5);
+    }
+    assert_int_equal(r->n_folded, folds);
+    assert_int_equal(r->n_bns_after, hc->n_bns - folds);
+    assert_int_equal(count_op(m, "BatchNormalization"), hc->n_bns - folds);
+    if (!folds)
+        assert_false(m->changed);
+    assert_findings(x, hc->name, r, "fold");
+}
+
 static void test_fold_fates(void **state)
 {
-    expectations x;
     (void)state;
-    load_expectations(&x);
-    for (size_t i = 0; i < N_CASES; i++) {
-        const health_case *hc = &cases[i];
-        bnf_model *m;
-        bnf_report *r = report_of(hc, 1, &m);
-        size_t folds = 0;
-        assert_int_equal(r->n_bns, hc->n_bns);
-        for (size_t b = 0; b < hc->n_bns; b++) {
-            const bnf_bn_info *e = &r->bns[b];
-            int want_fold = !strcmp(hc->fate[b], "fold");
-            folds += want_fold;
-            if (e->folded != want_fold ||
-                (!want_fold && (!e->reason_code || strcmp(e->reason_code, hc->fate[b]))))
-                fail_msg("%s: BN '%s' %s (%s: %s), expected %s", hc->name, e->name,
-                         e->folded ? "folded" : "skipped", e->reason_code ? e->reason_code : "-",
-                         e->reason ? e->reason : "", hc->fate[b]);
-            if (!want_fold)
-                assert_true(e->reason && strlen(e->reason) > 5);
-        }
-        assert_int_equal(r->n_folded, folds);
-        assert_int_equal(r->n_bns_after, hc->n_bns - folds);
-        assert_int_equal(count_op(m, "BatchNormalization"), hc->n_bns - folds);
-        if (!folds)
-            assert_false(m->changed);
-        assert_findings(&x, hc->name, r, "fold");
-        bnf_report_free(r);
-        bnf_model_free(m);
-    }
-    free_expectations(&x);
+    each_report(1, fold_fates);
 }
 
 /* ---- the gate ------------------------------------------------------------------------- */
