@@ -82,8 +82,8 @@ need() {
 
 # The counts; begin sets CASE (the running case's name), CASE_OK (1 until an
 # assertion fails) and W (its own work directory, $TMP/case.N); run sets OUT,
-# ERR (files: stdout, stderr), RC and LAST_CMD.  (Nothing else is assigned
-# at source time: bench/common.sh sources this file after setting its own OUT.)
+# ERR (files: stdout, stderr), RC and LAST_CMD.  Nothing else is assigned at
+# source time: interop/run.sh and bench/ have an OUT of their own (a folder).
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
