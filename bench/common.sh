@@ -1,27 +1,27 @@
 # shellcheck shell=bash
-# bench/common.sh: what the benchmark scripts (run.sh, io.sh) share; sourced,
-# after they have set ROOT (and cd'ed there), NODE, NODE_DIR, OUT and BNFOLD.
-# NAME is the prefix of their messages.
+# bench/common.sh: what the benchmark scripts (run.sh, io.sh) share; sourced
+# first thing.  It sources tests/lib.sh (ROOT, LC_ALL=C; need, ort_node,
+# json_fields).  The functions use the scripts' OUT and BNFOLD; NAME is the
+# prefix of their messages.
+
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
+
+# bench_paths VAR...: the variables given in the environment as relative paths
+# become absolute ones, relative to where the script was started
+bench_paths() {
+  local v
+  for v in "$@"; do
+    if [[ -n "${!v:-}" && "${!v}" != /* ]]; then printf -v "$v" '%s/%s' "$PWD" "${!v}"; fi
+  done
+}
 
 # bench_tools NAME: /usr/bin/time and onnxruntime-node (installed when missing,
-# as the README's commands do); exports NODE_PATH, sets ort_version.
+# as the README's commands do); sets NODE (from the environment, else
+# /usr/bin/node, else node), exports NODE_PATH, sets ort_version.
 bench_tools() {
-  local name=$1 sudo=""
-  if [[ ! -x /usr/bin/time ]]; then
-    echo "$name: installing time (for /usr/bin/time)"
-    [[ "$(id -u)" == 0 ]] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq time >/dev/null
-  fi
-  if [[ ! -f "$NODE_DIR/node_modules/onnxruntime-node/package.json" ]]; then
-    echo "$name: installing onnxruntime-node into $NODE_DIR"
-    mkdir -p "$NODE_DIR"
-    npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" onnxruntime-node
-  fi
-  export NODE_PATH="$ROOT/$NODE_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
-  # shellcheck disable=SC2034 # used by the script that sources this file
-  ort_version=$("$NODE" -e 'console.log(require("onnxruntime-node/package.json").version)') || {
-    echo "$name: onnxruntime-node not usable from $NODE_DIR" >&2; exit 2; }
+  need "$1" time test -x /usr/bin/time
+  ort_node "$1"
 }
 
 # bench_snapshot: BNFOLD becomes a private copy in OUT, so that a concurrent
@@ -31,6 +31,47 @@ bench_snapshot() {
   BNFOLD_SRC="$BNFOLD"
   BNFOLD="$OUT/bnfold.snapshot"
   cp "$BNFOLD_SRC" "$BNFOLD.tmp" && mv -f "$BNFOLD.tmp" "$BNFOLD"
+}
+
+# bench_machine: what both reports say of the machine: cpu_model, hyp
+# (", virtual machine" or nothing), mem_gb (GiB), commit and dirty (the
+# repository's); the list machine starts with the date.
+# shellcheck disable=SC2034 # used by the script that sources this file
+bench_machine() {
+  cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//' || true)
+  hyp=""
+  if grep -qw hypervisor /proc/cpuinfo; then hyp=", virtual machine"; fi
+  mem_gb=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  dirty=""
+  if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then
+    dirty=" (+ uncommitted changes)"
+  fi
+  machine=("date: $(date -u '+%Y-%m-%d %H:%M UTC')")
+}
+
+# bench_results TITLE: writes OUT/results.md, "Machine:" with the lines of
+# machine, the text on stdin, and the problems (a list) under TITLE; shows it.
+# Status 1 when a measurement failed (n_fail > 0).
+# shellcheck disable=SC2154 # problems and n_fail are the sourcing script's
+bench_results() {
+  local l
+  {
+    echo "Machine:"
+    echo
+    for l in "${machine[@]}"; do echo "- $l"; done
+    echo
+    cat
+    if [[ ${#problems[@]} -gt 0 ]]; then
+      echo
+      echo "$1"
+      echo
+      for l in "${problems[@]}"; do echo "- $l"; done
+    fi
+  } >"$OUT/results.md"
+  echo
+  cat "$OUT/results.md"
+  [[ $n_fail -eq 0 ]]
 }
 
 # cpu_busy: busy CPU time of the whole machine so far, in seconds (from /proc/stat)

@@ -46,11 +46,9 @@
 set -euo pipefail
 export LC_ALL=C   # EPOCHREALTIME and awk with a '.' decimal point
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# paths given in the environment are relative to where we were started
-for v in BNFOLD BENCH_DIR; do
-  if [[ -n "${!v:-}" && "${!v}" != /* ]]; then printf -v "$v" '%s/%s' "$PWD" "${!v}"; fi
-done
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_paths BNFOLD BENCH_DIR
 cd "$ROOT"
 
 REPEAT="${REPEAT:-5}"
@@ -58,10 +56,6 @@ MODELS="${BENCH_MODELS:-resnet50 vgg11_bn big}"
 OUT="${BENCH_DIR:-build/bench-io}"
 BNFOLD="${BNFOLD:-build/bnfold}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [[ -z "${NODE:-}" ]]; then
-  if [[ -x /usr/bin/node ]]; then NODE=/usr/bin/node; else NODE=node; fi
-fi
-NODE_DIR=build/node
 BIG_BYTES="${BENCH_BIG_BYTES:-3.0e9}"
 FSYNC_REF="${BENCH_FSYNC_REF:-1}"
 WAIT="${BENCH_WAIT:-0}"
@@ -89,26 +83,14 @@ if [[ ! -x "$BNFOLD" ]]; then
 fi
 
 # --- tools, and a private copy of the binary ---------------------------------------
-# shellcheck source=bench/common.sh
-source bench/common.sh
 bench_tools bench-io
 bench_snapshot
 mkdir -p "$OUT/logs"
 OUTDIR="$OUT/out"
 
 # --- machine ----------------------------------------------------------------------
-cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//' || true)
-hyp=""
-if grep -qw hypervisor /proc/cpuinfo; then hyp=", virtual machine"; fi
-mem_gb=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+bench_machine
 fs_info=$(df -PT "$OUT" | awk 'NR == 2 {print $2 " on " $1}')
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=""
-if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then
-  dirty=" (+ uncommitted changes)"
-fi
-machine=()
-machine+=("date: $(date -u '+%Y-%m-%d %H:%M UTC')")
 machine+=("cpu: ${cpu_model:-unknown}$hyp, nproc $(nproc), ${mem_gb} GiB RAM")
 machine+=("kernel: $(uname -sr); $OUT on ${fs_info:-?}; load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)")
 machine+=("bnfold: $BNFOLD_SRC (the repository is at commit $commit$dirty); onnxruntime-node $ort_version; REPEAT=$REPEAT${VERIFY_ARGS[*]:+; verifying fold with ${VERIFY_ARGS[*]}}")
@@ -181,7 +163,7 @@ run_once() {
   out_bytes=$(find "$OUTDIR" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}')
   why=""
   if [[ $rc -ne 0 ]]; then
-    why="exit $rc: $(grep -v '^Command exited' "$err" | tail -c 300 | tr '\n' ' ' | sed 's/ *$//')"
+    why="exit $rc: $({ grep -v '^Command exited' "$err" || true; } | tail -c 300 | tr '\n' ' ' | sed 's/ *$//')"
   elif [[ ! "$rss_kb" =~ ^[0-9]+$ ]]; then
     why="no peak RSS from /usr/bin/time"
   fi
@@ -335,10 +317,6 @@ machine[0]="${machine[0]} to $(date -u '+%H:%M UTC')"
 others_pct=$(awk -v o="$others_cpu" -v w="$wall_total" -v n="$(nproc)" \
                'BEGIN {printf "%.0f", (w > 0 ? 100 * o / (w * n) : 0)}')
 {
-  echo "Machine:"
-  echo
-  for l in "${machine[@]}"; do echo "- $l"; done
-  echo
   echo "Median wall time of $REPEAT runs (round-robin, page cache warm), largest peak RSS of the"
   echo "whole process; sizes in MiB (model: the .onnx file plus its external data file)."
   echo
@@ -356,13 +334,4 @@ others_pct=$(awk -v o="$others_cpu" -v w="$wall_total" -v n="$(nproc)" \
     echo
     echo "Warning: other processes competed for the CPUs; the times are not reliable."
   fi
-  if [[ ${#problems[@]} -gt 0 ]]; then
-    echo
-    echo "## Failed"
-    echo
-    for p in "${problems[@]}"; do echo "- $p"; done
-  fi
-} >"$OUT/results.md"
-echo
-cat "$OUT/results.md"
-[[ $n_fail -eq 0 ]] || exit 1
+} | bench_results "## Failed" || exit 1

@@ -20,13 +20,13 @@
 // Prints one JSON line: {"session_ms", "out_bytes", "data_bytes", "ort_version"}.
 // Exit 0 ok, 1 error (message on stderr), 2 usage.
 //
-// onnxruntime-node is looked up as bench/ort_time.js does: require() (so
+// onnxruntime-node is looked up by tests/interop/ort_common.js: require() (so
 // NODE_PATH works), then build/node/node_modules of the repository.
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
-const { loadOrt, ortVersion } = require('./ort_time.js');
+const { loadOrt, ortVersion } = require('../tests/interop/ort_common.js');
 
 async function main() {
   const argv = process.argv.slice(2);

@@ -16,7 +16,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { loadOrt, makeFeeds } = require('./ort_time.js');
+const { loadOrt, makeFeeds } = require('../tests/interop/ort_common.js');
 
 function median(a) {
   const s = a.slice().sort((x, y) => x - y);
@@ -40,7 +40,7 @@ async function main() {
     enableProfiling: true,
     profileFilePrefix: path.join(dir, 'p'),
   });
-  const feeds = makeFeeds(ort, session, seed);
+  const { feeds } = makeFeeds(ort, session, seed);
   const times = [];
   await session.run(feeds);                 // warm-up
   for (let r = 0; r < repeat; r++) {

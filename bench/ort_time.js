@@ -14,75 +14,11 @@
 // Prints one JSON line: {"median_ms", "runs", "min_ms", "max_ms",
 // "session_ms", "threads", "ort_version"}.  Exit 0 ok, 1 error, 2 usage.
 //
-// onnxruntime-node is looked up with require() (so NODE_PATH works), then in
-// build/node/node_modules of the repository.
+// onnxruntime-node and the input: tests/interop/ort_common.js, as for the
+// interoperability check (with a bool input all false).
 'use strict';
 
-const path = require('path');
-
-function loadOrt() {
-  try {
-    return require('onnxruntime-node');
-  } catch (e) {
-    return require(path.resolve(__dirname, '..', 'build', 'node', 'node_modules', 'onnxruntime-node'));
-  }
-}
-
-function ortVersion() {
-  try {
-    return require('onnxruntime-node/package.json').version;
-  } catch (e) {
-    try {
-      return require(path.resolve(__dirname, '..', 'build', 'node', 'node_modules',
-        'onnxruntime-node', 'package.json')).version;
-    } catch (e2) { return null; }
-  }
-}
-
-// mulberry32 + Box-Muller: seeded standard normal numbers
-function normalFiller(seed) {
-  let a = seed >>> 0;
-  const u = () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  let spare = null;
-  return () => {
-    if (spare !== null) { const s = spare; spare = null; return s; }
-    let u1 = u();
-    while (u1 <= 1e-12) u1 = u();
-    const r = Math.sqrt(-2 * Math.log(u1));
-    const th = 2 * Math.PI * u();
-    spare = r * Math.sin(th);
-    return r * Math.cos(th);
-  };
-}
-
-function makeFeeds(ort, session, seed) {
-  const feeds = {};
-  const meta = session.inputMetadata;
-  session.inputNames.forEach((name, i) => {
-    const md = meta ? (Array.isArray(meta) ? meta[i] : meta[name]) : null;
-    if (!md || md.isTensor === false) throw new Error(`input ${name}: not a tensor (or no metadata)`);
-    const shape = (md.shape || []).map((d) => (Number.isInteger(d) && d > 0 ? d : 1));
-    const n = shape.reduce((x, y) => x * y, 1);
-    const rnd = normalFiller((seed + 7919 * i) >>> 0);
-    let data;
-    switch (md.type) {
-      case 'float32': data = new Float32Array(n); for (let k = 0; k < n; k++) data[k] = rnd(); break;
-      case 'float64': data = new Float64Array(n); for (let k = 0; k < n; k++) data[k] = rnd(); break;
-      case 'int64': data = new BigInt64Array(n); break;
-      case 'int32': data = new Int32Array(n); break;
-      case 'bool': data = new Uint8Array(n); break;
-      default: throw new Error(`input ${name}: unsupported input type ${md.type}`);
-    }
-    feeds[name] = new ort.Tensor(md.type, data, shape);
-  });
-  return feeds;
-}
+const { loadOrt, ortVersion, makeFeeds } = require('../tests/interop/ort_common.js');
 
 function posInt(s) {
   return /^[0-9]+$/.test(s || '') && Number(s) > 0 ? Number(s) : null;
@@ -105,7 +41,7 @@ async function main() {
     interOpNumThreads: 1,
   });
   const sessionMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const feeds = makeFeeds(ort, session, seed);
+  const { feeds } = makeFeeds(ort, session, seed);
 
   let out = await session.run(feeds);          // warm-up, not timed
   const times = [];
@@ -129,8 +65,6 @@ async function main() {
   if (session.release) await session.release();
   return 0;
 }
-
-module.exports = { loadOrt, ortVersion, makeFeeds };
 
 if (require.main === module) {
   main().then((rc) => { process.exitCode = rc; }, (e) => {

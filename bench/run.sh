@@ -24,11 +24,9 @@
 # 2 on a set-up error.  The 1.5x target is reported, not enforced.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# paths given in the environment are relative to where we were started
-for v in BNFOLD BENCH_DIR; do
-  if [[ -n "${!v:-}" && "${!v}" != /* ]]; then printf -v "$v" '%s/%s' "$PWD" "${!v}"; fi
-done
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+bench_paths BNFOLD BENCH_DIR
 cd "$ROOT"
 
 REPEAT="${REPEAT:-10}"
@@ -39,10 +37,6 @@ MODELS="${BENCH_MODELS:-resnet50 mobilenet_v2 efficientnet_b0}"
 OUT="${BENCH_DIR:-build/bench}"
 BNFOLD="${BNFOLD:-build/bnfold}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [[ -z "${NODE:-}" ]]; then
-  if [[ -x /usr/bin/node ]]; then NODE=/usr/bin/node; else NODE=node; fi
-fi
-NODE_DIR=build/node
 TARGET=1.5
 RETRY="${BENCH_RETRY:-0}"
 [[ "$RETRY" =~ ^[0-9]+$ ]] || { echo "bench: BENCH_RETRY must be a number" >&2; exit 2; }
@@ -57,20 +51,15 @@ if [[ ! -x "$BNFOLD" ]]; then
 fi
 
 # --- tools, and a private copy of the binary ---------------------------------------
-# shellcheck source=bench/common.sh
-source bench/common.sh
 bench_tools bench
 bench_snapshot
 
 # --- machine ----------------------------------------------------------------------
-cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//' || true)
+bench_machine
 cpu_fms=$(awk -F': *' '/^cpu family/ && !f {f = $2} /^model[ \t]*:/ && !m {m = $2}
                        END {if (f != "") printf "family %s model %s", f, m}' /proc/cpuinfo)
-hyp=""
-if grep -qw hypervisor /proc/cpuinfo; then hyp=", virtual machine"; fi
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
             grep -xE 'avx|avx2|fma|avx512f|avx512_vnni|avx512_bf16|avx_vnni|amx_tile' | tr '\n' ' ' || true)
-mem_gb=$(awk '/^MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 openblas=$("$PYTHON" - 2>/dev/null <<'PY' || true
 import ctypes, ctypes.util
 for name in ("libopenblas.so.0", ctypes.util.find_library("openblas")):
@@ -84,14 +73,6 @@ for name in ("libopenblas.so.0", ctypes.util.find_library("openblas")):
     break
 PY
 )
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=""
-if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null || true)" ]]; then
-  dirty=" (+ uncommitted changes)"
-fi
-
-machine=()
-machine+=("date: $(date -u '+%Y-%m-%d %H:%M UTC')")
 machine+=("cpu: ${cpu_model:-unknown} (${cpu_fms:-?}$hyp), nproc $(nproc), ${mem_gb} GB RAM, flags: ${cpu_flags:-none of avx/avx2/fma/avx512}")
 machine+=("kernel: $(uname -sr); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)")
 machine+=("openblas: ${openblas:-unknown}")
@@ -108,20 +89,7 @@ if ! "$PYTHON" bench/export.py "$OUT"; then
   exit 2
 fi
 
-# --- helpers ------------------------------------------------------------------------------
-# json_field FILE EXPR: the value of EXPR on the parsed JSON document `d`, or
-# nothing (status 1) if FILE is not one JSON document or the value is missing.
-json_field() {
-  "$NODE" -e '
-    let d;
-    try { d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); }
-    catch (e) { process.exit(1); }
-    const v = (new Function("d", "return (" + process.argv[2] + ");"))(d);
-    if (v === undefined || v === null) process.exit(1);
-    console.log(String(v));
-  ' "$1" "$2"
-}
-
+# --- helpers (json_fields: tests/lib.sh) ---------------------------------------------------
 others_cpu=0 wall_total=0 kept_o=0 kept_w=0
 
 # measure TAG CMD...: run CMD under /usr/bin/time, stdout to $OUT/TAG.json.
@@ -142,10 +110,11 @@ measure() {
       NF == 4 { x = (b1 - b0) - ($2 + $3); if (x < 0) x = 0; o += x; w += $1 }
       END { print o, w }')
   if [[ $rc -ne 0 ]]; then
-    why="exit $rc: $(grep -v '^Command exited' "$err" | head -c 300 | tr '\n' ' ')"
+    why="exit $rc: $({ grep -v '^Command exited' "$err" || true; } | head -c 300 | tr '\n' ' ')"
     return 0
   fi
-  if ! ms=$(json_field "$js" 'd.median_ms'); then
+  ms=$(json_fields "$js" 'd.median_ms' || echo null)
+  if [[ "$ms" == null ]]; then
     ms="n/a"; why="no median_ms in the JSON output"
     return 0
   fi
@@ -232,10 +201,6 @@ done
 # --- report ---------------------------------------------------------------------------------
 machine[0]="${machine[0]} to $(date -u '+%H:%M UTC')"
 {
-  echo "Machine:"
-  echo
-  for l in "${machine[@]}"; do echo "- $l"; done
-  echo
   echo "Time per inference: the median over $ROUNDS alternating rounds of each round's median of $REPEAT runs (1x3x224x224, opset 13); peak RSS of the whole process."
   echo
   echo "| model | threads | bnfold ms (median) | ort ms (median) | ratio bnfold/ort | bnfold peak RSS MB | ort peak RSS MB | bnfold folded ms | ratio folded/ort |"
@@ -252,13 +217,4 @@ machine[0]="${machine[0]} to $(date -u '+%H:%M UTC')"
     echo "(their share of the CPUs per row: ${noisy[*]:-none above 10%})."
     echo "Run it again on a quiet machine."
   fi
-  if [[ ${#problems[@]} -gt 0 ]]; then
-    echo
-    echo "Not measured:"
-    echo
-    for p in "${problems[@]}"; do echo "- $p"; done
-  fi
-} >"$OUT/results.md"
-echo
-cat "$OUT/results.md"
-[[ $n_fail -eq 0 ]] || exit 1
+} | bench_results "Not measured:" || exit 1

@@ -7,8 +7,8 @@ Run with Debian's interpreter (python3-onnx 1.12, python3-numpy):
 
 One tiny model per health finding (docs/contract.md, src/health.c): a Conv
 followed by a BatchNormalization whose statistics are healthy except for the
-channels a case spoils on purpose.  Helpers come from gen_models.py (imported,
-unchanged); the output is deterministic (every case seeds from its name).
+channels a case spoils on purpose.  Helpers come from gen_common.py; the output
+is deterministic (every case seeds from its name).
 
 expected.txt lists, for every model, the findings bnfold must report, one per
 line:
@@ -41,10 +41,10 @@ from onnx import numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import gen_models as gm  # noqa: E402  (the shared helpers; gen_models stays unchanged)
+import gen_common as gen  # noqa: E402  (testdata/gen_common.py: the shared helpers)
 
 OUT = os.path.join(HERE, "health")
-EPS = gm.EPS
+EPS = gen.EPS
 C = 4                         # channels of every BN
 X_SHAPE = (1, 3, 6, 6)
 
@@ -75,25 +75,25 @@ def conv_bn(g, rng, x, c_in, idx, st, eps, opset, y, bn_attrs=None):
     parameters W, conv_B, scale, B, mean, var; idx k: conv<k>, bn<k>, W<k>,
     conv_B<k>, bn<k>_scale, ...  Returns y."""
     sfx = str(idx) if idx else ""
-    W = gm.quant(rng.uniform(-1, 1, (C, c_in, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, C), "float32")
+    W = gen.quant(rng.uniform(-1, 1, (C, c_in, 3, 3)), "float32")
+    b = gen.quant(rng.uniform(-0.5, 0.5, C), "float32")
     g.const("W" + sfx, W, "float32")
     g.const("conv_B" + sfx, b, "float32")
     g.node("Conv", [x, "W" + sfx, "conv_B" + sfx], ["conv_out" + sfx], "conv" + sfx,
            kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    st = {k: gm.quant(v, "float32") for k, v in st.items()}
+    st = {k: gen.quant(v, "float32") for k, v in st.items()}
     dts = {k: "float32" for k in st}
-    return gm.bn_node(g, "conv_out" + sfx, st, dts, y=y, name="bn" + sfx, opset=opset,
+    return gen.bn_node(g, "conv_out" + sfx, st, dts, y=y, name="bn" + sfx, opset=opset,
                       eps=eps, bn_attrs=bn_attrs, prefix="bn%s_" % sfx if idx else "")
 
 
 def single(name, spoil=None, eps=EPS, opset=13, bn_attrs=None):
     """X -> conv -> bn -> Y with healthy statistics, then spoil(st) edits them."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     st = healthy_stats(rng)
     if spoil:
         spoil(st)
-    g = gm.Graph()
+    g = gen.Graph()
     g.input("X", "float32", X_SHAPE)
     conv_bn(g, rng, "X", X_SHAPE[1], 0, st, eps, opset, "Y", bn_attrs)
     g.output("Y", "float32", (X_SHAPE[0], C) + X_SHAPE[2:])
@@ -103,8 +103,8 @@ def single(name, spoil=None, eps=EPS, opset=13, bn_attrs=None):
 def multi(name):
     """X -> conv1 -> bn1 (healthy) -> Relu -> conv2 -> bn2 (tiny var on channel 1,
     dead channels 0 and 2) -> Relu -> conv3 -> bn3 (negative var on channel 3) -> Y."""
-    rng = gm.rng_for(name)
-    g = gm.Graph()
+    rng = gen.rng_for(name)
+    g = gen.Graph()
     g.input("X", "float32", X_SHAPE)
     x, c_in = "X", X_SHAPE[1]
     for idx in (1, 2, 3):
@@ -249,15 +249,8 @@ def fmt(name, f):
 # Writing
 # --------------------------------------------------------------------------
 
-def clean():
-    os.makedirs(OUT, exist_ok=True)
-    for f in sorted(os.listdir(OUT)):
-        if f.endswith(".onnx") or f == "expected.txt":
-            os.remove(os.path.join(OUT, f))
-
-
 def main():
-    clean()
+    gen.clean(OUT, names=("expected.txt",))
     names = [n for n, _, _ in CASES]
     assert len(names) == len(set(names))
     lines = [

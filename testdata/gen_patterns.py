@@ -8,8 +8,8 @@ Run with Debian's interpreter (python3-onnx 1.12, python3-numpy, python3-torch):
 The patterns beyond "layer -> BatchNormalization": MatMul -> BN, BN -> Conv/Gemm,
 Mul/Add by constants, chains, standalone BNs (lowered to Mul + Add), BNs inside
 If/Loop bodies, fp16 overflow, training-mode BNs and initializers listed as graph
-inputs.  Helpers, statistics and reference operators come from gen_models.py
-(imported, unchanged); the output is deterministic (every case seeds its generator
+inputs.  Helpers, statistics and reference operators come from gen_common.py
+(as for gen_models.py); the output is deterministic (every case seeds its generator
 from its name).
 
 For every case that folds (or lowers) under some option, NAME.expected.onnx holds
@@ -32,34 +32,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import gen_models as gm  # noqa: E402  (the shared helpers; gen_models stays unchanged)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_common as gen  # noqa: E402  (testdata/gen_common.py: the shared helpers)
 
-OUT = os.path.join(HERE, "patterns")
-EPS = gm.EPS
+OUT = os.path.join(gen.HERE, "patterns")
+EPS = gen.EPS
 P1 = {"pads": [1, 1, 1, 1]}
 
 
 # --------------------------------------------------------------------------
 # Expectations
 # --------------------------------------------------------------------------
-
-class Expect(gm.Expect):
-    """gm.Expect whose input_X / output_Y may be double (double models)."""
-
-    def model(self):
-        x = self.tensors[[t.name for t in self.tensors].index("input_X")]
-        g = helper.make_graph(
-            [helper.make_node("Identity", ["input_X"], ["input_X_copy"], name="identity")],
-            "expected", [],
-            [helper.make_tensor_value_info("input_X_copy", x.data_type, list(x.dims))],
-            self.tensors)
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="bnfold-testdata", producer_version="1")
-        m.ir_version = 8
-        return m
-
 
 def io_dtype(dtype):
     return "float64" if dtype == "float64" else "float32"
@@ -72,15 +55,15 @@ def finish(name, e, dtype, X, y_ref, evaluate, unrounded, rounded):
     assert np.array_equal(Wq, rounded[0]) and np.array_equal(Bq, rounded[1])
     e.add("input_X", X, io_dtype(dtype))
     e.add("output_Y", y_ref, io_dtype(dtype))
-    gm.check_fold(name, e, dtype, y_ref, evaluate, unrounded, rounded)
+    gen.check_fold(name, e, dtype, y_ref, evaluate, unrounded, rounded)
 
 
 def fold_params(dtype, Wf, bf):
-    return (Wf, bf), (gm.quant(Wf, dtype), gm.quant(bf, dtype))
+    return (Wf, bf), (gen.quant(Wf, dtype), gen.quant(bf, dtype))
 
 
 # --------------------------------------------------------------------------
-# Independent folds (numpy float64) beyond gen_models'
+# Independent folds (numpy float64) beyond gen_common's
 # --------------------------------------------------------------------------
 
 def fold_bn_conv(W, b, s, t, group):
@@ -105,7 +88,7 @@ def fold_bn_gemm(Bm, C, s, t, alpha, beta, transB):
 
 def lowered(st, rank):
     """A standalone BN as Mul(S) -> Add(T), S and T shaped [C, 1, ..., 1]."""
-    s, t = gm.bn_factors(st, EPS)
+    s, t = gen.bn_factors(st, EPS)
     shape = (len(s),) + (1,) * (rank - 2)
     return s.reshape(shape), t.reshape(shape)
 
@@ -128,26 +111,26 @@ def ref_relu(Y):
 
 def matmul_case(name, rank3=False, dtype="float32"):
     """X -> MatMul(B [5, 4]) -> BN -> Y.  Rank 3: BN over axis 1 (T = 3): skip."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     xshape = (2, 3, 5) if rank3 else (3, 5)
-    X = gm.x_values(rng, xshape, dtype)
-    Bm = gm.quant(rng.uniform(-1, 1, (5, 4)), dtype)
+    X = gen.x_values(rng, xshape, dtype)
+    Bm = gen.quant(rng.uniform(-1, 1, (5, 4)), dtype)
     C = xshape[1] if rank3 else 4
-    st, dts = gm.make_bn_stats(rng, C, dtype)
+    st, dts = gen.make_bn_stats(rng, C, dtype)
     y_layer = X @ Bm
-    g = gm.Graph()
+    g = gen.Graph()
     g.input("X", dtype, X.shape)
     g.const("W", Bm, dtype)
     g.node("MatMul", ["X", "W"], ["matmul_out"], "matmul")
-    gm.bn_node(g, "matmul_out", st, dts)
+    gen.bn_node(g, "matmul_out", st, dts)
     g.output("Y", dtype, y_layer.shape)
     model = g.model()
     if rank3:
         return model, None
-    y_ref = gm.ref_bn(y_layer, st, EPS)
-    s, t = gm.bn_factors(st, EPS)
+    y_ref = gen.ref_bn(y_layer, st, EPS)
+    s, t = gen.bn_factors(st, EPS)
     unr, rnd = fold_params(dtype, Bm * s[None, :], t)
-    e = Expect()
+    e = gen.Expect()
     finish(name, e, dtype, X, y_ref, lambda w_, b_: X @ w_ + b_, unr, rnd)
     return model, e
 
@@ -180,88 +163,88 @@ def bn_matmul_case(name, rank3=False, dtype="float32"):
 
 def bn_conv_case(name, C=3, M=4, group=1, bias=True, attrs=None, fold=True, size=6):
     """X -> BN(C) -> Conv -> Y (the BN before the layer)."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     attrs = dict(attrs or {})
     attrs.setdefault("kernel_shape", [3, 3])
     if group != 1:
         attrs["group"] = group
-    X = gm.x_values(rng, (2, C, size, size), "float32")
-    W = gm.quant(rng.uniform(-1, 1, (M, C // group, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, M), "float32") if bias else None
-    st, dts = gm.make_bn_stats(rng, C)
-    g = gm.Graph()
+    X = gen.x_values(rng, (2, C, size, size), "float32")
+    W = gen.quant(rng.uniform(-1, 1, (M, C // group, 3, 3)), "float32")
+    b = gen.quant(rng.uniform(-0.5, 0.5, M), "float32") if bias else None
+    st, dts = gen.make_bn_stats(rng, C)
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
-    gm.bn_node(g, "X", st, dts, y="bn_out")
+    gen.bn_node(g, "X", st, dts, y="bn_out")
     g.const("W", W, "float32")
     ins = ["bn_out", "W"]
     if bias:
         ins.append(g.const("conv_B", b, "float32"))
     g.node("Conv", ins, ["Y"], "conv", **attrs)
-    y_ref = gm.ref_conv(gm.ref_bn(X, st, EPS), W, b, attrs)
+    y_ref = gen.ref_conv(gen.ref_bn(X, st, EPS), W, b, attrs)
     g.output("Y", "float32", y_ref.shape)
     model = g.model()
     if not fold:
         return model, None
-    s, t = gm.bn_factors(st, EPS)
+    s, t = gen.bn_factors(st, EPS)
     unr, rnd = fold_params("float32", *fold_bn_conv(W, b, s, t, group))
-    e = Expect()
-    finish(name, e, "float32", X, y_ref, lambda w_, b_: gm.ref_conv(X, w_, b_, attrs), unr, rnd)
+    e = gen.Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: gen.ref_conv(X, w_, b_, attrs), unr, rnd)
     return model, e
 
 
 def bn_bn_conv_case(name):
     """X -> BN1 -> BN2 -> Conv (no padding): both fold into the Conv."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     attrs = {"kernel_shape": [3, 3]}
-    X = gm.x_values(rng, (2, 3, 6, 6), "float32")
-    W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
-    st1, dts1 = gm.make_bn_stats(rng, 3)
-    st2, dts2 = gm.make_bn_stats(rng, 3)
-    g = gm.Graph()
+    X = gen.x_values(rng, (2, 3, 6, 6), "float32")
+    W = gen.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
+    b = gen.quant(rng.uniform(-0.5, 0.5, 4), "float32")
+    st1, dts1 = gen.make_bn_stats(rng, 3)
+    st2, dts2 = gen.make_bn_stats(rng, 3)
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
-    gm.bn_node(g, "X", st1, dts1, y="bn1_out", name="bn1", prefix="bn1_")
-    gm.bn_node(g, "bn1_out", st2, dts2, y="bn2_out", name="bn2", prefix="bn2_")
+    gen.bn_node(g, "X", st1, dts1, y="bn1_out", name="bn1", prefix="bn1_")
+    gen.bn_node(g, "bn1_out", st2, dts2, y="bn2_out", name="bn2", prefix="bn2_")
     g.const("W", W, "float32")
     g.const("conv_B", b, "float32")
     g.node("Conv", ["bn2_out", "W", "conv_B"], ["Y"], "conv", **attrs)
-    y_ref = gm.ref_conv(gm.ref_bn(gm.ref_bn(X, st1, EPS), st2, EPS), W, b, attrs)
+    y_ref = gen.ref_conv(gen.ref_bn(gen.ref_bn(X, st1, EPS), st2, EPS), W, b, attrs)
     g.output("Y", "float32", y_ref.shape)
     # conv(bn2(bn1(x))): BN2 into the Conv, then BN1 into the result
-    Wf, bf = fold_bn_conv(W, b, *gm.bn_factors(st2, EPS), 1)
-    Wf, bf = fold_bn_conv(Wf, bf, *gm.bn_factors(st1, EPS), 1)
+    Wf, bf = fold_bn_conv(W, b, *gen.bn_factors(st2, EPS), 1)
+    Wf, bf = fold_bn_conv(Wf, bf, *gen.bn_factors(st1, EPS), 1)
     unr, rnd = fold_params("float32", Wf, bf)
-    e = Expect()
-    finish(name, e, "float32", X, y_ref, lambda w_, b_: gm.ref_conv(X, w_, b_, attrs), unr, rnd)
+    e = gen.Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: gen.ref_conv(X, w_, b_, attrs), unr, rnd)
     return g.model(), e
 
 
 def bn_gemm_case(name, transA=0, fold=True):
     """X -> BN -> Gemm(transB 1, alpha 0.5, beta 2, C [4]) -> Y.
     transA = 1: X is [K, M] = [5, 3], the BN normalises M (3): skip."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     alpha, beta, K, M, N = 0.5, 2.0, 5, 3, 4
-    X = gm.x_values(rng, (K, M) if transA else (M, K), "float32")
-    Bm = gm.quant(rng.uniform(-1, 1, (N, K)), "float32")
-    C = gm.quant(rng.uniform(-0.5, 0.5, N), "float32")
-    st, dts = gm.make_bn_stats(rng, X.shape[1])
-    g = gm.Graph()
+    X = gen.x_values(rng, (K, M) if transA else (M, K), "float32")
+    Bm = gen.quant(rng.uniform(-1, 1, (N, K)), "float32")
+    C = gen.quant(rng.uniform(-0.5, 0.5, N), "float32")
+    st, dts = gen.make_bn_stats(rng, X.shape[1])
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
-    gm.bn_node(g, "X", st, dts, y="bn_out")
+    gen.bn_node(g, "X", st, dts, y="bn_out")
     g.const("W", Bm, "float32")
     g.const("C", C, "float32")
     g.node("Gemm", ["bn_out", "W", "C"], ["Y"], "gemm", alpha=alpha, beta=beta,
            transA=transA, transB=1)
-    y_ref = gm.ref_gemm(gm.ref_bn(X, st, EPS), Bm, C, alpha, beta, transA, 1)
+    y_ref = gen.ref_gemm(gen.ref_bn(X, st, EPS), Bm, C, alpha, beta, transA, 1)
     g.output("Y", "float32", y_ref.shape)
     model = g.model()
     if not fold:
         return model, None
-    s, t = gm.bn_factors(st, EPS)
+    s, t = gen.bn_factors(st, EPS)
     unr, rnd = fold_params("float32", *fold_bn_gemm(Bm, C, s, t, alpha, beta, 1))
-    e = Expect()
+    e = gen.Expect()
     finish(name, e, "float32", X, y_ref,
-           lambda w_, c_: gm.ref_gemm(X, w_, c_, alpha, 1.0, 0, 1), unr, rnd)
+           lambda w_, c_: gen.ref_gemm(X, w_, c_, alpha, 1.0, 0, 1), unr, rnd)
     return model, e
 
 
@@ -269,31 +252,28 @@ def affine_case(name, op="Conv", mul=None, add=None, bn=False, mul_first_operand
                 add_first_operand=False, fold=True):
     """X -> layer -> [BN] -> [Mul(K)] -> [Add(A)] -> Y, K and A constants of the
     given shapes ("M" stands for the layer's output channels)."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     if op == "Gemm":
-        X = gm.x_values(rng, (3, 5), "float32")
-        W = gm.quant(rng.uniform(-1, 1, (4, 5)), "float32")
-        b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
+        X = gen.x_values(rng, (3, 5), "float32")
+        W = gen.quant(rng.uniform(-1, 1, (4, 5)), "float32")
+        b = gen.quant(rng.uniform(-0.5, 0.5, 4), "float32")
         attrs = {"alpha": 0.5, "beta": 2.0, "transB": 1}
-        layer = lambda x, w_, b_, beta=2.0: gm.ref_gemm(x, w_, b_, 0.5, beta, 0, 1)
+        layer = lambda x, w_, b_, beta=2.0: gen.ref_gemm(x, w_, b_, 0.5, beta, 0, 1)
         M, group = 4, 1
     elif op == "Conv":
-        X = gm.x_values(rng, (2, 3, 5, 5), "float32")
-        W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-        b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
-        attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-        layer = lambda x, w_, b_: gm.ref_conv(x, w_, b_, attrs)
+        X, W, b, attrs = gen.conv_layer(rng, (2, 3, 5, 5))
+        layer = lambda x, w_, b_: gen.ref_conv(x, w_, b_, attrs)
         M, group = 4, 1
     else:  # ConvTranspose, group 2: C_in 4, M 6
-        X = gm.x_values(rng, (2, 4, 3, 3), "float32")
-        W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-        b = gm.quant(rng.uniform(-0.5, 0.5, 6), "float32")
+        X = gen.x_values(rng, (2, 4, 3, 3), "float32")
+        W = gen.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
+        b = gen.quant(rng.uniform(-0.5, 0.5, 6), "float32")
         attrs = {"kernel_shape": [3, 3], "group": 2, "strides": [2, 2], "pads": [1, 1, 1, 1]}
-        layer = lambda x, w_, b_: gm.ref_convtranspose(x, w_, b_, attrs)
+        layer = lambda x, w_, b_: gen.ref_convtranspose(x, w_, b_, attrs)
         M, group = 6, 2
     y = layer(X, W, b)
     shape_of = lambda shp: tuple(M if d == "M" else d for d in shp)
-    g = gm.Graph()
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
     g.const("W", W, "float32")
     g.const("layer_B", b, "float32")
@@ -302,19 +282,19 @@ def affine_case(name, op="Conv", mul=None, add=None, bn=False, mul_first_operand
     cur = lname + "_out"
     steps = []
     if bn:
-        st, dts = gm.make_bn_stats(rng, M)
-        gm.bn_node(g, cur, st, dts, y="bn_out")
+        st, dts = gen.make_bn_stats(rng, M)
+        gen.bn_node(g, cur, st, dts, y="bn_out")
         cur = "bn_out"
-        y = gm.ref_bn(y, st, EPS)
-        steps.append(gm.bn_factors(st, EPS))
+        y = gen.ref_bn(y, st, EPS)
+        steps.append(gen.bn_factors(st, EPS))
     for kind, shp, first in (("Mul", mul, mul_first_operand), ("Add", add, add_first_operand)):
         if shp is None:
             continue
         shp = shape_of(shp)
         if kind == "Mul":
-            k = gm.quant(rng.uniform(0.5, 1.5, shp) * rng.choice([-1.0, 1.0], shp), "float32")
+            k = gen.quant(rng.uniform(0.5, 1.5, shp) * rng.choice([-1.0, 1.0], shp), "float32")
         else:
-            k = gm.quant(rng.uniform(-0.5, 0.5, shp), "float32")
+            k = gen.quant(rng.uniform(-0.5, 0.5, shp), "float32")
         kname = kind.lower() + "_K"
         g.const(kname, k, "float32")
         out = kind.lower() + "_out"
@@ -333,14 +313,14 @@ def affine_case(name, op="Conv", mul=None, add=None, bn=False, mul_first_operand
     beta = attrs.get("beta", 1.0)
     for s, t in steps:
         if op == "Gemm":
-            Wf, bf = gm.fold_gemm(Wf, bf, s, t, 1, beta)
+            Wf, bf = gen.fold_gemm(Wf, bf, s, t, 1, beta)
             beta = 1.0
         elif op == "Conv":
-            Wf, bf = gm.fold_conv(Wf, bf, s, t)
+            Wf, bf = gen.fold_conv(Wf, bf, s, t)
         else:
-            Wf, bf = gm.fold_convtranspose(Wf, bf, s, t, group)
+            Wf, bf = gen.fold_convtranspose(Wf, bf, s, t, group)
     unr, rnd = fold_params("float32", Wf, bf)
-    e = Expect()
+    e = gen.Expect()
     if op == "Gemm":
         ev = lambda w_, b_: layer(X, w_, b_, beta=1.0)
     else:
@@ -353,34 +333,31 @@ def conv_bn_bn_relu_bn_case(name):
     """Conv -> BN1 -> BN2 -> Relu -> BN3 -> Y: BN1 and BN2 fold, BN3 has no
     layer (NO_LAYER; lowered with lower_standalone: relu_out's shape is in
     value_info)."""
-    rng = gm.rng_for(name)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    X = gm.x_values(rng, (2, 3, 5, 5), "float32")
-    W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
-    st = [gm.make_bn_stats(rng, 4) for _ in range(3)]
-    g = gm.Graph()
+    rng = gen.rng_for(name)
+    X, W, b, attrs = gen.conv_layer(rng, (2, 3, 5, 5))
+    st = [gen.make_bn_stats(rng, 4) for _ in range(3)]
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
     g.const("W", W, "float32")
     g.const("conv_B", b, "float32")
     g.node("Conv", ["X", "W", "conv_B"], ["conv_out"], "conv", **attrs)
-    gm.bn_node(g, "conv_out", *st[0], y="bn1_out", name="bn1", prefix="bn1_")
-    gm.bn_node(g, "bn1_out", *st[1], y="bn2_out", name="bn2", prefix="bn2_")
+    gen.bn_node(g, "conv_out", *st[0], y="bn1_out", name="bn1", prefix="bn1_")
+    gen.bn_node(g, "bn1_out", *st[1], y="bn2_out", name="bn2", prefix="bn2_")
     g.node("Relu", ["bn2_out"], ["relu_out"], "relu")
-    gm.bn_node(g, "relu_out", *st[2], y="Y", name="bn3", prefix="bn3_")
+    gen.bn_node(g, "relu_out", *st[2], y="Y", name="bn3", prefix="bn3_")
     g.value_info.append(helper.make_tensor_value_info("relu_out", TensorProto.FLOAT,
                                                       [2, 4, 5, 5]))
-    tail = lambda z: gm.ref_bn(ref_relu(z), st[2][0], EPS)
-    y_ref = tail(gm.ref_bn(gm.ref_bn(gm.ref_conv(X, W, b, attrs), st[0][0], EPS),
+    tail = lambda z: gen.ref_bn(ref_relu(z), st[2][0], EPS)
+    y_ref = tail(gen.ref_bn(gen.ref_bn(gen.ref_conv(X, W, b, attrs), st[0][0], EPS),
                            st[1][0], EPS))
     g.output("Y", "float32", y_ref.shape)
-    Wf, bf = gm.fold_conv(W, b, *gm.bn_factors(st[0][0], EPS))
-    Wf, bf = gm.fold_conv(Wf, bf, *gm.bn_factors(st[1][0], EPS))
+    Wf, bf = gen.fold_conv(W, b, *gen.bn_factors(st[0][0], EPS))
+    Wf, bf = gen.fold_conv(Wf, bf, *gen.bn_factors(st[1][0], EPS))
     unr, rnd = fold_params("float32", Wf, bf)
-    e = Expect()
-    finish(name, e, "float32", X, y_ref, lambda w_, b_: tail(gm.ref_conv(X, w_, b_, attrs)),
+    e = gen.Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: tail(gen.ref_conv(X, w_, b_, attrs)),
            unr, rnd)
-    add_lowered(name, e, st[2][0], 4, lambda S, T: ref_relu(gm.ref_conv(X, Wf, bf, attrs)) * S + T,
+    add_lowered(name, e, st[2][0], 4, lambda S, T: ref_relu(gen.ref_conv(X, Wf, bf, attrs)) * S + T,
                 y_ref)
     return g.model(), e
 
@@ -390,29 +367,29 @@ def add_lowered(name, e, st, rank, evaluate, y_ref):
     S, T = lowered(st, rank)
     Sq = e.add("expected_S", S, "float32")
     Tq = e.add("expected_T", T, "float32")
-    gm.assert_close(name + " (lowered, float64)", evaluate(S, T), y_ref, gm.EXACT_TOL)
-    err = gm.assert_close(name + " (lowered, stored)", evaluate(Sq, Tq), y_ref, gm.TOL["float32"])
-    gm.CHECKS.append((name + "/lowered", "float32", 0.0, err))
+    gen.assert_close(name + " (lowered, float64)", evaluate(S, T), y_ref, gen.EXACT_TOL)
+    err = gen.assert_close(name + " (lowered, stored)", evaluate(Sq, Tq), y_ref, gen.TOL["float32"])
+    gen.CHECKS.append((name + "/lowered", "float32", 0.0, err))
 
 
 def standalone_case(name, relu):
     """X -> [Relu] -> BN -> Y, X [1, 4, 4, 4] (relu_out's shape in value_info)."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     shape = (1, 4, 4, 4) if relu else (2, 4, 5, 5)
-    X = gm.x_values(rng, shape, "float32")
-    st, dts = gm.make_bn_stats(rng, 4)
-    g = gm.Graph()
+    X = gen.x_values(rng, shape, "float32")
+    st, dts = gen.make_bn_stats(rng, 4)
+    g = gen.Graph()
     g.input("X", "float32", shape)
     x = "X"
     if relu:
         x = g.node("Relu", ["X"], ["relu_out"], "relu")
         g.value_info.append(helper.make_tensor_value_info("relu_out", TensorProto.FLOAT,
                                                           list(shape)))
-    gm.bn_node(g, x, st, dts)
+    gen.bn_node(g, x, st, dts)
     g.output("Y", "float32", shape)
     xin = ref_relu(X) if relu else X
-    y_ref = gm.ref_bn(xin, st, EPS)
-    e = Expect()
+    y_ref = gen.ref_bn(xin, st, EPS)
+    e = gen.Expect()
     e.add("input_X", X, "float32")
     e.add("output_Y", y_ref, "float32")
     add_lowered(name, e, st, len(shape), lambda S, T: xin * S + T, y_ref)
@@ -420,7 +397,7 @@ def standalone_case(name, relu):
 
 
 def bn_params_tensors(st, dts, prefix):
-    return [gm.make_tensor(prefix + k, st[k], dts[k]) for k in ("scale", "B", "mean", "var")]
+    return [gen.make_tensor(prefix + k, st[k], dts[k]) for k in ("scale", "B", "mean", "var")]
 
 
 def if_case(name):
@@ -428,12 +405,9 @@ def if_case(name):
     Conv(X, W, conv_B) -> Relu -> else_out.  W and conv_B are initializers of the
     OUTER graph (the else branch still needs them unchanged); the BN parameters
     are then_branch initializers.  output_Y is the then branch (cond = true)."""
-    rng = gm.rng_for(name)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    X = gm.x_values(rng, (1, 3, 5, 5), "float32")
-    W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
-    st, dts = gm.make_bn_stats(rng, 4)
+    rng = gen.rng_for(name)
+    X, W, b, attrs = gen.conv_layer(rng, (1, 3, 5, 5))
+    st, dts = gen.make_bn_stats(rng, 4)
     yshape = [1, 4, 5, 5]
     then_g = helper.make_graph(
         [helper.make_node("Conv", ["X", "W", "conv_B"], ["then_conv_out"], name="then_conv",
@@ -450,7 +424,7 @@ def if_case(name):
          helper.make_node("Relu", ["else_conv_out"], ["else_out"], name="else_relu")],
         "else_branch", [],
         [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, yshape)])
-    g = gm.Graph()
+    g = gen.Graph()
     g.inputs.append(helper.make_tensor_value_info("cond", TensorProto.BOOL, []))
     g.input("X", "float32", X.shape)
     g.const("W", W, "float32")
@@ -458,11 +432,11 @@ def if_case(name):
     g.nodes.append(helper.make_node("If", ["cond"], ["Y"], name="if1",
                                     then_branch=then_g, else_branch=else_g))
     g.output("Y", "float32", yshape)
-    y_ref = gm.ref_bn(gm.ref_conv(X, W, b, attrs), st, EPS)
-    unr, rnd = fold_params("float32", *gm.fold_conv(W, b, *gm.bn_factors(st, EPS)))
-    e = Expect()
-    finish(name, e, "float32", X, y_ref, lambda w_, b_: gm.ref_conv(X, w_, b_, attrs), unr, rnd)
-    e.add("output_Y_else", ref_relu(gm.ref_conv(X, W, b, attrs)), "float32")
+    y_ref = gen.ref_bn(gen.ref_conv(X, W, b, attrs), st, EPS)
+    unr, rnd = fold_params("float32", *gen.fold_conv(W, b, *gen.bn_factors(st, EPS)))
+    e = gen.Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: gen.ref_conv(X, w_, b_, attrs), unr, rnd)
+    e.add("output_Y_else", ref_relu(gen.ref_conv(X, W, b, attrs)), "float32")
     return g.model(), e
 
 
@@ -470,14 +444,11 @@ def function_case(name):
     """A model-local function local.ConvBN(x) = BN(Conv(x, W, conv_B)): a function
     holds no initializers, so its weights and BN parameters are Constant nodes of
     its body, and the folded weights must become Constant nodes too."""
-    rng = gm.rng_for(name)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    X = gm.x_values(rng, (1, 3, 5, 5), "float32")
-    W = gm.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, 4), "float32")
-    st, dts = gm.make_bn_stats(rng, 4)
+    rng = gen.rng_for(name)
+    X, W, b, attrs = gen.conv_layer(rng, (1, 3, 5, 5))
+    st, dts = gen.make_bn_stats(rng, 4)
     consts = [helper.make_node("Constant", [], [t.name], name="const_" + t.name, value=t)
-              for t in [gm.make_tensor("W", W, "float32"), gm.make_tensor("conv_B", b, "float32")]
+              for t in [gen.make_tensor("W", W, "float32"), gen.make_tensor("conv_B", b, "float32")]
               + bn_params_tensors(st, dts, "bn_")]
     body = consts + [
         helper.make_node("Conv", ["x", "W", "conv_B"], ["c"], name="conv", **attrs),
@@ -485,28 +456,25 @@ def function_case(name):
                          ["y"], name="bn", epsilon=EPS)]
     fn = helper.make_function("local", "ConvBN", ["x"], ["y"], body,
                               [helper.make_opsetid("", 13)])
-    g = gm.Graph()
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
     g.nodes.append(helper.make_node("ConvBN", ["X"], ["Y"], name="f1", domain="local"))
     g.output("Y", "float32", [1, 4, 5, 5])
     model = g.model(extra_opsets=(("local", 1),))
     model.functions.extend([fn])
-    y_ref = gm.ref_bn(gm.ref_conv(X, W, b, attrs), st, EPS)
-    unr, rnd = fold_params("float32", *gm.fold_conv(W, b, *gm.bn_factors(st, EPS)))
-    e = Expect()
-    finish(name, e, "float32", X, y_ref, lambda w_, b_: gm.ref_conv(X, w_, b_, attrs), unr, rnd)
+    y_ref = gen.ref_bn(gen.ref_conv(X, W, b, attrs), st, EPS)
+    unr, rnd = fold_params("float32", *gen.fold_conv(W, b, *gen.bn_factors(st, EPS)))
+    e = gen.Expect()
+    finish(name, e, "float32", X, y_ref, lambda w_, b_: gen.ref_conv(X, w_, b_, attrs), unr, rnd)
     return model, e
 
 
 def loop_case(name):
     """Loop(trip count 2): body v_out = BN(Conv(v_in, W, conv_B)), W and conv_B
     from the outer graph, BN parameters body initializers; Y = the final v."""
-    rng = gm.rng_for(name)
-    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    X = gm.x_values(rng, (1, 3, 4, 4), "float32")
-    W = gm.quant(rng.uniform(-0.6, 0.6, (3, 3, 3, 3)), "float32")
-    b = gm.quant(rng.uniform(-0.5, 0.5, 3), "float32")
-    st, dts = gm.make_bn_stats(rng, 3)
+    rng = gen.rng_for(name)
+    X, W, b, attrs = gen.conv_layer(rng, (1, 3, 4, 4), M=3, w_range=0.6)
+    st, dts = gen.make_bn_stats(rng, 3)
     shape = list(X.shape)
     body = helper.make_graph(
         [helper.make_node("Conv", ["v_in", "W", "conv_B"], ["body_conv_out"], name="body_conv",
@@ -522,7 +490,7 @@ def loop_case(name):
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("v_out", TensorProto.FLOAT, shape)],
         bn_params_tensors(st, dts, "bn_"))
-    g = gm.Graph()
+    g = gen.Graph()
     g.input("X", "float32", X.shape)
     g.const("W", W, "float32")
     g.const("conv_B", b, "float32")
@@ -530,38 +498,38 @@ def loop_case(name):
     g.nodes.append(helper.make_node("Loop", ["trip_count", "", "X"], ["Y"], name="loop1",
                                     body=body))
     g.output("Y", "float32", shape)
-    step = lambda v, w_, b_: gm.ref_conv(v, w_, b_, attrs)
+    step = lambda v, w_, b_: gen.ref_conv(v, w_, b_, attrs)
     y_ref = X
     for _ in range(2):
-        y_ref = gm.ref_bn(step(y_ref, W, b), st, EPS)
-    unr, rnd = fold_params("float32", *gm.fold_conv(W, b, *gm.bn_factors(st, EPS)))
-    e = Expect()
+        y_ref = gen.ref_bn(step(y_ref, W, b), st, EPS)
+    unr, rnd = fold_params("float32", *gen.fold_conv(W, b, *gen.bn_factors(st, EPS)))
+    e = gen.Expect()
     finish(name, e, "float32", X, y_ref, lambda w_, b_: step(step(X, w_, b_), w_, b_), unr, rnd)
     return g.model(), e
 
 
 def stats_fp16_overflow(rng, M, dtype, stat_dtype):
     """Channel 1: scale 60000, var 0.1: s ~ 1.9e5, so W * s passes 65504."""
-    st, dts = gm.make_bn_stats(rng, M, dtype, stat_dtype)
+    st, dts = gen.make_bn_stats(rng, M, dtype, stat_dtype)
     st["scale"][1] = 60000.0
-    st["var"][1] = gm.quant(0.1, dtype)
+    st["var"][1] = gen.quant(0.1, dtype)
     return st, dts
 
 
 def edit_stats_used(g, ctx):
     """BN outputs Y, running_mean, running_var; running_mean is a graph output."""
-    gm.edit_training_outputs(["Y", "running_mean", "running_var"])(g, ctx)
+    gen.edit_training_outputs(["Y", "running_mean", "running_var"])(g, ctx)
     g.output("running_mean", ctx["dtype"], (ctx["y_layer"].shape[1],))
 
 
 def conv_fp16_overflow(name):
-    model, _ = gm.conv_case(name, attrs=P1, dtype="float16", stats=stats_fp16_overflow,
+    model, _ = gen.conv_case(name, attrs=P1, dtype="float16", stats=stats_fp16_overflow,
                             fold=False)
     # the self check: this fold must overflow float16
-    W = gm.tensor_values([t for t in model.graph.initializer if t.name == "W"][0])
-    st = {k: gm.tensor_values([t for t in model.graph.initializer if t.name == k][0])
+    W = gen.tensor_values([t for t in model.graph.initializer if t.name == "W"][0])
+    st = {k: gen.tensor_values([t for t in model.graph.initializer if t.name == k][0])
           for k in ("scale", "B", "mean", "var")}
-    s, _ = gm.bn_factors(st, EPS)
+    s, _ = gen.bn_factors(st, EPS)
     Wf = W * s.reshape(-1, 1, 1, 1)
     assert np.abs(Wf).max() > 65504, np.abs(Wf).max()
     return model, None
@@ -573,7 +541,7 @@ def conv_fp16_overflow(name):
 #   option: - | lower_standalone | assume_inference | freeze_inputs
 # --------------------------------------------------------------------------
 
-CONV = lambda **kw: (lambda n: gm.conv_case(n, **dict({"attrs": P1}, **kw)))
+CONV = lambda **kw: (lambda n: gen.conv_case(n, **dict({"attrs": P1}, **kw)))
 
 CASES = [
     ("matmul_bn", lambda n: matmul_case(n),
@@ -644,7 +612,7 @@ CASES = [
     ("conv_bn_is_test0_opset6", CONV(opset=6, bn_attrs={"is_test": 0}),
      [("-", "skip TRAINING_MODE", "is_test 0, only Y"),
       ("assume_inference", "fold", "expected = the inference fold")]),
-    ("conv_bn_extra_outputs_opset9", CONV(opset=9, edit=gm.edit_training_outputs(
+    ("conv_bn_extra_outputs_opset9", CONV(opset=9, edit=gen.edit_training_outputs(
         ["Y", "running_mean", "running_var", "saved_mean", "saved_var"])),
      [("-", "skip TRAINING_MODE", "5 outputs named, none used"),
       ("assume_inference", "fold", "expected = the inference fold")]),
@@ -662,26 +630,13 @@ CASES = [
 # Writing
 # --------------------------------------------------------------------------
 
-def note(path):
-    gm.WRITTEN.append(path)
-    print("wrote %s (%d bytes)" % (os.path.relpath(path, os.path.dirname(HERE)),
-                                   os.path.getsize(path)))
-
-
 def save_case(name, model, expect):
     onnx.checker.check_model(model)
     path = os.path.join(OUT, name + ".onnx")
     onnx.save_model(model, path)
-    note(path)
+    gen.note(path)
     if expect is not None:
-        epath = os.path.join(OUT, name + ".expected.onnx")
-        m = expect.model()
-        onnx.checker.check_model(m)
-        onnx.save_model(m, epath)
-        back = onnx.load(epath)
-        for t in back.graph.initializer:
-            assert np.array_equal(gm.tensor_values(t), expect.values[t.name]), (name, t.name)
-        note(epath)
+        gen.save_expected(OUT, name, expect)
 
 
 def write_cases_txt():
@@ -696,18 +651,11 @@ def write_cases_txt():
         for name, _, runs in CASES:
             for opt, expect, text in runs:
                 f.write("%-30s %-17s %-24s -- %s\n" % (name, opt, expect, text))
-    note(path)
-
-
-def clean():
-    os.makedirs(OUT, exist_ok=True)
-    for f in sorted(os.listdir(OUT)):
-        if f.endswith(".onnx") or f == "cases.txt":
-            os.remove(os.path.join(OUT, f))
+    gen.note(path)
 
 
 def main():
-    clean()
+    gen.clean(OUT, names=("cases.txt",))
     names = [n for n, _, _ in CASES]
     assert len(names) == len(set(names))
     for name, build, runs in CASES:
@@ -716,12 +664,7 @@ def main():
         assert (expect is not None) == needs_expect, name
         save_case(name, model, expect)
     write_cases_txt()
-    total = sum(os.path.getsize(p) for p in gm.WRITTEN)
-    worst = max(gm.CHECKS, key=lambda c: c[3] / gm.TOL[c[1]])
-    print("%d cases, %d files, %d bytes; %d fold checks passed (worst: %s %s %.2e of %g)"
-          % (len(CASES), len(gm.WRITTEN), total, len(gm.CHECKS), worst[0], worst[1], worst[3],
-             gm.TOL[worst[1]]), file=sys.stderr)
-    assert total < 1024 * 1024
+    gen.summary(len(CASES), 1024 * 1024)
 
 
 if __name__ == "__main__":

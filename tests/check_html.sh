@@ -19,69 +19,16 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/check_html.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "check_html: $1 is not an executable" >&2
-    exit 2
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=/usr/bin/python3
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+suite_bin check_html "$@"
 SHOTS=${BNFOLD_SHOTS:-$ROOT/build/screenshots}
-export LC_ALL=C
-
-CHROME=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$CHROME" ]; then
-    echo "installing: chromium"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-        $SUDO apt-get install -y -qq chromium; } >/dev/null 2>&1
-    CHROME=$(command -v chromium || true)
-    if [ -z "$CHROME" ]; then
-        echo "check_html: chromium is missing and could not be installed" >&2
-        exit 2
-    fi
-fi
-
+chrome() { command -v chromium || command -v chromium-browser; }
+need check_html chromium chrome
+CHROME=$(chrome)
 mkdir -p "$SHOTS" || exit 2
 SHOTS=$(cd "$SHOTS" && pwd)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-html.XXXXXX") || exit 2
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-CASE=""
-CASE_OK=1
-
-check() {
-    if [ "$1" != 0 ]; then
-        [ $CASE_OK = 1 ] && echo "FAIL $CASE"
-        echo "     $2"
-        CASE_OK=0
-    fi
-}
-begin() {
-    CASE=$1
-    CASE_OK=1
-}
-end() {
-    if [ $CASE_OK = 1 ]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_NAMES+=("$CASE")
-    fi
-}
+suite_tmp html
 
 # The page against the model's JSON report: one line per problem.
 cat >"$TMP/page.py" <<'EOF'
@@ -240,12 +187,7 @@ end
 
 # --html -: the page on stdout; --html with --json: JSON on stdout
 begin "html:stdout"
-"$BIN" inspect "$ROOT/testdata/models/conv2d.onnx" --html - >"$TMP/so.html" 2>"$TMP/so.err"
-check $? "exit status $?"
-head -1 "$TMP/so.html" | grep -q '^<!DOCTYPE html>$'
-check $? "stdout is not the page"
-grep -q 'BatchNormalization' "$TMP/so.err"
-check $? "the text report is not on stderr"
+report_on_stdout --html "<!DOCTYPE html>" "$ROOT/testdata/models/conv2d.onnx"
 "$BIN" inspect "$ROOT/testdata/models/conv2d.onnx" --json --html "$TMP/j.html" >"$TMP/j.json"
 check $? "--json --html FILE: exit status $?"
 "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMP/j.json" 2>/dev/null
@@ -266,6 +208,4 @@ check $? "--html onto a folder: not exit 4"
 end
 
 echo "pages and screenshots: $SHOTS"
-[ $FAILED -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"
-echo "$PASSED passed, $FAILED failed"
-[ $FAILED -eq 0 ]
+finish

@@ -11,159 +11,16 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/cli_test.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "cli_test: $1 is not an executable" >&2
-    exit 2
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+suite_bin cli_test "$@"
 MODELS=$ROOT/testdata/models
 DEMO=$ROOT/testdata/demo/mobilenet_v2_tiny.onnx
-PY=/usr/bin/python3
-export LC_ALL=C
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-cli.XXXXXX") || exit 2
-cleanup() { chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+suite_tmp cli
 
 # ---------------------------------------------------------------------------
-# framework
+# helpers (the framework is tests/lib.sh)
 # ---------------------------------------------------------------------------
-
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-CASE=""        # name of the running case
-CASE_OK=1
-W=""           # the running case's own work directory
-OUT=""         # stdout of the last `run`
-ERR=""         # stderr of the last `run`
-RC=0           # exit code of the last `run`
-LAST_CMD=""
-
-fail() {
-    CASE_OK=0
-    echo "  FAIL [$CASE]: $*" >&2
-}
-
-# run CMD...: run with a time limit, stdout -> $OUT, stderr -> $ERR, code -> $RC.
-run() {
-    OUT=$W/stdout.$$
-    ERR=$W/stderr.$$
-    LAST_CMD="$*"
-    timeout 120 "$@" >"$OUT" 2>"$ERR"
-    RC=$?
-    if [ "$RC" -eq 124 ]; then
-        fail "timed out: $LAST_CMD"
-    elif [ "$RC" -ge 128 ]; then
-        fail "killed by signal $((RC - 128)) (crash?): $LAST_CMD"
-    fi
-    return 0
-}
-
-# expect_exit CODE -- CMD...: run CMD and assert its exit code.
-expect_exit() {
-    local want=$1
-    shift
-    [ "${1:-}" = "--" ] && shift
-    run "$@"
-    if [ "$RC" != "$want" ]; then
-        fail "exit $RC, expected $want: $LAST_CMD"
-        local e
-        e=$(head -c 300 "$ERR")
-        [ -n "$e" ] && echo "      stderr: $e" >&2
-        return 1
-    fi
-    return 0
-}
-
-_contains() { # FILE FRAGMENT
-    local s
-    s=$(cat "$1")
-    [[ "$s" == *"$2"* ]]
-}
-expect_stdout_has() {
-    local f
-    for f in "$@"; do
-        _contains "$OUT" "$f" || fail "stdout of '$LAST_CMD' lacks '$f'"
-    done
-}
-expect_stderr_has() {
-    local f
-    for f in "$@"; do
-        _contains "$ERR" "$f" || fail "stderr of '$LAST_CMD' lacks '$f' (stderr: $(head -c 300 "$ERR"))"
-    done
-}
-expect_stdout_lacks() {
-    local f
-    for f in "$@"; do
-        _contains "$OUT" "$f" && fail "stdout of '$LAST_CMD' contains '$f'"
-    done
-    return 0
-}
-expect_stdout_empty() {
-    [ -s "$OUT" ] && fail "stdout of '$LAST_CMD' is not empty: $(head -c 200 "$OUT")"
-    return 0
-}
-expect_stderr_empty() {
-    [ -s "$ERR" ] && fail "stderr of '$LAST_CMD' is not empty: $(head -c 200 "$ERR")"
-    return 0
-}
-
-# assert_eq WANT GOT WHAT
-assert_eq() {
-    [ "$1" == "$2" ] || fail "$3: got '$2', expected '$1'"
-}
-
-# save_out NAME: keep the last stdout as $W/NAME
-save_out() { cp "$OUT" "$W/$1"; }
-
-# json_get FILE EXPR: evaluate the Python expression EXPR with d = the JSON
-# document in FILE; print strings as is, everything else as JSON.  Fails (and
-# prints nothing) when FILE is not exactly one JSON document.
-json_get() {
-    "$PY" -c '
-import json, sys
-try:
-    with open(sys.argv[1]) as f:
-        d = json.load(f)
-except Exception as e:
-    print("invalid JSON: %s" % e, file=sys.stderr)
-    sys.exit(3)
-try:
-    v = eval(sys.argv[2], {"d": d, "abs": abs, "len": len, "all": all, "any": any})
-except Exception as e:
-    print("%s: %s: %r" % (sys.argv[2], type(e).__name__, e), file=sys.stderr)
-    sys.exit(4)
-print(v if isinstance(v, str) else json.dumps(v))
-' "$1" "$2"
-}
-
-# assert_json FILE EXPR WANT: json_get FILE EXPR must print WANT.
-assert_json() {
-    local got
-    got=$(json_get "$1" "$2" 2>&1)
-    [ "$got" == "$3" ] || fail "JSON $2 of $(basename "$1"): got '$got', expected '$3'"
-}
-
-# assert_json_true FILE EXPR
-assert_json_true() { assert_json "$1" "bool($2)" true; }
-
-# assert_valid_json FILE
-assert_valid_json() {
-    local got
-    got=$(json_get "$1" '"ok"' 2>&1)
-    [ "$got" == ok ] || fail "$(basename "$1") is not one JSON document: $got"
-}
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -201,23 +58,6 @@ expect_no_stray() {
         [ -n "$s" ] && fail "stray temporary file(s) in $dir: $s"
     done
     return 0
-}
-
-# run_case NAME FUNCTION [ARGS...]
-run_case() {
-    local name=$1
-    shift
-    CASE=$name
-    CASE_OK=1
-    W=$TMP/case.$((PASSED + FAILED + 1))
-    mkdir -p "$W"
-    "$@"
-    if [ "$CASE_OK" = 1 ]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_NAMES+=("$name")
-    fi
 }
 
 # op_count FILE OP: op_counts[OP] of a JSON report (0 when absent)
@@ -323,7 +163,7 @@ make_random_bytes() {
             s+="\\x${h:j:2}"
         done
     done
-    printf "$s" >"$1"
+    printf '%b' "$s" >"$1"
 }
 
 t_missing_input() {
@@ -1155,8 +995,4 @@ run_case colour_and_progress t_colour_and_progress
 
 run_case write_faults t_write_faults
 
-for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
-    echo "FAILED: $name"
-done
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -18,64 +18,11 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/dot_test.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "dot_test: $1 is not an executable" >&2
-    exit 2
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PY=/usr/bin/python3
-export LC_ALL=C
-
-if ! command -v dot >/dev/null; then
-    echo "installing: graphviz"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-        $SUDO apt-get install -y -qq graphviz; } >/dev/null 2>&1
-    if ! command -v dot >/dev/null; then
-        echo "dot_test: Graphviz (dot) is missing and could not be installed" >&2
-        exit 2
-    fi
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-dot.XXXXXX") || exit 2
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-CASE=""
-CASE_OK=1
-
-check() { # check CONDITION-STATUS MESSAGE: one assertion of the current case
-    if [ "$1" != 0 ]; then
-        [ $CASE_OK = 1 ] && echo "FAIL $CASE"
-        echo "     $2"
-        CASE_OK=0
-    fi
-}
-begin() {
-    CASE=$1
-    CASE_OK=1
-}
-end() {
-    if [ $CASE_OK = 1 ]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_NAMES+=("$CASE")
-    fi
-}
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+suite_bin dot_test "$@"
+need dot_test graphviz command -v dot
+suite_tmp dot
 
 # Compares a DOT file with the model's JSON report: prints one line per problem.
 cat >"$TMP/compare.py" <<'EOF'
@@ -224,12 +171,7 @@ end
 
 # --dot -: the graph on stdout, the text report on stderr
 begin "dot:stdout"
-"$BIN" inspect "$M/conv2d.onnx" --dot - >"$TMP/so.dot" 2>"$TMP/so.err"
-check $? "exit status $?"
-head -1 "$TMP/so.dot" | grep -q '^digraph model {$'
-check $? "stdout does not start with the digraph"
-grep -q 'BatchNormalization' "$TMP/so.err"
-check $? "the text report is not on stderr"
+report_on_stdout --dot "digraph model {" "$M/conv2d.onnx"
 end
 
 # --dot FILE with --json: JSON on stdout, the graph in the file
@@ -261,12 +203,12 @@ check $? "the input model was changed"
 check $? "--dot into a missing folder: not exit 4"
 [ ! -e "$TMP/no/such/dir/g.dot" ]
 check $? "a file was left"
-"$BIN" inspect "$M/conv2d_external_escape.onnx" --dot "$TMP/x.dot" >/dev/null 2>&1
-[ $? != 0 ] && [ ! -e "$TMP/x.dot" ]
+! "$BIN" inspect "$M/conv2d_external_escape.onnx" --dot "$TMP/x.dot" >/dev/null 2>&1 &&
+    [ ! -e "$TMP/x.dot" ]
 check $? "a refused model left a DOT file"
-ls -a "$TMP" | grep -q 'bnfold-' && check 1 "a temporary file was left in $TMP"
+for f in "$TMP"/*bnfold-* "$TMP"/.*bnfold-*; do
+    [ -e "$f" ] && check 1 "a temporary file was left in $TMP: $f"
+done
 end
 
-[ $FAILED -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"
-echo "$PASSED passed, $FAILED failed"
-[ $FAILED -eq 0 ]
+finish

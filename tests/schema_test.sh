@@ -25,53 +25,31 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/schema_test.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "schema_test: $1 is not an executable" >&2
-    exit 2
-fi
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+suite_bin schema_test "$@"
 SCHEMA=$ROOT/docs/report.schema.json
 MAN=$ROOT/docs/bnfold.1
-PY=/usr/bin/python3
-export LC_ALL=C
-
 # Debian's python3-jsonschema (test time only)
-if ! "$PY" -c 'import jsonschema' 2>/dev/null; then
-    echo "installing: python3-jsonschema"
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-        $SUDO apt-get install -y -qq python3-jsonschema; } >/dev/null 2>&1
-    if ! "$PY" -c 'import jsonschema' 2>/dev/null; then
-        echo "schema_test: python3-jsonschema is missing and could not be installed" >&2
-        exit 2
-    fi
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-schema.XXXXXX") || exit 2
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
+need schema_test python3-jsonschema "$PY" -c 'import jsonschema'
+suite_tmp schema
 DOCS=$TMP/docs
 mkdir -p "$DOCS" "$TMP/out"
 
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-
-pass() { PASSED=$((PASSED + 1)); }
-fail() {
-    FAILED=$((FAILED + 1))
-    FAILED_NAMES+=("$1")
-    echo "FAIL $1: $2"
+# tally NAME: the "ok CASE" and "FAIL CASE: why" lines of a Python checker on
+# stdin, one case each; any other line fails case NAME
+tally() {
+    local line rest
+    while IFS= read -r line; do
+        case $line in
+        "ok "*) verdict "${line#ok }" 0 "" ;;
+        "FAIL "*)
+            rest=${line#FAIL }
+            verdict "${rest%%: *}" 1 "${rest#*: }"
+            ;;
+        *) verdict "$1" 1 "$line" ;;
+        esac
+    done
 }
 
 # ---------------------------------------------------------------------------
@@ -96,7 +74,7 @@ doc() {
         [ "$rc" = "$w" ] && ok=1
     done
     if [ $ok = 0 ]; then
-        fail "run:$name" "exit $rc, wanted ${want[*]}: $(head -c 300 "$TMP/stderr")"
+        verdict "run:$name" 1 "exit $rc, wanted ${want[*]}: $(head -c 300 "$TMP/stderr")"
         rm -f "$DOCS/$name.json"
         return
     fi
@@ -115,13 +93,10 @@ for m in "$ROOT"/testdata/models/*.onnx; do
         doc "fold.models.$n" 0 -- "$BIN" fold "$m" -o "$TMP/out/$n.onnx" --json
         ;;
     3 | 4)
-        if [ -s "$TMP/o.json" ]; then
-            fail "refused:$n" "exit $rc but a document on stdout"
-        else
-            pass
-        fi
+        [ ! -s "$TMP/o.json" ]
+        verdict "refused:$n" $? "exit $rc but a document on stdout"
         ;;
-    *) fail "run:inspect.models.$n" "exit $rc: $(head -c 300 "$TMP/stderr")" ;;
+    *) verdict "run:inspect.models.$n" 1 "exit $rc: $(head -c 300 "$TMP/stderr")" ;;
     esac
 done
 
@@ -133,7 +108,7 @@ while read -r name option _; do
     lower_standalone) opt=(--lower-standalone) ;;
     assume_inference) opt=(--assume-inference) ;;
     freeze_inputs) opt=(--freeze-inputs) ;;
-    *) fail "cases.txt:$name" "unknown option '$option'"; continue ;;
+    *) verdict "cases.txt:$name" 1 "unknown option '$option'"; continue ;;
     esac
     m=$ROOT/testdata/patterns/$name.onnx
     doc "inspect.patterns.$name.$option" 0 -- "$BIN" inspect "$m" --json "${opt[@]}"
@@ -168,11 +143,8 @@ doc run.demo.given 0 -- "$BIN" run "$DEMO" --json --input "$ROOT/testdata/demo/i
     --repeat 2 --output-dir "$TMP/out"
 doc run.gemm 0 -- "$BIN" run "$ROOT/testdata/models/gemm_c_mn.onnx" --json --seed 7
 
-if [ "$N_DOCS" -lt 100 ]; then
-    fail documents "only $N_DOCS documents were produced"
-else
-    pass
-fi
+[ "$N_DOCS" -ge 100 ]
+verdict documents $? "only $N_DOCS documents were produced"
 
 # Validates every document; then the mutations.  Prints "ok NAME" or
 # "FAIL NAME: why" per case.
@@ -303,16 +275,7 @@ for name, d in mutations():
         print("FAIL rejects:%s: the schema accepts it" % name)
 EOF
 
-while IFS= read -r line; do
-    case $line in
-    "ok "*) pass ;;
-    "FAIL "*)
-        rest=${line#FAIL }
-        fail "${rest%%: *}" "${rest#*: }"
-        ;;
-    *) fail validate "$line" ;;
-    esac
-done < <("$PY" -W ignore::DeprecationWarning "$TMP/validate.py" "$SCHEMA" "$DOCS" 2>&1)
+tally validate < <("$PY" -W ignore::DeprecationWarning "$TMP/validate.py" "$SCHEMA" "$DOCS" 2>&1)
 
 # ---------------------------------------------------------------------------
 # 3. --help and the man page
@@ -386,20 +349,11 @@ print("ok man:no-unknown-option" if not unknown else
 EOF
 
 mkdir -p "$TMP/help"
-"$BIN" --help >"$TMP/help/main.txt" 2>&1 || fail "help:main" "bnfold --help failed"
+"$BIN" --help >"$TMP/help/main.txt" 2>&1 || verdict "help:main" 1 "bnfold --help failed"
 for c in inspect fold verify run check; do
-    "$BIN" $c --help >"$TMP/help/$c.txt" 2>&1 || fail "help:$c" "bnfold $c --help failed"
+    "$BIN" $c --help >"$TMP/help/$c.txt" 2>&1 || verdict "help:$c" 1 "bnfold $c --help failed"
 done
-while IFS= read -r line; do
-    case $line in
-    "ok "*) pass ;;
-    "FAIL "*)
-        rest=${line#FAIL }
-        fail "${rest%%: *}" "${rest#*: }"
-        ;;
-    *) fail manopts "$line" ;;
-    esac
-done < <("$PY" -W ignore::DeprecationWarning "$TMP/manopts.py" "$MAN" "$TMP/help" 2>&1)
+tally manopts < <("$PY" -W ignore::DeprecationWarning "$TMP/manopts.py" "$MAN" "$TMP/help" 2>&1)
 
 # the bash completion offers the options --help lists (and --quiet), and the
 # finding codes of the schema for --fail-on
@@ -410,32 +364,26 @@ if [ -f "$COMPLETION" ]; then
                  printf "%s\n" "${COMPREPLY[@]}"' _ "$COMPLETION" "$@" 2>&1
     }
     for c in inspect fold verify run check; do
-        want=$( (grep -o -- '--[a-z][a-z-]*' "$TMP/help/$c.txt"; echo --quiet) | sort -u)
-        got=$(complete_words bnfold "$c" m.onnx -- | sort -u)
-        if [ "$want" = "$got" ]; then
-            pass
-        else
-            fail "completion:$c" "offers $(echo $got), --help has $(echo $want)"
-        fi
+        offered=$( (grep -o -- '--[a-z][a-z-]*' "$TMP/help/$c.txt"; echo --quiet) | sort -u)
+        completed=$(complete_words bnfold "$c" m.onnx -- | sort -u)
+        [ "$offered" = "$completed" ]
+        verdict "completion:$c" $? "offers ${completed//$'\n'/ }, --help has ${offered//$'\n'/ }"
     done
-    want=$("$PY" -c 'import json,sys; print("\n".join(sorted(json.load(open(sys.argv[1]))["$defs"]["finding_code"]["enum"] + ["error", "warning", "info", "unfolded"])))' "$SCHEMA")
-    got=$(complete_words bnfold check m.onnx --fail-on "" | sort)
-    if [ "$want" = "$got" ]; then
-        pass
-    else
-        fail "completion:fail-on" "offers $(echo $got), want $(echo $want)"
-    fi
+    # shellcheck disable=SC2016 # $defs is a JSON key
+    offered=$("$PY" -c 'import json,sys; print("\n".join(sorted(json.load(open(sys.argv[1]))["$defs"]["finding_code"]["enum"] + ["error", "warning", "info", "unfolded"])))' "$SCHEMA")
+    completed=$(complete_words bnfold check m.onnx --fail-on "" | sort)
+    [ "$offered" = "$completed" ]
+    verdict "completion:fail-on" $? "offers ${completed//$'\n'/ }, want ${offered//$'\n'/ }"
 else
-    fail completion "$COMPLETION is missing"
+    verdict completion 1 "$COMPLETION is missing"
 fi
 
 # the man page renders without a warning
 if command -v groff >/dev/null; then
     w=$(groff -man -ww -z "$MAN" 2>&1)
-    if [ -z "$w" ]; then pass; else fail man:groff "$w"; fi
+    [ -z "$w" ]
+    verdict man:groff $? "$w"
 fi
 
 echo "$N_DOCS documents validated against docs/report.schema.json"
-[ $FAILED -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"
-echo "$PASSED passed, $FAILED failed"
-[ $FAILED -eq 0 ]
+finish

@@ -52,14 +52,13 @@ static void tolerance(int32_t dtype, double *rtol, double *atol)
 
 static void check_fold_case(const fold_case *fc)
 {
-    char path[256], out_path[256], what[256];
+    char out_path[256], what[256];
     bnf_model *m, *folded, *expected;
     bnf_report *r = NULL;
     bnf_err err = {0};
     char *dir = temp_dir();
 
-    snprintf(path, sizeof path, MODELS "%s.onnx", fc->name);
-    m = load_model(path);
+    m = load_named(MODELS, fc->name, ".onnx");
     if (bnf_fold(m, NULL, &r, &err) != BNF_OK)
         fail_msg("%s: fold failed: %s", fc->name, err.msg);
     if (r->n_folded != fc->folds || r->n_bns_after != 0) {
@@ -76,8 +75,7 @@ static void check_fold_case(const fold_case *fc)
         fail_msg("%s: save failed: %s", fc->name, err.msg);
     folded = load_model(out_path);
 
-    snprintf(path, sizeof path, MODELS "%s.expected.onnx", fc->name);
-    expected = load_model(path);
+    expected = load_named(MODELS, fc->name, ".expected.onnx");
     assert_int_equal(count_op(folded, "BatchNormalization"), 0);
     for (size_t k = 0; k < fc->folds && fc->outputs[k]; k++) {
         const Onnx__NodeProto *layer = node_producing(folded, fc->outputs[k]);
@@ -199,12 +197,9 @@ static void test_skip_reasons(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof skip_cases / sizeof skip_cases[0]; i++) {
-        char path[256];
-        bnf_model *m;
+        bnf_model *m = load_named(MODELS, skip_cases[i].name, ".onnx");
         bnf_report *r = NULL;
         bnf_err err = {0};
-        snprintf(path, sizeof path, MODELS "%s.onnx", skip_cases[i].name);
-        m = load_model(path);
         if (bnf_fold(m, NULL, &r, &err) != BNF_OK)
             fail_msg("%s: %s", skip_cases[i].name, err.msg);
         assert_int_equal(r->n_bns, 1);

@@ -121,18 +121,24 @@ static const health_case cases[] = {
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
-static bnf_model *load_case(const health_case *hc)
+/* The case's model and its report from inspect, or from fold (fold = 1). */
+static bnf_report *report_of(const health_case *hc, int fold, bnf_model **m)
 {
-    char path[256];
-    snprintf(path, sizeof path, HEALTH "%s.onnx", hc->name);
-    return load_model(path);
+    bnf_report *r = NULL;
+    bnf_err err = {0};
+    *m = load_named(HEALTH, hc->name, ".onnx");
+    if ((fold ? bnf_fold(*m, NULL, &r, &err) : bnf_inspect(*m, &r, &err)) != BNF_OK)
+        fail_msg("%s: %s: %s", hc->name, fold ? "fold" : "inspect", err.msg);
+    return r;
 }
 
-static void describe(const bnf_report *r, const bnf_finding *f, char *buf, size_t size)
+/* "NODE CODE SEVERITY [CHANNELS]" of a finding, for messages */
+static void describe(char *buf, size_t size, const char *node, const char *code,
+                     const char *severity, size_t n_channels, const int64_t *channels)
 {
-    int n = snprintf(buf, size, "%s %s %s [", r->bns[f->bn].name, f->code, f->severity);
-    for (size_t k = 0; k < f->n_channels && k < 16 && n > 0 && (size_t)n < size; k++)
-        n += snprintf(buf + n, size - (size_t)n, "%s%lld", k ? "," : "", (long long)f->channels[k]);
+    int n = snprintf(buf, size, "%s %s %s [", node, code, severity);
+    for (size_t k = 0; k < n_channels && k < 16 && n > 0 && (size_t)n < size; k++)
+        n += snprintf(buf + n, size - (size_t)n, "%s%lld", k ? "," : "", (long long)channels[k]);
     if (n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "]");
 }
@@ -168,19 +174,17 @@ static void assert_findings(const expectations *x, const char *model, const bnf_
             if (!used[k] && !strcmp(x->f[k].model, model) && same_finding(r, f, &x->f[k]))
                 hit = used[k] = 1;
         if (!hit) {
-            describe(r, f, buf, sizeof buf);
+            describe(buf, sizeof buf, r->bns[f->bn].name, f->code, f->severity, f->n_channels,
+                     f->channels);
             print_message("%s %s: unexpected finding: %s\n", what, model, buf);
             bad = 1;
         }
     }
     for (size_t k = 0; k < x->n && k < sizeof used; k++)
         if (!used[k] && !strcmp(x->f[k].model, model)) {
-            int n = snprintf(buf, sizeof buf, "%s %s %s [", x->f[k].node, x->f[k].code,
-                             x->f[k].severity);
-            for (size_t c = 0; c < x->f[k].n_channels && n > 0 && (size_t)n < sizeof buf; c++)
-                n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%lld", c ? "," : "",
-                              (long long)x->f[k].channels[c]);
-            print_message("%s %s: missing finding: %s]\n", what, model, buf);
+            describe(buf, sizeof buf, x->f[k].node, x->f[k].code, x->f[k].severity,
+                     x->f[k].n_channels, x->f[k].channels);
+            print_message("%s %s: missing finding: %s\n", what, model, buf);
             bad = 1;
         }
     if (bad)
@@ -219,72 +223,75 @@ static void test_models_listed(void **state)
     free_expectations(&x);
 }
 
-/* inspect: the findings, exactly; the model is not changed. */
-static void test_inspect_findings(void **state)
+typedef void case_check(const expectations *x, const health_case *hc, bnf_model *m,
+                        bnf_report *r);
+
+/* check() on every case's model and its report from inspect or fold (fold = 1). */
+static void each_report(int fold, case_check *check)
 {
     expectations x;
-    (void)state;
     load_expectations(&x);
     for (size_t i = 0; i < N_CASES; i++) {
-        const health_case *hc = &cases[i];
-        bnf_model *m = load_case(hc);
-        bnf_report *r = NULL;
-        bnf_err err = {0};
-        if (bnf_inspect(m, &r, &err) != BNF_OK)
-            fail_msg("%s: inspect: %s", hc->name, err.msg);
-        assert_false(m->changed);
-        if (r->n_bns != hc->n_bns)
-            fail_msg("%s: %zu BNs, expected %zu", hc->name, r->n_bns, hc->n_bns);
-        for (size_t b = 0; b < r->n_bns; b++)
-            assert_string_equal(r->bns[b].name, hc->bn_names[b]);
-        assert_findings(&x, hc->name, r, "inspect");
-        assert_int_equal(r->check_ran, 0);
-        for (size_t k = 0; k < r->n_findings; k++)
-            assert_int_equal(r->findings[k].trips, 0);
+        bnf_model *m;
+        bnf_report *r = report_of(&cases[i], fold, &m);
+        check(&x, &cases[i], m, r);
         bnf_report_free(r);
         bnf_model_free(m);
     }
     free_expectations(&x);
 }
 
+/* inspect: the findings, exactly; the model is not changed. */
+static void inspect_findings(const expectations *x, const health_case *hc, bnf_model *m,
+                             bnf_report *r)
+{
+    assert_false(m->changed);
+    if (r->n_bns != hc->n_bns)
+        fail_msg("%s: %zu BNs, expected %zu", hc->name, r->n_bns, hc->n_bns);
+    for (size_t b = 0; b < r->n_bns; b++)
+        assert_string_equal(r->bns[b].name, hc->bn_names[b]);
+    assert_findings(x, hc->name, r, "inspect");
+    assert_int_equal(r->check_ran, 0);
+    for (size_t k = 0; k < r->n_findings; k++)
+        assert_int_equal(r->findings[k].trips, 0);
+}
+
+static void test_inspect_findings(void **state)
+{
+    (void)state;
+    each_report(0, inspect_findings);
+}
+
 /* fold: the bad statistics are skipped NON_FINITE (training mode:
  * TRAINING_MODE), the others fold; the fold report carries the same findings. */
+static void fold_fates(const expectations *x, const health_case *hc, bnf_model *m, bnf_report *r)
+{
+    size_t folds = 0;
+    assert_int_equal(r->n_bns, hc->n_bns);
+    for (size_t b = 0; b < hc->n_bns; b++) {
+        const bnf_bn_info *e = &r->bns[b];
+        int want_fold = !strcmp(hc->fate[b], "fold");
+        folds += want_fold;
+        if (e->folded != want_fold ||
+            (!want_fold && (!e->reason_code || strcmp(e->reason_code, hc->fate[b]))))
+            fail_msg("%s: BN '%s' %s (%s: %s), expected %s", hc->name, e->name,
+                     e->folded ? "folded" : "skipped", e->reason_code ? e->reason_code : "-",
+                     e->reason ? e->reason : "", hc->fate[b]);
+        if (!want_fold)
+            assert_true(e->reason && strlen(e->reason) > 5);
+    }
+    assert_int_equal(r->n_folded, folds);
+    assert_int_equal(r->n_bns_after, hc->n_bns - folds);
+    assert_int_equal(count_op(m, "BatchNormalization"), hc->n_bns - folds);
+    if (!folds)
+        assert_false(m->changed);
+    assert_findings(x, hc->name, r, "fold");
+}
+
 static void test_fold_fates(void **state)
 {
-    expectations x;
     (void)state;
-    load_expectations(&x);
-    for (size_t i = 0; i < N_CASES; i++) {
-        const health_case *hc = &cases[i];
-        bnf_model *m = load_case(hc);
-        bnf_report *r = NULL;
-        bnf_err err = {0};
-        size_t folds = 0;
-        if (bnf_fold(m, NULL, &r, &err) != BNF_OK)
-            fail_msg("%s: fold: %s", hc->name, err.msg);
-        assert_int_equal(r->n_bns, hc->n_bns);
-        for (size_t b = 0; b < hc->n_bns; b++) {
-            const bnf_bn_info *e = &r->bns[b];
-            int want_fold = !strcmp(hc->fate[b], "fold");
-            folds += want_fold;
-            if (e->folded != want_fold ||
-                (!want_fold && (!e->reason_code || strcmp(e->reason_code, hc->fate[b]))))
-                fail_msg("%s: BN '%s' %s (%s: %s), expected %s", hc->name, e->name,
-                         e->folded ? "folded" : "skipped", e->reason_code ? e->reason_code : "-",
-                         e->reason ? e->reason : "", hc->fate[b]);
-            if (!want_fold)
-                assert_true(e->reason && strlen(e->reason) > 5);
-        }
-        assert_int_equal(r->n_folded, folds);
-        assert_int_equal(r->n_bns_after, hc->n_bns - folds);
-        assert_int_equal(count_op(m, "BatchNormalization"), hc->n_bns - folds);
-        if (!folds)
-            assert_false(m->changed);
-        assert_findings(&x, hc->name, r, "fold");
-        bnf_report_free(r);
-        bnf_model_free(m);
-    }
-    free_expectations(&x);
+    each_report(1, fold_fates);
 }
 
 /* ---- the gate ------------------------------------------------------------------------- */
@@ -366,10 +373,8 @@ static void test_check_gates(void **state)
     (void)state;
     for (size_t i = 0; i < N_CASES; i++) {
         for (size_t g = 0; g < sizeof gates / sizeof gates[0]; g++) {
-            bnf_model *m = load_case(&cases[i]);
-            bnf_report *r = NULL;
-            bnf_err err = {0};
-            assert_int_equal(bnf_inspect(m, &r, &err), BNF_OK);
+            bnf_model *m;
+            bnf_report *r = report_of(&cases[i], 0, &m);
             check_gate(&cases[i], r, &gates[g]);
             bnf_report_free(r);
             bnf_model_free(m);
@@ -383,10 +388,8 @@ static void test_check_rerun_resets(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_CASES; i++) {
-        bnf_model *m = load_case(&cases[i]);
-        bnf_report *r = NULL;
-        bnf_err err = {0};
-        assert_int_equal(bnf_inspect(m, &r, &err), BNF_OK);
+        bnf_model *m;
+        bnf_report *r = report_of(&cases[i], 0, &m);
         check_gate(&cases[i], r, &gates[4]); /* info + ... */
         check_gate(&cases[i], r, &gates[5]); /* unfolded */
         check_gate(&cases[i], r, &gates[0]); /* default */
@@ -415,12 +418,9 @@ static void test_check_headlines(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        char path[256];
-        bnf_model *m;
+        bnf_model *m = load_named(HEALTH, rows[i].model, ".onnx");
         bnf_report *r = NULL;
         bnf_err err = {0};
-        snprintf(path, sizeof path, HEALTH "%s.onnx", rows[i].model);
-        m = load_model(path);
         assert_int_equal(bnf_inspect(m, &r, &err), BNF_OK);
         if (bnf_check(r, rows[i].fail_on, &err) != BNF_OK)
             fail_msg("%s: %s", rows[i].model, err.msg);
@@ -477,14 +477,11 @@ static void test_unfolded_after_fold(void **state)
     static const char *const names[] = {"healthy", "tiny_var", "large_scale", "multi_bn"};
     (void)state;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char path[256];
-        bnf_model *m, *again;
+        bnf_model *m = load_named(HEALTH, names[i], ".onnx"), *again;
         bnf_report *r = NULL, *ri = NULL;
         bnf_err err = {0};
         uint8_t *buf = NULL;
         size_t size = 0;
-        snprintf(path, sizeof path, HEALTH "%s.onnx", names[i]);
-        m = load_model(path);
         assert_int_equal(bnf_inspect(m, &ri, &err), BNF_OK);
         assert_int_equal(bnf_check(ri, "unfolded", &err), BNF_OK);
         assert_true(ri->check_trips > 0);

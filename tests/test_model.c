@@ -41,19 +41,13 @@ static void test_unchanged_model_is_byte_identical(void **state)
     bnf_model *m = load_model(in);
     bnf_report *r = NULL;
     bnf_err err = {0};
-    size_t n1, n2;
-    uint8_t *a, *b;
     (void)state;
     assert_int_equal(bnf_fold(m, NULL, &r, &err), BNF_OK);
     assert_int_equal(r->n_bns, 0);
     snprintf(out, sizeof out, "%s/out.onnx", dir);
     assert_int_equal(bnf_model_save(m, out, &err), BNF_OK);
-    a = slurp(in, &n1);
-    b = slurp(out, &n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(a, b, n1);
-    free(a);
-    free(b);
+    if (!same_files(in, out))
+        fail_msg("%s differs from %s", out, in);
     unlink(out);
     rmdir(dir);
     free(dir);
@@ -164,8 +158,7 @@ static void test_refuses_to_overwrite_input(void **state)
     bnf_report *r = NULL;
     bnf_err err = {0};
     size_t n;
-    uint8_t *orig = slurp(MODELS "conv2d.onnx", &n), *after;
-    size_t n2;
+    uint8_t *orig = slurp(MODELS "conv2d.onnx", &n);
     FILE *f;
     (void)state;
     snprintf(path, sizeof path, "%s/model.onnx", dir);
@@ -176,11 +169,9 @@ static void test_refuses_to_overwrite_input(void **state)
     m = load_model(path);
     assert_int_equal(bnf_fold(m, NULL, &r, &err), BNF_OK);
     assert_int_equal(bnf_model_save(m, path, &err), BNF_ERR_USAGE);
-    after = slurp(path, &n2);
-    assert_int_equal(n, n2);
-    assert_memory_equal(orig, after, n);
+    if (!file_holds(path, orig, n))
+        fail_msg("%s was changed", path);
     free(orig);
-    free(after);
     unlink(path);
     rmdir(dir);
     free(dir);

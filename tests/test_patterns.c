@@ -146,24 +146,6 @@ static int changes_model(const pattern_case *pc)
 
 /* ---- small helpers ------------------------------------------------------------- */
 
-static uint8_t *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf;
-    long len;
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc(len > 0 ? (size_t)len : 1);
-    assert_non_null(buf);
-    *n = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    assert_int_equal(*n, (size_t)len);
-    return buf;
-}
-
 /* The report in one line per BN and action, for failure messages. */
 static void print_report(const char *label, const bnf_report *r)
 {
@@ -626,14 +608,10 @@ static void run_case(void **state)
         fail_msg("%s: save: %s", label, err.msg);
 
     if (!changes_model(pc)) {
-        size_t n_a, n_b;
-        uint8_t *a = read_file(path, &n_a), *b = read_file(out_path, &n_b);
         if (m->changed)
             fail_msg("%s: nothing to do, yet the model was changed", label);
-        if (n_a != n_b || memcmp(a, b, n_a) != 0)
+        if (!same_files(path, out_path))
             fail_msg("%s: nothing to do, yet the saved model differs from the input", label);
-        free(a);
-        free(b);
     } else {
         if (!m->changed)
             fail_msg("%s: folded, yet the model is not marked changed", label);
@@ -643,14 +621,12 @@ static void run_case(void **state)
         if (r->n_actions && pc->eval == EVAL_YES)
             assert_true(r->verified_local);
         folded = load_model(out_path);
-        snprintf(path, sizeof path, PATTERNS "%s.expected.onnx", pc->name);
-        e = load_model(path);
+        e = load_named(PATTERNS, pc->name, ".expected.onnx");
         if (pc->layer_out)
             check_layer(pc, folded, e, label);
         if (pc->lowered_out)
             check_lowered(pc, folded, e, label);
         if (pc->graph && strstr(pc->graph, "then_branch")) {
-            snprintf(path, sizeof path, PATTERNS "%s.onnx", pc->name);
             orig = load_model(path);
             check_outer_kept(orig, folded, label);
             bnf_model_free(orig);
@@ -665,7 +641,6 @@ static void run_case(void **state)
             /* the original first: the generator's output_Y is what it computes
              * (training-mode originals compute something else by design) */
             if (!(pc->opts & OPT_ASSUME)) {
-                snprintf(path, sizeof path, PATTERNS "%s.onnx", pc->name);
                 orig = load_model(path);
                 run_and_compare(orig, e, pc->eval == EVAL_TRY, label, "original");
                 bnf_model_free(orig);

@@ -122,16 +122,12 @@ static void test_fold_cases_against_reference_outputs(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[256];
-        bnf_model *m, *e;
+        bnf_model *m = load_named(MODELS, cases[i], ".onnx");
+        bnf_model *e = load_named(MODELS, cases[i], ".expected.onnx");
         bnf_array xa, ya;
         bnf_tensor x = {0}, want = {0}, y[1], z[1];
         bnf_report *r = NULL;
         bnf_err err = {0};
-        snprintf(path, sizeof path, MODELS "%s.onnx", cases[i]);
-        m = load_model(path);
-        snprintf(path, sizeof path, MODELS "%s.expected.onnx", cases[i]);
-        e = load_model(path);
         read_const(e, "input_X", &xa);
         read_const(e, "output_Y", &ya);
         assert_int_equal(bnf_tensor_alloc(&x, 1, xa.dims, xa.rank, &err), BNF_OK);

@@ -28,6 +28,14 @@ static inline bnf_model *load_model(const char *path)
     return m;
 }
 
+/* The model dir name suffix, e.g. load_named(MODELS, "conv2d", ".expected.onnx"). */
+static inline bnf_model *load_named(const char *dir, const char *name, const char *suffix)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s%s%s", dir, name, suffix);
+    return load_model(path);
+}
+
 /* Reads value `name` of the main graph as a constant (initializer, Constant
  * node or through Identity); fails the test when it is not one. */
 static inline void read_const(const bnf_model *m, const char *name, bnf_array *out)
@@ -94,6 +102,26 @@ static inline uint8_t *slurp(const char *path, size_t *n)
     fclose(f);
     *n = (size_t)size;
     return buf;
+}
+
+/* The file at path holds exactly the n bytes of want. */
+static inline int file_holds(const char *path, const uint8_t *want, size_t n)
+{
+    size_t got_n;
+    uint8_t *got = slurp(path, &got_n);
+    int same = got_n == n && memcmp(got, want, n) == 0;
+    free(got);
+    return same;
+}
+
+/* Files a and b hold the same bytes. */
+static inline int same_files(const char *a, const char *b)
+{
+    size_t n;
+    uint8_t *bytes = slurp(a, &n);
+    int same = file_holds(b, bytes, n);
+    free(bytes);
+    return same;
 }
 
 /* A fresh empty directory under /tmp; the caller removes it. */

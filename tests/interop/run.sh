@@ -28,18 +28,15 @@
 #   INTEROP_THREADS  --threads of `bnfold run`     (default 2)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$ROOT"
 
 BNFOLD="${BNFOLD:-build/bnfold}"
 PYTHON="${PYTHON:-/usr/bin/python3}"
-if [[ -z "${NODE:-}" ]]; then
-  if [[ -x /usr/bin/node ]]; then NODE=/usr/bin/node; else NODE=node; fi
-fi
 OUT="${INTEROP_DIR:-build/interop}"
 SEED="${INTEROP_SEED:-1234}"
 THREADS="${INTEROP_THREADS:-2}"
-NODE_DIR=build/node
 HERE=tests/interop
 PATTERNS=testdata/patterns
 PTABLE="$HERE/patterns.tsv"
@@ -51,14 +48,8 @@ if [[ ! -x "$BNFOLD" ]]; then
   exit 2
 fi
 
-# --- onnxruntime-node -------------------------------------------------------
-if [[ ! -f "$NODE_DIR/node_modules/onnxruntime-node/package.json" ]]; then
-  echo "interop: installing onnxruntime-node into $NODE_DIR"
-  mkdir -p "$NODE_DIR"
-  npm install --ignore-scripts --no-audit --no-fund --prefix "$NODE_DIR" onnxruntime-node
-fi
-export NODE_PATH="$ROOT/$NODE_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
-ort_version=$("$NODE" -e 'console.log(require("onnxruntime-node/package.json").version)')
+# --- onnxruntime-node (NODE: tests/lib.sh) ------------------------------------
+ort_node interop
 echo "interop: onnxruntime-node $ort_version, bnfold: $BNFOLD"
 
 # --- selection ------------------------------------------------------------------
@@ -91,24 +82,7 @@ else
 fi
 t_export=$(date +%s)
 
-# --- helpers ------------------------------------------------------------------
-# json_fields FILE EXPR...: evaluate JS expressions on the parsed document `d`,
-# print them tab-separated; exit 1 if the file is not one JSON document.
-json_fields() {
-  "$NODE" -e '
-    const fs = require("fs");
-    let d;
-    try { d = JSON.parse(fs.readFileSync(process.argv[1], "utf8")); }
-    catch (e) { process.exit(1); }
-    const out = process.argv.slice(2).map((e) => {
-      let v;
-      try { v = (new Function("d", "return (" + e + ");"))(d); } catch (err) { v = undefined; }
-      return v === undefined || v === null ? "null" : String(v);
-    });
-    console.log(out.join("\t"));
-  ' "$@"
-}
-
+# --- helpers (json_fields: tests/lib.sh) ----------------------------------------
 # the independent view of the folded file: onnx's checker and its own BN count
 # (subgraphs and model-local function bodies included)
 onnx_check() {
@@ -230,6 +204,45 @@ ort_run() {
   return 0
 }
 
+# case_files BASE: the files of one model's checks, BASE.* (none left from a
+# previous run): folded, fjson, ijson, ctxt, rtxt, rdir (a folder), refm; why,
+# the reasons it fails, is empty
+case_files() {
+  base="$1"
+  folded="$base.folded.onnx"
+  fjson="$base.fold.json"
+  ijson="$base.inspect.json"
+  ctxt="$base.compare.txt"
+  rtxt="$base.run.txt"
+  rdir="$base.run"
+  refm="$base.ref.onnx"
+  rm -f "$folded" "$fjson" "$ijson" "$ctxt" "$rtxt" "$refm"
+  rm -rf "$rdir"
+  why=()
+}
+
+# inspect_folded LEFT WHAT [FLAGS...]: `bnfold inspect --json FLAGS` on $folded:
+# no BN b for which the JavaScript condition LEFT holds (WHAT names them), and
+# as many BNs as fold reported (bn_after); adds the reasons to why
+inspect_folded() {
+  local left="$1" what="$2" rc=0 f i_bn i_left i_names
+  shift 2
+  "$BNFOLD" inspect "$folded" --json "$@" >"$ijson" 2>"$base.inspect.err" || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    why+=("inspect of folded model exited $rc: $(head -c 200 "$base.inspect.err" | tr '\n' ' ')")
+  elif ! f=$(json_fields "$ijson" 'd.summary.batchnorms' \
+               "d.batchnorms.filter((b) => $left).length" \
+               "d.batchnorms.filter((b) => $left).map((b) => b.name).slice(0, 5).join(\",\")"); then
+    why+=("inspect --json output is not a JSON document")
+  else
+    IFS=$'\t' read -r i_bn i_left i_names <<<"$f"
+    [[ "$i_left" == 0 ]] || why+=("folded model still has $i_left $what: $i_names")
+    [[ "$i_bn" == "$bn_after" ]] ||
+      why+=("inspect of folded model counts $i_bn BNs, fold reported batchnorms_after=$bn_after")
+  fi
+  return 0
+}
+
 # elapsed T0_NS: seconds since T0_NS, one decimal
 elapsed() {
   local ms=$(( ($(date +%s%N) - $1) / 1000000 ))
@@ -258,21 +271,13 @@ while IFS=$'\t' read -r -u 3 name opset bn_expected bn_foldable _shape; do
   [[ -z "$name" ]] && continue
   t0=$(date +%s%N)
   model="$OUT/$name.onnx"
-  folded="$OUT/$name.folded.onnx"
-  fjson="$OUT/$name.fold.json"
-  ijson="$OUT/$name.inspect.json"
-  ctxt="$OUT/$name.compare.txt"
-  rtxt="$OUT/$name.run.txt"
-  rdir="$OUT/$name.run"
-  rm -f "$folded" "$fjson" "$ijson" "$ctxt" "$rtxt"
-  rm -rf "$rdir"
-  why=()
+  case_files "$OUT/$name"
   bn_before="-" bn_after="-" worst="-" rworst="-" rms="-"
 
   rc=0
-  "$BNFOLD" fold "$model" -o "$folded" --json >"$fjson" 2>"$OUT/$name.fold.err" || rc=$?
+  "$BNFOLD" fold "$model" -o "$folded" --json >"$fjson" 2>"$base.fold.err" || rc=$?
   if [[ $rc -ne 0 ]]; then
-    why+=("fold exited $rc: $(head -c 200 "$OUT/$name.fold.err" | tr '\n' ' ')")
+    why+=("fold exited $rc: $(head -c 200 "$base.fold.err" | tr '\n' ' ')")
   elif ! f=$(json_fields "$fjson" 'd.summary.batchnorms' 'd.summary.batchnorms_after' \
                 'd.summary.folded' 'd.summary.skipped' 'd.command'); then
     why+=("fold --json output is not a JSON document")
@@ -296,20 +301,7 @@ while IFS=$'\t' read -r -u 3 name opset bn_expected bn_foldable _shape; do
 
   if [[ -s "$folded" ]]; then
     # what bnfold itself finds in its output: no BN it would still fold
-    rc=0
-    "$BNFOLD" inspect "$folded" --json >"$ijson" 2>"$OUT/$name.inspect.err" || rc=$?
-    if [[ $rc -ne 0 ]]; then
-      why+=("inspect of folded model exited $rc: $(head -c 200 "$OUT/$name.inspect.err" | tr '\n' ' ')")
-    elif ! f=$(json_fields "$ijson" 'd.summary.batchnorms' \
-                 'd.batchnorms.filter((b) => b.decision === "fold").length' \
-                 'd.batchnorms.filter((b) => b.decision === "fold").map((b) => b.name).slice(0, 5).join(",")'); then
-      why+=("inspect --json output is not a JSON document")
-    else
-      IFS=$'\t' read -r i_bn i_fold i_names <<<"$f"
-      [[ "$i_fold" == 0 ]] || why+=("folded model still has $i_fold foldable BN (decision fold): $i_names")
-      [[ "$i_bn" == "$bn_after" ]] ||
-        why+=("inspect of folded model counts $i_bn BNs, fold reported batchnorms_after=$bn_after")
-    fi
+    inspect_folded 'b.decision === "fold"' "foldable BN (decision fold)"
 
     # onnx's own view of the file
     c=$(onnx_check "$folded")
@@ -415,17 +407,7 @@ done 3<"$OUT/patterns_manifest.tsv"
 for spec in "${pspecs[@]}"; do
   IFS=$'\t' read -r id model opt e_fo e_lo e_ac e_ba e_fr e_ref e_ort <<<"$spec"
   t0=$(date +%s%N)
-  base="$OUT/patterns/$id"
-  folded="$base.folded.onnx"
-  fjson="$base.fold.json"
-  ijson="$base.inspect.json"
-  ctxt="$base.compare.txt"
-  rtxt="$base.run.txt"
-  rdir="$base.run"
-  refm="$base.ref.onnx"
-  rm -f "$folded" "$fjson" "$ijson" "$ctxt" "$rtxt" "$refm"
-  rm -rf "$rdir"
-  why=()
+  case_files "$OUT/patterns/$id"
   result=""
   flags=()
   case "$opt" in
@@ -473,20 +455,7 @@ for spec in "${pspecs[@]}"; do
 
   if [[ -s "$folded" ]]; then
     # bnfold on its own output, same options: nothing left to fold or lower
-    rc=0
-    "$BNFOLD" inspect "$folded" --json "${flags[@]}" >"$ijson" 2>"$base.inspect.err" || rc=$?
-    if [[ $rc -ne 0 ]]; then
-      why+=("inspect of folded model exited $rc: $(head -c 200 "$base.inspect.err" | tr '\n' ' ')")
-    elif ! f=$(json_fields "$ijson" 'd.summary.batchnorms' \
-                 'd.batchnorms.filter((b) => b.decision === "fold" || b.decision === "lower").length' \
-                 'd.batchnorms.filter((b) => b.decision === "fold" || b.decision === "lower").map((b) => b.name).slice(0, 5).join(",")'); then
-      why+=("inspect --json output is not a JSON document")
-    else
-      IFS=$'\t' read -r i_bn i_fold i_names <<<"$f"
-      [[ "$i_fold" == 0 ]] || why+=("folded model still has $i_fold BN to fold or lower: $i_names")
-      [[ "$i_bn" == "$bn_after" ]] ||
-        why+=("inspect of folded model counts $i_bn BNs, fold reported batchnorms_after=$bn_after")
-    fi
+    inspect_folded 'b.decision === "fold" || b.decision === "lower"' "BN to fold or lower" "${flags[@]}"
 
     # onnx's view: BN counts (subgraphs included), checker; the reference model
     IFS=$'\t' read -r o_bn f_bn <<<"$(pattern_prep "$model" "$folded" "$e_ref" "$refm")"

@@ -3,10 +3,10 @@
 //
 // Usage: node tests/interop/run_compare.js BNFOLD MODEL WORKDIR [SEED [THREADS]]
 //
-// The inputs are the seeded ones of compare.js (same seed -> same tensors):
-// one per graph input, shapes from onnxruntime's input metadata with symbolic
-// or unknown dims -> 1 (symbolic ones are also passed to bnfold as --dim
-// NAME=1).  A model with bool inputs is run twice, as in compare.js (bool
+// The inputs are the seeded ones of compare.js (ort_common.js makeFeeds: same
+// seed -> same tensors): one per graph input, shapes from onnxruntime's input
+// metadata with symbolic or unknown dims -> 1 (symbolic ones are also passed
+// to bnfold as --dim NAME=1).  A model with bool inputs is run twice, as in compare.js (bool
 // inputs all-false, then all-true), in WORKDIR/bool_false and WORKDIR/bool_true
 // instead of WORKDIR.  onnxruntime runs the model on them; each input is written as
 // WORKDIR/input_<i>.npy (npy v1.0, little-endian, C order, written here) and
@@ -24,7 +24,8 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { REL_TOL, loadOrt, boolVariants, makeFeeds, fmt } = require('./compare.js');
+const { REL_TOL, loadOrt, boolVariants, makeFeeds, diffStats, recordDiff, Verdict, runCheck,
+  runMain } = require('./ort_common.js');
 
 // --- .npy writer (format version 1.0) ---------------------------------------
 const NPY_DESCR = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', bool: '|b1',
@@ -171,13 +172,12 @@ async function main() {
   const result = { model, bnfold, seed, threads, rel_tol: REL_TOL, pass: false, inputs: [],
     runs: [], outputs: [], worst_rel: null, run_ms: null, ort_ms: null, unsupported: null,
     error: null };
-  try {
+  return runCheck(result, async () => {
     const ort = loadOrt();
     const sess = await ort.InferenceSession.create(model);
     const variants = boolVariants(sess);
     const names = sess.outputNames;
-    let pass = true;
-    let worst = 0;
+    const verdict = new Verdict();
     result.run_ms = 0;
     result.ort_ms = 0;
     for (const bv of variants) {
@@ -225,7 +225,7 @@ async function main() {
         return !m || Number(m[1]) >= names.length;
       });
       if (extra.length) {
-        pass = false;
+        verdict.pass = false;
         result.extra_files = (result.extra_files || []).concat(extra);
       }
       names.forEach((name, k) => {
@@ -243,62 +243,26 @@ async function main() {
             throw new Error(`shape differs: bnfold [${b.dims.join('x')}]`);
           }
           if (b.type !== a.type) throw new Error(`type differs: ort ${a.type}, bnfold ${b.type}`);
-          const x = a.data;
-          const y = b.values;
-          let maxRef = 0;
-          let maxDiff = 0;
-          let refBad = 0;
-          let runBad = 0;
-          for (let i = 0; i < y.length; i++) {
-            const xo = Number(x[i]);
-            const yr = y[i];
-            if (!Number.isFinite(xo)) { refBad++; continue; }
-            if (!Number.isFinite(yr)) { runBad++; continue; }
-            const ax = Math.abs(xo);
-            if (ax > maxRef) maxRef = ax;
-            const d = Math.abs(xo - yr);
-            if (d > maxDiff) maxDiff = d;
-          }
-          if (runBad) maxDiff = Infinity;
-          shown = maxDiff;
-          rec.max_abs_ort = maxRef;
-          rec.max_abs_diff = Number.isFinite(maxDiff) ? maxDiff : null;
-          rec.rel = maxRef > 0 ? maxDiff / maxRef : (maxDiff === 0 ? 0 : Infinity);
-          if (refBad) rec.problem = `${refBad} non-finite values in onnxruntime output`;
-          else if (runBad) rec.problem = `${runBad} non-finite values in bnfold output`;
-          else rec.pass = maxDiff <= REL_TOL * maxRef;
+          const st = diffStats(a.data, b.values);
+          shown = st.maxDiff;
+          recordDiff(rec, st, 'max_abs_ort', 'onnxruntime', 'bnfold');
         } catch (e) {
           rec.problem = String(e.message || e);
         }
-        if (rec.rel !== null && Number.isFinite(rec.rel)) worst = Math.max(worst, rec.rel);
-        else worst = Infinity;
-        if (!rec.pass) pass = false;
-        console.log(`${tag}output ${name} [${rec.shape.join('x')}] max|ort|=${fmt(rec.max_abs_ort)} ` +
-          `max|diff|=${fmt(shown)} rel=${fmt(rec.rel)} ${rec.pass ? 'PASS' : 'FAIL'}` +
-          `${rec.problem ? ' (' + rec.problem + ')' : ''}`);
-        if (rec.rel === Infinity) rec.rel = null;   // JSON has no Infinity
+        verdict.add(tag, rec, 'ort', rec.max_abs_ort, shown);
         result.outputs.push(rec);
       });
       if (extra.length) console.log(`FAIL: unexpected files in ${outDir}: ${extra.join(' ')}`);
     }
-    if (names.length === 0) { pass = false; result.error = 'model has no outputs'; }
-    result.worst_rel = Number.isFinite(worst) ? worst : null;
-    result.pass = pass;
+    if (names.length === 0) { verdict.pass = false; result.error = 'model has no outputs'; }
+    result.worst_rel = verdict.worstRel();
+    result.pass = verdict.pass;
     console.log(`bnfold run ${result.run_ms.toFixed(0)} ms (process${variants.length > 1 ? 'es' : ''}, ` +
       `--threads ${threads}), onnxruntime ${result.ort_ms.toFixed(0)} ms`);
     await sess.release();
-  } catch (e) {
-    result.error = String(e && e.message ? e.message : e);
-    console.log(`error: ${result.error}`);
-    result.pass = false;
-  }
-  console.log(JSON.stringify(result));
-  return result.pass ? 0 : 1;
-}
-
-if (require.main === module) {
-  main().then((code) => { process.exitCode = code; },
-    (e) => { console.error(e); process.exitCode = 1; });
+  });
 }
 
 module.exports = { npyBytes, parseTensorProto };
+
+runMain(module, main);

@@ -29,30 +29,14 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/malformed/run.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "malformed: $1 is not an executable" >&2
-    exit 2
-fi
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+suite_bin malformed "$@"
+HERE=$ROOT/tests/malformed
 FILES=$HERE/files
-PY=/usr/bin/python3
 TIME_LIMIT=10
 MEM_LIMIT_KB=$((8 * 1024 * 1024))
-export LC_ALL=C
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-malformed.XXXXXX") || exit 2
-cleanup() { chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+suite_tmp malformed
 
 if grep -q __asan_init "$BIN" 2>/dev/null; then
     ASAN=1
@@ -155,27 +139,21 @@ listing() {
 # the cases
 # ---------------------------------------------------------------------------
 
-PASSED=0
-FAILED=0
-N=0
-
-fail() {
-    OK=0
-    echo "  FAIL [$ROW]: $*"
-}
-
-run_case() {
+# malformed_case FILE COMMAND EXIT FRAGMENT: one row of cases.tsv, in the
+# folder $W/c (its outputs beside it, in $W/c.*: the folder itself must not
+# change); sets RC_SEEN and LAST_MSG for the table
+malformed_case() {
     local file=$1 cmd=$2 want=$3 frag=$4
-    local dir=$TMP/c$N model name rc before after
-    ROW="$file $cmd"
-    OK=1
+    local dir model name rc before after left
+    begin "$file $cmd"
+    dir=$W/c
     mkdir -p "$dir/model" "$dir/out"
     if [ "${file#rt:}" != "$file" ]; then
         name=${file#rt:}
-        gen_rt "$name" "$dir/model/$name" || { fail "cannot build $name"; return; }
+        gen_rt "$name" "$dir/model/$name" || { fail "cannot build $name"; end; return; }
     else
         name=$file
-        cp "$FILES/$file" "$dir/model/$name" || { fail "no file $FILES/$file"; return; }
+        cp "$FILES/$file" "$dir/model/$name" || { fail "no file $FILES/$file"; end; return; }
     fi
     case "$name" in ext_*) make_layout "$dir" ;; esac
     model=$dir/model/$name
@@ -186,7 +164,7 @@ run_case() {
     inspect) args=(inspect "$model") ;;
     fold) args=(fold "$model" -o "$dir/out/out.onnx") ;;
     run) args=(run "$model") ;;
-    *) fail "unknown command '$cmd'"; return ;;
+    *) fail "unknown command '$cmd'"; end; return ;;
     esac
     (
         [ "$ASAN" = 1 ] || ulimit -v "$MEM_LIMIT_KB"
@@ -229,35 +207,28 @@ run_case() {
             fi
             rm -f "$dir/out/out.onnx" "$dir/out/out.onnx.data" # (with external data)
         fi
-        if [ -n "$(ls -A "$dir/out")" ]; then
-            fail "files left in the output folder: $(ls -A "$dir/out" | tr '\n' ' ')"
-        fi
+        left=$(find "$dir/out" -mindepth 1 -printf '%f ')
+        [ -z "$left" ] || fail "files left in the output folder: $left"
     fi
-    if [ "$OK" = 1 ]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        echo "        stderr: $(head -c 300 "$dir.stderr" | tr '\n' ' ')"
-    fi
+    [ "$CASE_OK" = 1 ] || echo "        stderr: $(head -c 300 "$dir.stderr" | tr '\n' ' ')" >&2
+    end
     if [ -s "$dir.stderr" ]; then
         LAST_MSG=$(head -n 1 "$dir.stderr" | cut -c1-140)
     else
         LAST_MSG="(stdout) $(grep -v '^ *$' "$dir.stdout" | tail -n 1 | cut -c1-130)"
     fi
     # the big run-time files and layouts go as soon as they are checked
-    chmod -R u+w "$dir" 2>/dev/null
-    rm -rf "$dir" "$dir.stdout" "$dir.stderr" "$dir.reload.err"
+    chmod -R u+w "$W" 2>/dev/null
+    rm -rf "$W"
 }
 
 printf '%-36s %-8s %4s %6s  %s\n' FILE COMMAND WANT GOT MESSAGE
 while IFS=$'\t' read -r file cmd want frag; do
     case "$file" in '' | '#'*) continue ;; esac
-    N=$((N + 1))
     RC_SEEN=-
     LAST_MSG=
-    run_case "$file" "$cmd" "$want" "$frag"
+    malformed_case "$file" "$cmd" "$want" "$frag"
     printf '%-36s %-8s %4s %6s  %s\n' "$file" "$cmd" "$want" "$RC_SEEN" "${LAST_MSG:-}"
 done < <(cat "$HERE/cases.tsv")
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

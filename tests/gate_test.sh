@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# tests/check_test.sh BIN: command-line tests of `bnfold check` (the CI gate)
+# tests/gate_test.sh BIN: command-line tests of `bnfold check` (the CI gate)
 # and of the health findings in `bnfold inspect`.
 #
-#   bash tests/check_test.sh build/bnfold         (from the repository root)
+#   bash tests/gate_test.sh build/bnfold         (from the repository root)
 #
 # Uses the models of testdata/health/ (testdata/gen_health.py) and their
 # expected.txt.  Needs only bash, coreutils and Debian's /usr/bin/python3 (json
@@ -16,180 +16,21 @@
 
 set -u
 
-if [ $# -ne 1 ]; then
-    echo "usage: bash tests/check_test.sh BIN" >&2
-    exit 2
-fi
-case "$1" in
-/*) BIN=$1 ;;
-*) BIN=$PWD/$1 ;;
-esac
-if [ ! -x "$BIN" ]; then
-    echo "check_test: $1 is not an executable" >&2
-    exit 2
-fi
-ORIG_BIN=$BIN
-
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+suite_bin gate_test "$@"
 H=$ROOT/testdata/health
 EXPECTED=$H/expected.txt
-PY=/usr/bin/python3
-export LC_ALL=C
-
 if [ ! -f "$EXPECTED" ]; then
-    echo "check_test: $EXPECTED is missing (run $PY testdata/gen_health.py)" >&2
+    echo "gate_test: $EXPECTED is missing (run $PY testdata/gen_health.py)" >&2
     exit 2
 fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bnfold-check.XXXXXX") || exit 2
-cleanup() { chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+suite_tmp gate
 
 # Test a private copy: a rebuild of build/bnfold during the run must not mix
 # two binaries' answers.
-cp "$ORIG_BIN" "$TMP/bnfold" || exit 2
+cp "$BIN" "$TMP/bnfold" || exit 2
 BIN=$TMP/bnfold
-
-# ---------------------------------------------------------------------------
-# framework (as in tests/cli_test.sh)
-# ---------------------------------------------------------------------------
-
-PASSED=0
-FAILED=0
-FAILED_NAMES=()
-CASE=""
-CASE_OK=1
-W=""
-OUT=""
-ERR=""
-RC=0
-LAST_CMD=""
-
-fail() {
-    CASE_OK=0
-    echo "  FAIL [$CASE]: $*" >&2
-}
-
-# run CMD...: stdout -> $OUT, stderr -> $ERR, exit code -> $RC
-run() {
-    OUT=$W/stdout.$$
-    ERR=$W/stderr.$$
-    LAST_CMD="$*"
-    timeout 120 "$@" >"$OUT" 2>"$ERR"
-    RC=$?
-    if [ "$RC" -eq 124 ]; then
-        fail "timed out: $LAST_CMD"
-    elif [ "$RC" -ge 128 ]; then
-        fail "killed by signal $((RC - 128)) (crash?): $LAST_CMD"
-    fi
-    return 0
-}
-
-# expect_exit CODE -- CMD...
-expect_exit() {
-    local want=$1
-    shift
-    [ "${1:-}" = "--" ] && shift
-    run "$@"
-    if [ "$RC" != "$want" ]; then
-        fail "exit $RC, expected $want: $LAST_CMD"
-        local e o
-        e=$(head -c 300 "$ERR")
-        o=$(head -c 300 "$OUT")
-        [ -n "$e" ] && echo "      stderr: $e" >&2
-        [ -n "$o" ] && echo "      stdout: $o" >&2
-        return 1
-    fi
-    return 0
-}
-
-_contains() { # FILE FRAGMENT
-    local s
-    s=$(cat "$1")
-    [[ "$s" == *"$2"* ]]
-}
-expect_stdout_has() {
-    local f
-    for f in "$@"; do
-        _contains "$OUT" "$f" || fail "stdout of '$LAST_CMD' lacks '$f'"
-    done
-}
-expect_stderr_has() {
-    local f
-    for f in "$@"; do
-        _contains "$ERR" "$f" || fail "stderr of '$LAST_CMD' lacks '$f' (stderr: $(head -c 300 "$ERR"))"
-    done
-}
-expect_stdout_lacks() {
-    local f
-    for f in "$@"; do
-        _contains "$OUT" "$f" && fail "stdout of '$LAST_CMD' contains '$f'"
-    done
-    return 0
-}
-expect_stdout_empty() {
-    [ -s "$OUT" ] && fail "stdout of '$LAST_CMD' is not empty: $(head -c 200 "$OUT")"
-    return 0
-}
-expect_stderr_empty() {
-    [ -s "$ERR" ] && fail "stderr of '$LAST_CMD' is not empty: $(head -c 200 "$ERR")"
-    return 0
-}
-
-assert_eq() { # WANT GOT WHAT
-    [ "$1" == "$2" ] || fail "$3: got '$2', expected '$1'"
-}
-
-save_out() { cp "$OUT" "$W/$1"; }
-
-# json_get FILE EXPR: the Python expression EXPR with d = the JSON document in
-# FILE; strings printed as is, everything else as JSON.
-json_get() {
-    "$PY" -c '
-import json, sys
-try:
-    with open(sys.argv[1]) as f:
-        d = json.load(f)
-except Exception as e:
-    print("invalid JSON: %s" % e, file=sys.stderr)
-    sys.exit(3)
-try:
-    v = eval(sys.argv[2], {"d": d, "len": len, "all": all, "any": any, "sorted": sorted})
-except Exception as e:
-    print("%s: %s: %r" % (sys.argv[2], type(e).__name__, e), file=sys.stderr)
-    sys.exit(4)
-print(v if isinstance(v, str) else json.dumps(v))
-' "$1" "$2"
-}
-
-assert_json() { # FILE EXPR WANT
-    local got
-    got=$(json_get "$1" "$2" 2>&1)
-    [ "$got" == "$3" ] || fail "JSON $2 of $(basename "$1"): got '$got', expected '$3'"
-}
-
-assert_valid_json() {
-    local got
-    got=$(json_get "$1" '"ok"' 2>&1)
-    [ "$got" == ok ] || fail "$(basename "$1") is not one JSON document: $got"
-}
-
-run_case() { # NAME FUNCTION [ARGS...]
-    local name=$1
-    shift
-    CASE=$name
-    CASE_OK=1
-    W=$TMP/case.$((PASSED + FAILED + 1))
-    mkdir -p "$W"
-    "$@"
-    if [ "$CASE_OK" = 1 ]; then
-        PASSED=$((PASSED + 1))
-    else
-        FAILED=$((FAILED + 1))
-        FAILED_NAMES+=("$name")
-    fi
-}
 
 # ---------------------------------------------------------------------------
 # expected.txt: MODEL CODE SEVERITY CHANNELS NODE ("MODEL none - - -": none)
@@ -543,8 +384,4 @@ run_case missing_file t_missing_file
 run_case corrupt_file t_corrupt_file
 run_case inspect_lists_findings t_inspect_lists_findings
 
-for name in "${FAILED_NAMES[@]+"${FAILED_NAMES[@]}"}"; do
-    echo "FAILED: $name"
-done
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish
