@@ -139,24 +139,24 @@ def bn_matmul_case(name, rank3=False, dtype="float32"):
     """X -> BN -> MatMul(B [5, 4]) -> Y: becomes Gemm with B's rows scaled,
     C = t B.  Rank 3 (X [2, 3, 5]): BN normalises axis 1 (3), not the 5
     features the MatMul reads: skip."""
-    rng = gm.rng_for(name)
+    rng = gen.rng_for(name)
     xshape = (2, 3, 5) if rank3 else (3, 5)
-    X = gm.x_values(rng, xshape, dtype)
-    Bm = gm.quant(rng.uniform(-1, 1, (5, 4)), dtype)
-    st, dts = gm.make_bn_stats(rng, xshape[1], dtype)
-    g = gm.Graph()
+    X = gen.x_values(rng, xshape, dtype)
+    Bm = gen.quant(rng.uniform(-1, 1, (5, 4)), dtype)
+    st, dts = gen.make_bn_stats(rng, xshape[1], dtype)
+    g = gen.Graph()
     g.input("X", dtype, X.shape)
-    gm.bn_node(g, "X", st, dts, y="bn_out")
+    gen.bn_node(g, "X", st, dts, y="bn_out")
     g.const("W", Bm, dtype)
     g.node("MatMul", ["bn_out", "W"], ["Y"], "matmul")
-    y_ref = gm.ref_bn(X, st, EPS) @ Bm
+    y_ref = gen.ref_bn(X, st, EPS) @ Bm
     g.output("Y", dtype, y_ref.shape)
     model = g.model()
     if rank3:
         return model, None
-    s, t = gm.bn_factors(st, EPS)
+    s, t = gen.bn_factors(st, EPS)
     unr, rnd = fold_params(dtype, Bm * s[:, None], t @ Bm)
-    e = Expect()
+    e = gen.Expect()
     finish(name, e, dtype, X, y_ref, lambda w_, b_: X @ w_ + b_, unr, rnd)
     return model, e
 
