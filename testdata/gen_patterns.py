@@ -161,15 +161,15 @@ def bn_matmul_case(name, rank3=False, dtype="float32"):
     return model, e
 
 
-def bn_conv_case(name, C=3, M=4, group=1, bias=True, attrs=None, fold=True, size=6):
-    """X -> BN(C) -> Conv -> Y (the BN before the layer)."""
+def bn_conv_case(name, C=3, M=4, group=1, bias=True, attrs=None, fold=True, size=6, k=3):
+    """X -> BN(C) -> Conv (k x k) -> Y (the BN before the layer)."""
     rng = gen.rng_for(name)
     attrs = dict(attrs or {})
-    attrs.setdefault("kernel_shape", [3, 3])
+    attrs.setdefault("kernel_shape", [k, k])
     if group != 1:
         attrs["group"] = group
     X = gen.x_values(rng, (2, C, size, size), "float32")
-    W = gen.quant(rng.uniform(-1, 1, (M, C // group, 3, 3)), "float32")
+    W = gen.quant(rng.uniform(-1, 1, (M, C // group, k, k)), "float32")
     b = gen.quant(rng.uniform(-0.5, 0.5, M), "float32") if bias else None
     st, dts = gen.make_bn_stats(rng, C)
     g = gen.Graph()
@@ -564,6 +564,16 @@ CASES = [
      [("-", "skip PADDING", "pads 1")]),
     ("bn_conv_same", lambda n: bn_conv_case(n, attrs={"auto_pad": "SAME_UPPER"}, fold=False),
      [("-", "skip PADDING", "auto_pad SAME_UPPER")]),
+    ("bn_conv_same_k1", lambda n: bn_conv_case(n, attrs={"auto_pad": "SAME_UPPER",
+                                                         "strides": [2, 2]}, k=1),
+     [("-", "fold", "auto_pad SAME_UPPER, kernel 1, stride 2: SAME pads nothing")]),
+    ("bn_conv_same_k2s2", lambda n: bn_conv_case(n, attrs={"auto_pad": "SAME_LOWER",
+                                                           "strides": [2, 2]}, k=2),
+     [("-", "fold", "auto_pad SAME_LOWER, kernel 2 = stride 2 dividing 6: pads nothing")]),
+    ("bn_conv_same_k2s2_odd", lambda n: bn_conv_case(n, attrs={"auto_pad": "SAME_UPPER",
+                                                               "strides": [2, 2]}, k=2,
+                                                     size=7, fold=False),
+     [("-", "skip PADDING", "auto_pad SAME_UPPER, kernel 2, stride 2, size 7: pads 1")]),
     ("bn_gemm", lambda n: bn_gemm_case(n),
      [("-", "fold", "BN(5) -> Gemm transB 1, alpha 0.5, beta 2, C [4]")]),
     ("bn_gemm_transA", lambda n: bn_gemm_case(n, transA=1, fold=False),

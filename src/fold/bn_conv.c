@@ -2,10 +2,33 @@
  * Conv(x * s + t) = Conv'(x) with W'[m, c, ...] = W[m, c, ...] * s_c and
  * b'_m = b_m + sum_{c,k} W[m, c, k] * t_c, c running over the input channels
  * of m's group.  Exact only when the Conv pads nothing: zero padding of the
- * normalised input is not zero padding of the raw input. */
+ * normalised input is not zero padding of the raw input.  auto_pad SAME_UPPER
+ * / SAME_LOWER pads (ceil(in / s) - 1) * s + (k - 1) * d + 1 - in in all per
+ * axis: nothing when the kernel spans one element, or from the input's known
+ * size (a kernel equal to a stride that divides it, say). */
 #include "internal.h"
 
 #include <string.h>
+
+/* Whether auto_pad SAME_* pads nothing on any axis (sizes as far as known). */
+static int same_pads_nothing(const bnf_fold_job *job)
+{
+    const Onnx__AttributeProto *dil = bnf_node_attr(job->layer, "dilations");
+    const Onnx__AttributeProto *str = bnf_node_attr(job->layer, "strides");
+    const bnf_array *w = job->w;
+    for (size_t d = 2; d < w->rank; d++) {
+        int64_t dl = dil && d - 2 < dil->n_ints ? dil->ints[d - 2] : 1;
+        int64_t st = str && d - 2 < str->n_ints ? str->ints[d - 2] : 1;
+        int64_t span = (w->dims[d] - 1) * dl + 1, in;
+        if (span == 1)
+            continue;
+        if (job->in_rank != (int)w->rank || (in = job->in_dims[d]) < 1 || st < 1)
+            return 0;
+        if (((in + st - 1) / st - 1) * st + span - in > 0)
+            return 0;
+    }
+    return 1;
+}
 
 static bnf_status match(bnf_fold_job *job)
 {
@@ -15,12 +38,17 @@ static bnf_status match(bnf_fold_job *job)
     int64_t g = bnf_attr_int(job->layer, "group", 1), m_out, c_per_g, m_per_g;
     size_t inner;
 
-    if (ap && ap->has_s && !(ap->s.len == 6 && memcmp(ap->s.data, "NOTSET", 6) == 0) &&
-        !(ap->s.len == 5 && memcmp(ap->s.data, "VALID", 5) == 0))
-        return bnf_fold_decline(job, BNF_PADDING, "the Conv pads its input (auto_pad %.*s): "
+    int same = ap && ap->has_s && ap->s.len > 4 && memcmp(ap->s.data, "SAME", 4) == 0;
+    if (w->rank < 3)
+        return bnf_fold_decline(job, BNF_SHAPE_MISMATCH, "weight of rank %zu", w->rank);
+    if (same ? !same_pads_nothing(job)
+             : ap && ap->has_s && !(ap->s.len == 6 && memcmp(ap->s.data, "NOTSET", 6) == 0) &&
+                   !(ap->s.len == 5 && memcmp(ap->s.data, "VALID", 5) == 0))
+        return bnf_fold_decline(job, BNF_PADDING, "the Conv pads its input (auto_pad %.*s%s): "
                                 "padding the normalised input is not padding the raw one",
-                                (int)ap->s.len, (const char *)ap->s.data);
-    for (size_t i = 0; pads && i < pads->n_ints; i++)
+                                (int)ap->s.len, (const char *)ap->s.data,
+                                same ? ", with this kernel and the input's size" : "");
+    for (size_t i = 0; !same && pads && i < pads->n_ints; i++)
         if (pads->ints[i] != 0)
             return bnf_fold_decline(job, BNF_PADDING, "the Conv pads its input: padding the "
                                     "normalised input with zeros is not padding the raw one");

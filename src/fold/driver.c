@@ -309,7 +309,8 @@ static bnf_status fold_match(attempt *a, bnf_err *err)
     a->job.affine = a->node;
     a->job.w = &a->w;
     a->job.b = a->b.v ? &a->b : NULL;
-    a->job.in_rank = bnf_graph_rank(cx->site.gi, S(bnf_node_input(a->layer, 0)));
+    a->job.in_rank = bnf_graph_shape(cx->site.gi, S(bnf_node_input(a->layer, 0)), a->job.in_dims,
+                                     BNF_MAX_RANK);
     if (!a->job.bn) { /* Mul or Add: its constant, read for this layer's channels */
         int64_t channels = pat->channels(a->layer, &a->w);
         if (channels < 0)

@@ -87,6 +87,7 @@ typedef struct {
     const bnf_array *b;       /* its bias (input 2) with values, or NULL */
     const bnf_bn *bn;         /* y = x * s + t per channel */
     int in_rank;              /* rank of the layer's input 0, -1 when unknown */
+    int64_t in_dims[BNF_MAX_RANK]; /* its sizes, -1 where unknown */
     bnf_scaling scaling;      /* set by match (bnf_fold_scale) */
     bnf_array new_b;          /* fold fills dims, rank, n and v (bnf_malloc) */
     const Onnx__TensorProto *new_w; /* W' as it will be written (for the check) */
@@ -130,10 +131,6 @@ bnf_status bnf_fold_gemm_rows_fold(bnf_fold_job *job);
 bnf_status bnf_fold_gemm_finish(Onnx__NodeProto *layer, bnf_err *err);
 bnf_status bnf_fold_to_gemm(Onnx__NodeProto *layer, bnf_err *err);
 
-/* The rank of value `name` when the model says it (value_info, graph inputs and
- * outputs) or a producer fixes it (Flatten, Gemm, a constant-shape Reshape);
- * -1 when unknown. */
-int bnf_graph_rank(const bnf_graph *gi, const char *name);
 
 /* ---- the pass (driver.c) and lowering (lower.c) ------------------------------------ */
 

@@ -4,6 +4,8 @@
  * of it a BatchNormalization is. */
 #include "internal.h"
 
+#include <string.h>
+
 #define S(x) ((x) ? (x) : "")
 
 /* The check's inputs stay below this many values (the kernels' extent first
@@ -13,7 +15,10 @@
 
 /* Conv and ConvTranspose, W[M, C/g, k...] and W[C, M/g, k...]: batch 1, the
  * input channels W expects, and per spatial axis an extent that fits the
- * kernel with its dilation (no padding assumed) and a few strides more. */
+ * kernel with its dilation (no padding assumed) and a few strides more; with
+ * auto_pad SAME_*, one that SAME pads nothing when any does (3 strides, and
+ * the kernel's span when that is less than a stride), so that a fold that is
+ * exact at the model's size is exact in the check too. */
 static bnf_status conv_like_shape(const Onnx__NodeProto *layer, const bnf_array *w, int transpose,
                                   int64_t *dims, size_t *rank, bnf_err *err)
 {
@@ -21,6 +26,8 @@ static bnf_status conv_like_shape(const Onnx__NodeProto *layer, const bnf_array 
     const Onnx__AttributeProto *dil = bnf_node_attr(layer, "dilations");
     const Onnx__AttributeProto *str = bnf_node_attr(layer, "strides");
     const Onnx__AttributeProto *pads = bnf_node_attr(layer, "pads");
+    const Onnx__AttributeProto *ap = bnf_node_attr(layer, "auto_pad");
+    int same = !transpose && ap && ap->has_s && ap->s.len > 4 && memcmp(ap->s.data, "SAME", 4) == 0;
     int64_t least[BNF_MAX_RANK], total;
 
     if (w->rank < 3 || w->rank > BNF_MAX_RANK)
@@ -50,6 +57,8 @@ static bnf_status conv_like_shape(const Onnx__NodeProto *layer, const bnf_array 
         /* the kernel must fit (no padding assumed); a few strides more show more */
         least[d] = transpose ? 1 : (k - 1) * dl + 1;
         dims[d] = transpose ? 5 : least[d] + 2 * st + 3;
+        if (same && least[d] <= st) /* SAME pads (ceil(n / st) - 1) st + span - n: 0 */
+            least[d] = dims[d] = 3 * st + (least[d] < st ? least[d] : 0);
         total *= dims[d];
         if (total > ((int64_t)1 << 40))
             total = (int64_t)1 << 40;

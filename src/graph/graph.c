@@ -690,30 +690,39 @@ bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err
 
 /* ---- ranks ------------------------------------------------------------------------ */
 
-static int rank_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name)
+/* The rank of value `name` in the list v when it says (dims[d] its size, -1
+ * when symbolic), -1 when it does not. */
+static int shape_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name, int64_t *dims,
+                    size_t max)
 {
     for (size_t i = 0; i < n; i++) {
         const Onnx__TypeProto *t = v[i]->type;
+        const Onnx__TensorShapeProto *sh;
         if (!v[i]->name || strcmp(v[i]->name, name) != 0)
             continue;
-        if (t && t->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && t->tensor_type &&
-            t->tensor_type->shape)
-            return (int)t->tensor_type->shape->n_dim;
-        return -1;
+        if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
+            !(sh = t->tensor_type->shape))
+            return -1;
+        for (size_t d = 0; d < sh->n_dim && d < max; d++)
+            dims[d] = sh->dim[d]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
+                          ? sh->dim[d]->dim_value : -1;
+        return (int)sh->n_dim;
     }
     return -1;
 }
 
-int bnf_graph_rank(const bnf_graph *gi, const char *name)
+int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t max)
 {
     const Onnx__GraphProto *g = gi->g;
+    for (size_t d = 0; d < max; d++)
+        dims[d] = -1;
     for (int hops = 0; hops < 16; hops++) {
         int r;
         intptr_t idx;
         const Onnx__NodeProto *n;
-        if ((r = rank_in(g->value_info, g->n_value_info, name)) >= 0 ||
-            (r = rank_in(g->input, g->n_input, name)) >= 0 ||
-            (r = rank_in(g->output, g->n_output, name)) >= 0)
+        if ((r = shape_in(g->value_info, g->n_value_info, name, dims, max)) >= 0 ||
+            (r = shape_in(g->input, g->n_input, name, dims, max)) >= 0 ||
+            (r = shape_in(g->output, g->n_output, name, dims, max)) >= 0)
             return r;
         if (!bnf_strmap_get(gi->producer, name, &idx))
             return -1;
@@ -740,6 +749,12 @@ int bnf_graph_rank(const bnf_graph *gi, const char *name)
         name = n->input[0];
     }
     return -1;
+}
+
+int bnf_graph_rank(const bnf_graph *gi, const char *name)
+{
+    int64_t dims[BNF_MAX_RANK];
+    return bnf_graph_shape(gi, name, dims, BNF_MAX_RANK);
 }
 
 static int32_t elem_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name)

@@ -66,6 +66,12 @@ bnf_status bnf_graph_insert_node(bnf_graph *gi, size_t i, Onnx__NodeProto *node,
 /* A new node of the default domain (inputs and outputs copied). */
 Onnx__NodeProto *bnf_node_new(const char *op_type, const char *name, const char *const *inputs,
                               size_t n_in, const char *const *outputs, size_t n_out);
+/* The rank of value `name` when the model says it (value_info, graph inputs and
+ * outputs) or a producer fixes it (Flatten, Gemm, a constant-shape Reshape);
+ * -1 when unknown. */
+int bnf_graph_rank(const bnf_graph *gi, const char *name);
+/* The same, with dims[0 .. max) the sizes where known (-1 where not). */
+int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t max);
 /* The element type of value `name` when the model states it, else 0. */
 int32_t bnf_graph_elem_type(const bnf_graph *gi, const char *name);
 /* The node's first output, or NULL when it has none (or an empty name). */
