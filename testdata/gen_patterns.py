@@ -362,37 +362,38 @@ def conv_bn_bn_relu_bn_case(name):
     return g.model(), e
 
 
-def add_lowered(name, e, st, rank, evaluate, y_ref):
-    """expected_S / expected_T of a lowered BN, checked against y_ref."""
+def add_lowered(name, e, st, rank, evaluate, y_ref, dtype="float32"):
+    """expected_S / expected_T of a lowered BN (in dtype), checked against y_ref."""
     S, T = lowered(st, rank)
-    Sq = e.add("expected_S", S, "float32")
-    Tq = e.add("expected_T", T, "float32")
+    Sq = e.add("expected_S", S, dtype)
+    Tq = e.add("expected_T", T, dtype)
     gen.assert_close(name + " (lowered, float64)", evaluate(S, T), y_ref, gen.EXACT_TOL)
-    err = gen.assert_close(name + " (lowered, stored)", evaluate(Sq, Tq), y_ref, gen.TOL["float32"])
-    gen.CHECKS.append((name + "/lowered", "float32", 0.0, err))
+    err = gen.assert_close(name + " (lowered, stored)", evaluate(Sq, Tq), y_ref, gen.TOL[dtype])
+    gen.CHECKS.append((name + "/lowered", dtype, 0.0, err))
 
 
-def standalone_case(name, relu):
+def standalone_case(name, relu, dtype="float32"):
     """X -> [Relu] -> BN -> Y, X [1, 4, 4, 4] (relu_out's shape in value_info)."""
     rng = gen.rng_for(name)
     shape = (1, 4, 4, 4) if relu else (2, 4, 5, 5)
-    X = gen.x_values(rng, shape, "float32")
-    st, dts = gen.make_bn_stats(rng, 4)
+    X = gen.x_values(rng, shape, dtype)
+    st, dts = gen.make_bn_stats(rng, 4, dtype)
     g = gen.Graph()
-    g.input("X", "float32", shape)
+    g.input("X", dtype, shape)
     x = "X"
     if relu:
         x = g.node("Relu", ["X"], ["relu_out"], "relu")
-        g.value_info.append(helper.make_tensor_value_info("relu_out", TensorProto.FLOAT,
-                                                          list(shape)))
+        g.value_info.append(helper.make_tensor_value_info(
+            "relu_out", TensorProto.FLOAT16 if dtype == "float16" else TensorProto.FLOAT,
+            list(shape)))
     gen.bn_node(g, x, st, dts)
-    g.output("Y", "float32", shape)
+    g.output("Y", dtype, shape)
     xin = ref_relu(X) if relu else X
     y_ref = gen.ref_bn(xin, st, EPS)
     e = gen.Expect()
-    e.add("input_X", X, "float32")
-    e.add("output_Y", y_ref, "float32")
-    add_lowered(name, e, st, len(shape), lambda S, T: xin * S + T, y_ref)
+    e.add("input_X", X, io_dtype(dtype))
+    e.add("output_Y", y_ref, io_dtype(dtype))
+    add_lowered(name, e, st, len(shape), lambda S, T: xin * S + T, y_ref, dtype)
     return g.model(), e
 
 
@@ -603,6 +604,9 @@ CASES = [
     ("relu_bn", lambda n: standalone_case(n, relu=True),
      [("-", "skip NO_LAYER", "X [1,4,4,4] -> Relu -> BN"),
       ("lower_standalone", "lower", "BN becomes Mul(S) -> Add(T), S/T [4,1,1]")]),
+    ("relu_bn_fp16", lambda n: standalone_case(n, relu=True, dtype="float16"),
+     [("-", "skip NO_LAYER", "float16 X -> Relu -> BN"),
+      ("lower_standalone", "lower", "float16 S/T; checked at float16's tolerance")]),
     ("input_bn", lambda n: standalone_case(n, relu=False),
      [("-", "skip NO_LAYER", "BN on graph input X [2,4,5,5]"),
       ("lower_standalone", "lower", "BN becomes Mul(S) -> Add(T), S/T [4,1,1]")]),

@@ -93,6 +93,8 @@ static const pattern_case cases[] = {
      BN_AFTER_CONV " " BN_AFTER_CONV " ...", "bn2_out", "Conv", NULL, "Y", EVAL_YES},
     SKIP("relu_bn", 0, "NO_LAYER"),
     {"relu_bn", OPT_LOWER, "lower", {"lower"}, "...", NULL, NULL, NULL, "Y", EVAL_YES},
+    SKIP("relu_bn_fp16", 0, "NO_LAYER"),
+    {"relu_bn_fp16", OPT_LOWER, "lower", {"lower"}, "...", NULL, NULL, NULL, "Y", EVAL_NO},
     SKIP("input_bn", 0, "NO_LAYER"),
     {"input_bn", OPT_LOWER, "lower", {"lower"}, "...", NULL, NULL, NULL, "Y", EVAL_YES},
     {"if_conv_bn", 0, "fold", {"fold"}, BN_AFTER_CONV, "then_out", "Conv", "if1/then_branch",

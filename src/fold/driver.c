@@ -133,9 +133,10 @@ static void say(why_not *w, bnf_code code, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Folded float16 / bfloat16 weights are rounded to 11 / 8 significant bits:
- * an honest fold then differs from the original by about that much, so the
- * checks widen their tolerance by the type's rounding error over float's. */
+/* Folded float16 / bfloat16 weights (and a lowered BN's constants) are rounded
+ * to 11 / 8 significant bits: an honest fold then differs from the original by
+ * about that much, so the checks widen their tolerance by the type's rounding
+ * error over float's. */
 static double type_loosening(int32_t dtype)
 {
     if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16)
@@ -990,8 +991,10 @@ static bnf_status fold_enter(void *ctx, bnf_scope *s, bnf_err *err)
         size_t before = g->n_node;
         bnf_bn_info *e = bnf_is_op(g->node[i], "BatchNormalization") ? entry_for(cx, g->node[i])
                                                                      : NULL;
-        if (e)
-            rc = bnf_fold_lower(&cx->site, &cx->names, i, e, err);
+        int32_t dtype = 0;
+        if (e && !(rc = bnf_fold_lower(&cx->site, &cx->names, i, e, &dtype, err)) && e->lowered &&
+            type_loosening(dtype) > cx->loosen)
+            cx->loosen = type_loosening(dtype); /* S and T rounded to 16 bits */
         i += g->n_node - before; /* nodes inserted in front, and Mul + Add for the BN */
     }
     return rc;

@@ -149,9 +149,10 @@ bnf_status bnf_fold_add_tensor(const bnf_fold_site *site, Onnx__TensorProto *t, 
                                bnf_err *err);
 /* --lower-standalone: the BN at node index i, report entry e, skipped for a
  * reason that lowering answers, becomes Mul(X, S) -> Add(., T) with S and T
- * shaped [C, 1, ..., 1]; e->lowered is set when it did. */
+ * shaped [C, 1, ..., 1]; e->lowered is set when it did, and *dtype to the
+ * type S and T are stored in (the checks' tolerance follows it). */
 bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i, bnf_bn_info *e,
-                          bnf_err *err);
+                          int32_t *dtype, bnf_err *err);
 
 /* ---- verification (verify/) ------------------------------------------------------- */
 

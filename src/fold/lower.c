@@ -22,7 +22,7 @@ static int lowerable(const char *code)
 }
 
 bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i, bnf_bn_info *e,
-                          bnf_err *err)
+                          int32_t *lowered_dtype, bnf_err *err)
 {
     Onnx__GraphProto *g = site->gi->g;
     Onnx__NodeProto *node = g->node[i], *mul = NULL, *add = NULL;
@@ -109,6 +109,7 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         (rc = bnf_graph_collect(site->gi, candidates, 4, err)))
         goto out;
     e->lowered = 1;
+    *lowered_dtype = dtype;
     site->m->changed = 1;
 out:
     for (int k = 0; k < 4; k++)
