@@ -192,6 +192,29 @@ def bn_conv_case(name, C=3, M=4, group=1, bias=True, attrs=None, fold=True, size
     return model, e
 
 
+def bn_two_readers_case(name):
+    """X -> BN -> Conv -> Y, and the BN's output also -> Relu -> Z: folding the
+    BN into the Conv would change what the Relu reads: skip."""
+    rng = gen.rng_for(name)
+    X = gen.x_values(rng, (1, 3, 6, 6), "float32")
+    W = gen.quant(rng.uniform(-1, 1, (4, 3, 3, 3)), "float32")
+    st, dts = gen.make_bn_stats(rng, 3)
+    g = gen.Graph()
+    g.input("X", "float32", X.shape)
+    gen.bn_node(g, "X", st, dts, y="bn_out")
+    g.const("W", W, "float32")
+    g.node("Conv", ["bn_out", "W"], ["Y"], "conv", kernel_shape=[3, 3])
+    g.node("Relu", ["bn_out"], ["Z"], "relu")
+    g.output("Y", "float32", (1, 4, 4, 4))
+    g.output("Z", "float32", X.shape)
+    bn_ref = gen.ref_bn(X, st, EPS)
+    e = gen.Expect()
+    e.add("input_X", X, "float32")
+    e.add("output_Y", gen.ref_conv(bn_ref, W, None, {"kernel_shape": [3, 3]}), "float32")
+    add_lowered(name, e, st, 4, lambda S, T: X * S + T, bn_ref)
+    return g.model(), e
+
+
 def bn_bn_conv_case(name):
     """X -> BN1 -> BN2 -> Conv (no padding): both fold into the Conv."""
     rng = gen.rng_for(name)
@@ -575,6 +598,9 @@ CASES = [
                                                                "strides": [2, 2]}, k=2,
                                                      size=7, fold=False),
      [("-", "skip PADDING", "auto_pad SAME_UPPER, kernel 2, stride 2, size 7: pads 1")]),
+    ("bn_two_readers", bn_two_readers_case,
+     [("-", "skip LAYER_MULTI_CONSUMER", "BN -> Conv and BN -> Relu"),
+      ("lower_standalone", "lower", "the BN becomes Mul + Add")]),
     ("bn_gemm", lambda n: bn_gemm_case(n),
      [("-", "fold", "BN(5) -> Gemm transB 1, alpha 0.5, beta 2, C [4]")]),
     ("bn_gemm_transA", lambda n: bn_gemm_case(n, transA=1, fold=False),

@@ -68,6 +68,8 @@ static const pattern_case cases[] = {
     {"bn_conv_same_k2s2", 0, "fold", {"fold"}, "BatchNormalization:before:Conv", "Y", "Conv",
      NULL, NULL, EVAL_YES},
     SKIP("bn_conv_same_k2s2_odd", 0, "PADDING"),
+    SKIP("bn_two_readers", 0, "LAYER_MULTI_CONSUMER"),
+    {"bn_two_readers", OPT_LOWER, "lower", {"lower"}, "...", NULL, NULL, NULL, "bn_out", EVAL_YES},
     {"bn_gemm", 0, "fold", {"fold"}, "BatchNormalization:before:Gemm", "Y", "Gemm", NULL, NULL,
      EVAL_YES},
     SKIP("bn_gemm_transA", 0, "UNSUPPORTED_LAYER"),

@@ -609,6 +609,24 @@ static bnf_status set_layer(bnf_bn_info *e, const Onnx__NodeProto *layer, const 
     return BNF_OK;
 }
 
+/* A node reading `name` as its input 0 that a BN before a layer could fold
+ * into, or NULL. */
+static const Onnx__NodeProto *layer_reading(const bnf_graph *gi, const char *name)
+{
+    for (size_t i = 0; i < gi->g->n_node; i++)
+        if (strcmp(S(bnf_node_input(gi->g->node[i], 0)), name) == 0 &&
+            pattern_for(gi->g->node[i], BNF_BEFORE_LAYER))
+            return gi->g->node[i];
+    return NULL;
+}
+
+/* Whether `name` is an input or initializer of the graph itself (not of an
+ * enclosing one). */
+static int own_value(const bnf_graph *gi, const char *name)
+{
+    return bnf_strmap_get(gi->input, name, NULL) || bnf_strmap_get(gi->init, name, NULL);
+}
+
 /* The only node reading `name` as its input 0, or NULL. */
 static Onnx__NodeProto *sole_consumer(const bnf_graph *gi, const char *name)
 {
@@ -763,12 +781,25 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
         }
     }
     if (!pat_b && !pat_a) {
-        if (before)
+        const char *y = S(node->output[0]);
+        const Onnx__NodeProto *reader = after ? NULL : layer_reading(gi, y);
+        if (reader) {
+            say(&w, BNF_LAYER_MULTI_CONSUMER, "its output '%s' has %zu readers; folding it into "
+                "%s '%s' would change the others", y, bnf_graph_uses(gi, y),
+                S(reader->op_type), S(reader->name));
+            e->before_layer = 1;
+            if ((rc = set_layer(e, reader, S(reader->op_type), err)))
+                goto out;
+        } else if (before)
             say(&w, BNF_NO_LAYER, "its input comes from %s '%s', which does not fold%s",
                 S(before->op_type), S(before->name),
                 after ? ", and the node after it does not take it either" : "");
+        else if (gi->outer && !own_value(gi, S(x)))
+            say(&w, BNF_NO_LAYER, "its input '%s' comes from an enclosing graph, and no layer "
+                "after it takes it", S(x));
         else
-            say(&w, BNF_NO_LAYER, "its input '%s' is not produced by a node (graph input)", S(x));
+            say(&w, BNF_NO_LAYER, "its input '%s' is not produced by a node (graph input)%s",
+                S(x), after ? ", and the node after it does not take it" : "");
     }
 settled:
     if (!rc)
