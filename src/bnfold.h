@@ -277,6 +277,9 @@ BNF_API bnf_status bnf_verify_models(const bnf_model *a, const bnf_model *b, con
  * under o's tolerances, as one JSON document. */
 BNF_API void bnf_verify_write_json(const bnf_verify_result *r, const char *model_a,
                                    const char *model_b, const bnf_verify_options *o, FILE *f);
+BNF_API bnf_status bnf_verify_to_json(const bnf_verify_result *r, const char *model_a,
+                                      const char *model_b, const bnf_verify_options *o,
+                                      char **json, size_t *len, bnf_err *err);
 /* run --json: the session's outputs (type, shape, min, max, mean) and the
  * median time of `runs` runs, as one JSON document. */
 BNF_API void bnf_run_write_json(const bnf_session *s, const bnf_tensor *outputs, size_t runs,
@@ -429,8 +432,12 @@ BNF_API bnf_status bnf_report_set_output(bnf_report *report, const char *path, b
 BNF_API void bnf_report_write_text(const bnf_report *report, FILE *f);
 /* The same with ANSI colours when `color` (for a terminal; see NO_COLOR). */
 BNF_API void bnf_report_write_text_styled(const bnf_report *report, FILE *f, int color);
-/* The report as one JSON document (schema: docs/report.schema.json). */
+/* The report as one JSON document (schema: docs/report.schema.json); the
+ * same in memory: *json (NUL-terminated, *len bytes unless len is NULL) is the
+ * caller's to free with bnf_buffer_free. */
 BNF_API void bnf_report_write_json(const bnf_report *report, FILE *f);
+BNF_API bnf_status bnf_report_to_json(const bnf_report *report, char **json, size_t *len,
+                                      bnf_err *err);
 /* Findings of the given severity ("error", "warning", "info"). */
 BNF_API size_t bnf_report_count(const bnf_report *report, const char *severity);
 BNF_API void bnf_report_free(bnf_report *report);

@@ -6,6 +6,8 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S(x) ((x) ? (x) : "")
@@ -289,4 +291,61 @@ void bnf_run_write_json(const bnf_session *s, const bnf_tensor *outputs, size_t 
     }
     fprintf(f, "%s],\n  \"runs\": %zu,\n  \"median_ms\": %.3f\n}\n", n_out ? "\n  " : "", runs,
             median_ms);
+}
+
+/* ---- the same documents as strings ----------------------------------------------------- */
+
+/* Runs write(f) on a memory stream; *out gets a NUL-terminated copy from
+ * bnf_malloc (the caller frees it with bnf_buffer_free), *len its length. */
+static bnf_status to_string(void (*write)(const void *, const void *, FILE *), const void *a,
+                            const void *b, char **out, size_t *len, bnf_err *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    *out = NULL;
+    if (!f)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    write(a, b, f);
+    if (fclose(f) != 0 || !buf) {
+        free(buf); /* open_memstream's own allocation */
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    if ((*out = bnf_malloc(n + 1)))
+        memcpy(*out, buf, n + 1);
+    free(buf);
+    if (!*out)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if (len)
+        *len = n;
+    return BNF_OK;
+}
+
+static void report_doc(const void *r, const void *unused, FILE *f)
+{
+    (void)unused;
+    bnf_report_write_json(r, f);
+}
+
+bnf_status bnf_report_to_json(const bnf_report *r, char **json, size_t *len, bnf_err *err)
+{
+    return to_string(report_doc, r, NULL, json, len, err);
+}
+
+typedef struct {
+    const char *a, *b;
+    const bnf_verify_options *o;
+} verify_args;
+
+static void verify_doc(const void *r, const void *args, FILE *f)
+{
+    const verify_args *v = args;
+    bnf_verify_write_json(r, v->a, v->b, v->o, f);
+}
+
+bnf_status bnf_verify_to_json(const bnf_verify_result *r, const char *model_a, const char *model_b,
+                              const bnf_verify_options *o, char **json, size_t *len, bnf_err *err)
+{
+    verify_args v = {model_a, model_b, o};
+    return to_string(verify_doc, r, &v, json, len, err);
 }
