@@ -646,6 +646,8 @@ CASES = [
      [("-", "skip NON_FINITE", "folded weight > 65504: model unchanged")]),
     ("conv2d_bf16_ok", CONV(dtype="bfloat16", opset=15),
      [("-", "fold", "bfloat16, opset 15")]),
+    ("conv_bn_opset99", CONV(opset=99, fold=False),
+     [("-", "skip UNKNOWN_OPSET", "ai.onnx opset 99: BatchNormalization's meaning unknown")]),
     ("conv_bn_training15", CONV(opset=15, bn_attrs={"training_mode": 1}),
      [("-", "skip TRAINING_MODE", "training_mode 1, only Y"),
       ("assume_inference", "fold", "expected = the inference fold (running stats)")]),

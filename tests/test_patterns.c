@@ -107,6 +107,7 @@ static const pattern_case cases[] = {
      NULL, EVAL_TRY},
     SKIP("conv2d_fp16_overflow", 0, "NON_FINITE"),
     CONV_FOLD("conv2d_bf16_ok", 0, EVAL_NO),
+    SKIP("conv_bn_opset99", 0, "UNKNOWN_OPSET"),
     SKIP("conv_bn_training15", 0, "TRAINING_MODE"),
     CONV_FOLD("conv_bn_training15", OPT_ASSUME, EVAL_YES),
     SKIP("conv_bn_is_test0_opset6", 0, "TRAINING_MODE"),

@@ -77,6 +77,12 @@ bnf_status bnf_bn_read(const bnf_model *m, const bnf_graph *gi, const Onnx__Node
     *code = BNF_NO_CODE;
     reason[0] = '\0';
 
+    if (opset > BNF_BN_NEWEST_OPSET) {
+        *code = BNF_UNKNOWN_OPSET;
+        snprintf(reason, reason_size, "ai.onnx opset %lld: BatchNormalization is known up to "
+                 "opset %d", (long long)opset, BNF_BN_NEWEST_OPSET);
+        return BNF_OK;
+    }
     if (node->n_input < 5) {
         return bnf_fail(err, BNF_ERR_INVALID,
                         "BatchNormalization node '%s' has %zu inputs, needs 5", nname,

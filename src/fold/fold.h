@@ -9,6 +9,11 @@
 
 /* ---- BatchNormalization (bn.c) -------------------------------------------- */
 
+/* The newest ai.onnx opset whose BatchNormalization bnfold knows: versions 1,
+ * 6, 7, 9, 14 and 15, the last one still current at opset 23 (ONNX 1.18).  A
+ * newer opset may have changed it: such a BN is not folded (UNKNOWN_OPSET). */
+#define BNF_BN_NEWEST_OPSET 23
+
 typedef struct {
     int64_t c;
     double eps;

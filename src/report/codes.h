@@ -34,6 +34,8 @@
     X(PADDING, SKIP, NULL, "the BN is before a Conv that pads its input: folding is not exact")   \
     X(UNVERIFIED, SKIP, NULL, "the fold cannot be checked on its own (a kernel too large for "    \
       "the local check); --no-verify folds it")                                                   \
+    X(UNKNOWN_OPSET, SKIP, NULL, "the BN's ai.onnx opset is newer than bnfold knows "              \
+      "(BatchNormalization is known up to opset 23): its meaning there is not known")             \
     X(BN_NONFINITE, FINDING, "error", "NaN or infinity in scale, B, mean or variance")            \
     X(BN_NEG_VAR, FINDING, "error", "a negative running variance")                                \
     X(BN_TRAINING_MODE, FINDING, "error", "a training-mode BN in an inference model")             \
