@@ -24,6 +24,8 @@ typedef struct {
  * of the nodes checked), and what its nodes define at all. */
 typedef struct {
     bnf_strmap *scope, *later;
+    bnf_strmap *shapes; /* value name -> its value_info (inputs, value_info, outputs) */
+    bnf_strmap *inits;  /* initializer name -> index */
 } defined;
 
 static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *where)
@@ -108,8 +110,23 @@ static bnf_status enter_graph(void *ctx, bnf_scope *s, bnf_err *err)
     s->data = d;
     d->scope = bnf_strmap_new(hint);
     d->later = bnf_strmap_new(hint);
-    if (!d->scope || !d->later)
+    d->shapes = bnf_strmap_new(g->n_input + g->n_value_info + g->n_output + 8);
+    d->inits = bnf_strmap_new(g->n_initializer + 8);
+    if (!d->scope || !d->later || !d->shapes || !d->inits)
         return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+    {
+        Onnx__ValueInfoProto *const *lists[3] = {g->input, g->value_info, g->output};
+        size_t counts[3] = {g->n_input, g->n_value_info, g->n_output};
+        for (int l = 0; l < 3; l++)
+            for (size_t i = 0; i < counts[l]; i++)
+                if (lists[l][i]->name &&
+                    bnf_strmap_put(d->shapes, lists[l][i]->name, (intptr_t)lists[l][i]))
+                    return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < g->n_initializer; i++)
+            if (g->initializer[i]->name &&
+                bnf_strmap_put(d->inits, g->initializer[i]->name, (intptr_t)i))
+                return bnf_fail(v->err, BNF_ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < g->n_input; i++) {
         const char *nm = S(g->input[i]->name);
         if (!*nm || bnf_strmap_get(d->scope, nm, NULL))
@@ -144,6 +161,57 @@ static bnf_status enter_graph(void *ctx, bnf_scope *s, bnf_err *err)
     return BNF_OK;
 }
 
+/* The size of axis `axis` of value `name` as the graph states it, or -1. */
+static int64_t stated_dim(const defined *d, const char *name, size_t axis)
+{
+    intptr_t p;
+    const Onnx__TypeProto *t;
+    const Onnx__TensorShapeProto *sh;
+    if (!name || !bnf_strmap_get(d->shapes, name, &p))
+        return -1;
+    t = ((const Onnx__ValueInfoProto *)p)->type;
+    if (!t || t->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !t->tensor_type ||
+        !(sh = t->tensor_type->shape) || axis >= sh->n_dim ||
+        sh->dim[axis]->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+        return -1;
+    return sh->dim[axis]->dim_value;
+}
+
+/* A Conv or ConvTranspose whose group, weight and input channels disagree
+ * (as far as the graph states them) cannot run: W is [M, C/g, k...] (Conv) or
+ * [C, M/g, k...] (ConvTranspose) for an input of C channels. */
+static bnf_status check_conv(vctx *v, const bnf_scope *s, const Onnx__NodeProto *n)
+{
+    const defined *d = s->data;
+    int transpose = bnf_is_op(n, "ConvTranspose");
+    int64_t g = bnf_attr_int(n, "group", 1), c;
+    const Onnx__TensorProto *w;
+    intptr_t wi;
+    if (!transpose && !bnf_is_op(n, "Conv"))
+        return BNF_OK;
+    if (g < 1)
+        return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': group %lld is not positive",
+                        n->op_type, S(n->name), (long long)g);
+    if (n->n_input < 2 || !n->input[1] || !bnf_strmap_get(d->inits, n->input[1], &wi) ||
+        (w = s->g->initializer[wi])->n_dims < 3)
+        return BNF_OK; /* the weight's shape is not stated here */
+    if (w->dims[0] % g != 0)
+        return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': group %lld does not divide the "
+                        "%lld %s channels of weight '%s'", n->op_type, S(n->name), (long long)g,
+                        (long long)w->dims[0], transpose ? "input" : "output", S(w->name));
+    c = stated_dim(d, n->input[0], 1);
+    if (c > 0 && c % g != 0)
+        return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': group %lld does not divide the "
+                        "%lld channels of its input '%s'", n->op_type, S(n->name), (long long)g,
+                        (long long)c, n->input[0]);
+    if (c > 0 && c != (transpose ? w->dims[0] : w->dims[1] * g))
+        return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': its input '%s' has %lld channels, "
+                        "weight '%s' (group %lld) is for %lld", n->op_type, S(n->name),
+                        n->input[0], (long long)c, S(w->name), (long long)g,
+                        (long long)(transpose ? w->dims[0] : w->dims[1] * g));
+    return BNF_OK;
+}
+
 /* A node's inputs are defined, and the tensors in its attributes are sound
  * (its subgraphs are walked next, seeing what is defined before the node). */
 static bnf_status check_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
@@ -169,6 +237,8 @@ static bnf_status check_node(void *ctx, bnf_scope *s, size_t i, bnf_err *err)
                             : "%s node '%s' reads '%s', which nothing defines",
                         n->op_type, S(n->name), in);
     }
+    if ((rc = check_conv(v, s, n)))
+        return rc;
     snprintf(where, sizeof where, "%s node '%s'", S(n->op_type), S(n->name));
     for (size_t a = 0; a < n->n_attribute; a++) {
         const Onnx__AttributeProto *at = n->attribute[a];
@@ -216,6 +286,8 @@ static bnf_status leave_graph(void *ctx, bnf_scope *s, bnf_status rc, bnf_err *e
     if (d) {
         bnf_strmap_free(d->scope);
         bnf_strmap_free(d->later);
+        bnf_strmap_free(d->shapes);
+        bnf_strmap_free(d->inits);
         bnf_free(d);
     }
     return rc;

@@ -381,6 +381,12 @@ def main():
     # its synthetic input shape: a group that divides nothing (an input of 12.6 M
     # channels: found by fuzz_fold as a time-out), and values whose products
     # overflow int64 (verify.c's layer_input_shape)
+    # a Conv whose group, weight and input disagree: invalid (validation)
+    m = model()
+    m.graph.node[0].attribute.append(helper.make_attribute("group", 3))
+    save("conv_group_not_dividing.onnx", m)
+    m = model(inputs=[helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 6, 4, 4])])
+    save("conv_input_channels.onnx", m)
     for name, attr, v in (("fold_conv_group_4m.onnx", "group", 4194303),
                           ("fold_conv_group_huge.onnx", "group", 1 << 62),
                           ("fold_conv_dilations_huge.onnx", "dilations", [1 << 62, 1]),
