@@ -89,6 +89,35 @@ typedef struct {
  * or NULL when the evaluator does not have it. */
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
 
+/* ---- sessions and runs (session.c) --------------------------------------------------- */
+
+/* One evaluation of a session's graph, stepped node by node: bnf_run_start
+ * binds the inputs (borrowed until bnf_run_end), bnf_run_node runs node i
+ * (nothing when it is done, already or fused into an earlier one; observe
+ * sees each value it makes and runs it unfused), bnf_run_output reads graph
+ * output k while the run holds it.  A session may have several runs; they
+ * share its weights, kernels' caches and threads and must be stepped by one
+ * thread at a time. */
+typedef struct bnf_run bnf_run;
+bnf_status bnf_run_new(bnf_session *s, bnf_run **out, bnf_err *err);
+void bnf_run_free(bnf_run *r);
+bnf_status bnf_run_start(bnf_run *r, const bnf_tensor *const *inputs, bnf_err *err);
+bnf_status bnf_run_node(bnf_run *r, size_t i, bnf_observer observe, void *observer, bnf_err *err);
+int bnf_run_done(const bnf_run *r, size_t i);
+const bnf_tensor *bnf_run_output(const bnf_run *r, size_t k);
+/* Copies the graph outputs into outputs[0 .. n_outputs). */
+bnf_status bnf_run_outputs(const bnf_run *r, bnf_tensor *outputs, bnf_err *err);
+/* Frees every value the run made; its inputs go back to the caller. */
+void bnf_run_end(bnf_run *r);
+size_t bnf_session_n_nodes(const bnf_session *s);
+const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i);
+/* A lean session gives back what node i made of its weights (decoded copies,
+ * packed weights, the pages it read) on bnf_session_node_release(s, i), which
+ * the caller says once every run is done with the node for now; a later run
+ * makes them again.  Without lean, release does nothing. */
+void bnf_session_lean(bnf_session *s);
+void bnf_session_node_release(bnf_session *s, size_t i);
+
 /* ---- tensors ---------------------------------------------------------------- */
 
 /* Bytes per element of a data type the evaluator computes in, 0 for others. */

@@ -1,20 +1,33 @@
 /* eval/session.c: runs a model's main graph with the kernels of the registry.
  *
- * Every value name gets a slot.  Initializers are decoded once, when the session
- * is made; activations live from the node that makes them to the last node that
- * reads them (a count of reads still to come per value) and are freed right
- * after it, so peak memory is the weights plus the live activations.  Nodes run
- * in the order the file gives (ONNX requires a topological order; a node whose
- * input is not there yet is an error).
+ * A session is the plan: every value name has a slot, every node its kernel,
+ * its input and output slots and what its kernel keeps across runs (packed
+ * weights).  A run (bnf_run) is one evaluation's state: the value in each slot,
+ * the reads still to come of each, which nodes are done.  A session runs one
+ * run at a time through the public API (bnf_session_run); the verifier steps
+ * several runs of one or two sessions node by node in lockstep.
  *
- * Fusion: when a run is not observed, a Conv followed by BatchNormalization
+ * Weights are read in place: an initializer's bytes are used where the model
+ * holds them (the file's mapping, or typed fields) when they are already what
+ * a kernel reads (float32, int64, double ... little-endian, aligned), and
+ * decoded (float16, bfloat16, external data, unaligned bytes) only when a node
+ * first needs them.  A lean session (bnf_session_lean) gives back what a node
+ * made of its weights (decoded copies, packed weights, the mapped pages it
+ * read) when bnf_session_node_release says the node is done for now, so that
+ * memory does not grow with the model.
+ *
+ * In a run, activations live from the node that makes them to the last node
+ * that reads them (a count of reads still to come per value) and are freed
+ * right after it.  Nodes run in the order the file gives (ONNX requires a
+ * topological order; a node whose input is not there yet is an error).
+ *
+ * Fusion: when a node is not observed, a Conv followed by BatchNormalization
  * and/or Relu, Clip, Sigmoid or SiLU (Sigmoid + Mul), or by [BatchNormalization]
  * Add [Relu] (a residual connection), whose values in between nothing else
  * reads, computes the chain's result in its own output loop
  * (bnf_epilogue, planned when the session is made, checked against the actual
  * tensors at run time; anything unexpected runs the nodes one by one).  An
- * observed run (bnf_session_run_observed with an observer, as verify uses)
- * makes every value, unfused.
+ * observed run makes every value, unfused.
  *
  * Threads: the session starts threads - 1 workers (eval/threads.c) that the
  * kernels share their loops and GEMMs out over; OpenBLAS is kept at one thread
@@ -44,33 +57,51 @@ typedef struct {
     size_t last;              /* the node whose output the Conv writes; NO_NODE: no chain */
 } fuse_plan;
 
+/* An initializer as the session reads it: t has its type and shape always,
+ * its data once a node has needed it (NULL before, and again after a lean
+ * release); borrowed: t.data points into the model's own bytes. */
+typedef struct {
+    const Onnx__TensorProto *proto;
+    bnf_tensor t;
+    int borrowed;
+} weight;
+
 struct bnf_session {
     const bnf_model *m;
     const Onnx__GraphProto *g;
     int64_t opset;
     int threads;
+    int lean;                 /* give back what a node made of its weights when released */
     bnf_strmap *slot_of;      /* value name -> slot */
     size_t n_slots;
-    bnf_tensor **slots;       /* NULL until computed */
-    unsigned char *keep;      /* initializers and graph outputs: not freed while running */
+    unsigned char *keep;      /* per slot: 1 graph output, 2 weight (lives with the session) */
+    size_t *weight_of;        /* per slot: index in weights, or NO_NODE */
     const bnf_op_def **kernels;
     size_t *inputs;           /* slots of the real graph inputs */
     size_t n_inputs;
     const Onnx__ValueInfoProto **input_info;
     size_t *outputs;          /* slots of the graph outputs */
     size_t n_outputs;
-    bnf_tensor *weights;      /* decoded initializers, one per initializer */
+    weight *weights;          /* one per initializer */
     size_t n_weights;
     bnf_pool *pool;           /* threads - 1 workers, or NULL */
     size_t *uses;             /* per slot: how many node inputs read it */
-    size_t *left;             /* per slot, during a run: reads still to come */
     size_t *producer;         /* per slot: the node that makes it, or NO_NODE */
-    unsigned char *done;      /* per node, during a run: already run (or fused) */
     fuse_plan *fuse;          /* per node */
     size_t *io;               /* per node: the slots of its inputs, then of its outputs
                                * (NO_NODE for absent ones), from io_at[node] on */
     size_t *io_at;
     bnf_node_cache *cache;    /* per node: what its kernel keeps across runs */
+    unsigned *dropped;        /* per node: bit j, input j is in its cache and not read again */
+    bnf_run *run;             /* the run of bnf_session_run, made at the first one */
+};
+
+struct bnf_run {
+    bnf_session *s;
+    bnf_tensor **slots;       /* NULL until computed; a weight's slot points into s->weights */
+    unsigned char *borrowed;  /* per slot: the caller's input tensor, not freed */
+    size_t *left;             /* per slot: reads still to come */
+    unsigned char *done;      /* per node: run (or fused into another) */
 };
 
 static int64_t domain_opset(const bnf_model *m, const char *domain)
@@ -91,30 +122,37 @@ static bnf_status slot(bnf_session *s, const char *name, size_t *out, bnf_err *e
     return BNF_OK;
 }
 
+/* Gives back what weight w holds: its decoded data, or the pages of the
+ * model's bytes it read; it is made again when a node needs it. */
+static void weight_release(bnf_session *s, weight *w)
+{
+    if (!w->t.data)
+        return;
+    if (w->borrowed)
+        bnf_mapped_release_range(s->m, w->t.data, w->t.n * bnf_eval_size(w->t.dtype));
+    else
+        bnf_free(w->t.data);
+    w->t.data = NULL;
+    w->borrowed = 0;
+}
+
 void bnf_session_free(bnf_session *s)
 {
     if (!s)
         return;
-    if (s->slots)
-        for (size_t i = 0; i < s->n_slots; i++)
-            if (s->slots[i] && !(s->keep && s->keep[i] == 2)) {
-                bnf_tensor_clear(s->slots[i]);
-                bnf_free(s->slots[i]);
-            }
-    for (size_t i = 0; i < s->n_weights; i++)
-        bnf_tensor_clear(&s->weights[i]);
+    bnf_run_free(s->run);
+    for (size_t i = 0; s->weights && i < s->n_weights; i++)
+        weight_release(s, &s->weights[i]);
     bnf_free(s->weights);
-    bnf_free(s->slots);
     bnf_free(s->keep);
+    bnf_free(s->weight_of);
     bnf_free(s->kernels);
     bnf_free(s->inputs);
     bnf_free(s->input_info);
     bnf_free(s->outputs);
     bnf_strmap_free(s->slot_of);
     bnf_free(s->uses);
-    bnf_free(s->left);
     bnf_free(s->producer);
-    bnf_free(s->done);
     bnf_free(s->fuse);
     bnf_free(s->io);
     bnf_free(s->io_at);
@@ -123,6 +161,7 @@ void bnf_session_free(bnf_session *s)
             if (s->cache[i].data && s->cache[i].free)
                 s->cache[i].free(s->cache[i].data);
     bnf_free(s->cache);
+    bnf_free(s->dropped);
     bnf_pool_free(s->pool);
     bnf_free(s);
 }
@@ -169,11 +208,6 @@ static size_t out_slot(const bnf_session *s, size_t i, size_t j)
     return j < n->n_output ? s->io[s->io_at[i] + n->n_input + j] : NO_NODE;
 }
 
-static int is_op(const Onnx__NodeProto *n, const char *op)
-{
-    return n->op_type && strcmp(n->op_type, op) == 0 && (!n->domain || !*n->domain);
-}
-
 /* Node i has exactly one named output, output 0. */
 static int single_output(const bnf_session *s, size_t i)
 {
@@ -208,7 +242,7 @@ static size_t add_reader(const bnf_session *s, size_t k, size_t from)
     for (size_t i = from + 1; i < s->g->n_node; i++) {
         const Onnx__NodeProto *n = s->g->node[i];
         size_t a, b;
-        if (!is_op(n, "Add") || n->n_input != 2 || !single_output(s, i))
+        if (!bnf_is_op(n, "Add") || n->n_input != 2 || !single_output(s, i))
             continue;
         a = in_slot(s, i, 0);
         b = in_slot(s, i, 1);
@@ -227,12 +261,12 @@ static void plan_fusion(bnf_session *s)
         const Onnx__NodeProto *n = g->node[i];
         size_t v, j, from;
         *f = (fuse_plan){NO_NODE, NO_NODE, NO_NODE, BNF_ACT_NONE, NO_NODE, NO_NODE, 0, NO_NODE};
-        if (!is_op(n, "Conv") || !single_output(s, i))
+        if (!bnf_is_op(n, "Conv") || !single_output(s, i))
             continue;
         v = out_slot(s, i, 0);
         /* BatchNormalization (inference, opset 9+: no spatial attribute, no extra outputs) */
         if (s->opset >= 9 && inner_value(s, v, 1) && (j = reader(s, v, i, 0)) != NO_NODE &&
-            is_op(g->node[j], "BatchNormalization") && g->node[j]->n_input == 5 &&
+            bnf_is_op(g->node[j], "BatchNormalization") && g->node[j]->n_input == 5 &&
             single_output(s, j) && !bnf_attr_int(g->node[j], "training_mode", 0)) {
             f->bn = f->last = j;
             v = out_slot(s, j, 0);
@@ -240,21 +274,21 @@ static void plan_fusion(bnf_session *s)
         from = f->last == NO_NODE ? i : f->last;
         if (inner_value(s, v, 1) && (j = reader(s, v, from, 0)) != NO_NODE &&
             single_output(s, j) &&
-            (((is_op(g->node[j], "Relu") || is_op(g->node[j], "Sigmoid")) &&
+            (((bnf_is_op(g->node[j], "Relu") || bnf_is_op(g->node[j], "Sigmoid")) &&
               g->node[j]->n_input == 1) ||
-             (is_op(g->node[j], "Clip") && s->opset >= 11 && g->node[j]->n_input <= 3 &&
+             (bnf_is_op(g->node[j], "Clip") && s->opset >= 11 && g->node[j]->n_input <= 3 &&
               !bnf_node_attr(g->node[j], "min") && !bnf_node_attr(g->node[j], "max")))) {
             f->act = f->last = j;
-            f->act_kind = is_op(g->node[j], "Relu") ? BNF_ACT_RELU
-                          : is_op(g->node[j], "Clip") ? BNF_ACT_CLIP : BNF_ACT_SIGMOID;
+            f->act_kind = bnf_is_op(g->node[j], "Relu") ? BNF_ACT_RELU
+                          : bnf_is_op(g->node[j], "Clip") ? BNF_ACT_CLIP : BNF_ACT_SIGMOID;
         } else if (inner_value(s, v, 2) && (j = reader(s, v, from, 0)) != NO_NODE &&
-                   is_op(g->node[j], "Sigmoid") && g->node[j]->n_input == 1 &&
+                   bnf_is_op(g->node[j], "Sigmoid") && g->node[j]->n_input == 1 &&
                    single_output(s, j)) {
             /* SiLU: Mul(v, Sigmoid(v)) in either order */
             size_t sg = out_slot(s, j, 0), mu = NO_NODE;
             for (size_t k = j + 1; k < g->n_node && mu == NO_NODE; k++) {
                 const Onnx__NodeProto *m = g->node[k];
-                if (is_op(m, "Mul") && m->n_input == 2 && single_output(s, k) &&
+                if (bnf_is_op(m, "Mul") && m->n_input == 2 && single_output(s, k) &&
                     ((in_slot(s, k, 0) == v && in_slot(s, k, 1) == sg) ||
                      (in_slot(s, k, 0) == sg && in_slot(s, k, 1) == v)))
                     mu = k;
@@ -272,7 +306,7 @@ static void plan_fusion(bnf_session *s)
             f->res_in = in_slot(s, j, 0) == v ? 1 : 0;
             v = out_slot(s, j, 0);
             if (inner_value(s, v, 1) && (j = reader(s, v, f->add, 0)) != NO_NODE &&
-                is_op(g->node[j], "Relu") && g->node[j]->n_input == 1 && single_output(s, j))
+                bnf_is_op(g->node[j], "Relu") && g->node[j]->n_input == 1 && single_output(s, j))
                 f->relu = f->last = j;
         }
     }
@@ -311,7 +345,7 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
     /* kernels first: an unsupported model is refused before any weight is decoded */
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
-        if (!n->domain || !*n->domain || strcmp(n->domain, "ai.onnx") == 0)
+        if (bnf_is_onnx_domain(n->domain))
             s->kernels[i] = bnf_op_find(n->op_type, s->opset);
         missing += !s->kernels[i];
     }
@@ -341,23 +375,46 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         if ((rc = slot(s, S(g->output[i]->name), &s->outputs[i], err)))
             goto fail;
     s->n_outputs = g->n_output;
-    s->slots = bnf_calloc(s->n_slots + 1, sizeof *s->slots);
     s->keep = bnf_calloc(s->n_slots + 1, 1);
-    if (!s->slots || !s->keep) {
+    s->weight_of = bnf_calloc(s->n_slots + 1, sizeof *s->weight_of);
+    if (!s->keep || !s->weight_of) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    for (size_t i = 0; i < s->n_slots; i++)
+        s->weight_of[i] = NO_NODE;
     for (size_t i = 0; i < g->n_output; i++)
         s->keep[s->outputs[i]] = 1;
-    /* weights: decoded once; 2 marks a slot that points into s->weights */
+    /* weights: their type and shape now, their data when a node needs it;
+     * 2 marks a slot that is a weight */
+    s->n_weights = g->n_initializer;
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
-        if ((rc = bnf_tensor_from_proto(m, t, &s->weights[i], err)))
+        weight *w = &s->weights[i];
+        int32_t dt = t->data_type;
+        w->proto = t;
+        if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+            dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16)
+            dt = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT; /* decoded to float */
+        if (!bnf_eval_size(dt)) {
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': the evaluator has no %s tensors",
+                          S(t->name), bnf_dtype_name(t->data_type));
             goto fail;
-        s->n_weights = i + 1;
+        }
+        if (t->n_dims > BNF_MAX_RANK) {
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s' has rank %zu", S(t->name),
+                          t->n_dims);
+            goto fail;
+        }
+        if ((rc = bnf_numel(t->dims, t->n_dims, S(t->name), &w->t.n, err)))
+            goto fail;
+        w->t.dtype = dt;
+        w->t.rank = t->n_dims;
+        for (size_t d = 0; d < t->n_dims; d++)
+            w->t.dims[d] = t->dims[d];
         bnf_strmap_get(s->slot_of, S(t->name), (intptr_t *)&k);
-        s->slots[k] = &s->weights[i];
         s->keep[k] = 2;
+        s->weight_of[k] = i;
     }
     /* every value is made once: not by two nodes, not over an input or weight */
     {
@@ -424,12 +481,11 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         }
     }
     s->uses = bnf_calloc(s->n_slots + 1, sizeof *s->uses);
-    s->left = bnf_calloc(s->n_slots + 1, sizeof *s->left);
     s->producer = bnf_calloc(s->n_slots + 1, sizeof *s->producer);
-    s->done = bnf_calloc(g->n_node + 1, 1);
     s->fuse = bnf_calloc(g->n_node + 1, sizeof *s->fuse);
     s->cache = bnf_calloc(g->n_node + 1, sizeof *s->cache);
-    if (!s->uses || !s->left || !s->producer || !s->done || !s->fuse || !s->cache) {
+    s->dropped = bnf_calloc(g->n_node + 1, sizeof *s->dropped);
+    if (!s->uses || !s->producer || !s->fuse || !s->cache || !s->dropped) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -607,58 +663,269 @@ bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *give
     return rc;
 }
 
-static void release_slot(bnf_session *s, size_t k)
+/* ---- weights ------------------------------------------------------------------------ */
+
+/* The bytes of stored tensor t when a kernel can read them as they are: raw
+ * little-endian data (or a typed field of the same layout), aligned for the
+ * type; else NULL (they are decoded). */
+static void *in_place(const Onnx__TensorProto *t, int32_t dtype, size_t n)
 {
-    if (s->keep[k] == 2)
-        return; /* a weight: lives as long as the session */
-    if (s->keep[k] != 3 && s->slots[k]) {
-        bnf_tensor_clear(s->slots[k]);
-        bnf_free(s->slots[k]);
+    size_t es = bnf_eval_size(dtype);
+    const void *p = NULL;
+    if (dtype != t->data_type || bnf_tensor_is_external(t))
+        return NULL;
+    if (t->has_raw_data) {
+        if (t->raw_data.len == n * es)
+            p = t->raw_data.data;
+    } else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_float_data == n) {
+        p = t->float_data;
+    } else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && t->n_double_data == n) {
+        p = t->double_data;
+    } else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_int64_data == n) {
+        p = t->int64_data;
+    } else if (dtype == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && t->n_int32_data == n) {
+        p = t->int32_data;
     }
-    s->slots[k] = NULL;
+    if (!p || !n || (uintptr_t)p % es != 0)
+        return NULL;
+    return (void *)p;
 }
 
-bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs, bnf_tensor *outputs,
-                           bnf_err *err)
+/* The data of stored tensor t (raw little-endian bytes, here or in an
+ * external file) decoded into a new buffer for a kernel of type dtype: a copy
+ * for the same type, float16 / bfloat16 widened to float; NULL (*rc 0) for
+ * other forms. */
+static void *raw_decoded(const bnf_session *s, const Onnx__TensorProto *t, int32_t dtype, size_t n,
+                         bnf_status *rc, bnf_err *err)
 {
-    return bnf_session_run_observed(s, inputs, outputs, NULL, NULL, err);
+    size_t es = bnf_eval_size(dtype), size = 0;
+    uint8_t *ext = NULL;
+    const uint8_t *raw;
+    void *out;
+    int half = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+               t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
+    *rc = BNF_OK;
+    if (t->data_type != dtype && !half)
+        return NULL;
+    if (bnf_tensor_is_external(t)) {
+        if ((*rc = bnf_tensor_read_external(s->m, t, &ext, &size, err)))
+            return NULL;
+        raw = ext;
+    } else if (t->has_raw_data) {
+        raw = t->raw_data.data;
+        size = t->raw_data.len;
+    } else {
+        return NULL;
+    }
+    if (size != n * (half ? 2 : es)) {
+        bnf_free(ext);
+        *rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': %zu bytes of data for %zu values",
+                       t->name ? t->name : "", size, n);
+        return NULL;
+    }
+    if (ext && !half)
+        return ext; /* read for us: already the kernel's bytes */
+    if (!(out = bnf_malloc(n * es > 0 ? n * es : 1))) {
+        bnf_free(ext);
+        *rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (!half) {
+        memcpy(out, raw, n * es);
+    } else {
+        float *f = out;
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            f[i] = (float)(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16
+                               ? bnf_half_to_double(h) : bnf_bf16_to_double(h));
+        }
+    }
+    if (!ext) /* the pages read: back to the page cache */
+        bnf_mapped_release_range(s->m, raw, size);
+    bnf_free(ext);
+    return out;
+}
+
+/* Makes weight w's data there for a kernel: in place, or decoded. */
+static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
+{
+    bnf_tensor t = {0};
+    void *p;
+    bnf_status rc;
+    if (w->t.data || !w->t.n)
+        return BNF_OK;
+    if ((p = in_place(w->proto, w->t.dtype, w->t.n))) {
+        w->t.data = p;
+        w->borrowed = 1;
+        return BNF_OK;
+    }
+    if ((p = raw_decoded(s, w->proto, w->t.dtype, w->t.n, &rc, err)) || rc) {
+        w->t.data = p;
+        w->borrowed = 0;
+        return rc;
+    }
+    if ((rc = bnf_tensor_from_proto(s->m, w->proto, &t, err)))
+        return rc;
+    if (t.dtype != w->t.dtype || t.n != w->t.n) {
+        bnf_tensor_clear(&t);
+        return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': its data does not match its type "
+                        "and shape", w->proto->name ? w->proto->name : "");
+    }
+    w->t.data = t.data;
+    w->borrowed = 0;
+    return BNF_OK;
+}
+
+void bnf_session_lean(bnf_session *s)
+{
+    s->lean = 1;
+}
+
+void bnf_session_node_release(bnf_session *s, size_t i)
+{
+    if (!s->lean || i >= s->g->n_node)
+        return;
+    if (s->cache[i].data && s->cache[i].free)
+        s->cache[i].free(s->cache[i].data);
+    memset(&s->cache[i], 0, sizeof s->cache[i]);
+    s->dropped[i] = 0;
+    for (size_t j = 0; j < s->g->node[i]->n_input; j++) {
+        size_t k = in_slot(s, i, j);
+        if (k != NO_NODE && s->weight_of[k] != NO_NODE)
+            weight_release(s, &s->weights[s->weight_of[k]]);
+    }
+}
+
+size_t bnf_session_n_nodes(const bnf_session *s)
+{
+    return s->g->n_node;
+}
+
+const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i)
+{
+    return i < s->g->n_node ? s->g->node[i] : NULL;
+}
+
+/* ---- runs ---------------------------------------------------------------------------- */
+
+void bnf_run_free(bnf_run *r)
+{
+    if (!r)
+        return;
+    bnf_run_end(r);
+    bnf_free(r->slots);
+    bnf_free(r->borrowed);
+    bnf_free(r->left);
+    bnf_free(r->done);
+    bnf_free(r);
+}
+
+bnf_status bnf_run_new(bnf_session *s, bnf_run **out, bnf_err *err)
+{
+    bnf_run *r = bnf_calloc(1, sizeof *r);
+    *out = NULL;
+    if (!r)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    r->s = s;
+    r->slots = bnf_calloc(s->n_slots + 1, sizeof *r->slots);
+    r->borrowed = bnf_calloc(s->n_slots + 1, 1);
+    r->left = bnf_calloc(s->n_slots + 1, sizeof *r->left);
+    r->done = bnf_calloc(s->g->n_node + 1, 1);
+    if (!r->slots || !r->borrowed || !r->left || !r->done) {
+        bnf_run_free(r);
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    }
+    *out = r;
+    return BNF_OK;
+}
+
+/* Empties slot k (a value the run made is freed; a weight or an input stays). */
+static void release_slot(bnf_run *r, size_t k)
+{
+    if (r->slots[k] && !r->borrowed[k] && r->s->keep[k] != 2) {
+        bnf_tensor_clear(r->slots[k]);
+        bnf_free(r->slots[k]);
+    }
+    r->slots[k] = NULL;
+    r->borrowed[k] = 0;
+}
+
+void bnf_run_end(bnf_run *r)
+{
+    for (size_t k = 0; r->slots && r->borrowed && k < r->s->n_slots; k++)
+        release_slot(r, k);
+}
+
+bnf_status bnf_run_start(bnf_run *r, const bnf_tensor *const *inputs, bnf_err *err)
+{
+    bnf_session *s = r->s;
+    (void)err;
+    bnf_run_end(r);
+    /* the kernels share GEMMs out over the session's threads themselves */
+    openblas_set_num_threads(1);
+    memcpy(r->left, s->uses, s->n_slots * sizeof *r->left);
+    memset(r->done, 0, s->g->n_node);
+    for (size_t k = 0; k < s->n_slots; k++)
+        if (s->weight_of[k] != NO_NODE)
+            r->slots[k] = &s->weights[s->weight_of[k]].t;
+    /* inputs are borrowed: slots point at the caller's tensors */
+    for (size_t i = 0; i < s->n_inputs; i++) {
+        r->slots[s->inputs[i]] = (bnf_tensor *)inputs[i];
+        r->borrowed[s->inputs[i]] = 1;
+    }
+    return BNF_OK;
+}
+
+int bnf_run_done(const bnf_run *r, size_t i)
+{
+    return i < r->s->g->n_node && r->done[i];
+}
+
+const bnf_tensor *bnf_run_output(const bnf_run *r, size_t k)
+{
+    return k < r->s->n_outputs ? r->slots[r->s->outputs[k]] : NULL;
 }
 
 /* One fewer read to come of each input of node i; frees the values no node
  * reads any more (weights, graph inputs and outputs are kept). */
-static void consume_inputs(bnf_session *s, size_t i)
+static void consume_inputs(bnf_run *r, size_t i)
 {
+    const bnf_session *s = r->s;
     const Onnx__NodeProto *n = s->g->node[i];
     for (size_t j = 0; j < n->n_input; j++) {
         size_t k = in_slot(s, i, j);
         if (k == NO_NODE)
             continue;
-        if (s->left[k] > 0)
-            s->left[k]--;
-        if (s->left[k] == 0 && !s->keep[k])
-            release_slot(s, k);
+        if (r->left[k] > 0)
+            r->left[k]--;
+        if (r->left[k] == 0 && !s->keep[k] && !r->borrowed[k])
+            release_slot(r, k);
     }
 }
 
-static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
+static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *observer,
                             bnf_err *err);
 
 /* Input j of node i as a tensor, running its producer first when that is a
  * Constant node not run yet (the Clip bounds of a fused chain come after the
  * Conv in the file); NULL when absent or not available. */
-static const bnf_tensor *fused_input(bnf_session *s, size_t i, size_t j, bnf_err *err,
+static const bnf_tensor *fused_input(bnf_run *r, size_t i, size_t j, bnf_err *err,
                                      bnf_status *rc)
 {
+    bnf_session *s = r->s;
     size_t k = in_slot(s, i, j), p;
     if (k == NO_NODE)
         return NULL;
     p = s->producer[k];
-    if (!s->slots[k] && p != NO_NODE && !s->done[p] && s->g->node[p]->n_input == 0 &&
-        is_op(s->g->node[p], "Constant")) {
-        s->done[p] = 1;
-        *rc = exec_node(s, p, NULL, NULL, err);
+    if (!r->slots[k] && p != NO_NODE && !r->done[p] && s->g->node[p]->n_input == 0 &&
+        bnf_is_op(s->g->node[p], "Constant")) {
+        r->done[p] = 1;
+        *rc = exec_node(r, p, NULL, NULL, err);
     }
-    return s->slots[k];
+    if (r->slots[k] && s->weight_of[k] != NO_NODE && !*rc)
+        *rc = weight_ready(s, &s->weights[s->weight_of[k]], err);
+    return *rc ? NULL : r->slots[k];
 }
 
 /* A float value of exactly `count` elements (and rank 1 when rank1), as
@@ -675,10 +942,11 @@ static const float *float_vec(const bnf_tensor *t, size_t count, int rank1)
  * factors in *aff (2 * channels floats, the caller frees).  Sets *ok to 0 (and
  * makes nothing) when the run-time values do not fit it (types, shapes, bounds
  * that are not constants): then the nodes run one by one. */
-static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
+static bnf_status fused_epilogue(bnf_run *r, size_t i, fuse_plan *f,
                                  const bnf_tensor *const *in, size_t n_in, bnf_epilogue *e,
                                  float **aff, int *ok, bnf_err *err)
 {
+    const bnf_session *s = r->s;
     const bnf_tensor *w = n_in > 1 ? in[1] : NULL;
     bnf_status rc = BNF_OK;
     size_t m;
@@ -692,7 +960,7 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
         const float *p[4];
         double eps = bnf_attr_float(s->g->node[f->bn], "epsilon", 1e-5);
         for (size_t j = 0; j < 4; j++) {
-            p[j] = float_vec(fused_input(s, f->bn, j + 1, err, &rc), m, 1);
+            p[j] = float_vec(fused_input(r, f->bn, j + 1, err, &rc), m, 1);
             if (rc)
                 return rc;
             if (!p[j])
@@ -718,7 +986,7 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
             const bnf_tensor *b;
             if (in_slot(s, f->act, j) == NO_NODE)
                 continue;
-            b = fused_input(s, f->act, j, err, &rc);
+            b = fused_input(r, f->act, j, err, &rc);
             if (rc)
                 return rc;
             if (!float_vec(b, 1, 0))
@@ -731,21 +999,21 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
     }
     if (f->add != NO_NODE) {
         /* the other operand of the Add: a float tensor of the Conv output's shape */
-        const bnf_tensor *r = fused_input(s, f->add, f->res_in, err, &rc);
+        const bnf_tensor *res = fused_input(r, f->add, f->res_in, err, &rc);
         int64_t dims[BNF_MAX_RANK];
         size_t rank;
         bnf_op_ctx c;
         bnf_err scratch;
         if (rc)
             return rc;
-        if (!r) {
+        if (!res) {
             /* not computed yet (it comes later in the file): stop before the Add */
             f->add = f->relu = NO_NODE;
             f->last = f->bn;
             *ok = f->last != NO_NODE;
             return BNF_OK;
         }
-        if (r->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        if (res->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
             return BNF_OK;
         memset(&c, 0, sizeof c);
         c.node = s->g->node[i];
@@ -754,13 +1022,13 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
         c.n_in = n_in;
         c.threads = 1;
         c.err = &scratch;
-        if (bnf_conv_out_dims(&c, dims, &rank) != BNF_OK || rank != r->rank)
+        if (bnf_conv_out_dims(&c, dims, &rank) != BNF_OK || rank != res->rank)
             return BNF_OK; /* the Conv reports what is wrong when it runs */
         for (size_t d = 0; d < rank; d++)
-            if (dims[d] != r->dims[d])
+            if (dims[d] != res->dims[d])
                 return BNF_OK;
-        e->res = r->data;
-        e->res_n = r->n;
+        e->res = res->data;
+        e->res_n = res->n;
         e->post = f->relu != NO_NODE ? BNF_ACT_RELU : BNF_ACT_NONE;
     }
     *ok = 1;
@@ -769,7 +1037,8 @@ static bnf_status fused_epilogue(bnf_session *s, size_t i, fuse_plan *f,
 
 /* Frees the data of the weights node i's kernel no longer needs (cache->
  * drop_in), each when this node is its only reader and it is no graph output;
- * the tensors keep their type and shape. */
+ * the tensors keep their type and shape (a weight read in place gives back its
+ * pages instead). */
 static void drop_inputs(bnf_session *s, size_t i, bnf_node_cache *cache)
 {
     const Onnx__NodeProto *n = s->g->node[i];
@@ -781,17 +1050,18 @@ static void drop_inputs(bnf_session *s, size_t i, bnf_node_cache *cache)
         for (size_t o = 0; o < s->n_outputs; o++)
             out |= s->outputs[o] == k;
         if (!out) {
-            bnf_free(s->slots[k]->data);
-            s->slots[k]->data = NULL;
+            weight_release(s, &s->weights[s->weight_of[k]]);
+            s->dropped[i] |= 1u << j;
         }
     }
     cache->drop_in = 0;
 }
 
-/* Runs node i (and the nodes fused into it, when the run is not observed). */
-static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void *observer,
+/* Runs node i (and the nodes fused into it, when it is not observed). */
+static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *observer,
                             bnf_err *err)
 {
+    bnf_session *s = r->s;
     const Onnx__NodeProto *n = s->g->node[i];
     const bnf_tensor *in[64];
     bnf_tensor *outs[64];
@@ -811,18 +1081,20 @@ static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void
         in[j] = NULL;
         if (k == NO_NODE)
             continue;
-        in[j] = s->slots[k];
+        in[j] = r->slots[k];
         if (!in[j])
             rc = bnf_fail(err, BNF_ERR_INVALID,
                           "%s node '%s': input '%s' is not computed before it (graph inputs "
                           "missing or nodes out of order)", S(n->op_type), S(n->name),
                           n->input[j]);
+        else if (s->weight_of[k] != NO_NODE && !(j < 32 && s->dropped[i] & 1u << j))
+            rc = weight_ready(s, &s->weights[s->weight_of[k]], err);
     }
     if (rc)
         return rc;
     plan = s->fuse[i];
     if (!observe && plan.last != NO_NODE && n_out == 1 &&
-        (rc = fused_epilogue(s, i, &plan, in, n_in, &epi, &aff, &fused, err)))
+        (rc = fused_epilogue(r, i, &plan, in, n_in, &epi, &aff, &fused, err)))
         return rc;
     for (size_t j = 0; j < n_out; j++)
         outs[j] = NULL;
@@ -848,14 +1120,14 @@ static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void
     ctx.err = err;
     ctx.pool = s->pool;
     ctx.epi = fused ? &epi : NULL;
-    ctx.cache = s->cache ? &s->cache[i] : NULL;
+    ctx.cache = &s->cache[i];
     for (size_t j = 0; j < n_in && j < 32; j++) {
         size_t k = in_slot(s, i, j);
         if (k != NO_NODE && s->keep[k] == 2)
             ctx.const_in |= 1u << j;
     }
     rc = s->kernels[i]->run(&ctx);
-    if (!rc && ctx.cache && ctx.cache->drop_in)
+    if (!rc && ctx.cache->drop_in)
         drop_inputs(s, i, ctx.cache);
     bnf_free(aff);
     for (size_t j = 0; j < n_out; j++) {
@@ -868,72 +1140,75 @@ static bnf_status exec_node(bnf_session *s, size_t i, bnf_observer observe, void
         }
         if (fused) /* the value of the chain's last node */
             k = out_slot(s, plan.last, 0);
-        release_slot(s, k);
-        s->slots[k] = outs[j];
+        release_slot(r, k);
+        r->slots[k] = outs[j];
         if (observe && !rc)
             rc = observe(observer, n->output[j], outs[j], err);
     }
     if (rc)
         return rc;
-    consume_inputs(s, i);
+    consume_inputs(r, i);
     if (fused) {
         size_t chain[5] = {plan.bn, plan.act, plan.mul, plan.add, plan.relu};
         for (size_t c = 0; c < 5; c++)
             if (chain[c] != NO_NODE) {
-                s->done[chain[c]] = 1;
-                consume_inputs(s, chain[c]);
+                r->done[chain[c]] = 1;
+                consume_inputs(r, chain[c]);
             }
     }
     return BNF_OK;
+}
+
+bnf_status bnf_run_node(bnf_run *r, size_t i, bnf_observer observe, void *observer, bnf_err *err)
+{
+    if (i >= r->s->g->n_node || r->done[i])
+        return BNF_OK;
+    r->done[i] = 1;
+    return exec_node(r, i, observe, observer, err);
+}
+
+bnf_status bnf_run_outputs(const bnf_run *r, bnf_tensor *outputs, bnf_err *err)
+{
+    const bnf_session *s = r->s;
+    bnf_status rc = BNF_OK;
+    for (size_t i = 0; i < s->n_outputs; i++)
+        memset(&outputs[i], 0, sizeof outputs[i]);
+    for (size_t i = 0; i < s->n_outputs && !rc; i++) {
+        const bnf_tensor *t = r->slots[s->outputs[i]];
+        if (!t)
+            rc = bnf_fail(err, BNF_ERR_INVALID, "graph output '%s' is not computed",
+                          S(s->g->output[i]->name));
+        else if (t->n && !t->data && s->weight_of[s->outputs[i]] != NO_NODE)
+            rc = weight_ready((bnf_session *)s, &s->weights[s->weight_of[s->outputs[i]]], err);
+        if (!rc)
+            rc = bnf_tensor_copy(&outputs[i], r->slots[s->outputs[i]], err);
+    }
+    if (rc)
+        for (size_t i = 0; i < s->n_outputs; i++)
+            bnf_tensor_clear(&outputs[i]);
+    return rc;
+}
+
+bnf_status bnf_session_run(bnf_session *s, const bnf_tensor *const *inputs, bnf_tensor *outputs,
+                           bnf_err *err)
+{
+    return bnf_session_run_observed(s, inputs, outputs, NULL, NULL, err);
 }
 
 bnf_status bnf_session_run_observed(bnf_session *s, const bnf_tensor *const *inputs,
                                     bnf_tensor *outputs, bnf_observer observe, void *observer,
                                     bnf_err *err)
 {
-    const Onnx__GraphProto *g = s->g;
-    bnf_status rc = BNF_OK;
-    size_t n_input_slots = s->n_inputs;
-
-    /* the kernels share GEMMs out over the session's threads themselves */
-    openblas_set_num_threads(1);
+    bnf_status rc;
     for (size_t i = 0; i < s->n_outputs; i++)
         memset(&outputs[i], 0, sizeof outputs[i]);
-    memcpy(s->left, s->uses, s->n_slots * sizeof *s->left);
-    memset(s->done, 0, g->n_node);
-    /* inputs are borrowed: slots point at the caller's tensors (keep = 3) */
-    for (size_t i = 0; i < n_input_slots; i++) {
-        s->slots[s->inputs[i]] = (bnf_tensor *)inputs[i];
-        s->keep[s->inputs[i]] = 3;
-    }
-    for (size_t i = 0; i < g->n_node && !rc; i++) {
-        if (s->done[i])
-            continue;
-        s->done[i] = 1;
-        rc = exec_node(s, i, observe, observer, err);
-    }
-    for (size_t i = 0; i < s->n_outputs && !rc; i++) {
-        bnf_tensor *t = s->slots[s->outputs[i]];
-        if (!t) {
-            rc = bnf_fail(err, BNF_ERR_INVALID, "graph output '%s' is not computed",
-                          S(g->output[i]->name));
-            break;
-        }
-        rc = bnf_tensor_copy(&outputs[i], t, err);
-    }
-    /* leave nothing behind but the weights */
-    for (size_t k = 0; k < s->n_slots; k++) {
-        if (s->keep[k] == 3) {
-            s->slots[k] = NULL;
-            s->keep[k] = 0;
-        } else if (s->keep[k] != 2) {
-            release_slot(s, k);
-        }
-    }
-    for (size_t i = 0; i < s->n_outputs; i++)
-        s->keep[s->outputs[i]] = s->keep[s->outputs[i]] == 2 ? 2 : 1;
-    if (rc)
-        for (size_t i = 0; i < s->n_outputs; i++)
-            bnf_tensor_clear(&outputs[i]);
+    if (!s->run && (rc = bnf_run_new(s, &s->run, err)))
+        return rc;
+    rc = bnf_run_start(s->run, inputs, err);
+    for (size_t i = 0; i < s->g->n_node && !rc; i++)
+        rc = bnf_run_node(s->run, i, observe, observer, err);
+    if (!rc)
+        rc = bnf_run_outputs(s->run, outputs, err);
+    bnf_run_end(s->run); /* nothing left behind but the weights */
     return rc;
 }
