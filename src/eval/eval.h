@@ -105,6 +105,10 @@ bnf_status bnf_run_start(bnf_run *r, const bnf_tensor *const *inputs, bnf_err *e
 bnf_status bnf_run_node(bnf_run *r, size_t i, bnf_observer observe, void *observer, bnf_err *err);
 int bnf_run_done(const bnf_run *r, size_t i);
 const bnf_tensor *bnf_run_output(const bnf_run *r, size_t k);
+/* The value `name` the run holds now (one a node made: not a weight or an
+ * input), or NULL; *reads_left (if not NULL) gets how many node inputs are
+ * still to read it. */
+bnf_tensor *bnf_run_value(const bnf_run *r, const char *name, size_t *reads_left);
 /* Copies the graph outputs into outputs[0 .. n_outputs). */
 bnf_status bnf_run_outputs(const bnf_run *r, bnf_tensor *outputs, bnf_err *err);
 /* Frees every value the run made; its inputs go back to the caller. */

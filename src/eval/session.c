@@ -882,6 +882,14 @@ int bnf_run_done(const bnf_run *r, size_t i)
     return i < r->s->g->n_node && r->done[i];
 }
 
+bnf_tensor *bnf_run_value(const bnf_run *r, const char *name, size_t *reads_left)
+{
+    size_t k = name_slot(r->s, name);
+    if (reads_left)
+        *reads_left = k == NO_NODE ? 0 : r->left[k];
+    return k == NO_NODE || r->s->keep[k] == 2 || r->borrowed[k] ? NULL : r->slots[k];
+}
+
 const bnf_tensor *bnf_run_output(const bnf_run *r, size_t k)
 {
     return k < r->s->n_outputs ? r->slots[r->s->outputs[k]] : NULL;

@@ -309,6 +309,7 @@ static bnf_status fold_match(attempt *a, bnf_err *err)
     a->job.layer = a->layer;
     a->job.affine = a->node;
     a->job.w = &a->w;
+    a->job.w_stored = a->w_proto;
     a->job.b = a->b.v ? &a->b : NULL;
     a->job.in_rank = bnf_graph_shape(cx->site.gi, S(bnf_node_input(a->layer, 0)), a->job.in_dims,
                                      BNF_MAX_RANK);

@@ -95,6 +95,7 @@ typedef struct {
     int64_t in_dims[BNF_MAX_RANK]; /* its sizes, -1 where unknown */
     bnf_scaling scaling;      /* set by match (bnf_fold_scale) */
     bnf_array new_b;          /* fold fills dims, rank, n and v (bnf_malloc) */
+    const Onnx__TensorProto *w_stored; /* W as the model stores it, or NULL */
     const Onnx__TensorProto *new_w; /* W' as it will be written (for the check) */
     bnf_code code;            /* set, with reason, when the pattern declines */
     char reason[200];

@@ -80,50 +80,63 @@ static int compare_output(const char *kind, const char *name, const bnf_tensor *
     return 1;
 }
 
-/* ---- values both models compute under one name ------------------------------------ */
+/* ---- end to end, in lockstep -------------------------------------------------------
+ *
+ * Three runs go through the two graphs together, node by node, on the same
+ * inputs: A (the original), B (the folded model) corrected, and B on its own.
+ * A value both graphs make under one name (a fold keeps the BN's output name)
+ * is compared the moment both runs have it, A's and B-corrected's, and then
+ * B-corrected goes on with A's value: each value is checked against what its
+ * own nodes make of the same inputs, so the rounding of fifty layers does not
+ * pile up into one comparison.  B on its own gives the outputs, compared with
+ * A's: where rounding does pile up.  B's nodes run as soon as every shared
+ * value they read is corrected, so the runs stay a few nodes apart and memory
+ * holds a few values of each, not a whole run's.  The sessions are lean: a
+ * node's decoded or packed weights are made for it and given back after it
+ * (B's after both of B's runs had the node). */
 
-#define SHARED_BYTES_CAP ((size_t)1 << 30) /* keep at most this much of A's values */
+enum { WAITING, A_FIRST, B_FIRST, SETTLED };
+
+/* A value both graphs make. */
+typedef struct {
+    char *name;
+    int state;            /* per input set: WAITING until one run made it */
+    bnf_tensor held;      /* A_FIRST: A's value; B_FIRST and no reader left: B's */
+} shared;
 
 typedef struct {
-    bnf_strmap *shared;   /* name -> index in vals, or -1 before A computed it */
-    char **names;         /* owned copies (the map's keys) */
-    bnf_tensor *vals;
-    size_t n, stored_bytes;
-    const bnf_verify_options *o;
+    bnf_strmap *index;    /* name -> index in vals */
+    shared *vals;
+    size_t n;
+    bnf_run *rc;          /* B corrected */
+    const bnf_verify_options *o;  /* tolerance of the values */
     bnf_verify_result *r;
     size_t compared;
     int failed;
-} shared_values;
+} lockstep;
 
-static void shared_release(shared_values *sv)
+static void lockstep_release(lockstep *ls)
 {
-    for (size_t i = 0; i < sv->n; i++) {
-        bnf_tensor_clear(&sv->vals[i]);
-        bnf_free(sv->names[i]);
+    for (size_t i = 0; i < ls->n; i++) {
+        bnf_tensor_clear(&ls->vals[i].held);
+        bnf_free(ls->vals[i].name);
     }
-    bnf_free(sv->vals);
-    bnf_free(sv->names);
-    bnf_strmap_free(sv->shared);
-    memset(sv, 0, sizeof *sv);
+    bnf_free(ls->vals);
+    bnf_strmap_free(ls->index);
+    memset(ls, 0, sizeof *ls);
 }
 
-static void shared_clear_values(shared_values *sv)
-{
-    for (size_t i = 0; i < sv->n; i++)
-        bnf_tensor_clear(&sv->vals[i]);
-    sv->stored_bytes = 0;
-}
-
-/* Names made by a node in both main graphs, graph outputs excluded. */
-static bnf_status shared_collect(shared_values *sv, const bnf_model *a, const bnf_model *b,
-                                 bnf_err *err)
+/* The names made by a node in both main graphs, graph outputs excluded (they
+ * are compared from B on its own). */
+static bnf_status lockstep_collect(lockstep *ls, const bnf_model *a, const bnf_model *b,
+                                   bnf_err *err)
 {
     const Onnx__GraphProto *ga = a->proto->graph, *gb = b->proto->graph;
     bnf_strmap *in_a = bnf_strmap_new(ga->n_node * 2 + 8);
     size_t cap = 0;
     bnf_status rc = BNF_OK;
-    sv->shared = bnf_strmap_new(gb->n_node * 2 + 8);
-    if (!in_a || !sv->shared) {
+    ls->index = bnf_strmap_new(gb->n_node * 2 + 8);
+    if (!in_a || !ls->index) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -135,72 +148,144 @@ static bnf_status shared_collect(shared_values *sv, const bnf_model *a, const bn
                 goto out;
             }
     for (size_t i = 0; i < ga->n_output; i++)
-        if (ga->output[i]->name)
-            bnf_strmap_put(in_a, ga->output[i]->name, 0); /* compared anyway */
+        if (ga->output[i]->name && bnf_strmap_put(in_a, ga->output[i]->name, 0)) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
     for (size_t i = 0; i < gb->n_node; i++)
         for (size_t k = 0; k < gb->node[i]->n_output; k++) {
             const char *nm = gb->node[i]->output[k];
             intptr_t v = 0;
             if (!nm || !*nm || !bnf_strmap_get(in_a, nm, &v) || !v ||
-                bnf_strmap_get(sv->shared, nm, NULL))
+                bnf_strmap_get(ls->index, nm, NULL))
                 continue;
-            if (sv->n == cap) {
+            if (ls->n == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
-                char **nn = bnf_realloc(sv->names, ncap * sizeof *nn);
-                bnf_tensor *nv = nn ? bnf_realloc(sv->vals, ncap * sizeof *nv) : NULL;
-                if (nn)
-                    sv->names = nn;
-                if (!nv) {
+                shared *grown = bnf_realloc(ls->vals, ncap * sizeof *grown);
+                if (!grown) {
                     rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
                     goto out;
                 }
-                sv->vals = nv;
+                ls->vals = grown;
                 cap = ncap;
             }
-            memset(&sv->vals[sv->n], 0, sizeof sv->vals[sv->n]);
-            if (!(sv->names[sv->n] = bnf_strdup(nm)) ||
-                bnf_strmap_put(sv->shared, sv->names[sv->n], (intptr_t)sv->n)) {
-                bnf_free(sv->names[sv->n]);
+            memset(&ls->vals[ls->n], 0, sizeof ls->vals[ls->n]);
+            if (!(ls->vals[ls->n].name = bnf_strdup(nm)) ||
+                bnf_strmap_put(ls->index, ls->vals[ls->n].name, (intptr_t)ls->n)) {
+                bnf_free(ls->vals[ls->n].name);
                 rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
                 goto out;
             }
-            sv->n++;
+            ls->n++;
         }
 out:
     bnf_strmap_free(in_a);
     return rc;
 }
 
-static bnf_status shared_record(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
+/* A's value a and B-corrected's value b of one shared value: compared (when
+ * they are the same kind of value), then b takes a's elements. */
+static void settle(lockstep *ls, shared *v, const bnf_tensor *a, bnf_tensor *b)
 {
-    shared_values *sv = ctx;
-    intptr_t i;
-    size_t bytes = t->n * bnf_eval_size(t->dtype);
-    if (!bnf_strmap_get(sv->shared, name, &i) || sv->stored_bytes + bytes > SHARED_BYTES_CAP)
-        return BNF_OK;
-    sv->stored_bytes += bytes;
-    return bnf_tensor_copy(&sv->vals[i], t, err);
+    v->state = SETTLED;
+    /* values of another type or shape are not the same value: not compared */
+    if (ls->failed || a->dtype != b->dtype || a->rank != b->rank || a->n != b->n)
+        return;
+    ls->compared++;
+    if (!compare_output("value (computed by both models)", v->name, a, b, ls->o, ls->r))
+        ls->failed = 1;
+    if (a->data && b->data)
+        memcpy(b->data, a->data, a->n * bnf_eval_size(a->dtype));
 }
 
-/* Compares B's value with A's, then gives B A's value to go on with: every
- * value is checked against what its own nodes make of the same inputs, so the
- * rounding of fifty layers does not pile up into one comparison (the outputs,
- * from a run of B on its own, say where it piles up). */
-static bnf_status shared_compare(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
+/* A made value t. */
+static bnf_status seen_by_a(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
 {
-    shared_values *sv = ctx;
+    lockstep *ls = ctx;
     intptr_t i;
-    (void)err;
-    if (sv->failed || !bnf_strmap_get(sv->shared, name, &i) || !sv->vals[i].data)
+    shared *v;
+    if (!bnf_strmap_get(ls->index, name, &i))
         return BNF_OK;
-    /* values of another type or shape are not the same value: not compared */
-    if (t->dtype != sv->vals[i].dtype || t->rank != sv->vals[i].rank || t->n != sv->vals[i].n)
+    v = &ls->vals[i];
+    if (v->state == WAITING) { /* B has not made it yet: keep A's */
+        v->state = A_FIRST;
+        return bnf_tensor_copy(&v->held, t, err);
+    }
+    if (v->state == B_FIRST) { /* B's, held by B's run (its readers wait) or here */
+        bnf_tensor *b = bnf_run_value(ls->rc, name, NULL);
+        if (b && !v->held.data) {
+            settle(ls, v, t, b);
+        } else {
+            settle(ls, v, t, &v->held);
+            bnf_tensor_clear(&v->held);
+        }
+    }
+    return BNF_OK;
+}
+
+/* B-corrected made value t. */
+static bnf_status seen_by_b(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
+{
+    lockstep *ls = ctx;
+    intptr_t i;
+    size_t left = 0;
+    shared *v;
+    if (!bnf_strmap_get(ls->index, name, &i))
         return BNF_OK;
-    sv->compared++;
-    if (!compare_output("value (computed by both models)", name, &sv->vals[i], t, sv->o, sv->r))
-        sv->failed = 1;
-    memcpy(t->data, sv->vals[i].data, t->n * bnf_eval_size(t->dtype));
-    bnf_tensor_clear(&sv->vals[i]);
+    v = &ls->vals[i];
+    if (v->state == A_FIRST) {
+        settle(ls, v, &v->held, t);
+        bnf_tensor_clear(&v->held);
+        return BNF_OK;
+    }
+    if (v->state != WAITING)
+        return BNF_OK;
+    v->state = B_FIRST;
+    /* the run frees a value nobody reads as soon as it is made: keep a copy */
+    bnf_run_value(ls->rc, name, &left);
+    return left ? BNF_OK : bnf_tensor_copy(&v->held, t, err);
+}
+
+/* Whether B's node i may run: every shared value it reads is settled. */
+static int b_ready(const lockstep *ls, const Onnx__NodeProto *n)
+{
+    for (size_t j = 0; j < n->n_input; j++) {
+        intptr_t i;
+        if (n->input[j] && *n->input[j] && bnf_strmap_get(ls->index, n->input[j], &i) &&
+            ls->vals[i].state != SETTLED)
+            return 0;
+    }
+    return 1;
+}
+
+/* One input set through the three runs. */
+static bnf_status lockstep_set(lockstep *ls, bnf_session *sa, bnf_session *sb, bnf_run *ra,
+                               bnf_run *ri, const bnf_tensors *in, bnf_err *err)
+{
+    size_t na = bnf_session_n_nodes(sa), nb = bnf_session_n_nodes(sb), ia = 0, ib = 0;
+    bnf_status rc;
+    for (size_t k = 0; k < ls->n; k++) {
+        ls->vals[k].state = WAITING;
+        bnf_tensor_clear(&ls->vals[k].held);
+    }
+    ls->compared = 0;
+    if ((rc = bnf_run_start(ra, in->ptr, err)) || (rc = bnf_run_start(ls->rc, in->ptr, err)) ||
+        (rc = bnf_run_start(ri, in->ptr, err)))
+        return rc;
+    while ((ia < na || ib < nb) && !ls->failed) {
+        if (ia < na) {
+            if ((rc = bnf_run_node(ra, ia, ls->n ? seen_by_a : NULL, ls, err)))
+                return rc;
+            bnf_session_node_release(sa, ia++);
+        }
+        /* B as far as it can go; when A is done, every shared value is made */
+        while (ib < nb && !ls->failed && (ia == na || b_ready(ls, bnf_session_node(sb, ib)))) {
+            if ((rc = bnf_run_node(ls->rc, ib, ls->n ? seen_by_b : NULL, ls, err)) ||
+                (rc = bnf_run_node(ri, ib, NULL, NULL, err)))
+                return rc;
+            bnf_session_node_release(sb, ib++);
+        }
+    }
     return BNF_OK;
 }
 
@@ -210,13 +295,13 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     bnf_verify_options o, ov;
     bnf_session_options so = {0};
     bnf_session *sa = NULL, *sb = NULL;
-    bnf_tensor *in = NULL, *oa = NULL, *ob = NULL;
-    const bnf_tensor **in_ptr = NULL;
+    bnf_run *ra = NULL, *ri = NULL;
+    bnf_tensors in = {0};
     size_t n_in, n_out, total_sets;
-    shared_values sv;
+    lockstep ls;
     bnf_status rc;
 
-    memset(&sv, 0, sizeof sv);
+    memset(&ls, 0, sizeof ls);
     if (opt)
         o = *opt;
     else
@@ -225,6 +310,8 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     so.threads = o.threads;
     if ((rc = bnf_session_new(ma, &so, &sa, err)) || (rc = bnf_session_new(mb, &so, &sb, err)))
         goto out;
+    bnf_session_lean(sa);
+    bnf_session_lean(sb);
     n_in = bnf_session_n_inputs(sa);
     n_out = bnf_session_n_outputs(sa);
     if (n_in != bnf_session_n_inputs(sb) || n_out != bnf_session_n_outputs(sb)) {
@@ -239,54 +326,43 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                      i, bnf_session_input_name(sa, i), bnf_session_input_name(sb, i));
             goto out;
         }
-    in = bnf_calloc(n_in + 1, sizeof *in);
-    in_ptr = bnf_calloc(n_in + 1, sizeof *in_ptr);
-    oa = bnf_calloc(n_out + 1, sizeof *oa);
-    ob = bnf_calloc(n_out + 1, sizeof *ob);
-    if (!in || !in_ptr || !oa || !ob) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if ((rc = bnf_run_new(sa, &ra, err)) || (rc = bnf_run_new(sb, &ls.rc, err)) ||
+        (rc = bnf_run_new(sb, &ri, err)))
         goto out;
-    }
     r->outputs = n_out;
     ov = o;
     if (o.values_loosen > 0) {
         ov.rtol *= o.values_loosen;
         ov.atol *= o.values_loosen;
     }
-    sv.o = &ov;
-    sv.r = r;
-    if (!o.outputs_only && (rc = shared_collect(&sv, ma, mb, err)))
+    ls.o = &ov;
+    ls.r = r;
+    if (!o.outputs_only && (rc = lockstep_collect(&ls, ma, mb, err)))
         goto out;
     total_sets = o.random_sets + (o.n_given ? 1 : 0);
     for (size_t set = 0; set < total_sets; set++) {
         int given_set = o.n_given && set == o.random_sets;
-        int ok = 1;
-        if ((rc = bnf_session_inputs(sa, given_set ? o.given : NULL, given_set ? o.n_given : 0,
-                                     o.dims, o.n_dims, o.seed + 7919 * set, in, err)))
+        int ok;
+        if ((rc = bnf_session_make_inputs(sa, given_set ? o.given : NULL,
+                                          given_set ? o.n_given : 0, o.dims, o.n_dims,
+                                          o.seed + 7919 * set, &in, err)) ||
+            (rc = lockstep_set(&ls, sa, sb, ra, ri, &in, err)))
             goto out;
-        for (size_t i = 0; i < n_in; i++)
-            in_ptr[i] = &in[i];
-        sv.compared = 0;
-        if ((rc = bnf_session_run_observed(sa, in_ptr, oa, sv.n ? shared_record : NULL, &sv, err)) ||
-            (rc = bnf_session_run_observed(sb, in_ptr, ob, sv.n ? shared_compare : NULL, &sv, err)))
-            goto out;
-        shared_clear_values(&sv);
-        if (sv.n) { /* the outputs of B on its own */
-            for (size_t k = 0; k < n_out; k++)
-                bnf_tensor_clear(&ob[k]);
-            if ((rc = bnf_session_run(sb, in_ptr, ob, err)))
+        r->values = ls.compared;
+        ok = !ls.failed;
+        for (size_t k = 0; k < n_out && ok; k++) {
+            const bnf_tensor *a = bnf_run_output(ra, k), *b = bnf_run_output(ri, k);
+            if (!a || !b) {
+                rc = bnf_fail(err, BNF_ERR_INVALID, "graph output '%s' is not computed",
+                              bnf_session_output_name(a ? sb : sa, k));
                 goto out;
+            }
+            ok = compare_output("output", bnf_session_output_name(sa, k), a, b, &o, r);
         }
-        r->values = sv.compared;
-        ok = !sv.failed;
-        for (size_t k = 0; k < n_out && ok; k++)
-            ok = compare_output("output", bnf_session_output_name(sa, k), &oa[k], &ob[k], &o, r);
-        for (size_t k = 0; k < n_out; k++) {
-            bnf_tensor_clear(&oa[k]);
-            bnf_tensor_clear(&ob[k]);
-        }
-        for (size_t i = 0; i < n_in; i++)
-            bnf_tensor_clear(&in[i]);
+        bnf_run_end(ra);
+        bnf_run_end(ls.rc);
+        bnf_run_end(ri);
+        bnf_tensors_release(&in);
         r->sets++;
         if (o.progress)
             o.progress(o.progress_ctx, "verify", r->sets, total_sets);
@@ -298,19 +374,13 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     r->ran = 1;
     r->equivalent = 1;
 out:
-    for (size_t i = 0; in && i < bnf_session_n_inputs(sa); i++)
-        bnf_tensor_clear(&in[i]);
-    for (size_t k = 0; oa && ob && k < bnf_session_n_outputs(sa); k++) {
-        bnf_tensor_clear(&oa[k]);
-        bnf_tensor_clear(&ob[k]);
-    }
-    bnf_free(in);
-    bnf_free(in_ptr);
-    bnf_free(oa);
-    bnf_free(ob);
+    bnf_tensors_release(&in);
+    bnf_run_free(ra);
+    bnf_run_free(ls.rc);
+    bnf_run_free(ri);
     bnf_session_free(sa);
     bnf_session_free(sb);
-    shared_release(&sv);
+    lockstep_release(&ls);
     if (rc)
         r->ran = 0;
     return rc;
@@ -455,6 +525,12 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
     *pass = compare_output("output", S(affine->output[0]), &z, &out, o, &r);
     *rel_err = r.worst_rel;
 out:
+    /* the pages of both weights read: back to the page cache */
+    for (int k = 0; k < 2; k++) {
+        const Onnx__TensorProto *t = k ? job->new_w : job->w_stored;
+        if (t && t->has_raw_data)
+            bnf_mapped_release_range(m, t->raw_data.data, t->raw_data.len);
+    }
     if (folded)
         onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
     bnf_array_free(&w);
