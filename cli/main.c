@@ -49,6 +49,13 @@ static void wire_progress(bnf_fold_options *fo)
     }
 }
 
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 static int exit_code(bnf_status s)
 {
     switch (s) {
@@ -450,6 +457,8 @@ static int cmd_fold(int argc, char **argv)
     bnf_report *r = NULL;
     bnf_fold_options fo;
     eval_args ea;
+    struct timespec t0;
+    double load_ms;
 
     bnf_fold_defaults(&fo);
     eval_args_init(&ea);
@@ -516,20 +525,29 @@ static int cmd_fold(int argc, char **argv)
     }
     fo.check = ea.v;
     fo.break_for_testing = getenv("BNFOLD_TEST_BREAK_FOLD") != NULL; /* tests only */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (bnf_model_open(model_path, &lo, &m, &err)) {
         rc = fail(&err);
         goto out;
     }
+    load_ms = ms_since(&t0);
     if (in_place)
         bnf_model_allow_in_place(m);
     wire_progress(&fo);
-    if (bnf_model_check_output(m, out_path, &err) ||
-        bnf_fold(m, &fo, &r, &err) ||
-        bnf_report_set_output(r, out_path, &err) || bnf_model_save(m, out_path, &err)) {
+    if (bnf_model_check_output(m, out_path, &err) || bnf_fold(m, &fo, &r, &err) ||
+        bnf_report_set_output(r, out_path, &err)) {
         end_progress();
         rc = fail(&err);
         goto out;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (bnf_model_save(m, out_path, &err)) {
+        end_progress();
+        rc = fail(&err);
+        goto out;
+    }
+    r->ms.load = load_ms;
+    r->ms.write = ms_since(&t0);
     end_progress();
     if (json) {
         bnf_report_write_json(r, stdout);
@@ -668,14 +686,13 @@ static int cmd_run(int argc, char **argv)
         goto out;
     }
     for (size_t r = 0; r < (ea.repeat ? ea.repeat : 1); r++) {
-        struct timespec t0, t1;
+        struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         if (bnf_session_run_tensors(s, &in, &out, &err)) {
             rc = fail(&err);
             goto out;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        times[r] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        times[r] = ms_since(&t0);
     }
     qsort(times, ea.repeat ? ea.repeat : 1, sizeof *times, cmp_double);
     median_ms = times[(ea.repeat ? ea.repeat : 1) / 2];

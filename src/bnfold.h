@@ -386,6 +386,12 @@ typedef struct {
     double local_worst;    /* the worst of those checks */
     bnf_verify_result e2e; /* the end-to-end check (e2e.ran 0 when not run) */
     int e2e_requested;
+    /* What each phase took, in milliseconds (NAN: not measured).  bnf_fold
+     * measures the pass, the local checks and the end-to-end check; load and
+     * write are the caller's to fill (the CLI does). */
+    struct {
+        double load, fold, local_check, end_to_end, write;
+    } ms;
 } bnf_report;
 
 typedef struct {

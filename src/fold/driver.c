@@ -419,12 +419,16 @@ static bnf_status fold_check(attempt *a, bnf_err *err)
     int pass;
     bnf_status rc;
 
+    struct timespec t0;
     vo.rtol *= loosen;
     vo.atol *= loosen;
     if (loosen > cx->loosen)
         cx->loosen = loosen;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     rc = bnf_verify_fold_local(cx->m, cx->site.gi, &a->job, cx->site.opset, &vo, &a->local_err,
                                &pass, err);
+    cx->r->ms.local_check = (isnan(cx->r->ms.local_check) ? 0 : cx->r->ms.local_check) +
+                            bnf_ms_since(&t0);
     if (rc == BNF_ERR_UNSUPPORTED) {
         say(&a->why, BNF_UNVERIFIED, "the fold cannot be checked: %s", err ? err->msg : "");
         if (err)
@@ -1080,7 +1084,9 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     bnf_status rc;
     bnf_fold_options defaults;
     bnf_model *orig = NULL;
+    struct timespec t0, t1;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     *report = NULL;
     if (!model || !model->proto->graph)
         return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
@@ -1127,10 +1133,15 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
             if (cx.r->actions[i].local_err > cx.r->local_worst)
                 cx.r->local_worst = cx.r->actions[i].local_err;
     }
+    /* the pass itself: all but the checks */
+    cx.r->ms.fold = bnf_ms_since(&t0) - (isnan(cx.r->ms.local_check) ? 0 : cx.r->ms.local_check);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (opts->verify && (cx.r->n_actions || cx.r->n_lowered || cx.r->n_frozen_inputs ||
                          model->changed) &&
         (rc = end_to_end(model, orig, opts, cx.loosen, cx.r, err)))
         goto out;
+    if (cx.r->e2e_requested)
+        cx.r->ms.end_to_end = bnf_ms_since(&t1);
 out:
     bnf_model_free(orig);
     for (size_t i = 0; i < cx.n_pending; i++)

@@ -224,8 +224,18 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         fputs("]},\n", f);
     }
     if (strcmp(r->command, "fold") == 0) {
+        const double *ms[5] = {&r->ms.load, &r->ms.fold, &r->ms.local_check, &r->ms.end_to_end,
+                               &r->ms.write};
+        static const char *const phase[5] = {"load", "fold", "local_check", "end_to_end",
+                                             "write"};
         write_actions(r, f);
         write_verification(r, f);
+        fputs("  \"timings_ms\": {", f);
+        for (int k = 0; k < 5; k++) {
+            fprintf(f, "%s\"%s\": ", k ? ", " : "", phase[k]);
+            json_num(f, *ms[k]);
+        }
+        fputs("},\n", f);
     }
     fprintf(f,
             "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S(x) ((x) ? (x) : "")
 
@@ -78,6 +79,13 @@ static int count_op(bnf_report *r, const char *op)
     return 0;
 }
 
+double bnf_ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
 bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report **out,
                             bnf_err *err)
 {
@@ -89,6 +97,7 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
     if (!r)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     r->command = command;
+    r->ms.load = r->ms.fold = r->ms.local_check = r->ms.end_to_end = r->ms.write = NAN;
     r->ir_version = p->has_ir_version ? p->ir_version : 0;
     r->opsets = bnf_calloc(p->n_opset_import + 1, sizeof *r->opsets);
     r->op_counts = bnf_calloc(g->n_node + 1, sizeof *r->op_counts);

@@ -6,11 +6,15 @@
 
 #include "fold/fold.h"
 
+#include <time.h>
+
 /* ---- reports (report.c) -------------------------------------------------- */
 
 bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report **out,
                             bnf_err *err);
 bnf_status bnf_report_set(char **field, const char *value, bnf_err *err);
+/* Milliseconds since t0 (CLOCK_MONOTONIC). */
+double bnf_ms_since(const struct timespec *t0);
 /* The report entry of BN node n in the graph at `path` (bnf_scope's), or -1.
  * Entries are in the walk's order: a caller going through the model in that
  * order finds each at *next (then moved on); others are searched for. */

@@ -249,7 +249,7 @@ static bnf_status seen_by_b(void *ctx, const char *name, bnf_tensor *t, bnf_err 
 /* Whether B's node i may run: every shared value it reads is settled. */
 static int b_ready(const lockstep *ls, const Onnx__NodeProto *n)
 {
-    for (size_t j = 0; j < n->n_input; j++) {
+    for (size_t j = 0; j < n->n_input && ls->n; j++) {
         intptr_t i;
         if (n->input[j] && *n->input[j] && bnf_strmap_get(ls->index, n->input[j], &i) &&
             ls->vals[i].state != SETTLED)
