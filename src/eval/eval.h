@@ -149,7 +149,7 @@ void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, si
                    float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                    float beta, float *c, size_t ldc);
 
-/* ---- GEMM with packed constant weights (eval/gemm_packed.c) -------------------------- */
+/* ---- GEMM with packed constant weights (eval/kernels/gemm_packed.c) -------------------------- */
 
 /* A (m x k, row stride lda) packed for bnf_packed_gemm; NULL when out of memory. */
 typedef struct bnf_packed bnf_packed;
@@ -189,7 +189,7 @@ size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
  * when all are done.  Never fails. */
 void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
 
-/* ---- vector math (eval/vecmath.c) ---------------------------------------------------- */
+/* ---- vector math (eval/kernels/vecmath.c) ---------------------------------------------------- */
 
 /* The widest vector instructions this CPU has, for the kernels' run-time
  * choice: BNF_ISA_BASE (SSE2 on x86-64, plain C elsewhere), BNF_ISA_AVX2

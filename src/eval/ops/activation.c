@@ -6,7 +6,7 @@
  *
  * Float and double throughout; Relu (opset 14+) and Clip (12+) also on
  * integers.  Pointwise activations are shared out over the session's threads;
- * float Sigmoid uses the vectorised exp of eval/vecmath.c.  Attribute
+ * float Sigmoid uses the vectorised exp of eval/kernels/vecmath.c.  Attribute
  * defaults are the spec's.  Softmax subtracts the maximum before
  * exponentiating.  Before opset 13 Softmax/LogSoftmax/Hardmax coerce the input
  * to 2-D at `axis` (default 1) and normalise over the flattened trailing
@@ -95,7 +95,7 @@ ACT_RUN(sigmoid_f64, double, 1.0 / (1.0 + exp(-x)))
 static void sigmoid_f32(void *out, const void *in, size_t n, const act_params *prm)
 {
     (void)prm;
-    bnf_sigmoid_f32(out, in, n); /* vectorised exp (eval/vecmath.c) */
+    bnf_sigmoid_f32(out, in, n); /* vectorised exp (eval/kernels/vecmath.c) */
 }
 #define CLAMP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 ACT_REAL(hsigmoid, CLAMP01(alpha * x + beta), CLAMP01(alpha * x + beta))

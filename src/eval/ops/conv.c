@@ -19,7 +19,7 @@
  *  - otherwise im2col of each batch and group into a scratch buffer
  *    [Cg * kernel, out spatial] (by blocks of output rows when large), then the
  *    GEMM.
- * The GEMMs of Conv run on W packed once per session (eval/gemm_packed.c: our
+ * The GEMMs of Conv run on W packed once per session (eval/kernels/gemm_packed.c: our
  * AVX2 / AVX-512 kernels; the packed copy is kept in the node's cache and
  * replaces the weights, see packed_weights()), or on OpenBLAS (bnf_sgemm) on a
  * CPU without AVX2.  They are cut into column (or row) blocks shared out over

@@ -1,5 +1,5 @@
 /*
- * eval/vecmath.c: vectorised float math for the kernels: Sigmoid, SiLU
+ * eval/kernels/vecmath.c: vectorised float math for the kernels: Sigmoid, SiLU
  * (x * sigmoid(x)) and the epilogue a Conv applies to its output when the
  * session fused the nodes after it (bnf_epilogue).
  *
@@ -11,7 +11,7 @@
  * compiled twice: 4 lanes with SSE2 (any x86-64, and other targets), 8 lanes
  * with AVX2 + FMA, picked at run time when the CPU has them.
  */
-#include "eval.h"
+#include "../eval.h"
 
 #include <string.h>
 
