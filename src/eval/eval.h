@@ -24,6 +24,24 @@
 /* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
 #define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)
 
+/* The ONNX element types (TensorProto.DataType) by short names. */
+enum {
+    BNF_T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+    BNF_T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
+    BNF_T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
+    BNF_T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
+    BNF_T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
+    BNF_T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+    BNF_T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
+    BNF_T_STRING = ONNX__TENSOR_PROTO__DATA_TYPE__STRING,
+    BNF_T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
+    BNF_T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+    BNF_T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+    BNF_T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+    BNF_T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
+    BNF_T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+};
+
 typedef struct bnf_pool bnf_pool;
 
 /* Activations a Conv can apply to its own output (bnf_epilogue). */

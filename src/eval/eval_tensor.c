@@ -6,29 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-    T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
-    T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-};
-
 size_t bnf_eval_size(int32_t dtype)
 {
     switch (dtype) {
-    case T_FLOAT: case T_INT32: case T_UINT32: return 4;
-    case T_INT64: case T_DOUBLE: case T_UINT64: return 8;
-    case T_UINT16: case T_INT16: return 2;
-    case T_UINT8: case T_INT8: case T_BOOL: return 1;
+    case BNF_T_FLOAT: case BNF_T_INT32: case BNF_T_UINT32: return 4;
+    case BNF_T_INT64: case BNF_T_DOUBLE: case BNF_T_UINT64: return 8;
+    case BNF_T_UINT16: case BNF_T_INT16: return 2;
+    case BNF_T_UINT8: case BNF_T_INT8: case BNF_T_BOOL: return 1;
     default: return 0;
     }
 }
@@ -85,16 +69,16 @@ bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err)
 double bnf_get_f64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case T_FLOAT: return ((const float *)t->data)[i];
-    case T_DOUBLE: return ((const double *)t->data)[i];
-    case T_INT64: return (double)((const int64_t *)t->data)[i];
-    case T_INT32: return ((const int32_t *)t->data)[i];
-    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
-    case T_INT8: return ((const int8_t *)t->data)[i];
-    case T_INT16: return ((const int16_t *)t->data)[i];
-    case T_UINT16: return ((const uint16_t *)t->data)[i];
-    case T_UINT32: return ((const uint32_t *)t->data)[i];
-    case T_UINT64: return (double)((const uint64_t *)t->data)[i];
+    case BNF_T_FLOAT: return ((const float *)t->data)[i];
+    case BNF_T_DOUBLE: return ((const double *)t->data)[i];
+    case BNF_T_INT64: return (double)((const int64_t *)t->data)[i];
+    case BNF_T_INT32: return ((const int32_t *)t->data)[i];
+    case BNF_T_UINT8: case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    case BNF_T_INT8: return ((const int8_t *)t->data)[i];
+    case BNF_T_INT16: return ((const int16_t *)t->data)[i];
+    case BNF_T_UINT16: return ((const uint16_t *)t->data)[i];
+    case BNF_T_UINT32: return ((const uint32_t *)t->data)[i];
+    case BNF_T_UINT64: return (double)((const uint64_t *)t->data)[i];
     default: return NAN;
     }
 }
@@ -102,14 +86,14 @@ double bnf_get_f64(const bnf_tensor *t, size_t i)
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case T_INT64: return ((const int64_t *)t->data)[i];
-    case T_INT32: return ((const int32_t *)t->data)[i];
-    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
-    case T_INT8: return ((const int8_t *)t->data)[i];
-    case T_INT16: return ((const int16_t *)t->data)[i];
-    case T_UINT16: return ((const uint16_t *)t->data)[i];
-    case T_UINT32: return ((const uint32_t *)t->data)[i];
-    case T_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
+    case BNF_T_INT64: return ((const int64_t *)t->data)[i];
+    case BNF_T_INT32: return ((const int32_t *)t->data)[i];
+    case BNF_T_UINT8: case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    case BNF_T_INT8: return ((const int8_t *)t->data)[i];
+    case BNF_T_INT16: return ((const int16_t *)t->data)[i];
+    case BNF_T_UINT16: return ((const uint16_t *)t->data)[i];
+    case BNF_T_UINT32: return ((const uint32_t *)t->data)[i];
+    case BNF_T_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
     default: {
         double v = bnf_get_f64(t, i);
         if (!(v >= -9.2e18 && v <= 9.2e18))
@@ -132,20 +116,20 @@ static double to_int_range(double v, double lo, double hi)
 void bnf_set_f64(bnf_tensor *t, size_t i, double v)
 {
     switch (t->dtype) {
-    case T_FLOAT: ((float *)t->data)[i] = (float)v; break;
-    case T_DOUBLE: ((double *)t->data)[i] = v; break;
-    case T_INT64:
+    case BNF_T_FLOAT: ((float *)t->data)[i] = (float)v; break;
+    case BNF_T_DOUBLE: ((double *)t->data)[i] = v; break;
+    case BNF_T_INT64:
         ((int64_t *)t->data)[i] = v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
                                   : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
         break;
-    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX); break;
-    case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
-    case T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
-    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX); break;
-    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
-    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
-    case T_UINT64:
+    case BNF_T_INT32: ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX); break;
+    case BNF_T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
+    case BNF_T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    case BNF_T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
+    case BNF_T_INT16: ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX); break;
+    case BNF_T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
+    case BNF_T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
+    case BNF_T_UINT64:
         ((uint64_t *)t->data)[i] = v != v || v <= 0 ? 0 : v >= 18446744073709551615.0 ? UINT64_MAX
                                    : (uint64_t)v;
         break;
@@ -168,11 +152,11 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
     uint8_t *ext = NULL;
     size_t raw_len = 0;
 
-    if (dt == T_FLOAT16 || dt == T_BFLOAT16 || dt == T_DOUBLE || dt == T_FLOAT) {
+    if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16 || dt == BNF_T_DOUBLE || dt == BNF_T_FLOAT) {
         /* real types: through the fold's decoder (every storage form) */
         bnf_array a;
-        if (dt == T_FLOAT16 || dt == T_BFLOAT16)
-            eval_dt = T_FLOAT;
+        if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16)
+            eval_dt = BNF_T_FLOAT;
         if ((rc = bnf_tensor_read(m, p, &a, err)))
             return rc;
         rc = bnf_tensor_alloc(t, eval_dt, a.dims, a.rank, err);
@@ -208,16 +192,16 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         bnf_free(ext);
         return BNF_OK;
     }
-    if (dt == T_INT64) {
+    if (dt == BNF_T_INT64) {
         if (p->n_int64_data != n)
             goto bad_count;
         if (n)
             memcpy(t->data, p->int64_data, n * 8);
-    } else if (dt == T_UINT32 || dt == T_UINT64) {
+    } else if (dt == BNF_T_UINT32 || dt == BNF_T_UINT64) {
         if (p->n_uint64_data != n)
             goto bad_count;
         for (size_t i = 0; i < n; i++) {
-            if (dt == T_UINT64)
+            if (dt == BNF_T_UINT64)
                 ((uint64_t *)t->data)[i] = p->uint64_data[i];
             else
                 ((uint32_t *)t->data)[i] = (uint32_t)p->uint64_data[i];

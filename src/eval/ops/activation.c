@@ -19,19 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 static bnf_status need_inputs(bnf_op_ctx *ctx, size_t lo, size_t hi)
 {
     if (ctx->n_in < lo || ctx->n_in > hi)
@@ -148,12 +135,12 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
         return rc;
     x = ctx->in[0];
     switch (x->dtype) {
-    case T_FLOAT: fn = fns->f32; break;
-    case T_DOUBLE: fn = fns->f64; break;
-    case T_INT32: fn = fns->i32; break;
-    case T_INT64: fn = fns->i64; break;
-    case T_INT8: fn = fns->i8; break;
-    case T_INT16: fn = fns->i16; break;
+    case BNF_T_FLOAT: fn = fns->f32; break;
+    case BNF_T_DOUBLE: fn = fns->f64; break;
+    case BNF_T_INT32: fn = fns->i32; break;
+    case BNF_T_INT64: fn = fns->i64; break;
+    case BNF_T_INT8: fn = fns->i8; break;
+    case BNF_T_INT16: fn = fns->i16; break;
     default: break;
     }
     if (!fn)
@@ -313,32 +300,32 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
     bnf_status rc;
     int64_t lo = 0, hi = 0;
     switch (x->dtype) {
-    case T_FLOAT: case T_DOUBLE: case T_UINT64: break;
-    case T_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
-    case T_INT64: lo = INT64_MIN; hi = INT64_MAX; break;
-    case T_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
-    case T_UINT8: lo = 0; hi = UINT8_MAX; break;
-    case T_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
-    case T_UINT16: lo = 0; hi = UINT16_MAX; break;
-    case T_UINT32: lo = 0; hi = UINT32_MAX; break;
+    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_UINT64: break;
+    case BNF_T_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
+    case BNF_T_INT64: lo = INT64_MIN; hi = INT64_MAX; break;
+    case BNF_T_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
+    case BNF_T_UINT8: lo = 0; hi = UINT8_MAX; break;
+    case BNF_T_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
+    case BNF_T_UINT16: lo = 0; hi = UINT16_MAX; break;
+    case BNF_T_UINT32: lo = 0; hi = UINT32_MAX; break;
     default: return no_kernel(ctx, x->dtype);
     }
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
-    if (lo_t && x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_UINT64)
+    if (lo_t && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_UINT64)
         lo = bnf_get_i64(lo_t, 0); /* x's type: in range */
-    if (hi_t && x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_UINT64)
+    if (hi_t && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_UINT64)
         hi = bnf_get_i64(hi_t, 0);
     switch (x->dtype) {
-    case T_FLOAT: clip_f32(y->data, x->data, x->n, (float)lo_f, (float)hi_f); break;
-    case T_DOUBLE: clip_f64(y->data, x->data, x->n, lo_f, hi_f); break;
-    case T_INT32: clip_i32(y->data, x->data, x->n, (int32_t)lo, (int32_t)hi); break;
-    case T_INT64: clip_i64(y->data, x->data, x->n, lo, hi); break;
-    case T_INT8: clip_i8(y->data, x->data, x->n, (int8_t)lo, (int8_t)hi); break;
-    case T_UINT8: clip_u8(y->data, x->data, x->n, (uint8_t)lo, (uint8_t)hi); break;
-    case T_INT16: clip_i16(y->data, x->data, x->n, (int16_t)lo, (int16_t)hi); break;
-    case T_UINT16: clip_u16(y->data, x->data, x->n, (uint16_t)lo, (uint16_t)hi); break;
-    case T_UINT32: clip_u32(y->data, x->data, x->n, (uint32_t)lo, (uint32_t)hi); break;
+    case BNF_T_FLOAT: clip_f32(y->data, x->data, x->n, (float)lo_f, (float)hi_f); break;
+    case BNF_T_DOUBLE: clip_f64(y->data, x->data, x->n, lo_f, hi_f); break;
+    case BNF_T_INT32: clip_i32(y->data, x->data, x->n, (int32_t)lo, (int32_t)hi); break;
+    case BNF_T_INT64: clip_i64(y->data, x->data, x->n, lo, hi); break;
+    case BNF_T_INT8: clip_i8(y->data, x->data, x->n, (int8_t)lo, (int8_t)hi); break;
+    case BNF_T_UINT8: clip_u8(y->data, x->data, x->n, (uint8_t)lo, (uint8_t)hi); break;
+    case BNF_T_INT16: clip_i16(y->data, x->data, x->n, (int16_t)lo, (int16_t)hi); break;
+    case BNF_T_UINT16: clip_u16(y->data, x->data, x->n, (uint16_t)lo, (uint16_t)hi); break;
+    case BNF_T_UINT32: clip_u32(y->data, x->data, x->n, (uint32_t)lo, (uint32_t)hi); break;
     default:
         clip_u64(y->data, x->data, x->n, lo_t ? ((const uint64_t *)lo_t->data)[0] : 0,
                  hi_t ? ((const uint64_t *)hi_t->data)[0] : UINT64_MAX);
@@ -353,7 +340,7 @@ static bnf_status k_clip_attr(bnf_op_ctx *ctx)
     bnf_status rc;
     if ((rc = need_inputs(ctx, 1, 1)))
         return rc;
-    if (ctx->in[0]->dtype != T_FLOAT && ctx->in[0]->dtype != T_DOUBLE)
+    if (ctx->in[0]->dtype != BNF_T_FLOAT && ctx->in[0]->dtype != BNF_T_DOUBLE)
         return no_kernel(ctx, ctx->in[0]->dtype);
     return clip_apply(ctx, ctx->in[0], bnf_ctx_float(ctx, "min", -FLT_MAX),
                       bnf_ctx_float(ctx, "max", FLT_MAX), NULL, NULL);
@@ -422,7 +409,7 @@ static bnf_status k_prelu(bnf_op_ctx *ctx)
     if (s->dtype != x->dtype)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": slope is %s, input is %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(s->dtype), bnf_dtype_name(x->dtype));
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return no_kernel(ctx, x->dtype);
     if (s->rank > x->rank)
         goto bad_shape;
@@ -465,7 +452,7 @@ static bnf_status k_prelu(bnf_op_ctx *ctx)
     outer = x->n / inner;
     for (size_t it = 0; it < outer; it++) {
         size_t xo = it * inner;
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             prelu_f32((float *)y->data + xo, (const float *)x->data + xo,
                       (const float *)s->data + soff, inner, sst[rank - 1] != 0);
         else
@@ -576,7 +563,7 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     if ((rc = need_inputs(ctx, 1, 1)))
         return rc;
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return no_kernel(ctx, x->dtype);
     r = (int64_t)x->rank;
     axis = bnf_ctx_int(ctx, "axis", coerce ? 1 : -1);
@@ -600,7 +587,7 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
         return BNF_OK;
     es = bnf_eval_size(x->dtype);
     if (mode == HARDMAX) {
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             hardmax_f32(y->data, x->data, outer, d, inner);
         else
             hardmax_f64(y->data, x->data, outer, d, inner);
@@ -608,7 +595,7 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     }
     if (inner > 1 && !(tmp = bnf_malloc(2 * inner * es)))
         return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
-    if (x->dtype == T_FLOAT)
+    if (x->dtype == BNF_T_FLOAT)
         softmax_f32(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
     else
         softmax_f64(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);

@@ -45,7 +45,6 @@
 #define DW_AVX2 1 /* an AVX2 + FMA depthwise loop, used when the CPU has them */
 #endif
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define MAX_SP (BNF_MAX_RANK - 2)
 /* Attribute values (strides, pads, dilations) and spatial sizes above this are
  * refused, so the int64 shape arithmetic below cannot overflow. */
@@ -151,7 +150,7 @@ static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_
     *x = ctx->in[0];
     *w = ctx->in[1];
     *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    if ((*x)->dtype != T_FLOAT || (*w)->dtype != T_FLOAT || (*b && (*b)->dtype != T_FLOAT))
+    if ((*x)->dtype != BNF_T_FLOAT || (*w)->dtype != BNF_T_FLOAT || (*b && (*b)->dtype != BNF_T_FLOAT))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
                         BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
@@ -1385,7 +1384,7 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
         if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i])
             pointwise = 0;
     }
-    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, ydims, x->rank, &yt)))
         return rc;
     if (ctx->epi && ctx->epi->res && ctx->epi->res_n != yt->n)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -1612,7 +1611,7 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
         if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i] || g.out[i] != g.in[i])
             direct = 0;
     }
-    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, ydims, x->rank, &yt)))
         return rc;
     if (yt->n == 0)
         return BNF_OK;

@@ -30,20 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-};
-
 #define MAX_OPERANDS 3
 
 /* ---- the broadcast plan --------------------------------------------------------- */
@@ -250,10 +236,10 @@ typedef struct {
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint32_t, UX(uint32_t, uint32_t))            \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint64_t, UX(uint64_t, uint64_t))            \
     static const typed_run op##_runs[] = {                                             \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {T_INT8, op##_i8},                   \
-        {T_INT16, op##_i16}, {T_INT32, op##_i32},  {T_INT64, op##_i64},                 \
-        {T_UINT8, op##_u8},  {T_UINT16, op##_u16}, {T_UINT32, op##_u32},                \
-        {T_UINT64, op##_u64}, {0, NULL}};
+        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},                   \
+        {BNF_T_INT16, op##_i16}, {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},                 \
+        {BNF_T_UINT8, op##_u8},  {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},                \
+        {BNF_T_UINT64, op##_u64}, {0, NULL}};
 
 ARITH_SET(add, a + b, S_ADD, S_ADD)
 ARITH_SET(sub, a - b, S_SUB, S_SUB)
@@ -275,17 +261,17 @@ ARITH_SET(max, b > a ? b : a, X_MAX, X_MAX)
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint8_t, EXPR)                               \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint8_t, EXPR)                               \
     static const typed_run op##_runs[] = {                                             \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {T_INT8, op##_i8},                   \
-        {T_INT16, op##_i16}, {T_INT32, op##_i32},  {T_INT64, op##_i64},                 \
-        {T_UINT8, op##_u8},  {T_UINT16, op##_u16}, {T_UINT32, op##_u32},                \
-        {T_UINT64, op##_u64}, __VA_ARGS__ {0, NULL}};
+        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},                   \
+        {BNF_T_INT16, op##_i16}, {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},                 \
+        {BNF_T_UINT8, op##_u8},  {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},                \
+        {BNF_T_UINT64, op##_u64}, __VA_ARGS__ {0, NULL}};
 
 CMP_SET(less, a < b)
 CMP_SET(greater, a > b)
 CMP_SET(less_eq, a <= b)
 CMP_SET(greater_eq, a >= b)
 BIN_RUN(equal_b, uint8_t, uint8_t, uint8_t, (a != 0) == (b != 0))
-CMP_SET(equal, a == b, {T_BOOL, equal_b},)
+CMP_SET(equal, a == b, {BNF_T_BOOL, equal_b},)
 
 /* Mod: fmod=1 is C's remainder (sign of the dividend: fmod, %), fmod=0 the
  * floored one (sign of the divisor), integers only.  x mod 0 gives 0 for
@@ -309,17 +295,17 @@ BIN_RUN(shr_u8, uint8_t, uint8_t, uint8_t, SHR(uint8_t, 8))
 BIN_RUN(shr_u16, uint16_t, uint16_t, uint16_t, SHR(uint16_t, 16))
 BIN_RUN(shr_u32, uint32_t, uint32_t, uint32_t, SHR(uint32_t, 32))
 BIN_RUN(shr_u64, uint64_t, uint64_t, uint64_t, SHR(uint64_t, 64))
-static const typed_run shl_runs[] = {{T_UINT8, shl_u8},   {T_UINT16, shl_u16}, {T_UINT32, shl_u32},
-                                     {T_UINT64, shl_u64}, {0, NULL}};
-static const typed_run shr_runs[] = {{T_UINT8, shr_u8},   {T_UINT16, shr_u16}, {T_UINT32, shr_u32},
-                                     {T_UINT64, shr_u64}, {0, NULL}};
+static const typed_run shl_runs[] = {{BNF_T_UINT8, shl_u8},   {BNF_T_UINT16, shl_u16}, {BNF_T_UINT32, shl_u32},
+                                     {BNF_T_UINT64, shl_u64}, {0, NULL}};
+static const typed_run shr_runs[] = {{BNF_T_UINT8, shr_u8},   {BNF_T_UINT16, shr_u16}, {BNF_T_UINT32, shr_u32},
+                                     {BNF_T_UINT64, shr_u64}, {0, NULL}};
 
 BIN_RUN(and_b, uint8_t, uint8_t, uint8_t, (a != 0) & (b != 0))
 BIN_RUN(or_b, uint8_t, uint8_t, uint8_t, (a != 0) | (b != 0))
 BIN_RUN(xor_b, uint8_t, uint8_t, uint8_t, (a != 0) ^ (b != 0))
-static const typed_run and_runs[] = {{T_BOOL, and_b}, {0, NULL}};
-static const typed_run or_runs[] = {{T_BOOL, or_b}, {0, NULL}};
-static const typed_run xor_runs[] = {{T_BOOL, xor_b}, {0, NULL}};
+static const typed_run and_runs[] = {{BNF_T_BOOL, and_b}, {0, NULL}};
+static const typed_run or_runs[] = {{BNF_T_BOOL, or_b}, {0, NULL}};
+static const typed_run xor_runs[] = {{BNF_T_BOOL, xor_b}, {0, NULL}};
 
 /* Pow: the fast paths; other type pairs go through pow_generic(). */
 BIN_RUN(pow_f32, float, float, float, powf(a, b))
@@ -394,7 +380,7 @@ static bnf_status binary(bnf_op_ctx *ctx, const typed_run *runs, int bool_out)
         return rc;
     if (!(fn = find_run(runs, ctx->in[0]->dtype)))
         return no_kernel(ctx, ctx->in[0]->dtype);
-    return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? T_BOOL : ctx->in[0]->dtype, fn);
+    return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? BNF_T_BOOL : ctx->in[0]->dtype, fn);
 }
 
 static bnf_status k_add(bnf_op_ctx *ctx) { return binary(ctx, add_runs, 0); }
@@ -415,7 +401,7 @@ static bnf_status k_mod(bnf_op_ctx *ctx)
     if (fm != 0 && fm != 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": fmod is %lld, must be 0 or 1",
                         BNF_NODE_ARG(ctx), (long long)fm);
-    if (fm == 0 && (dt == T_FLOAT || dt == T_DOUBLE))
+    if (fm == 0 && (dt == BNF_T_FLOAT || dt == BNF_T_DOUBLE))
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": fmod must be 1 for %s inputs",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(dt));
     return binary(ctx, fm ? rem_runs : floormod_runs, 0);
@@ -439,8 +425,8 @@ static bnf_status k_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
 
 static int is_int_type(int32_t t)
 {
-    return t == T_INT32 || t == T_INT64 || t == T_INT8 || t == T_UINT8 || t == T_INT16 ||
-           t == T_UINT16 || t == T_UINT32 || t == T_UINT64;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 || t == BNF_T_INT16 ||
+           t == BNF_T_UINT16 || t == BNF_T_UINT32 || t == BNF_T_UINT64;
 }
 
 /* Integer power by squaring, wrapping; negative exponents truncate 1/x^k. */
@@ -482,7 +468,7 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
     for (size_t i = 0; i < y->n; i++) {
         if (ints) {
             int64_t v = ipow(bnf_get_i64(x, ix[i]), bnf_get_i64(e, ie[i]));
-            if (y->dtype == T_INT64) /* else int32: the base types are (u)int32/64, float */
+            if (y->dtype == BNF_T_INT64) /* else int32: the base types are (u)int32/64, float */
                 ((int64_t *)y->data)[i] = v;
             else
                 ((int32_t *)y->data)[i] = (int32_t)(uint32_t)(uint64_t)v;
@@ -490,10 +476,10 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
             double v = pow(bnf_get_f64(x, ix[i]), bnf_get_f64(e, ie[i]));
             if (is_int_type(y->dtype)) /* keep the integer conversion defined */
                 v = v != v ? 0 : v < -9.2e18 ? -9.2e18 : v > 9.2e18 ? 9.2e18 : v;
-            if (y->dtype == T_INT64)
+            if (y->dtype == BNF_T_INT64)
                 ((int64_t *)y->data)[i] = (int64_t)v;
             else
-                bnf_set_f64(y, i, y->dtype == T_INT32 ? (double)(int32_t)(int64_t)v : v);
+                bnf_set_f64(y, i, y->dtype == BNF_T_INT32 ? (double)(int32_t)(int64_t)v : v);
         }
     }
 out:
@@ -510,17 +496,17 @@ static bnf_status k_pow(bnf_op_ctx *ctx)
         return rc;
     x = ctx->in[0];
     e = ctx->in[1];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_INT32 && x->dtype != T_INT64)
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_INT32 && x->dtype != BNF_T_INT64)
         return no_kernel(ctx, x->dtype);
-    if (!bnf_eval_size(e->dtype) || e->dtype == T_BOOL)
+    if (!bnf_eval_size(e->dtype) || e->dtype == BNF_T_BOOL)
         return no_kernel(ctx, e->dtype);
-    if (x->dtype == T_FLOAT && e->dtype == T_FLOAT) {
+    if (x->dtype == BNF_T_FLOAT && e->dtype == BNF_T_FLOAT) {
         if (e->n == 1 && ((const float *)e->data)[0] == 2.0f)
-            return binary_apply(ctx, x, e, T_FLOAT, square_f32);
-        return binary_apply(ctx, x, e, T_FLOAT, pow_f32);
+            return binary_apply(ctx, x, e, BNF_T_FLOAT, square_f32);
+        return binary_apply(ctx, x, e, BNF_T_FLOAT, pow_f32);
     }
-    if (x->dtype == T_DOUBLE && e->dtype == T_DOUBLE)
-        return binary_apply(ctx, x, e, T_DOUBLE, pow_f64);
+    if (x->dtype == BNF_T_DOUBLE && e->dtype == BNF_T_DOUBLE)
+        return binary_apply(ctx, x, e, BNF_T_DOUBLE, pow_f64);
     return pow_generic(ctx, x, e);
 }
 
@@ -537,7 +523,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
     if ((rc = need_inputs(ctx, 1, SIZE_MAX)))
         return rc;
     dt = ctx->in[0]->dtype;
-    if (mean && dt != T_FLOAT && dt != T_DOUBLE)
+    if (mean && dt != BNF_T_FLOAT && dt != BNF_T_DOUBLE)
         return no_kernel(ctx, dt);
     if (!(fn = find_run(runs, dt)))
         return no_kernel(ctx, dt);
@@ -579,7 +565,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
         bnf_free(tmp);
     }
     if (mean) {
-        if (dt == T_FLOAT) {
+        if (dt == BNF_T_FLOAT) {
             float *v = y->data, s = 1.0f / (float)ctx->n_in;
             for (size_t i = 0; i < y->n; i++)
                 v[i] *= s;
@@ -627,7 +613,7 @@ static bnf_status k_where(bnf_op_ctx *ctx)
     c = ctx->in[0];
     a = ctx->in[1];
     b = ctx->in[2];
-    if (c->dtype != T_BOOL)
+    if (c->dtype != BNF_T_BOOL)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": condition is %s, must be bool",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(c->dtype));
     if ((rc = same_type(ctx, a, b)))
@@ -676,7 +662,7 @@ typedef struct {
     UN_RUN(op##_f32, float, FEXPR)                                                     \
     UN_RUN(op##_f64, double, DEXPR)                                                    \
     static const typed_unary op##_uns[] = {                                            \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {0, NULL}};
+        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {0, NULL}};
 
 UN_REAL(sqrt, sqrtf(x), sqrt(x))
 UN_REAL(exp, expf(x), exp(x))
@@ -704,8 +690,8 @@ UN_RUN(abs_i8, int8_t, x < 0 ? -x : x)
 UN_RUN(abs_i16, int16_t, x < 0 ? -x : x)
 UN_RUN(abs_i32, int32_t, x < 0 ? 0u - (uint32_t)x : (uint32_t)x)
 UN_RUN(abs_i64, int64_t, x < 0 ? 0u - (uint64_t)x : (uint64_t)x)
-static const typed_unary abs_uns[] = {{T_FLOAT, abs_f32}, {T_DOUBLE, abs_f64}, {T_INT8, abs_i8},
-                                      {T_INT16, abs_i16}, {T_INT32, abs_i32},   {T_INT64, abs_i64},
+static const typed_unary abs_uns[] = {{BNF_T_FLOAT, abs_f32}, {BNF_T_DOUBLE, abs_f64}, {BNF_T_INT8, abs_i8},
+                                      {BNF_T_INT16, abs_i16}, {BNF_T_INT32, abs_i32},   {BNF_T_INT64, abs_i64},
                                       {0, NULL}};
 
 UN_RUN(neg_f32, float, -x)
@@ -714,8 +700,8 @@ UN_RUN(neg_i8, int8_t, -x)
 UN_RUN(neg_i16, int16_t, -x)
 UN_RUN(neg_i32, int32_t, 0u - (uint32_t)x)
 UN_RUN(neg_i64, int64_t, 0u - (uint64_t)x)
-static const typed_unary neg_uns[] = {{T_FLOAT, neg_f32}, {T_DOUBLE, neg_f64}, {T_INT8, neg_i8},
-                                      {T_INT16, neg_i16}, {T_INT32, neg_i32},   {T_INT64, neg_i64},
+static const typed_unary neg_uns[] = {{BNF_T_FLOAT, neg_f32}, {BNF_T_DOUBLE, neg_f64}, {BNF_T_INT8, neg_i8},
+                                      {BNF_T_INT16, neg_i16}, {BNF_T_INT32, neg_i32},   {BNF_T_INT64, neg_i64},
                                       {0, NULL}};
 
 #define SIGN(x) (((x) > 0) - ((x) < 0))
@@ -730,12 +716,12 @@ UN_RUN(sign_u16, uint16_t, x != 0)
 UN_RUN(sign_u32, uint32_t, x != 0)
 UN_RUN(sign_u64, uint64_t, x != 0)
 static const typed_unary sign_uns[] = {
-    {T_FLOAT, sign_f32}, {T_DOUBLE, sign_f64}, {T_INT8, sign_i8},     {T_INT16, sign_i16},
-    {T_INT32, sign_i32}, {T_INT64, sign_i64},  {T_UINT8, sign_u8},    {T_UINT16, sign_u16},
-    {T_UINT32, sign_u32}, {T_UINT64, sign_u64}, {0, NULL}};
+    {BNF_T_FLOAT, sign_f32}, {BNF_T_DOUBLE, sign_f64}, {BNF_T_INT8, sign_i8},     {BNF_T_INT16, sign_i16},
+    {BNF_T_INT32, sign_i32}, {BNF_T_INT64, sign_i64},  {BNF_T_UINT8, sign_u8},    {BNF_T_UINT16, sign_u16},
+    {BNF_T_UINT32, sign_u32}, {BNF_T_UINT64, sign_u64}, {0, NULL}};
 
 UN_RUN(not_b, uint8_t, x == 0)
-static const typed_unary not_uns[] = {{T_BOOL, not_b}, {0, NULL}};
+static const typed_unary not_uns[] = {{BNF_T_BOOL, not_b}, {0, NULL}};
 
 static bnf_status unary(bnf_op_ctx *ctx, const typed_unary *fns)
 {
@@ -765,13 +751,13 @@ static bnf_status classify(bnf_op_ctx *ctx, int nan, int pos, int neg)
     if ((rc = need_inputs(ctx, 1, 1)))
         return rc;
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return no_kernel(ctx, x->dtype);
-    if ((rc = bnf_out(ctx, 0, T_BOOL, x->dims, x->rank, &y)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_BOOL, x->dims, x->rank, &y)))
         return rc;
     o = y->data;
     for (size_t i = 0; i < x->n; i++) {
-        double v = x->dtype == T_FLOAT ? ((const float *)x->data)[i] : ((const double *)x->data)[i];
+        double v = x->dtype == BNF_T_FLOAT ? ((const float *)x->data)[i] : ((const double *)x->data)[i];
         o[i] = nan ? v != v : (pos && v == INFINITY) || (neg && v == -INFINITY);
     }
     return BNF_OK;
@@ -809,8 +795,8 @@ static bnf_status k_abs(bnf_op_ctx *ctx)
     const bnf_tensor *x = ctx->n_in == 1 ? ctx->in[0] : NULL;
     bnf_tensor *y;
     bnf_status rc;
-    if (x && (x->dtype == T_UINT8 || x->dtype == T_UINT16 || x->dtype == T_UINT32 ||
-              x->dtype == T_UINT64)) { /* unsigned: the identity */
+    if (x && (x->dtype == BNF_T_UINT8 || x->dtype == BNF_T_UINT16 || x->dtype == BNF_T_UINT32 ||
+              x->dtype == BNF_T_UINT64)) { /* unsigned: the identity */
         if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
             return rc;
         memcpy(y->data, x->data, x->n * bnf_eval_size(x->dtype));

@@ -13,11 +13,6 @@
 
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-#define T_INT32 ONNX__TENSOR_PROTO__DATA_TYPE__INT32
-#define T_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
-
 /* Sizes handed to OpenBLAS must fit its int. */
 static int blas_ok(size_t v)
 {
@@ -26,7 +21,7 @@ static int blas_ok(size_t v)
 
 static int type_ok(int32_t t)
 {
-    return t == T_FLOAT || t == T_DOUBLE || t == T_INT32 || t == T_INT64;
+    return t == BNF_T_FLOAT || t == BNF_T_DOUBLE || t == BNF_T_INT32 || t == BNF_T_INT64;
 }
 
 /* ---- generic (slow) paths --------------------------------------------------------- */
@@ -37,7 +32,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
                          const bnf_tensor *b, size_t b_off, size_t b_rs, size_t b_cs, bnf_tensor *y,
                          size_t y_off, size_t m, size_t n, size_t k, double alpha)
 {
-    int integer = y->dtype == T_INT32 || y->dtype == T_INT64;
+    int integer = y->dtype == BNF_T_INT32 || y->dtype == BNF_T_INT64;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             size_t ai = a_off + i * a_rs, bj = b_off + j * b_cs, yi;
@@ -49,7 +44,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
                 yi = y_off + i * n + j;
                 if (alpha != 1.0)
                     bnf_set_f64(y, yi, alpha * (double)(int64_t)acc);
-                else if (y->dtype == T_INT64)
+                else if (y->dtype == BNF_T_INT64)
                     ((int64_t *)y->data)[yi] = (int64_t)acc;
                 else
                     ((int32_t *)y->data)[yi] = (int32_t)(uint32_t)acc;
@@ -119,7 +114,7 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
         return rc;
     if (y->n == 0)
         return BNF_OK;
-    if (a->dtype == T_FLOAT) {
+    if (a->dtype == BNF_T_FLOAT) {
         float *yd = y->data;
         float acc_beta = 0.0f;
         if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
@@ -152,7 +147,7 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < n; j++) {
                 size_t ci = (c0 == 1 ? 0 : i * (size_t)c1) + (c1 == 1 ? 0 : j);
-                if (y->dtype == T_INT64 && beta == 1.0f)
+                if (y->dtype == BNF_T_INT64 && beta == 1.0f)
                     ((int64_t *)y->data)[i * n + j] += ((const int64_t *)c->data)[ci];
                 else
                     bnf_set_f64(y, i * n + j, bnf_get_f64(y, i * n + j) + beta * bnf_get_f64(c, ci));
@@ -229,11 +224,11 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
         return rc;
     if (y->n == 0)
         return BNF_OK;
-    if (a->dtype == T_FLOAT && k == 0) {
+    if (a->dtype == BNF_T_FLOAT && k == 0) {
         memset(y->data, 0, y->n * sizeof(float));
         return BNF_OK;
     }
-    if (a->dtype == T_FLOAT) {
+    if (a->dtype == BNF_T_FLOAT) {
         const float *ad = a->data, *bd = b->data;
         float *yd = y->data;
         int b_single = 1; /* B has no batch: A's batches stack into one tall GEMM */

@@ -19,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-
 static int wanted(const bnf_op_ctx *ctx, size_t i)
 {
     return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
@@ -30,7 +27,7 @@ static int wanted(const bnf_op_ctx *ctx, size_t i)
 
 static int real_type(int32_t t)
 {
-    return t == T_FLOAT || t == T_DOUBLE;
+    return t == BNF_T_FLOAT || t == BNF_T_DOUBLE;
 }
 
 /* Four floats, with the GCC/Clang vector extension: SIMD whatever the
@@ -40,7 +37,7 @@ typedef float v4f __attribute__((vector_size(16)));
 /* y[i] = x[i] * s + t for len elements of type dtype (float or double). */
 static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, double t)
 {
-    if (dtype == T_FLOAT) {
+    if (dtype == BNF_T_FLOAT) {
         const float *xs = x;
         float *ys = y;
         float fs = (float)s, ft = (float)t;
@@ -69,7 +66,7 @@ static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, 
 static void moments(const void *x, int32_t dtype, size_t len, double *mean, double *var)
 {
     double s = 0, q = 0, m;
-    if (dtype == T_FLOAT) {
+    if (dtype == BNF_T_FLOAT) {
         const float *v = x;
         for (size_t i = 0; i < len; i++)
             s += v[i];
@@ -341,8 +338,8 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %zu",
                         BNF_NODE_ARG(ctx), (long long)axis, x->rank);
     ax = (size_t)(axis < 0 ? axis + (int64_t)x->rank : axis);
-    stash = bnf_ctx_int(ctx, "stash_type", T_FLOAT);
-    if (stash != T_FLOAT && stash != T_DOUBLE)
+    stash = bnf_ctx_int(ctx, "stash_type", BNF_T_FLOAT);
+    if (stash != BNF_T_FLOAT && stash != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": stash_type %lld is not supported (float or double only)",
                         BNF_NODE_ARG(ctx), (long long)stash);
@@ -381,7 +378,7 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         size_t off = r * inner;
         moments((const char *)x->data + off * bnf_eval_size(x->dtype), x->dtype, inner, &mean, &var);
         inv = 1.0 / sqrt(var + eps);
-        if (x->dtype == T_FLOAT) {
+        if (x->dtype == BNF_T_FLOAT) {
             const float *xs = (const float *)x->data + off;
             float *ys = (float *)y->data + off;
             for (size_t i = 0; i < inner; i++)

@@ -24,11 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-#define T_INT8 ONNX__TENSOR_PROTO__DATA_TYPE__INT8
-#define T_UINT8 ONNX__TENSOR_PROTO__DATA_TYPE__UINT8
-#define T_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
 #define MAX_SP (BNF_MAX_RANK - 2)
 /* Attribute values and spatial sizes above this are refused, so the int64
  * shape arithmetic cannot overflow. */
@@ -424,7 +419,7 @@ static int64_t to_col_major(int64_t pos, const int64_t *in, size_t nsp)
 
 static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
 {
-    static const int32_t max_types[] = {T_FLOAT, T_DOUBLE, T_INT8, T_UINT8};
+    static const int32_t max_types[] = {BNF_T_FLOAT, BNF_T_DOUBLE, BNF_T_INT8, BNF_T_UINT8};
     const bnf_tensor *x;
     bnf_tensor *y, *ind = NULL;
     pgeom g;
@@ -455,7 +450,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         goto out;
     if (kind == POOL_MAX && wanted(ctx, 1) &&
-        (rc = bnf_out(ctx, 1, T_INT64, ydims, x->rank, &ind)))
+        (rc = bnf_out(ctx, 1, BNF_T_INT64, ydims, x->rank, &ind)))
         goto out;
     planes = (size_t)x->dims[0] * (size_t)x->dims[1];
     if (y->n == 0)
@@ -465,7 +460,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
                       BNF_NODE_ARG(ctx));
         goto out;
     }
-    if (x->dtype == T_INT8 || x->dtype == T_UINT8) {
+    if (x->dtype == BNF_T_INT8 || x->dtype == BNF_T_UINT8) {
         xf = bnf_malloc(x->n * sizeof *xf);
         yf = bnf_malloc(y->n * sizeof *yf);
         if (!xf || !yf) {
@@ -475,7 +470,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         for (size_t i = 0; i < x->n; i++)
             xf[i] = (float)bnf_get_f64(x, i);
     }
-    if (x->dtype == T_FLOAT && !ind && g.nsp <= 2) {
+    if (x->dtype == BNF_T_FLOAT && !ind && g.nsp <= 2) {
         /* the fast path needs every window to have a tap inside the input, and
          * a padded plane not much larger than the input and output planes */
         int fast = 1;
@@ -496,7 +491,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
     }
     for (size_t p = 0; p < planes; p++) {
         int64_t *ip = ind ? (int64_t *)ind->data + p * g.os : NULL;
-        if (x->dtype == T_DOUBLE)
+        if (x->dtype == BNF_T_DOUBLE)
             pool_plane_f64((const double *)x->data + p * g.is, (double *)y->data + p * g.os, ip, &g,
                            kind, include_pad != 0);
         else
@@ -601,7 +596,7 @@ static void global_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 static bnf_status global_run(bnf_op_ctx *ctx, int kind)
 {
-    static const int32_t types[] = {T_FLOAT, T_DOUBLE};
+    static const int32_t types[] = {BNF_T_FLOAT, BNF_T_DOUBLE};
     const bnf_tensor *x;
     bnf_tensor *y;
     bnf_status rc;
@@ -622,7 +617,7 @@ static bnf_status global_run(bnf_op_ctx *ctx, int kind)
                         BNF_NODE_ARG(ctx));
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         return rc;
-    if (x->dtype == T_FLOAT) {
+    if (x->dtype == BNF_T_FLOAT) {
         global_job j = {x->data, y->data, len, kind};
         bnf_parallel(ctx, bnf_par_threads(ctx, planes, x->n), planes, global_range, &j);
     } else {

@@ -28,19 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_SUMSQ, R_LOGSUM, R_LOGSUMEXP } red_op;
 
 /* What a pass accumulates. */
@@ -217,9 +204,9 @@ static void walk_run(const walk *w, const bnf_tensor *x, acc_kind k, double *dac
         size_t in = it * inner;
         if (iacc)
             red_any_i64(k, x, in, inner, vec, iacc + o);
-        else if (x->dtype == T_FLOAT)
+        else if (x->dtype == BNF_T_FLOAT)
             red_f32(k, (const float *)x->data + in, inner, vec, dacc + o, shift ? shift + o : NULL);
-        else if (x->dtype == T_DOUBLE)
+        else if (x->dtype == BNF_T_DOUBLE)
             red_f64(k, (const double *)x->data + in, inner, vec, dacc + o, shift ? shift + o : NULL);
         else
             red_any_f64(k, x, in, inner, vec, dacc + o, shift ? shift + o : NULL);
@@ -239,19 +226,19 @@ static void walk_run(const walk *w, const bnf_tensor *x, acc_kind k, double *dac
 /* Integer types whose values int64 holds (uint64 is not reduced). */
 static int is_int(int32_t t)
 {
-    return t == T_INT32 || t == T_INT64 || t == T_INT8 || t == T_UINT8 || t == T_INT16 ||
-           t == T_UINT16 || t == T_UINT32;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 || t == BNF_T_INT16 ||
+           t == BNF_T_UINT16 || t == BNF_T_UINT32;
 }
 
 static void int_range(int32_t t, int64_t *lo, int64_t *hi)
 {
     switch (t) {
-    case T_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-    case T_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-    case T_UINT8: *lo = 0; *hi = UINT8_MAX; break;
-    case T_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
-    case T_UINT16: *lo = 0; *hi = UINT16_MAX; break;
-    case T_UINT32: *lo = 0; *hi = UINT32_MAX; break;
+    case BNF_T_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
+    case BNF_T_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
+    case BNF_T_UINT8: *lo = 0; *hi = UINT8_MAX; break;
+    case BNF_T_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
+    case BNF_T_UINT16: *lo = 0; *hi = UINT16_MAX; break;
+    case BNF_T_UINT32: *lo = 0; *hi = UINT32_MAX; break;
     default: *lo = INT64_MIN; *hi = INT64_MAX; break;
     }
 }
@@ -260,12 +247,12 @@ static void int_range(int32_t t, int64_t *lo, int64_t *hi)
 static void store_i64(bnf_tensor *t, size_t i, int64_t v)
 {
     switch (t->dtype) {
-    case T_INT64: ((int64_t *)t->data)[i] = v; break;
-    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
-    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)(uint8_t)(uint64_t)v; break;
-    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)(uint16_t)(uint64_t)v; break;
-    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)(uint64_t)v; break;
-    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)(uint64_t)v; break;
+    case BNF_T_INT64: ((int64_t *)t->data)[i] = v; break;
+    case BNF_T_INT32: ((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
+    case BNF_T_INT8: ((int8_t *)t->data)[i] = (int8_t)(uint8_t)(uint64_t)v; break;
+    case BNF_T_INT16: ((int16_t *)t->data)[i] = (int16_t)(uint16_t)(uint64_t)v; break;
+    case BNF_T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)(uint64_t)v; break;
+    case BNF_T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)(uint64_t)v; break;
     default: ((uint8_t *)t->data)[i] = (uint8_t)(uint64_t)v; break;
     }
 }
@@ -285,7 +272,7 @@ static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input,
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has an axes attribute, but at opset %lld the axes are input 1",
                             BNF_NODE_ARG(ctx), (long long)ctx->opset);
         if (a) {
-            if (a->dtype != T_INT64 && a->dtype != T_INT32)
+            if (a->dtype != BNF_T_INT64 && a->dtype != BNF_T_INT32)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axes are %s, must be int64",
                                 BNF_NODE_ARG(ctx), bnf_dtype_name(a->dtype));
             if (a->rank > 1)
@@ -343,7 +330,7 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs the data input%s",
                         BNF_NODE_ARG(ctx), from_input ? " and optional axes" : " only");
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE && !is_int(x->dtype))
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && !is_int(x->dtype))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
     if ((rc = get_axes(ctx, x, from_input, reduced, &noop)))
@@ -412,9 +399,9 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
         case R_LOGSUMEXP: v = log(v) + shift[i]; break;
         default: break;
         }
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             ((float *)y->data)[i] = (float)v;
-        else if (x->dtype == T_DOUBLE)
+        else if (x->dtype == BNF_T_DOUBLE)
             ((double *)y->data)[i] = v;
         else /* integer L2 / logarithms: truncate, saturating */
             store_i64(y, i, v != v ? 0 : v <= (double)lo ? lo : v >= (double)hi ? hi : (int64_t)v);
@@ -511,26 +498,26 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is empty, no index to return",
                         BNF_NODE_ARG(ctx), (long long)axis);
     switch (x->dtype) {
-    case T_FLOAT: case T_DOUBLE: case T_INT32: case T_INT64: case T_INT8: case T_UINT8:
-    case T_INT16: case T_UINT16: case T_UINT32: case T_UINT64: break;
+    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_INT32: case BNF_T_INT64: case BNF_T_INT8: case BNF_T_UINT8:
+    case BNF_T_INT16: case BNF_T_UINT16: case BNF_T_UINT32: case BNF_T_UINT64: break;
     default:
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
     }
-    if ((rc = bnf_out(ctx, 0, T_INT64, dims, rank, &y)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, rank, &y)))
         return rc;
     if (y->n == 0)
         return BNF_OK;
     switch (x->dtype) {
-    case T_FLOAT: arg_f32(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_DOUBLE: arg_f64(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT32: arg_i32(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT64: arg_i64(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT8: arg_i8(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT8: arg_u8(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT16: arg_i16(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT16: arg_u16(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT32: arg_u32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_FLOAT: arg_f32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_DOUBLE: arg_f64(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT32: arg_i32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT64: arg_i64(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT8: arg_i8(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT8: arg_u8(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT16: arg_i16(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT16: arg_u16(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT32: arg_u32(x->data, y->data, outer, d, inner, want_max, last); break;
     default: arg_u64(x->data, y->data, outer, d, inner, want_max, last); break;
     }
     return BNF_OK;

@@ -20,13 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 /* ---- helpers ------------------------------------------------------------------ */
 
 static const bnf_tensor *opt_in(const bnf_op_ctx *ctx, size_t i)
@@ -51,7 +44,7 @@ static bnf_status need_inputs(const bnf_op_ctx *ctx, size_t n_required, size_t m
 static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
                             int64_t *vals, size_t max, size_t *n)
 {
-    if (t->dtype != T_INT64 && t->dtype != T_INT32)
+    if (t->dtype != BNF_T_INT64 && t->dtype != BNF_T_INT32)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be int64 or int32",
                         BNF_NODE_ARG(ctx), what);
     if (t->rank > 1 || t->n > max)
@@ -60,7 +53,7 @@ static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const ch
                         BNF_NODE_ARG(ctx), what, max);
     for (size_t i = 0; i < t->n; i++)
         vals[i] =
-            t->dtype == T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+            t->dtype == BNF_T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
     *n = t->n;
     return BNF_OK;
 }
@@ -186,9 +179,9 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": '%s' has %zu values for rank %zu", BNF_NODE_ARG(ctx),
                             pname, np, r);
-        if (x->dtype == T_FLOAT) {
+        if (x->dtype == BNF_T_FLOAT) {
             memcpy(value.b, &v, 4);
-        } else if (x->dtype == T_DOUBLE) {
+        } else if (x->dtype == BNF_T_DOUBLE) {
             value.d = v;
         } else if (v == 0 || mode != PAD_CONSTANT) {
             value.i = 0; /* zero bytes are 0 in every type */
@@ -214,7 +207,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             for (size_t i = 0; i < r; i++)
                 axes[i] = (int64_t)i;
         }
-        if (tp->dtype != T_INT64 || (rc = read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
+        if (tp->dtype != BNF_T_INT64 || (rc = read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'pads' must be int64",
                                  BNF_NODE_ARG(ctx));
@@ -577,17 +570,17 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
     bnf_status rc;
 
     memset(ax, 0, sizeof ax);
-    if (p->mode != RZ_NEAREST && x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (p->mode != RZ_NEAREST && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT
                         ": linear and cubic modes are supported for float and double, not %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
-    if (p->ctm == CT_TF_CROP_AND_RESIZE && x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (p->ctm == CT_TF_CROP_AND_RESIZE && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT
                         ": tf_crop_and_resize is supported for float and double, not %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
-    if (x->dtype == T_FLOAT)
+    if (x->dtype == BNF_T_FLOAT)
         extrap.f = (float)p->extrapolation;
     else
         extrap.d = p->extrapolation;
@@ -645,7 +638,7 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
             }
             dst = tmp[k % 2];
         }
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             rz_pass_float((const float *)src, (float *)dst, outer, &ax[a], inner, extrap.f);
         else
             rz_pass_double((const double *)src, (double *)dst, outer, &ax[a], inner, extrap.d);
@@ -681,7 +674,7 @@ static bnf_status rz_dims_from_scales(bnf_op_ctx *ctx, const double *scales, int
 /* Reads a float scales tensor of the input's rank. */
 static bnf_status rz_read_scales(bnf_op_ctx *ctx, const bnf_tensor *t, size_t want, double *s)
 {
-    if ((t->dtype != T_FLOAT && t->dtype != T_DOUBLE) || t->rank > 1 || t->n != want)
+    if ((t->dtype != BNF_T_FLOAT && t->dtype != BNF_T_DOUBLE) || t->rank > 1 || t->n != want)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'scales' must be %zu floats",
                         BNF_NODE_ARG(ctx), want);
     for (size_t i = 0; i < want; i++)
@@ -818,7 +811,7 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         dims[i] = x->dims[i];
     }
     if (p.ctm == CT_TF_CROP_AND_RESIZE) {
-        if (!troi || troi->n != 2 * na || (troi->dtype != T_FLOAT && troi->dtype != T_DOUBLE))
+        if (!troi || troi->n != 2 * na || (troi->dtype != BNF_T_FLOAT && troi->dtype != BNF_T_DOUBLE))
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": tf_crop_and_resize needs 'roi' of %zu reals",
                             BNF_NODE_ARG(ctx), 2 * na);
@@ -840,7 +833,7 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         const char *policy = ctx->opset >= 18 ? get_str(ctx, "keep_aspect_ratio_policy", "stretch",
                                                         pbuf, sizeof pbuf)
                                               : "stretch";
-        if (tsz->dtype != T_INT64 || (rc = read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
+        if (tsz->dtype != BNF_T_INT64 || (rc = read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
             n != na)
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID,

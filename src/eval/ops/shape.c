@@ -13,14 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 /* ---- helpers ------------------------------------------------------------------ */
 
 /* Input i, or NULL when omitted or beyond the node's inputs. */
@@ -47,7 +39,7 @@ static bnf_status need_inputs(const bnf_op_ctx *ctx, size_t n_required, size_t m
 static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
                             int64_t *vals, size_t max, size_t *n)
 {
-    if (t->dtype != T_INT64 && t->dtype != T_INT32)
+    if (t->dtype != BNF_T_INT64 && t->dtype != BNF_T_INT32)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be int64 or int32",
                         BNF_NODE_ARG(ctx), what);
     if (t->rank > 1)
@@ -59,7 +51,7 @@ static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const ch
                         BNF_NODE_ARG(ctx), what, t->n, max);
     for (size_t i = 0; i < t->n; i++)
         vals[i] =
-            t->dtype == T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
+            t->dtype == BNF_T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
     *n = t->n;
     return BNF_OK;
 }
@@ -200,12 +192,12 @@ static bnf_status op_dropout(bnf_op_ctx *ctx)
                         ": is_test=0 asks for training-mode dropout, which is not supported",
                         BNF_NODE_ARG(ctx));
     if ((ratio = opt_in(ctx, 1))) {
-        if (ratio->n != 1 || (ratio->dtype != T_FLOAT && ratio->dtype != T_DOUBLE))
+        if (ratio->n != 1 || (ratio->dtype != BNF_T_FLOAT && ratio->dtype != BNF_T_DOUBLE))
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": 'ratio' must be a real scalar", BNF_NODE_ARG(ctx));
     }
     if ((training = opt_in(ctx, 2))) {
-        if (training->n != 1 || training->dtype != T_BOOL)
+        if (training->n != 1 || training->dtype != BNF_T_BOOL)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": 'training_mode' must be a bool scalar",
                             BNF_NODE_ARG(ctx));
@@ -222,7 +214,7 @@ static bnf_status op_dropout(bnf_op_ctx *ctx)
     if (ctx->n_out < 2 || !ctx->out[1])
         return BNF_OK;
     if (ctx->opset >= 10) {
-        if ((rc = bnf_out(ctx, 1, T_BOOL, x->dims, x->rank, &mask)))
+        if ((rc = bnf_out(ctx, 1, BNF_T_BOOL, x->dims, x->rank, &mask)))
             return rc;
         memset(mask->data, 1, mask->n);
     } else {
@@ -747,7 +739,7 @@ static bnf_status op_gather(bnf_op_ctx *ctx)
         return rc;
     x = ctx->in[0];
     ind = ctx->in[1];
-    if (ind->dtype != T_INT64 && ind->dtype != T_INT32)
+    if (ind->dtype != BNF_T_INT64 && ind->dtype != BNF_T_INT32)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": indices must be int64 or int32",
                         BNF_NODE_ARG(ctx));
     if (x->rank == 0)
@@ -813,7 +805,7 @@ static bnf_status op_shape(bnf_op_ctx *ctx)
     start = start > r ? r : start;
     end = end > r ? r : end;
     dims[0] = end > start ? end - start : 0;
-    if ((rc = bnf_out(ctx, 0, T_INT64, dims, 1, &y)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, 1, &y)))
         return rc;
     for (int64_t i = 0; i < dims[0]; i++)
         ((int64_t *)y->data)[i] = x->dims[start + i];
