@@ -107,7 +107,7 @@ typedef struct {
  * or NULL when the evaluator does not have it. */
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
 
-/* ---- tensors ---------------------------------------------------------------- */
+/* ---- tensors (eval/eval_tensor.c) ------------------------------------------------ */
 
 /* Bytes per element of a data type the evaluator computes in, 0 for others. */
 size_t bnf_eval_size(int32_t dtype);
@@ -124,12 +124,28 @@ double bnf_get_f64(const bnf_tensor *t, size_t i);
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i);
 void bnf_set_f64(bnf_tensor *t, size_t i, double v);
 
+/* ---- for the kernels: outputs, attributes, checks (eval/ops/op_util.c) ------------- */
+
+#define BNF_NODE_FMT "%s node '%s'"
+#define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
+                          ((ctx)->node->name ? (ctx)->node->name : "")
+
 /* Output i of the node: allocated with the given type and shape. */
 bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims, size_t rank,
                    bnf_tensor **out);
+/* Whether the node asks for output i (optional outputs may be absent or ""). */
+static inline int bnf_wanted(const bnf_op_ctx *ctx, size_t i)
+{
+    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
+           ctx->node->output[i][0];
+}
+/* Input i, or NULL when omitted or beyond the node's inputs. */
+static inline const bnf_tensor *bnf_opt_in(const bnf_op_ctx *ctx, size_t i)
+{
+    return i < ctx->n_in ? ctx->in[i] : NULL;
+}
 
-/* ---- attributes (defaults when absent) ---------------------------------------- */
-
+/* Attributes, the default when absent. */
 int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt);
 float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt);
 /* The string attribute copied into buf (cut to size - 1 bytes), or dflt. */
@@ -140,12 +156,30 @@ size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size
 size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max);
 /* Attribute `name` as a TensorProto (Constant's value), or NULL. */
 const Onnx__TensorProto *bnf_ctx_tensor(const bnf_op_ctx *ctx, const char *name);
+/* The ints attribute `name` into v: exactly `want` values, each in [lo, hi],
+ * or `dflt` for each when absent. */
+bnf_status bnf_ctx_ints_range(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
+                              int64_t lo, int64_t hi, int64_t *v);
+/* The index of s in names[0..n), or -1 (a string attribute's choices). */
+int bnf_find_name(const char *s, const char *const *names, size_t n);
 
-#define BNF_NODE_FMT "%s node '%s'"
-#define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
-                          ((ctx)->node->name ? (ctx)->node->name : "")
-
-/* ---- broadcasting ------------------------------------------------------------------ */
+/* Checks that the node has lo to hi inputs (hi = SIZE_MAX: at least lo) and
+ * that the first lo of them are present (all of them when hi = SIZE_MAX: a
+ * variadic input is never omitted).  The message is "needs <what>" when what
+ * is given (e.g. "inputs X, W and an optional B"), else it gives the counts or
+ * the missing input. */
+bnf_status bnf_need_inputs(const bnf_op_ctx *ctx, size_t lo, size_t hi, const char *what);
+/* The failures every kernel reports the same way: an input type it has no
+ * loop for (BNF_ERR_UNSUPPORTED), and running out of memory. */
+bnf_status bnf_unsupported_type(const bnf_op_ctx *ctx, int32_t dtype);
+bnf_status bnf_nomem(const bnf_op_ctx *ctx);
+/* A shape-like input (shape, axes, pads, starts ...): int64 or int32, rank 0
+ * or 1, at most max values, into vals[0..*n). */
+bnf_status bnf_read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
+                         int64_t *vals, size_t max, size_t *n);
+/* Maps axis from [-rank, rank) (or [-rank, rank] when `inclusive`) to [0, rank). */
+bnf_status bnf_norm_axis(const bnf_op_ctx *ctx, int64_t axis, size_t rank, int inclusive,
+                         int64_t *out);
 
 /* Numpy-style multidirectional broadcast of a and b into out dims; error if incompatible. */
 bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b,
@@ -153,6 +187,51 @@ bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const
 /* For each output element index, the element index in `t` when t is broadcast to
  * (dims, rank); fills idx[0..n). */
 void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx);
+
+/* Windowed operators (Conv, ConvTranspose, MaxPool, AveragePool): at most
+ * BNF_MAX_SPATIAL spatial axes; attribute values (strides, pads, dilations)
+ * above BNF_ATTR_MAX and spatial sizes above BNF_DIM_MAX are refused, so that
+ * their int64 shape arithmetic cannot overflow. */
+#define BNF_MAX_SPATIAL (BNF_MAX_RANK - 2)
+#define BNF_ATTR_MAX ((int64_t)1 << 30)
+#define BNF_DIM_MAX ((int64_t)1 << 31)
+enum { BNF_PAD_NOTSET, BNF_PAD_SAME_UPPER, BNF_PAD_SAME_LOWER, BNF_PAD_VALID };
+/* X is N x C x D1 ... (rank 3 to BNF_MAX_RANK) with spatial sizes in range;
+ * and, when w is given, W has X's rank and kernel sizes in [1, BNF_DIM_MAX]. */
+bnf_status bnf_check_spatial(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor *w);
+/* The auto_pad attribute as BNF_PAD_* ("" is NOTSET). */
+bnf_status bnf_auto_pad(bnf_op_ctx *ctx, int *mode);
+/* SAME_UPPER / SAME_LOWER padding of an axis of `in` with stride s and a
+ * dilated kernel of dk: the output length ceil(in / s), and the padding at
+ * the start and the end (the odd one at the end for SAME_UPPER). */
+int64_t bnf_same_pads(int64_t in, int64_t s, int64_t dk, int mode, int64_t *pb, int64_t *pe);
+
+/* Integer helpers of the shape arithmetic (b > 0 for the divisions). */
+static inline int64_t bnf_floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+static inline int64_t bnf_ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+static inline int64_t bnf_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+/* a * b into *r; 0 on overflow. */
+static inline int bnf_mul_ok(size_t a, size_t b, size_t *r)
+{
+    if (a && b > SIZE_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+/* Whether a size fits OpenBLAS's int. */
+static inline int bnf_blas_ok(size_t v)
+{
+    return v <= (size_t)INT32_MAX;
+}
 
 /* ---- GEMM (OpenBLAS: Gemm, MatMul, ConvTranspose; Conv without AVX2) ---------------- */
 
@@ -189,6 +268,10 @@ void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b,
                      size_t n, float *c, size_t ldc, float *scratch);
 
 /* ---- threads (eval/threads.c) ------------------------------------------------------ */
+
+/* The most threads a loop is shared out over (bnf_par_threads() says no more):
+ * per-thread scratch indexed by the thread id may have this many slots. */
+#define BNF_MAX_THREADS 64
 
 /* threads - 1 worker threads; NULL when threads <= 1 or none could be started. */
 bnf_pool *bnf_pool_new(int threads);

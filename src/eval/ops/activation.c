@@ -19,23 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bnf_status need_inputs(bnf_op_ctx *ctx, size_t lo, size_t hi)
-{
-    if (ctx->n_in < lo || ctx->n_in > hi)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs %zu to %zu",
-                        BNF_NODE_ARG(ctx), ctx->n_in, lo, hi);
-    if (!ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input 0 is missing",
-                        BNF_NODE_ARG(ctx));
-    return BNF_OK;
-}
-
-static bnf_status no_kernel(bnf_op_ctx *ctx, int32_t dtype)
-{
-    return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                    BNF_NODE_ARG(ctx), bnf_dtype_name(dtype));
-}
-
 /* ---- pointwise ------------------------------------------------------------------------ */
 
 /* Attribute values a pointwise activation reads, already defaulted. */
@@ -131,7 +114,7 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
     bnf_tensor *y;
     act_fn fn = NULL;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     switch (x->dtype) {
@@ -144,7 +127,7 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
     default: break;
     }
     if (!fn)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
     {
@@ -308,7 +291,7 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
     case BNF_T_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
     case BNF_T_UINT16: lo = 0; hi = UINT16_MAX; break;
     case BNF_T_UINT32: lo = 0; hi = UINT32_MAX; break;
-    default: return no_kernel(ctx, x->dtype);
+    default: return bnf_unsupported_type(ctx, x->dtype);
     }
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
@@ -338,10 +321,10 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
 static bnf_status k_clip_attr(bnf_op_ctx *ctx)
 {
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     if (ctx->in[0]->dtype != BNF_T_FLOAT && ctx->in[0]->dtype != BNF_T_DOUBLE)
-        return no_kernel(ctx, ctx->in[0]->dtype);
+        return bnf_unsupported_type(ctx, ctx->in[0]->dtype);
     return clip_apply(ctx, ctx->in[0], bnf_ctx_float(ctx, "min", -FLT_MAX),
                       bnf_ctx_float(ctx, "max", FLT_MAX), NULL, NULL);
 }
@@ -352,7 +335,7 @@ static bnf_status k_clip(bnf_op_ctx *ctx)
     const bnf_tensor *x, *b[2] = {NULL, NULL};
     double f[2] = {-INFINITY, INFINITY};
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 3)))
+    if ((rc = bnf_need_inputs(ctx, 1, 3, NULL)))
         return rc;
     if (bnf_node_attr(ctx->node, "min") || bnf_node_attr(ctx->node, "max"))
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has min/max attributes, but at opset %lld they are inputs 1 and 2",
@@ -400,17 +383,15 @@ static bnf_status k_prelu(bnf_op_ctx *ctx)
     bnf_status rc;
     size_t off, rank = 0, dims[BNF_MAX_RANK], sst[BNF_MAX_RANK];
     size_t cnt[BNF_MAX_RANK] = {0}, soff = 0, inner, outer;
-    if ((rc = need_inputs(ctx, 2, 2)))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
         return rc;
     x = ctx->in[0];
     s = ctx->in[1];
-    if (!s)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": slope is missing", BNF_NODE_ARG(ctx));
     if (s->dtype != x->dtype)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": slope is %s, input is %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(s->dtype), bnf_dtype_name(x->dtype));
     if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     if (s->rank > x->rank)
         goto bad_shape;
     off = x->rank - s->rank;
@@ -560,18 +541,14 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     size_t outer = 1, d = 1, inner = 1, es;
     int coerce = ctx->opset < 13;
     void *tmp = NULL;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     r = (int64_t)x->rank;
-    axis = bnf_ctx_int(ctx, "axis", coerce ? 1 : -1);
-    if (axis < -r || axis >= r)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                        BNF_NODE_ARG(ctx), (long long)axis, (long long)r);
-    if (axis < 0)
-        axis += r;
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", coerce ? 1 : -1), x->rank, 0, &axis)))
+        return rc;
     for (int64_t i = 0; i < r; i++) {
         size_t v = (size_t)x->dims[i];
         if (i < axis)
@@ -594,7 +571,7 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
         return BNF_OK;
     }
     if (inner > 1 && !(tmp = bnf_malloc(2 * inner * es)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     if (x->dtype == BNF_T_FLOAT)
         softmax_f32(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
     else

@@ -45,11 +45,7 @@
 #define DW_AVX2 1 /* an AVX2 + FMA depthwise loop, used when the CPU has them */
 #endif
 
-#define MAX_SP (BNF_MAX_RANK - 2)
-/* Attribute values (strides, pads, dilations) and spatial sizes above this are
- * refused, so the int64 shape arithmetic below cannot overflow. */
-#define ATTR_MAX ((int64_t)1 << 30)
-#define DIM_MAX ((int64_t)1 << 31)
+#define MAX_SP BNF_MAX_SPATIAL
 
 typedef struct {
     size_t nsp;                                  /* spatial dimensions */
@@ -66,87 +62,14 @@ typedef struct {
  * unknown length): SSE on x86-64, NEON on ARM. */
 typedef float v4f __attribute__((vector_size(16)));
 
-static int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
-{
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-static int64_t ceil_div(int64_t a, int64_t b) /* b > 0 */
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* The ints attribute `name`: `want` values in [lo, hi], or `dflt` for each when
- * absent. */
-static bnf_status ints_attr(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
-                            int64_t lo, int64_t hi, int64_t *v)
-{
-    size_t n = bnf_ctx_ints(ctx, name, v, want);
-    if (n == 0) {
-        for (size_t i = 0; i < want; i++)
-            v[i] = dflt;
-        return BNF_OK;
-    }
-    if (n != want)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %s has %zu values, expected %zu",
-                        BNF_NODE_ARG(ctx), name, n, want);
-    for (size_t i = 0; i < want; i++)
-        if (v[i] < lo || v[i] > hi)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": %s[%zu] = %lld is out of range [%lld, %lld]",
-                            BNF_NODE_ARG(ctx), name, i, (long long)v[i], (long long)lo,
-                            (long long)hi);
-    return BNF_OK;
-}
-
-enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
-
-static bnf_status auto_pad_attr(bnf_op_ctx *ctx, int *mode)
-{
-    char buf[16];
-    const char *s = bnf_ctx_string(ctx, "auto_pad", "NOTSET", buf, sizeof buf);
-    if (strcmp(s, "NOTSET") == 0 || s[0] == '\0')
-        *mode = PAD_NOTSET;
-    else if (strcmp(s, "SAME_UPPER") == 0)
-        *mode = PAD_SAME_UPPER;
-    else if (strcmp(s, "SAME_LOWER") == 0)
-        *mode = PAD_SAME_LOWER;
-    else if (strcmp(s, "VALID") == 0)
-        *mode = PAD_VALID;
-    else
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown auto_pad '%s'",
-                        BNF_NODE_ARG(ctx), s);
-    return BNF_OK;
-}
-
-/* a * b into *r, 0 on overflow. */
-static int mul_ok(size_t a, size_t b, size_t *r)
-{
-    if (a && b > SIZE_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
-
-/* Sizes handed to OpenBLAS must fit its int. */
-static int blas_ok(size_t v)
-{
-    return v <= (size_t)INT32_MAX;
-}
-
 /* Inputs X, W and the optional bias shared by Conv and ConvTranspose: float32,
  * X of rank >= 3, W of the same rank, kernel dims >= 1, spatial sizes bounded. */
 static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
                                const bnf_tensor **b)
 {
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, W and an optional B",
-                        BNF_NODE_ARG(ctx));
+    bnf_status rc = bnf_need_inputs(ctx, 2, 3, "inputs X, W and an optional B");
+    if (rc)
+        return rc;
     *x = ctx->in[0];
     *w = ctx->in[1];
     *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -154,22 +77,7 @@ static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
                         BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
-    if ((*x)->rank < 3 || (*x)->rank > BNF_MAX_RANK)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": X has rank %zu, expected N x C x D1 ... (rank 3 to %d)",
-                        BNF_NODE_ARG(ctx), (*x)->rank, BNF_MAX_RANK);
-    if ((*w)->rank != (*x)->rank)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has rank %zu, X has rank %zu",
-                        BNF_NODE_ARG(ctx), (*w)->rank, (*x)->rank);
-    for (size_t i = 2; i < (*x)->rank; i++) {
-        if ((*w)->dims[i] < 1 || (*w)->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)(*w)->dims[i]);
-        if ((*x)->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)(*x)->dims[i]);
-    }
-    return BNF_OK;
+    return bnf_check_spatial(ctx, *x, *w);
 }
 
 /* kernel_shape (optional, must agree with W), strides, dilations into g. */
@@ -194,9 +102,9 @@ static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
         g->k[i] = w->dims[i + 2];
         g->ks *= (size_t)g->k[i];
     }
-    if ((rc = ints_attr(ctx, "strides", g->nsp, 1, 1, ATTR_MAX, g->s)))
+    if ((rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)))
         return rc;
-    return ints_attr(ctx, "dilations", g->nsp, 1, 1, ATTR_MAX, g->d);
+    return bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d);
 }
 
 /* Fills each of `planes` planes of `len` floats with bias[plane % m] (0 when no bias). */
@@ -217,18 +125,6 @@ static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size
     }
 }
 
-/* ---- threads ------------------------------------------------------------------ */
-
-/* Loops are shared out with bnf_parallel (the session's threads); per-thread
- * scratch is indexed by the thread id, below this bound. */
-enum { MAX_THREADS = 64 };
-
-static size_t par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
-{
-    size_t t = bnf_par_threads(ctx, n, work);
-    return t > MAX_THREADS ? MAX_THREADS : t;
-}
-
 /* ---- Conv: im2col --------------------------------------------------------------- */
 
 /* The output range [lo, hi) along one dimension whose input index o*s - p + kd
@@ -236,8 +132,8 @@ static size_t par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
 static void valid_range(int64_t in, int64_t out, int64_t s, int64_t p, int64_t kd, int64_t *lo,
                         int64_t *hi)
 {
-    *lo = clamp64(ceil_div(p - kd, s), 0, out);
-    *hi = clamp64(ceil_div(in + p - kd, s), *lo, out);
+    *lo = bnf_clamp64(bnf_ceil_div(p - kd, s), 0, out);
+    *hi = bnf_clamp64(bnf_ceil_div(in + p - kd, s), *lo, out);
 }
 
 static void gather_even(float *dst, const float *src, int64_t n, int64_t avail);
@@ -882,7 +778,7 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
 {
     dw_geom q;
     dw_job job;
-    dw_scratch sc[MAX_THREADS];
+    dw_scratch sc[BNF_MAX_THREADS];
     int two = g->nsp == 2;
     size_t planesz = 0, flatsz = 0, ks = g->ks, nt, per, work;
     float *mem;
@@ -913,13 +809,12 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
         if (fn) {
             size_t groups = (m + 7) / 8, blocks = n * groups;
             dw8_job j8;
-            if (!mul_ok(g->os * n * m, ks, &work))
+            if (!bnf_mul_ok(g->os * n * m, ks, &work))
                 work = SIZE_MAX;
-            nt = par_threads(ctx, blocks, work);
+            nt = bnf_par_threads(ctx, blocks, work);
             mem = bnf_malloc(nt * dw8_scratch(&q) * sizeof *mem);
             if (!mem)
-                return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                                BNF_NODE_ARG(ctx));
+                return bnf_nomem(ctx);
             j8 = (dw8_job){x, w, b, y, &q, m, groups, mem, fn, epi};
             bnf_parallel(ctx, nt, blocks, dw8_range, &j8);
             bnf_free(mem);
@@ -937,8 +832,8 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
     }
     q.flat = pick_dw_flat();
     q.same = pick_dw_same(&q);
-    *declined = !mul_ok((size_t)q.hq, (size_t)q.wq, &planesz) ||
-                !mul_ok(planesz, (size_t)(q.sh * q.sw), &planesz) ||
+    *declined = !bnf_mul_ok((size_t)q.hq, (size_t)q.wq, &planesz) ||
+                !bnf_mul_ok(planesz, (size_t)(q.sh * q.sw), &planesz) ||
                 planesz / 4 > g->is + g->os + 16384;
     if (*declined)
         return BNF_OK;
@@ -950,15 +845,15 @@ static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w
         flatsz = 0;
     }
     per = planesz + flatsz;
-    if (!mul_ok(g->os * n * m, ks, &work))
+    if (!bnf_mul_ok(g->os * n * m, ks, &work))
         work = SIZE_MAX;
-    nt = par_threads(ctx, n * m, work);
+    nt = bnf_par_threads(ctx, n * m, work);
     off = bnf_malloc(ks * sizeof *off);
     mem = bnf_malloc((nt * per + 1) * sizeof *mem);
     if (!off || !mem) {
         bnf_free(off);
         bnf_free(mem);
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     }
     for (int64_t kh = 0; kh < q.kh; kh++)
         for (int64_t kw = 0; kw < q.kw; kw++) {
@@ -1140,8 +1035,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
     if (bd || (epi && epi->scale)) {
         /* bias and the fused affine in one: act((y + b) s + t) = act(y s + (b s + t)) */
         if (!(aff = bnf_malloc(2 * m * sizeof *aff)))
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         for (size_t i = 0; i < m; i++) {
             double sc = epi && epi->scale ? epi->scale[i] : 1.0;
             double sh = epi && epi->scale ? epi->shift[i] : 0.0;
@@ -1166,9 +1060,9 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         bnf_free(aff);
         return BNF_OK;
     }
-    if (!mul_ok(mg * g->os, rows, &work))
+    if (!bnf_mul_ok(mg * g->os, rows, &work))
         work = SIZE_MAX;
-    nt = par_threads(ctx, mg > g->os ? mg : g->os, work / 8);
+    nt = bnf_par_threads(ctx, mg > g->os ? mg : g->os, work / 8);
     if (!pointwise && (nro = colblk_rows(g, rows, nt)) > 0) {
         size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow;
         size_t blocks = (outer + nro - 1) / nro;
@@ -1176,8 +1070,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         float *scratch = bnf_malloc(nt * (rows * nro * ow + pks) * sizeof *scratch);
         if (!scratch) {
             bnf_free(aff);
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         }
         for (size_t in = 0; in < n; in++)
             for (size_t gi = 0; gi < group; gi++) {
@@ -1196,8 +1089,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         psc = bnf_packed_scratch(rows, g->os);
         if (!(pscratch = bnf_malloc(nt * psc * sizeof *pscratch))) {
             bnf_free(aff);
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         }
     }
     if (!pointwise) {
@@ -1217,7 +1109,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
             size_t nb;
             if (!pointwise) {
                 im2col_job ij = {xg, g, col};
-                bnf_parallel(ctx, par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
+                bnf_parallel(ctx, bnf_par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
             }
             j = (gemm_job){wd ? wd + gi * mg * rows : NULL, pointwise ? xg : col,
                            yd + (in * m + gi * mg) * g->os, mg, g->os, rows,
@@ -1241,21 +1133,16 @@ static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
     bnf_status rc;
     int mode;
     int64_t pads[2 * MAX_SP];
-    if ((rc = auto_pad_attr(ctx, &mode)))
+    if ((rc = bnf_auto_pad(ctx, &mode)))
         return rc;
-    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)))
+    if ((rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)))
         return rc;
     g->os = 1;
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t dk = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i];
-        if (mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
-            int64_t out = ceil_div(in, g->s[i]);
-            int64_t total = (out - 1) * g->s[i] + dk - in;
-            if (total < 0)
-                total = 0;
-            g->pb[i] = mode == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            g->pe[i] = total - g->pb[i];
-        } else if (mode == PAD_VALID) {
+        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
+            bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
+        } else if (mode == BNF_PAD_VALID) {
             g->pb[i] = g->pe[i] = 0;
         } else {
             g->pb[i] = pads[i];
@@ -1321,7 +1208,7 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                         BNF_NODE_ARG(ctx));
     if (groups > SIZE_MAX / sizeof(bnf_packed *) - 1 || !(*ps = packed_set_new(w, groups, mg, rows)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     if (cacheable) {
         packed_set_free(c);
         ctx->cache->data = *ps;
@@ -1392,8 +1279,8 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
                         BNF_NODE_ARG(ctx), ctx->epi->res_n, yt->n);
     if (yt->n == 0)
         return BNF_OK;
-    if (!mul_ok(cg, g.ks, &rows) || !mul_ok(rows, g.os, &colsz) || !blas_ok(rows) ||
-        !blas_ok(g.os) || !blas_ok(mg) || !blas_ok(g.is))
+    if (!bnf_mul_ok(cg, g.ks, &rows) || !bnf_mul_ok(rows, g.os, &colsz) || !bnf_blas_ok(rows) ||
+        !bnf_blas_ok(g.os) || !bnf_blas_ok(mg) || !bnf_blas_ok(g.is))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
                         BNF_NODE_ARG(ctx));
     {
@@ -1476,8 +1363,8 @@ static void col2im_rows(const float *col, const geom *g, float *y, size_t r0, si
         }
         off = kp[last] * g->d[last] - g->pb[last];
         /* input columns i whose output i*s + off lies in [0, ow) */
-        lo = clamp64(ceil_div(-off, s), 0, (int64_t)iw);
-        hi = clamp64(ceil_div(ow - off, s), lo, (int64_t)iw);
+        lo = bnf_clamp64(bnf_ceil_div(-off, s), 0, (int64_t)iw);
+        hi = bnf_clamp64(bnf_ceil_div(ow - off, s), lo, (int64_t)iw);
         for (size_t o = 0; o < outer; o++) {
             const float *src = row + o * iw;
             int64_t base = 0;
@@ -1508,10 +1395,10 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
     int mode;
     int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[BNF_MAX_RANK];
     size_t n_os;
-    if ((rc = auto_pad_attr(ctx, &mode)))
+    if ((rc = bnf_auto_pad(ctx, &mode)))
         return rc;
-    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)) ||
-        (rc = ints_attr(ctx, "output_padding", g->nsp, 0, 0, ATTR_MAX, opad)))
+    if ((rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)) ||
+        (rc = bnf_ctx_ints_range(ctx, "output_padding", g->nsp, 0, 0, BNF_ATTR_MAX, opad)))
         return rc;
     n_os = bnf_ctx_ints(ctx, "output_shape", oshape, BNF_MAX_RANK);
     if (n_os) {
@@ -1523,7 +1410,7 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
         if (n_os == g->nsp + 2)
             memmove(oshape, oshape + 2, g->nsp * sizeof *oshape);
         for (size_t i = 0; i < g->nsp; i++)
-            if (oshape[i] < 1 || oshape[i] > DIM_MAX)
+            if (oshape[i] < 1 || oshape[i] > BNF_DIM_MAX)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID,
                                 BNF_NODE_FMT ": output_shape value %lld is out of range",
                                 BNF_NODE_ARG(ctx), (long long)oshape[i]);
@@ -1532,10 +1419,10 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
         int64_t full = g->s[i] * (g->in[i] - 1) + opad[i] + dk; /* output with no padding */
-        if (n_os || mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
+        if (n_os || mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
             int64_t out = n_os ? oshape[i] : g->in[i] * g->s[i];
-            int64_t total = full - out, half = floor_div(total, 2);
-            if (mode == PAD_SAME_UPPER) {
+            int64_t total = full - out, half = bnf_floor_div(total, 2);
+            if (mode == BNF_PAD_SAME_UPPER) {
                 g->pb[i] = half;
                 g->pe[i] = total - half;
             } else {
@@ -1544,7 +1431,7 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
             }
             g->out[i] = out;
         } else {
-            if (mode == PAD_VALID) {
+            if (mode == BNF_PAD_VALID) {
                 g->pb[i] = g->pe[i] = 0;
             } else {
                 g->pb[i] = pads[i];
@@ -1589,7 +1476,7 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": W has %lld input channels, X has %zu",
                         BNF_NODE_ARG(ctx), (long long)w->dims[0], c);
-    if (!mul_ok(mg, (size_t)group, &m) || m > (size_t)DIM_MAX)
+    if (!bnf_mul_ok(mg, (size_t)group, &m) || m > (size_t)BNF_DIM_MAX)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": too many output channels",
                         BNF_NODE_ARG(ctx));
     if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
@@ -1615,8 +1502,8 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
         return rc;
     if (yt->n == 0)
         return BNF_OK;
-    if (!mul_ok(mg, g.ks, &rows) || !mul_ok(rows, g.is, &colsz) || !mul_ok(m, g.os, &ymax) ||
-        !blas_ok(rows) || !blas_ok(g.is) || !blas_ok(cg) || !blas_ok(g.os))
+    if (!bnf_mul_ok(mg, g.ks, &rows) || !bnf_mul_ok(rows, g.is, &colsz) || !bnf_mul_ok(m, g.os, &ymax) ||
+        !bnf_blas_ok(rows) || !bnf_blas_ok(g.is) || !bnf_blas_ok(cg) || !bnf_blas_ok(g.os))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
                         BNF_NODE_ARG(ctx));
     {

@@ -322,28 +322,6 @@ static run_fn find_run(const typed_run *runs, int32_t dtype)
 
 /* ---- checks ------------------------------------------------------------------------ */
 
-static bnf_status need_inputs(bnf_op_ctx *ctx, size_t lo, size_t hi)
-{
-    if (ctx->n_in < lo || ctx->n_in > hi) {
-        if (hi == SIZE_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs at least %zu",
-                            BNF_NODE_ARG(ctx), ctx->n_in, lo);
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs %zu to %zu",
-                        BNF_NODE_ARG(ctx), ctx->n_in, lo, hi);
-    }
-    for (size_t i = 0; i < ctx->n_in; i++)
-        if (!ctx->in[i])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), i);
-    return BNF_OK;
-}
-
-static bnf_status no_kernel(bnf_op_ctx *ctx, int32_t dtype)
-{
-    return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                    BNF_NODE_ARG(ctx), bnf_dtype_name(dtype));
-}
-
 static bnf_status same_type(bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b)
 {
     if (a->dtype != b->dtype)
@@ -376,10 +354,10 @@ static bnf_status binary(bnf_op_ctx *ctx, const typed_run *runs, int bool_out)
 {
     bnf_status rc;
     run_fn fn;
-    if ((rc = need_inputs(ctx, 2, 2)) || (rc = same_type(ctx, ctx->in[0], ctx->in[1])))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)) || (rc = same_type(ctx, ctx->in[0], ctx->in[1])))
         return rc;
     if (!(fn = find_run(runs, ctx->in[0]->dtype)))
-        return no_kernel(ctx, ctx->in[0]->dtype);
+        return bnf_unsupported_type(ctx, ctx->in[0]->dtype);
     return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? BNF_T_BOOL : ctx->in[0]->dtype, fn);
 }
 
@@ -460,7 +438,7 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
     ix = bnf_malloc(y->n * sizeof *ix);
     ie = bnf_malloc(y->n * sizeof *ie);
     if (!ix || !ie) {
-        rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        rc = bnf_nomem(ctx);
         goto out;
     }
     bnf_broadcast_index(x, dims, rank, ix);
@@ -492,14 +470,14 @@ static bnf_status k_pow(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *e;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 2, 2)))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
         return rc;
     x = ctx->in[0];
     e = ctx->in[1];
     if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_INT32 && x->dtype != BNF_T_INT64)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     if (!bnf_eval_size(e->dtype) || e->dtype == BNF_T_BOOL)
-        return no_kernel(ctx, e->dtype);
+        return bnf_unsupported_type(ctx, e->dtype);
     if (x->dtype == BNF_T_FLOAT && e->dtype == BNF_T_FLOAT) {
         if (e->n == 1 && ((const float *)e->data)[0] == 2.0f)
             return binary_apply(ctx, x, e, BNF_T_FLOAT, square_f32);
@@ -520,13 +498,13 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
     bnf_status rc;
     run_fn fn;
     int32_t dt;
-    if ((rc = need_inputs(ctx, 1, SIZE_MAX)))
+    if ((rc = bnf_need_inputs(ctx, 1, SIZE_MAX, NULL)))
         return rc;
     dt = ctx->in[0]->dtype;
     if (mean && dt != BNF_T_FLOAT && dt != BNF_T_DOUBLE)
-        return no_kernel(ctx, dt);
+        return bnf_unsupported_type(ctx, dt);
     if (!(fn = find_run(runs, dt)))
-        return no_kernel(ctx, dt);
+        return bnf_unsupported_type(ctx, dt);
     es = bnf_eval_size(dt);
     memset(&shape, 0, sizeof shape);
     shape.rank = ctx->in[0]->rank;
@@ -550,8 +528,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
          * last lands in y */
         void *tmp = NULL, *prev = ctx->in[0]->data;
         if (ctx->n_in > 2 && !(tmp = bnf_malloc(y->n * es)))
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         for (size_t k = 1; k < ctx->n_in; k++) {
             const bnf_tensor *ops[2] = {k == 1 ? ctx->in[0] : y, ctx->in[k]};
             const void *in[2] = {prev, ctx->in[k]->data};
@@ -608,7 +585,7 @@ static bnf_status k_where(bnf_op_ctx *ctx)
     bnf_tensor shape, *y;
     const bnf_tensor *c, *a, *b;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 3, 3)))
+    if ((rc = bnf_need_inputs(ctx, 3, 3, NULL)))
         return rc;
     c = ctx->in[0];
     a = ctx->in[1];
@@ -728,7 +705,7 @@ static bnf_status unary(bnf_op_ctx *ctx, const typed_unary *fns)
     const bnf_tensor *x;
     bnf_tensor *y;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     for (; fns->fn; fns++)
@@ -738,7 +715,7 @@ static bnf_status unary(bnf_op_ctx *ctx, const typed_unary *fns)
             fns->fn(y->data, x->data, x->n);
             return BNF_OK;
         }
-    return no_kernel(ctx, x->dtype);
+    return bnf_unsupported_type(ctx, x->dtype);
 }
 
 /* IsNaN, IsInf: real input, bool output. */
@@ -748,11 +725,11 @@ static bnf_status classify(bnf_op_ctx *ctx, int nan, int pos, int neg)
     bnf_tensor *y;
     uint8_t *o;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     if ((rc = bnf_out(ctx, 0, BNF_T_BOOL, x->dims, x->rank, &y)))
         return rc;
     o = y->data;

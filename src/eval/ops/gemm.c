@@ -13,12 +13,6 @@
 
 #include <string.h>
 
-/* Sizes handed to OpenBLAS must fit its int. */
-static int blas_ok(size_t v)
-{
-    return v <= (size_t)INT32_MAX;
-}
-
 static int type_ok(int32_t t)
 {
     return t == BNF_T_FLOAT || t == BNF_T_DOUBLE || t == BNF_T_INT32 || t == BNF_T_INT64;
@@ -68,9 +62,8 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
     size_t m, n, k, k2;
     float alpha, beta;
 
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs A, B and an optional C",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 3, "inputs A, B and an optional C")))
+        return rc;
     a = ctx->in[0];
     b = ctx->in[1];
     c = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -117,7 +110,7 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
     if (a->dtype == BNF_T_FLOAT) {
         float *yd = y->data;
         float acc_beta = 0.0f;
-        if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
+        if (!bnf_blas_ok(m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
             return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the matrices are too large",
                             BNF_NODE_ARG(ctx));
         if (c && beta != 0.0f) {
@@ -170,9 +163,8 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
     size_t m, n, k, nb, yr = 0, astr[BNF_MAX_RANK], bstr[BNF_MAX_RANK], batches = 1;
     size_t arank, brank;
 
-    if (ctx->n_in != 2 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs A and B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 2, "inputs A and B")))
+        return rc;
     a = ctx->in[0];
     b = ctx->in[1];
     if (!type_ok(a->dtype) || b->dtype != a->dtype)
@@ -236,12 +228,12 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
             if (bbat[i] != 1 || abat[i] != bat[i])
                 b_single = 0;
         if (b_single) {
-            if (!blas_ok(batches * m) || !blas_ok(n) || !blas_ok(k))
+            if (!bnf_blas_ok(batches * m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
                 goto too_large;
             bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, ad, k, bd, n, 0.0f, yd, n);
             return BNF_OK;
         }
-        if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
+        if (!bnf_blas_ok(m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
             goto too_large;
         {
             int64_t idx[BNF_MAX_RANK] = {0};

@@ -126,9 +126,8 @@ static bnf_status op_constant_of_shape(bnf_op_ctx *ctx)
     size_t es = 4, total, done;
     bnf_status rc;
 
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 1, 1, "one input")))
+        return rc;
     s = ctx->in[0];
     if (s->dtype != BNF_T_INT64 || s->rank != 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": the shape must be a 1-D int64",
@@ -455,9 +454,9 @@ static bnf_status cast_to(bnf_op_ctx *ctx, const bnf_tensor *x, int32_t to)
 static bnf_status op_cast(bnf_op_ctx *ctx)
 {
     int32_t to;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input",
-                        BNF_NODE_ARG(ctx));
+    bnf_status rc;
+    if ((rc = bnf_need_inputs(ctx, 1, 1, "one input")))
+        return rc;
     if (ctx->opset < 6) {
         char name[32];
         bnf_ctx_string(ctx, "to", "", name, sizeof name);
@@ -481,10 +480,8 @@ static bnf_status op_cast(bnf_op_ctx *ctx)
  * float32, so casting "like float16" yields float32 unrounded). */
 static bnf_status op_castlike(bnf_op_ctx *ctx)
 {
-    if (ctx->n_in != 2 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs two inputs",
-                        BNF_NODE_ARG(ctx));
-    return cast_to(ctx, ctx->in[0], ctx->in[1]->dtype);
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, "two inputs");
+    return rc ? rc : cast_to(ctx, ctx->in[0], ctx->in[1]->dtype);
 }
 
 const bnf_op_def bnf_ops_generate[] = {

@@ -19,12 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int wanted(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
-           ctx->node->output[i][0];
-}
-
 static int real_type(int32_t t)
 {
     return t == BNF_T_FLOAT || t == BNF_T_DOUBLE;
@@ -85,11 +79,6 @@ static void moments(const void *x, int32_t dtype, size_t len, double *mean, doub
     *var = q / (double)len;
 }
 
-static bnf_status nomem(bnf_op_ctx *ctx)
-{
-    return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
-}
-
 /* ---- BatchNormalization ------------------------------------------------------------- */
 
 static bnf_status batchnorm_run(bnf_op_ctx *ctx)
@@ -102,9 +91,8 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     int spatial = 1, training = 0;
     double eps, momentum, *s = NULL, *t = NULL, *bmean = NULL, *bvar = NULL;
 
-    if (ctx->n_in != 5 || !ctx->in[0] || !ctx->in[1] || !ctx->in[2] || !ctx->in[3] || !ctx->in[4])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": needs inputs X, scale, B, mean and var", BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 5, 5, "inputs X, scale, B, mean and var")))
+        return rc;
     x = ctx->in[0];
     for (size_t i = 0; i < 4; i++)
         p[i] = ctx->in[i + 1];
@@ -131,7 +119,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
         training = bnf_ctx_int(ctx, "training_mode", 0) != 0;
     else
         for (size_t i = 1; i < 5; i++)
-            if (wanted(ctx, i))
+            if (bnf_wanted(ctx, i))
                 return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                                 BNF_NODE_FMT ": the training outputs of opset %lld are not supported",
                                 BNF_NODE_ARG(ctx), (long long)ctx->opset);
@@ -153,7 +141,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     s = bnf_malloc((np ? np : 1) * sizeof *s);
     t = bnf_malloc((np ? np : 1) * sizeof *t);
     if (!s || !t) {
-        rc = nomem(ctx);
+        rc = bnf_nomem(ctx);
         goto out;
     }
     es = bnf_eval_size(x->dtype);
@@ -163,7 +151,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
         bmean = bnf_calloc(c ? c : 1, sizeof *bmean);
         bvar = bnf_calloc(c ? c : 1, sizeof *bvar);
         if (!bmean || !bvar) {
-            rc = nomem(ctx);
+            rc = bnf_nomem(ctx);
             goto out;
         }
         for (size_t ch = 0; ch < c && cnt; ch++) {
@@ -206,7 +194,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     for (size_t o = 1; o <= 2; o++) {
         const bnf_tensor *in = p[o + 1];
         bnf_tensor *r;
-        if (!wanted(ctx, o))
+        if (!bnf_wanted(ctx, o))
             continue;
         if ((rc = bnf_out(ctx, o, in->dtype, in->dims, in->rank, &r)))
             goto out;
@@ -235,9 +223,8 @@ static bnf_status instancenorm_run(bnf_op_ctx *ctx)
     size_t n, c, inner = 1, es;
     double eps;
 
-    if (ctx->n_in != 3 || !ctx->in[0] || !ctx->in[1] || !ctx->in[2])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, scale and B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 3, 3, "inputs X, scale and B")))
+        return rc;
     x = ctx->in[0];
     sc = ctx->in[1];
     bi = ctx->in[2];
@@ -306,7 +293,7 @@ static bnf_status ln_param(bnf_op_ctx *ctx, const char *name, const bnf_tensor *
     memcpy(shaped.dims, t->dims + (t->rank - shaped.rank), shaped.rank * sizeof *shaped.dims);
     *idx = bnf_malloc((inner ? inner : 1) * sizeof **idx);
     if (!*idx)
-        return nomem(ctx);
+        return bnf_nomem(ctx);
     bnf_broadcast_index(&shaped, x->dims + axis, r, *idx);
     return BNF_OK;
 }
@@ -321,9 +308,8 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
     int32_t utype;
     double eps, *row_s = NULL;
 
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, Scale and an optional B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 3, "inputs X, Scale and an optional B")))
+        return rc;
     x = ctx->in[0];
     sc = ctx->in[1];
     bi = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -333,11 +319,9 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
     if (x->rank < 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": X must have rank >= 1",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", -1);
-    if (axis < -(int64_t)x->rank || axis >= (int64_t)x->rank)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %zu",
-                        BNF_NODE_ARG(ctx), (long long)axis, x->rank);
-    ax = (size_t)(axis < 0 ? axis + (int64_t)x->rank : axis);
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", -1), x->rank, 0, &axis)))
+        return rc;
+    ax = (size_t)axis;
     stash = bnf_ctx_int(ctx, "stash_type", BNF_T_FLOAT);
     if (stash != BNF_T_FLOAT && stash != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
@@ -359,14 +343,14 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         (bi && (rc = ln_param(ctx, "B", bi, x, ax, inner, &bidx))))
         goto out;
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)) ||
-        (wanted(ctx, 1) && (rc = bnf_out(ctx, 1, utype, sdims, x->rank, &mo))) ||
-        (wanted(ctx, 2) && (rc = bnf_out(ctx, 2, utype, sdims, x->rank, &io))))
+        (bnf_wanted(ctx, 1) && (rc = bnf_out(ctx, 1, utype, sdims, x->rank, &mo))) ||
+        (bnf_wanted(ctx, 2) && (rc = bnf_out(ctx, 2, utype, sdims, x->rank, &io))))
         goto out;
     if (inner == 0 || outer == 0)
         goto out;
     row_s = bnf_malloc(2 * inner * sizeof *row_s); /* scale and bias over the normalized shape */
     if (!row_s) {
-        rc = nomem(ctx);
+        rc = bnf_nomem(ctx);
         goto out;
     }
     for (size_t i = 0; i < inner; i++) {

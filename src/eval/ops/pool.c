@@ -24,12 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SP (BNF_MAX_RANK - 2)
-/* Attribute values and spatial sizes above this are refused, so the int64
- * shape arithmetic cannot overflow. */
-#define ATTR_MAX ((int64_t)1 << 30)
-#define DIM_MAX ((int64_t)1 << 31)
-
 typedef struct {
     int64_t lo, hi;  /* kernel taps inside the input */
     int64_t padded;  /* kernel taps inside the padded input */
@@ -37,73 +31,28 @@ typedef struct {
 
 typedef struct {
     size_t nsp;
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP], s[MAX_SP], d[MAX_SP], pb[MAX_SP], pe[MAX_SP];
+    int64_t in[BNF_MAX_SPATIAL], out[BNF_MAX_SPATIAL], k[BNF_MAX_SPATIAL], s[BNF_MAX_SPATIAL], d[BNF_MAX_SPATIAL], pb[BNF_MAX_SPATIAL], pe[BNF_MAX_SPATIAL];
     size_t is, os;
-    const win *tab[MAX_SP]; /* per axis, per output index */
+    const win *tab[BNF_MAX_SPATIAL]; /* per axis, per output index */
 } pgeom;
 
 enum { POOL_MAX, POOL_AVG };
-
-static int64_t ceil_div(int64_t a, int64_t b) /* b > 0 */
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-static int wanted(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
-           ctx->node->output[i][0];
-}
-
-static bnf_status ints_attr(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
-                            int64_t lo, int64_t hi, int64_t *v)
-{
-    size_t n = bnf_ctx_ints(ctx, name, v, want);
-    if (n == 0) {
-        for (size_t i = 0; i < want; i++)
-            v[i] = dflt;
-        return BNF_OK;
-    }
-    if (n != want)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %s has %zu values, expected %zu",
-                        BNF_NODE_ARG(ctx), name, n, want);
-    for (size_t i = 0; i < want; i++)
-        if (v[i] < lo || v[i] > hi)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": %s[%zu] = %lld is out of range [%lld, %lld]",
-                            BNF_NODE_ARG(ctx), name, i, (long long)v[i], (long long)lo,
-                            (long long)hi);
-    return BNF_OK;
-}
 
 /* X of rank >= 3 with spatial sizes in range, of one of the types in `ok`. */
 static bnf_status check_x(bnf_op_ctx *ctx, const int32_t *ok, size_t n_ok, const char *types)
 {
     const bnf_tensor *x;
     size_t i;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input X",
-                        BNF_NODE_ARG(ctx));
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, "one input X");
+    if (rc)
+        return rc;
     x = ctx->in[0];
     for (i = 0; i < n_ok && ok[i] != x->dtype; i++)
         ;
     if (i == n_ok)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X is %s, supported: %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype), types);
-    if (x->rank < 3 || x->rank > BNF_MAX_RANK)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": X has rank %zu, expected N x C x D1 ... (rank 3 to %d)",
-                        BNF_NODE_ARG(ctx), x->rank, BNF_MAX_RANK);
-    for (i = 2; i < x->rank; i++)
-        if (x->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)x->dims[i]);
-    return BNF_OK;
+    return bnf_check_spatial(ctx, x, NULL);
 }
 
 /* Window geometry of MaxPool / AveragePool from X and the attributes; *tabs
@@ -111,42 +60,33 @@ static bnf_status check_x(bnf_op_ctx *ctx, const int32_t *ok, size_t n_ok, const
 static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, win **tabs)
 {
     bnf_status rc;
-    int64_t pads[2 * MAX_SP], ceil_mode;
-    const char *ap;
-    char ap_buf[16];
+    int64_t pads[2 * BNF_MAX_SPATIAL], ceil_mode;
+    int mode;
     size_t total = 0;
     win *t;
 
     memset(g, 0, sizeof *g);
     g->nsp = x->rank - 2;
-    if (bnf_ctx_ints(ctx, "kernel_shape", g->k, MAX_SP) != g->nsp)
+    if (bnf_ctx_ints(ctx, "kernel_shape", g->k, BNF_MAX_SPATIAL) != g->nsp)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": kernel_shape must have one value per spatial axis (%zu)",
                         BNF_NODE_ARG(ctx), g->nsp);
-    if ((rc = ints_attr(ctx, "kernel_shape", g->nsp, 1, 1, DIM_MAX, g->k)) ||
-        (rc = ints_attr(ctx, "strides", g->nsp, 1, 1, ATTR_MAX, g->s)) ||
-        (rc = ints_attr(ctx, "dilations", g->nsp, 1, 1, ATTR_MAX, g->d)) ||
-        (rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)))
+    if ((rc = bnf_ctx_ints_range(ctx, "kernel_shape", g->nsp, 1, 1, BNF_DIM_MAX, g->k)) ||
+        (rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)) ||
+        (rc = bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d)) ||
+        (rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)))
         return rc;
     ceil_mode = bnf_ctx_int(ctx, "ceil_mode", 0);
-    ap = bnf_ctx_string(ctx, "auto_pad", "NOTSET", ap_buf, sizeof ap_buf);
-    if (strcmp(ap, "NOTSET") && ap[0] && strcmp(ap, "SAME_UPPER") && strcmp(ap, "SAME_LOWER") &&
-        strcmp(ap, "VALID"))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown auto_pad '%s'",
-                        BNF_NODE_ARG(ctx), ap);
+    if ((rc = bnf_auto_pad(ctx, &mode)))
+        return rc;
     g->is = g->os = 1;
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t in = x->dims[i + 2], dk = (g->k[i] - 1) * g->d[i] + 1, span;
         g->in[i] = in;
-        if (!strncmp(ap, "SAME_", 5)) {
-            int64_t out = ceil_div(in, g->s[i]), tot = (out - 1) * g->s[i] + dk - in;
-            if (tot < 0)
-                tot = 0;
-            g->pb[i] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
-            g->pe[i] = tot - g->pb[i];
-            g->out[i] = out;
+        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
+            g->out[i] = bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
         } else {
-            if (!strcmp(ap, "VALID")) {
+            if (mode == BNF_PAD_VALID) {
                 g->pb[i] = g->pe[i] = 0;
             } else {
                 g->pb[i] = pads[i];
@@ -159,8 +99,8 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
                                 "padded input (%lld) along spatial axis %zu",
                                 BNF_NODE_ARG(ctx), (long long)dk,
                                 (long long)(in + g->pb[i] + g->pe[i]), i);
-            if (ceil_mode && strcmp(ap, "VALID")) {
-                g->out[i] = ceil_div(span, g->s[i]) + 1;
+            if (ceil_mode && mode != BNF_PAD_VALID) {
+                g->out[i] = bnf_ceil_div(span, g->s[i]) + 1;
                 /* the last window must start inside the input or its start padding */
                 if ((g->out[i] - 1) * g->s[i] >= in + g->pb[i])
                     g->out[i]--;
@@ -174,16 +114,16 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
     }
     t = bnf_malloc((total ? total : 1) * sizeof *t);
     if (!t)
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     *tabs = t;
     for (size_t i = 0; i < g->nsp; i++) {
         g->tab[i] = t;
         for (int64_t o = 0; o < g->out[i]; o++, t++) {
             int64_t st = o * g->s[i] - g->pb[i], plo, phi;
-            t->lo = clamp64(ceil_div(-st, g->d[i]), 0, g->k[i]);
-            t->hi = clamp64(ceil_div(g->in[i] - st, g->d[i]), t->lo, g->k[i]);
-            plo = clamp64(ceil_div(-g->pb[i] - st, g->d[i]), 0, g->k[i]);
-            phi = clamp64(ceil_div(g->in[i] + g->pe[i] - st, g->d[i]), plo, g->k[i]);
+            t->lo = bnf_clamp64(bnf_ceil_div(-st, g->d[i]), 0, g->k[i]);
+            t->hi = bnf_clamp64(bnf_ceil_div(g->in[i] - st, g->d[i]), t->lo, g->k[i]);
+            plo = bnf_clamp64(bnf_ceil_div(-g->pb[i] - st, g->d[i]), 0, g->k[i]);
+            phi = bnf_clamp64(bnf_ceil_div(g->in[i] + g->pe[i] - st, g->d[i]), plo, g->k[i]);
             t->padded = phi - plo;
         }
     }
@@ -196,9 +136,9 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
     static void NAME(const T *x, T *y, int64_t *idx, const pgeom *g, int kind, int include_pad) \
     {                                                                                           \
         size_t last = g->nsp - 1;                                                               \
-        int64_t o[MAX_SP] = {0}, w = g->in[last];                                               \
+        int64_t o[BNF_MAX_SPATIAL] = {0}, w = g->in[last];                                               \
         for (size_t oi = 0; oi < g->os; oi++) {                                                 \
-            int64_t st[MAX_SP], lo[MAX_SP], hi[MAX_SP], t[MAX_SP], cnt = 1, pcnt = 1;           \
+            int64_t st[BNF_MAX_SPATIAL], lo[BNF_MAX_SPATIAL], hi[BNF_MAX_SPATIAL], t[BNF_MAX_SPATIAL], cnt = 1, pcnt = 1;           \
             int empty = 0;                                                                      \
             T best = LOWEST;                                                                    \
             int64_t bpos = -1;                                                                  \
@@ -371,7 +311,7 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     if (!pad || !div) {
         bnf_free(pad);
         bnf_free(div);
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     }
     for (int64_t i = 0; i < q.oh; i++) {
         const win *t = two ? &g->tab[0][i] : NULL;
@@ -407,7 +347,7 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
 /* Row-major offset `pos` inside a plane of dims in[] to column-major. */
 static int64_t to_col_major(int64_t pos, const int64_t *in, size_t nsp)
 {
-    int64_t c[MAX_SP], r = 0;
+    int64_t c[BNF_MAX_SPATIAL], r = 0;
     for (size_t j = nsp; j-- > 0;) {
         c[j] = pos % in[j];
         pos /= in[j];
@@ -449,7 +389,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         ydims[i + 2] = g.out[i];
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         goto out;
-    if (kind == POOL_MAX && wanted(ctx, 1) &&
+    if (kind == POOL_MAX && bnf_wanted(ctx, 1) &&
         (rc = bnf_out(ctx, 1, BNF_T_INT64, ydims, x->rank, &ind)))
         goto out;
     planes = (size_t)x->dims[0] * (size_t)x->dims[1];
@@ -464,7 +404,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         xf = bnf_malloc(x->n * sizeof *xf);
         yf = bnf_malloc(y->n * sizeof *yf);
         if (!xf || !yf) {
-            rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+            rc = bnf_nomem(ctx);
             goto out;
         }
         for (size_t i = 0; i < x->n; i++)

@@ -262,7 +262,7 @@ static void store_i64(bnf_tensor *t, size_t i, int64_t v)
 static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input, int *reduced,
                            int *noop)
 {
-    int64_t ax[BNF_MAX_RANK], r = (int64_t)x->rank;
+    int64_t ax[BNF_MAX_RANK];
     size_t n = 0;
     *noop = 0;
     memset(reduced, 0, BNF_MAX_RANK * sizeof *reduced);
@@ -297,12 +297,10 @@ static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input,
         return BNF_OK;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t a = ax[i];
-        if (a < -r || a >= r)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                            BNF_NODE_ARG(ctx), (long long)a, (long long)r);
-        if (a < 0)
-            a += r;
+        int64_t a;
+        bnf_status rc = bnf_norm_axis(ctx, ax[i], x->rank, 0, &a);
+        if (rc)
+            return rc;
         if (reduced[a])
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is given twice",
                             BNF_NODE_ARG(ctx), (long long)a);
@@ -326,13 +324,13 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
     int64_t *iacc = NULL;
     walk w;
 
-    if (ctx->n_in < 1 || ctx->n_in > (from_input ? 2u : 1u) || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs the data input%s",
-                        BNF_NODE_ARG(ctx), from_input ? " and optional axes" : " only");
+    if ((rc = bnf_need_inputs(ctx, 1, from_input ? 2 : 1,
+                              from_input ? "the data input and optional axes"
+                                         : "the data input only")))
+        return rc;
     x = ctx->in[0];
     if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && !is_int(x->dtype))
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
+        return bnf_unsupported_type(ctx, x->dtype);
     if ((rc = get_axes(ctx, x, from_input, reduced, &noop)))
         return rc;
     if (noop) {
@@ -363,7 +361,7 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
     if (op == R_LOGSUMEXP)
         shift = bnf_malloc(n_out * sizeof *shift);
     if ((int_dom ? !iacc : !dacc) || (op == R_LOGSUMEXP && !shift)) {
-        rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        rc = bnf_nomem(ctx);
         goto out;
     }
     walk_make(&w, x, reduced);
@@ -470,19 +468,14 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
     int64_t r, axis, dims[BNF_MAX_RANK];
     size_t rank = 0, outer = 1, d, inner = 1;
     int keep, last;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs 1",
-                        BNF_NODE_ARG(ctx), ctx->n_in);
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
+        return rc;
     x = ctx->in[0];
     r = (int64_t)x->rank;
-    axis = bnf_ctx_int(ctx, "axis", 0);
     keep = bnf_ctx_int(ctx, "keepdims", 1) != 0;
     last = bnf_ctx_int(ctx, "select_last_index", 0) != 0;
-    if (axis < -r || axis >= r)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                        BNF_NODE_ARG(ctx), (long long)axis, (long long)r);
-    if (axis < 0)
-        axis += r;
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
+        return rc;
     d = (size_t)x->dims[axis];
     for (int64_t i = 0; i < r; i++) {
         if (i < axis)
@@ -501,8 +494,7 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
     case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_INT32: case BNF_T_INT64: case BNF_T_INT8: case BNF_T_UINT8:
     case BNF_T_INT16: case BNF_T_UINT16: case BNF_T_UINT32: case BNF_T_UINT64: break;
     default:
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
+        return bnf_unsupported_type(ctx, x->dtype);
     }
     if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, rank, &y)))
         return rc;

@@ -22,42 +22,6 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static const bnf_tensor *opt_in(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_in ? ctx->in[i] : NULL;
-}
-
-static bnf_status need_inputs(const bnf_op_ctx *ctx, size_t n_required, size_t max)
-{
-    if (ctx->n_in < n_required || ctx->n_in > max)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": has %zu inputs, expects %zu to %zu", BNF_NODE_ARG(ctx),
-                        ctx->n_in, n_required, max);
-    for (size_t i = 0; i < n_required; i++)
-        if (!ctx->in[i])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), i);
-    return BNF_OK;
-}
-
-/* Reads an int64/int32 tensor of rank 0 or 1 into vals (at most max values). */
-static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
-                            int64_t *vals, size_t max, size_t *n)
-{
-    if (t->dtype != BNF_T_INT64 && t->dtype != BNF_T_INT32)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be int64 or int32",
-                        BNF_NODE_ARG(ctx), what);
-    if (t->rank > 1 || t->n > max)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": '%s' must be 1-D with at most %zu values",
-                        BNF_NODE_ARG(ctx), what, max);
-    for (size_t i = 0; i < t->n; i++)
-        vals[i] =
-            t->dtype == BNF_T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
-    *n = t->n;
-    return BNF_OK;
-}
-
 /* Reads the `axes` of Pad-18 / Resize-18 (already as ints) into normalised,
  * distinct axes. */
 static bnf_status check_axes(const bnf_op_ctx *ctx, int64_t *axes, size_t n, size_t rank)
@@ -149,10 +113,10 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
     char mbuf[32];
     const char *mname;
     int mode;
-    bnf_status rc = need_inputs(ctx, ctx->opset >= 11 ? 2 : 1,
+    bnf_status rc = bnf_need_inputs(ctx, ctx->opset >= 11 ? 2 : 1,
                                 ctx->opset >= 18   ? 4
                                 : ctx->opset >= 11 ? 3
-                                                   : 1);
+                                                   : 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -196,10 +160,10 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             axes[i] = (int64_t)i;
     } else {
         tp = ctx->in[1];
-        tv = opt_in(ctx, 2);
-        ta = ctx->opset >= 18 ? opt_in(ctx, 3) : NULL;
+        tv = bnf_opt_in(ctx, 2);
+        ta = ctx->opset >= 18 ? bnf_opt_in(ctx, 3) : NULL;
         if (ta) {
-            if ((rc = read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)) ||
+            if ((rc = bnf_read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)) ||
                 (rc = check_axes(ctx, axes, na, r)))
                 return rc;
         } else {
@@ -207,7 +171,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             for (size_t i = 0; i < r; i++)
                 axes[i] = (int64_t)i;
         }
-        if (tp->dtype != BNF_T_INT64 || (rc = read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
+        if (tp->dtype != BNF_T_INT64 || (rc = bnf_read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'pads' must be int64",
                                  BNF_NODE_ARG(ctx));
@@ -255,7 +219,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
     for (size_t i = 0; i < r; i++)
         total += (size_t)dims[i];
     if (!(maps = bnf_malloc(total * sizeof *maps)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+        return bnf_nomem(ctx);
     total = 0;
     for (size_t i = 0; i < r; i++) {
         map[i] = maps + total;
@@ -596,7 +560,7 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
     for (size_t i = 0; i < r; i++) {
         if (rz_plan(&ax[i], p, x->dims[i], out_dims[i], scales[i], roi_start ? roi_start[i] : 0,
                     roi_end ? roi_end[i] : 1)) {
-            rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+            rc = bnf_nomem(ctx);
             goto out;
         }
     }
@@ -633,7 +597,7 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
         } else {
             bnf_free(tmp[k % 2]);
             if (!(tmp[k % 2] = bnf_malloc(n_next * es))) {
-                rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+                rc = bnf_nomem(ctx);
                 goto out;
             }
             dst = tmp[k % 2];
@@ -711,7 +675,7 @@ static bnf_status op_upsample7(bnf_op_ctx *ctx)
     float fs[BNF_MAX_RANK];
     double s[BNF_MAX_RANK];
     size_t n;
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     n = bnf_ctx_floats(ctx, "scales", fs, BNF_MAX_RANK);
@@ -728,7 +692,7 @@ static bnf_status op_upsample7(bnf_op_ctx *ctx)
 static bnf_status op_upsample9(bnf_op_ctx *ctx)
 {
     double s[BNF_MAX_RANK];
-    bnf_status rc = need_inputs(ctx, 2, 2);
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
     if (rc || (rc = rz_read_scales(ctx, ctx->in[1], ctx->in[0]->rank, s)))
         return rc;
     return rz_simple(ctx, s, strcmp(ctx->node->op_type, "Upsample") == 0);
@@ -749,7 +713,7 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
     size_t r, na, n;
     char buf[64];
     const char *s;
-    bnf_status rc = need_inputs(ctx, 1, 4);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 4, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -793,9 +757,9 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         if ((rc = check_axes(ctx, axes, na, r)))
             return rc;
     }
-    troi = opt_in(ctx, 1);
-    tsc = opt_in(ctx, 2);
-    tsz = opt_in(ctx, 3);
+    troi = bnf_opt_in(ctx, 1);
+    tsc = bnf_opt_in(ctx, 2);
+    tsz = bnf_opt_in(ctx, 3);
     if (tsc && tsc->n == 0)
         tsc = NULL;
     if (tsz && tsz->n == 0)
@@ -833,7 +797,7 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         const char *policy = ctx->opset >= 18 ? get_str(ctx, "keep_aspect_ratio_policy", "stretch",
                                                         pbuf, sizeof pbuf)
                                               : "stretch";
-        if (tsz->dtype != BNF_T_INT64 || (rc = read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
+        if (tsz->dtype != BNF_T_INT64 || (rc = bnf_read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
             n != na)
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID,
