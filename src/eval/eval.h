@@ -233,7 +233,7 @@ static inline int bnf_blas_ok(size_t v)
     return v <= (size_t)INT32_MAX;
 }
 
-/* ---- GEMM (OpenBLAS: Gemm, MatMul, ConvTranspose; Conv without AVX2) ---------------- */
+/* ---- GEMM through OpenBLAS (eval/kernels/sgemm.c) ----------------------------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
  * calling thread (M = 1 or N = 1: a matrix-vector product). */
