@@ -21,6 +21,8 @@
 
 #include "internal.h"
 
+#include <string.h>
+
 /* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
 #define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)
 
@@ -267,6 +269,27 @@ size_t bnf_packed_scratch(size_t k, size_t n);
 void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b, size_t ldb,
                      size_t n, float *c, size_t ldc, float *scratch);
 
+/* ---- depthwise convolution (eval/kernels/depthwise.c) -------------------------------- */
+
+/* The geometry of a 1-D or 2-D plane of a windowed operator (1-D as height
+ * 1): input h x w, output oh x ow, kernel kh x kw, strides, padding at the
+ * start, dilations, and hp x wp, the zero-padded plane every window reads
+ * (the padding at the start, and at the end as far as the last window reaches). */
+typedef struct {
+    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
+} bnf_plane;
+/* The plane of nsp (1 or 2) spatial axes given per axis (eval/ops/op_util.c). */
+void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in, const int64_t *out,
+                    const int64_t *k, const int64_t *s, const int64_t *pb, const int64_t *d);
+/* Y (n x m planes of q) = the depthwise convolution of X (n x m / mg planes)
+ * with W (m kernels of kh x kw) and the optional bias b, then epi (NULL: none)
+ * on each output plane.  Leaves *declined set and Y untouched when the plane's
+ * polyphase layout would be much larger than the planes (huge dilations or
+ * padding).  BNF_OK, or BNF_ERR_NOMEM. */
+bnf_status bnf_depthwise(const bnf_op_ctx *ctx, const bnf_plane *q, const float *x,
+                         const float *w, const float *b, float *y, size_t n, size_t m, size_t mg,
+                         const bnf_epilogue *epi, int *declined);
+
 /* ---- threads (eval/threads.c) ------------------------------------------------------ */
 
 /* The most threads a loop is shared out over (bnf_par_threads() says no more):
@@ -309,6 +332,21 @@ void bnf_epilogue_apply(const bnf_epilogue *e, size_t c, float *y, size_t n);
 /* The output shape a Conv node would make of its inputs (the checks of the
  * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
 bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
+
+/* Four floats, with the GCC/Clang vector extension: plain C operators compile
+ * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of
+ * unknown length): SSE on x86-64, NEON on ARM; unaligned loads and stores. */
+typedef float bnf_v4f __attribute__((vector_size(16)));
+static inline __attribute__((always_inline)) bnf_v4f bnf_ld4(const float *p)
+{
+    bnf_v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void bnf_st4(float *p, bnf_v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
 
 /* for (i = 0; i < n; i++) BODY, written as blocks of 8 and a tail: with
  * `restrict` operands gcc -O2 (whose cheap cost model vectorises only loops of a

@@ -24,10 +24,6 @@ static int real_type(int32_t t)
     return t == BNF_T_FLOAT || t == BNF_T_DOUBLE;
 }
 
-/* Four floats, with the GCC/Clang vector extension: SIMD whatever the
- * optimisation level (gcc -O2 does not vectorise loops of unknown length). */
-typedef float v4f __attribute__((vector_size(16)));
-
 /* y[i] = x[i] * s + t for len elements of type dtype (float or double). */
 static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, double t)
 {
@@ -35,10 +31,10 @@ static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, 
         const float *xs = x;
         float *ys = y;
         float fs = (float)s, ft = (float)t;
-        v4f vs = {fs, fs, fs, fs}, vt = {ft, ft, ft, ft};
+        bnf_v4f vs = {fs, fs, fs, fs}, vt = {ft, ft, ft, ft};
         size_t i = 0;
         for (; i + 8 <= len; i += 8) {
-            v4f a, b;
+            bnf_v4f a, b;
             memcpy(&a, xs + i, sizeof a);
             memcpy(&b, xs + i + 4, sizeof b);
             a = a * vs + vt;

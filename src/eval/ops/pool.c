@@ -199,46 +199,43 @@ POOL_PLANE(pool_plane_f64, double, -DBL_MAX)
 
 /* ---- float 1-D and 2-D fast path ---------------------------------------------------- */
 
-/* Four floats, with the GCC/Clang vector extension: SIMD whatever the
- * optimisation level (gcc -O2 does not vectorise loops of unknown length). */
-typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline __attribute__((always_inline)) v4f ld4s(const float *p, int64_t s)
+static inline __attribute__((always_inline)) bnf_v4f ld4s(const float *p, int64_t s)
 {
-    v4f v;
+    bnf_v4f v;
     if (s == 1) {
         memcpy(&v, p, sizeof v);
         return v;
     }
-    return (v4f){p[0], p[s], p[2 * s], p[3 * s]};
+    return (bnf_v4f){p[0], p[s], p[2 * s], p[3 * s]};
 }
 
 /* Per lane: b when b > a, else a (the scalar loop's rule). */
-static inline __attribute__((always_inline)) v4f vmax4(v4f a, v4f b)
+static inline __attribute__((always_inline)) bnf_v4f vmax4(bnf_v4f a, bnf_v4f b)
 {
     v4i m = b > a;
-    return (v4f)(((v4i)b & m) | ((v4i)a & ~m));
+    return (bnf_v4f)(((v4i)b & m) | ((v4i)a & ~m));
 }
 
 /* A 1-D or 2-D plane (1-D as height 1) read through a padded copy of hp x wp,
  * padding -inf for max and 0 for average, so the loops never test bounds. */
 typedef struct {
-    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
+    bnf_plane p;
     const float *rdiv; /* average: per output row, 1 / (taps counted in it) */
     const float *cdiv; /* per output column */
 } p2_geom;
 
 /* Output block [ow, ow + 4) of output row oh from padded plane x. */
-static inline __attribute__((always_inline)) v4f p2_block(const float *x, const p2_geom *q,
+static inline __attribute__((always_inline)) bnf_v4f p2_block(const float *x, const p2_geom *q,
                                                            int64_t oh, int64_t ow, int kind,
                                                            int64_t sw)
 {
-    const float *x0 = x + oh * q->sh * q->wp + ow * sw;
-    v4f acc = ld4s(x0, sw);
-    for (int64_t kh = 0; kh < q->kh; kh++)
-        for (int64_t kw = kh ? 0 : 1; kw < q->kw; kw++) {
-            v4f v = ld4s(x0 + kh * q->dh * q->wp + kw * q->dw, sw);
+    const float *x0 = x + oh * q->p.sh * q->p.wp + ow * sw;
+    bnf_v4f acc = ld4s(x0, sw);
+    for (int64_t kh = 0; kh < q->p.kh; kh++)
+        for (int64_t kw = kh ? 0 : 1; kw < q->p.kw; kw++) {
+            bnf_v4f v = ld4s(x0 + kh * q->p.dh * q->p.wp + kw * q->p.dw, sw);
             acc = kind == POOL_MAX ? vmax4(acc, v) : acc + v;
         }
     return acc;
@@ -247,11 +244,11 @@ static inline __attribute__((always_inline)) v4f p2_block(const float *x, const 
 static inline __attribute__((always_inline)) float p2_point(const float *x, const p2_geom *q,
                                                             int64_t oh, int64_t ow, int kind)
 {
-    const float *x0 = x + oh * q->sh * q->wp + ow * q->sw;
+    const float *x0 = x + oh * q->p.sh * q->p.wp + ow * q->p.sw;
     float acc = x0[0];
-    for (int64_t kh = 0; kh < q->kh; kh++)
-        for (int64_t kw = kh ? 0 : 1; kw < q->kw; kw++) {
-            float v = x0[kh * q->dh * q->wp + kw * q->dw];
+    for (int64_t kh = 0; kh < q->p.kh; kh++)
+        for (int64_t kw = kh ? 0 : 1; kw < q->p.kw; kw++) {
+            float v = x0[kh * q->p.dh * q->p.wp + kw * q->p.dw];
             acc = kind == POOL_MAX ? (v > acc ? v : acc) : acc + v;
         }
     return acc;
@@ -260,19 +257,19 @@ static inline __attribute__((always_inline)) float p2_point(const float *x, cons
 static inline __attribute__((always_inline)) void p2_rows(const float *x, float *y,
                                                           const p2_geom *q, int kind, int64_t sw)
 {
-    for (int64_t oh = 0; oh < q->oh; oh++) {
-        float *yr = y + oh * q->ow;
+    for (int64_t oh = 0; oh < q->p.oh; oh++) {
+        float *yr = y + oh * q->p.ow;
         int64_t ow = 0;
-        for (; ow + 4 <= q->ow; ow += 4) {
-            v4f v = p2_block(x, q, oh, ow, kind, sw);
+        for (; ow + 4 <= q->p.ow; ow += 4) {
+            bnf_v4f v = p2_block(x, q, oh, ow, kind, sw);
             if (kind == POOL_AVG) {
-                v4f d;
+                bnf_v4f d;
                 memcpy(&d, q->cdiv + ow, sizeof d);
                 v = v * d * q->rdiv[oh];
             }
             memcpy(yr + ow, &v, sizeof v);
         }
-        for (; ow < q->ow; ow++) {
+        for (; ow < q->p.ow; ow++) {
             float v = p2_point(x, q, oh, ow, kind);
             yr[ow] = kind == POOL_AVG ? v * q->cdiv[ow] * q->rdiv[oh] : v;
         }
@@ -287,42 +284,25 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     int two = g->nsp == 2;
     size_t last = g->nsp - 1, padsz;
     float *pad, *div;
-    q.h = two ? g->in[0] : 1;
-    q.oh = two ? g->out[0] : 1;
-    q.kh = two ? g->k[0] : 1;
-    q.sh = two ? g->s[0] : 1;
-    q.ph = two ? g->pb[0] : 0;
-    q.dh = two ? g->d[0] : 1;
-    q.w = g->in[last];
-    q.ow = g->out[last];
-    q.kw = g->k[last];
-    q.sw = g->s[last];
-    q.pw = g->pb[last];
-    q.dw = g->d[last];
-    q.hp = q.ph + q.h;
-    q.wp = q.pw + q.w;
-    if ((q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1 > q.hp)
-        q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1;
-    if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
-        q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
-    padsz = (size_t)q.hp * (size_t)q.wp;
+    bnf_plane_init(&q.p, g->nsp, g->in, g->out, g->k, g->s, g->pb, g->d);
+    padsz = (size_t)q.p.hp * (size_t)q.p.wp;
     pad = bnf_malloc(padsz * sizeof *pad);
-    div = bnf_malloc((size_t)(q.oh + q.ow) * sizeof *div);
+    div = bnf_malloc((size_t)(q.p.oh + q.p.ow) * sizeof *div);
     if (!pad || !div) {
         bnf_free(pad);
         bnf_free(div);
         return bnf_nomem(ctx);
     }
-    for (int64_t i = 0; i < q.oh; i++) {
+    for (int64_t i = 0; i < q.p.oh; i++) {
         const win *t = two ? &g->tab[0][i] : NULL;
         div[i] = 1.0f / (float)(!t ? 1 : include_pad ? t->padded : t->hi - t->lo);
     }
-    for (int64_t i = 0; i < q.ow; i++) {
+    for (int64_t i = 0; i < q.p.ow; i++) {
         const win *t = &g->tab[last][i];
-        div[q.oh + i] = 1.0f / (float)(include_pad ? t->padded : t->hi - t->lo);
+        div[q.p.oh + i] = 1.0f / (float)(include_pad ? t->padded : t->hi - t->lo);
     }
     q.rdiv = div;
-    q.cdiv = div + q.oh;
+    q.cdiv = div + q.p.oh;
     {
         float fill = kind == POOL_MAX ? -INFINITY : 0.0f;
         for (size_t i = 0; i < padsz; i++)
@@ -330,14 +310,14 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     }
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * g->is;
-        for (int64_t i = 0; i < q.h; i++)
-            memcpy(pad + (i + q.ph) * q.wp + q.pw, xp + i * q.w, (size_t)q.w * sizeof *pad);
+        for (int64_t i = 0; i < q.p.h; i++)
+            memcpy(pad + (i + q.p.ph) * q.p.wp + q.p.pw, xp + i * q.p.w, (size_t)q.p.w * sizeof *pad);
         if (kind == POOL_MAX)
-            q.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.sw);
+            q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
+                      : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.p.sw);
         else
-            q.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.sw);
+            q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
+                      : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.p.sw);
     }
     bnf_free(pad);
     bnf_free(div);
@@ -472,10 +452,10 @@ static double sum_f32(const float *v, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t end = n - i > 1024 ? i + 1024 : n;
-        v4f a = {0, 0, 0, 0}, b = a, c = a, d = a;
+        bnf_v4f a = {0, 0, 0, 0}, b = a, c = a, d = a;
         float r = 0;
         for (; i + 16 <= end; i += 16) {
-            v4f x[4];
+            bnf_v4f x[4];
             memcpy(x, v + i, sizeof x);
             a += x[0];
             b += x[1];
@@ -496,11 +476,11 @@ static float max_f32(const float *v, size_t n)
     float m = v[0];
     size_t i = 1;
     if (n >= 17) {
-        v4f a, b, c, d;
+        bnf_v4f a, b, c, d;
         memcpy(&a, v + 1, sizeof a);
         b = c = d = a;
         for (i = 1; i + 16 <= n; i += 16) {
-            v4f x[4];
+            bnf_v4f x[4];
             memcpy(x, v + i, sizeof x);
             a = vmax4(a, x[0]);
             b = vmax4(b, x[1]);
