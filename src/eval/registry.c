@@ -10,6 +10,7 @@ extern const bnf_op_def bnf_ops_elementwise[];
 extern const bnf_op_def bnf_ops_activation[];
 extern const bnf_op_def bnf_ops_reduce[];
 extern const bnf_op_def bnf_ops_conv[];
+extern const bnf_op_def bnf_ops_conv_transpose[];
 extern const bnf_op_def bnf_ops_gemm[];
 extern const bnf_op_def bnf_ops_pool[];
 extern const bnf_op_def bnf_ops_norm[];
@@ -18,8 +19,9 @@ extern const bnf_op_def bnf_ops_generate[];
 extern const bnf_op_def bnf_ops_resize[];
 
 static const bnf_op_def *const families[] = {
-    bnf_ops_elementwise, bnf_ops_activation, bnf_ops_reduce, bnf_ops_conv, bnf_ops_gemm,
-    bnf_ops_pool,        bnf_ops_norm,       bnf_ops_shape,  bnf_ops_generate, bnf_ops_resize,
+    bnf_ops_elementwise, bnf_ops_activation, bnf_ops_reduce,   bnf_ops_conv,
+    bnf_ops_conv_transpose, bnf_ops_gemm,    bnf_ops_pool,     bnf_ops_norm,
+    bnf_ops_shape,       bnf_ops_generate,   bnf_ops_resize,
 };
 
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset)

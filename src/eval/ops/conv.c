@@ -1,25 +1,19 @@
 /*
- * eval/ops/conv.c: Conv and ConvTranspose on float32 tensors, any number of
- * spatial dimensions (1-D, 2-D, 3-D ...), with groups, strides, dilations,
- * explicit or automatic padding and an optional bias.
+ * eval/ops/conv.c: Conv on float32 tensors, any number of spatial dimensions
+ * (1-D, 2-D, 3-D ...), with groups, strides, dilations, explicit or automatic
+ * padding and an optional bias; and the checks it shares with ConvTranspose
+ * (conv.h).
  *
  * Conv takes one of three paths per node:
  *  - pointwise (1x1 kernel, stride 1, no padding): W[Mg, Cg] x X[Cg, spatial]
  *    per batch and group;
  *  - depthwise (one input channel per group, 1-D or 2-D, strides up to 16
- *    sub-planes), no GEMM, with AVX2 + FMA when the CPU has them: square 3x3
- *    and 5x5 kernels with stride 1 or 2 run 8 channels at a time, one per
- *    lane (interleaved by 8x8 transposes), on small planes (up to 256
- *    elements), and direct loops over rows of
- *    the plane on larger ones with "same" padding (padded rows kept in a small
- *    ring, even and odd columns split for stride 2); the others split each
- *    channel plane into its polyphase components so that every kernel tap is a
- *    stride-1 read, then a SIMD loop runs over the whole plane; planes are
- *    shared out over the session's threads;
+ *    sub-planes): no GEMM, bnf_depthwise (eval/kernels/depthwise.c), unless
+ *    it declines the plane;
  *  - otherwise im2col of each batch and group into a scratch buffer
  *    [Cg * kernel, out spatial] (by blocks of output rows when large), then the
  *    GEMM.
- * The GEMMs of Conv run on W packed once per session (eval/kernels/gemm_packed.c: our
+ * The GEMMs run on W packed once per session (eval/kernels/gemm_packed.c: our
  * AVX2 / AVX-512 kernels; the packed copy is kept in the node's cache and
  * replaces the weights, see packed_weights()), or on OpenBLAS (bnf_sgemm) on a
  * CPU without AVX2.  They are cut into column (or row) blocks shared out over
@@ -27,39 +21,25 @@
  * Conv (ctx->epi: BatchNormalization, Relu, Clip, Sigmoid, SiLU, a residual
  * Add) are applied to each block right after its GEMM, while it is in cache,
  * and to each depthwise plane right after it is computed.
- * ConvTranspose computes col = W^T x X with bnf_sgemm and adds col into Y
- * (col2im).  The bias is written into Y first and the GEMM accumulates into it
- * (beta = 1), so no second pass over Y.
  *
  * Shapes and attributes are checked before any work: every index the loops
  * compute is inside its tensor (attributes and spatial sizes are bounded so
  * the int64 shape arithmetic cannot overflow).
  */
-#include "../eval.h"
+#include "conv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SP BNF_MAX_SPATIAL
+/* ---- what Conv and ConvTranspose share (conv.h) ------------------------------------ */
 
-typedef struct {
-    size_t nsp;                                  /* spatial dimensions */
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];  /* input, output and kernel sizes */
-    int64_t s[MAX_SP], d[MAX_SP];                /* strides, dilations */
-    int64_t pb[MAX_SP], pe[MAX_SP];              /* padding at the start, at the end */
-    size_t is, os, ks;                           /* elements of an input plane, output plane, kernel */
-} geom;
-
-/* ---- small helpers ------------------------------------------------------------ */
-
-/* Inputs X, W and the optional bias shared by Conv and ConvTranspose: float32,
- * X of rank >= 3, W of the same rank, kernel dims >= 1, spatial sizes bounded. */
-static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
-                               const bnf_tensor **b)
+bnf_status bnf_conv_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
+                           const bnf_tensor **b, bnf_conv_geom *g)
 {
     bnf_status rc = bnf_need_inputs(ctx, 2, 3, "inputs X, W and an optional B");
     if (rc)
         return rc;
+    memset(g, 0, sizeof *g);
     *x = ctx->in[0];
     *w = ctx->in[1];
     *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -67,15 +47,22 @@ static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
                         BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
-    return bnf_check_spatial(ctx, *x, *w);
+    if ((rc = bnf_check_spatial(ctx, *x, *w)))
+        return rc;
+    g->nsp = (*x)->rank - 2;
+    return BNF_OK;
 }
 
-/* kernel_shape (optional, must agree with W), strides, dilations into g. */
-static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
+bnf_status bnf_conv_frame(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor *w,
+                          const bnf_tensor *b, size_t m, bnf_conv_geom *g)
 {
     bnf_status rc;
-    int64_t ks[MAX_SP];
-    size_t n = bnf_ctx_ints(ctx, "kernel_shape", ks, MAX_SP);
+    int64_t ks[BNF_MAX_SPATIAL];
+    size_t n;
+    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
+                        BNF_NODE_ARG(ctx), m);
+    n = bnf_ctx_ints(ctx, "kernel_shape", ks, BNF_MAX_SPATIAL);
     if (n) {
         if (n != g->nsp)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -92,13 +79,29 @@ static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
         g->k[i] = w->dims[i + 2];
         g->ks *= (size_t)g->k[i];
     }
-    if ((rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)))
+    if ((rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)) ||
+        (rc = bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d)))
         return rc;
-    return bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d);
+    g->is = 1;
+    for (size_t i = 0; i < g->nsp; i++) {
+        g->in[i] = x->dims[i + 2];
+        g->is *= (size_t)g->in[i];
+    }
+    return BNF_OK;
 }
 
-/* Fills each of `planes` planes of `len` floats with bias[plane % m] (0 when no bias). */
-static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
+bnf_status bnf_conv_output(bnf_op_ctx *ctx, const bnf_conv_geom *g, size_t n, size_t m,
+                           bnf_tensor **y)
+{
+    int64_t dims[BNF_MAX_RANK];
+    dims[0] = (int64_t)n;
+    dims[1] = (int64_t)m;
+    for (size_t i = 0; i < g->nsp; i++)
+        dims[i + 2] = g->out[i];
+    return bnf_out(ctx, 0, BNF_T_FLOAT, dims, g->nsp + 2, y);
+}
+
+void bnf_conv_fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
 {
     if (!bias) {
         memset(y, 0, planes * len * sizeof *y);
@@ -146,14 +149,14 @@ static void gather_even(float *dst, const float *src, int64_t n, int64_t avail)
  * row r = c * ks + kernel position holds, for each of those output positions,
  * the input value under that kernel tap (0 in the padding); rows of col are
  * (o1 - o0) * out[last] long. */
-static void im2col_part(const float *x, const geom *g, float *col, size_t r0, size_t r1,
+static void im2col_part(const float *x, const bnf_conv_geom *g, float *col, size_t r0, size_t r1,
                         size_t o0, size_t o1)
 {
     size_t last = g->nsp - 1, ow = (size_t)g->out[last], len = (o1 - o0) * ow;
     int64_t w = g->in[last], s = g->s[last];
     for (size_t r = r0; r < r1; r++) {
         size_t c = r / g->ks, kr = r % g->ks;
-        int64_t kp[MAX_SP], op[MAX_SP] = {0}, lo, hi, off;
+        int64_t kp[BNF_MAX_SPATIAL], op[BNF_MAX_SPATIAL] = {0}, lo, hi, off;
         const float *xc = x + c * g->is;
         float *row = col + r * len;
         for (size_t j = g->nsp; j-- > 0;) {
@@ -251,7 +254,7 @@ static void gemm_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 typedef struct {
     const float *x;
-    const geom *g;
+    const bnf_conv_geom *g;
     float *col;
 } im2col_job;
 
@@ -300,7 +303,7 @@ static size_t gemm_blocks(gemm_job *j, size_t nt)
 typedef struct {
     const float *x, *w;  /* the group's input planes and weights */
     float *y;            /* the group's output planes */
-    const geom *g;
+    const bnf_conv_geom *g;
     size_t mg, rows, m0; /* output channels, column rows, first output channel */
     size_t ow, outer;    /* output row length, output rows */
     size_t nro;          /* output rows per block */
@@ -334,7 +337,7 @@ static void colblk_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 /* Output rows per block for colblk_job, or 0 when the column matrix is small
  * enough to make whole (fewer blocks than threads, or one). */
-static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
+static size_t colblk_rows(const bnf_conv_geom *g, size_t rows, size_t nt)
 {
     size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow, target, nro, blocks;
     target = 65536 / (rows ? rows : 1);
@@ -351,7 +354,7 @@ static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
 }
 
 static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, const float *bd,
-                            float *yd, const geom *g, size_t n, size_t group, size_t c, size_t m,
+                            float *yd, const bnf_conv_geom *g, size_t n, size_t group, size_t c, size_t m,
                             size_t cg, size_t mg, size_t rows, int pointwise,
                             const bnf_epilogue *epi, bnf_packed *const *pk)
 {
@@ -380,7 +383,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         e.hi = epi->hi;
     }
     if (rows == 0) { /* no input channels: Y is the bias, through the epilogue */
-        fill_bias(yd, NULL, n * m, m, g->os);
+        bnf_conv_fill_bias(yd, NULL, n * m, m, g->os);
         for (size_t p = 0; p < n * m; p++)
             bnf_epilogue_apply(&e, p % m, yd + p * g->os, g->os);
         bnf_free(aff);
@@ -454,11 +457,11 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
 /* ---- Conv ------------------------------------------------------------------------- */
 
 /* Output sizes and padding of a Conv (also used for the shapes of its checks). */
-static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
+static bnf_status conv_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
 {
     bnf_status rc;
     int mode;
-    int64_t pads[2 * MAX_SP];
+    int64_t pads[2 * BNF_MAX_SPATIAL];
     if ((rc = bnf_auto_pad(ctx, &mode)))
         return rc;
     if ((rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)))
@@ -550,20 +553,18 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *w, *b;
     bnf_tensor *yt;
-    geom g;
+    bnf_conv_geom g;
     bnf_status rc;
-    int64_t ydims[BNF_MAX_RANK], group;
+    int64_t group;
     size_t n, c, m, cg, mg, rows, colsz;
     int pointwise = 1;
 
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
+    if ((rc = bnf_conv_inputs(ctx, &x, &w, &b, &g)))
         return rc;
     if (ctx->epi && ctx->epi->channels != (size_t)w->dims[0])
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused nodes after it have %zu channels, W has %lld",
                         BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)w->dims[0]);
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
     n = (size_t)x->dims[0];
     c = (size_t)x->dims[1];
     m = (size_t)w->dims[0];
@@ -578,27 +579,12 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": W has %lld input channels per group, X has %zu / %lld",
                         BNF_NODE_ARG(ctx), (long long)w->dims[1], c, (long long)group);
-    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
-                        BNF_NODE_ARG(ctx), m);
-    if ((rc = kernel_attrs(ctx, w, &g)))
+    if ((rc = bnf_conv_frame(ctx, x, w, b, m, &g)) || (rc = conv_geometry(ctx, &g)) ||
+        (rc = bnf_conv_output(ctx, &g, n, m, &yt)))
         return rc;
-    g.is = 1;
-    for (size_t i = 0; i < g.nsp; i++) {
-        g.in[i] = x->dims[i + 2];
-        g.is *= (size_t)g.in[i];
-    }
-    if ((rc = conv_geometry(ctx, &g)))
-        return rc;
-    ydims[0] = (int64_t)n;
-    ydims[1] = (int64_t)m;
-    for (size_t i = 0; i < g.nsp; i++) {
-        ydims[i + 2] = g.out[i];
+    for (size_t i = 0; i < g.nsp; i++)
         if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i])
             pointwise = 0;
-    }
-    if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, ydims, x->rank, &yt)))
-        return rc;
     if (ctx->epi && ctx->epi->res && ctx->epi->res_n != yt->n)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused Add has %zu elements, the output %zu",
@@ -652,17 +638,11 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
 bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
 {
     const bnf_tensor *x, *w, *b;
-    geom g;
+    bnf_conv_geom g;
     bnf_status rc;
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
-        return rc;
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
-    if ((rc = kernel_attrs(ctx, w, &g)))
-        return rc;
-    for (size_t i = 0; i < g.nsp; i++)
-        g.in[i] = x->dims[i + 2];
-    if ((rc = conv_geometry(ctx, &g)))
+    if ((rc = bnf_conv_inputs(ctx, &x, &w, &b, &g)) ||
+        (rc = bnf_conv_frame(ctx, x, w, NULL, 0, &g)) || /* (B is checked by the kernel) */
+        (rc = conv_geometry(ctx, &g)))
         return rc;
     dims[0] = x->dims[0];
     dims[1] = w->dims[0];
@@ -672,200 +652,7 @@ bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
     return BNF_OK;
 }
 
-/* ---- ConvTranspose ------------------------------------------------------------------ */
-
-/* Adds rows [r0, r1) of col (row r = output channel * ks + kernel position,
- * one column per input position) into the output planes y. */
-static void col2im_rows(const float *col, const geom *g, float *y, size_t r0, size_t r1)
-{
-    size_t last = g->nsp - 1, iw = (size_t)g->in[last], outer = g->is / iw;
-    int64_t ow = g->out[last], s = g->s[last];
-    for (size_t r = r0; r < r1; r++) {
-        size_t mo = r / g->ks, kr = r % g->ks;
-        int64_t kp[MAX_SP], ip[MAX_SP] = {0}, lo, hi, off;
-        const float *row = col + r * g->is;
-        float *ym = y + mo * g->os;
-        for (size_t j = g->nsp; j-- > 0;) {
-            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
-            kr /= (size_t)g->k[j];
-        }
-        off = kp[last] * g->d[last] - g->pb[last];
-        /* input columns i whose output i*s + off lies in [0, ow) */
-        lo = bnf_clamp64(bnf_ceil_div(-off, s), 0, (int64_t)iw);
-        hi = bnf_clamp64(bnf_ceil_div(ow - off, s), lo, (int64_t)iw);
-        for (size_t o = 0; o < outer; o++) {
-            const float *src = row + o * iw;
-            int64_t base = 0;
-            int inside = 1;
-            for (size_t j = 0; j < last; j++) {
-                int64_t oj = ip[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
-                if (oj < 0 || oj >= g->out[j])
-                    inside = 0;
-                base = base * g->out[j] + oj;
-            }
-            if (inside) {
-                float *yr = ym + base * ow;
-                for (int64_t i = lo; i < hi; i++)
-                    yr[i * s + off] += src[i];
-            }
-            for (size_t j = last; j-- > 0;) {
-                if (++ip[j] < g->in[j])
-                    break;
-                ip[j] = 0;
-            }
-        }
-    }
-}
-
-static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
-{
-    bnf_status rc;
-    int mode;
-    int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[BNF_MAX_RANK];
-    size_t n_os;
-    if ((rc = bnf_auto_pad(ctx, &mode)))
-        return rc;
-    if ((rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)) ||
-        (rc = bnf_ctx_ints_range(ctx, "output_padding", g->nsp, 0, 0, BNF_ATTR_MAX, opad)))
-        return rc;
-    n_os = bnf_ctx_ints(ctx, "output_shape", oshape, BNF_MAX_RANK);
-    if (n_os) {
-        /* spatial sizes, or the whole shape N, C, spatial ... */
-        if (n_os != g->nsp && n_os != g->nsp + 2)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": output_shape has %zu values for %zu spatial dimensions",
-                            BNF_NODE_ARG(ctx), n_os, g->nsp);
-        if (n_os == g->nsp + 2)
-            memmove(oshape, oshape + 2, g->nsp * sizeof *oshape);
-        for (size_t i = 0; i < g->nsp; i++)
-            if (oshape[i] < 1 || oshape[i] > BNF_DIM_MAX)
-                return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                                BNF_NODE_FMT ": output_shape value %lld is out of range",
-                                BNF_NODE_ARG(ctx), (long long)oshape[i]);
-    }
-    g->os = 1;
-    for (size_t i = 0; i < g->nsp; i++) {
-        int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
-        int64_t full = g->s[i] * (g->in[i] - 1) + opad[i] + dk; /* output with no padding */
-        if (n_os || mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
-            int64_t out = n_os ? oshape[i] : g->in[i] * g->s[i];
-            int64_t total = full - out, half = bnf_floor_div(total, 2);
-            if (mode == BNF_PAD_SAME_UPPER) {
-                g->pb[i] = half;
-                g->pe[i] = total - half;
-            } else {
-                g->pb[i] = total - half;
-                g->pe[i] = half;
-            }
-            g->out[i] = out;
-        } else {
-            if (mode == BNF_PAD_VALID) {
-                g->pb[i] = g->pe[i] = 0;
-            } else {
-                g->pb[i] = pads[i];
-                g->pe[i] = pads[i + g->nsp];
-            }
-            g->out[i] = full - g->pb[i] - g->pe[i];
-        }
-        if (g->out[i] < 0)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": the padding leaves no output along spatial axis %zu",
-                            BNF_NODE_ARG(ctx), i);
-        g->os *= (size_t)g->out[i];
-    }
-    return BNF_OK;
-}
-
-static bnf_status convtranspose_run(bnf_op_ctx *ctx)
-{
-    const bnf_tensor *x, *w, *b;
-    bnf_tensor *yt;
-    geom g;
-    bnf_status rc;
-    int64_t ydims[BNF_MAX_RANK], group;
-    size_t n, c, m, cg, mg, rows, colsz, ymax;
-    float *col = NULL;
-    int direct = 1;
-
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
-        return rc;
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
-    n = (size_t)x->dims[0];
-    c = (size_t)x->dims[1];
-    group = bnf_ctx_int(ctx, "group", 1);
-    if (group < 1 || c % (size_t)group)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": group %lld does not divide the %zu input channels",
-                        BNF_NODE_ARG(ctx), (long long)group, c);
-    cg = c / (size_t)group;
-    mg = (size_t)w->dims[1];
-    if ((size_t)w->dims[0] != c)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": W has %lld input channels, X has %zu",
-                        BNF_NODE_ARG(ctx), (long long)w->dims[0], c);
-    if (!bnf_mul_ok(mg, (size_t)group, &m) || m > (size_t)BNF_DIM_MAX)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": too many output channels",
-                        BNF_NODE_ARG(ctx));
-    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
-                        BNF_NODE_ARG(ctx), m);
-    if ((rc = kernel_attrs(ctx, w, &g)))
-        return rc;
-    g.is = 1;
-    for (size_t i = 0; i < g.nsp; i++) {
-        g.in[i] = x->dims[i + 2];
-        g.is *= (size_t)g.in[i];
-    }
-    if ((rc = convtranspose_geometry(ctx, &g)))
-        return rc;
-    ydims[0] = (int64_t)n;
-    ydims[1] = (int64_t)m;
-    for (size_t i = 0; i < g.nsp; i++) {
-        ydims[i + 2] = g.out[i];
-        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i] || g.out[i] != g.in[i])
-            direct = 0;
-    }
-    if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, ydims, x->rank, &yt)))
-        return rc;
-    if (yt->n == 0)
-        return BNF_OK;
-    if (!bnf_mul_ok(mg, g.ks, &rows) || !bnf_mul_ok(rows, g.is, &colsz) || !bnf_mul_ok(m, g.os, &ymax) ||
-        !bnf_blas_ok(rows) || !bnf_blas_ok(g.is) || !bnf_blas_ok(cg) || !bnf_blas_ok(g.os))
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
-                        BNF_NODE_ARG(ctx));
-    {
-        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-        float *yd = yt->data;
-        fill_bias(yd, bd, n * m, m, g.os);
-        if (cg == 0 || g.is == 0)
-            return BNF_OK;
-        if (!direct) {
-            col = bnf_malloc(colsz * sizeof *col);
-            if (!col)
-                return bnf_fail(ctx->err, BNF_ERR_NOMEM,
-                                BNF_NODE_FMT ": out of memory for a %zu x %zu column buffer",
-                                BNF_NODE_ARG(ctx), rows, g.is);
-        }
-        for (size_t in = 0; in < n; in++)
-            for (size_t gi = 0; gi < (size_t)group; gi++) {
-                const float *xg = xd + (in * c + gi * cg) * g.is;
-                const float *wg = wd + gi * cg * rows; /* W[c, mg, k...] rows of group gi */
-                float *yg = yd + (in * m + gi * mg) * g.os;
-                if (direct) {
-                    bnf_sgemm(1, 0, mg, g.is, cg, 1.0f, wg, rows, xg, g.is, 1.0f, yg, g.os);
-                } else {
-                    bnf_sgemm(1, 0, rows, g.is, cg, 1.0f, wg, rows, xg, g.is, 0.0f, col, g.is);
-                    col2im_rows(col, &g, yg, 0, rows);
-                }
-            }
-    }
-    bnf_free(col);
-    return BNF_OK;
-}
-
 const bnf_op_def bnf_ops_conv[] = {
     {"Conv", 1, conv_run},
-    {"ConvTranspose", 1, convtranspose_run},
     {NULL, 0, NULL},
 };
