@@ -139,28 +139,28 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
 
 #define REAL_FNS(op) {op##_f32, op##_f64, NULL, NULL, NULL, NULL}
 
-static bnf_status k_relu(bnf_op_ctx *ctx)
+static bnf_status op_relu(bnf_op_ctx *ctx)
 {
     static const act_fns f = {relu_f32, relu_f64, relu_i32, relu_i64, relu_i8, relu_i16};
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_leaky_relu(bnf_op_ctx *ctx)
+static bnf_status op_leaky_relu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(leaky);
     act_params p = {bnf_ctx_float(ctx, "alpha", 0.01f), 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_elu(bnf_op_ctx *ctx)
+static bnf_status op_elu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(elu);
     act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_selu(bnf_op_ctx *ctx)
+static bnf_status op_selu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(selu);
     act_params p = {bnf_ctx_float(ctx, "alpha", 1.67326319217681884765625f), 0,
@@ -168,7 +168,7 @@ static bnf_status k_selu(bnf_op_ctx *ctx)
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_celu(bnf_op_ctx *ctx)
+static bnf_status op_celu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(celu);
     act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
@@ -178,70 +178,70 @@ static bnf_status k_celu(bnf_op_ctx *ctx)
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_thresholded_relu(bnf_op_ctx *ctx)
+static bnf_status op_thresholded_relu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(thresh);
     act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_sigmoid(bnf_op_ctx *ctx)
+static bnf_status op_sigmoid(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(sigmoid);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_hard_sigmoid(bnf_op_ctx *ctx)
+static bnf_status op_hard_sigmoid(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(hsigmoid);
     act_params p = {bnf_ctx_float(ctx, "alpha", 0.2f), bnf_ctx_float(ctx, "beta", 0.5f), 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_hard_swish(bnf_op_ctx *ctx)
+static bnf_status op_hard_swish(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(hswish);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_tanh(bnf_op_ctx *ctx)
+static bnf_status op_tanh(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(tanh);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_softplus(bnf_op_ctx *ctx)
+static bnf_status op_softplus(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(softplus);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_shrink(bnf_op_ctx *ctx)
+static bnf_status op_shrink(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(shrink);
     act_params p = {bnf_ctx_float(ctx, "lambd", 0.5f), bnf_ctx_float(ctx, "bias", 0.0f), 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_softsign(bnf_op_ctx *ctx)
+static bnf_status op_softsign(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(softsign);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_mish(bnf_op_ctx *ctx)
+static bnf_status op_mish(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(mish);
     act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_gelu(bnf_op_ctx *ctx)
+static bnf_status op_gelu(bnf_op_ctx *ctx)
 {
     static const act_fns exact = REAL_FNS(gelu), approx = REAL_FNS(gelu_tanh);
     act_params p = {0, 0, 0};
@@ -318,7 +318,7 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
 }
 
 /* Opsets 1-10: bounds are the min/max attributes (default: float's range). */
-static bnf_status k_clip_attr(bnf_op_ctx *ctx)
+static bnf_status op_clip_v1(bnf_op_ctx *ctx)
 {
     bnf_status rc;
     if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
@@ -330,7 +330,7 @@ static bnf_status k_clip_attr(bnf_op_ctx *ctx)
 }
 
 /* Opset 11+: bounds are the optional inputs 1 and 2, one-element tensors of x's type. */
-static bnf_status k_clip(bnf_op_ctx *ctx)
+static bnf_status op_clip_v11(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *b[2] = {NULL, NULL};
     double f[2] = {-INFINITY, INFINITY};
@@ -376,7 +376,7 @@ PRELU_RUN(prelu_f64, double)
 /* Y = X < 0 ? slope * X : X with slope broadcast to X's shape.  Dimensions are
  * coalesced so that the inner run is contiguous in X and either contiguous or
  * one repeated value in slope (e.g. a [C,1,1] slope: runs of H*W). */
-static bnf_status k_prelu(bnf_op_ctx *ctx)
+static bnf_status op_prelu(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *s;
     bnf_tensor *y;
@@ -580,34 +580,34 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     return BNF_OK;
 }
 
-static bnf_status k_softmax(bnf_op_ctx *ctx) { return softmax(ctx, SOFTMAX); }
-static bnf_status k_log_softmax(bnf_op_ctx *ctx) { return softmax(ctx, LOG_SOFTMAX); }
-static bnf_status k_hardmax(bnf_op_ctx *ctx) { return softmax(ctx, HARDMAX); }
+static bnf_status op_softmax(bnf_op_ctx *ctx) { return softmax(ctx, SOFTMAX); }
+static bnf_status op_log_softmax(bnf_op_ctx *ctx) { return softmax(ctx, LOG_SOFTMAX); }
+static bnf_status op_hardmax(bnf_op_ctx *ctx) { return softmax(ctx, HARDMAX); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_activation[] = {
     /* opset 1 versions differ from 6 only by the legacy consumed_inputs hint */
-    {"Relu", 1, k_relu},
-    {"LeakyRelu", 1, k_leaky_relu},
-    {"PRelu", 7, k_prelu}, /* 1-6: pre-numpy slope broadcasting, unsupported */
-    {"Elu", 1, k_elu},
-    {"Selu", 1, k_selu},
-    {"Celu", 12, k_celu},
-    {"ThresholdedRelu", 10, k_thresholded_relu},
-    {"Sigmoid", 1, k_sigmoid},
-    {"HardSigmoid", 1, k_hard_sigmoid},
-    {"HardSwish", 14, k_hard_swish},
-    {"Tanh", 1, k_tanh},
-    {"Softplus", 1, k_softplus},
-    {"Softsign", 1, k_softsign},
-    {"Mish", 18, k_mish},
-    {"Gelu", 20, k_gelu},
-    {"Clip", 1, k_clip_attr},
-    {"Clip", 11, k_clip},
-    {"Softmax", 1, k_softmax},
-    {"LogSoftmax", 1, k_log_softmax},
-    {"Hardmax", 1, k_hardmax},
-    {"Shrink", 9, k_shrink},
+    {"Relu", 1, op_relu},
+    {"LeakyRelu", 1, op_leaky_relu},
+    {"PRelu", 7, op_prelu}, /* 1-6: pre-numpy slope broadcasting, unsupported */
+    {"Elu", 1, op_elu},
+    {"Selu", 1, op_selu},
+    {"Celu", 12, op_celu},
+    {"ThresholdedRelu", 10, op_thresholded_relu},
+    {"Sigmoid", 1, op_sigmoid},
+    {"HardSigmoid", 1, op_hard_sigmoid},
+    {"HardSwish", 14, op_hard_swish},
+    {"Tanh", 1, op_tanh},
+    {"Softplus", 1, op_softplus},
+    {"Softsign", 1, op_softsign},
+    {"Mish", 18, op_mish},
+    {"Gelu", 20, op_gelu},
+    {"Clip", 1, op_clip_v1},
+    {"Clip", 11, op_clip_v11},
+    {"Softmax", 1, op_softmax},
+    {"LogSoftmax", 1, op_log_softmax},
+    {"Hardmax", 1, op_hardmax},
+    {"Shrink", 9, op_shrink},
     {NULL, 0, NULL},
 };

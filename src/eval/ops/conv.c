@@ -549,7 +549,7 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
     return BNF_OK;
 }
 
-static bnf_status conv_run(bnf_op_ctx *ctx)
+static bnf_status op_conv(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *w, *b;
     bnf_tensor *yt;
@@ -653,6 +653,6 @@ bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
 }
 
 const bnf_op_def bnf_ops_conv[] = {
-    {"Conv", 1, conv_run},
+    {"Conv", 1, op_conv},
     {NULL, 0, NULL},
 };

@@ -116,7 +116,7 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
     return BNF_OK;
 }
 
-static bnf_status convtranspose_run(bnf_op_ctx *ctx)
+static bnf_status op_conv_transpose(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *w, *b;
     bnf_tensor *yt;
@@ -188,6 +188,6 @@ static bnf_status convtranspose_run(bnf_op_ctx *ctx)
 }
 
 const bnf_op_def bnf_ops_conv_transpose[] = {
-    {"ConvTranspose", 1, convtranspose_run},
+    {"ConvTranspose", 1, op_conv_transpose},
     {NULL, 0, NULL},
 };

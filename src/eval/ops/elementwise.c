@@ -361,18 +361,18 @@ static bnf_status binary(bnf_op_ctx *ctx, const typed_run *runs, int bool_out)
     return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? BNF_T_BOOL : ctx->in[0]->dtype, fn);
 }
 
-static bnf_status k_add(bnf_op_ctx *ctx) { return binary(ctx, add_runs, 0); }
-static bnf_status k_sub(bnf_op_ctx *ctx) { return binary(ctx, sub_runs, 0); }
-static bnf_status k_mul(bnf_op_ctx *ctx) { return binary(ctx, mul_runs, 0); }
-static bnf_status k_div(bnf_op_ctx *ctx) { return binary(ctx, div_runs, 0); }
-static bnf_status k_equal(bnf_op_ctx *ctx) { return binary(ctx, equal_runs, 1); }
-static bnf_status k_less(bnf_op_ctx *ctx) { return binary(ctx, less_runs, 1); }
-static bnf_status k_greater(bnf_op_ctx *ctx) { return binary(ctx, greater_runs, 1); }
-static bnf_status k_less_eq(bnf_op_ctx *ctx) { return binary(ctx, less_eq_runs, 1); }
-static bnf_status k_greater_eq(bnf_op_ctx *ctx) { return binary(ctx, greater_eq_runs, 1); }
-static bnf_status k_and(bnf_op_ctx *ctx) { return binary(ctx, and_runs, 1); }
+static bnf_status op_add(bnf_op_ctx *ctx) { return binary(ctx, add_runs, 0); }
+static bnf_status op_sub(bnf_op_ctx *ctx) { return binary(ctx, sub_runs, 0); }
+static bnf_status op_mul(bnf_op_ctx *ctx) { return binary(ctx, mul_runs, 0); }
+static bnf_status op_div(bnf_op_ctx *ctx) { return binary(ctx, div_runs, 0); }
+static bnf_status op_equal(bnf_op_ctx *ctx) { return binary(ctx, equal_runs, 1); }
+static bnf_status op_less(bnf_op_ctx *ctx) { return binary(ctx, less_runs, 1); }
+static bnf_status op_greater(bnf_op_ctx *ctx) { return binary(ctx, greater_runs, 1); }
+static bnf_status op_less_or_equal(bnf_op_ctx *ctx) { return binary(ctx, less_eq_runs, 1); }
+static bnf_status op_greater_or_equal(bnf_op_ctx *ctx) { return binary(ctx, greater_eq_runs, 1); }
+static bnf_status op_and(bnf_op_ctx *ctx) { return binary(ctx, and_runs, 1); }
 
-static bnf_status k_mod(bnf_op_ctx *ctx)
+static bnf_status op_mod(bnf_op_ctx *ctx)
 {
     int64_t fm = bnf_ctx_int(ctx, "fmod", 0);
     int32_t dt = ctx->n_in > 0 && ctx->in[0] ? ctx->in[0]->dtype : 0;
@@ -385,7 +385,7 @@ static bnf_status k_mod(bnf_op_ctx *ctx)
     return binary(ctx, fm ? rem_runs : floormod_runs, 0);
 }
 
-static bnf_status k_bitshift(bnf_op_ctx *ctx)
+static bnf_status op_bit_shift(bnf_op_ctx *ctx)
 {
     char buf[8];
     const char *dir = bnf_ctx_string(ctx, "direction", "", buf, sizeof buf);
@@ -396,8 +396,8 @@ static bnf_status k_bitshift(bnf_op_ctx *ctx)
     return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": direction '%s' is not LEFT or RIGHT",
                     BNF_NODE_ARG(ctx), dir);
 }
-static bnf_status k_or(bnf_op_ctx *ctx) { return binary(ctx, or_runs, 1); }
-static bnf_status k_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
+static bnf_status op_or(bnf_op_ctx *ctx) { return binary(ctx, or_runs, 1); }
+static bnf_status op_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
 
 /* ---- Pow ------------------------------------------------------------------------------ */
 
@@ -466,7 +466,7 @@ out:
     return rc;
 }
 
-static bnf_status k_pow(bnf_op_ctx *ctx)
+static bnf_status op_pow(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *e;
     bnf_status rc;
@@ -555,10 +555,10 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
     return BNF_OK;
 }
 
-static bnf_status k_sum(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 0); }
-static bnf_status k_mean(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 1); }
-static bnf_status k_min(bnf_op_ctx *ctx) { return variadic(ctx, min_runs, 0); }
-static bnf_status k_max(bnf_op_ctx *ctx) { return variadic(ctx, max_runs, 0); }
+static bnf_status op_sum(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 0); }
+static bnf_status op_mean(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 1); }
+static bnf_status op_min(bnf_op_ctx *ctx) { return variadic(ctx, min_runs, 0); }
+static bnf_status op_max(bnf_op_ctx *ctx) { return variadic(ctx, max_runs, 0); }
 
 /* ---- Where ---------------------------------------------------------------------------- */
 
@@ -578,7 +578,7 @@ WHERE_RUN(where_2, uint16_t)
 WHERE_RUN(where_4, uint32_t)
 WHERE_RUN(where_8, uint64_t)
 
-static bnf_status k_where(bnf_op_ctx *ctx)
+static bnf_status op_where(bnf_op_ctx *ctx)
 {
     int64_t d1[BNF_MAX_RANK], dims[BNF_MAX_RANK];
     size_t r1, rank, es;
@@ -740,34 +740,34 @@ static bnf_status classify(bnf_op_ctx *ctx, int nan, int pos, int neg)
     return BNF_OK;
 }
 
-static bnf_status k_isnan(bnf_op_ctx *ctx) { return classify(ctx, 1, 0, 0); }
+static bnf_status op_is_nan(bnf_op_ctx *ctx) { return classify(ctx, 1, 0, 0); }
 
-static bnf_status k_isinf(bnf_op_ctx *ctx)
+static bnf_status op_is_inf(bnf_op_ctx *ctx)
 {
     return classify(ctx, 0, bnf_ctx_int(ctx, "detect_positive", 1) != 0,
                     bnf_ctx_int(ctx, "detect_negative", 1) != 0);
 }
 
-static bnf_status k_sqrt(bnf_op_ctx *ctx) { return unary(ctx, sqrt_uns); }
-static bnf_status k_sin(bnf_op_ctx *ctx) { return unary(ctx, sin_uns); }
-static bnf_status k_cos(bnf_op_ctx *ctx) { return unary(ctx, cos_uns); }
-static bnf_status k_tan(bnf_op_ctx *ctx) { return unary(ctx, tan_uns); }
-static bnf_status k_asin(bnf_op_ctx *ctx) { return unary(ctx, asin_uns); }
-static bnf_status k_acos(bnf_op_ctx *ctx) { return unary(ctx, acos_uns); }
-static bnf_status k_atan(bnf_op_ctx *ctx) { return unary(ctx, atan_uns); }
-static bnf_status k_sinh(bnf_op_ctx *ctx) { return unary(ctx, sinh_uns); }
-static bnf_status k_cosh(bnf_op_ctx *ctx) { return unary(ctx, cosh_uns); }
-static bnf_status k_asinh(bnf_op_ctx *ctx) { return unary(ctx, asinh_uns); }
-static bnf_status k_acosh(bnf_op_ctx *ctx) { return unary(ctx, acosh_uns); }
-static bnf_status k_atanh(bnf_op_ctx *ctx) { return unary(ctx, atanh_uns); }
-static bnf_status k_exp(bnf_op_ctx *ctx) { return unary(ctx, exp_uns); }
-static bnf_status k_log(bnf_op_ctx *ctx) { return unary(ctx, log_uns); }
-static bnf_status k_erf(bnf_op_ctx *ctx) { return unary(ctx, erf_uns); }
-static bnf_status k_recip(bnf_op_ctx *ctx) { return unary(ctx, recip_uns); }
-static bnf_status k_floor(bnf_op_ctx *ctx) { return unary(ctx, floor_uns); }
-static bnf_status k_ceil(bnf_op_ctx *ctx) { return unary(ctx, ceil_uns); }
-static bnf_status k_round(bnf_op_ctx *ctx) { return unary(ctx, round_uns); }
-static bnf_status k_abs(bnf_op_ctx *ctx)
+static bnf_status op_sqrt(bnf_op_ctx *ctx) { return unary(ctx, sqrt_uns); }
+static bnf_status op_sin(bnf_op_ctx *ctx) { return unary(ctx, sin_uns); }
+static bnf_status op_cos(bnf_op_ctx *ctx) { return unary(ctx, cos_uns); }
+static bnf_status op_tan(bnf_op_ctx *ctx) { return unary(ctx, tan_uns); }
+static bnf_status op_asin(bnf_op_ctx *ctx) { return unary(ctx, asin_uns); }
+static bnf_status op_acos(bnf_op_ctx *ctx) { return unary(ctx, acos_uns); }
+static bnf_status op_atan(bnf_op_ctx *ctx) { return unary(ctx, atan_uns); }
+static bnf_status op_sinh(bnf_op_ctx *ctx) { return unary(ctx, sinh_uns); }
+static bnf_status op_cosh(bnf_op_ctx *ctx) { return unary(ctx, cosh_uns); }
+static bnf_status op_asinh(bnf_op_ctx *ctx) { return unary(ctx, asinh_uns); }
+static bnf_status op_acosh(bnf_op_ctx *ctx) { return unary(ctx, acosh_uns); }
+static bnf_status op_atanh(bnf_op_ctx *ctx) { return unary(ctx, atanh_uns); }
+static bnf_status op_exp(bnf_op_ctx *ctx) { return unary(ctx, exp_uns); }
+static bnf_status op_log(bnf_op_ctx *ctx) { return unary(ctx, log_uns); }
+static bnf_status op_erf(bnf_op_ctx *ctx) { return unary(ctx, erf_uns); }
+static bnf_status op_reciprocal(bnf_op_ctx *ctx) { return unary(ctx, recip_uns); }
+static bnf_status op_floor(bnf_op_ctx *ctx) { return unary(ctx, floor_uns); }
+static bnf_status op_ceil(bnf_op_ctx *ctx) { return unary(ctx, ceil_uns); }
+static bnf_status op_round(bnf_op_ctx *ctx) { return unary(ctx, round_uns); }
+static bnf_status op_abs(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x = ctx->n_in == 1 ? ctx->in[0] : NULL;
     bnf_tensor *y;
@@ -781,61 +781,61 @@ static bnf_status k_abs(bnf_op_ctx *ctx)
     }
     return unary(ctx, abs_uns);
 }
-static bnf_status k_neg(bnf_op_ctx *ctx) { return unary(ctx, neg_uns); }
-static bnf_status k_sign(bnf_op_ctx *ctx) { return unary(ctx, sign_uns); }
-static bnf_status k_not(bnf_op_ctx *ctx) { return unary(ctx, not_uns); }
+static bnf_status op_neg(bnf_op_ctx *ctx) { return unary(ctx, neg_uns); }
+static bnf_status op_sign(bnf_op_ctx *ctx) { return unary(ctx, sign_uns); }
+static bnf_status op_not(bnf_op_ctx *ctx) { return unary(ctx, not_uns); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_elementwise[] = {
     /* binary: since 7 (numpy broadcasting); 1-6's broadcast/axis attributes unsupported */
-    {"Add", 7, k_add},
-    {"Sub", 7, k_sub},
-    {"Mul", 7, k_mul},
-    {"Div", 7, k_div},
-    {"Pow", 7, k_pow},
-    {"Equal", 7, k_equal},
-    {"Less", 7, k_less},
-    {"Greater", 7, k_greater},
-    {"LessOrEqual", 12, k_less_eq},
-    {"GreaterOrEqual", 12, k_greater_eq},
-    {"And", 7, k_and},
-    {"Or", 7, k_or},
-    {"Xor", 7, k_xor},
-    {"Mod", 10, k_mod},
-    {"BitShift", 11, k_bitshift},
-    {"Where", 9, k_where},
+    {"Add", 7, op_add},
+    {"Sub", 7, op_sub},
+    {"Mul", 7, op_mul},
+    {"Div", 7, op_div},
+    {"Pow", 7, op_pow},
+    {"Equal", 7, op_equal},
+    {"Less", 7, op_less},
+    {"Greater", 7, op_greater},
+    {"LessOrEqual", 12, op_less_or_equal},
+    {"GreaterOrEqual", 12, op_greater_or_equal},
+    {"And", 7, op_and},
+    {"Or", 7, op_or},
+    {"Xor", 7, op_xor},
+    {"Mod", 10, op_mod},
+    {"BitShift", 11, op_bit_shift},
+    {"Where", 9, op_where},
     /* variadic: 1-5 differ only by consumed_inputs, 6-7 required equal shapes
      * (a subset of what is accepted), 8+ broadcast */
-    {"Sum", 1, k_sum},
-    {"Mean", 1, k_mean},
-    {"Min", 1, k_min},
-    {"Max", 1, k_max},
+    {"Sum", 1, op_sum},
+    {"Mean", 1, op_mean},
+    {"Min", 1, op_min},
+    {"Max", 1, op_max},
     /* unary */
-    {"Sqrt", 1, k_sqrt},
-    {"Exp", 1, k_exp},
-    {"Log", 1, k_log},
-    {"Erf", 9, k_erf},
-    {"Reciprocal", 1, k_recip},
-    {"Floor", 1, k_floor},
-    {"Ceil", 1, k_ceil},
-    {"Round", 11, k_round},
-    {"Abs", 1, k_abs},
-    {"Neg", 1, k_neg},
-    {"Sign", 9, k_sign},
-    {"Not", 1, k_not},
-    {"IsNaN", 9, k_isnan},
-    {"IsInf", 10, k_isinf},
-    {"Sin", 7, k_sin},
-    {"Cos", 7, k_cos},
-    {"Tan", 7, k_tan},
-    {"Asin", 7, k_asin},
-    {"Acos", 7, k_acos},
-    {"Atan", 7, k_atan},
-    {"Sinh", 9, k_sinh},
-    {"Cosh", 9, k_cosh},
-    {"Asinh", 9, k_asinh},
-    {"Acosh", 9, k_acosh},
-    {"Atanh", 9, k_atanh},
+    {"Sqrt", 1, op_sqrt},
+    {"Exp", 1, op_exp},
+    {"Log", 1, op_log},
+    {"Erf", 9, op_erf},
+    {"Reciprocal", 1, op_reciprocal},
+    {"Floor", 1, op_floor},
+    {"Ceil", 1, op_ceil},
+    {"Round", 11, op_round},
+    {"Abs", 1, op_abs},
+    {"Neg", 1, op_neg},
+    {"Sign", 9, op_sign},
+    {"Not", 1, op_not},
+    {"IsNaN", 9, op_is_nan},
+    {"IsInf", 10, op_is_inf},
+    {"Sin", 7, op_sin},
+    {"Cos", 7, op_cos},
+    {"Tan", 7, op_tan},
+    {"Asin", 7, op_asin},
+    {"Acos", 7, op_acos},
+    {"Atan", 7, op_atan},
+    {"Sinh", 9, op_sinh},
+    {"Cosh", 9, op_cosh},
+    {"Asinh", 9, op_asinh},
+    {"Acosh", 9, op_acosh},
+    {"Atanh", 9, op_atanh},
     {NULL, 0, NULL},
 };

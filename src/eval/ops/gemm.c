@@ -53,7 +53,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
 
 /* ---- Gemm ----------------------------------------------------------------------------- */
 
-static bnf_status gemm_run(bnf_op_ctx *ctx)
+static bnf_status op_gemm(bnf_op_ctx *ctx)
 {
     const bnf_tensor *a, *b, *c;
     bnf_tensor *y;
@@ -154,7 +154,7 @@ bad_c:
 
 /* ---- MatMul ----------------------------------------------------------------------------- */
 
-static bnf_status matmul_run(bnf_op_ctx *ctx)
+static bnf_status op_matmul(bnf_op_ctx *ctx)
 {
     const bnf_tensor *a, *b;
     bnf_tensor *y;
@@ -277,7 +277,7 @@ too_large:
 }
 
 const bnf_op_def bnf_ops_gemm[] = {
-    {"Gemm", 1, gemm_run},
-    {"MatMul", 1, matmul_run},
+    {"Gemm", 1, op_gemm},
+    {"MatMul", 1, op_matmul},
     {NULL, 0, NULL},
 };

@@ -478,7 +478,7 @@ static bnf_status op_cast(bnf_op_ctx *ctx)
 
 /* CastLike: to the type of input 1 (a float16 `like` reaches the evaluator as
  * float32, so casting "like float16" yields float32 unrounded). */
-static bnf_status op_castlike(bnf_op_ctx *ctx)
+static bnf_status op_cast_like(bnf_op_ctx *ctx)
 {
     bnf_status rc = bnf_need_inputs(ctx, 2, 2, "two inputs");
     return rc ? rc : cast_to(ctx, ctx->in[0], ctx->in[1]->dtype);
@@ -489,6 +489,6 @@ const bnf_op_def bnf_ops_generate[] = {
     {"ConstantOfShape", 9, op_constant_of_shape},
     {"Range", 11, op_range},
     {"Cast", 1, op_cast},
-    {"CastLike", 15, op_castlike},
+    {"CastLike", 15, op_cast_like},
     {NULL, 0, NULL},
 };

@@ -77,7 +77,7 @@ static void moments(const void *x, int32_t dtype, size_t len, double *mean, doub
 
 /* ---- BatchNormalization ------------------------------------------------------------- */
 
-static bnf_status batchnorm_run(bnf_op_ctx *ctx)
+static bnf_status op_batch_normalization(bnf_op_ctx *ctx)
 {
     static const char *const names[4] = {"scale", "B", "mean", "var"};
     const bnf_tensor *x, *p[4];
@@ -211,7 +211,7 @@ out:
 
 /* ---- InstanceNormalization ----------------------------------------------------------- */
 
-static bnf_status instancenorm_run(bnf_op_ctx *ctx)
+static bnf_status op_instance_normalization(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *sc, *bi;
     bnf_tensor *y;
@@ -294,7 +294,7 @@ static bnf_status ln_param(bnf_op_ctx *ctx, const char *name, const bnf_tensor *
     return BNF_OK;
 }
 
-static bnf_status layernorm_run(bnf_op_ctx *ctx)
+static bnf_status op_layer_normalization(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *sc, *bi;
     bnf_tensor *y, *mo = NULL, *io = NULL;
@@ -382,8 +382,8 @@ out:
 }
 
 const bnf_op_def bnf_ops_norm[] = {
-    {"BatchNormalization", 1, batchnorm_run},
-    {"InstanceNormalization", 1, instancenorm_run},
-    {"LayerNormalization", 17, layernorm_run},
+    {"BatchNormalization", 1, op_batch_normalization},
+    {"InstanceNormalization", 1, op_instance_normalization},
+    {"LayerNormalization", 17, op_layer_normalization},
     {NULL, 0, NULL},
 };

@@ -432,12 +432,12 @@ out:
     return rc;
 }
 
-static bnf_status maxpool_run(bnf_op_ctx *ctx)
+static bnf_status op_max_pool(bnf_op_ctx *ctx)
 {
     return pool_run(ctx, POOL_MAX);
 }
 
-static bnf_status avgpool_run(bnf_op_ctx *ctx)
+static bnf_status op_average_pool(bnf_op_ctx *ctx)
 {
     return pool_run(ctx, POOL_AVG);
 }
@@ -561,20 +561,20 @@ static bnf_status global_run(bnf_op_ctx *ctx, int kind)
     return BNF_OK;
 }
 
-static bnf_status global_max_run(bnf_op_ctx *ctx)
+static bnf_status op_global_max_pool(bnf_op_ctx *ctx)
 {
     return global_run(ctx, POOL_MAX);
 }
 
-static bnf_status global_avg_run(bnf_op_ctx *ctx)
+static bnf_status op_global_average_pool(bnf_op_ctx *ctx)
 {
     return global_run(ctx, POOL_AVG);
 }
 
 const bnf_op_def bnf_ops_pool[] = {
-    {"MaxPool", 1, maxpool_run},
-    {"AveragePool", 1, avgpool_run},
-    {"GlobalMaxPool", 1, global_max_run},
-    {"GlobalAveragePool", 1, global_avg_run},
+    {"MaxPool", 1, op_max_pool},
+    {"AveragePool", 1, op_average_pool},
+    {"GlobalMaxPool", 1, op_global_max_pool},
+    {"GlobalAveragePool", 1, op_global_average_pool},
     {NULL, 0, NULL},
 };

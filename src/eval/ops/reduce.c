@@ -411,20 +411,22 @@ out:
     return rc;
 }
 
-#define REDUCE_KERNELS(fn, op)                                                          \
-    static bnf_status fn##_attr(bnf_op_ctx *ctx) { return reduce(ctx, op, 0); }         \
-    static bnf_status fn##_input(bnf_op_ctx *ctx) { return reduce(ctx, op, 1); }
+/* op_reduce_<name>_v1 (the axes attribute) and op_reduce_<name>_v<since> (the
+ * axes input, from opset `since`). */
+#define REDUCE_KERNELS(name, op, since)                                                 \
+    static bnf_status op_reduce_##name##_v1(bnf_op_ctx *ctx) { return reduce(ctx, op, 0); } \
+    static bnf_status op_reduce_##name##_v##since(bnf_op_ctx *ctx) { return reduce(ctx, op, 1); }
 
-REDUCE_KERNELS(k_sum, R_SUM)
-REDUCE_KERNELS(k_mean, R_MEAN)
-REDUCE_KERNELS(k_max, R_MAX)
-REDUCE_KERNELS(k_min, R_MIN)
-REDUCE_KERNELS(k_prod, R_PROD)
-REDUCE_KERNELS(k_l1, R_L1)
-REDUCE_KERNELS(k_l2, R_L2)
-REDUCE_KERNELS(k_sumsq, R_SUMSQ)
-REDUCE_KERNELS(k_logsum, R_LOGSUM)
-REDUCE_KERNELS(k_logsumexp, R_LOGSUMEXP)
+REDUCE_KERNELS(sum, R_SUM, 13)
+REDUCE_KERNELS(mean, R_MEAN, 18)
+REDUCE_KERNELS(max, R_MAX, 18)
+REDUCE_KERNELS(min, R_MIN, 18)
+REDUCE_KERNELS(prod, R_PROD, 18)
+REDUCE_KERNELS(l1, R_L1, 18)
+REDUCE_KERNELS(l2, R_L2, 18)
+REDUCE_KERNELS(sum_square, R_SUMSQ, 18)
+REDUCE_KERNELS(log_sum, R_LOGSUM, 18)
+REDUCE_KERNELS(log_sum_exp, R_LOGSUMEXP, 18)
 
 /* ---- ArgMax, ArgMin --------------------------------------------------------------------- */
 
@@ -515,34 +517,34 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
     return BNF_OK;
 }
 
-static bnf_status k_argmax(bnf_op_ctx *ctx) { return arg_reduce(ctx, 1); }
-static bnf_status k_argmin(bnf_op_ctx *ctx) { return arg_reduce(ctx, 0); }
+static bnf_status op_arg_max(bnf_op_ctx *ctx) { return arg_reduce(ctx, 1); }
+static bnf_status op_arg_min(bnf_op_ctx *ctx) { return arg_reduce(ctx, 0); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_reduce[] = {
     /* axes attribute until the version where they became input 1 */
-    {"ReduceSum", 1, k_sum_attr},
-    {"ReduceSum", 13, k_sum_input},
-    {"ReduceMean", 1, k_mean_attr},
-    {"ReduceMean", 18, k_mean_input},
-    {"ReduceMax", 1, k_max_attr},
-    {"ReduceMax", 18, k_max_input},
-    {"ReduceMin", 1, k_min_attr},
-    {"ReduceMin", 18, k_min_input},
-    {"ReduceProd", 1, k_prod_attr},
-    {"ReduceProd", 18, k_prod_input},
-    {"ReduceL1", 1, k_l1_attr},
-    {"ReduceL1", 18, k_l1_input},
-    {"ReduceL2", 1, k_l2_attr},
-    {"ReduceL2", 18, k_l2_input},
-    {"ReduceSumSquare", 1, k_sumsq_attr},
-    {"ReduceSumSquare", 18, k_sumsq_input},
-    {"ReduceLogSum", 1, k_logsum_attr},
-    {"ReduceLogSum", 18, k_logsum_input},
-    {"ReduceLogSumExp", 1, k_logsumexp_attr},
-    {"ReduceLogSumExp", 18, k_logsumexp_input},
-    {"ArgMax", 1, k_argmax},
-    {"ArgMin", 1, k_argmin},
+    {"ReduceSum", 1, op_reduce_sum_v1},
+    {"ReduceSum", 13, op_reduce_sum_v13},
+    {"ReduceMean", 1, op_reduce_mean_v1},
+    {"ReduceMean", 18, op_reduce_mean_v18},
+    {"ReduceMax", 1, op_reduce_max_v1},
+    {"ReduceMax", 18, op_reduce_max_v18},
+    {"ReduceMin", 1, op_reduce_min_v1},
+    {"ReduceMin", 18, op_reduce_min_v18},
+    {"ReduceProd", 1, op_reduce_prod_v1},
+    {"ReduceProd", 18, op_reduce_prod_v18},
+    {"ReduceL1", 1, op_reduce_l1_v1},
+    {"ReduceL1", 18, op_reduce_l1_v18},
+    {"ReduceL2", 1, op_reduce_l2_v1},
+    {"ReduceL2", 18, op_reduce_l2_v18},
+    {"ReduceSumSquare", 1, op_reduce_sum_square_v1},
+    {"ReduceSumSquare", 18, op_reduce_sum_square_v18},
+    {"ReduceLogSum", 1, op_reduce_log_sum_v1},
+    {"ReduceLogSum", 18, op_reduce_log_sum_v18},
+    {"ReduceLogSumExp", 1, op_reduce_log_sum_exp_v1},
+    {"ReduceLogSumExp", 18, op_reduce_log_sum_exp_v18},
+    {"ArgMax", 1, op_arg_max},
+    {"ArgMin", 1, op_arg_min},
     {NULL, 0, NULL},
 };

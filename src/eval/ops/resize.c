@@ -670,7 +670,7 @@ static bnf_status rz_simple(bnf_op_ctx *ctx, const double *scales, int upsample)
     return rz_run(ctx, &p, dims, scales, NULL, NULL);
 }
 
-static bnf_status op_upsample7(bnf_op_ctx *ctx)
+static bnf_status op_upsample_v7(bnf_op_ctx *ctx)
 {
     float fs[BNF_MAX_RANK];
     double s[BNF_MAX_RANK];
@@ -689,7 +689,7 @@ static bnf_status op_upsample7(bnf_op_ctx *ctx)
 }
 
 /* Upsample-9 and Resize-10: scales input. */
-static bnf_status op_upsample9(bnf_op_ctx *ctx)
+static bnf_status op_upsample_v9(bnf_op_ctx *ctx)
 {
     double s[BNF_MAX_RANK];
     bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
@@ -700,7 +700,7 @@ static bnf_status op_upsample9(bnf_op_ctx *ctx)
 
 /* Resize-11 and later: roi, scales, sizes inputs; coordinate modes; cubic;
  * axes and keep_aspect_ratio_policy from 18. */
-static bnf_status op_resize11(bnf_op_ctx *ctx)
+static bnf_status op_resize_v11(bnf_op_ctx *ctx)
 {
     static const char *const ctms[] = {
         "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -845,9 +845,9 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
 
 const bnf_op_def bnf_ops_resize[] = {
     {"Pad", 1, op_pad},
-    {"Upsample", 7, op_upsample7},
-    {"Upsample", 9, op_upsample9},
-    {"Resize", 10, op_upsample9},
-    {"Resize", 11, op_resize11},
+    {"Upsample", 7, op_upsample_v7},
+    {"Upsample", 9, op_upsample_v9},
+    {"Resize", 10, op_upsample_v9},
+    {"Resize", 11, op_resize_v11},
     {NULL, 0, NULL},
 };

@@ -239,7 +239,7 @@ static bnf_status reshape_to(bnf_op_ctx *ctx, const bnf_tensor *x, const int64_t
 }
 
 /* Reshape-1: the shape is an attribute. */
-static bnf_status op_reshape1(bnf_op_ctx *ctx)
+static bnf_status op_reshape_v1(bnf_op_ctx *ctx)
 {
     int64_t shape[BNF_MAX_RANK];
     size_t n;
@@ -254,7 +254,7 @@ static bnf_status op_reshape1(bnf_op_ctx *ctx)
 }
 
 /* Reshape-5: shape input; allowzero from 14. */
-static bnf_status op_reshape(bnf_op_ctx *ctx)
+static bnf_status op_reshape_v5(bnf_op_ctx *ctx)
 {
     int64_t shape[BNF_MAX_RANK], allowzero = 0;
     size_t n;
@@ -629,7 +629,7 @@ static bnf_status slice_run(bnf_op_ctx *ctx, const int64_t *starts, const int64_
 }
 
 /* Slice-1: starts, ends, axes attributes. */
-static bnf_status op_slice1(bnf_op_ctx *ctx)
+static bnf_status op_slice_v1(bnf_op_ctx *ctx)
 {
     int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK];
     size_t ns, ne, na;
@@ -646,7 +646,7 @@ static bnf_status op_slice1(bnf_op_ctx *ctx)
 }
 
 /* Slice-10: starts, ends, optional axes and steps inputs. */
-static bnf_status op_slice(bnf_op_ctx *ctx)
+static bnf_status op_slice_v10(bnf_op_ctx *ctx)
 {
     int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK], steps[BNF_MAX_RANK];
     size_t ns, ne, na, nst;
@@ -853,15 +853,15 @@ const bnf_op_def bnf_ops_shape[] = {
     {"Identity", 1, op_identity},
     {"Dropout", 1, op_dropout},
     {"Flatten", 1, op_flatten},
-    {"Reshape", 1, op_reshape1},
-    {"Reshape", 5, op_reshape},
+    {"Reshape", 1, op_reshape_v1},
+    {"Reshape", 5, op_reshape_v5},
     {"Squeeze", 1, op_squeeze},
     {"Unsqueeze", 1, op_unsqueeze},
     {"Transpose", 1, op_transpose},
     {"Concat", 1, op_concat},
     {"Split", 1, op_split},
-    {"Slice", 1, op_slice1},
-    {"Slice", 10, op_slice},
+    {"Slice", 1, op_slice_v1},
+    {"Slice", 10, op_slice_v10},
     {"Gather", 1, op_gather},
     {"Shape", 1, op_shape},
     {"Expand", 8, op_expand},
