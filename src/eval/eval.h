@@ -43,6 +43,13 @@ enum {
     BNF_T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
     BNF_T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
 };
+/* The integer element types with their C types, for code written once per
+ * type: BNF_INT_TYPES(X) is X(BNF_T_INT8, int8_t) X(BNF_T_UINT8, uint8_t) ...
+ * (bool is held as uint8_t, but is not in the list). */
+#define BNF_INT_TYPES(X)                                                                   \
+    X(BNF_T_INT8, int8_t) X(BNF_T_UINT8, uint8_t) X(BNF_T_INT16, int16_t)                   \
+    X(BNF_T_UINT16, uint16_t) X(BNF_T_INT32, int32_t) X(BNF_T_UINT32, uint32_t)             \
+    X(BNF_T_INT64, int64_t) X(BNF_T_UINT64, uint64_t)
 
 typedef struct bnf_pool bnf_pool;
 
@@ -203,6 +210,10 @@ enum { BNF_PAD_NOTSET, BNF_PAD_SAME_UPPER, BNF_PAD_SAME_LOWER, BNF_PAD_VALID };
 bnf_status bnf_check_spatial(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor *w);
 /* The auto_pad attribute as BNF_PAD_* ("" is NOTSET). */
 bnf_status bnf_auto_pad(bnf_op_ctx *ctx, int *mode);
+/* The padding of axis i for auto_pad NOTSET (from the pads attribute: the
+ * starts, then the ends, nsp each) or VALID (none). */
+void bnf_explicit_pads(int mode, const int64_t *pads, size_t nsp, size_t i, int64_t *pb,
+                       int64_t *pe);
 /* SAME_UPPER / SAME_LOWER padding of an axis of `in` with stride s and a
  * dilated kernel of dk: the output length ceil(in / s), and the padding at
  * the start and the end (the odd one at the end for SAME_UPPER). */

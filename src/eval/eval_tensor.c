@@ -69,19 +69,19 @@ bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err)
     return rc;
 }
 
+/* A case of the switches below: element i of a tensor of integer type TT (C
+ * type CT), converted to R. */
+#define ELEMENT_CASE(R, TT, CT) case TT: return (R)((const CT *)t->data)[i];
+#define F64_CASE(TT, CT) ELEMENT_CASE(double, TT, CT)
+#define I64_CASE(TT, CT) ELEMENT_CASE(int64_t, TT, CT)
+
 double bnf_get_f64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
     case BNF_T_FLOAT: return ((const float *)t->data)[i];
     case BNF_T_DOUBLE: return ((const double *)t->data)[i];
-    case BNF_T_INT64: return (double)((const int64_t *)t->data)[i];
-    case BNF_T_INT32: return ((const int32_t *)t->data)[i];
-    case BNF_T_UINT8: case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
-    case BNF_T_INT8: return ((const int8_t *)t->data)[i];
-    case BNF_T_INT16: return ((const int16_t *)t->data)[i];
-    case BNF_T_UINT16: return ((const uint16_t *)t->data)[i];
-    case BNF_T_UINT32: return ((const uint32_t *)t->data)[i];
-    case BNF_T_UINT64: return (double)((const uint64_t *)t->data)[i];
+    case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    BNF_INT_TYPES(F64_CASE)
     default: return NAN;
     }
 }
@@ -89,14 +89,8 @@ double bnf_get_f64(const bnf_tensor *t, size_t i)
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case BNF_T_INT64: return ((const int64_t *)t->data)[i];
-    case BNF_T_INT32: return ((const int32_t *)t->data)[i];
-    case BNF_T_UINT8: case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
-    case BNF_T_INT8: return ((const int8_t *)t->data)[i];
-    case BNF_T_INT16: return ((const int16_t *)t->data)[i];
-    case BNF_T_UINT16: return ((const uint16_t *)t->data)[i];
-    case BNF_T_UINT32: return ((const uint32_t *)t->data)[i];
-    case BNF_T_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
+    case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    BNF_INT_TYPES(I64_CASE)
     default: {
         double v = bnf_get_f64(t, i);
         if (!(v >= -9.2e18 && v <= 9.2e18))

@@ -136,6 +136,12 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
 #endif
 
 #ifdef DW_AVX2
+/* The head of a direct kernel (a dw_same_fn) with AVX2 + FMA. */
+#define DW_DIRECT(NAME)                                                                      \
+    __attribute__((target("avx2,fma"))) static void NAME(                                   \
+        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
+        float bias, float *y, float *ring)
+
 /* The direct kernels' output row yr[0, n), 8 at a time: bias plus the sum over
  * the K x K taps of kv[tap] x the 8 values from SRC + ow (SRC an expression
  * of the tap's row r and column c), in two partial sums; the last partial
@@ -172,9 +178,7 @@ __attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, con
  * special cases.
  */
 #define DW_SAME(NAME, K)                                                                     \
-    __attribute__((target("avx2,fma"))) static void NAME(                                   \
-        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
-        float bias, float *y, float *ring)                                                   \
+    DW_DIRECT(NAME)                                                                          \
     {                                                                                        \
         enum { P = (K - 1) / 2 };                                                            \
         const int64_t len = w + 2 * P + 8;                                                   \
@@ -246,9 +250,7 @@ static void deinterleave(const float *src, float *ev, float *od, int64_t n)
  * contiguous loads again, 8 outputs at a time.
  */
 #define DW_S2(NAME, K)                                                                       \
-    __attribute__((target("avx2,fma"))) static void NAME(                                   \
-        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
-        float bias, float *y, float *ring)                                                   \
+    DW_DIRECT(NAME)                                                                          \
     {                                                                                        \
         enum { P = (K - 1) / 2 };                                                            \
         const int64_t half = w / 2 + K + 9; /* E or O of one row */                          \

@@ -138,35 +138,34 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
 }
 
 #define REAL_FNS(op) {op##_f32, op##_f64, NULL, NULL, NULL, NULL}
+#define RELU_FNS {relu_f32, relu_f64, relu_i32, relu_i64, relu_i8, relu_i16}
 
-static bnf_status op_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = {relu_f32, relu_f64, relu_i32, relu_i64, relu_i8, relu_i16};
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
+/* The kernel `name`: the loops FNS (an act_fns initialiser) with the
+ * act_params {__VA_ARGS__} (alpha, beta, gamma: attribute values, defaulted). */
+#define POINTWISE_OP(name, FNS, ...)                                                    \
+    static bnf_status name(bnf_op_ctx *ctx)                                            \
+    {                                                                                  \
+        static const act_fns f = FNS;                                                  \
+        act_params p = {__VA_ARGS__};                                                  \
+        return pointwise(ctx, &f, &p);                                                 \
+    }
 
-static bnf_status op_leaky_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(leaky);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 0.01f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_elu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(elu);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_selu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(selu);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.67326319217681884765625f), 0,
-                    bnf_ctx_float(ctx, "gamma", 1.05070102214813232421875f)};
-    return pointwise(ctx, &f, &p);
-}
+POINTWISE_OP(op_relu, RELU_FNS, 0, 0, 0)
+POINTWISE_OP(op_leaky_relu, REAL_FNS(leaky), bnf_ctx_float(ctx, "alpha", 0.01f), 0, 0)
+POINTWISE_OP(op_elu, REAL_FNS(elu), bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0)
+POINTWISE_OP(op_selu, REAL_FNS(selu), bnf_ctx_float(ctx, "alpha", 1.67326319217681884765625f), 0,
+             bnf_ctx_float(ctx, "gamma", 1.05070102214813232421875f))
+POINTWISE_OP(op_thresholded_relu, REAL_FNS(thresh), bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0)
+POINTWISE_OP(op_sigmoid, REAL_FNS(sigmoid), 0, 0, 0)
+POINTWISE_OP(op_hard_sigmoid, REAL_FNS(hsigmoid), bnf_ctx_float(ctx, "alpha", 0.2f),
+             bnf_ctx_float(ctx, "beta", 0.5f), 0)
+POINTWISE_OP(op_hard_swish, REAL_FNS(hswish), 0, 0, 0)
+POINTWISE_OP(op_tanh, REAL_FNS(tanh), 0, 0, 0)
+POINTWISE_OP(op_softplus, REAL_FNS(softplus), 0, 0, 0)
+POINTWISE_OP(op_shrink, REAL_FNS(shrink), bnf_ctx_float(ctx, "lambd", 0.5f),
+             bnf_ctx_float(ctx, "bias", 0.0f), 0)
+POINTWISE_OP(op_softsign, REAL_FNS(softsign), 0, 0, 0)
+POINTWISE_OP(op_mish, REAL_FNS(mish), 0, 0, 0)
 
 static bnf_status op_celu(bnf_op_ctx *ctx)
 {
@@ -175,69 +174,6 @@ static bnf_status op_celu(bnf_op_ctx *ctx)
     if (p.alpha == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": alpha must not be 0",
                         BNF_NODE_ARG(ctx));
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_thresholded_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(thresh);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_sigmoid(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(sigmoid);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_hard_sigmoid(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(hsigmoid);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 0.2f), bnf_ctx_float(ctx, "beta", 0.5f), 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_hard_swish(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(hswish);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_tanh(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(tanh);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_softplus(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(softplus);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_shrink(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(shrink);
-    act_params p = {bnf_ctx_float(ctx, "lambd", 0.5f), bnf_ctx_float(ctx, "bias", 0.0f), 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_softsign(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(softsign);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status op_mish(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(mish);
-    act_params p = {0, 0, 0};
     return pointwise(ctx, &f, &p);
 }
 

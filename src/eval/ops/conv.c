@@ -469,14 +469,10 @@ static bnf_status conv_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
     g->os = 1;
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t dk = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i];
-        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
+        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER)
             bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
-        } else if (mode == BNF_PAD_VALID) {
-            g->pb[i] = g->pe[i] = 0;
-        } else {
-            g->pb[i] = pads[i];
-            g->pe[i] = pads[i + g->nsp];
-        }
+        else
+            bnf_explicit_pads(mode, pads, g->nsp, i, &g->pb[i], &g->pe[i]);
         if (in + g->pb[i] + g->pe[i] < dk)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": the kernel (%lld with dilation) is larger than the "

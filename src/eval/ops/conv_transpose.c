@@ -99,12 +99,7 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
             }
             g->out[i] = out;
         } else {
-            if (mode == BNF_PAD_VALID) {
-                g->pb[i] = g->pe[i] = 0;
-            } else {
-                g->pb[i] = pads[i];
-                g->pe[i] = pads[i + g->nsp];
-            }
+            bnf_explicit_pads(mode, pads, g->nsp, i, &g->pb[i], &g->pe[i]);
             g->out[i] = full - g->pb[i] - g->pe[i];
         }
         if (g->out[i] < 0)

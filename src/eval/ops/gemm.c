@@ -221,8 +221,6 @@ static bnf_status op_matmul(bnf_op_ctx *ctx)
         return BNF_OK;
     }
     if (a->dtype == BNF_T_FLOAT) {
-        const float *ad = a->data, *bd = b->data;
-        float *yd = y->data;
         int b_single = 1; /* B has no batch: A's batches stack into one tall GEMM */
         for (size_t i = 0; i < nb; i++)
             if (bbat[i] != 1 || abat[i] != bat[i])
@@ -230,31 +228,15 @@ static bnf_status op_matmul(bnf_op_ctx *ctx)
         if (b_single) {
             if (!bnf_blas_ok(batches * m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
                 goto too_large;
-            bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, ad, k, bd, n, 0.0f, yd, n);
+            bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, a->data, k, b->data, n, 0.0f,
+                          y->data, n);
             return BNF_OK;
         }
         if (!bnf_blas_ok(m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
             goto too_large;
-        {
-            int64_t idx[BNF_MAX_RANK] = {0};
-            for (size_t t = 0; t < batches; t++) {
-                size_t ao = 0, bo = 0;
-                for (size_t i = 0; i < nb; i++) {
-                    ao += (size_t)idx[i] * astr[i];
-                    bo += (size_t)idx[i] * bstr[i];
-                }
-                bnf_sgemm_par(ctx, 0, 0, m, n, k, 1.0f, ad + ao, k, bd + bo, n, 0.0f,
-                              yd + t * m * n, n);
-                for (size_t i = nb; i-- > 0;) {
-                    if (++idx[i] < bat[i])
-                        break;
-                    idx[i] = 0;
-                }
-            }
-        }
-        return BNF_OK;
     }
     {
+        /* one GEMM per batch: float through OpenBLAS, the other types generic */
         int64_t idx[BNF_MAX_RANK] = {0};
         for (size_t t = 0; t < batches; t++) {
             size_t ao = 0, bo = 0;
@@ -262,7 +244,12 @@ static bnf_status op_matmul(bnf_op_ctx *ctx)
                 ao += (size_t)idx[i] * astr[i];
                 bo += (size_t)idx[i] * bstr[i];
             }
-            gemm_generic(a, ao, k, 1, b, bo, n, 1, y, t * m * n, m, n, k, 1.0);
+            if (a->dtype == BNF_T_FLOAT)
+                bnf_sgemm_par(ctx, 0, 0, m, n, k, 1.0f, (const float *)a->data + ao, k,
+                              (const float *)b->data + bo, n, 0.0f, (float *)y->data + t * m * n,
+                              n);
+            else
+                gemm_generic(a, ao, k, 1, b, bo, n, 1, y, t * m * n, m, n, k, 1.0);
             for (size_t i = nb; i-- > 0;) {
                 if (++idx[i] < bat[i])
                     break;

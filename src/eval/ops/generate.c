@@ -297,38 +297,39 @@ static inline int64_t real_to_range(double v, double lo, double hi)
             d_[i] = (EXPR);                                                                        \
     } while (0)
 
-/* Converts n elements of s (a pointer to a real type) to y's type `to`. */
-#define CAST_FROM_REAL(s)                                                                          \
+/* Converts n elements of s to y's type `to`: the same for every source type
+ * but for the narrowing to an integer type, NARROW(T, UT, lo, hi, v) for the
+ * types of up to 32 bits, TO_I64(v) and TO_U64(v) for the 64-bit ones. */
+#define CAST_SWITCH(s, NARROW, TO_I64, TO_U64)                                                     \
     switch (to) {                                                                                  \
-    case BNF_T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                            \
-    case BNF_T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                         \
-    case BNF_T_INT64: CAST_LOOP(int64_t, real_to_i64(s[i])); break;                                    \
-    case BNF_T_INT32: CAST_LOOP(int32_t, (int32_t)real_to_range(s[i], -0x1p31, 0x1p31 - 1)); break;    \
-    case BNF_T_INT8: CAST_LOOP(int8_t, (int8_t)real_to_range(s[i], -128.0, 127.0)); break;             \
-    case BNF_T_UINT8: CAST_LOOP(uint8_t, (uint8_t)real_to_range(s[i], 0.0, 255.0)); break;             \
-    case BNF_T_INT16: CAST_LOOP(int16_t, (int16_t)real_to_range(s[i], -32768.0, 32767.0)); break;      \
-    case BNF_T_UINT16: CAST_LOOP(uint16_t, (uint16_t)real_to_range(s[i], 0.0, 65535.0)); break;        \
-    case BNF_T_UINT32: CAST_LOOP(uint32_t, (uint32_t)real_to_range(s[i], 0.0, 0x1p32 - 1)); break;     \
-    case BNF_T_UINT64: CAST_LOOP(uint64_t, real_to_u64(s[i])); break;                                  \
-    case BNF_T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                             \
+    case BNF_T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                        \
+    case BNF_T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                     \
+    case BNF_T_INT64: CAST_LOOP(int64_t, TO_I64(s[i])); break;                                     \
+    case BNF_T_INT32: CAST_LOOP(int32_t, NARROW(int32_t, uint32_t, -0x1p31, 0x1p31 - 1, s[i])); break; \
+    case BNF_T_INT8: CAST_LOOP(int8_t, NARROW(int8_t, uint8_t, -128.0, 127.0, s[i])); break;        \
+    case BNF_T_UINT8: CAST_LOOP(uint8_t, NARROW(uint8_t, uint8_t, 0.0, 255.0, s[i])); break;        \
+    case BNF_T_INT16: CAST_LOOP(int16_t, NARROW(int16_t, uint16_t, -32768.0, 32767.0, s[i])); break; \
+    case BNF_T_UINT16: CAST_LOOP(uint16_t, NARROW(uint16_t, uint16_t, 0.0, 65535.0, s[i])); break;  \
+    case BNF_T_UINT32: CAST_LOOP(uint32_t, NARROW(uint32_t, uint32_t, 0.0, 0x1p32 - 1, s[i])); break; \
+    case BNF_T_UINT64: CAST_LOOP(uint64_t, TO_U64(s[i])); break;                                   \
+    case BNF_T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                         \
     default: CAST_LOOP(float, (float)bnf_round_to(to, (double)s[i])); break;                       \
     }
 
-/* Integers convert modulo 2^bits to narrower integers, as numpy does. */
-#define CAST_FROM_INT(s)                                                                           \
-    switch (to) {                                                                                  \
-    case BNF_T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                            \
-    case BNF_T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                         \
-    case BNF_T_INT64: CAST_LOOP(int64_t, (int64_t)s[i]); break;                                        \
-    case BNF_T_INT32: CAST_LOOP(int32_t, (int32_t)(uint32_t)s[i]); break;                              \
-    case BNF_T_INT8: CAST_LOOP(int8_t, (int8_t)(uint8_t)s[i]); break;                                  \
-    case BNF_T_UINT8: CAST_LOOP(uint8_t, (uint8_t)s[i]); break;                                        \
-    case BNF_T_INT16: CAST_LOOP(int16_t, (int16_t)(uint16_t)s[i]); break;                              \
-    case BNF_T_UINT16: CAST_LOOP(uint16_t, (uint16_t)s[i]); break;                                     \
-    case BNF_T_UINT32: CAST_LOOP(uint32_t, (uint32_t)s[i]); break;                                     \
-    case BNF_T_UINT64: CAST_LOOP(uint64_t, (uint64_t)s[i]); break;                                     \
-    case BNF_T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                             \
-    default: CAST_LOOP(float, (float)bnf_round_to(to, (double)s[i])); break;                       \
+/* Reals saturate at the target's range (NaN -> 0); integers convert modulo
+ * 2^bits to narrower integers, as numpy does. */
+#define REAL_NARROW(T, UT, lo, hi, v) ((T)real_to_range((v), (lo), (hi)))
+#define INT_NARROW(T, UT, lo, hi, v) ((T)(UT)(v))
+#define INT_TO_I64(v) ((int64_t)(v))
+#define INT_TO_U64(v) ((uint64_t)(v))
+#define CAST_FROM_REAL(s) CAST_SWITCH(s, REAL_NARROW, real_to_i64, real_to_u64)
+#define CAST_FROM_INT(s) CAST_SWITCH(s, INT_NARROW, INT_TO_I64, INT_TO_U64)
+/* The case of the source switch for integer type TT (C type CT). */
+#define FROM_INT_CASE(TT, CT)                                                                      \
+    case TT: {                                                                                     \
+        const CT *s = x->data;                                                                     \
+        CAST_FROM_INT(s);                                                                          \
+        break;                                                                                     \
     }
 
 /* Cast-1 names its target type with a string. */
@@ -402,47 +403,8 @@ static bnf_status cast_to(bnf_op_ctx *ctx, const bnf_tensor *x, int32_t to)
         CAST_FROM_REAL(s);
         break;
     }
-    case BNF_T_INT64: {
-        const int64_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_INT32: {
-        const int32_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_INT8: {
-        const int8_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_INT16: {
-        const int16_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_UINT16: {
-        const uint16_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_UINT32: {
-        const uint32_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_UINT64: {
-        const uint64_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case BNF_T_UINT8:
-    case BNF_T_BOOL: {
-        const uint8_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
+    BNF_INT_TYPES(FROM_INT_CASE)
+    FROM_INT_CASE(BNF_T_BOOL, uint8_t)
     default:
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": cast from %s is not supported", BNF_NODE_ARG(ctx),

@@ -253,6 +253,17 @@ bnf_status bnf_auto_pad(bnf_op_ctx *ctx, int *mode)
     return BNF_OK;
 }
 
+void bnf_explicit_pads(int mode, const int64_t *pads, size_t nsp, size_t i, int64_t *pb,
+                       int64_t *pe)
+{
+    if (mode == BNF_PAD_VALID) {
+        *pb = *pe = 0;
+    } else {
+        *pb = pads[i];
+        *pe = pads[i + nsp];
+    }
+}
+
 int64_t bnf_same_pads(int64_t in, int64_t s, int64_t dk, int mode, int64_t *pb, int64_t *pe)
 {
     int64_t out = bnf_ceil_div(in, s), total = (out - 1) * s + dk - in;

@@ -86,12 +86,7 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
         if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
             g->out[i] = bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
         } else {
-            if (mode == BNF_PAD_VALID) {
-                g->pb[i] = g->pe[i] = 0;
-            } else {
-                g->pb[i] = pads[i];
-                g->pe[i] = pads[i + g->nsp];
-            }
+            bnf_explicit_pads(mode, pads, g->nsp, i, &g->pb[i], &g->pe[i]);
             span = in + g->pb[i] + g->pe[i] - dk;
             if (span < 0)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID,

@@ -727,17 +727,13 @@ static bnf_status op_resize_v11(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown mode '%s'",
                         BNF_NODE_ARG(ctx), s);
     s = get_str(ctx, "coordinate_transformation_mode", "half_pixel", buf, sizeof buf);
-    for (size_t i = 0; i < sizeof ctms / sizeof ctms[0]; i++)
-        if (strcmp(s, ctms[i]) == 0)
-            p.ctm = (int)i;
+    p.ctm = bnf_find_name(s, ctms, sizeof ctms / sizeof ctms[0]);
     if (p.ctm < 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": unknown coordinate_transformation_mode '%s'",
                         BNF_NODE_ARG(ctx), s);
     s = get_str(ctx, "nearest_mode", "round_prefer_floor", buf, sizeof buf);
-    for (size_t i = 0; i < sizeof nms / sizeof nms[0]; i++)
-        if (strcmp(s, nms[i]) == 0)
-            p.nearest = (int)i;
+    p.nearest = bnf_find_name(s, nms, sizeof nms / sizeof nms[0]);
     if (p.nearest < 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown nearest_mode '%s'",
                         BNF_NODE_ARG(ctx), s);
