@@ -33,35 +33,39 @@
 
 /* ---- what Conv and ConvTranspose share (conv.h) ------------------------------------ */
 
-bnf_status bnf_conv_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
-                           const bnf_tensor **b, bnf_conv_geom *g)
+bnf_status bnf_conv_inputs(bnf_op_ctx *ctx, bnf_conv_node *cv)
 {
+    const bnf_tensor *x, *w, *b;
     bnf_status rc = bnf_need_inputs(ctx, 2, 3, "inputs X, W and an optional B");
     if (rc)
         return rc;
-    memset(g, 0, sizeof *g);
-    *x = ctx->in[0];
-    *w = ctx->in[1];
-    *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    if ((*x)->dtype != BNF_T_FLOAT || (*w)->dtype != BNF_T_FLOAT || (*b && (*b)->dtype != BNF_T_FLOAT))
+    memset(cv, 0, sizeof *cv);
+    x = cv->x = ctx->in[0];
+    w = cv->w = ctx->in[1];
+    b = cv->b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if (x->dtype != BNF_T_FLOAT || w->dtype != BNF_T_FLOAT || (b && b->dtype != BNF_T_FLOAT))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
-    if ((rc = bnf_check_spatial(ctx, *x, *w)))
+                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype), bnf_dtype_name(w->dtype));
+    if ((rc = bnf_check_spatial(ctx, x, w)))
         return rc;
-    g->nsp = (*x)->rank - 2;
+    cv->g.nsp = x->rank - 2;
+    cv->n = (size_t)x->dims[0];
+    cv->c = (size_t)x->dims[1];
+    cv->group = bnf_ctx_int(ctx, "group", 1);
     return BNF_OK;
 }
 
-bnf_status bnf_conv_frame(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor *w,
-                          const bnf_tensor *b, size_t m, bnf_conv_geom *g)
+bnf_status bnf_conv_frame(bnf_op_ctx *ctx, bnf_conv_node *cv)
 {
+    bnf_conv_geom *g = &cv->g;
+    const bnf_tensor *x = cv->x, *w = cv->w, *b = cv->b;
     bnf_status rc;
     int64_t ks[BNF_MAX_SPATIAL];
     size_t n;
-    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
+    if (b && (b->rank != 1 || (size_t)b->dims[0] != cv->m))
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
-                        BNF_NODE_ARG(ctx), m);
+                        BNF_NODE_ARG(ctx), cv->m);
     n = bnf_ctx_ints(ctx, "kernel_shape", ks, BNF_MAX_SPATIAL);
     if (n) {
         if (n != g->nsp)
@@ -90,15 +94,20 @@ bnf_status bnf_conv_frame(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor
     return BNF_OK;
 }
 
-bnf_status bnf_conv_output(bnf_op_ctx *ctx, const bnf_conv_geom *g, size_t n, size_t m,
-                           bnf_tensor **y)
+/* N x M x the output sizes. */
+static void conv_dims(const bnf_conv_node *cv, int64_t *dims)
+{
+    dims[0] = (int64_t)cv->n;
+    dims[1] = (int64_t)cv->m;
+    for (size_t i = 0; i < cv->g.nsp; i++)
+        dims[i + 2] = cv->g.out[i];
+}
+
+bnf_status bnf_conv_output(bnf_op_ctx *ctx, bnf_conv_node *cv)
 {
     int64_t dims[BNF_MAX_RANK];
-    dims[0] = (int64_t)n;
-    dims[1] = (int64_t)m;
-    for (size_t i = 0; i < g->nsp; i++)
-        dims[i + 2] = g->out[i];
-    return bnf_out(ctx, 0, BNF_T_FLOAT, dims, g->nsp + 2, y);
+    conv_dims(cv, dims);
+    return bnf_out(ctx, 0, BNF_T_FLOAT, dims, cv->g.nsp + 2, &cv->y);
 }
 
 void bnf_conv_fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
@@ -159,10 +168,7 @@ static void im2col_part(const float *x, const bnf_conv_geom *g, float *col, size
         int64_t kp[BNF_MAX_SPATIAL], op[BNF_MAX_SPATIAL] = {0}, lo, hi, off;
         const float *xc = x + c * g->is;
         float *row = col + r * len;
-        for (size_t j = g->nsp; j-- > 0;) {
-            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
-            kr /= (size_t)g->k[j];
-        }
+        bnf_conv_tap(g, kr, kp);
         for (size_t j = last, rest = o0; j-- > 0;) { /* the output position of row o0 */
             op[j] = (int64_t)(rest % (size_t)g->out[j]);
             rest /= (size_t)g->out[j];
@@ -171,15 +177,8 @@ static void im2col_part(const float *x, const bnf_conv_geom *g, float *col, size
         valid_range(w, (int64_t)ow, s, g->pb[last], kp[last] * g->d[last], &lo, &hi);
         for (size_t o = o0; o < o1; o++) {
             float *dst = row + (o - o0) * ow;
-            int64_t base = 0;
-            int inside = 1;
-            for (size_t j = 0; j < last; j++) {
-                int64_t ij = op[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
-                if (ij < 0 || ij >= g->in[j])
-                    inside = 0;
-                base = base * g->in[j] + ij;
-            }
-            if (!inside || lo >= hi) {
+            int64_t base = bnf_conv_tap_row(g, op, kp, g->in);
+            if (base < 0 || lo >= hi) {
                 memset(dst, 0, ow * sizeof *dst);
             } else {
                 const float *xr = xc + base * w;
@@ -353,11 +352,14 @@ static size_t colblk_rows(const bnf_conv_geom *g, size_t rows, size_t nt)
     return (outer + blocks - 1) / blocks;
 }
 
-static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, const float *bd,
-                            float *yd, const bnf_conv_geom *g, size_t n, size_t group, size_t c, size_t m,
-                            size_t cg, size_t mg, size_t rows, int pointwise,
-                            const bnf_epilogue *epi, bnf_packed *const *pk)
+static bnf_status conv_gemm(bnf_op_ctx *ctx, const bnf_conv_node *cv, const float *wd,
+                            size_t rows, int pointwise, const bnf_epilogue *epi,
+                            bnf_packed *const *pk)
 {
+    const bnf_conv_geom *g = &cv->g;
+    const float *xd = cv->x->data, *bd = cv->b ? cv->b->data : NULL;
+    float *yd = cv->y->data;
+    size_t n = cv->n, group = (size_t)cv->group, c = cv->c, m = cv->m, cg = cv->cg, mg = cv->mg;
     bnf_epilogue e = {NULL, NULL, m, BNF_ACT_NONE, 0, 0, NULL, 0, BNF_ACT_NONE, yd};
     float *col = NULL, *aff = NULL, *pscratch = NULL;
     size_t work, nt, nro, psc = 0;
@@ -547,84 +549,79 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
 
 static bnf_status op_conv(bnf_op_ctx *ctx)
 {
-    const bnf_tensor *x, *w, *b;
-    bnf_tensor *yt;
-    bnf_conv_geom g;
+    bnf_conv_node cv;
+    const bnf_conv_geom *g = &cv.g;
     bnf_status rc;
-    int64_t group;
-    size_t n, c, m, cg, mg, rows, colsz;
+    size_t rows, colsz;
     int pointwise = 1;
 
-    if ((rc = bnf_conv_inputs(ctx, &x, &w, &b, &g)))
+    if ((rc = bnf_conv_inputs(ctx, &cv)))
         return rc;
-    if (ctx->epi && ctx->epi->channels != (size_t)w->dims[0])
+    if (ctx->epi && ctx->epi->channels != (size_t)cv.w->dims[0])
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused nodes after it have %zu channels, W has %lld",
-                        BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)w->dims[0]);
-    n = (size_t)x->dims[0];
-    c = (size_t)x->dims[1];
-    m = (size_t)w->dims[0];
-    group = bnf_ctx_int(ctx, "group", 1);
-    if (group < 1 || c % (size_t)group || m % (size_t)group)
+                        BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)cv.w->dims[0]);
+    cv.m = (size_t)cv.w->dims[0];
+    if (cv.group < 1 || cv.c % (size_t)cv.group || cv.m % (size_t)cv.group)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": group %lld does not divide the %zu input and %zu output channels",
-                        BNF_NODE_ARG(ctx), (long long)group, c, m);
-    cg = c / (size_t)group;
-    mg = m / (size_t)group;
-    if ((size_t)w->dims[1] != cg)
+                        BNF_NODE_ARG(ctx), (long long)cv.group, cv.c, cv.m);
+    cv.cg = cv.c / (size_t)cv.group;
+    cv.mg = cv.m / (size_t)cv.group;
+    if ((size_t)cv.w->dims[1] != cv.cg)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": W has %lld input channels per group, X has %zu / %lld",
-                        BNF_NODE_ARG(ctx), (long long)w->dims[1], c, (long long)group);
-    if ((rc = bnf_conv_frame(ctx, x, w, b, m, &g)) || (rc = conv_geometry(ctx, &g)) ||
-        (rc = bnf_conv_output(ctx, &g, n, m, &yt)))
+                        BNF_NODE_ARG(ctx), (long long)cv.w->dims[1], cv.c, (long long)cv.group);
+    if ((rc = bnf_conv_frame(ctx, &cv)) || (rc = conv_geometry(ctx, &cv.g)) ||
+        (rc = bnf_conv_output(ctx, &cv)))
         return rc;
-    for (size_t i = 0; i < g.nsp; i++)
-        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i])
+    for (size_t i = 0; i < g->nsp; i++)
+        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i])
             pointwise = 0;
-    if (ctx->epi && ctx->epi->res && ctx->epi->res_n != yt->n)
+    if (ctx->epi && ctx->epi->res && ctx->epi->res_n != cv.y->n)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused Add has %zu elements, the output %zu",
-                        BNF_NODE_ARG(ctx), ctx->epi->res_n, yt->n);
-    if (yt->n == 0)
+                        BNF_NODE_ARG(ctx), ctx->epi->res_n, cv.y->n);
+    if (cv.y->n == 0)
         return BNF_OK;
-    if (!bnf_mul_ok(cg, g.ks, &rows) || !bnf_mul_ok(rows, g.os, &colsz) || !bnf_blas_ok(rows) ||
-        !bnf_blas_ok(g.os) || !bnf_blas_ok(mg) || !bnf_blas_ok(g.is))
+    if (!bnf_mul_ok(cv.cg, g->ks, &rows) || !bnf_mul_ok(rows, g->os, &colsz) ||
+        !bnf_blas_ok(rows) || !bnf_blas_ok(g->os) || !bnf_blas_ok(cv.mg) || !bnf_blas_ok(g->is))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
                         BNF_NODE_ARG(ctx));
     {
-        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-        float *yd = yt->data;
+        const float *wd = cv.w->data;
         bnf_epilogue el, *epi = NULL;
         if (ctx->epi) { /* the kernel's copy: y0 is this output */
             el = *ctx->epi;
-            el.y0 = yd;
+            el.y0 = cv.y->data;
             epi = &el;
         }
         /* depthwise: one input channel per group, strides small enough for
          * the polyphase layout (larger ones are left to im2col) */
-        if (cg == 1 && group > 1 && g.nsp <= 2 && (g.nsp == 2 ? g.s[0] * g.s[1] : g.s[0]) <= 16) {
+        if (cv.cg == 1 && cv.group > 1 && g->nsp <= 2 &&
+            (g->nsp == 2 ? g->s[0] * g->s[1] : g->s[0]) <= 16) {
             if (!wd)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                                 BNF_NODE_ARG(ctx));
             int declined = 0;
             bnf_plane pl;
-            bnf_plane_init(&pl, g.nsp, g.in, g.out, g.k, g.s, g.pb, g.d);
-            rc = bnf_depthwise(ctx, &pl, xd, wd, bd, yd, n, m, mg, epi, &declined);
+            bnf_plane_init(&pl, g->nsp, g->in, g->out, g->k, g->s, g->pb, g->d);
+            rc = bnf_depthwise(ctx, &pl, cv.x->data, wd, cv.b ? cv.b->data : NULL, cv.y->data,
+                               cv.n, cv.m, cv.mg, epi, &declined);
             if (rc || !declined)
                 return rc;
         }
         {
             packed_set *own = NULL, *ps = NULL;
-            if (rows > 0 && bnf_packed_usable() && (rc = packed_weights(ctx, wd, (size_t)group,
-                                                                         mg, rows, &ps, &own)))
+            if (rows > 0 && bnf_packed_usable() &&
+                (rc = packed_weights(ctx, wd, (size_t)cv.group, cv.mg, rows, &ps, &own)))
                 return rc;
-            if (ctx->cache && cg == 1 && group > 1)
+            if (ctx->cache && cv.cg == 1 && cv.group > 1)
                 ctx->cache->drop_in = 0; /* a depthwise Conv declined here: W read next time */
             if (!ps && !wd)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                                 BNF_NODE_ARG(ctx));
-            rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows,
-                           pointwise, epi, ps ? ps->pk : NULL);
+            rc = conv_gemm(ctx, &cv, wd, rows, pointwise, epi, ps ? ps->pk : NULL);
             packed_set_free(own);
         }
     }
@@ -633,18 +630,16 @@ static bnf_status op_conv(bnf_op_ctx *ctx)
 
 bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
 {
-    const bnf_tensor *x, *w, *b;
-    bnf_conv_geom g;
-    bnf_status rc;
-    if ((rc = bnf_conv_inputs(ctx, &x, &w, &b, &g)) ||
-        (rc = bnf_conv_frame(ctx, x, w, NULL, 0, &g)) || /* (B is checked by the kernel) */
-        (rc = conv_geometry(ctx, &g)))
+    bnf_conv_node cv;
+    bnf_status rc = bnf_conv_inputs(ctx, &cv);
+    if (rc)
         return rc;
-    dims[0] = x->dims[0];
-    dims[1] = w->dims[0];
-    for (size_t i = 0; i < g.nsp; i++)
-        dims[i + 2] = g.out[i];
-    *rank = x->rank;
+    cv.b = NULL; /* (B is checked by the kernel) */
+    cv.m = (size_t)cv.w->dims[0];
+    if ((rc = bnf_conv_frame(ctx, &cv)) || (rc = conv_geometry(ctx, &cv.g)))
+        return rc;
+    conv_dims(&cv, dims);
+    *rank = cv.g.nsp + 2;
     return BNF_OK;
 }
 

@@ -25,25 +25,15 @@ static void col2im_rows(const float *col, const bnf_conv_geom *g, float *y, size
         int64_t kp[BNF_MAX_SPATIAL], ip[BNF_MAX_SPATIAL] = {0}, lo, hi, off;
         const float *row = col + r * g->is;
         float *ym = y + mo * g->os;
-        for (size_t j = g->nsp; j-- > 0;) {
-            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
-            kr /= (size_t)g->k[j];
-        }
+        bnf_conv_tap(g, kr, kp);
         off = kp[last] * g->d[last] - g->pb[last];
         /* input columns i whose output i*s + off lies in [0, ow) */
         lo = bnf_clamp64(bnf_ceil_div(-off, s), 0, (int64_t)iw);
         hi = bnf_clamp64(bnf_ceil_div(ow - off, s), lo, (int64_t)iw);
         for (size_t o = 0; o < outer; o++) {
             const float *src = row + o * iw;
-            int64_t base = 0;
-            int inside = 1;
-            for (size_t j = 0; j < last; j++) {
-                int64_t oj = ip[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
-                if (oj < 0 || oj >= g->out[j])
-                    inside = 0;
-                base = base * g->out[j] + oj;
-            }
-            if (inside) {
+            int64_t base = bnf_conv_tap_row(g, ip, kp, g->out);
+            if (base >= 0) {
                 float *yr = ym + base * ow;
                 for (int64_t i = lo; i < hi; i++)
                     yr[i * s + off] += src[i];
@@ -113,68 +103,65 @@ static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
 
 static bnf_status op_conv_transpose(bnf_op_ctx *ctx)
 {
-    const bnf_tensor *x, *w, *b;
-    bnf_tensor *yt;
-    bnf_conv_geom g;
+    bnf_conv_node cv;
+    const bnf_conv_geom *g = &cv.g;
     bnf_status rc;
-    int64_t group;
-    size_t n, c, m, cg, mg, rows, colsz, ymax;
+    size_t rows, colsz, ymax;
     float *col = NULL;
     int direct = 1;
 
-    if ((rc = bnf_conv_inputs(ctx, &x, &w, &b, &g)))
+    if ((rc = bnf_conv_inputs(ctx, &cv)))
         return rc;
-    n = (size_t)x->dims[0];
-    c = (size_t)x->dims[1];
-    group = bnf_ctx_int(ctx, "group", 1);
-    if (group < 1 || c % (size_t)group)
+    if (cv.group < 1 || cv.c % (size_t)cv.group)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": group %lld does not divide the %zu input channels",
-                        BNF_NODE_ARG(ctx), (long long)group, c);
-    cg = c / (size_t)group;
-    mg = (size_t)w->dims[1];
-    if ((size_t)w->dims[0] != c)
+                        BNF_NODE_ARG(ctx), (long long)cv.group, cv.c);
+    cv.cg = cv.c / (size_t)cv.group;
+    cv.mg = (size_t)cv.w->dims[1];
+    if ((size_t)cv.w->dims[0] != cv.c)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": W has %lld input channels, X has %zu",
-                        BNF_NODE_ARG(ctx), (long long)w->dims[0], c);
-    if (!bnf_mul_ok(mg, (size_t)group, &m) || m > (size_t)BNF_DIM_MAX)
+                        BNF_NODE_ARG(ctx), (long long)cv.w->dims[0], cv.c);
+    if (!bnf_mul_ok(cv.mg, (size_t)cv.group, &cv.m) || cv.m > (size_t)BNF_DIM_MAX)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": too many output channels",
                         BNF_NODE_ARG(ctx));
-    if ((rc = bnf_conv_frame(ctx, x, w, b, m, &g)) || (rc = convtranspose_geometry(ctx, &g)) ||
-        (rc = bnf_conv_output(ctx, &g, n, m, &yt)))
+    if ((rc = bnf_conv_frame(ctx, &cv)) || (rc = convtranspose_geometry(ctx, &cv.g)) ||
+        (rc = bnf_conv_output(ctx, &cv)))
         return rc;
-    for (size_t i = 0; i < g.nsp; i++)
-        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i] || g.out[i] != g.in[i])
+    for (size_t i = 0; i < g->nsp; i++)
+        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i] || g->out[i] != g->in[i])
             direct = 0;
-    if (yt->n == 0)
+    if (cv.y->n == 0)
         return BNF_OK;
-    if (!bnf_mul_ok(mg, g.ks, &rows) || !bnf_mul_ok(rows, g.is, &colsz) || !bnf_mul_ok(m, g.os, &ymax) ||
-        !bnf_blas_ok(rows) || !bnf_blas_ok(g.is) || !bnf_blas_ok(cg) || !bnf_blas_ok(g.os))
+    if (!bnf_mul_ok(cv.mg, g->ks, &rows) || !bnf_mul_ok(rows, g->is, &colsz) ||
+        !bnf_mul_ok(cv.m, g->os, &ymax) || !bnf_blas_ok(rows) || !bnf_blas_ok(g->is) ||
+        !bnf_blas_ok(cv.cg) || !bnf_blas_ok(g->os))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
                         BNF_NODE_ARG(ctx));
     {
-        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-        float *yd = yt->data;
-        bnf_conv_fill_bias(yd, bd, n * m, m, g.os);
-        if (cg == 0 || g.is == 0)
+        const float *xd = cv.x->data, *wd = cv.w->data;
+        float *yd = cv.y->data;
+        size_t cg = cv.cg, mg = cv.mg;
+        bnf_conv_fill_bias(yd, cv.b ? cv.b->data : NULL, cv.n * cv.m, cv.m, g->os);
+        if (cg == 0 || g->is == 0)
             return BNF_OK;
         if (!direct) {
             col = bnf_malloc(colsz * sizeof *col);
             if (!col)
                 return bnf_fail(ctx->err, BNF_ERR_NOMEM,
                                 BNF_NODE_FMT ": out of memory for a %zu x %zu column buffer",
-                                BNF_NODE_ARG(ctx), rows, g.is);
+                                BNF_NODE_ARG(ctx), rows, g->is);
         }
-        for (size_t in = 0; in < n; in++)
-            for (size_t gi = 0; gi < (size_t)group; gi++) {
-                const float *xg = xd + (in * c + gi * cg) * g.is;
+        for (size_t in = 0; in < cv.n; in++)
+            for (size_t gi = 0; gi < (size_t)cv.group; gi++) {
+                const float *xg = xd + (in * cv.c + gi * cg) * g->is;
                 const float *wg = wd + gi * cg * rows; /* W[c, mg, k...] rows of group gi */
-                float *yg = yd + (in * m + gi * mg) * g.os;
+                float *yg = yd + (in * cv.m + gi * mg) * g->os;
                 if (direct) {
-                    bnf_sgemm(1, 0, mg, g.is, cg, 1.0f, wg, rows, xg, g.is, 1.0f, yg, g.os);
+                    bnf_sgemm(1, 0, mg, g->is, cg, 1.0f, wg, rows, xg, g->is, 1.0f, yg, g->os);
                 } else {
-                    bnf_sgemm(1, 0, rows, g.is, cg, 1.0f, wg, rows, xg, g.is, 0.0f, col, g.is);
-                    col2im_rows(col, &g, yg, 0, rows);
+                    bnf_sgemm(1, 0, rows, g->is, cg, 1.0f, wg, rows, xg, g->is, 0.0f, col, g->is);
+                    col2im_rows(col, g, yg, 0, rows);
                 }
             }
     }

@@ -38,6 +38,18 @@ static int attr_is(const Onnx__AttributeProto *a, Onnx__AttributeProto__Attribut
 
 /* ---- Constant -------------------------------------------------------------------- */
 
+/* Output 0 = the n values at v of type dtype: a scalar (rank 0, n = 1) or 1-D. */
+static bnf_status values_out(bnf_op_ctx *ctx, int32_t dtype, const void *v, size_t n,
+                             size_t rank)
+{
+    int64_t dims[1] = {(int64_t)n};
+    bnf_tensor *y;
+    bnf_status rc = bnf_out(ctx, 0, dtype, dims, rank, &y);
+    if (rc == BNF_OK && n)
+        memcpy(y->data, v, n * bnf_eval_size(dtype));
+    return rc;
+}
+
 static bnf_status op_constant(bnf_op_ctx *ctx)
 {
     static const char *const names[] = {"value",        "sparse_value", "value_float",
@@ -46,9 +58,6 @@ static bnf_status op_constant(bnf_op_ctx *ctx)
     const Onnx__AttributeProto *a = NULL;
     const char *which = NULL;
     size_t count = 0;
-    bnf_tensor *y;
-    bnf_status rc;
-    int64_t dims[1];
 
     if (ctx->n_in != 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": takes no inputs",
@@ -75,36 +84,16 @@ static bnf_status op_constant(bnf_op_ctx *ctx)
         return decode_attr_tensor(ctx, a->t, ctx->out[0]);
     }
     if (strcmp(which, "value_float") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)) {
-        if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, NULL, 0, &y)))
-            return rc;
-        ((float *)y->data)[0] = a->f;
-        return BNF_OK;
-    }
-    if (strcmp(which, "value_int") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)) {
-        if ((rc = bnf_out(ctx, 0, BNF_T_INT64, NULL, 0, &y)))
-            return rc;
-        ((int64_t *)y->data)[0] = a->i;
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT))
+        return values_out(ctx, BNF_T_FLOAT, &a->f, 1, 0);
+    if (strcmp(which, "value_int") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT))
+        return values_out(ctx, BNF_T_INT64, &a->i, 1, 0);
     if (strcmp(which, "value_floats") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS)) {
-        dims[0] = (int64_t)a->n_floats;
-        if ((rc = bnf_out(ctx, 0, BNF_T_FLOAT, dims, 1, &y)))
-            return rc;
-        if (a->n_floats)
-            memcpy(y->data, a->floats, a->n_floats * sizeof(float));
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS))
+        return values_out(ctx, BNF_T_FLOAT, a->floats, a->n_floats, 1);
     if (strcmp(which, "value_ints") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)) {
-        dims[0] = (int64_t)a->n_ints;
-        if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, 1, &y)))
-            return rc;
-        if (a->n_ints)
-            memcpy(y->data, a->ints, a->n_ints * sizeof(int64_t));
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS))
+        return values_out(ctx, BNF_T_INT64, a->ints, a->n_ints, 1);
     if (strcmp(which, "sparse_value") == 0 || strncmp(which, "value_string", 12) == 0)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": '%s' is not supported",
                         BNF_NODE_ARG(ctx), which);

@@ -472,8 +472,7 @@ static bnf_status op_split(bnf_op_ctx *ctx)
     if (x->rank == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": cannot split a scalar",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", 0);
-    if ((rc = bnf_norm_axis(ctx, axis, x->rank, 0, &axis)))
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
         return rc;
     dim = x->dims[axis];
     if (!(sizes = bnf_malloc(n_out * sizeof *sizes)))
@@ -688,8 +687,7 @@ static bnf_status op_gather(bnf_op_ctx *ctx)
     if (x->rank == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": data must have rank >= 1",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", 0);
-    if ((rc = bnf_norm_axis(ctx, axis, x->rank, 0, &axis)))
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
         return rc;
     dim = x->dims[axis];
     nidx = ind->n;
