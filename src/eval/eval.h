@@ -1,20 +1,40 @@
 /*
- * eval/eval.h: the evaluator's internals, shared by the executor (eval/session.c)
- * and the operator kernels (eval/ops/ *.c, one file per operator family,
- * registered in the table of eval/registry.c).
+ * eval/eval.h: the evaluator's internal interface.  What is where:
+ *
+ *   session.c      runs a model's main graph: value slots, the fusion plan
+ *                  (bnf_epilogue), the node loop with each node's bnf_op_ctx
+ *   registry.c     every operator: one line per family table of ops/
+ *   ops/           the operator kernels, one file per family (activation,
+ *                  conv, conv_transpose, elementwise, gemm, generate, norm,
+ *                  pool, reduce, resize, shape), each with its table; what
+ *                  they share is op_util.c (outputs, attributes, input checks,
+ *                  axes, broadcasting, window geometry) and, for Conv and
+ *                  ConvTranspose, conv.h
+ *   kernels/       the compute loops the operators call, on plain arrays:
+ *                  sgemm.c (GEMM through OpenBLAS), gemm_packed.c (our GEMM
+ *                  on packed constant weights), depthwise.c (depthwise
+ *                  convolution), vecmath.c (vectorised exp, Sigmoid, SiLU,
+ *                  the fused Conv epilogue, and the CPU's instruction set)
+ *   eval_tensor.c  tensors: allocation, element access, TensorProto decoding
+ *   threads.c      the session's worker threads and bnf_parallel()
+ *   tensor_io.c    tensor files (.pb, .npy) and compare.c, tensor comparison:
+ *                  the public functions of bnfold.h
  *
  * Tensors keep ONNX's dimension order (N, C, H, W ...), are dense and row-major,
  * and own their data.  The evaluator computes in the tensor's own type for
- * float32, int64, int32, bool, uint8 and int8 and double; float16 and bfloat16
+ * float32, double, the 8- to 64-bit integers and bool; float16 and bfloat16
  * model inputs and weights are converted to float32 on the way in.
  *
  * Kernel contract: a kernel reads ctx->in[i] (NULL for an omitted optional
  * input), allocates each output with bnf_out() and fills it, and returns
  * BNF_OK, or an error status made with bnf_fail() whose message names the node
- * (use BNF_NODE_FMT / BNF_NODE_ARG).  It never keeps pointers to its inputs.
- * A kernel may share loops out with bnf_parallel() (ctx->pool: the session's
- * threads; without one the loop starts its own or runs on the caller); the
- * functions it runs there must not call bnf_parallel() themselves.
+ * (use BNF_NODE_FMT / BNF_NODE_ARG, or the checks of ops/op_util.c).  It never
+ * keeps pointers to its inputs.  A kernel may share loops out with
+ * bnf_parallel() (ctx->pool: the session's threads; without one the loop
+ * starts its own or runs on the caller); the functions it runs there must not
+ * call bnf_parallel() themselves.  The loops of kernels/ see a node's context
+ * only for its threads and its error; they pick their instruction set at run
+ * time (bnf_cpu_isa).
  */
 #ifndef BNF_EVAL_H
 #define BNF_EVAL_H
@@ -50,6 +70,7 @@ enum {
     X(BNF_T_INT8, int8_t) X(BNF_T_UINT8, uint8_t) X(BNF_T_INT16, int16_t)                   \
     X(BNF_T_UINT16, uint16_t) X(BNF_T_INT32, int32_t) X(BNF_T_UINT32, uint32_t)             \
     X(BNF_T_INT64, int64_t) X(BNF_T_UINT64, uint64_t)
+
 
 typedef struct bnf_pool bnf_pool;
 
@@ -113,7 +134,7 @@ typedef struct {
 } bnf_op_def;
 
 /* The kernel for op_type at opset (the entry with the largest since <= opset),
- * or NULL when the evaluator does not have it. */
+ * or NULL when the evaluator does not have it (eval/registry.c). */
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
 
 /* ---- tensors (eval/eval_tensor.c) ------------------------------------------------ */
@@ -133,7 +154,7 @@ double bnf_get_f64(const bnf_tensor *t, size_t i);
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i);
 void bnf_set_f64(bnf_tensor *t, size_t i, double v);
 
-/* ---- for the kernels: outputs, attributes, checks (eval/ops/op_util.c) ------------- */
+/* ---- for the operator kernels (eval/ops/op_util.c) ------------------------------- */
 
 #define BNF_NODE_FMT "%s node '%s'"
 #define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
@@ -219,6 +240,16 @@ void bnf_explicit_pads(int mode, const int64_t *pads, size_t nsp, size_t i, int6
  * the start and the end (the odd one at the end for SAME_UPPER). */
 int64_t bnf_same_pads(int64_t in, int64_t s, int64_t dk, int mode, int64_t *pb, int64_t *pe);
 
+/* The geometry of a 1-D or 2-D plane of a windowed operator (1-D as height
+ * 1): input h x w, output oh x ow, kernel kh x kw, strides, padding at the
+ * start, dilations, and hp x wp, the zero-padded plane every window reads
+ * (the padding at the start, and at the end as far as the last window reaches). */
+typedef struct {
+    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
+} bnf_plane;
+/* The plane of nsp (1 or 2) spatial axes given per axis. */
+void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in, const int64_t *out,
+                    const int64_t *k, const int64_t *s, const int64_t *pb, const int64_t *d);
 /* Integer helpers of the shape arithmetic (b > 0 for the divisions). */
 static inline int64_t bnf_floor_div(int64_t a, int64_t b)
 {
@@ -246,62 +277,11 @@ static inline int bnf_blas_ok(size_t v)
     return v <= (size_t)INT32_MAX;
 }
 
-/* ---- GEMM through OpenBLAS (eval/kernels/sgemm.c) ----------------------------------- */
+/* The output shape a Conv node would make of its inputs (the checks of the
+ * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
+bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
 
-/* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
- * calling thread (M = 1 or N = 1: a matrix-vector product). */
-void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-               size_t ldc);
-
-/* The same, cut into pieces shared out over the session's threads (when large). */
-void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                   float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                   float beta, float *c, size_t ldc);
-
-/* ---- GEMM with packed constant weights (eval/kernels/gemm_packed.c) -------------------------- */
-
-/* A (m x k, row stride lda) packed for bnf_packed_gemm; NULL when out of memory. */
-typedef struct bnf_packed bnf_packed;
-bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda);
-void bnf_packed_free(bnf_packed *pk);
-/* Whether bnf_packed_gemm has a fast kernel on this CPU (else use bnf_sgemm). */
-int bnf_packed_usable(void);
-/* Rows of A per panel: row ranges given to bnf_packed_gemm start at multiples of it. */
-size_t bnf_packed_mr(const bnf_packed *pk);
-/* Tests: packs made from now on use kernel set `isa` at most (BNF_ISA_BASE:
- * plain C; -1: the CPU's best); returns the previous setting. */
-int bnf_packed_force_isa(int isa);
-/* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n, or
- * of k x fewer columns. */
-size_t bnf_packed_scratch(size_t k, size_t n);
-/* C[r0..r1, 0..n) = A[r0..r1, :] x B (k x n, row stride ldb); r0 a multiple of
- * bnf_packed_mr(). */
-void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b, size_t ldb,
-                     size_t n, float *c, size_t ldc, float *scratch);
-
-/* ---- depthwise convolution (eval/kernels/depthwise.c) -------------------------------- */
-
-/* The geometry of a 1-D or 2-D plane of a windowed operator (1-D as height
- * 1): input h x w, output oh x ow, kernel kh x kw, strides, padding at the
- * start, dilations, and hp x wp, the zero-padded plane every window reads
- * (the padding at the start, and at the end as far as the last window reaches). */
-typedef struct {
-    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
-} bnf_plane;
-/* The plane of nsp (1 or 2) spatial axes given per axis (eval/ops/op_util.c). */
-void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in, const int64_t *out,
-                    const int64_t *k, const int64_t *s, const int64_t *pb, const int64_t *d);
-/* Y (n x m planes of q) = the depthwise convolution of X (n x m / mg planes)
- * with W (m kernels of kh x kw) and the optional bias b, then epi (NULL: none)
- * on each output plane.  Leaves *declined set and Y untouched when the plane's
- * polyphase layout would be much larger than the planes (huge dilations or
- * padding).  BNF_OK, or BNF_ERR_NOMEM. */
-bnf_status bnf_depthwise(const bnf_op_ctx *ctx, const bnf_plane *q, const float *x,
-                         const float *w, const float *b, float *y, size_t n, size_t m, size_t mg,
-                         const bnf_epilogue *epi, int *declined);
-
-/* ---- threads (eval/threads.c) ------------------------------------------------------ */
+/* ---- threads (eval/threads.c) ---------------------------------------------------- */
 
 /* The most threads a loop is shared out over (bnf_par_threads() says no more):
  * per-thread scratch indexed by the thread id may have this many slots. */
@@ -324,25 +304,13 @@ size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
  * when all are done.  Never fails. */
 void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
 
-/* ---- vector math (eval/kernels/vecmath.c) ---------------------------------------------------- */
+/* ---- compute loops (eval/kernels/): the instruction set, vectors ----------------- */
 
 /* The widest vector instructions this CPU has, for the kernels' run-time
  * choice: BNF_ISA_BASE (SSE2 on x86-64, plain C elsewhere), BNF_ISA_AVX2
  * (AVX2 + FMA), BNF_ISA_AVX512 (AVX-512F with AVX2 + FMA). */
 enum { BNF_ISA_BASE, BNF_ISA_AVX2, BNF_ISA_AVX512 };
-int bnf_cpu_isa(void);
-
-/* y = 1 / (1 + exp(-x)) and y = x / (1 + exp(-x)) over n floats (y may be x),
- * with a polynomial exp vectorised for the CPU (relative error ~1e-7). */
-void bnf_sigmoid_f32(float *y, const float *x, size_t n);
-void bnf_silu_f32(float *y, const float *x, size_t n);
-/* Applies e to n elements of output channel c, in place (y inside the output
- * that starts at e->y0 when e->res is set). */
-void bnf_epilogue_apply(const bnf_epilogue *e, size_t c, float *y, size_t n);
-
-/* The output shape a Conv node would make of its inputs (the checks of the
- * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
-bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
+int bnf_cpu_isa(void); /* (eval/kernels/vecmath.c) */
 
 /* Four floats, with the GCC/Clang vector extension: plain C operators compile
  * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of
@@ -374,5 +342,60 @@ static inline __attribute__((always_inline)) void bnf_st4(float *p, bnf_v4f v)
             __VA_ARGS__;                                                               \
         }                                                                              \
     } while (0)
+
+/* ---- GEMM through OpenBLAS (eval/kernels/sgemm.c) -------------------------------- */
+
+/* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
+ * calling thread (M = 1 or N = 1: a matrix-vector product). */
+void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc);
+
+/* The same, cut into pieces shared out over the session's threads (when large). */
+void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                   float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                   float beta, float *c, size_t ldc);
+
+/* ---- GEMM on packed constant weights (eval/kernels/gemm_packed.c) ---------------- */
+
+/* A (m x k, row stride lda) packed for bnf_packed_gemm; NULL when out of memory. */
+typedef struct bnf_packed bnf_packed;
+bnf_packed *bnf_packed_new(const float *a, size_t m, size_t k, size_t lda);
+void bnf_packed_free(bnf_packed *pk);
+/* Whether bnf_packed_gemm has a fast kernel on this CPU (else use bnf_sgemm). */
+int bnf_packed_usable(void);
+/* Rows of A per panel: row ranges given to bnf_packed_gemm start at multiples of it. */
+size_t bnf_packed_mr(const bnf_packed *pk);
+/* Tests: packs made from now on use kernel set `isa` at most (BNF_ISA_BASE:
+ * plain C; -1: the CPU's best); returns the previous setting. */
+int bnf_packed_force_isa(int isa);
+/* Floats of scratch bnf_packed_gemm needs (per thread) for B of k x n, or
+ * of k x fewer columns. */
+size_t bnf_packed_scratch(size_t k, size_t n);
+/* C[r0..r1, 0..n) = A[r0..r1, :] x B (k x n, row stride ldb); r0 a multiple of
+ * bnf_packed_mr(). */
+void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b, size_t ldb,
+                     size_t n, float *c, size_t ldc, float *scratch);
+
+/* ---- depthwise convolution (eval/kernels/depthwise.c) ---------------------------- */
+
+/* Y (n x m planes of q) = the depthwise convolution of X (n x m / mg planes)
+ * with W (m kernels of kh x kw) and the optional bias b, then epi (NULL: none)
+ * on each output plane.  Leaves *declined set and Y untouched when the plane's
+ * polyphase layout would be much larger than the planes (huge dilations or
+ * padding).  BNF_OK, or BNF_ERR_NOMEM. */
+bnf_status bnf_depthwise(const bnf_op_ctx *ctx, const bnf_plane *q, const float *x,
+                         const float *w, const float *b, float *y, size_t n, size_t m, size_t mg,
+                         const bnf_epilogue *epi, int *declined);
+
+/* ---- vector math (eval/kernels/vecmath.c) ---------------------------------------- */
+
+/* y = 1 / (1 + exp(-x)) and y = x / (1 + exp(-x)) over n floats (y may be x),
+ * with a polynomial exp vectorised for the CPU (relative error ~1e-7). */
+void bnf_sigmoid_f32(float *y, const float *x, size_t n);
+void bnf_silu_f32(float *y, const float *x, size_t n);
+/* Applies e to n elements of output channel c, in place (y inside the output
+ * that starts at e->y0 when e->res is set). */
+void bnf_epilogue_apply(const bnf_epilogue *e, size_t c, float *y, size_t n);
 
 #endif

@@ -2,14 +2,16 @@
  * eval/threads.c: the session's worker threads, and bnf_parallel(), which
  * shares a loop out over them.
  *
- * A pool of T threads is the caller plus T - 1 workers started once, when the
- * session is made.  A job is a function over [0, n) cut into at most T
- * contiguous ranges, range i on thread i (the caller takes range 0) so that
- * per-thread scratch can be indexed by the thread id.  Workers wait for the
- * next job by spinning a little (a network's kernels follow each other within
- * microseconds), then sleep on a condition variable, so an idle session costs
- * no CPU.  The caller waits for the workers of its job by spinning: the ranges
- * are equal, so they end together.
+ * A pool of T threads is the caller plus T - 1 workers (at most
+ * BNF_MAX_THREADS in all) started once, when the session is made.  A job is a
+ * function over [0, n) run on up to T threads: each takes contiguous chunks
+ * of about n / (4 T) items in turn from a shared counter (a thread that starts
+ * late or runs slower takes fewer) and runs the function on them with its own
+ * thread id, so that per-thread scratch can be indexed by it.  Workers wait
+ * for the next job by spinning a little (a network's kernels follow each
+ * other within microseconds), then sleep on a condition variable, so an idle
+ * session costs no CPU.  The caller waits for the workers of its job by
+ * spinning, then yielding the CPU.
  *
  * Nothing here fails: a pool whose threads cannot be created has fewer (or no)
  * workers, and a loop without a pool runs on the caller, or (ctx->threads > 1
