@@ -119,11 +119,15 @@ void bnf_set_f64(bnf_tensor *t, size_t i, double v)
         ((int64_t *)t->data)[i] = v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
                                   : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
         break;
-    case BNF_T_INT32: ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX); break;
+    case BNF_T_INT32:
+        ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX);
+        break;
     case BNF_T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
     case BNF_T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     case BNF_T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
-    case BNF_T_INT16: ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX); break;
+    case BNF_T_INT16:
+        ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX);
+        break;
     case BNF_T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
     case BNF_T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
     case BNF_T_UINT64:

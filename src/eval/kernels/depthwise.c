@@ -356,8 +356,8 @@ typedef void (*dw8_fn)(const float *xt, const float *kt, const float *bv, float 
 static dw8_fn pick_dw8(const dw_geom *q, size_t mg)
 {
     if (mg != 1 || q->p.kh != q->p.kw || (q->p.kh != 3 && q->p.kh != 5) || q->p.sh != q->p.sw ||
-        (q->p.sh != 1 && q->p.sh != 2) || q->p.dh != 1 || q->p.dw != 1 || q->p.h * q->p.w > DW8_MAX_PLANE ||
-        bnf_cpu_isa() < BNF_ISA_AVX2)
+        (q->p.sh != 1 && q->p.sh != 2) || q->p.dh != 1 || q->p.dw != 1 ||
+        q->p.h * q->p.w > DW8_MAX_PLANE || bnf_cpu_isa() < BNF_ISA_AVX2)
         return NULL;
     if (q->p.kh == 3)
         return q->p.sh == 1 ? dw8_k3s1 : dw8_k3s2;
@@ -452,7 +452,8 @@ static void dw8_range(void *arg, size_t tid, size_t lo, size_t hi)
 {
     const dw8_job *j = arg;
     const dw_geom *q = j->q;
-    size_t is = (size_t)(q->p.h * q->p.w), os = (size_t)(q->p.oh * q->p.ow), ks = (size_t)(q->p.kh * q->p.kw);
+    size_t is = (size_t)(q->p.h * q->p.w), os = (size_t)(q->p.oh * q->p.ow);
+    size_t ks = (size_t)(q->p.kh * q->p.kw);
     float *xt = j->scratch + tid * dw8_scratch(q), *yt = xt + q->p.hp * q->p.wp * 8;
     float *kt = yt + os * 8, *bv = kt + ks * 8;
     /* the padding stays zero: dw8_in writes the inside of the block only */
@@ -513,7 +514,8 @@ static void dw_layout(const float *x, const dw_geom *q, float *dst)
         } else if (q->p.sw == 2) {
             /* padded column c + pw of input column c: the even input columns go
              * to the half of pw's parity */
-            float *half0 = d0 + (q->p.pw & 1) * (int64_t)sub, *half1 = d0 + (~q->p.pw & 1) * (int64_t)sub;
+            float *half0 = d0 + (q->p.pw & 1) * (int64_t)sub;
+            float *half1 = d0 + (~q->p.pw & 1) * (int64_t)sub;
             deinterleave(xr, half0 + q->p.pw / 2, half1 + (q->p.pw + 1) / 2, q->p.w);
         } else {
             for (int64_t c = 0; c < q->p.w; c++) {

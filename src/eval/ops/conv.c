@@ -145,7 +145,8 @@ static void gather_even(float *dst, const float *src, int64_t n, int64_t avail)
     int64_t i = 0;
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
     for (; i + 4 <= n && 2 * i + 8 <= avail; i += 4)
-        bnf_st4(dst + i, __builtin_shufflevector(bnf_ld4(src + 2 * i), bnf_ld4(src + 2 * i + 4), 0, 2, 4, 6));
+        bnf_st4(dst + i, __builtin_shufflevector(bnf_ld4(src + 2 * i), bnf_ld4(src + 2 * i + 4),
+                                                 0, 2, 4, 6));
 #else
     (void)avail;
 #endif
@@ -440,7 +441,8 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const bnf_conv_node *cv, const floa
             size_t nb;
             if (!pointwise) {
                 im2col_job ij = {xg, g, col};
-                bnf_parallel(ctx, bnf_par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
+                bnf_parallel(ctx, bnf_par_threads(ctx, rows, rows * g->os), rows, im2col_range,
+                             &ij);
             }
             j = (gemm_job){wd ? wd + gi * mg * rows : NULL, pointwise ? xg : col,
                            yd + (in * m + gi * mg) * g->os, mg, g->os, rows,

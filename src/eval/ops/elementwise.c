@@ -236,9 +236,9 @@ typedef struct {
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint32_t, UX(uint32_t, uint32_t))            \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint64_t, UX(uint64_t, uint64_t))            \
     static const typed_run op##_runs[] = {                                             \
-        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},                   \
-        {BNF_T_INT16, op##_i16}, {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},                 \
-        {BNF_T_UINT8, op##_u8},  {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},                \
+        {BNF_T_FLOAT, op##_f32},  {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},     \
+        {BNF_T_INT16, op##_i16},  {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},   \
+        {BNF_T_UINT8, op##_u8},   {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},  \
         {BNF_T_UINT64, op##_u64}, {0, NULL}};
 
 ARITH_SET(add, a + b, S_ADD, S_ADD)
@@ -261,9 +261,9 @@ ARITH_SET(max, b > a ? b : a, X_MAX, X_MAX)
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint8_t, EXPR)                               \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint8_t, EXPR)                               \
     static const typed_run op##_runs[] = {                                             \
-        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},                   \
-        {BNF_T_INT16, op##_i16}, {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},                 \
-        {BNF_T_UINT8, op##_u8},  {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},                \
+        {BNF_T_FLOAT, op##_f32},  {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},     \
+        {BNF_T_INT16, op##_i16},  {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},   \
+        {BNF_T_UINT8, op##_u8},   {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},  \
         {BNF_T_UINT64, op##_u64}, __VA_ARGS__ {0, NULL}};
 
 CMP_SET(less, a < b)
@@ -295,10 +295,12 @@ BIN_RUN(shr_u8, uint8_t, uint8_t, uint8_t, SHR(uint8_t, 8))
 BIN_RUN(shr_u16, uint16_t, uint16_t, uint16_t, SHR(uint16_t, 16))
 BIN_RUN(shr_u32, uint32_t, uint32_t, uint32_t, SHR(uint32_t, 32))
 BIN_RUN(shr_u64, uint64_t, uint64_t, uint64_t, SHR(uint64_t, 64))
-static const typed_run shl_runs[] = {{BNF_T_UINT8, shl_u8},   {BNF_T_UINT16, shl_u16}, {BNF_T_UINT32, shl_u32},
-                                     {BNF_T_UINT64, shl_u64}, {0, NULL}};
-static const typed_run shr_runs[] = {{BNF_T_UINT8, shr_u8},   {BNF_T_UINT16, shr_u16}, {BNF_T_UINT32, shr_u32},
-                                     {BNF_T_UINT64, shr_u64}, {0, NULL}};
+static const typed_run shl_runs[] = {{BNF_T_UINT8, shl_u8},   {BNF_T_UINT16, shl_u16},
+                                     {BNF_T_UINT32, shl_u32}, {BNF_T_UINT64, shl_u64},
+                                     {0, NULL}};
+static const typed_run shr_runs[] = {{BNF_T_UINT8, shr_u8},   {BNF_T_UINT16, shr_u16},
+                                     {BNF_T_UINT32, shr_u32}, {BNF_T_UINT64, shr_u64},
+                                     {0, NULL}};
 
 BIN_RUN(and_b, uint8_t, uint8_t, uint8_t, (a != 0) & (b != 0))
 BIN_RUN(or_b, uint8_t, uint8_t, uint8_t, (a != 0) | (b != 0))
@@ -403,8 +405,8 @@ static bnf_status op_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
 
 static int is_int_type(int32_t t)
 {
-    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 || t == BNF_T_INT16 ||
-           t == BNF_T_UINT16 || t == BNF_T_UINT32 || t == BNF_T_UINT64;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 ||
+           t == BNF_T_INT16 || t == BNF_T_UINT16 || t == BNF_T_UINT32 || t == BNF_T_UINT64;
 }
 
 /* Integer power by squaring, wrapping; negative exponents truncate 1/x^k. */
@@ -474,7 +476,8 @@ static bnf_status op_pow(bnf_op_ctx *ctx)
         return rc;
     x = ctx->in[0];
     e = ctx->in[1];
-    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_INT32 && x->dtype != BNF_T_INT64)
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_INT32 &&
+        x->dtype != BNF_T_INT64)
         return bnf_unsupported_type(ctx, x->dtype);
     if (!bnf_eval_size(e->dtype) || e->dtype == BNF_T_BOOL)
         return bnf_unsupported_type(ctx, e->dtype);
@@ -667,8 +670,9 @@ UN_RUN(abs_i8, int8_t, x < 0 ? -x : x)
 UN_RUN(abs_i16, int16_t, x < 0 ? -x : x)
 UN_RUN(abs_i32, int32_t, x < 0 ? 0u - (uint32_t)x : (uint32_t)x)
 UN_RUN(abs_i64, int64_t, x < 0 ? 0u - (uint64_t)x : (uint64_t)x)
-static const typed_unary abs_uns[] = {{BNF_T_FLOAT, abs_f32}, {BNF_T_DOUBLE, abs_f64}, {BNF_T_INT8, abs_i8},
-                                      {BNF_T_INT16, abs_i16}, {BNF_T_INT32, abs_i32},   {BNF_T_INT64, abs_i64},
+static const typed_unary abs_uns[] = {{BNF_T_FLOAT, abs_f32}, {BNF_T_DOUBLE, abs_f64},
+                                      {BNF_T_INT8, abs_i8},   {BNF_T_INT16, abs_i16},
+                                      {BNF_T_INT32, abs_i32}, {BNF_T_INT64, abs_i64},
                                       {0, NULL}};
 
 UN_RUN(neg_f32, float, -x)
@@ -677,8 +681,9 @@ UN_RUN(neg_i8, int8_t, -x)
 UN_RUN(neg_i16, int16_t, -x)
 UN_RUN(neg_i32, int32_t, 0u - (uint32_t)x)
 UN_RUN(neg_i64, int64_t, 0u - (uint64_t)x)
-static const typed_unary neg_uns[] = {{BNF_T_FLOAT, neg_f32}, {BNF_T_DOUBLE, neg_f64}, {BNF_T_INT8, neg_i8},
-                                      {BNF_T_INT16, neg_i16}, {BNF_T_INT32, neg_i32},   {BNF_T_INT64, neg_i64},
+static const typed_unary neg_uns[] = {{BNF_T_FLOAT, neg_f32}, {BNF_T_DOUBLE, neg_f64},
+                                      {BNF_T_INT8, neg_i8},   {BNF_T_INT16, neg_i16},
+                                      {BNF_T_INT32, neg_i32}, {BNF_T_INT64, neg_i64},
                                       {0, NULL}};
 
 #define SIGN(x) (((x) > 0) - ((x) < 0))
@@ -693,8 +698,9 @@ UN_RUN(sign_u16, uint16_t, x != 0)
 UN_RUN(sign_u32, uint32_t, x != 0)
 UN_RUN(sign_u64, uint64_t, x != 0)
 static const typed_unary sign_uns[] = {
-    {BNF_T_FLOAT, sign_f32}, {BNF_T_DOUBLE, sign_f64}, {BNF_T_INT8, sign_i8},     {BNF_T_INT16, sign_i16},
-    {BNF_T_INT32, sign_i32}, {BNF_T_INT64, sign_i64},  {BNF_T_UINT8, sign_u8},    {BNF_T_UINT16, sign_u16},
+    {BNF_T_FLOAT, sign_f32},  {BNF_T_DOUBLE, sign_f64}, {BNF_T_INT8, sign_i8},
+    {BNF_T_INT16, sign_i16},  {BNF_T_INT32, sign_i32},  {BNF_T_INT64, sign_i64},
+    {BNF_T_UINT8, sign_u8},   {BNF_T_UINT16, sign_u16},
     {BNF_T_UINT32, sign_u32}, {BNF_T_UINT64, sign_u64}, {0, NULL}};
 
 UN_RUN(not_b, uint8_t, x == 0)
@@ -734,7 +740,8 @@ static bnf_status classify(bnf_op_ctx *ctx, int nan, int pos, int neg)
         return rc;
     o = y->data;
     for (size_t i = 0; i < x->n; i++) {
-        double v = x->dtype == BNF_T_FLOAT ? ((const float *)x->data)[i] : ((const double *)x->data)[i];
+        double v = x->dtype == BNF_T_FLOAT ? ((const float *)x->data)[i]
+                                           : ((const double *)x->data)[i];
         o[i] = nan ? v != v : (pos && v == INFINITY) || (neg && v == -INFINITY);
     }
     return BNF_OK;

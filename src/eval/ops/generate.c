@@ -287,19 +287,19 @@ static inline int64_t real_to_range(double v, double lo, double hi)
     } while (0)
 
 /* Converts n elements of s to y's type `to`: the same for every source type
- * but for the narrowing to an integer type, NARROW(T, UT, lo, hi, v) for the
- * types of up to 32 bits, TO_I64(v) and TO_U64(v) for the 64-bit ones. */
+ * but for the narrowing to an integer type, NARROW(T, UT, lo, hi) of s[i] for
+ * the types of up to 32 bits, TO_I64(v) and TO_U64(v) for the 64-bit ones. */
 #define CAST_SWITCH(s, NARROW, TO_I64, TO_U64)                                                     \
     switch (to) {                                                                                  \
     case BNF_T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                        \
     case BNF_T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                     \
     case BNF_T_INT64: CAST_LOOP(int64_t, TO_I64(s[i])); break;                                     \
-    case BNF_T_INT32: CAST_LOOP(int32_t, NARROW(int32_t, uint32_t, -0x1p31, 0x1p31 - 1, s[i])); break; \
-    case BNF_T_INT8: CAST_LOOP(int8_t, NARROW(int8_t, uint8_t, -128.0, 127.0, s[i])); break;        \
-    case BNF_T_UINT8: CAST_LOOP(uint8_t, NARROW(uint8_t, uint8_t, 0.0, 255.0, s[i])); break;        \
-    case BNF_T_INT16: CAST_LOOP(int16_t, NARROW(int16_t, uint16_t, -32768.0, 32767.0, s[i])); break; \
-    case BNF_T_UINT16: CAST_LOOP(uint16_t, NARROW(uint16_t, uint16_t, 0.0, 65535.0, s[i])); break;  \
-    case BNF_T_UINT32: CAST_LOOP(uint32_t, NARROW(uint32_t, uint32_t, 0.0, 0x1p32 - 1, s[i])); break; \
+    case BNF_T_INT32: CAST_LOOP(int32_t, NARROW(int32_t, uint32_t, -0x1p31, 0x1p31 - 1)); break;   \
+    case BNF_T_INT8: CAST_LOOP(int8_t, NARROW(int8_t, uint8_t, -128.0, 127.0)); break;             \
+    case BNF_T_UINT8: CAST_LOOP(uint8_t, NARROW(uint8_t, uint8_t, 0.0, 255.0)); break;             \
+    case BNF_T_INT16: CAST_LOOP(int16_t, NARROW(int16_t, uint16_t, -32768.0, 32767.0)); break;     \
+    case BNF_T_UINT16: CAST_LOOP(uint16_t, NARROW(uint16_t, uint16_t, 0.0, 65535.0)); break;       \
+    case BNF_T_UINT32: CAST_LOOP(uint32_t, NARROW(uint32_t, uint32_t, 0.0, 0x1p32 - 1)); break;    \
     case BNF_T_UINT64: CAST_LOOP(uint64_t, TO_U64(s[i])); break;                                   \
     case BNF_T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                         \
     default: CAST_LOOP(float, (float)bnf_round_to(to, (double)s[i])); break;                       \
@@ -307,8 +307,8 @@ static inline int64_t real_to_range(double v, double lo, double hi)
 
 /* Reals saturate at the target's range (NaN -> 0); integers convert modulo
  * 2^bits to narrower integers, as numpy does. */
-#define REAL_NARROW(T, UT, lo, hi, v) ((T)real_to_range((v), (lo), (hi)))
-#define INT_NARROW(T, UT, lo, hi, v) ((T)(UT)(v))
+#define REAL_NARROW(T, UT, lo, hi) ((T)real_to_range(s[i], (lo), (hi)))
+#define INT_NARROW(T, UT, lo, hi) ((T)(UT)s[i])
 #define INT_TO_I64(v) ((int64_t)(v))
 #define INT_TO_U64(v) ((uint64_t)(v))
 #define CAST_FROM_REAL(s) CAST_SWITCH(s, REAL_NARROW, real_to_i64, real_to_u64)
@@ -328,10 +328,11 @@ static int32_t type_from_name(const char *s)
         const char *name;
         int32_t type;
     } names[] = {
-        {"FLOAT", BNF_T_FLOAT},   {"DOUBLE", BNF_T_DOUBLE},     {"INT64", BNF_T_INT64}, {"INT32", BNF_T_INT32},
-        {"INT8", BNF_T_INT8},     {"UINT8", BNF_T_UINT8},       {"BOOL", BNF_T_BOOL},   {"FLOAT16", BNF_T_FLOAT16},
-        {"STRING", BNF_T_STRING}, {"BFLOAT16", BNF_T_BFLOAT16}, {"INT16", BNF_T_INT16}, {"UINT16", BNF_T_UINT16},
-        {"UINT32", BNF_T_UINT32}, {"UINT64", BNF_T_UINT64},
+        {"FLOAT", BNF_T_FLOAT},       {"DOUBLE", BNF_T_DOUBLE},   {"INT64", BNF_T_INT64},
+        {"INT32", BNF_T_INT32},       {"INT8", BNF_T_INT8},       {"UINT8", BNF_T_UINT8},
+        {"BOOL", BNF_T_BOOL},         {"FLOAT16", BNF_T_FLOAT16}, {"STRING", BNF_T_STRING},
+        {"BFLOAT16", BNF_T_BFLOAT16}, {"INT16", BNF_T_INT16},     {"UINT16", BNF_T_UINT16},
+        {"UINT32", BNF_T_UINT32},     {"UINT64", BNF_T_UINT64},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0)

@@ -125,8 +125,9 @@ bnf_status bnf_need_inputs(const bnf_op_ctx *ctx, size_t lo, size_t hi, const ch
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
                         BNF_NODE_ARG(ctx), i);
     if (hi == SIZE_MAX)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs at least %zu",
-                        BNF_NODE_ARG(ctx), ctx->n_in, lo);
+        return bnf_fail(ctx->err, BNF_ERR_INVALID,
+                        BNF_NODE_FMT ": has %zu inputs, needs at least %zu", BNF_NODE_ARG(ctx),
+                        ctx->n_in, lo);
     return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs %zu to %zu",
                     BNF_NODE_ARG(ctx), ctx->n_in, lo, hi);
 }

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_SP BNF_MAX_SPATIAL
+
 typedef struct {
     int64_t lo, hi;  /* kernel taps inside the input */
     int64_t padded;  /* kernel taps inside the padded input */
@@ -31,9 +33,9 @@ typedef struct {
 
 typedef struct {
     size_t nsp;
-    int64_t in[BNF_MAX_SPATIAL], out[BNF_MAX_SPATIAL], k[BNF_MAX_SPATIAL], s[BNF_MAX_SPATIAL], d[BNF_MAX_SPATIAL], pb[BNF_MAX_SPATIAL], pe[BNF_MAX_SPATIAL];
+    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP], s[MAX_SP], d[MAX_SP], pb[MAX_SP], pe[MAX_SP];
     size_t is, os;
-    const win *tab[BNF_MAX_SPATIAL]; /* per axis, per output index */
+    const win *tab[MAX_SP]; /* per axis, per output index */
 } pgeom;
 
 enum { POOL_MAX, POOL_AVG };
@@ -60,14 +62,14 @@ static bnf_status check_x(bnf_op_ctx *ctx, const int32_t *ok, size_t n_ok, const
 static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, win **tabs)
 {
     bnf_status rc;
-    int64_t pads[2 * BNF_MAX_SPATIAL], ceil_mode;
+    int64_t pads[2 * MAX_SP], ceil_mode;
     int mode;
     size_t total = 0;
     win *t;
 
     memset(g, 0, sizeof *g);
     g->nsp = x->rank - 2;
-    if (bnf_ctx_ints(ctx, "kernel_shape", g->k, BNF_MAX_SPATIAL) != g->nsp)
+    if (bnf_ctx_ints(ctx, "kernel_shape", g->k, MAX_SP) != g->nsp)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": kernel_shape must have one value per spatial axis (%zu)",
                         BNF_NODE_ARG(ctx), g->nsp);
@@ -131,9 +133,9 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
     static void NAME(const T *x, T *y, int64_t *idx, const pgeom *g, int kind, int include_pad) \
     {                                                                                           \
         size_t last = g->nsp - 1;                                                               \
-        int64_t o[BNF_MAX_SPATIAL] = {0}, w = g->in[last];                                               \
+        int64_t o[MAX_SP] = {0}, w = g->in[last];                                               \
         for (size_t oi = 0; oi < g->os; oi++) {                                                 \
-            int64_t st[BNF_MAX_SPATIAL], lo[BNF_MAX_SPATIAL], hi[BNF_MAX_SPATIAL], t[BNF_MAX_SPATIAL], cnt = 1, pcnt = 1;           \
+            int64_t st[MAX_SP], lo[MAX_SP], hi[MAX_SP], t[MAX_SP], cnt = 1, pcnt = 1;           \
             int empty = 0;                                                                      \
             T best = LOWEST;                                                                    \
             int64_t bpos = -1;                                                                  \
@@ -306,7 +308,8 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * g->is;
         for (int64_t i = 0; i < q.p.h; i++)
-            memcpy(pad + (i + q.p.ph) * q.p.wp + q.p.pw, xp + i * q.p.w, (size_t)q.p.w * sizeof *pad);
+            memcpy(pad + (i + q.p.ph) * q.p.wp + q.p.pw, xp + i * q.p.w,
+                   (size_t)q.p.w * sizeof *pad);
         if (kind == POOL_MAX)
             q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
                       : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.p.sw);
@@ -322,7 +325,7 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
 /* Row-major offset `pos` inside a plane of dims in[] to column-major. */
 static int64_t to_col_major(int64_t pos, const int64_t *in, size_t nsp)
 {
-    int64_t c[BNF_MAX_SPATIAL], r = 0;
+    int64_t c[MAX_SP], r = 0;
     for (size_t j = nsp; j-- > 0;) {
         c[j] = pos % in[j];
         pos /= in[j];

@@ -226,8 +226,8 @@ static void walk_run(const walk *w, const bnf_tensor *x, acc_kind k, double *dac
 /* Integer types whose values int64 holds (uint64 is not reduced). */
 static int is_int(int32_t t)
 {
-    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 || t == BNF_T_INT16 ||
-           t == BNF_T_UINT16 || t == BNF_T_UINT32;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 ||
+           t == BNF_T_INT16 || t == BNF_T_UINT16 || t == BNF_T_UINT32;
 }
 
 static void int_range(int32_t t, int64_t *lo, int64_t *hi)
@@ -493,8 +493,9 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is empty, no index to return",
                         BNF_NODE_ARG(ctx), (long long)axis);
     switch (x->dtype) {
-    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_INT32: case BNF_T_INT64: case BNF_T_INT8: case BNF_T_UINT8:
-    case BNF_T_INT16: case BNF_T_UINT16: case BNF_T_UINT32: case BNF_T_UINT64: break;
+    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_INT32: case BNF_T_INT64:
+    case BNF_T_INT8: case BNF_T_UINT8: case BNF_T_INT16: case BNF_T_UINT16:
+    case BNF_T_UINT32: case BNF_T_UINT64: break;
     default:
         return bnf_unsupported_type(ctx, x->dtype);
     }

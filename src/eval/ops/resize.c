@@ -171,7 +171,8 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             for (size_t i = 0; i < r; i++)
                 axes[i] = (int64_t)i;
         }
-        if (tp->dtype != BNF_T_INT64 || (rc = bnf_read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
+        if (tp->dtype != BNF_T_INT64 ||
+            (rc = bnf_read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'pads' must be int64",
                                  BNF_NODE_ARG(ctx));
@@ -771,7 +772,8 @@ static bnf_status op_resize_v11(bnf_op_ctx *ctx)
         dims[i] = x->dims[i];
     }
     if (p.ctm == CT_TF_CROP_AND_RESIZE) {
-        if (!troi || troi->n != 2 * na || (troi->dtype != BNF_T_FLOAT && troi->dtype != BNF_T_DOUBLE))
+        if (!troi || troi->n != 2 * na ||
+            (troi->dtype != BNF_T_FLOAT && troi->dtype != BNF_T_DOUBLE))
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": tf_crop_and_resize needs 'roi' of %zu reals",
                             BNF_NODE_ARG(ctx), 2 * na);
@@ -793,8 +795,8 @@ static bnf_status op_resize_v11(bnf_op_ctx *ctx)
         const char *policy = ctx->opset >= 18 ? get_str(ctx, "keep_aspect_ratio_policy", "stretch",
                                                         pbuf, sizeof pbuf)
                                               : "stretch";
-        if (tsz->dtype != BNF_T_INT64 || (rc = bnf_read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
-            n != na)
+        if (tsz->dtype != BNF_T_INT64 ||
+            (rc = bnf_read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) || n != na)
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID,
                                  BNF_NODE_FMT ": 'sizes' must be %zu int64", BNF_NODE_ARG(ctx), na);
