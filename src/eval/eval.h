@@ -247,9 +247,34 @@ int64_t bnf_same_pads(int64_t in, int64_t s, int64_t dk, int mode, int64_t *pb, 
 typedef struct {
     int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
 } bnf_plane;
-/* The plane of nsp (1 or 2) spatial axes given per axis. */
-void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in, const int64_t *out,
-                    const int64_t *k, const int64_t *s, const int64_t *pb, const int64_t *d);
+/* The plane of nsp (1 or 2) spatial axes given per axis (inline: the callers'
+ * loops keep the fields in registers). */
+static inline void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in,
+                                  const int64_t *out, const int64_t *k, const int64_t *s,
+                                  const int64_t *pb, const int64_t *d)
+{
+    int two = nsp == 2;
+    size_t last = nsp - 1;
+    q->h = two ? in[0] : 1;
+    q->oh = two ? out[0] : 1;
+    q->kh = two ? k[0] : 1;
+    q->sh = two ? s[0] : 1;
+    q->ph = two ? pb[0] : 0;
+    q->dh = two ? d[0] : 1;
+    q->w = in[last];
+    q->ow = out[last];
+    q->kw = k[last];
+    q->sw = s[last];
+    q->pw = pb[last];
+    q->dw = d[last];
+    q->hp = q->ph + q->h;
+    q->wp = q->pw + q->w;
+    if ((q->oh - 1) * q->sh + (q->kh - 1) * q->dh + 1 > q->hp)
+        q->hp = (q->oh - 1) * q->sh + (q->kh - 1) * q->dh + 1;
+    if ((q->ow - 1) * q->sw + (q->kw - 1) * q->dw + 1 > q->wp)
+        q->wp = (q->ow - 1) * q->sw + (q->kw - 1) * q->dw + 1;
+}
+
 /* Integer helpers of the shape arithmetic (b > 0 for the divisions). */
 static inline int64_t bnf_floor_div(int64_t a, int64_t b)
 {

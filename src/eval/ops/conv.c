@@ -178,8 +178,8 @@ static void im2col_part(const float *x, const bnf_conv_geom *g, float *col, size
         valid_range(w, (int64_t)ow, s, g->pb[last], kp[last] * g->d[last], &lo, &hi);
         for (size_t o = o0; o < o1; o++) {
             float *dst = row + (o - o0) * ow;
-            int64_t base = bnf_conv_tap_row(g, op, kp, g->in);
-            if (base < 0 || lo >= hi) {
+            int64_t base;
+            if (!bnf_conv_tap_row(g, last, op, kp, g->in, &base) || lo >= hi) {
                 memset(dst, 0, ow * sizeof *dst);
             } else {
                 const float *xr = xc + base * w;

@@ -52,22 +52,23 @@ static inline void bnf_conv_tap(const bnf_conv_geom *g, size_t t, int64_t *kp)
     }
 }
 
-/* Where kernel tap kp lands from position p, over the spatial axes but the
- * last: p[j] * s - pad + kp[j] * d on each (an input position from an output
- * one, as im2col reads, or the reverse, as col2im writes), as a row number in
- * extents lim; -1 when it falls outside them (in the padding). */
-static inline int64_t bnf_conv_tap_row(const bnf_conv_geom *g, const int64_t *p,
-                                       const int64_t *kp, const int64_t *lim)
+/* Where kernel tap kp lands from position p, over the first `axes` spatial
+ * axes (all but the last): p[j] * s - pad + kp[j] * d on each (an input
+ * position from an output one, as im2col reads, or the reverse, as col2im
+ * writes), as a row number in extents lim into *row; whether it falls inside
+ * them (else in the padding). */
+static inline int bnf_conv_tap_row(const bnf_conv_geom *g, size_t axes, const int64_t *p,
+                                   const int64_t *kp, const int64_t *lim, int64_t *row)
 {
-    int64_t row = 0;
     int inside = 1;
-    for (size_t j = 0; j + 1 < g->nsp; j++) {
+    *row = 0;
+    for (size_t j = 0; j < axes; j++) {
         int64_t q = p[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
         if (q < 0 || q >= lim[j])
             inside = 0;
-        row = row * lim[j] + q;
+        *row = *row * lim[j] + q;
     }
-    return inside ? row : -1;
+    return inside;
 }
 
 /* Fills each of `planes` planes of `len` floats with bias[plane % m] (0 when no bias). */

@@ -32,8 +32,8 @@ static void col2im_rows(const float *col, const bnf_conv_geom *g, float *y, size
         hi = bnf_clamp64(bnf_ceil_div(ow - off, s), lo, (int64_t)iw);
         for (size_t o = 0; o < outer; o++) {
             const float *src = row + o * iw;
-            int64_t base = bnf_conv_tap_row(g, ip, kp, g->out);
-            if (base >= 0) {
+            int64_t base;
+            if (bnf_conv_tap_row(g, last, ip, kp, g->out, &base)) {
                 float *yr = ym + base * ow;
                 for (int64_t i = lo; i < hi; i++)
                     yr[i * s + off] += src[i];

@@ -312,10 +312,10 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
                    (size_t)q.p.w * sizeof *pad);
         if (kind == POOL_MAX)
             q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.p.sw);
+                        : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.p.sw);
         else
             q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.p.sw);
+                        : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.p.sw);
     }
     bnf_free(pad);
     bnf_free(div);
