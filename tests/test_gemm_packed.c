@@ -1,5 +1,5 @@
 /* test_gemm_packed.c: the packed-weight GEMM of the convolutions
- * (eval/gemm_packed.c) against a plain double-precision product, over shapes
+ * (eval/kernels/gemm_packed.c) against a plain double-precision product, over shapes
  * that exercise every edge: partial row panels (M not a multiple of 6),
  * narrow last column panels (N mod 16 of 1..15: the 4-, 8- and 16-wide
  * tiles), K across the K blocks, N across the column blocks and the narrow

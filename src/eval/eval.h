@@ -1,28 +1,79 @@
 /*
- * eval/eval.h: the evaluator's internals, shared by the executor (eval/session.c)
- * and the operator kernels (eval/ops/ *.c, one file per operator family,
- * registered in the table of eval/registry.c).
+ * eval/eval.h: the evaluator's internal interface.  What is where:
+ *
+ *   session.c      runs a model's main graph: the plan (value slots, kernels,
+ *                  the fusion plan (bnf_epilogue), weights read in place) and
+ *                  runs (bnf_run: one evaluation's values, stepped node by
+ *                  node with each node's bnf_op_ctx)
+ *   session_io.c   a session's inputs and outputs as lists (bnf_tensors)
+ *   registry.c     every operator: one line per family table of ops/
+ *   ops/           the operator kernels, one file per family (activation,
+ *                  conv, conv_transpose, elementwise, gemm, generate, norm,
+ *                  pool, reduce, resize, shape), each with its table; what
+ *                  they share is op_util.c (outputs, attributes, input checks,
+ *                  axes, broadcasting, window geometry) and, for Conv and
+ *                  ConvTranspose, conv.h
+ *   kernels/       the compute loops the operators call, on plain arrays:
+ *                  sgemm.c (GEMM through OpenBLAS), gemm_packed.c (our GEMM
+ *                  on packed constant weights), depthwise.c (depthwise
+ *                  convolution), vecmath.c (vectorised exp, Sigmoid, SiLU,
+ *                  the fused Conv epilogue, and the CPU's instruction set)
+ *   eval_tensor.c  tensors: allocation, element access, TensorProto decoding
+ *   threads.c      the session's worker threads and bnf_parallel()
+ *   tensor_io.c    tensor files (.pb, .npy) and compare.c, tensor comparison:
+ *                  the public functions of bnfold.h
  *
  * Tensors keep ONNX's dimension order (N, C, H, W ...), are dense and row-major,
  * and own their data.  The evaluator computes in the tensor's own type for
- * float32, int64, int32, bool, uint8 and int8 and double; float16 and bfloat16
+ * float32, double, the 8- to 64-bit integers and bool; float16 and bfloat16
  * model inputs and weights are converted to float32 on the way in.
  *
  * Kernel contract: a kernel reads ctx->in[i] (NULL for an omitted optional
  * input), allocates each output with bnf_out() and fills it, and returns
  * BNF_OK, or an error status made with bnf_fail() whose message names the node
- * (use BNF_NODE_FMT / BNF_NODE_ARG).  It never keeps pointers to its inputs.
- * A kernel may share loops out with bnf_parallel() (ctx->pool: the session's
- * threads; without one the loop starts its own or runs on the caller); the
- * functions it runs there must not call bnf_parallel() themselves.
+ * (use BNF_NODE_FMT / BNF_NODE_ARG, or the checks of ops/op_util.c).  It never
+ * keeps pointers to its inputs.  A kernel may share loops out with
+ * bnf_parallel() (ctx->pool: the session's threads; without one the loop
+ * starts its own or runs on the caller); the functions it runs there must not
+ * call bnf_parallel() themselves.  The loops of kernels/ see a node's context
+ * only for its threads and its error; they pick their instruction set at run
+ * time (bnf_cpu_isa).
  */
 #ifndef BNF_EVAL_H
 #define BNF_EVAL_H
 
 #include "internal.h"
 
+#include <string.h>
+
 /* The largest value the evaluator makes (bnf_tensor_alloc refuses more). */
 #define BNF_EVAL_MAX_TENSOR_BYTES ((size_t)2 << 30)
+
+/* The ONNX element types (TensorProto.DataType) by short names. */
+enum {
+    BNF_T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+    BNF_T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
+    BNF_T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
+    BNF_T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
+    BNF_T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
+    BNF_T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
+    BNF_T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
+    BNF_T_STRING = ONNX__TENSOR_PROTO__DATA_TYPE__STRING,
+    BNF_T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
+    BNF_T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
+    BNF_T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
+    BNF_T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
+    BNF_T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
+    BNF_T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
+};
+/* The integer element types with their C types, for code written once per
+ * type: BNF_INT_TYPES(X) is X(BNF_T_INT8, int8_t) X(BNF_T_UINT8, uint8_t) ...
+ * (bool is held as uint8_t, but is not in the list). */
+#define BNF_INT_TYPES(X)                                                                   \
+    X(BNF_T_INT8, int8_t) X(BNF_T_UINT8, uint8_t) X(BNF_T_INT16, int16_t)                   \
+    X(BNF_T_UINT16, uint16_t) X(BNF_T_INT32, int32_t) X(BNF_T_UINT32, uint32_t)             \
+    X(BNF_T_INT64, int64_t) X(BNF_T_UINT64, uint64_t)
+
 
 typedef struct bnf_pool bnf_pool;
 
@@ -86,10 +137,10 @@ typedef struct {
 } bnf_op_def;
 
 /* The kernel for op_type at opset (the entry with the largest since <= opset),
- * or NULL when the evaluator does not have it. */
+ * or NULL when the evaluator does not have it (eval/registry.c). */
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
 
-/* ---- sessions and runs (session.c) --------------------------------------------------- */
+/* ---- sessions and runs (eval/session.c) ------------------------------------------- */
 
 /* One evaluation of a session's graph, stepped node by node: bnf_run_start
  * binds the inputs (borrowed until bnf_run_end), bnf_run_node runs node i
@@ -122,7 +173,7 @@ const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i);
 void bnf_session_lean(bnf_session *s);
 void bnf_session_node_release(bnf_session *s, size_t i);
 
-/* ---- tensors ---------------------------------------------------------------- */
+/* ---- tensors (eval/eval_tensor.c) ------------------------------------------------ */
 
 /* Bytes per element of a data type the evaluator computes in, 0 for others. */
 size_t bnf_eval_size(int32_t dtype);
@@ -139,12 +190,28 @@ double bnf_get_f64(const bnf_tensor *t, size_t i);
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i);
 void bnf_set_f64(bnf_tensor *t, size_t i, double v);
 
+/* ---- for the operator kernels (eval/ops/op_util.c) ------------------------------- */
+
+#define BNF_NODE_FMT "%s node '%s'"
+#define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
+                          ((ctx)->node->name ? (ctx)->node->name : "")
+
 /* Output i of the node: allocated with the given type and shape. */
 bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims, size_t rank,
                    bnf_tensor **out);
+/* Whether the node asks for output i (optional outputs may be absent or ""). */
+static inline int bnf_wanted(const bnf_op_ctx *ctx, size_t i)
+{
+    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
+           ctx->node->output[i][0];
+}
+/* Input i, or NULL when omitted or beyond the node's inputs. */
+static inline const bnf_tensor *bnf_opt_in(const bnf_op_ctx *ctx, size_t i)
+{
+    return i < ctx->n_in ? ctx->in[i] : NULL;
+}
 
-/* ---- attributes (defaults when absent) ---------------------------------------- */
-
+/* Attributes, the default when absent. */
 int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt);
 float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt);
 /* The string attribute copied into buf (cut to size - 1 bytes), or dflt. */
@@ -155,12 +222,30 @@ size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size
 size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max);
 /* Attribute `name` as a TensorProto (Constant's value), or NULL. */
 const Onnx__TensorProto *bnf_ctx_tensor(const bnf_op_ctx *ctx, const char *name);
+/* The ints attribute `name` into v: exactly `want` values, each in [lo, hi],
+ * or `dflt` for each when absent. */
+bnf_status bnf_ctx_ints_range(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
+                              int64_t lo, int64_t hi, int64_t *v);
+/* The index of s in names[0..n), or -1 (a string attribute's choices). */
+int bnf_find_name(const char *s, const char *const *names, size_t n);
 
-#define BNF_NODE_FMT "%s node '%s'"
-#define BNF_NODE_ARG(ctx) ((ctx)->node->op_type ? (ctx)->node->op_type : ""), \
-                          ((ctx)->node->name ? (ctx)->node->name : "")
-
-/* ---- broadcasting ------------------------------------------------------------------ */
+/* Checks that the node has lo to hi inputs (hi = SIZE_MAX: at least lo) and
+ * that the first lo of them are present (all of them when hi = SIZE_MAX: a
+ * variadic input is never omitted).  The message is "needs <what>" when what
+ * is given (e.g. "inputs X, W and an optional B"), else it gives the counts or
+ * the missing input. */
+bnf_status bnf_need_inputs(const bnf_op_ctx *ctx, size_t lo, size_t hi, const char *what);
+/* The failures every kernel reports the same way: an input type it has no
+ * loop for (BNF_ERR_UNSUPPORTED), and running out of memory. */
+bnf_status bnf_unsupported_type(const bnf_op_ctx *ctx, int32_t dtype);
+bnf_status bnf_nomem(const bnf_op_ctx *ctx);
+/* A shape-like input (shape, axes, pads, starts ...): int64 or int32, rank 0
+ * or 1, at most max values, into vals[0..*n). */
+bnf_status bnf_read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
+                         int64_t *vals, size_t max, size_t *n);
+/* Maps axis from [-rank, rank) (or [-rank, rank] when `inclusive`) to [0, rank). */
+bnf_status bnf_norm_axis(const bnf_op_ctx *ctx, int64_t axis, size_t rank, int inclusive,
+                         int64_t *out);
 
 /* Numpy-style multidirectional broadcast of a and b into out dims; error if incompatible. */
 bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b,
@@ -169,7 +254,157 @@ bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const
  * (dims, rank); fills idx[0..n). */
 void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx);
 
-/* ---- GEMM (OpenBLAS: Gemm, MatMul, ConvTranspose; Conv without AVX2) ---------------- */
+/* Windowed operators (Conv, ConvTranspose, MaxPool, AveragePool): at most
+ * BNF_MAX_SPATIAL spatial axes; attribute values (strides, pads, dilations)
+ * above BNF_ATTR_MAX and spatial sizes above BNF_DIM_MAX are refused, so that
+ * their int64 shape arithmetic cannot overflow. */
+#define BNF_MAX_SPATIAL (BNF_MAX_RANK - 2)
+#define BNF_ATTR_MAX ((int64_t)1 << 30)
+#define BNF_DIM_MAX ((int64_t)1 << 31)
+enum { BNF_PAD_NOTSET, BNF_PAD_SAME_UPPER, BNF_PAD_SAME_LOWER, BNF_PAD_VALID };
+/* X is N x C x D1 ... (rank 3 to BNF_MAX_RANK) with spatial sizes in range;
+ * and, when w is given, W has X's rank and kernel sizes in [1, BNF_DIM_MAX]. */
+bnf_status bnf_check_spatial(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_tensor *w);
+/* The auto_pad attribute as BNF_PAD_* ("" is NOTSET). */
+bnf_status bnf_auto_pad(bnf_op_ctx *ctx, int *mode);
+/* The padding of axis i for auto_pad NOTSET (from the pads attribute: the
+ * starts, then the ends, nsp each) or VALID (none). */
+void bnf_explicit_pads(int mode, const int64_t *pads, size_t nsp, size_t i, int64_t *pb,
+                       int64_t *pe);
+/* SAME_UPPER / SAME_LOWER padding of an axis of `in` with stride s and a
+ * dilated kernel of dk: the output length ceil(in / s), and the padding at
+ * the start and the end (the odd one at the end for SAME_UPPER). */
+int64_t bnf_same_pads(int64_t in, int64_t s, int64_t dk, int mode, int64_t *pb, int64_t *pe);
+
+/* The geometry of a 1-D or 2-D plane of a windowed operator (1-D as height
+ * 1): input h x w, output oh x ow, kernel kh x kw, strides, padding at the
+ * start, dilations, and hp x wp, the zero-padded plane every window reads
+ * (the padding at the start, and at the end as far as the last window reaches). */
+typedef struct {
+    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
+} bnf_plane;
+/* The plane of nsp (1 or 2) spatial axes given per axis (inline: the callers'
+ * loops keep the fields in registers). */
+static inline void bnf_plane_init(bnf_plane *q, size_t nsp, const int64_t *in,
+                                  const int64_t *out, const int64_t *k, const int64_t *s,
+                                  const int64_t *pb, const int64_t *d)
+{
+    int two = nsp == 2;
+    size_t last = nsp - 1;
+    q->h = two ? in[0] : 1;
+    q->oh = two ? out[0] : 1;
+    q->kh = two ? k[0] : 1;
+    q->sh = two ? s[0] : 1;
+    q->ph = two ? pb[0] : 0;
+    q->dh = two ? d[0] : 1;
+    q->w = in[last];
+    q->ow = out[last];
+    q->kw = k[last];
+    q->sw = s[last];
+    q->pw = pb[last];
+    q->dw = d[last];
+    q->hp = q->ph + q->h;
+    q->wp = q->pw + q->w;
+    if ((q->oh - 1) * q->sh + (q->kh - 1) * q->dh + 1 > q->hp)
+        q->hp = (q->oh - 1) * q->sh + (q->kh - 1) * q->dh + 1;
+    if ((q->ow - 1) * q->sw + (q->kw - 1) * q->dw + 1 > q->wp)
+        q->wp = (q->ow - 1) * q->sw + (q->kw - 1) * q->dw + 1;
+}
+
+/* Integer helpers of the shape arithmetic (b > 0 for the divisions). */
+static inline int64_t bnf_floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+static inline int64_t bnf_ceil_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+static inline int64_t bnf_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+/* a * b into *r; 0 on overflow. */
+static inline int bnf_mul_ok(size_t a, size_t b, size_t *r)
+{
+    if (a && b > SIZE_MAX / a)
+        return 0;
+    *r = a * b;
+    return 1;
+}
+/* Whether a size fits OpenBLAS's int. */
+static inline int bnf_blas_ok(size_t v)
+{
+    return v <= (size_t)INT32_MAX;
+}
+
+/* The output shape a Conv node would make of its inputs (the checks of the
+ * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
+bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
+
+/* ---- threads (eval/threads.c) ---------------------------------------------------- */
+
+/* The most threads a loop is shared out over (bnf_par_threads() says no more):
+ * per-thread scratch indexed by the thread id may have this many slots. */
+#define BNF_MAX_THREADS 64
+
+/* threads - 1 worker threads; NULL when threads <= 1 or none could be started. */
+bnf_pool *bnf_pool_new(int threads);
+void bnf_pool_free(bnf_pool *p);
+size_t bnf_pool_size(const bnf_pool *p); /* workers + the caller; 1 for NULL */
+
+typedef void (*bnf_range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
+/* Below this much work (about one element-operation each) a loop stays on one thread. */
+#define BNF_PAR_MIN_WORK ((size_t)1 << 15)
+/* How many threads (>= 1) a loop over n items worth `work` in total should use. */
+size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
+/* Runs fn over [0, n) on t threads (the session's pool, or threads started
+ * for the call when there is none), the caller included: [0, n) is cut into
+ * contiguous ranges that the threads take in turn, so a thread may run fn
+ * several times, always with its own tid (< t: per-thread scratch); returns
+ * when all are done.  Never fails. */
+void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
+
+/* ---- compute loops (eval/kernels/): the instruction set, vectors ----------------- */
+
+/* The widest vector instructions this CPU has, for the kernels' run-time
+ * choice: BNF_ISA_BASE (SSE2 on x86-64, plain C elsewhere), BNF_ISA_AVX2
+ * (AVX2 + FMA), BNF_ISA_AVX512 (AVX-512F with AVX2 + FMA). */
+enum { BNF_ISA_BASE, BNF_ISA_AVX2, BNF_ISA_AVX512 };
+int bnf_cpu_isa(void); /* (eval/kernels/vecmath.c) */
+
+/* Four floats, with the GCC/Clang vector extension: plain C operators compile
+ * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of
+ * unknown length): SSE on x86-64, NEON on ARM; unaligned loads and stores. */
+typedef float bnf_v4f __attribute__((vector_size(16)));
+static inline __attribute__((always_inline)) bnf_v4f bnf_ld4(const float *p)
+{
+    bnf_v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void bnf_st4(float *p, bnf_v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* for (i = 0; i < n; i++) BODY, written as blocks of 8 and a tail: with
+ * `restrict` operands gcc -O2 (whose cheap cost model vectorises only loops of a
+ * known multiple of the vector length) and clang both vectorise the blocks. */
+#define BLOCKED_LOOP(n, ...)                                                            \
+    do {                                                                               \
+        size_t i_ = 0;                                                                 \
+        for (; i_ + 8 <= (n); i_ += 8)                                                 \
+            for (size_t j_ = 0; j_ < 8; j_++) {                                        \
+                size_t i = i_ + j_;                                                    \
+                __VA_ARGS__;                                                           \
+            }                                                                          \
+        for (size_t i = i_; i < (n); i++) {                                            \
+            __VA_ARGS__;                                                               \
+        }                                                                              \
+    } while (0)
+
+/* ---- GEMM through OpenBLAS (eval/kernels/sgemm.c) -------------------------------- */
 
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
  * calling thread (M = 1 or N = 1: a matrix-vector product). */
@@ -182,7 +417,7 @@ void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, si
                    float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                    float beta, float *c, size_t ldc);
 
-/* ---- GEMM with packed constant weights (eval/gemm_packed.c) -------------------------- */
+/* ---- GEMM on packed constant weights (eval/kernels/gemm_packed.c) ---------------- */
 
 /* A (m x k, row stride lda) packed for bnf_packed_gemm; NULL when out of memory. */
 typedef struct bnf_packed bnf_packed;
@@ -203,32 +438,18 @@ size_t bnf_packed_scratch(size_t k, size_t n);
 void bnf_packed_gemm(const bnf_packed *pk, size_t r0, size_t r1, const float *b, size_t ldb,
                      size_t n, float *c, size_t ldc, float *scratch);
 
-/* ---- threads (eval/threads.c) ------------------------------------------------------ */
+/* ---- depthwise convolution (eval/kernels/depthwise.c) ---------------------------- */
 
-/* threads - 1 worker threads; NULL when threads <= 1 or none could be started. */
-bnf_pool *bnf_pool_new(int threads);
-void bnf_pool_free(bnf_pool *p);
-size_t bnf_pool_size(const bnf_pool *p); /* workers + the caller; 1 for NULL */
+/* Y (n x m planes of q) = the depthwise convolution of X (n x m / mg planes)
+ * with W (m kernels of kh x kw) and the optional bias b, then epi (NULL: none)
+ * on each output plane.  Leaves *declined set and Y untouched when the plane's
+ * polyphase layout would be much larger than the planes (huge dilations or
+ * padding).  BNF_OK, or BNF_ERR_NOMEM. */
+bnf_status bnf_depthwise(const bnf_op_ctx *ctx, const bnf_plane *q, const float *x,
+                         const float *w, const float *b, float *y, size_t n, size_t m, size_t mg,
+                         const bnf_epilogue *epi, int *declined);
 
-typedef void (*bnf_range_fn)(void *arg, size_t tid, size_t lo, size_t hi);
-/* Below this much work (about one element-operation each) a loop stays on one thread. */
-#define BNF_PAR_MIN_WORK ((size_t)1 << 15)
-/* How many threads (>= 1) a loop over n items worth `work` in total should use. */
-size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work);
-/* Runs fn over [0, n) on t threads (the session's pool, or threads started
- * for the call when there is none), the caller included: [0, n) is cut into
- * contiguous ranges that the threads take in turn, so a thread may run fn
- * several times, always with its own tid (< t: per-thread scratch); returns
- * when all are done.  Never fails. */
-void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, void *arg);
-
-/* ---- vector math (eval/vecmath.c) ---------------------------------------------------- */
-
-/* The widest vector instructions this CPU has, for the kernels' run-time
- * choice: BNF_ISA_BASE (SSE2 on x86-64, plain C elsewhere), BNF_ISA_AVX2
- * (AVX2 + FMA), BNF_ISA_AVX512 (AVX-512F with AVX2 + FMA). */
-enum { BNF_ISA_BASE, BNF_ISA_AVX2, BNF_ISA_AVX512 };
-int bnf_cpu_isa(void);
+/* ---- vector math (eval/kernels/vecmath.c) ---------------------------------------- */
 
 /* y = 1 / (1 + exp(-x)) and y = x / (1 + exp(-x)) over n floats (y may be x),
  * with a polynomial exp vectorised for the CPU (relative error ~1e-7). */
@@ -237,25 +458,5 @@ void bnf_silu_f32(float *y, const float *x, size_t n);
 /* Applies e to n elements of output channel c, in place (y inside the output
  * that starts at e->y0 when e->res is set). */
 void bnf_epilogue_apply(const bnf_epilogue *e, size_t c, float *y, size_t n);
-
-/* The output shape a Conv node would make of its inputs (the checks of the
- * kernel, without the work), for the session's fusion plan (eval/ops/conv.c). */
-bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank);
-
-/* for (i = 0; i < n; i++) BODY, written as blocks of 8 and a tail: with
- * `restrict` operands gcc -O2 (whose cheap cost model vectorises only loops of a
- * known multiple of the vector length) and clang both vectorise the blocks. */
-#define BLOCKED_LOOP(n, ...)                                                            \
-    do {                                                                               \
-        size_t i_ = 0;                                                                 \
-        for (; i_ + 8 <= (n); i_ += 8)                                                 \
-            for (size_t j_ = 0; j_ < 8; j_++) {                                        \
-                size_t i = i_ + j_;                                                    \
-                __VA_ARGS__;                                                           \
-            }                                                                          \
-        for (size_t i = i_; i < (n); i++) {                                            \
-            __VA_ARGS__;                                                               \
-        }                                                                              \
-    } while (0)
 
 #endif

@@ -1,34 +1,21 @@
-/* eval/eval_tensor.c: evaluator tensors, attribute access, broadcasting, GEMM. */
+/*
+ * eval/eval_tensor.c: the evaluator's tensors: allocation (at most
+ * BNF_EVAL_MAX_TENSOR_BYTES per value), element access in any type, and the
+ * decoding of ONNX TensorProtos (float16 and bfloat16 become float32).
+ */
 #include "eval.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-    T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
-    T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-};
-
 size_t bnf_eval_size(int32_t dtype)
 {
     switch (dtype) {
-    case T_FLOAT: case T_INT32: case T_UINT32: return 4;
-    case T_INT64: case T_DOUBLE: case T_UINT64: return 8;
-    case T_UINT16: case T_INT16: return 2;
-    case T_UINT8: case T_INT8: case T_BOOL: return 1;
+    case BNF_T_FLOAT: case BNF_T_INT32: case BNF_T_UINT32: return 4;
+    case BNF_T_INT64: case BNF_T_DOUBLE: case BNF_T_UINT64: return 8;
+    case BNF_T_UINT16: case BNF_T_INT16: return 2;
+    case BNF_T_UINT8: case BNF_T_INT8: case BNF_T_BOOL: return 1;
     default: return 0;
     }
 }
@@ -82,19 +69,19 @@ bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err)
     return rc;
 }
 
+/* A case of the switches below: element i of a tensor of integer type TT (C
+ * type CT), converted to R. */
+#define ELEMENT_CASE(R, TT, CT) case TT: return (R)((const CT *)t->data)[i];
+#define F64_CASE(TT, CT) ELEMENT_CASE(double, TT, CT)
+#define I64_CASE(TT, CT) ELEMENT_CASE(int64_t, TT, CT)
+
 double bnf_get_f64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case T_FLOAT: return ((const float *)t->data)[i];
-    case T_DOUBLE: return ((const double *)t->data)[i];
-    case T_INT64: return (double)((const int64_t *)t->data)[i];
-    case T_INT32: return ((const int32_t *)t->data)[i];
-    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
-    case T_INT8: return ((const int8_t *)t->data)[i];
-    case T_INT16: return ((const int16_t *)t->data)[i];
-    case T_UINT16: return ((const uint16_t *)t->data)[i];
-    case T_UINT32: return ((const uint32_t *)t->data)[i];
-    case T_UINT64: return (double)((const uint64_t *)t->data)[i];
+    case BNF_T_FLOAT: return ((const float *)t->data)[i];
+    case BNF_T_DOUBLE: return ((const double *)t->data)[i];
+    case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    BNF_INT_TYPES(F64_CASE)
     default: return NAN;
     }
 }
@@ -102,14 +89,8 @@ double bnf_get_f64(const bnf_tensor *t, size_t i)
 int64_t bnf_get_i64(const bnf_tensor *t, size_t i)
 {
     switch (t->dtype) {
-    case T_INT64: return ((const int64_t *)t->data)[i];
-    case T_INT32: return ((const int32_t *)t->data)[i];
-    case T_UINT8: case T_BOOL: return ((const uint8_t *)t->data)[i];
-    case T_INT8: return ((const int8_t *)t->data)[i];
-    case T_INT16: return ((const int16_t *)t->data)[i];
-    case T_UINT16: return ((const uint16_t *)t->data)[i];
-    case T_UINT32: return ((const uint32_t *)t->data)[i];
-    case T_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
+    case BNF_T_BOOL: return ((const uint8_t *)t->data)[i];
+    BNF_INT_TYPES(I64_CASE)
     default: {
         double v = bnf_get_f64(t, i);
         if (!(v >= -9.2e18 && v <= 9.2e18))
@@ -132,20 +113,24 @@ static double to_int_range(double v, double lo, double hi)
 void bnf_set_f64(bnf_tensor *t, size_t i, double v)
 {
     switch (t->dtype) {
-    case T_FLOAT: ((float *)t->data)[i] = (float)v; break;
-    case T_DOUBLE: ((double *)t->data)[i] = v; break;
-    case T_INT64:
+    case BNF_T_FLOAT: ((float *)t->data)[i] = (float)v; break;
+    case BNF_T_DOUBLE: ((double *)t->data)[i] = v; break;
+    case BNF_T_INT64:
         ((int64_t *)t->data)[i] = v != v ? 0 : v >= 9223372036854775807.0 ? INT64_MAX
                                   : v <= -9223372036854775808.0 ? INT64_MIN : (int64_t)v;
         break;
-    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX); break;
-    case T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
-    case T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
-    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX); break;
-    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
-    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
-    case T_UINT64:
+    case BNF_T_INT32:
+        ((int32_t *)t->data)[i] = (int32_t)to_int_range(v, INT32_MIN, INT32_MAX);
+        break;
+    case BNF_T_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)to_int_range(v, 0, UINT8_MAX); break;
+    case BNF_T_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    case BNF_T_INT8: ((int8_t *)t->data)[i] = (int8_t)to_int_range(v, INT8_MIN, INT8_MAX); break;
+    case BNF_T_INT16:
+        ((int16_t *)t->data)[i] = (int16_t)to_int_range(v, INT16_MIN, INT16_MAX);
+        break;
+    case BNF_T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)to_int_range(v, 0, UINT16_MAX); break;
+    case BNF_T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)to_int_range(v, 0, UINT32_MAX); break;
+    case BNF_T_UINT64:
         ((uint64_t *)t->data)[i] = v != v || v <= 0 ? 0 : v >= 18446744073709551615.0 ? UINT64_MAX
                                    : (uint64_t)v;
         break;
@@ -168,11 +153,11 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
     uint8_t *ext = NULL;
     size_t raw_len = 0;
 
-    if (dt == T_FLOAT16 || dt == T_BFLOAT16 || dt == T_DOUBLE || dt == T_FLOAT) {
+    if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16 || dt == BNF_T_DOUBLE || dt == BNF_T_FLOAT) {
         /* real types: through the fold's decoder (every storage form) */
         bnf_array a;
-        if (dt == T_FLOAT16 || dt == T_BFLOAT16)
-            eval_dt = T_FLOAT;
+        if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16)
+            eval_dt = BNF_T_FLOAT;
         if ((rc = bnf_tensor_read(m, p, &a, err)))
             return rc;
         rc = bnf_tensor_alloc(t, eval_dt, a.dims, a.rank, err);
@@ -208,16 +193,16 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         bnf_free(ext);
         return BNF_OK;
     }
-    if (dt == T_INT64) {
+    if (dt == BNF_T_INT64) {
         if (p->n_int64_data != n)
             goto bad_count;
         if (n)
             memcpy(t->data, p->int64_data, n * 8);
-    } else if (dt == T_UINT32 || dt == T_UINT64) {
+    } else if (dt == BNF_T_UINT32 || dt == BNF_T_UINT64) {
         if (p->n_uint64_data != n)
             goto bad_count;
         for (size_t i = 0; i < n; i++) {
-            if (dt == T_UINT64)
+            if (dt == BNF_T_UINT64)
                 ((uint64_t *)t->data)[i] = p->uint64_data[i];
             else
                 ((uint32_t *)t->data)[i] = (uint32_t)p->uint64_data[i];
@@ -236,196 +221,4 @@ fail:
     bnf_free(ext);
     bnf_tensor_clear(t);
     return rc;
-}
-
-bnf_status bnf_out(bnf_op_ctx *ctx, size_t i, int32_t dtype, const int64_t *dims, size_t rank,
-                   bnf_tensor **out)
-{
-    bnf_status rc;
-    if (i >= ctx->n_out || !ctx->out[i])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT " has no output %zu",
-                        BNF_NODE_ARG(ctx), i);
-    rc = bnf_tensor_alloc(ctx->out[i], dtype, dims, rank, ctx->err);
-    if (rc == BNF_OK && out)
-        *out = ctx->out[i];
-    return rc;
-}
-
-/* ---- attributes ------------------------------------------------------------------ */
-
-int64_t bnf_ctx_int(const bnf_op_ctx *ctx, const char *name, int64_t dflt)
-{
-    return bnf_attr_int(ctx->node, name, dflt);
-}
-
-float bnf_ctx_float(const bnf_op_ctx *ctx, const char *name, float dflt)
-{
-    return (float)bnf_attr_float(ctx->node, name, dflt);
-}
-
-const char *bnf_ctx_string(const bnf_op_ctx *ctx, const char *name, const char *dflt, char *buf,
-                           size_t size)
-{
-    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
-    if (!a || !a->has_s)
-        return dflt;
-    if (!size)
-        return "";
-    snprintf(buf, size, "%.*s", (int)(a->s.len < size - 1 ? a->s.len : size - 1),
-             (const char *)a->s.data);
-    return buf;
-}
-
-size_t bnf_ctx_ints(const bnf_op_ctx *ctx, const char *name, int64_t *vals, size_t max)
-{
-    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
-    if (!a)
-        return 0;
-    for (size_t i = 0; i < a->n_ints && i < max; i++)
-        vals[i] = a->ints[i];
-    return a->n_ints;
-}
-
-size_t bnf_ctx_floats(const bnf_op_ctx *ctx, const char *name, float *vals, size_t max)
-{
-    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
-    if (!a)
-        return 0;
-    for (size_t i = 0; i < a->n_floats && i < max; i++)
-        vals[i] = a->floats[i];
-    return a->n_floats;
-}
-
-const Onnx__TensorProto *bnf_ctx_tensor(const bnf_op_ctx *ctx, const char *name)
-{
-    const Onnx__AttributeProto *a = bnf_node_attr(ctx->node, name);
-    return a ? a->t : NULL;
-}
-
-/* ---- broadcasting ---------------------------------------------------------------- */
-
-bnf_status bnf_broadcast_shape(const bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b,
-                               int64_t *dims, size_t *rank)
-{
-    size_t r = a->rank > b->rank ? a->rank : b->rank;
-    for (size_t i = 0; i < r; i++) {
-        int64_t da = i < r - a->rank ? 1 : a->dims[i - (r - a->rank)];
-        int64_t db = i < r - b->rank ? 1 : b->dims[i - (r - b->rank)];
-        if (da != db && da != 1 && db != 1)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": shapes do not broadcast (dimension %zu: %lld vs %lld)",
-                            BNF_NODE_ARG(ctx), i, (long long)da, (long long)db);
-        dims[i] = da == 1 ? db : da;
-    }
-    *rank = r;
-    return BNF_OK;
-}
-
-void bnf_broadcast_index(const bnf_tensor *t, const int64_t *dims, size_t rank, size_t *idx)
-{
-    int64_t stride[BNF_MAX_RANK], counter[BNF_MAX_RANK] = {0};
-    size_t n = 1, off = rank - t->rank, s = 1, pos = 0;
-    for (size_t i = 0; i < rank; i++)
-        n *= (size_t)dims[i];
-    for (size_t i = rank; i-- > 0;) {
-        int64_t d = i < off ? 1 : t->dims[i - off];
-        stride[i] = d == 1 ? 0 : (int64_t)s;
-        s *= (size_t)d;
-    }
-    for (size_t k = 0; k < n; k++) {
-        idx[k] = pos;
-        for (size_t i = rank; i-- > 0;) {
-            counter[i]++;
-            pos += (size_t)stride[i];
-            if (counter[i] < dims[i])
-                break;
-            pos -= (size_t)(stride[i] * counter[i]);
-            counter[i] = 0;
-        }
-    }
-}
-
-/* ---- GEMM ---------------------------------------------------------------------------- */
-
-void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-               size_t ldc)
-{
-    if (m == 0 || n == 0)
-        return;
-    if (n == 1 && m > 1 && k > 0) {
-        /* one column (a 1x1 Conv on a 1x1 map): y = op(A) b */
-        blasint inc = trans_b ? 1 : (blasint)ldb;
-        if (trans_a)
-            cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)m, alpha, a,
-                        (blasint)lda, b, inc, beta, c, (blasint)ldc);
-        else
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)m, (blasint)k, alpha, a,
-                        (blasint)lda, b, inc, beta, c, (blasint)ldc);
-        return;
-    }
-    if (m == 1 && k > 0) {
-        /* one row (a classifier on one image): a matrix-vector product, which
-         * OpenBLAS runs at memory speed where sgemm would pack B first */
-        blasint inc = trans_a ? (blasint)lda : 1;
-        if (trans_b)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)k, alpha, b,
-                        (blasint)ldb, a, inc, beta, c, 1);
-        else
-            cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)n, alpha, b,
-                        (blasint)ldb, a, inc, beta, c, 1);
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
-                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
-}
-
-typedef struct {
-    int ta, tb;
-    size_t m, n, k, lda, ldb, ldc, blk;
-    float alpha, beta;
-    const float *a, *b;
-    float *c;
-    int by_rows;
-} sgemm_job;
-
-static void sgemm_range(void *arg, size_t tid, size_t lo, size_t hi)
-{
-    const sgemm_job *j = arg;
-    (void)tid;
-    for (size_t p = lo; p < hi; p++) {
-        size_t x0 = p * j->blk, x1 = x0 + j->blk;
-        if (j->by_rows) {
-            x1 = x1 < j->m ? x1 : j->m;
-            if (x0 < x1)
-                bnf_sgemm(j->ta, j->tb, x1 - x0, j->n, j->k, j->alpha,
-                          j->a + (j->ta ? x0 : x0 * j->lda), j->lda, j->b, j->ldb, j->beta,
-                          j->c + x0 * j->ldc, j->ldc);
-        } else {
-            x1 = x1 < j->n ? x1 : j->n;
-            if (x0 < x1)
-                bnf_sgemm(j->ta, j->tb, j->m, x1 - x0, j->k, j->alpha, j->a, j->lda,
-                          j->b + (j->tb ? x0 * j->ldb : x0), j->ldb, j->beta, j->c + x0, j->ldc);
-        }
-    }
-}
-
-void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                   float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                   float beta, float *c, size_t ldc)
-{
-    size_t big = m > n ? m : n, work = m * n, nt;
-    sgemm_job j;
-    work = k && work > SIZE_MAX / k ? SIZE_MAX : work * k;
-    nt = bnf_par_threads(ctx, big, work / 8);
-    if (nt <= 1) {
-        bnf_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
-    /* cut the longer side, in multiples of 16 */
-    j = (sgemm_job){trans_a != 0, trans_b != 0, m, n, k, lda, ldb, ldc, 0, alpha, beta, a, b, c,
-                    m > n};
-    j.blk = ((big + nt - 1) / nt + 15) / 16 * 16;
-    bnf_parallel(ctx, nt, (big + j.blk - 1) / j.blk, sgemm_range, &j);
 }

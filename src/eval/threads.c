@@ -2,14 +2,16 @@
  * eval/threads.c: the session's worker threads, and bnf_parallel(), which
  * shares a loop out over them.
  *
- * A pool of T threads is the caller plus T - 1 workers started once, when the
- * session is made.  A job is a function over [0, n) cut into at most T
- * contiguous ranges, range i on thread i (the caller takes range 0) so that
- * per-thread scratch can be indexed by the thread id.  Workers wait for the
- * next job by spinning a little (a network's kernels follow each other within
- * microseconds), then sleep on a condition variable, so an idle session costs
- * no CPU.  The caller waits for the workers of its job by spinning: the ranges
- * are equal, so they end together.
+ * A pool of T threads is the caller plus T - 1 workers (at most
+ * BNF_MAX_THREADS in all) started once, when the session is made.  A job is a
+ * function over [0, n) run on up to T threads: each takes contiguous chunks
+ * of about n / (4 T) items in turn from a shared counter (a thread that starts
+ * late or runs slower takes fewer) and runs the function on them with its own
+ * thread id, so that per-thread scratch can be indexed by it.  Workers wait
+ * for the next job by spinning a little (a network's kernels follow each
+ * other within microseconds), then sleep on a condition variable, so an idle
+ * session costs no CPU.  The caller waits for the workers of its job by
+ * spinning, then yielding the CPU.
  *
  * Nothing here fails: a pool whose threads cannot be created has fewer (or no)
  * workers, and a loop without a pool runs on the caller, or (ctx->threads > 1
@@ -32,8 +34,7 @@
  * CPU after YIELD_NS); the caller spins this many pauses for the workers of
  * its job before it yields the CPU (on a machine busy with other processes a
  * thread may be waiting for one). */
-enum { MAX_THREADS = 64, SPIN_NS = 100000, YIELD_NS = 20000, WAIT_SPINS = 4000,
-       CHUNKS_PER_THREAD = 4 };
+enum { SPIN_NS = 100000, YIELD_NS = 20000, WAIT_SPINS = 4000, CHUNKS_PER_THREAD = 4 };
 
 typedef struct {
     struct bnf_pool *p;
@@ -42,8 +43,8 @@ typedef struct {
 
 struct bnf_pool {
     size_t workers;
-    pthread_t tid[MAX_THREADS];
-    worker_arg wa[MAX_THREADS];
+    pthread_t tid[BNF_MAX_THREADS];
+    worker_arg wa[BNF_MAX_THREADS];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint gen;          /* job number: a worker runs each new one */
@@ -113,8 +114,8 @@ bnf_pool *bnf_pool_new(int threads)
 {
     bnf_pool *p;
     size_t want = threads > 1 ? (size_t)threads - 1 : 0;
-    if (want > MAX_THREADS - 1)
-        want = MAX_THREADS - 1;
+    if (want > BNF_MAX_THREADS - 1)
+        want = BNF_MAX_THREADS - 1;
     if (want == 0 || !(p = bnf_calloc(1, sizeof *p)))
         return NULL;
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
@@ -169,8 +170,8 @@ size_t bnf_pool_size(const bnf_pool *p)
 size_t bnf_par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
 {
     size_t t = ctx->pool ? bnf_pool_size(ctx->pool) : ctx->threads > 1 ? (size_t)ctx->threads : 1;
-    if (t > MAX_THREADS)
-        t = MAX_THREADS;
+    if (t > BNF_MAX_THREADS)
+        t = BNF_MAX_THREADS;
     if (t > n)
         t = n;
     if (work < BNF_PAR_MIN_WORK || t < 1)
@@ -195,9 +196,9 @@ static void *range_main(void *vp)
  * start runs on the caller after its own). */
 static void par_spawn(size_t t, size_t n, bnf_range_fn fn, void *arg)
 {
-    pthread_t tid[MAX_THREADS];
-    range_job job[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
+    pthread_t tid[BNF_MAX_THREADS];
+    range_job job[BNF_MAX_THREADS];
+    int started[BNF_MAX_THREADS] = {0};
     for (size_t i = 0; i < t; i++)
         job[i] = (range_job){fn, arg, i, n * i / t, n * (i + 1) / t};
     for (size_t i = 1; i < t; i++)

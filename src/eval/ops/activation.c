@@ -6,7 +6,7 @@
  *
  * Float and double throughout; Relu (opset 14+) and Clip (12+) also on
  * integers.  Pointwise activations are shared out over the session's threads;
- * float Sigmoid uses the vectorised exp of eval/vecmath.c.  Attribute
+ * float Sigmoid uses the vectorised exp of eval/kernels/vecmath.c.  Attribute
  * defaults are the spec's.  Softmax subtracts the maximum before
  * exponentiating.  Before opset 13 Softmax/LogSoftmax/Hardmax coerce the input
  * to 2-D at `axis` (default 1) and normalise over the flattened trailing
@@ -18,36 +18,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
-static bnf_status need_inputs(bnf_op_ctx *ctx, size_t lo, size_t hi)
-{
-    if (ctx->n_in < lo || ctx->n_in > hi)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs %zu to %zu",
-                        BNF_NODE_ARG(ctx), ctx->n_in, lo, hi);
-    if (!ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input 0 is missing",
-                        BNF_NODE_ARG(ctx));
-    return BNF_OK;
-}
-
-static bnf_status no_kernel(bnf_op_ctx *ctx, int32_t dtype)
-{
-    return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                    BNF_NODE_ARG(ctx), bnf_dtype_name(dtype));
-}
 
 /* ---- pointwise ------------------------------------------------------------------------ */
 
@@ -95,7 +65,7 @@ ACT_RUN(sigmoid_f64, double, 1.0 / (1.0 + exp(-x)))
 static void sigmoid_f32(void *out, const void *in, size_t n, const act_params *prm)
 {
     (void)prm;
-    bnf_sigmoid_f32(out, in, n); /* vectorised exp (eval/vecmath.c) */
+    bnf_sigmoid_f32(out, in, n); /* vectorised exp (eval/kernels/vecmath.c) */
 }
 #define CLAMP01(v) ((v) < 0 ? 0 : (v) > 1 ? 1 : (v))
 ACT_REAL(hsigmoid, CLAMP01(alpha * x + beta), CLAMP01(alpha * x + beta))
@@ -144,20 +114,20 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
     bnf_tensor *y;
     act_fn fn = NULL;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     switch (x->dtype) {
-    case T_FLOAT: fn = fns->f32; break;
-    case T_DOUBLE: fn = fns->f64; break;
-    case T_INT32: fn = fns->i32; break;
-    case T_INT64: fn = fns->i64; break;
-    case T_INT8: fn = fns->i8; break;
-    case T_INT16: fn = fns->i16; break;
+    case BNF_T_FLOAT: fn = fns->f32; break;
+    case BNF_T_DOUBLE: fn = fns->f64; break;
+    case BNF_T_INT32: fn = fns->i32; break;
+    case BNF_T_INT64: fn = fns->i64; break;
+    case BNF_T_INT8: fn = fns->i8; break;
+    case BNF_T_INT16: fn = fns->i16; break;
     default: break;
     }
     if (!fn)
-        return no_kernel(ctx, x->dtype);
+        return bnf_unsupported_type(ctx, x->dtype);
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
     {
@@ -168,37 +138,36 @@ static bnf_status pointwise(bnf_op_ctx *ctx, const act_fns *fns, const act_param
 }
 
 #define REAL_FNS(op) {op##_f32, op##_f64, NULL, NULL, NULL, NULL}
+#define RELU_FNS {relu_f32, relu_f64, relu_i32, relu_i64, relu_i8, relu_i16}
 
-static bnf_status k_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = {relu_f32, relu_f64, relu_i32, relu_i64, relu_i8, relu_i16};
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
+/* The kernel `name`: the loops FNS (an act_fns initialiser) with the
+ * act_params {__VA_ARGS__} (alpha, beta, gamma: attribute values, defaulted). */
+#define POINTWISE_OP(name, FNS, ...)                                                    \
+    static bnf_status name(bnf_op_ctx *ctx)                                            \
+    {                                                                                  \
+        static const act_fns f = FNS;                                                  \
+        act_params p = {__VA_ARGS__};                                                  \
+        return pointwise(ctx, &f, &p);                                                 \
+    }
 
-static bnf_status k_leaky_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(leaky);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 0.01f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
+POINTWISE_OP(op_relu, RELU_FNS, 0, 0, 0)
+POINTWISE_OP(op_leaky_relu, REAL_FNS(leaky), bnf_ctx_float(ctx, "alpha", 0.01f), 0, 0)
+POINTWISE_OP(op_elu, REAL_FNS(elu), bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0)
+POINTWISE_OP(op_selu, REAL_FNS(selu), bnf_ctx_float(ctx, "alpha", 1.67326319217681884765625f), 0,
+             bnf_ctx_float(ctx, "gamma", 1.05070102214813232421875f))
+POINTWISE_OP(op_thresholded_relu, REAL_FNS(thresh), bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0)
+POINTWISE_OP(op_sigmoid, REAL_FNS(sigmoid), 0, 0, 0)
+POINTWISE_OP(op_hard_sigmoid, REAL_FNS(hsigmoid), bnf_ctx_float(ctx, "alpha", 0.2f),
+             bnf_ctx_float(ctx, "beta", 0.5f), 0)
+POINTWISE_OP(op_hard_swish, REAL_FNS(hswish), 0, 0, 0)
+POINTWISE_OP(op_tanh, REAL_FNS(tanh), 0, 0, 0)
+POINTWISE_OP(op_softplus, REAL_FNS(softplus), 0, 0, 0)
+POINTWISE_OP(op_shrink, REAL_FNS(shrink), bnf_ctx_float(ctx, "lambd", 0.5f),
+             bnf_ctx_float(ctx, "bias", 0.0f), 0)
+POINTWISE_OP(op_softsign, REAL_FNS(softsign), 0, 0, 0)
+POINTWISE_OP(op_mish, REAL_FNS(mish), 0, 0, 0)
 
-static bnf_status k_elu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(elu);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_selu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(selu);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.67326319217681884765625f), 0,
-                    bnf_ctx_float(ctx, "gamma", 1.05070102214813232421875f)};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_celu(bnf_op_ctx *ctx)
+static bnf_status op_celu(bnf_op_ctx *ctx)
 {
     static const act_fns f = REAL_FNS(celu);
     act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
@@ -208,70 +177,7 @@ static bnf_status k_celu(bnf_op_ctx *ctx)
     return pointwise(ctx, &f, &p);
 }
 
-static bnf_status k_thresholded_relu(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(thresh);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 1.0f), 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_sigmoid(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(sigmoid);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_hard_sigmoid(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(hsigmoid);
-    act_params p = {bnf_ctx_float(ctx, "alpha", 0.2f), bnf_ctx_float(ctx, "beta", 0.5f), 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_hard_swish(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(hswish);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_tanh(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(tanh);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_softplus(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(softplus);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_shrink(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(shrink);
-    act_params p = {bnf_ctx_float(ctx, "lambd", 0.5f), bnf_ctx_float(ctx, "bias", 0.0f), 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_softsign(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(softsign);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_mish(bnf_op_ctx *ctx)
-{
-    static const act_fns f = REAL_FNS(mish);
-    act_params p = {0, 0, 0};
-    return pointwise(ctx, &f, &p);
-}
-
-static bnf_status k_gelu(bnf_op_ctx *ctx)
+static bnf_status op_gelu(bnf_op_ctx *ctx)
 {
     static const act_fns exact = REAL_FNS(gelu), approx = REAL_FNS(gelu_tanh);
     act_params p = {0, 0, 0};
@@ -313,32 +219,32 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
     bnf_status rc;
     int64_t lo = 0, hi = 0;
     switch (x->dtype) {
-    case T_FLOAT: case T_DOUBLE: case T_UINT64: break;
-    case T_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
-    case T_INT64: lo = INT64_MIN; hi = INT64_MAX; break;
-    case T_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
-    case T_UINT8: lo = 0; hi = UINT8_MAX; break;
-    case T_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
-    case T_UINT16: lo = 0; hi = UINT16_MAX; break;
-    case T_UINT32: lo = 0; hi = UINT32_MAX; break;
-    default: return no_kernel(ctx, x->dtype);
+    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_UINT64: break;
+    case BNF_T_INT32: lo = INT32_MIN; hi = INT32_MAX; break;
+    case BNF_T_INT64: lo = INT64_MIN; hi = INT64_MAX; break;
+    case BNF_T_INT8: lo = INT8_MIN; hi = INT8_MAX; break;
+    case BNF_T_UINT8: lo = 0; hi = UINT8_MAX; break;
+    case BNF_T_INT16: lo = INT16_MIN; hi = INT16_MAX; break;
+    case BNF_T_UINT16: lo = 0; hi = UINT16_MAX; break;
+    case BNF_T_UINT32: lo = 0; hi = UINT32_MAX; break;
+    default: return bnf_unsupported_type(ctx, x->dtype);
     }
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
         return rc;
-    if (lo_t && x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_UINT64)
+    if (lo_t && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_UINT64)
         lo = bnf_get_i64(lo_t, 0); /* x's type: in range */
-    if (hi_t && x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_UINT64)
+    if (hi_t && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_UINT64)
         hi = bnf_get_i64(hi_t, 0);
     switch (x->dtype) {
-    case T_FLOAT: clip_f32(y->data, x->data, x->n, (float)lo_f, (float)hi_f); break;
-    case T_DOUBLE: clip_f64(y->data, x->data, x->n, lo_f, hi_f); break;
-    case T_INT32: clip_i32(y->data, x->data, x->n, (int32_t)lo, (int32_t)hi); break;
-    case T_INT64: clip_i64(y->data, x->data, x->n, lo, hi); break;
-    case T_INT8: clip_i8(y->data, x->data, x->n, (int8_t)lo, (int8_t)hi); break;
-    case T_UINT8: clip_u8(y->data, x->data, x->n, (uint8_t)lo, (uint8_t)hi); break;
-    case T_INT16: clip_i16(y->data, x->data, x->n, (int16_t)lo, (int16_t)hi); break;
-    case T_UINT16: clip_u16(y->data, x->data, x->n, (uint16_t)lo, (uint16_t)hi); break;
-    case T_UINT32: clip_u32(y->data, x->data, x->n, (uint32_t)lo, (uint32_t)hi); break;
+    case BNF_T_FLOAT: clip_f32(y->data, x->data, x->n, (float)lo_f, (float)hi_f); break;
+    case BNF_T_DOUBLE: clip_f64(y->data, x->data, x->n, lo_f, hi_f); break;
+    case BNF_T_INT32: clip_i32(y->data, x->data, x->n, (int32_t)lo, (int32_t)hi); break;
+    case BNF_T_INT64: clip_i64(y->data, x->data, x->n, lo, hi); break;
+    case BNF_T_INT8: clip_i8(y->data, x->data, x->n, (int8_t)lo, (int8_t)hi); break;
+    case BNF_T_UINT8: clip_u8(y->data, x->data, x->n, (uint8_t)lo, (uint8_t)hi); break;
+    case BNF_T_INT16: clip_i16(y->data, x->data, x->n, (int16_t)lo, (int16_t)hi); break;
+    case BNF_T_UINT16: clip_u16(y->data, x->data, x->n, (uint16_t)lo, (uint16_t)hi); break;
+    case BNF_T_UINT32: clip_u32(y->data, x->data, x->n, (uint32_t)lo, (uint32_t)hi); break;
     default:
         clip_u64(y->data, x->data, x->n, lo_t ? ((const uint64_t *)lo_t->data)[0] : 0,
                  hi_t ? ((const uint64_t *)hi_t->data)[0] : UINT64_MAX);
@@ -348,24 +254,24 @@ static bnf_status clip_apply(bnf_op_ctx *ctx, const bnf_tensor *x, double lo_f, 
 }
 
 /* Opsets 1-10: bounds are the min/max attributes (default: float's range). */
-static bnf_status k_clip_attr(bnf_op_ctx *ctx)
+static bnf_status op_clip_v1(bnf_op_ctx *ctx)
 {
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
-    if (ctx->in[0]->dtype != T_FLOAT && ctx->in[0]->dtype != T_DOUBLE)
-        return no_kernel(ctx, ctx->in[0]->dtype);
+    if (ctx->in[0]->dtype != BNF_T_FLOAT && ctx->in[0]->dtype != BNF_T_DOUBLE)
+        return bnf_unsupported_type(ctx, ctx->in[0]->dtype);
     return clip_apply(ctx, ctx->in[0], bnf_ctx_float(ctx, "min", -FLT_MAX),
                       bnf_ctx_float(ctx, "max", FLT_MAX), NULL, NULL);
 }
 
 /* Opset 11+: bounds are the optional inputs 1 and 2, one-element tensors of x's type. */
-static bnf_status k_clip(bnf_op_ctx *ctx)
+static bnf_status op_clip_v11(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *b[2] = {NULL, NULL};
     double f[2] = {-INFINITY, INFINITY};
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 3)))
+    if ((rc = bnf_need_inputs(ctx, 1, 3, NULL)))
         return rc;
     if (bnf_node_attr(ctx->node, "min") || bnf_node_attr(ctx->node, "max"))
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has min/max attributes, but at opset %lld they are inputs 1 and 2",
@@ -406,24 +312,22 @@ PRELU_RUN(prelu_f64, double)
 /* Y = X < 0 ? slope * X : X with slope broadcast to X's shape.  Dimensions are
  * coalesced so that the inner run is contiguous in X and either contiguous or
  * one repeated value in slope (e.g. a [C,1,1] slope: runs of H*W). */
-static bnf_status k_prelu(bnf_op_ctx *ctx)
+static bnf_status op_prelu(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *s;
     bnf_tensor *y;
     bnf_status rc;
     size_t off, rank = 0, dims[BNF_MAX_RANK], sst[BNF_MAX_RANK];
     size_t cnt[BNF_MAX_RANK] = {0}, soff = 0, inner, outer;
-    if ((rc = need_inputs(ctx, 2, 2)))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
         return rc;
     x = ctx->in[0];
     s = ctx->in[1];
-    if (!s)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": slope is missing", BNF_NODE_ARG(ctx));
     if (s->dtype != x->dtype)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": slope is %s, input is %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(s->dtype), bnf_dtype_name(x->dtype));
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
+        return bnf_unsupported_type(ctx, x->dtype);
     if (s->rank > x->rank)
         goto bad_shape;
     off = x->rank - s->rank;
@@ -465,7 +369,7 @@ static bnf_status k_prelu(bnf_op_ctx *ctx)
     outer = x->n / inner;
     for (size_t it = 0; it < outer; it++) {
         size_t xo = it * inner;
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             prelu_f32((float *)y->data + xo, (const float *)x->data + xo,
                       (const float *)s->data + soff, inner, sst[rank - 1] != 0);
         else
@@ -573,18 +477,14 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     size_t outer = 1, d = 1, inner = 1, es;
     int coerce = ctx->opset < 13;
     void *tmp = NULL;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
+        return bnf_unsupported_type(ctx, x->dtype);
     r = (int64_t)x->rank;
-    axis = bnf_ctx_int(ctx, "axis", coerce ? 1 : -1);
-    if (axis < -r || axis >= r)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                        BNF_NODE_ARG(ctx), (long long)axis, (long long)r);
-    if (axis < 0)
-        axis += r;
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", coerce ? 1 : -1), x->rank, 0, &axis)))
+        return rc;
     for (int64_t i = 0; i < r; i++) {
         size_t v = (size_t)x->dims[i];
         if (i < axis)
@@ -600,15 +500,15 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
         return BNF_OK;
     es = bnf_eval_size(x->dtype);
     if (mode == HARDMAX) {
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             hardmax_f32(y->data, x->data, outer, d, inner);
         else
             hardmax_f64(y->data, x->data, outer, d, inner);
         return BNF_OK;
     }
     if (inner > 1 && !(tmp = bnf_malloc(2 * inner * es)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
-    if (x->dtype == T_FLOAT)
+        return bnf_nomem(ctx);
+    if (x->dtype == BNF_T_FLOAT)
         softmax_f32(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
     else
         softmax_f64(y->data, x->data, outer, d, inner, mode == LOG_SOFTMAX, tmp);
@@ -616,34 +516,34 @@ static bnf_status softmax(bnf_op_ctx *ctx, int mode)
     return BNF_OK;
 }
 
-static bnf_status k_softmax(bnf_op_ctx *ctx) { return softmax(ctx, SOFTMAX); }
-static bnf_status k_log_softmax(bnf_op_ctx *ctx) { return softmax(ctx, LOG_SOFTMAX); }
-static bnf_status k_hardmax(bnf_op_ctx *ctx) { return softmax(ctx, HARDMAX); }
+static bnf_status op_softmax(bnf_op_ctx *ctx) { return softmax(ctx, SOFTMAX); }
+static bnf_status op_log_softmax(bnf_op_ctx *ctx) { return softmax(ctx, LOG_SOFTMAX); }
+static bnf_status op_hardmax(bnf_op_ctx *ctx) { return softmax(ctx, HARDMAX); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_activation[] = {
     /* opset 1 versions differ from 6 only by the legacy consumed_inputs hint */
-    {"Relu", 1, k_relu},
-    {"LeakyRelu", 1, k_leaky_relu},
-    {"PRelu", 7, k_prelu}, /* 1-6: pre-numpy slope broadcasting, unsupported */
-    {"Elu", 1, k_elu},
-    {"Selu", 1, k_selu},
-    {"Celu", 12, k_celu},
-    {"ThresholdedRelu", 10, k_thresholded_relu},
-    {"Sigmoid", 1, k_sigmoid},
-    {"HardSigmoid", 1, k_hard_sigmoid},
-    {"HardSwish", 14, k_hard_swish},
-    {"Tanh", 1, k_tanh},
-    {"Softplus", 1, k_softplus},
-    {"Softsign", 1, k_softsign},
-    {"Mish", 18, k_mish},
-    {"Gelu", 20, k_gelu},
-    {"Clip", 1, k_clip_attr},
-    {"Clip", 11, k_clip},
-    {"Softmax", 1, k_softmax},
-    {"LogSoftmax", 1, k_log_softmax},
-    {"Hardmax", 1, k_hardmax},
-    {"Shrink", 9, k_shrink},
+    {"Relu", 1, op_relu},
+    {"LeakyRelu", 1, op_leaky_relu},
+    {"PRelu", 7, op_prelu}, /* 1-6: pre-numpy slope broadcasting, unsupported */
+    {"Elu", 1, op_elu},
+    {"Selu", 1, op_selu},
+    {"Celu", 12, op_celu},
+    {"ThresholdedRelu", 10, op_thresholded_relu},
+    {"Sigmoid", 1, op_sigmoid},
+    {"HardSigmoid", 1, op_hard_sigmoid},
+    {"HardSwish", 14, op_hard_swish},
+    {"Tanh", 1, op_tanh},
+    {"Softplus", 1, op_softplus},
+    {"Softsign", 1, op_softsign},
+    {"Mish", 18, op_mish},
+    {"Gelu", 20, op_gelu},
+    {"Clip", 1, op_clip_v1},
+    {"Clip", 11, op_clip_v11},
+    {"Softmax", 1, op_softmax},
+    {"LogSoftmax", 1, op_log_softmax},
+    {"Hardmax", 1, op_hardmax},
+    {"Shrink", 9, op_shrink},
     {NULL, 0, NULL},
 };

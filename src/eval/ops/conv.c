@@ -1,25 +1,19 @@
 /*
- * eval/ops/conv.c: Conv and ConvTranspose on float32 tensors, any number of
- * spatial dimensions (1-D, 2-D, 3-D ...), with groups, strides, dilations,
- * explicit or automatic padding and an optional bias.
+ * eval/ops/conv.c: Conv on float32 tensors, any number of spatial dimensions
+ * (1-D, 2-D, 3-D ...), with groups, strides, dilations, explicit or automatic
+ * padding and an optional bias; and the checks it shares with ConvTranspose
+ * (conv.h).
  *
  * Conv takes one of three paths per node:
  *  - pointwise (1x1 kernel, stride 1, no padding): W[Mg, Cg] x X[Cg, spatial]
  *    per batch and group;
  *  - depthwise (one input channel per group, 1-D or 2-D, strides up to 16
- *    sub-planes), no GEMM, with AVX2 + FMA when the CPU has them: square 3x3
- *    and 5x5 kernels with stride 1 or 2 run 8 channels at a time, one per
- *    lane (interleaved by 8x8 transposes), on small planes (up to 256
- *    elements), and direct loops over rows of
- *    the plane on larger ones with "same" padding (padded rows kept in a small
- *    ring, even and odd columns split for stride 2); the others split each
- *    channel plane into its polyphase components so that every kernel tap is a
- *    stride-1 read, then a SIMD loop runs over the whole plane; planes are
- *    shared out over the session's threads;
+ *    sub-planes): no GEMM, bnf_depthwise (eval/kernels/depthwise.c), unless
+ *    it declines the plane;
  *  - otherwise im2col of each batch and group into a scratch buffer
  *    [Cg * kernel, out spatial] (by blocks of output rows when large), then the
  *    GEMM.
- * The GEMMs of Conv run on W packed once per session (eval/gemm_packed.c: our
+ * The GEMMs run on W packed once per session (eval/kernels/gemm_packed.c: our
  * AVX2 / AVX-512 kernels; the packed copy is kept in the node's cache and
  * replaces the weights, see packed_weights()), or on OpenBLAS (bnf_sgemm) on a
  * CPU without AVX2.  They are cut into column (or row) blocks shared out over
@@ -27,158 +21,52 @@
  * Conv (ctx->epi: BatchNormalization, Relu, Clip, Sigmoid, SiLU, a residual
  * Add) are applied to each block right after its GEMM, while it is in cache,
  * and to each depthwise plane right after it is computed.
- * ConvTranspose computes col = W^T x X with bnf_sgemm and adds col into Y
- * (col2im).  The bias is written into Y first and the GEMM accumulates into it
- * (beta = 1), so no second pass over Y.
  *
  * Shapes and attributes are checked before any work: every index the loops
  * compute is inside its tensor (attributes and spatial sizes are bounded so
  * the int64 shape arithmetic cannot overflow).
  */
-#include "../eval.h"
+#include "conv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define DW_AVX2 1 /* an AVX2 + FMA depthwise loop, used when the CPU has them */
-#endif
+/* ---- what Conv and ConvTranspose share (conv.h) ------------------------------------ */
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define MAX_SP (BNF_MAX_RANK - 2)
-/* Attribute values (strides, pads, dilations) and spatial sizes above this are
- * refused, so the int64 shape arithmetic below cannot overflow. */
-#define ATTR_MAX ((int64_t)1 << 30)
-#define DIM_MAX ((int64_t)1 << 31)
-
-typedef struct {
-    size_t nsp;                                  /* spatial dimensions */
-    int64_t in[MAX_SP], out[MAX_SP], k[MAX_SP];  /* input, output and kernel sizes */
-    int64_t s[MAX_SP], d[MAX_SP];                /* strides, dilations */
-    int64_t pb[MAX_SP], pe[MAX_SP];              /* padding at the start, at the end */
-    size_t is, os, ks;                           /* elements of an input plane, output plane, kernel */
-} geom;
-
-/* ---- small helpers ------------------------------------------------------------ */
-
-/* Four floats, with the GCC/Clang vector extension: plain C operators compile
- * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of
- * unknown length): SSE on x86-64, NEON on ARM. */
-typedef float v4f __attribute__((vector_size(16)));
-
-static int64_t floor_div(int64_t a, int64_t b) /* b > 0 */
+bnf_status bnf_conv_inputs(bnf_op_ctx *ctx, bnf_conv_node *cv)
 {
-    return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
-
-static int64_t ceil_div(int64_t a, int64_t b) /* b > 0 */
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-/* The ints attribute `name`: `want` values in [lo, hi], or `dflt` for each when
- * absent. */
-static bnf_status ints_attr(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
-                            int64_t lo, int64_t hi, int64_t *v)
-{
-    size_t n = bnf_ctx_ints(ctx, name, v, want);
-    if (n == 0) {
-        for (size_t i = 0; i < want; i++)
-            v[i] = dflt;
-        return BNF_OK;
-    }
-    if (n != want)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %s has %zu values, expected %zu",
-                        BNF_NODE_ARG(ctx), name, n, want);
-    for (size_t i = 0; i < want; i++)
-        if (v[i] < lo || v[i] > hi)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": %s[%zu] = %lld is out of range [%lld, %lld]",
-                            BNF_NODE_ARG(ctx), name, i, (long long)v[i], (long long)lo,
-                            (long long)hi);
-    return BNF_OK;
-}
-
-enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
-
-static bnf_status auto_pad_attr(bnf_op_ctx *ctx, int *mode)
-{
-    char buf[16];
-    const char *s = bnf_ctx_string(ctx, "auto_pad", "NOTSET", buf, sizeof buf);
-    if (strcmp(s, "NOTSET") == 0 || s[0] == '\0')
-        *mode = PAD_NOTSET;
-    else if (strcmp(s, "SAME_UPPER") == 0)
-        *mode = PAD_SAME_UPPER;
-    else if (strcmp(s, "SAME_LOWER") == 0)
-        *mode = PAD_SAME_LOWER;
-    else if (strcmp(s, "VALID") == 0)
-        *mode = PAD_VALID;
-    else
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown auto_pad '%s'",
-                        BNF_NODE_ARG(ctx), s);
-    return BNF_OK;
-}
-
-/* a * b into *r, 0 on overflow. */
-static int mul_ok(size_t a, size_t b, size_t *r)
-{
-    if (a && b > SIZE_MAX / a)
-        return 0;
-    *r = a * b;
-    return 1;
-}
-
-/* Sizes handed to OpenBLAS must fit its int. */
-static int blas_ok(size_t v)
-{
-    return v <= (size_t)INT32_MAX;
-}
-
-/* Inputs X, W and the optional bias shared by Conv and ConvTranspose: float32,
- * X of rank >= 3, W of the same rank, kernel dims >= 1, spatial sizes bounded. */
-static bnf_status check_inputs(bnf_op_ctx *ctx, const bnf_tensor **x, const bnf_tensor **w,
-                               const bnf_tensor **b)
-{
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, W and an optional B",
-                        BNF_NODE_ARG(ctx));
-    *x = ctx->in[0];
-    *w = ctx->in[1];
-    *b = ctx->n_in > 2 ? ctx->in[2] : NULL;
-    if ((*x)->dtype != T_FLOAT || (*w)->dtype != T_FLOAT || (*b && (*b)->dtype != T_FLOAT))
+    const bnf_tensor *x, *w, *b;
+    bnf_status rc = bnf_need_inputs(ctx, 2, 3, "inputs X, W and an optional B");
+    if (rc)
+        return rc;
+    memset(cv, 0, sizeof *cv);
+    x = cv->x = ctx->in[0];
+    w = cv->w = ctx->in[1];
+    b = cv->b = ctx->n_in > 2 ? ctx->in[2] : NULL;
+    if (x->dtype != BNF_T_FLOAT || w->dtype != BNF_T_FLOAT || (b && b->dtype != BNF_T_FLOAT))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": only float32 is supported (X is %s, W is %s)",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name((*x)->dtype), bnf_dtype_name((*w)->dtype));
-    if ((*x)->rank < 3 || (*x)->rank > BNF_MAX_RANK)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": X has rank %zu, expected N x C x D1 ... (rank 3 to %d)",
-                        BNF_NODE_ARG(ctx), (*x)->rank, BNF_MAX_RANK);
-    if ((*w)->rank != (*x)->rank)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has rank %zu, X has rank %zu",
-                        BNF_NODE_ARG(ctx), (*w)->rank, (*x)->rank);
-    for (size_t i = 2; i < (*x)->rank; i++) {
-        if ((*w)->dims[i] < 1 || (*w)->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)(*w)->dims[i]);
-        if ((*x)->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)(*x)->dims[i]);
-    }
+                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype), bnf_dtype_name(w->dtype));
+    if ((rc = bnf_check_spatial(ctx, x, w)))
+        return rc;
+    cv->g.nsp = x->rank - 2;
+    cv->n = (size_t)x->dims[0];
+    cv->c = (size_t)x->dims[1];
+    cv->group = bnf_ctx_int(ctx, "group", 1);
     return BNF_OK;
 }
 
-/* kernel_shape (optional, must agree with W), strides, dilations into g. */
-static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
+bnf_status bnf_conv_frame(bnf_op_ctx *ctx, bnf_conv_node *cv)
 {
+    bnf_conv_geom *g = &cv->g;
+    const bnf_tensor *x = cv->x, *w = cv->w, *b = cv->b;
     bnf_status rc;
-    int64_t ks[MAX_SP];
-    size_t n = bnf_ctx_ints(ctx, "kernel_shape", ks, MAX_SP);
+    int64_t ks[BNF_MAX_SPATIAL];
+    size_t n;
+    if (b && (b->rank != 1 || (size_t)b->dims[0] != cv->m))
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
+                        BNF_NODE_ARG(ctx), cv->m);
+    n = bnf_ctx_ints(ctx, "kernel_shape", ks, BNF_MAX_SPATIAL);
     if (n) {
         if (n != g->nsp)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -195,13 +83,34 @@ static bnf_status kernel_attrs(bnf_op_ctx *ctx, const bnf_tensor *w, geom *g)
         g->k[i] = w->dims[i + 2];
         g->ks *= (size_t)g->k[i];
     }
-    if ((rc = ints_attr(ctx, "strides", g->nsp, 1, 1, ATTR_MAX, g->s)))
+    if ((rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)) ||
+        (rc = bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d)))
         return rc;
-    return ints_attr(ctx, "dilations", g->nsp, 1, 1, ATTR_MAX, g->d);
+    g->is = 1;
+    for (size_t i = 0; i < g->nsp; i++) {
+        g->in[i] = x->dims[i + 2];
+        g->is *= (size_t)g->in[i];
+    }
+    return BNF_OK;
 }
 
-/* Fills each of `planes` planes of `len` floats with bias[plane % m] (0 when no bias). */
-static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
+/* N x M x the output sizes. */
+static void conv_dims(const bnf_conv_node *cv, int64_t *dims)
+{
+    dims[0] = (int64_t)cv->n;
+    dims[1] = (int64_t)cv->m;
+    for (size_t i = 0; i < cv->g.nsp; i++)
+        dims[i + 2] = cv->g.out[i];
+}
+
+bnf_status bnf_conv_output(bnf_op_ctx *ctx, bnf_conv_node *cv)
+{
+    int64_t dims[BNF_MAX_RANK];
+    conv_dims(cv, dims);
+    return bnf_out(ctx, 0, BNF_T_FLOAT, dims, cv->g.nsp + 2, &cv->y);
+}
+
+void bnf_conv_fill_bias(float *y, const float *bias, size_t planes, size_t m, size_t len)
 {
     if (!bias) {
         memset(y, 0, planes * len * sizeof *y);
@@ -209,25 +118,13 @@ static void fill_bias(float *y, const float *bias, size_t planes, size_t m, size
     }
     for (size_t p = 0; p < planes; p++) {
         float v = bias[p % m], *row = y + p * len;
-        v4f vv = {v, v, v, v};
+        bnf_v4f vv = {v, v, v, v};
         size_t i = 0;
         for (; i + 4 <= len; i += 4)
             memcpy(row + i, &vv, sizeof vv);
         for (; i < len; i++)
             row[i] = v;
     }
-}
-
-/* ---- threads ------------------------------------------------------------------ */
-
-/* Loops are shared out with bnf_parallel (the session's threads); per-thread
- * scratch is indexed by the thread id, below this bound. */
-enum { MAX_THREADS = 64 };
-
-static size_t par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
-{
-    size_t t = bnf_par_threads(ctx, n, work);
-    return t > MAX_THREADS ? MAX_THREADS : t;
 }
 
 /* ---- Conv: im2col --------------------------------------------------------------- */
@@ -237,31 +134,42 @@ static size_t par_threads(const bnf_op_ctx *ctx, size_t n, size_t work)
 static void valid_range(int64_t in, int64_t out, int64_t s, int64_t p, int64_t kd, int64_t *lo,
                         int64_t *hi)
 {
-    *lo = clamp64(ceil_div(p - kd, s), 0, out);
-    *hi = clamp64(ceil_div(in + p - kd, s), *lo, out);
+    *lo = bnf_clamp64(bnf_ceil_div(p - kd, s), 0, out);
+    *hi = bnf_clamp64(bnf_ceil_div(in + p - kd, s), *lo, out);
 }
 
-static void gather_even(float *dst, const float *src, int64_t n, int64_t avail);
+/* dst[i] = src[2 i] for i in [0, n); src has avail readable elements (at
+ * least 2 n - 1): the stride-2 rows of im2col (a network's stem). */
+static void gather_even(float *dst, const float *src, int64_t n, int64_t avail)
+{
+    int64_t i = 0;
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+    for (; i + 4 <= n && 2 * i + 8 <= avail; i += 4)
+        bnf_st4(dst + i, __builtin_shufflevector(bnf_ld4(src + 2 * i), bnf_ld4(src + 2 * i + 4),
+                                                 0, 2, 4, 6));
+#else
+    (void)avail;
+#endif
+    for (; i < n; i++)
+        dst[i] = src[2 * i];
+}
 
 /* Rows [r0, r1) of the column matrix of `x` (channels of g->is elements),
  * for the output rows [o0, o1) (an output row: the last spatial dimension):
  * row r = c * ks + kernel position holds, for each of those output positions,
  * the input value under that kernel tap (0 in the padding); rows of col are
  * (o1 - o0) * out[last] long. */
-static void im2col_part(const float *x, const geom *g, float *col, size_t r0, size_t r1,
+static void im2col_part(const float *x, const bnf_conv_geom *g, float *col, size_t r0, size_t r1,
                         size_t o0, size_t o1)
 {
     size_t last = g->nsp - 1, ow = (size_t)g->out[last], len = (o1 - o0) * ow;
     int64_t w = g->in[last], s = g->s[last];
     for (size_t r = r0; r < r1; r++) {
         size_t c = r / g->ks, kr = r % g->ks;
-        int64_t kp[MAX_SP], op[MAX_SP] = {0}, lo, hi, off;
+        int64_t kp[BNF_MAX_SPATIAL], op[BNF_MAX_SPATIAL] = {0}, lo, hi, off;
         const float *xc = x + c * g->is;
         float *row = col + r * len;
-        for (size_t j = g->nsp; j-- > 0;) {
-            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
-            kr /= (size_t)g->k[j];
-        }
+        bnf_conv_tap(g, kr, kp);
         for (size_t j = last, rest = o0; j-- > 0;) { /* the output position of row o0 */
             op[j] = (int64_t)(rest % (size_t)g->out[j]);
             rest /= (size_t)g->out[j];
@@ -270,15 +178,8 @@ static void im2col_part(const float *x, const geom *g, float *col, size_t r0, si
         valid_range(w, (int64_t)ow, s, g->pb[last], kp[last] * g->d[last], &lo, &hi);
         for (size_t o = o0; o < o1; o++) {
             float *dst = row + (o - o0) * ow;
-            int64_t base = 0;
-            int inside = 1;
-            for (size_t j = 0; j < last; j++) {
-                int64_t ij = op[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
-                if (ij < 0 || ij >= g->in[j])
-                    inside = 0;
-                base = base * g->in[j] + ij;
-            }
-            if (!inside || lo >= hi) {
+            int64_t base;
+            if (!bnf_conv_tap_row(g, last, op, kp, g->in, &base) || lo >= hi) {
                 memset(dst, 0, ow * sizeof *dst);
             } else {
                 const float *xr = xc + base * w;
@@ -301,684 +202,6 @@ static void im2col_part(const float *x, const geom *g, float *col, size_t r0, si
             }
         }
     }
-}
-
-/* ---- Conv: depthwise ------------------------------------------------------------ */
-
-/*
- * A depthwise plane is first split into its sh x sw polyphase components: the
- * zero-padded plane P (hp x wp) becomes sub-planes S[a][b] (hq x wq) with
- * S[a][b][r][c] = P[r sh + a][c sw + b].  Output (oh, ow), kernel tap (kh, kw)
- * reads P[oh sh + kh dh][ow sw + kw dw] = S[a][b][oh + kh dh / sh][ow + kw dw / sw]
- * with a = kh dh % sh, b = kw dw % sw: a stride-1 read.  Over the sub-planes
- * laid end to end, output i = oh * wq + ow is then sum_t k[t] src[i + off[t]],
- * one long vectorised run over the whole plane (dw_flat); the wq - ow extra
- * columns of each row are computed too and dropped.  With stride 1 and no
- * padding the input plane is read in place.
- */
-typedef void (*dw_flat_fn)(const float *x, const float *k, const int64_t *off, size_t taps,
-                           float bias, float *y, size_t n);
-
-/* y (oh x ow) = bias + x (h x w) convolved with k (K x K, K odd), stride 1
- * or 2, padding (K - 1) / 2 at the start (and zeros past the end); ring:
- * DW_RING(K, w) floats of scratch, all zero before the first plane of a Conv
- * (the kernels keep their padding zero). */
-typedef void (*dw_same_fn)(const float *x, int64_t h, int64_t w, int64_t oh, int64_t ow,
-                           const float *k, float bias, float *y, float *ring);
-#define DW_RING(K, w) ((size_t)((K) + 1) * (size_t)((w) + 2 * (K) + 24))
-
-typedef struct {
-    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
-    int64_t hp, wp;  /* the zero-padded plane */
-    int64_t hq, wq;  /* each polyphase sub-plane */
-    int copy;        /* the plane is laid out in scratch (else read in place) */
-    dw_flat_fn flat;
-    dw_same_fn same; /* a direct kernel for this shape, or NULL */
-} dw_geom;
-
-static inline __attribute__((always_inline)) v4f ld4(const float *p)
-{
-    v4f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline __attribute__((always_inline)) void st4(float *p, v4f v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-/* y[i] = bias + sum_t k[t] x[i + off[t]] for i in [0, n). */
-static void dw_flat(const float *x, const float *k, const int64_t *off, size_t taps, float bias,
-                    float *y, size_t n)
-{
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v4f a0 = {bias, bias, bias, bias}, a1 = a0, a2 = a0, a3 = a0;
-        for (size_t t = 0; t < taps; t++) {
-            const float *p = x + i + off[t];
-            float wv = k[t];
-            a0 += wv * ld4(p);
-            a1 += wv * ld4(p + 4);
-            a2 += wv * ld4(p + 8);
-            a3 += wv * ld4(p + 12);
-        }
-        st4(y + i, a0);
-        st4(y + i + 4, a1);
-        st4(y + i + 8, a2);
-        st4(y + i + 12, a3);
-    }
-    for (; i + 4 <= n; i += 4) {
-        v4f a0 = {bias, bias, bias, bias}, a1 = {0, 0, 0, 0};
-        size_t t = 0;
-        for (; t + 2 <= taps; t += 2) {
-            a0 += k[t] * ld4(x + i + off[t]);
-            a1 += k[t + 1] * ld4(x + i + off[t + 1]);
-        }
-        if (t < taps)
-            a0 += k[t] * ld4(x + i + off[t]);
-        st4(y + i, a0 + a1);
-    }
-    for (; i < n; i++) {
-        float acc = bias;
-        for (size_t t = 0; t < taps; t++)
-            acc += k[t] * x[i + off[t]];
-        y[i] = acc;
-    }
-}
-
-#ifdef DW_AVX2
-/* dw_flat with AVX2 and FMA, 8 lanes; picked at run time when the CPU has them. */
-__attribute__((target("avx2,fma"))) static void dw_flat_avx2(const float *x, const float *k,
-                                                             const int64_t *off, size_t taps,
-                                                             float bias, float *y, size_t n)
-{
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t t = 0; t < taps; t++) {
-            const float *p = x + i + off[t];
-            __m256 wv = _mm256_set1_ps(k[t]);
-            a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p), a0);
-            a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 8), a1);
-            a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 16), a2);
-            a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p + 24), a3);
-        }
-        _mm256_storeu_ps(y + i, a0);
-        _mm256_storeu_ps(y + i + 8, a1);
-        _mm256_storeu_ps(y + i + 16, a2);
-        _mm256_storeu_ps(y + i + 24, a3);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();
-        size_t t = 0;
-        for (; t + 2 <= taps; t += 2) {
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(k[t]), _mm256_loadu_ps(x + i + off[t]), a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(k[t + 1]), _mm256_loadu_ps(x + i + off[t + 1]),
-                                 a1);
-        }
-        if (t < taps)
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(k[t]), _mm256_loadu_ps(x + i + off[t]), a0);
-        _mm256_storeu_ps(y + i, _mm256_add_ps(a0, a1));
-    }
-    if (i < n) /* the rest, 4 lanes (the sum only depends on x from i on) */
-        dw_flat(x + i, k, off, taps, bias, y + i, n - i);
-}
-#endif
-
-#ifdef DW_AVX2
-/* The direct kernels' output row yr[0, n), 8 at a time: bias plus the sum over
- * the K x K taps of kv[tap] x the 8 values from SRC + ow (SRC an expression
- * of the tap's row r and column c), in two partial sums; the last partial
- * vector through a small buffer. */
-#define DW_ROW(K, SRC, n)                                                                    \
-    for (int64_t ow = 0; ow < (n); ow += 8) {                                                \
-        __m256 a0 = _mm256_set1_ps(bias), a1 = _mm256_setzero_ps();                          \
-        _Pragma("GCC unroll 8")                                                              \
-        for (int r = 0; r < K; r++)                                                          \
-            _Pragma("GCC unroll 8")                                                          \
-            for (int c = 0; c < K; c++) {                                                    \
-                __m256 v = _mm256_loadu_ps(SRC + ow);                                        \
-                if ((r * K + c) & 1)                                                         \
-                    a1 = _mm256_fmadd_ps(kv[r * K + c], v, a1);                              \
-                else                                                                         \
-                    a0 = _mm256_fmadd_ps(kv[r * K + c], v, a0);                              \
-            }                                                                                \
-        a0 = _mm256_add_ps(a0, a1);                                                          \
-        if (ow + 8 <= (n)) {                                                                 \
-            _mm256_storeu_ps(yr + ow, a0);                                                   \
-        } else {                                                                             \
-            float buf[8];                                                                    \
-            _mm256_storeu_ps(buf, a0);                                                       \
-            memcpy(yr + ow, buf, (size_t)((n) - ow) * sizeof *buf);                          \
-        }                                                                                    \
-    }
-
-/*
- * The direct "same" kernels.  Each input row is copied once into a ring of K
- * zero-padded rows (P zeros on the left, at least P + 8 on the right; rows
- * outside the plane are a row of zeros), then every output row runs 8 lanes
- * at a time over the whole row with the K * K weights in registers, the last
- * partial vector through a small buffer.  No per-plane layout, no border
- * special cases.
- */
-#define DW_SAME(NAME, K)                                                                     \
-    __attribute__((target("avx2,fma"))) static void NAME(                                   \
-        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
-        float bias, float *y, float *ring)                                                   \
-    {                                                                                        \
-        enum { P = (K - 1) / 2 };                                                            \
-        const int64_t len = w + 2 * P + 8;                                                   \
-        (void)oh_n;                                                                          \
-        (void)ow_n;                                                                          \
-        const float *zero = ring + K * len;                                                  \
-        __m256 kv[K * K];                                                                    \
-        for (int t = 0; t < K * K; t++)                                                      \
-            kv[t] = _mm256_set1_ps(k[t]);                                                    \
-        for (int64_t ih = 0; ih < P && ih < h; ih++)                                         \
-            memcpy(ring + (ih % K) * len + P, x + ih * w, (size_t)w * sizeof *x);            \
-        for (int64_t oh = 0; oh < h; oh++) {                                                 \
-            const float *row[K];                                                             \
-            float *yr = y + oh * w;                                                          \
-            if (oh + P < h)                                                                  \
-                memcpy(ring + ((oh + P) % K) * len + P, x + (oh + P) * w,                    \
-                       (size_t)w * sizeof *x);                                               \
-            for (int r = 0; r < K; r++) {                                                    \
-                int64_t ih = oh + r - P;                                                     \
-                row[r] = ih >= 0 && ih < h ? ring + (ih % K) * len : zero;                   \
-            }                                                                                \
-            DW_ROW(K, row[r] + c, w);                                                        \
-        }                                                                                    \
-    }
-DW_SAME(dw_same3_avx2, 3)
-DW_SAME(dw_same5_avx2, 5)
-#endif
-
-static dw_flat_fn pick_dw_flat(void)
-{
-#ifdef DW_AVX2
-    if (bnf_cpu_isa() >= BNF_ISA_AVX2)
-        return dw_flat_avx2;
-#endif
-    return dw_flat;
-}
-
-/* Per-thread scratch (the laid-out plane, the flat output) and the shared
- * tap offsets. */
-typedef struct {
-    float *plane, *flat;
-    const int64_t *off;
-} dw_scratch;
-
-/* dst[i] = src[2 i] for i in [0, n); src has avail readable elements (at
- * least 2 n - 1): the stride-2 rows of im2col (a network's stem). */
-static void gather_even(float *dst, const float *src, int64_t n, int64_t avail)
-{
-    int64_t i = 0;
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-    for (; i + 4 <= n && 2 * i + 8 <= avail; i += 4)
-        st4(dst + i, __builtin_shufflevector(ld4(src + 2 * i), ld4(src + 2 * i + 4), 0, 2, 4, 6));
-#else
-    (void)avail;
-#endif
-    for (; i < n; i++)
-        dst[i] = src[2 * i];
-}
-
-/* The even elements of src[0, n) into ev, the odd ones into od. */
-static void deinterleave(const float *src, float *ev, float *od, int64_t n)
-{
-    int64_t j = 0;
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
-    for (; 2 * j + 8 <= n; j += 4) {
-        v4f a = ld4(src + 2 * j), b = ld4(src + 2 * j + 4);
-        st4(ev + j, __builtin_shufflevector(a, b, 0, 2, 4, 6));
-        st4(od + j, __builtin_shufflevector(a, b, 1, 3, 5, 7));
-    }
-#endif
-    for (; 2 * j + 1 < n; j++) {
-        ev[j] = src[2 * j];
-        od[j] = src[2 * j + 1];
-    }
-    if (2 * j < n)
-        ev[j] = src[2 * j];
-}
-
-#ifdef DW_AVX2
-/*
- * Stride 2: each input row, zero-padded, is split into its even and odd
- * columns E and O once (a ring of K rows keyed by row number), so that tap c
- * of output column j reads E[j + c / 2] (c even) or O[j + c / 2] (c odd):
- * contiguous loads again, 8 outputs at a time.
- */
-#define DW_S2(NAME, K)                                                                       \
-    __attribute__((target("avx2,fma"))) static void NAME(                                   \
-        const float *x, int64_t h, int64_t w, int64_t oh_n, int64_t ow_n, const float *k,    \
-        float bias, float *y, float *ring)                                                   \
-    {                                                                                        \
-        enum { P = (K - 1) / 2 };                                                            \
-        const int64_t half = w / 2 + K + 9; /* E or O of one row */                          \
-        const float *zero = ring + (size_t)K * 2 * half;                                     \
-        int64_t slot_row[K];                                                                 \
-        __m256 kv[K * K];                                                                    \
-        for (int t = 0; t < K * K; t++)                                                      \
-            kv[t] = _mm256_set1_ps(k[t]);                                                    \
-        for (int t = 0; t < K; t++)                                                          \
-            slot_row[t] = -1;                                                                \
-        for (int64_t oh = 0; oh < oh_n; oh++) {                                              \
-            const float *e[K], *o[K];                                                        \
-            float *yr = y + oh * ow_n;                                                       \
-            for (int r = 0; r < K; r++) {                                                    \
-                int64_t ih = 2 * oh + r - P;                                                 \
-                float *se, *so;                                                              \
-                if (ih < 0 || ih >= h) {                                                     \
-                    e[r] = o[r] = zero;                                                      \
-                    continue;                                                                \
-                }                                                                            \
-                se = ring + (size_t)(ih % K) * 2 * half;                                     \
-                so = se + half;                                                              \
-                if (slot_row[ih % K] != ih) {                                                \
-                    /* padded column i + P: even ones to E, odd ones to O */                 \
-                    if (P % 2 == 0)                                                          \
-                        deinterleave(x + ih * w, se + P / 2, so + P / 2, w);                 \
-                    else                                                                     \
-                        deinterleave(x + ih * w, so + (P - 1) / 2, se + (P + 1) / 2, w);     \
-                    slot_row[ih % K] = ih;                                                   \
-                }                                                                            \
-                e[r] = se;                                                                   \
-                o[r] = so;                                                                   \
-            }                                                                                \
-            DW_ROW(K, (c % 2 ? o[r] : e[r]) + c / 2, ow_n);                                 \
-        }                                                                                    \
-    }
-DW_S2(dw_s2k3_avx2, 3)
-DW_S2(dw_s2k5_avx2, 5)
-#undef DW_ROW
-#endif
-
-#ifdef DW_AVX2
-/*
- * Small planes (up to DW8_MAX_PLANE elements, where the per-plane loops above
- * spend more on row set-up than on arithmetic): 8 channels at a time, one per
- * lane.  The 8 input planes are interleaved into a zero-padded hp x wp x 8
- * block, the kernels into K * K x 8, then each output position is a sum over
- * the K * K taps of whole 8-lane vectors (4 positions of a row at a time, so
- * that each weight vector loaded serves 4 FMAs), and the result is split back
- * into the 8 output planes.
- */
-enum { DW8_MAX_PLANE = 256 };
-
-#define DW8(NAME, K, S)                                                                      \
-    __attribute__((target("avx2,fma"))) static void NAME(const float *xt, const float *kt,     \
-                                                         const float *bv, float *yt,          \
-                                                         int64_t wp, int64_t oh_n,            \
-                                                         int64_t ow_n)                        \
-    {                                                                                        \
-        __m256 bias = _mm256_loadu_ps(bv);                                                   \
-        for (int64_t oh = 0; oh < oh_n; oh++) {                                              \
-            const float *top = xt + (oh * S) * wp * 8;                                       \
-            float *yr = yt + oh * ow_n * 8;                                                  \
-            int64_t ow = 0;                                                                  \
-            for (; ow + 4 <= ow_n; ow += 4) {                                                \
-                __m256 a0 = bias, a1 = bias, a2 = bias, a3 = bias;                           \
-                _Pragma("GCC unroll 8")                                                      \
-                for (int r = 0; r < K; r++)                                                  \
-                    _Pragma("GCC unroll 8")                                                  \
-                    for (int c = 0; c < K; c++) {                                            \
-                        __m256 wv = _mm256_loadu_ps(kt + (r * K + c) * 8);                   \
-                        const float *px = top + (r * wp + ow * S + c) * 8;                   \
-                        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px), a0);                   \
-                        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + S * 8), a1);           \
-                        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + 2 * S * 8), a2);       \
-                        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(px + 3 * S * 8), a3);       \
-                    }                                                                        \
-                _mm256_storeu_ps(yr + ow * 8, a0);                                           \
-                _mm256_storeu_ps(yr + ow * 8 + 8, a1);                                       \
-                _mm256_storeu_ps(yr + ow * 8 + 16, a2);                                      \
-                _mm256_storeu_ps(yr + ow * 8 + 24, a3);                                      \
-            }                                                                                \
-            for (; ow < ow_n; ow++) {                                                        \
-                __m256 a0 = bias;                                                            \
-                for (int r = 0; r < K; r++)                                                  \
-                    for (int c = 0; c < K; c++)                                              \
-                        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(kt + (r * K + c) * 8),          \
-                                             _mm256_loadu_ps(top + (r * wp + ow * S + c) * 8), \
-                                             a0);                                            \
-                _mm256_storeu_ps(yr + ow * 8, a0);                                           \
-            }                                                                                \
-        }                                                                                    \
-    }
-DW8(dw8_k3s1, 3, 1)
-DW8(dw8_k3s2, 3, 2)
-DW8(dw8_k5s1, 5, 1)
-DW8(dw8_k5s2, 5, 2)
-
-typedef void (*dw8_fn)(const float *xt, const float *kt, const float *bv, float *yt, int64_t wp,
-                       int64_t oh_n, int64_t ow_n);
-
-/* The kernel for q, or NULL when the channel-blocked path does not apply. */
-static dw8_fn pick_dw8(const dw_geom *q, size_t mg)
-{
-    if (mg != 1 || q->kh != q->kw || (q->kh != 3 && q->kh != 5) || q->sh != q->sw ||
-        (q->sh != 1 && q->sh != 2) || q->dh != 1 || q->dw != 1 || q->h * q->w > DW8_MAX_PLANE ||
-        bnf_cpu_isa() < BNF_ISA_AVX2)
-        return NULL;
-    if (q->kh == 3)
-        return q->sh == 1 ? dw8_k3s1 : dw8_k3s2;
-    return q->sh == 1 ? dw8_k5s1 : dw8_k5s2;
-}
-
-/* Scratch floats per thread: the interleaved input, output, kernels, bias. */
-static size_t dw8_scratch(const dw_geom *q)
-{
-    return (size_t)(q->hp * q->wp * 8 + q->oh * q->ow * 8 + q->kh * q->kw * 8 + 8);
-}
-
-typedef struct {
-    const float *x, *w, *b;
-    float *y;
-    const dw_geom *q;
-    size_t m;            /* channels (= input channels: one output per input channel) */
-    size_t groups;       /* groups of 8 channels per batch */
-    float *scratch;      /* dw8_scratch(q) floats per thread */
-    dw8_fn fn;
-    const bnf_epilogue *epi;
-} dw8_job;
-
-/* r[0..8) = its transpose (row i of the result: lane i of every r[j]). */
-__attribute__((target("avx2,fma"))) static inline void transpose8(__m256 *r)
-{
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-/* The nc (<= 8) planes x[l * is ..] (h x w) into the interleaved padded block
- * xt (position (ih + ph, iw + pw) at ((ih + ph) * wp + iw + pw) * 8 + l),
- * 8 positions at a time through a transpose; lanes past nc are left as they
- * were (their kernels are zero and their outputs never read). */
-static inline float *dw8_at(float *xt, const dw_geom *q, size_t w, size_t p) /* position p */
-{
-    return xt + (((int64_t)(p / w) + q->ph) * q->wp + (int64_t)(p % w) + q->pw) * 8;
-}
-
-__attribute__((target("avx2,fma"))) static void dw8_in(const float *x, size_t is, size_t nc,
-                                                       const dw_geom *q, float *xt)
-{
-    static const float zero[8];
-    size_t w = (size_t)q->w, f = 0;
-    for (; f + 8 <= is; f += 8) {
-        __m256 r[8];
-        for (size_t l = 0; l < 8; l++)
-            r[l] = _mm256_loadu_ps(l < nc ? x + l * is + f : zero);
-        transpose8(r);
-        for (size_t i = 0; i < 8; i++)
-            _mm256_storeu_ps(dw8_at(xt, q, w, f + i), r[i]);
-    }
-    for (; f < is; f++)
-        for (size_t l = 0; l < nc; l++)
-            dw8_at(xt, q, w, f)[l] = x[l * is + f];
-}
-
-/* The interleaved output yt (os positions x 8 lanes) back into nc planes y[l * os ..]. */
-__attribute__((target("avx2,fma"))) static void dw8_out(const float *yt, size_t os, size_t nc,
-                                                        float *y)
-{
-    size_t f = 0;
-    for (; f + 8 <= os; f += 8) {
-        __m256 r[8];
-        for (size_t i = 0; i < 8; i++)
-            r[i] = _mm256_loadu_ps(yt + (f + i) * 8);
-        transpose8(r);
-        for (size_t l = 0; l < nc; l++)
-            _mm256_storeu_ps(y + l * os + f, r[l]);
-    }
-    for (; f < os; f++)
-        for (size_t l = 0; l < nc; l++)
-            y[l * os + f] = yt[f * 8 + l];
-}
-
-/* Channel blocks [lo, hi) (block = batch * groups + channel / 8). */
-static void dw8_range(void *arg, size_t tid, size_t lo, size_t hi)
-{
-    const dw8_job *j = arg;
-    const dw_geom *q = j->q;
-    size_t is = (size_t)(q->h * q->w), os = (size_t)(q->oh * q->ow), ks = (size_t)(q->kh * q->kw);
-    float *xt = j->scratch + tid * dw8_scratch(q), *yt = xt + q->hp * q->wp * 8;
-    float *kt = yt + os * 8, *bv = kt + ks * 8;
-    /* the padding stays zero: dw8_in writes the inside of the block only */
-    memset(xt, 0, (size_t)(q->hp * q->wp) * 8 * sizeof *xt);
-    for (size_t blk = lo; blk < hi; blk++) {
-        size_t nb = blk / j->groups, c0 = blk % j->groups * 8;
-        size_t nc = j->m - c0 < 8 ? j->m - c0 : 8;
-        const float *x = j->x + (nb * j->m + c0) * is;
-        float *y = j->y + (nb * j->m + c0) * os;
-        dw8_in(x, is, nc, q, xt);
-        for (size_t t = 0; t < ks; t++)
-            for (size_t l = 0; l < 8; l++)
-                kt[t * 8 + l] = l < nc ? j->w[(c0 + l) * ks + t] : 0.0f;
-        for (size_t l = 0; l < 8; l++)
-            bv[l] = l < nc && j->b ? j->b[c0 + l] : 0.0f;
-        j->fn(xt, kt, bv, yt, q->wp, q->oh, q->ow);
-        dw8_out(yt, os, nc, y);
-        if (j->epi)
-            for (size_t l = 0; l < nc; l++)
-                bnf_epilogue_apply(j->epi, c0 + l, y + l * os, os);
-    }
-}
-#endif
-
-/* The direct kernel for a plane geometry, or NULL (then the polyphase path). */
-static dw_same_fn pick_dw_same(const dw_geom *q)
-{
-#ifdef DW_AVX2
-    int k = (int)q->kh, p = (k - 1) / 2;
-    if (q->kh != q->kw || (k != 3 && k != 5) || q->dh != 1 || q->dw != 1 || q->ph != p ||
-        q->pw != p || q->h < 1 || q->w < 1 || q->oh < 1 || q->ow < 1 ||
-        bnf_cpu_isa() < BNF_ISA_AVX2)
-        return NULL;
-    if (q->sh == 1 && q->sw == 1 && q->oh == q->h && q->ow == q->w)
-        return k == 3 ? dw_same3_avx2 : dw_same5_avx2;
-    /* stride 2: every row and column read lies in the padded plane or right after it */
-    if (q->sh == 2 && q->sw == 2 && 2 * (q->oh - 1) - p + k <= q->h + p + 1 &&
-        2 * (q->ow - 1) - p + k <= q->w + p + 1)
-        return k == 3 ? dw_s2k3_avx2 : dw_s2k5_avx2;
-#else
-    (void)q;
-#endif
-    return NULL;
-}
-
-/* Splits input plane x (h x w) into the zero-padded polyphase sub-planes in
- * dst (sh * sw sub-planes of hq x wq, sub-plane a * sw + b). */
-static void dw_layout(const float *x, const dw_geom *q, float *dst)
-{
-    size_t sub = (size_t)(q->hq * q->wq);
-    memset(dst, 0, sub * (size_t)(q->sh * q->sw) * sizeof *dst);
-    for (int64_t i = 0; i < q->h; i++) {
-        int64_t r = i + q->ph; /* padded row */
-        const float *xr = x + i * q->w;
-        float *d0 = dst + (size_t)(r % q->sh * q->sw) * sub + (size_t)(r / q->sh * q->wq);
-        if (q->sw == 1) {
-            memcpy(d0 + q->pw, xr, (size_t)q->w * sizeof *d0);
-        } else if (q->sw == 2) {
-            /* padded column c + pw of input column c: the even input columns go
-             * to the half of pw's parity */
-            float *half0 = d0 + (q->pw & 1) * (int64_t)sub, *half1 = d0 + (~q->pw & 1) * (int64_t)sub;
-            deinterleave(xr, half0 + q->pw / 2, half1 + (q->pw + 1) / 2, q->w);
-        } else {
-            for (int64_t c = 0; c < q->w; c++) {
-                int64_t pc = c + q->pw;
-                d0[(pc % q->sw) * (int64_t)sub + pc / q->sw] = xr[c];
-            }
-        }
-    }
-}
-
-/* One output plane y of one input plane x through kernel k (kh * kw). */
-static void dw_plane(const float *x, const float *k, float bias, float *y, const dw_geom *q,
-                     const dw_scratch *sc)
-{
-    size_t taps = (size_t)(q->kh * q->kw), n = (size_t)((q->oh - 1) * q->wq + q->ow);
-    if (q->same) {
-        q->same(x, q->h, q->w, q->oh, q->ow, k, bias, y, sc->plane); /* the zeroed ring */
-        return;
-    }
-    if (q->copy) {
-        dw_layout(x, q, sc->plane);
-        x = sc->plane;
-    }
-    if (q->wq == q->ow) {
-        q->flat(x, k, sc->off, taps, bias, y, n);
-    } else {
-        q->flat(x, k, sc->off, taps, bias, sc->flat, n);
-        for (int64_t oh = 0; oh < q->oh; oh++)
-            memcpy(y + oh * q->ow, sc->flat + oh * q->wq, (size_t)q->ow * sizeof *y);
-    }
-}
-
-typedef struct {
-    const float *x, *w, *b;
-    float *y;
-    const dw_geom *q;
-    const dw_scratch *sc; /* one per thread id */
-    size_t m, mg;   /* output channels, output channels per group (input channel = m / mg) */
-    const bnf_epilogue *epi; /* fused nodes, or NULL */
-} dw_job;
-
-static void dw_range(void *arg, size_t tid, size_t lo, size_t hi)
-{
-    const dw_job *j = arg;
-    const dw_geom *q = j->q;
-    size_t is = (size_t)(q->h * q->w), os = (size_t)(q->oh * q->ow);
-    size_t ks = (size_t)(q->kh * q->kw), c = j->m / j->mg;
-    for (size_t p = lo; p < hi; p++) { /* p = n * M + m */
-        size_t n = p / j->m, m = p % j->m;
-        dw_plane(j->x + (n * c + m / j->mg) * is, j->w + m * ks, j->b ? j->b[m] : 0.0f,
-                 j->y + p * os, q, &j->sc[tid]);
-        if (j->epi)
-            bnf_epilogue_apply(j->epi, m, j->y + p * os, os);
-    }
-}
-
-/* Runs the depthwise path, or leaves *declined set (and Y untouched) when the
- * laid-out plane would be much larger than the input and output planes
- * (huge dilations or padding): im2col handles those. */
-static bnf_status conv_depthwise(bnf_op_ctx *ctx, const float *x, const float *w, const float *b,
-                                 float *y, const geom *g, size_t n, size_t m, size_t mg,
-                                 const bnf_epilogue *epi, int *declined)
-{
-    dw_geom q;
-    dw_job job;
-    dw_scratch sc[MAX_THREADS];
-    int two = g->nsp == 2;
-    size_t planesz = 0, flatsz = 0, ks = g->ks, nt, per, work;
-    float *mem;
-    int64_t *off;
-    q.h = two ? g->in[0] : 1;
-    q.oh = two ? g->out[0] : 1;
-    q.kh = two ? g->k[0] : 1;
-    q.sh = two ? g->s[0] : 1;
-    q.ph = two ? g->pb[0] : 0;
-    q.dh = two ? g->d[0] : 1;
-    q.w = g->in[g->nsp - 1];
-    q.ow = g->out[g->nsp - 1];
-    q.kw = g->k[g->nsp - 1];
-    q.sw = g->s[g->nsp - 1];
-    q.pw = g->pb[g->nsp - 1];
-    q.dw = g->d[g->nsp - 1];
-    /* the plane every tap of every output reads: padding at the start, and
-     * enough at the end for the last window */
-    q.hp = q.ph + q.h;
-    q.wp = q.pw + q.w;
-    if ((q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1 > q.hp)
-        q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1;
-    if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
-        q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
-#ifdef DW_AVX2
-    {
-        dw8_fn fn = two ? pick_dw8(&q, mg) : NULL;
-        if (fn) {
-            size_t groups = (m + 7) / 8, blocks = n * groups;
-            dw8_job j8;
-            if (!mul_ok(g->os * n * m, ks, &work))
-                work = SIZE_MAX;
-            nt = par_threads(ctx, blocks, work);
-            mem = bnf_malloc(nt * dw8_scratch(&q) * sizeof *mem);
-            if (!mem)
-                return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                                BNF_NODE_ARG(ctx));
-            j8 = (dw8_job){x, w, b, y, &q, m, groups, mem, fn, epi};
-            bnf_parallel(ctx, nt, blocks, dw8_range, &j8);
-            bnf_free(mem);
-            *declined = 0;
-            return BNF_OK;
-        }
-    }
-#endif
-    q.hq = (q.hp + q.sh - 1) / q.sh;
-    q.wq = (q.wp + q.sw - 1) / q.sw;
-    q.copy = q.sh > 1 || q.sw > 1 || q.hp > q.h || q.wp > q.w || q.ph || q.pw;
-    if (!q.copy) {
-        q.hp = q.hq = q.h;
-        q.wp = q.wq = q.w;
-    }
-    q.flat = pick_dw_flat();
-    q.same = pick_dw_same(&q);
-    *declined = !mul_ok((size_t)q.hq, (size_t)q.wq, &planesz) ||
-                !mul_ok(planesz, (size_t)(q.sh * q.sw), &planesz) ||
-                planesz / 4 > g->is + g->os + 16384;
-    if (*declined)
-        return BNF_OK;
-    if (!q.copy)
-        planesz = 0;
-    flatsz = (size_t)q.oh * (size_t)q.wq;
-    if (q.same) { /* the ring of padded rows only */
-        planesz = DW_RING(q.kh, q.w);
-        flatsz = 0;
-    }
-    per = planesz + flatsz;
-    if (!mul_ok(g->os * n * m, ks, &work))
-        work = SIZE_MAX;
-    nt = par_threads(ctx, n * m, work);
-    off = bnf_malloc(ks * sizeof *off);
-    mem = bnf_malloc((nt * per + 1) * sizeof *mem);
-    if (!off || !mem) {
-        bnf_free(off);
-        bnf_free(mem);
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
-    }
-    for (int64_t kh = 0; kh < q.kh; kh++)
-        for (int64_t kw = 0; kw < q.kw; kw++) {
-            int64_t r = kh * q.dh, c = kw * q.dw; /* padded row and column of the tap */
-            int64_t sub = (r % q.sh) * q.sw + c % q.sw;
-            off[kh * q.kw + kw] = sub * q.hq * q.wq + (r / q.sh) * q.wq + c / q.sw;
-        }
-    for (size_t t = 0; t < nt; t++) {
-        sc[t].plane = mem + t * per;
-        sc[t].flat = sc[t].plane + planesz;
-        sc[t].off = off;
-        if (q.same)
-            memset(sc[t].plane, 0, planesz * sizeof *mem);
-    }
-    job = (dw_job){x, w, b, y, &q, sc, m, mg, epi};
-    bnf_parallel(ctx, nt, n * m, dw_range, &job);
-    bnf_free(off);
-    bnf_free(mem);
-    return BNF_OK;
 }
 
 /* ---- Conv: GEMM ------------------------------------------------------------------ */
@@ -1031,7 +254,7 @@ static void gemm_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 typedef struct {
     const float *x;
-    const geom *g;
+    const bnf_conv_geom *g;
     float *col;
 } im2col_job;
 
@@ -1080,7 +303,7 @@ static size_t gemm_blocks(gemm_job *j, size_t nt)
 typedef struct {
     const float *x, *w;  /* the group's input planes and weights */
     float *y;            /* the group's output planes */
-    const geom *g;
+    const bnf_conv_geom *g;
     size_t mg, rows, m0; /* output channels, column rows, first output channel */
     size_t ow, outer;    /* output row length, output rows */
     size_t nro;          /* output rows per block */
@@ -1114,7 +337,7 @@ static void colblk_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 /* Output rows per block for colblk_job, or 0 when the column matrix is small
  * enough to make whole (fewer blocks than threads, or one). */
-static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
+static size_t colblk_rows(const bnf_conv_geom *g, size_t rows, size_t nt)
 {
     size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow, target, nro, blocks;
     target = 65536 / (rows ? rows : 1);
@@ -1130,19 +353,21 @@ static size_t colblk_rows(const geom *g, size_t rows, size_t nt)
     return (outer + blocks - 1) / blocks;
 }
 
-static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, const float *bd,
-                            float *yd, const geom *g, size_t n, size_t group, size_t c, size_t m,
-                            size_t cg, size_t mg, size_t rows, int pointwise,
-                            const bnf_epilogue *epi, bnf_packed *const *pk)
+static bnf_status conv_gemm(bnf_op_ctx *ctx, const bnf_conv_node *cv, const float *wd,
+                            size_t rows, int pointwise, const bnf_epilogue *epi,
+                            bnf_packed *const *pk)
 {
+    const bnf_conv_geom *g = &cv->g;
+    const float *xd = cv->x->data, *bd = cv->b ? cv->b->data : NULL;
+    float *yd = cv->y->data;
+    size_t n = cv->n, group = (size_t)cv->group, c = cv->c, m = cv->m, cg = cv->cg, mg = cv->mg;
     bnf_epilogue e = {NULL, NULL, m, BNF_ACT_NONE, 0, 0, NULL, 0, BNF_ACT_NONE, yd};
     float *col = NULL, *aff = NULL, *pscratch = NULL;
     size_t work, nt, nro, psc = 0;
     if (bd || (epi && epi->scale)) {
         /* bias and the fused affine in one: act((y + b) s + t) = act(y s + (b s + t)) */
         if (!(aff = bnf_malloc(2 * m * sizeof *aff)))
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         for (size_t i = 0; i < m; i++) {
             double sc = epi && epi->scale ? epi->scale[i] : 1.0;
             double sh = epi && epi->scale ? epi->shift[i] : 0.0;
@@ -1161,15 +386,15 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         e.hi = epi->hi;
     }
     if (rows == 0) { /* no input channels: Y is the bias, through the epilogue */
-        fill_bias(yd, NULL, n * m, m, g->os);
+        bnf_conv_fill_bias(yd, NULL, n * m, m, g->os);
         for (size_t p = 0; p < n * m; p++)
             bnf_epilogue_apply(&e, p % m, yd + p * g->os, g->os);
         bnf_free(aff);
         return BNF_OK;
     }
-    if (!mul_ok(mg * g->os, rows, &work))
+    if (!bnf_mul_ok(mg * g->os, rows, &work))
         work = SIZE_MAX;
-    nt = par_threads(ctx, mg > g->os ? mg : g->os, work / 8);
+    nt = bnf_par_threads(ctx, mg > g->os ? mg : g->os, work / 8);
     if (!pointwise && (nro = colblk_rows(g, rows, nt)) > 0) {
         size_t ow = (size_t)g->out[g->nsp - 1], outer = g->os / ow;
         size_t blocks = (outer + nro - 1) / nro;
@@ -1177,8 +402,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         float *scratch = bnf_malloc(nt * (rows * nro * ow + pks) * sizeof *scratch);
         if (!scratch) {
             bnf_free(aff);
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         }
         for (size_t in = 0; in < n; in++)
             for (size_t gi = 0; gi < group; gi++) {
@@ -1197,8 +421,7 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
         psc = bnf_packed_scratch(rows, g->os);
         if (!(pscratch = bnf_malloc(nt * psc * sizeof *pscratch))) {
             bnf_free(aff);
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         }
     }
     if (!pointwise) {
@@ -1218,7 +441,8 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
             size_t nb;
             if (!pointwise) {
                 im2col_job ij = {xg, g, col};
-                bnf_parallel(ctx, par_threads(ctx, rows, rows * g->os), rows, im2col_range, &ij);
+                bnf_parallel(ctx, bnf_par_threads(ctx, rows, rows * g->os), rows, im2col_range,
+                             &ij);
             }
             j = (gemm_job){wd ? wd + gi * mg * rows : NULL, pointwise ? xg : col,
                            yd + (in * m + gi * mg) * g->os, mg, g->os, rows,
@@ -1237,31 +461,22 @@ static bnf_status conv_gemm(bnf_op_ctx *ctx, const float *xd, const float *wd, c
 /* ---- Conv ------------------------------------------------------------------------- */
 
 /* Output sizes and padding of a Conv (also used for the shapes of its checks). */
-static bnf_status conv_geometry(bnf_op_ctx *ctx, geom *g)
+static bnf_status conv_geometry(bnf_op_ctx *ctx, bnf_conv_geom *g)
 {
     bnf_status rc;
     int mode;
-    int64_t pads[2 * MAX_SP];
-    if ((rc = auto_pad_attr(ctx, &mode)))
+    int64_t pads[2 * BNF_MAX_SPATIAL];
+    if ((rc = bnf_auto_pad(ctx, &mode)))
         return rc;
-    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)))
+    if ((rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)))
         return rc;
     g->os = 1;
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t dk = (g->k[i] - 1) * g->d[i] + 1, in = g->in[i];
-        if (mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
-            int64_t out = ceil_div(in, g->s[i]);
-            int64_t total = (out - 1) * g->s[i] + dk - in;
-            if (total < 0)
-                total = 0;
-            g->pb[i] = mode == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            g->pe[i] = total - g->pb[i];
-        } else if (mode == PAD_VALID) {
-            g->pb[i] = g->pe[i] = 0;
-        } else {
-            g->pb[i] = pads[i];
-            g->pe[i] = pads[i + g->nsp];
-        }
+        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER)
+            bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
+        else
+            bnf_explicit_pads(mode, pads, g->nsp, i, &g->pb[i], &g->pe[i]);
         if (in + g->pb[i] + g->pe[i] < dk)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": the kernel (%lld with dilation) is larger than the "
@@ -1322,7 +537,7 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                         BNF_NODE_ARG(ctx));
     if (groups > SIZE_MAX / sizeof(bnf_packed *) - 1 || !(*ps = packed_set_new(w, groups, mg, rows)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     if (cacheable) {
         packed_set_free(c);
         ctx->cache->data = *ps;
@@ -1334,101 +549,81 @@ static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups,
     return BNF_OK;
 }
 
-static bnf_status conv_run(bnf_op_ctx *ctx)
+static bnf_status op_conv(bnf_op_ctx *ctx)
 {
-    const bnf_tensor *x, *w, *b;
-    bnf_tensor *yt;
-    geom g;
+    bnf_conv_node cv;
+    const bnf_conv_geom *g = &cv.g;
     bnf_status rc;
-    int64_t ydims[BNF_MAX_RANK], group;
-    size_t n, c, m, cg, mg, rows, colsz;
+    size_t rows, colsz;
     int pointwise = 1;
 
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
+    if ((rc = bnf_conv_inputs(ctx, &cv)))
         return rc;
-    if (ctx->epi && ctx->epi->channels != (size_t)w->dims[0])
+    if (ctx->epi && ctx->epi->channels != (size_t)cv.w->dims[0])
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused nodes after it have %zu channels, W has %lld",
-                        BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)w->dims[0]);
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
-    n = (size_t)x->dims[0];
-    c = (size_t)x->dims[1];
-    m = (size_t)w->dims[0];
-    group = bnf_ctx_int(ctx, "group", 1);
-    if (group < 1 || c % (size_t)group || m % (size_t)group)
+                        BNF_NODE_ARG(ctx), ctx->epi->channels, (long long)cv.w->dims[0]);
+    cv.m = (size_t)cv.w->dims[0];
+    if (cv.group < 1 || cv.c % (size_t)cv.group || cv.m % (size_t)cv.group)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": group %lld does not divide the %zu input and %zu output channels",
-                        BNF_NODE_ARG(ctx), (long long)group, c, m);
-    cg = c / (size_t)group;
-    mg = m / (size_t)group;
-    if ((size_t)w->dims[1] != cg)
+                        BNF_NODE_ARG(ctx), (long long)cv.group, cv.c, cv.m);
+    cv.cg = cv.c / (size_t)cv.group;
+    cv.mg = cv.m / (size_t)cv.group;
+    if ((size_t)cv.w->dims[1] != cv.cg)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": W has %lld input channels per group, X has %zu / %lld",
-                        BNF_NODE_ARG(ctx), (long long)w->dims[1], c, (long long)group);
-    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
-                        BNF_NODE_ARG(ctx), m);
-    if ((rc = kernel_attrs(ctx, w, &g)))
+                        BNF_NODE_ARG(ctx), (long long)cv.w->dims[1], cv.c, (long long)cv.group);
+    if ((rc = bnf_conv_frame(ctx, &cv)) || (rc = conv_geometry(ctx, &cv.g)) ||
+        (rc = bnf_conv_output(ctx, &cv)))
         return rc;
-    g.is = 1;
-    for (size_t i = 0; i < g.nsp; i++) {
-        g.in[i] = x->dims[i + 2];
-        g.is *= (size_t)g.in[i];
-    }
-    if ((rc = conv_geometry(ctx, &g)))
-        return rc;
-    ydims[0] = (int64_t)n;
-    ydims[1] = (int64_t)m;
-    for (size_t i = 0; i < g.nsp; i++) {
-        ydims[i + 2] = g.out[i];
-        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i])
+    for (size_t i = 0; i < g->nsp; i++)
+        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] || g->pe[i])
             pointwise = 0;
-    }
-    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
-        return rc;
-    if (ctx->epi && ctx->epi->res && ctx->epi->res_n != yt->n)
+    if (ctx->epi && ctx->epi->res && ctx->epi->res_n != cv.y->n)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": the fused Add has %zu elements, the output %zu",
-                        BNF_NODE_ARG(ctx), ctx->epi->res_n, yt->n);
-    if (yt->n == 0)
+                        BNF_NODE_ARG(ctx), ctx->epi->res_n, cv.y->n);
+    if (cv.y->n == 0)
         return BNF_OK;
-    if (!mul_ok(cg, g.ks, &rows) || !mul_ok(rows, g.os, &colsz) || !blas_ok(rows) ||
-        !blas_ok(g.os) || !blas_ok(mg) || !blas_ok(g.is))
+    if (!bnf_mul_ok(cv.cg, g->ks, &rows) || !bnf_mul_ok(rows, g->os, &colsz) ||
+        !bnf_blas_ok(rows) || !bnf_blas_ok(g->os) || !bnf_blas_ok(cv.mg) || !bnf_blas_ok(g->is))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
                         BNF_NODE_ARG(ctx));
     {
-        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-        float *yd = yt->data;
+        const float *wd = cv.w->data;
         bnf_epilogue el, *epi = NULL;
         if (ctx->epi) { /* the kernel's copy: y0 is this output */
             el = *ctx->epi;
-            el.y0 = yd;
+            el.y0 = cv.y->data;
             epi = &el;
         }
         /* depthwise: one input channel per group, strides small enough for
          * the polyphase layout (larger ones are left to im2col) */
-        if (cg == 1 && group > 1 && g.nsp <= 2 && (g.nsp == 2 ? g.s[0] * g.s[1] : g.s[0]) <= 16) {
+        if (cv.cg == 1 && cv.group > 1 && g->nsp <= 2 &&
+            (g->nsp == 2 ? g->s[0] * g->s[1] : g->s[0]) <= 16) {
             if (!wd)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                                 BNF_NODE_ARG(ctx));
             int declined = 0;
-            rc = conv_depthwise(ctx, xd, wd, bd, yd, &g, n, m, mg, epi, &declined);
+            bnf_plane pl;
+            bnf_plane_init(&pl, g->nsp, g->in, g->out, g->k, g->s, g->pb, g->d);
+            rc = bnf_depthwise(ctx, &pl, cv.x->data, wd, cv.b ? cv.b->data : NULL, cv.y->data,
+                               cv.n, cv.m, cv.mg, epi, &declined);
             if (rc || !declined)
                 return rc;
         }
         {
             packed_set *own = NULL, *ps = NULL;
-            if (rows > 0 && bnf_packed_usable() && (rc = packed_weights(ctx, wd, (size_t)group,
-                                                                         mg, rows, &ps, &own)))
+            if (rows > 0 && bnf_packed_usable() &&
+                (rc = packed_weights(ctx, wd, (size_t)cv.group, cv.mg, rows, &ps, &own)))
                 return rc;
-            if (ctx->cache && cg == 1 && group > 1)
+            if (ctx->cache && cv.cg == 1 && cv.group > 1)
                 ctx->cache->drop_in = 0; /* a depthwise Conv declined here: W read next time */
             if (!ps && !wd)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": W has no data",
                                 BNF_NODE_ARG(ctx));
-            rc = conv_gemm(ctx, xd, wd, bd, yd, &g, n, (size_t)group, c, m, cg, mg, rows,
-                           pointwise, epi, ps ? ps->pk : NULL);
+            rc = conv_gemm(ctx, &cv, wd, rows, pointwise, epi, ps ? ps->pk : NULL);
             packed_set_free(own);
         }
     }
@@ -1437,221 +632,20 @@ static bnf_status conv_run(bnf_op_ctx *ctx)
 
 bnf_status bnf_conv_out_dims(bnf_op_ctx *ctx, int64_t *dims, size_t *rank)
 {
-    const bnf_tensor *x, *w, *b;
-    geom g;
-    bnf_status rc;
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
+    bnf_conv_node cv;
+    bnf_status rc = bnf_conv_inputs(ctx, &cv);
+    if (rc)
         return rc;
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
-    if ((rc = kernel_attrs(ctx, w, &g)))
+    cv.b = NULL; /* (B is checked by the kernel) */
+    cv.m = (size_t)cv.w->dims[0];
+    if ((rc = bnf_conv_frame(ctx, &cv)) || (rc = conv_geometry(ctx, &cv.g)))
         return rc;
-    for (size_t i = 0; i < g.nsp; i++)
-        g.in[i] = x->dims[i + 2];
-    if ((rc = conv_geometry(ctx, &g)))
-        return rc;
-    dims[0] = x->dims[0];
-    dims[1] = w->dims[0];
-    for (size_t i = 0; i < g.nsp; i++)
-        dims[i + 2] = g.out[i];
-    *rank = x->rank;
-    return BNF_OK;
-}
-
-/* ---- ConvTranspose ------------------------------------------------------------------ */
-
-/* Adds rows [r0, r1) of col (row r = output channel * ks + kernel position,
- * one column per input position) into the output planes y. */
-static void col2im_rows(const float *col, const geom *g, float *y, size_t r0, size_t r1)
-{
-    size_t last = g->nsp - 1, iw = (size_t)g->in[last], outer = g->is / iw;
-    int64_t ow = g->out[last], s = g->s[last];
-    for (size_t r = r0; r < r1; r++) {
-        size_t mo = r / g->ks, kr = r % g->ks;
-        int64_t kp[MAX_SP], ip[MAX_SP] = {0}, lo, hi, off;
-        const float *row = col + r * g->is;
-        float *ym = y + mo * g->os;
-        for (size_t j = g->nsp; j-- > 0;) {
-            kp[j] = (int64_t)(kr % (size_t)g->k[j]);
-            kr /= (size_t)g->k[j];
-        }
-        off = kp[last] * g->d[last] - g->pb[last];
-        /* input columns i whose output i*s + off lies in [0, ow) */
-        lo = clamp64(ceil_div(-off, s), 0, (int64_t)iw);
-        hi = clamp64(ceil_div(ow - off, s), lo, (int64_t)iw);
-        for (size_t o = 0; o < outer; o++) {
-            const float *src = row + o * iw;
-            int64_t base = 0;
-            int inside = 1;
-            for (size_t j = 0; j < last; j++) {
-                int64_t oj = ip[j] * g->s[j] - g->pb[j] + kp[j] * g->d[j];
-                if (oj < 0 || oj >= g->out[j])
-                    inside = 0;
-                base = base * g->out[j] + oj;
-            }
-            if (inside) {
-                float *yr = ym + base * ow;
-                for (int64_t i = lo; i < hi; i++)
-                    yr[i * s + off] += src[i];
-            }
-            for (size_t j = last; j-- > 0;) {
-                if (++ip[j] < g->in[j])
-                    break;
-                ip[j] = 0;
-            }
-        }
-    }
-}
-
-static bnf_status convtranspose_geometry(bnf_op_ctx *ctx, geom *g)
-{
-    bnf_status rc;
-    int mode;
-    int64_t pads[2 * MAX_SP], opad[MAX_SP], oshape[BNF_MAX_RANK];
-    size_t n_os;
-    if ((rc = auto_pad_attr(ctx, &mode)))
-        return rc;
-    if ((rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)) ||
-        (rc = ints_attr(ctx, "output_padding", g->nsp, 0, 0, ATTR_MAX, opad)))
-        return rc;
-    n_os = bnf_ctx_ints(ctx, "output_shape", oshape, BNF_MAX_RANK);
-    if (n_os) {
-        /* spatial sizes, or the whole shape N, C, spatial ... */
-        if (n_os != g->nsp && n_os != g->nsp + 2)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": output_shape has %zu values for %zu spatial dimensions",
-                            BNF_NODE_ARG(ctx), n_os, g->nsp);
-        if (n_os == g->nsp + 2)
-            memmove(oshape, oshape + 2, g->nsp * sizeof *oshape);
-        for (size_t i = 0; i < g->nsp; i++)
-            if (oshape[i] < 1 || oshape[i] > DIM_MAX)
-                return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                                BNF_NODE_FMT ": output_shape value %lld is out of range",
-                                BNF_NODE_ARG(ctx), (long long)oshape[i]);
-    }
-    g->os = 1;
-    for (size_t i = 0; i < g->nsp; i++) {
-        int64_t dk = (g->k[i] - 1) * g->d[i] + 1;
-        int64_t full = g->s[i] * (g->in[i] - 1) + opad[i] + dk; /* output with no padding */
-        if (n_os || mode == PAD_SAME_UPPER || mode == PAD_SAME_LOWER) {
-            int64_t out = n_os ? oshape[i] : g->in[i] * g->s[i];
-            int64_t total = full - out, half = floor_div(total, 2);
-            if (mode == PAD_SAME_UPPER) {
-                g->pb[i] = half;
-                g->pe[i] = total - half;
-            } else {
-                g->pb[i] = total - half;
-                g->pe[i] = half;
-            }
-            g->out[i] = out;
-        } else {
-            if (mode == PAD_VALID) {
-                g->pb[i] = g->pe[i] = 0;
-            } else {
-                g->pb[i] = pads[i];
-                g->pe[i] = pads[i + g->nsp];
-            }
-            g->out[i] = full - g->pb[i] - g->pe[i];
-        }
-        if (g->out[i] < 0)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": the padding leaves no output along spatial axis %zu",
-                            BNF_NODE_ARG(ctx), i);
-        g->os *= (size_t)g->out[i];
-    }
-    return BNF_OK;
-}
-
-static bnf_status convtranspose_run(bnf_op_ctx *ctx)
-{
-    const bnf_tensor *x, *w, *b;
-    bnf_tensor *yt;
-    geom g;
-    bnf_status rc;
-    int64_t ydims[BNF_MAX_RANK], group;
-    size_t n, c, m, cg, mg, rows, colsz, ymax;
-    float *col = NULL;
-    int direct = 1;
-
-    if ((rc = check_inputs(ctx, &x, &w, &b)))
-        return rc;
-    memset(&g, 0, sizeof g);
-    g.nsp = x->rank - 2;
-    n = (size_t)x->dims[0];
-    c = (size_t)x->dims[1];
-    group = bnf_ctx_int(ctx, "group", 1);
-    if (group < 1 || c % (size_t)group)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": group %lld does not divide the %zu input channels",
-                        BNF_NODE_ARG(ctx), (long long)group, c);
-    cg = c / (size_t)group;
-    mg = (size_t)w->dims[1];
-    if ((size_t)w->dims[0] != c)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": W has %lld input channels, X has %zu",
-                        BNF_NODE_ARG(ctx), (long long)w->dims[0], c);
-    if (!mul_ok(mg, (size_t)group, &m) || m > (size_t)DIM_MAX)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": too many output channels",
-                        BNF_NODE_ARG(ctx));
-    if (b && (b->rank != 1 || (size_t)b->dims[0] != m))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B must have shape [%zu]",
-                        BNF_NODE_ARG(ctx), m);
-    if ((rc = kernel_attrs(ctx, w, &g)))
-        return rc;
-    g.is = 1;
-    for (size_t i = 0; i < g.nsp; i++) {
-        g.in[i] = x->dims[i + 2];
-        g.is *= (size_t)g.in[i];
-    }
-    if ((rc = convtranspose_geometry(ctx, &g)))
-        return rc;
-    ydims[0] = (int64_t)n;
-    ydims[1] = (int64_t)m;
-    for (size_t i = 0; i < g.nsp; i++) {
-        ydims[i + 2] = g.out[i];
-        if (g.k[i] != 1 || g.s[i] != 1 || g.pb[i] || g.pe[i] || g.out[i] != g.in[i])
-            direct = 0;
-    }
-    if ((rc = bnf_out(ctx, 0, T_FLOAT, ydims, x->rank, &yt)))
-        return rc;
-    if (yt->n == 0)
-        return BNF_OK;
-    if (!mul_ok(mg, g.ks, &rows) || !mul_ok(rows, g.is, &colsz) || !mul_ok(m, g.os, &ymax) ||
-        !blas_ok(rows) || !blas_ok(g.is) || !blas_ok(cg) || !blas_ok(g.os))
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the convolution is too large",
-                        BNF_NODE_ARG(ctx));
-    {
-        const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-        float *yd = yt->data;
-        fill_bias(yd, bd, n * m, m, g.os);
-        if (cg == 0 || g.is == 0)
-            return BNF_OK;
-        if (!direct) {
-            col = bnf_malloc(colsz * sizeof *col);
-            if (!col)
-                return bnf_fail(ctx->err, BNF_ERR_NOMEM,
-                                BNF_NODE_FMT ": out of memory for a %zu x %zu column buffer",
-                                BNF_NODE_ARG(ctx), rows, g.is);
-        }
-        for (size_t in = 0; in < n; in++)
-            for (size_t gi = 0; gi < (size_t)group; gi++) {
-                const float *xg = xd + (in * c + gi * cg) * g.is;
-                const float *wg = wd + gi * cg * rows; /* W[c, mg, k...] rows of group gi */
-                float *yg = yd + (in * m + gi * mg) * g.os;
-                if (direct) {
-                    bnf_sgemm(1, 0, mg, g.is, cg, 1.0f, wg, rows, xg, g.is, 1.0f, yg, g.os);
-                } else {
-                    bnf_sgemm(1, 0, rows, g.is, cg, 1.0f, wg, rows, xg, g.is, 0.0f, col, g.is);
-                    col2im_rows(col, &g, yg, 0, rows);
-                }
-            }
-    }
-    bnf_free(col);
+    conv_dims(&cv, dims);
+    *rank = cv.g.nsp + 2;
     return BNF_OK;
 }
 
 const bnf_op_def bnf_ops_conv[] = {
-    {"Conv", 1, conv_run},
-    {"ConvTranspose", 1, convtranspose_run},
+    {"Conv", 1, op_conv},
     {NULL, 0, NULL},
 };

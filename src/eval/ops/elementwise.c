@@ -30,20 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-};
-
 #define MAX_OPERANDS 3
 
 /* ---- the broadcast plan --------------------------------------------------------- */
@@ -250,10 +236,10 @@ typedef struct {
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint32_t, UX(uint32_t, uint32_t))            \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint64_t, UX(uint64_t, uint64_t))            \
     static const typed_run op##_runs[] = {                                             \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {T_INT8, op##_i8},                   \
-        {T_INT16, op##_i16}, {T_INT32, op##_i32},  {T_INT64, op##_i64},                 \
-        {T_UINT8, op##_u8},  {T_UINT16, op##_u16}, {T_UINT32, op##_u32},                \
-        {T_UINT64, op##_u64}, {0, NULL}};
+        {BNF_T_FLOAT, op##_f32},  {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},     \
+        {BNF_T_INT16, op##_i16},  {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},   \
+        {BNF_T_UINT8, op##_u8},   {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},  \
+        {BNF_T_UINT64, op##_u64}, {0, NULL}};
 
 ARITH_SET(add, a + b, S_ADD, S_ADD)
 ARITH_SET(sub, a - b, S_SUB, S_SUB)
@@ -275,17 +261,17 @@ ARITH_SET(max, b > a ? b : a, X_MAX, X_MAX)
     BIN_RUN(op##_u32, uint32_t, uint32_t, uint8_t, EXPR)                               \
     BIN_RUN(op##_u64, uint64_t, uint64_t, uint8_t, EXPR)                               \
     static const typed_run op##_runs[] = {                                             \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {T_INT8, op##_i8},                   \
-        {T_INT16, op##_i16}, {T_INT32, op##_i32},  {T_INT64, op##_i64},                 \
-        {T_UINT8, op##_u8},  {T_UINT16, op##_u16}, {T_UINT32, op##_u32},                \
-        {T_UINT64, op##_u64}, __VA_ARGS__ {0, NULL}};
+        {BNF_T_FLOAT, op##_f32},  {BNF_T_DOUBLE, op##_f64}, {BNF_T_INT8, op##_i8},     \
+        {BNF_T_INT16, op##_i16},  {BNF_T_INT32, op##_i32},  {BNF_T_INT64, op##_i64},   \
+        {BNF_T_UINT8, op##_u8},   {BNF_T_UINT16, op##_u16}, {BNF_T_UINT32, op##_u32},  \
+        {BNF_T_UINT64, op##_u64}, __VA_ARGS__ {0, NULL}};
 
 CMP_SET(less, a < b)
 CMP_SET(greater, a > b)
 CMP_SET(less_eq, a <= b)
 CMP_SET(greater_eq, a >= b)
 BIN_RUN(equal_b, uint8_t, uint8_t, uint8_t, (a != 0) == (b != 0))
-CMP_SET(equal, a == b, {T_BOOL, equal_b},)
+CMP_SET(equal, a == b, {BNF_T_BOOL, equal_b},)
 
 /* Mod: fmod=1 is C's remainder (sign of the dividend: fmod, %), fmod=0 the
  * floored one (sign of the divisor), integers only.  x mod 0 gives 0 for
@@ -309,17 +295,19 @@ BIN_RUN(shr_u8, uint8_t, uint8_t, uint8_t, SHR(uint8_t, 8))
 BIN_RUN(shr_u16, uint16_t, uint16_t, uint16_t, SHR(uint16_t, 16))
 BIN_RUN(shr_u32, uint32_t, uint32_t, uint32_t, SHR(uint32_t, 32))
 BIN_RUN(shr_u64, uint64_t, uint64_t, uint64_t, SHR(uint64_t, 64))
-static const typed_run shl_runs[] = {{T_UINT8, shl_u8},   {T_UINT16, shl_u16}, {T_UINT32, shl_u32},
-                                     {T_UINT64, shl_u64}, {0, NULL}};
-static const typed_run shr_runs[] = {{T_UINT8, shr_u8},   {T_UINT16, shr_u16}, {T_UINT32, shr_u32},
-                                     {T_UINT64, shr_u64}, {0, NULL}};
+static const typed_run shl_runs[] = {{BNF_T_UINT8, shl_u8},   {BNF_T_UINT16, shl_u16},
+                                     {BNF_T_UINT32, shl_u32}, {BNF_T_UINT64, shl_u64},
+                                     {0, NULL}};
+static const typed_run shr_runs[] = {{BNF_T_UINT8, shr_u8},   {BNF_T_UINT16, shr_u16},
+                                     {BNF_T_UINT32, shr_u32}, {BNF_T_UINT64, shr_u64},
+                                     {0, NULL}};
 
 BIN_RUN(and_b, uint8_t, uint8_t, uint8_t, (a != 0) & (b != 0))
 BIN_RUN(or_b, uint8_t, uint8_t, uint8_t, (a != 0) | (b != 0))
 BIN_RUN(xor_b, uint8_t, uint8_t, uint8_t, (a != 0) ^ (b != 0))
-static const typed_run and_runs[] = {{T_BOOL, and_b}, {0, NULL}};
-static const typed_run or_runs[] = {{T_BOOL, or_b}, {0, NULL}};
-static const typed_run xor_runs[] = {{T_BOOL, xor_b}, {0, NULL}};
+static const typed_run and_runs[] = {{BNF_T_BOOL, and_b}, {0, NULL}};
+static const typed_run or_runs[] = {{BNF_T_BOOL, or_b}, {0, NULL}};
+static const typed_run xor_runs[] = {{BNF_T_BOOL, xor_b}, {0, NULL}};
 
 /* Pow: the fast paths; other type pairs go through pow_generic(). */
 BIN_RUN(pow_f32, float, float, float, powf(a, b))
@@ -335,28 +323,6 @@ static run_fn find_run(const typed_run *runs, int32_t dtype)
 }
 
 /* ---- checks ------------------------------------------------------------------------ */
-
-static bnf_status need_inputs(bnf_op_ctx *ctx, size_t lo, size_t hi)
-{
-    if (ctx->n_in < lo || ctx->n_in > hi) {
-        if (hi == SIZE_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs at least %zu",
-                            BNF_NODE_ARG(ctx), ctx->n_in, lo);
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs %zu to %zu",
-                        BNF_NODE_ARG(ctx), ctx->n_in, lo, hi);
-    }
-    for (size_t i = 0; i < ctx->n_in; i++)
-        if (!ctx->in[i])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), i);
-    return BNF_OK;
-}
-
-static bnf_status no_kernel(bnf_op_ctx *ctx, int32_t dtype)
-{
-    return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                    BNF_NODE_ARG(ctx), bnf_dtype_name(dtype));
-}
 
 static bnf_status same_type(bnf_op_ctx *ctx, const bnf_tensor *a, const bnf_tensor *b)
 {
@@ -390,38 +356,38 @@ static bnf_status binary(bnf_op_ctx *ctx, const typed_run *runs, int bool_out)
 {
     bnf_status rc;
     run_fn fn;
-    if ((rc = need_inputs(ctx, 2, 2)) || (rc = same_type(ctx, ctx->in[0], ctx->in[1])))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)) || (rc = same_type(ctx, ctx->in[0], ctx->in[1])))
         return rc;
     if (!(fn = find_run(runs, ctx->in[0]->dtype)))
-        return no_kernel(ctx, ctx->in[0]->dtype);
-    return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? T_BOOL : ctx->in[0]->dtype, fn);
+        return bnf_unsupported_type(ctx, ctx->in[0]->dtype);
+    return binary_apply(ctx, ctx->in[0], ctx->in[1], bool_out ? BNF_T_BOOL : ctx->in[0]->dtype, fn);
 }
 
-static bnf_status k_add(bnf_op_ctx *ctx) { return binary(ctx, add_runs, 0); }
-static bnf_status k_sub(bnf_op_ctx *ctx) { return binary(ctx, sub_runs, 0); }
-static bnf_status k_mul(bnf_op_ctx *ctx) { return binary(ctx, mul_runs, 0); }
-static bnf_status k_div(bnf_op_ctx *ctx) { return binary(ctx, div_runs, 0); }
-static bnf_status k_equal(bnf_op_ctx *ctx) { return binary(ctx, equal_runs, 1); }
-static bnf_status k_less(bnf_op_ctx *ctx) { return binary(ctx, less_runs, 1); }
-static bnf_status k_greater(bnf_op_ctx *ctx) { return binary(ctx, greater_runs, 1); }
-static bnf_status k_less_eq(bnf_op_ctx *ctx) { return binary(ctx, less_eq_runs, 1); }
-static bnf_status k_greater_eq(bnf_op_ctx *ctx) { return binary(ctx, greater_eq_runs, 1); }
-static bnf_status k_and(bnf_op_ctx *ctx) { return binary(ctx, and_runs, 1); }
+static bnf_status op_add(bnf_op_ctx *ctx) { return binary(ctx, add_runs, 0); }
+static bnf_status op_sub(bnf_op_ctx *ctx) { return binary(ctx, sub_runs, 0); }
+static bnf_status op_mul(bnf_op_ctx *ctx) { return binary(ctx, mul_runs, 0); }
+static bnf_status op_div(bnf_op_ctx *ctx) { return binary(ctx, div_runs, 0); }
+static bnf_status op_equal(bnf_op_ctx *ctx) { return binary(ctx, equal_runs, 1); }
+static bnf_status op_less(bnf_op_ctx *ctx) { return binary(ctx, less_runs, 1); }
+static bnf_status op_greater(bnf_op_ctx *ctx) { return binary(ctx, greater_runs, 1); }
+static bnf_status op_less_or_equal(bnf_op_ctx *ctx) { return binary(ctx, less_eq_runs, 1); }
+static bnf_status op_greater_or_equal(bnf_op_ctx *ctx) { return binary(ctx, greater_eq_runs, 1); }
+static bnf_status op_and(bnf_op_ctx *ctx) { return binary(ctx, and_runs, 1); }
 
-static bnf_status k_mod(bnf_op_ctx *ctx)
+static bnf_status op_mod(bnf_op_ctx *ctx)
 {
     int64_t fm = bnf_ctx_int(ctx, "fmod", 0);
     int32_t dt = ctx->n_in > 0 && ctx->in[0] ? ctx->in[0]->dtype : 0;
     if (fm != 0 && fm != 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": fmod is %lld, must be 0 or 1",
                         BNF_NODE_ARG(ctx), (long long)fm);
-    if (fm == 0 && (dt == T_FLOAT || dt == T_DOUBLE))
+    if (fm == 0 && (dt == BNF_T_FLOAT || dt == BNF_T_DOUBLE))
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": fmod must be 1 for %s inputs",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(dt));
     return binary(ctx, fm ? rem_runs : floormod_runs, 0);
 }
 
-static bnf_status k_bitshift(bnf_op_ctx *ctx)
+static bnf_status op_bit_shift(bnf_op_ctx *ctx)
 {
     char buf[8];
     const char *dir = bnf_ctx_string(ctx, "direction", "", buf, sizeof buf);
@@ -432,15 +398,15 @@ static bnf_status k_bitshift(bnf_op_ctx *ctx)
     return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": direction '%s' is not LEFT or RIGHT",
                     BNF_NODE_ARG(ctx), dir);
 }
-static bnf_status k_or(bnf_op_ctx *ctx) { return binary(ctx, or_runs, 1); }
-static bnf_status k_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
+static bnf_status op_or(bnf_op_ctx *ctx) { return binary(ctx, or_runs, 1); }
+static bnf_status op_xor(bnf_op_ctx *ctx) { return binary(ctx, xor_runs, 1); }
 
 /* ---- Pow ------------------------------------------------------------------------------ */
 
 static int is_int_type(int32_t t)
 {
-    return t == T_INT32 || t == T_INT64 || t == T_INT8 || t == T_UINT8 || t == T_INT16 ||
-           t == T_UINT16 || t == T_UINT32 || t == T_UINT64;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 ||
+           t == BNF_T_INT16 || t == BNF_T_UINT16 || t == BNF_T_UINT32 || t == BNF_T_UINT64;
 }
 
 /* Integer power by squaring, wrapping; negative exponents truncate 1/x^k. */
@@ -474,7 +440,7 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
     ix = bnf_malloc(y->n * sizeof *ix);
     ie = bnf_malloc(y->n * sizeof *ie);
     if (!ix || !ie) {
-        rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        rc = bnf_nomem(ctx);
         goto out;
     }
     bnf_broadcast_index(x, dims, rank, ix);
@@ -482,7 +448,7 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
     for (size_t i = 0; i < y->n; i++) {
         if (ints) {
             int64_t v = ipow(bnf_get_i64(x, ix[i]), bnf_get_i64(e, ie[i]));
-            if (y->dtype == T_INT64) /* else int32: the base types are (u)int32/64, float */
+            if (y->dtype == BNF_T_INT64) /* else int32: the base types are (u)int32/64, float */
                 ((int64_t *)y->data)[i] = v;
             else
                 ((int32_t *)y->data)[i] = (int32_t)(uint32_t)(uint64_t)v;
@@ -490,10 +456,10 @@ static bnf_status pow_generic(bnf_op_ctx *ctx, const bnf_tensor *x, const bnf_te
             double v = pow(bnf_get_f64(x, ix[i]), bnf_get_f64(e, ie[i]));
             if (is_int_type(y->dtype)) /* keep the integer conversion defined */
                 v = v != v ? 0 : v < -9.2e18 ? -9.2e18 : v > 9.2e18 ? 9.2e18 : v;
-            if (y->dtype == T_INT64)
+            if (y->dtype == BNF_T_INT64)
                 ((int64_t *)y->data)[i] = (int64_t)v;
             else
-                bnf_set_f64(y, i, y->dtype == T_INT32 ? (double)(int32_t)(int64_t)v : v);
+                bnf_set_f64(y, i, y->dtype == BNF_T_INT32 ? (double)(int32_t)(int64_t)v : v);
         }
     }
 out:
@@ -502,25 +468,26 @@ out:
     return rc;
 }
 
-static bnf_status k_pow(bnf_op_ctx *ctx)
+static bnf_status op_pow(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *e;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 2, 2)))
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
         return rc;
     x = ctx->in[0];
     e = ctx->in[1];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE && x->dtype != T_INT32 && x->dtype != T_INT64)
-        return no_kernel(ctx, x->dtype);
-    if (!bnf_eval_size(e->dtype) || e->dtype == T_BOOL)
-        return no_kernel(ctx, e->dtype);
-    if (x->dtype == T_FLOAT && e->dtype == T_FLOAT) {
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && x->dtype != BNF_T_INT32 &&
+        x->dtype != BNF_T_INT64)
+        return bnf_unsupported_type(ctx, x->dtype);
+    if (!bnf_eval_size(e->dtype) || e->dtype == BNF_T_BOOL)
+        return bnf_unsupported_type(ctx, e->dtype);
+    if (x->dtype == BNF_T_FLOAT && e->dtype == BNF_T_FLOAT) {
         if (e->n == 1 && ((const float *)e->data)[0] == 2.0f)
-            return binary_apply(ctx, x, e, T_FLOAT, square_f32);
-        return binary_apply(ctx, x, e, T_FLOAT, pow_f32);
+            return binary_apply(ctx, x, e, BNF_T_FLOAT, square_f32);
+        return binary_apply(ctx, x, e, BNF_T_FLOAT, pow_f32);
     }
-    if (x->dtype == T_DOUBLE && e->dtype == T_DOUBLE)
-        return binary_apply(ctx, x, e, T_DOUBLE, pow_f64);
+    if (x->dtype == BNF_T_DOUBLE && e->dtype == BNF_T_DOUBLE)
+        return binary_apply(ctx, x, e, BNF_T_DOUBLE, pow_f64);
     return pow_generic(ctx, x, e);
 }
 
@@ -534,13 +501,13 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
     bnf_status rc;
     run_fn fn;
     int32_t dt;
-    if ((rc = need_inputs(ctx, 1, SIZE_MAX)))
+    if ((rc = bnf_need_inputs(ctx, 1, SIZE_MAX, NULL)))
         return rc;
     dt = ctx->in[0]->dtype;
-    if (mean && dt != T_FLOAT && dt != T_DOUBLE)
-        return no_kernel(ctx, dt);
+    if (mean && dt != BNF_T_FLOAT && dt != BNF_T_DOUBLE)
+        return bnf_unsupported_type(ctx, dt);
     if (!(fn = find_run(runs, dt)))
-        return no_kernel(ctx, dt);
+        return bnf_unsupported_type(ctx, dt);
     es = bnf_eval_size(dt);
     memset(&shape, 0, sizeof shape);
     shape.rank = ctx->in[0]->rank;
@@ -564,8 +531,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
          * last lands in y */
         void *tmp = NULL, *prev = ctx->in[0]->data;
         if (ctx->n_in > 2 && !(tmp = bnf_malloc(y->n * es)))
-            return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory",
-                            BNF_NODE_ARG(ctx));
+            return bnf_nomem(ctx);
         for (size_t k = 1; k < ctx->n_in; k++) {
             const bnf_tensor *ops[2] = {k == 1 ? ctx->in[0] : y, ctx->in[k]};
             const void *in[2] = {prev, ctx->in[k]->data};
@@ -579,7 +545,7 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
         bnf_free(tmp);
     }
     if (mean) {
-        if (dt == T_FLOAT) {
+        if (dt == BNF_T_FLOAT) {
             float *v = y->data, s = 1.0f / (float)ctx->n_in;
             for (size_t i = 0; i < y->n; i++)
                 v[i] *= s;
@@ -592,10 +558,10 @@ static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
     return BNF_OK;
 }
 
-static bnf_status k_sum(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 0); }
-static bnf_status k_mean(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 1); }
-static bnf_status k_min(bnf_op_ctx *ctx) { return variadic(ctx, min_runs, 0); }
-static bnf_status k_max(bnf_op_ctx *ctx) { return variadic(ctx, max_runs, 0); }
+static bnf_status op_sum(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 0); }
+static bnf_status op_mean(bnf_op_ctx *ctx) { return variadic(ctx, add_runs, 1); }
+static bnf_status op_min(bnf_op_ctx *ctx) { return variadic(ctx, min_runs, 0); }
+static bnf_status op_max(bnf_op_ctx *ctx) { return variadic(ctx, max_runs, 0); }
 
 /* ---- Where ---------------------------------------------------------------------------- */
 
@@ -615,19 +581,19 @@ WHERE_RUN(where_2, uint16_t)
 WHERE_RUN(where_4, uint32_t)
 WHERE_RUN(where_8, uint64_t)
 
-static bnf_status k_where(bnf_op_ctx *ctx)
+static bnf_status op_where(bnf_op_ctx *ctx)
 {
     int64_t d1[BNF_MAX_RANK], dims[BNF_MAX_RANK];
     size_t r1, rank, es;
     bnf_tensor shape, *y;
     const bnf_tensor *c, *a, *b;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 3, 3)))
+    if ((rc = bnf_need_inputs(ctx, 3, 3, NULL)))
         return rc;
     c = ctx->in[0];
     a = ctx->in[1];
     b = ctx->in[2];
-    if (c->dtype != T_BOOL)
+    if (c->dtype != BNF_T_BOOL)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": condition is %s, must be bool",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(c->dtype));
     if ((rc = same_type(ctx, a, b)))
@@ -676,7 +642,7 @@ typedef struct {
     UN_RUN(op##_f32, float, FEXPR)                                                     \
     UN_RUN(op##_f64, double, DEXPR)                                                    \
     static const typed_unary op##_uns[] = {                                            \
-        {T_FLOAT, op##_f32}, {T_DOUBLE, op##_f64}, {0, NULL}};
+        {BNF_T_FLOAT, op##_f32}, {BNF_T_DOUBLE, op##_f64}, {0, NULL}};
 
 UN_REAL(sqrt, sqrtf(x), sqrt(x))
 UN_REAL(exp, expf(x), exp(x))
@@ -704,8 +670,9 @@ UN_RUN(abs_i8, int8_t, x < 0 ? -x : x)
 UN_RUN(abs_i16, int16_t, x < 0 ? -x : x)
 UN_RUN(abs_i32, int32_t, x < 0 ? 0u - (uint32_t)x : (uint32_t)x)
 UN_RUN(abs_i64, int64_t, x < 0 ? 0u - (uint64_t)x : (uint64_t)x)
-static const typed_unary abs_uns[] = {{T_FLOAT, abs_f32}, {T_DOUBLE, abs_f64}, {T_INT8, abs_i8},
-                                      {T_INT16, abs_i16}, {T_INT32, abs_i32},   {T_INT64, abs_i64},
+static const typed_unary abs_uns[] = {{BNF_T_FLOAT, abs_f32}, {BNF_T_DOUBLE, abs_f64},
+                                      {BNF_T_INT8, abs_i8},   {BNF_T_INT16, abs_i16},
+                                      {BNF_T_INT32, abs_i32}, {BNF_T_INT64, abs_i64},
                                       {0, NULL}};
 
 UN_RUN(neg_f32, float, -x)
@@ -714,8 +681,9 @@ UN_RUN(neg_i8, int8_t, -x)
 UN_RUN(neg_i16, int16_t, -x)
 UN_RUN(neg_i32, int32_t, 0u - (uint32_t)x)
 UN_RUN(neg_i64, int64_t, 0u - (uint64_t)x)
-static const typed_unary neg_uns[] = {{T_FLOAT, neg_f32}, {T_DOUBLE, neg_f64}, {T_INT8, neg_i8},
-                                      {T_INT16, neg_i16}, {T_INT32, neg_i32},   {T_INT64, neg_i64},
+static const typed_unary neg_uns[] = {{BNF_T_FLOAT, neg_f32}, {BNF_T_DOUBLE, neg_f64},
+                                      {BNF_T_INT8, neg_i8},   {BNF_T_INT16, neg_i16},
+                                      {BNF_T_INT32, neg_i32}, {BNF_T_INT64, neg_i64},
                                       {0, NULL}};
 
 #define SIGN(x) (((x) > 0) - ((x) < 0))
@@ -730,19 +698,20 @@ UN_RUN(sign_u16, uint16_t, x != 0)
 UN_RUN(sign_u32, uint32_t, x != 0)
 UN_RUN(sign_u64, uint64_t, x != 0)
 static const typed_unary sign_uns[] = {
-    {T_FLOAT, sign_f32}, {T_DOUBLE, sign_f64}, {T_INT8, sign_i8},     {T_INT16, sign_i16},
-    {T_INT32, sign_i32}, {T_INT64, sign_i64},  {T_UINT8, sign_u8},    {T_UINT16, sign_u16},
-    {T_UINT32, sign_u32}, {T_UINT64, sign_u64}, {0, NULL}};
+    {BNF_T_FLOAT, sign_f32},  {BNF_T_DOUBLE, sign_f64}, {BNF_T_INT8, sign_i8},
+    {BNF_T_INT16, sign_i16},  {BNF_T_INT32, sign_i32},  {BNF_T_INT64, sign_i64},
+    {BNF_T_UINT8, sign_u8},   {BNF_T_UINT16, sign_u16},
+    {BNF_T_UINT32, sign_u32}, {BNF_T_UINT64, sign_u64}, {0, NULL}};
 
 UN_RUN(not_b, uint8_t, x == 0)
-static const typed_unary not_uns[] = {{T_BOOL, not_b}, {0, NULL}};
+static const typed_unary not_uns[] = {{BNF_T_BOOL, not_b}, {0, NULL}};
 
 static bnf_status unary(bnf_op_ctx *ctx, const typed_unary *fns)
 {
     const bnf_tensor *x;
     bnf_tensor *y;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
     for (; fns->fn; fns++)
@@ -752,7 +721,7 @@ static bnf_status unary(bnf_op_ctx *ctx, const typed_unary *fns)
             fns->fn(y->data, x->data, x->n);
             return BNF_OK;
         }
-    return no_kernel(ctx, x->dtype);
+    return bnf_unsupported_type(ctx, x->dtype);
 }
 
 /* IsNaN, IsInf: real input, bool output. */
@@ -762,55 +731,56 @@ static bnf_status classify(bnf_op_ctx *ctx, int nan, int pos, int neg)
     bnf_tensor *y;
     uint8_t *o;
     bnf_status rc;
-    if ((rc = need_inputs(ctx, 1, 1)))
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
         return rc;
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
-        return no_kernel(ctx, x->dtype);
-    if ((rc = bnf_out(ctx, 0, T_BOOL, x->dims, x->rank, &y)))
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
+        return bnf_unsupported_type(ctx, x->dtype);
+    if ((rc = bnf_out(ctx, 0, BNF_T_BOOL, x->dims, x->rank, &y)))
         return rc;
     o = y->data;
     for (size_t i = 0; i < x->n; i++) {
-        double v = x->dtype == T_FLOAT ? ((const float *)x->data)[i] : ((const double *)x->data)[i];
+        double v = x->dtype == BNF_T_FLOAT ? ((const float *)x->data)[i]
+                                           : ((const double *)x->data)[i];
         o[i] = nan ? v != v : (pos && v == INFINITY) || (neg && v == -INFINITY);
     }
     return BNF_OK;
 }
 
-static bnf_status k_isnan(bnf_op_ctx *ctx) { return classify(ctx, 1, 0, 0); }
+static bnf_status op_is_nan(bnf_op_ctx *ctx) { return classify(ctx, 1, 0, 0); }
 
-static bnf_status k_isinf(bnf_op_ctx *ctx)
+static bnf_status op_is_inf(bnf_op_ctx *ctx)
 {
     return classify(ctx, 0, bnf_ctx_int(ctx, "detect_positive", 1) != 0,
                     bnf_ctx_int(ctx, "detect_negative", 1) != 0);
 }
 
-static bnf_status k_sqrt(bnf_op_ctx *ctx) { return unary(ctx, sqrt_uns); }
-static bnf_status k_sin(bnf_op_ctx *ctx) { return unary(ctx, sin_uns); }
-static bnf_status k_cos(bnf_op_ctx *ctx) { return unary(ctx, cos_uns); }
-static bnf_status k_tan(bnf_op_ctx *ctx) { return unary(ctx, tan_uns); }
-static bnf_status k_asin(bnf_op_ctx *ctx) { return unary(ctx, asin_uns); }
-static bnf_status k_acos(bnf_op_ctx *ctx) { return unary(ctx, acos_uns); }
-static bnf_status k_atan(bnf_op_ctx *ctx) { return unary(ctx, atan_uns); }
-static bnf_status k_sinh(bnf_op_ctx *ctx) { return unary(ctx, sinh_uns); }
-static bnf_status k_cosh(bnf_op_ctx *ctx) { return unary(ctx, cosh_uns); }
-static bnf_status k_asinh(bnf_op_ctx *ctx) { return unary(ctx, asinh_uns); }
-static bnf_status k_acosh(bnf_op_ctx *ctx) { return unary(ctx, acosh_uns); }
-static bnf_status k_atanh(bnf_op_ctx *ctx) { return unary(ctx, atanh_uns); }
-static bnf_status k_exp(bnf_op_ctx *ctx) { return unary(ctx, exp_uns); }
-static bnf_status k_log(bnf_op_ctx *ctx) { return unary(ctx, log_uns); }
-static bnf_status k_erf(bnf_op_ctx *ctx) { return unary(ctx, erf_uns); }
-static bnf_status k_recip(bnf_op_ctx *ctx) { return unary(ctx, recip_uns); }
-static bnf_status k_floor(bnf_op_ctx *ctx) { return unary(ctx, floor_uns); }
-static bnf_status k_ceil(bnf_op_ctx *ctx) { return unary(ctx, ceil_uns); }
-static bnf_status k_round(bnf_op_ctx *ctx) { return unary(ctx, round_uns); }
-static bnf_status k_abs(bnf_op_ctx *ctx)
+static bnf_status op_sqrt(bnf_op_ctx *ctx) { return unary(ctx, sqrt_uns); }
+static bnf_status op_sin(bnf_op_ctx *ctx) { return unary(ctx, sin_uns); }
+static bnf_status op_cos(bnf_op_ctx *ctx) { return unary(ctx, cos_uns); }
+static bnf_status op_tan(bnf_op_ctx *ctx) { return unary(ctx, tan_uns); }
+static bnf_status op_asin(bnf_op_ctx *ctx) { return unary(ctx, asin_uns); }
+static bnf_status op_acos(bnf_op_ctx *ctx) { return unary(ctx, acos_uns); }
+static bnf_status op_atan(bnf_op_ctx *ctx) { return unary(ctx, atan_uns); }
+static bnf_status op_sinh(bnf_op_ctx *ctx) { return unary(ctx, sinh_uns); }
+static bnf_status op_cosh(bnf_op_ctx *ctx) { return unary(ctx, cosh_uns); }
+static bnf_status op_asinh(bnf_op_ctx *ctx) { return unary(ctx, asinh_uns); }
+static bnf_status op_acosh(bnf_op_ctx *ctx) { return unary(ctx, acosh_uns); }
+static bnf_status op_atanh(bnf_op_ctx *ctx) { return unary(ctx, atanh_uns); }
+static bnf_status op_exp(bnf_op_ctx *ctx) { return unary(ctx, exp_uns); }
+static bnf_status op_log(bnf_op_ctx *ctx) { return unary(ctx, log_uns); }
+static bnf_status op_erf(bnf_op_ctx *ctx) { return unary(ctx, erf_uns); }
+static bnf_status op_reciprocal(bnf_op_ctx *ctx) { return unary(ctx, recip_uns); }
+static bnf_status op_floor(bnf_op_ctx *ctx) { return unary(ctx, floor_uns); }
+static bnf_status op_ceil(bnf_op_ctx *ctx) { return unary(ctx, ceil_uns); }
+static bnf_status op_round(bnf_op_ctx *ctx) { return unary(ctx, round_uns); }
+static bnf_status op_abs(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x = ctx->n_in == 1 ? ctx->in[0] : NULL;
     bnf_tensor *y;
     bnf_status rc;
-    if (x && (x->dtype == T_UINT8 || x->dtype == T_UINT16 || x->dtype == T_UINT32 ||
-              x->dtype == T_UINT64)) { /* unsigned: the identity */
+    if (x && (x->dtype == BNF_T_UINT8 || x->dtype == BNF_T_UINT16 || x->dtype == BNF_T_UINT32 ||
+              x->dtype == BNF_T_UINT64)) { /* unsigned: the identity */
         if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)))
             return rc;
         memcpy(y->data, x->data, x->n * bnf_eval_size(x->dtype));
@@ -818,61 +788,61 @@ static bnf_status k_abs(bnf_op_ctx *ctx)
     }
     return unary(ctx, abs_uns);
 }
-static bnf_status k_neg(bnf_op_ctx *ctx) { return unary(ctx, neg_uns); }
-static bnf_status k_sign(bnf_op_ctx *ctx) { return unary(ctx, sign_uns); }
-static bnf_status k_not(bnf_op_ctx *ctx) { return unary(ctx, not_uns); }
+static bnf_status op_neg(bnf_op_ctx *ctx) { return unary(ctx, neg_uns); }
+static bnf_status op_sign(bnf_op_ctx *ctx) { return unary(ctx, sign_uns); }
+static bnf_status op_not(bnf_op_ctx *ctx) { return unary(ctx, not_uns); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_elementwise[] = {
     /* binary: since 7 (numpy broadcasting); 1-6's broadcast/axis attributes unsupported */
-    {"Add", 7, k_add},
-    {"Sub", 7, k_sub},
-    {"Mul", 7, k_mul},
-    {"Div", 7, k_div},
-    {"Pow", 7, k_pow},
-    {"Equal", 7, k_equal},
-    {"Less", 7, k_less},
-    {"Greater", 7, k_greater},
-    {"LessOrEqual", 12, k_less_eq},
-    {"GreaterOrEqual", 12, k_greater_eq},
-    {"And", 7, k_and},
-    {"Or", 7, k_or},
-    {"Xor", 7, k_xor},
-    {"Mod", 10, k_mod},
-    {"BitShift", 11, k_bitshift},
-    {"Where", 9, k_where},
+    {"Add", 7, op_add},
+    {"Sub", 7, op_sub},
+    {"Mul", 7, op_mul},
+    {"Div", 7, op_div},
+    {"Pow", 7, op_pow},
+    {"Equal", 7, op_equal},
+    {"Less", 7, op_less},
+    {"Greater", 7, op_greater},
+    {"LessOrEqual", 12, op_less_or_equal},
+    {"GreaterOrEqual", 12, op_greater_or_equal},
+    {"And", 7, op_and},
+    {"Or", 7, op_or},
+    {"Xor", 7, op_xor},
+    {"Mod", 10, op_mod},
+    {"BitShift", 11, op_bit_shift},
+    {"Where", 9, op_where},
     /* variadic: 1-5 differ only by consumed_inputs, 6-7 required equal shapes
      * (a subset of what is accepted), 8+ broadcast */
-    {"Sum", 1, k_sum},
-    {"Mean", 1, k_mean},
-    {"Min", 1, k_min},
-    {"Max", 1, k_max},
+    {"Sum", 1, op_sum},
+    {"Mean", 1, op_mean},
+    {"Min", 1, op_min},
+    {"Max", 1, op_max},
     /* unary */
-    {"Sqrt", 1, k_sqrt},
-    {"Exp", 1, k_exp},
-    {"Log", 1, k_log},
-    {"Erf", 9, k_erf},
-    {"Reciprocal", 1, k_recip},
-    {"Floor", 1, k_floor},
-    {"Ceil", 1, k_ceil},
-    {"Round", 11, k_round},
-    {"Abs", 1, k_abs},
-    {"Neg", 1, k_neg},
-    {"Sign", 9, k_sign},
-    {"Not", 1, k_not},
-    {"IsNaN", 9, k_isnan},
-    {"IsInf", 10, k_isinf},
-    {"Sin", 7, k_sin},
-    {"Cos", 7, k_cos},
-    {"Tan", 7, k_tan},
-    {"Asin", 7, k_asin},
-    {"Acos", 7, k_acos},
-    {"Atan", 7, k_atan},
-    {"Sinh", 9, k_sinh},
-    {"Cosh", 9, k_cosh},
-    {"Asinh", 9, k_asinh},
-    {"Acosh", 9, k_acosh},
-    {"Atanh", 9, k_atanh},
+    {"Sqrt", 1, op_sqrt},
+    {"Exp", 1, op_exp},
+    {"Log", 1, op_log},
+    {"Erf", 9, op_erf},
+    {"Reciprocal", 1, op_reciprocal},
+    {"Floor", 1, op_floor},
+    {"Ceil", 1, op_ceil},
+    {"Round", 11, op_round},
+    {"Abs", 1, op_abs},
+    {"Neg", 1, op_neg},
+    {"Sign", 9, op_sign},
+    {"Not", 1, op_not},
+    {"IsNaN", 9, op_is_nan},
+    {"IsInf", 10, op_is_inf},
+    {"Sin", 7, op_sin},
+    {"Cos", 7, op_cos},
+    {"Tan", 7, op_tan},
+    {"Asin", 7, op_asin},
+    {"Acos", 7, op_acos},
+    {"Atan", 7, op_atan},
+    {"Sinh", 9, op_sinh},
+    {"Cosh", 9, op_cosh},
+    {"Asinh", 9, op_asinh},
+    {"Acosh", 9, op_acosh},
+    {"Atanh", 9, op_atanh},
     {NULL, 0, NULL},
 };

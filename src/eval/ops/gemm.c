@@ -13,20 +13,9 @@
 
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-#define T_INT32 ONNX__TENSOR_PROTO__DATA_TYPE__INT32
-#define T_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
-
-/* Sizes handed to OpenBLAS must fit its int. */
-static int blas_ok(size_t v)
-{
-    return v <= (size_t)INT32_MAX;
-}
-
 static int type_ok(int32_t t)
 {
-    return t == T_FLOAT || t == T_DOUBLE || t == T_INT32 || t == T_INT64;
+    return t == BNF_T_FLOAT || t == BNF_T_DOUBLE || t == BNF_T_INT32 || t == BNF_T_INT64;
 }
 
 /* ---- generic (slow) paths --------------------------------------------------------- */
@@ -37,7 +26,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
                          const bnf_tensor *b, size_t b_off, size_t b_rs, size_t b_cs, bnf_tensor *y,
                          size_t y_off, size_t m, size_t n, size_t k, double alpha)
 {
-    int integer = y->dtype == T_INT32 || y->dtype == T_INT64;
+    int integer = y->dtype == BNF_T_INT32 || y->dtype == BNF_T_INT64;
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             size_t ai = a_off + i * a_rs, bj = b_off + j * b_cs, yi;
@@ -49,7 +38,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
                 yi = y_off + i * n + j;
                 if (alpha != 1.0)
                     bnf_set_f64(y, yi, alpha * (double)(int64_t)acc);
-                else if (y->dtype == T_INT64)
+                else if (y->dtype == BNF_T_INT64)
                     ((int64_t *)y->data)[yi] = (int64_t)acc;
                 else
                     ((int32_t *)y->data)[yi] = (int32_t)(uint32_t)acc;
@@ -64,7 +53,7 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
 
 /* ---- Gemm ----------------------------------------------------------------------------- */
 
-static bnf_status gemm_run(bnf_op_ctx *ctx)
+static bnf_status op_gemm(bnf_op_ctx *ctx)
 {
     const bnf_tensor *a, *b, *c;
     bnf_tensor *y;
@@ -73,9 +62,8 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
     size_t m, n, k, k2;
     float alpha, beta;
 
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs A, B and an optional C",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 3, "inputs A, B and an optional C")))
+        return rc;
     a = ctx->in[0];
     b = ctx->in[1];
     c = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -119,10 +107,10 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
         return rc;
     if (y->n == 0)
         return BNF_OK;
-    if (a->dtype == T_FLOAT) {
+    if (a->dtype == BNF_T_FLOAT) {
         float *yd = y->data;
         float acc_beta = 0.0f;
-        if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
+        if (!bnf_blas_ok(m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
             return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": the matrices are too large",
                             BNF_NODE_ARG(ctx));
         if (c && beta != 0.0f) {
@@ -152,7 +140,7 @@ static bnf_status gemm_run(bnf_op_ctx *ctx)
         for (size_t i = 0; i < m; i++)
             for (size_t j = 0; j < n; j++) {
                 size_t ci = (c0 == 1 ? 0 : i * (size_t)c1) + (c1 == 1 ? 0 : j);
-                if (y->dtype == T_INT64 && beta == 1.0f)
+                if (y->dtype == BNF_T_INT64 && beta == 1.0f)
                     ((int64_t *)y->data)[i * n + j] += ((const int64_t *)c->data)[ci];
                 else
                     bnf_set_f64(y, i * n + j, bnf_get_f64(y, i * n + j) + beta * bnf_get_f64(c, ci));
@@ -166,7 +154,7 @@ bad_c:
 
 /* ---- MatMul ----------------------------------------------------------------------------- */
 
-static bnf_status matmul_run(bnf_op_ctx *ctx)
+static bnf_status op_matmul(bnf_op_ctx *ctx)
 {
     const bnf_tensor *a, *b;
     bnf_tensor *y;
@@ -175,9 +163,8 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
     size_t m, n, k, nb, yr = 0, astr[BNF_MAX_RANK], bstr[BNF_MAX_RANK], batches = 1;
     size_t arank, brank;
 
-    if (ctx->n_in != 2 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs A and B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 2, "inputs A and B")))
+        return rc;
     a = ctx->in[0];
     b = ctx->in[1];
     if (!type_ok(a->dtype) || b->dtype != a->dtype)
@@ -229,45 +216,27 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
         return rc;
     if (y->n == 0)
         return BNF_OK;
-    if (a->dtype == T_FLOAT && k == 0) {
+    if (a->dtype == BNF_T_FLOAT && k == 0) {
         memset(y->data, 0, y->n * sizeof(float));
         return BNF_OK;
     }
-    if (a->dtype == T_FLOAT) {
-        const float *ad = a->data, *bd = b->data;
-        float *yd = y->data;
+    if (a->dtype == BNF_T_FLOAT) {
         int b_single = 1; /* B has no batch: A's batches stack into one tall GEMM */
         for (size_t i = 0; i < nb; i++)
             if (bbat[i] != 1 || abat[i] != bat[i])
                 b_single = 0;
         if (b_single) {
-            if (!blas_ok(batches * m) || !blas_ok(n) || !blas_ok(k))
+            if (!bnf_blas_ok(batches * m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
                 goto too_large;
-            bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, ad, k, bd, n, 0.0f, yd, n);
+            bnf_sgemm_par(ctx, 0, 0, batches * m, n, k, 1.0f, a->data, k, b->data, n, 0.0f,
+                          y->data, n);
             return BNF_OK;
         }
-        if (!blas_ok(m) || !blas_ok(n) || !blas_ok(k))
+        if (!bnf_blas_ok(m) || !bnf_blas_ok(n) || !bnf_blas_ok(k))
             goto too_large;
-        {
-            int64_t idx[BNF_MAX_RANK] = {0};
-            for (size_t t = 0; t < batches; t++) {
-                size_t ao = 0, bo = 0;
-                for (size_t i = 0; i < nb; i++) {
-                    ao += (size_t)idx[i] * astr[i];
-                    bo += (size_t)idx[i] * bstr[i];
-                }
-                bnf_sgemm_par(ctx, 0, 0, m, n, k, 1.0f, ad + ao, k, bd + bo, n, 0.0f,
-                              yd + t * m * n, n);
-                for (size_t i = nb; i-- > 0;) {
-                    if (++idx[i] < bat[i])
-                        break;
-                    idx[i] = 0;
-                }
-            }
-        }
-        return BNF_OK;
     }
     {
+        /* one GEMM per batch: float through OpenBLAS, the other types generic */
         int64_t idx[BNF_MAX_RANK] = {0};
         for (size_t t = 0; t < batches; t++) {
             size_t ao = 0, bo = 0;
@@ -275,7 +244,12 @@ static bnf_status matmul_run(bnf_op_ctx *ctx)
                 ao += (size_t)idx[i] * astr[i];
                 bo += (size_t)idx[i] * bstr[i];
             }
-            gemm_generic(a, ao, k, 1, b, bo, n, 1, y, t * m * n, m, n, k, 1.0);
+            if (a->dtype == BNF_T_FLOAT)
+                bnf_sgemm_par(ctx, 0, 0, m, n, k, 1.0f, (const float *)a->data + ao, k,
+                              (const float *)b->data + bo, n, 0.0f, (float *)y->data + t * m * n,
+                              n);
+            else
+                gemm_generic(a, ao, k, 1, b, bo, n, 1, y, t * m * n, m, n, k, 1.0);
             for (size_t i = nb; i-- > 0;) {
                 if (++idx[i] < bat[i])
                     break;
@@ -290,7 +264,7 @@ too_large:
 }
 
 const bnf_op_def bnf_ops_gemm[] = {
-    {"Gemm", 1, gemm_run},
-    {"MatMul", 1, matmul_run},
+    {"Gemm", 1, op_gemm},
+    {"MatMul", 1, op_matmul},
     {NULL, 0, NULL},
 };

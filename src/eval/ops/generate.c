@@ -12,23 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_STRING = ONNX__TENSOR_PROTO__DATA_TYPE__STRING,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_FLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-    T_BFLOAT16 = ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-};
-
 /* Decodes an attribute tensor into t, prefixing any error with the node. */
 static bnf_status decode_attr_tensor(bnf_op_ctx *ctx, const Onnx__TensorProto *p, bnf_tensor *t)
 {
@@ -38,7 +21,7 @@ static bnf_status decode_attr_tensor(bnf_op_ctx *ctx, const Onnx__TensorProto *p
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": a constant with external data is not supported",
                         BNF_NODE_ARG(ctx));
-    if (p->data_type == T_STRING)
+    if (p->data_type == BNF_T_STRING)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": string tensors are not supported", BNF_NODE_ARG(ctx));
     if ((rc = bnf_tensor_from_proto(NULL, p, t, ctx->err))) {
@@ -55,6 +38,18 @@ static int attr_is(const Onnx__AttributeProto *a, Onnx__AttributeProto__Attribut
 
 /* ---- Constant -------------------------------------------------------------------- */
 
+/* Output 0 = the n values at v of type dtype: a scalar (rank 0, n = 1) or 1-D. */
+static bnf_status values_out(bnf_op_ctx *ctx, int32_t dtype, const void *v, size_t n,
+                             size_t rank)
+{
+    int64_t dims[1] = {(int64_t)n};
+    bnf_tensor *y;
+    bnf_status rc = bnf_out(ctx, 0, dtype, dims, rank, &y);
+    if (rc == BNF_OK && n)
+        memcpy(y->data, v, n * bnf_eval_size(dtype));
+    return rc;
+}
+
 static bnf_status op_constant(bnf_op_ctx *ctx)
 {
     static const char *const names[] = {"value",        "sparse_value", "value_float",
@@ -63,9 +58,6 @@ static bnf_status op_constant(bnf_op_ctx *ctx)
     const Onnx__AttributeProto *a = NULL;
     const char *which = NULL;
     size_t count = 0;
-    bnf_tensor *y;
-    bnf_status rc;
-    int64_t dims[1];
 
     if (ctx->n_in != 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": takes no inputs",
@@ -92,36 +84,16 @@ static bnf_status op_constant(bnf_op_ctx *ctx)
         return decode_attr_tensor(ctx, a->t, ctx->out[0]);
     }
     if (strcmp(which, "value_float") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)) {
-        if ((rc = bnf_out(ctx, 0, T_FLOAT, NULL, 0, &y)))
-            return rc;
-        ((float *)y->data)[0] = a->f;
-        return BNF_OK;
-    }
-    if (strcmp(which, "value_int") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)) {
-        if ((rc = bnf_out(ctx, 0, T_INT64, NULL, 0, &y)))
-            return rc;
-        ((int64_t *)y->data)[0] = a->i;
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT))
+        return values_out(ctx, BNF_T_FLOAT, &a->f, 1, 0);
+    if (strcmp(which, "value_int") == 0 && attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT))
+        return values_out(ctx, BNF_T_INT64, &a->i, 1, 0);
     if (strcmp(which, "value_floats") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS)) {
-        dims[0] = (int64_t)a->n_floats;
-        if ((rc = bnf_out(ctx, 0, T_FLOAT, dims, 1, &y)))
-            return rc;
-        if (a->n_floats)
-            memcpy(y->data, a->floats, a->n_floats * sizeof(float));
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS))
+        return values_out(ctx, BNF_T_FLOAT, a->floats, a->n_floats, 1);
     if (strcmp(which, "value_ints") == 0 &&
-        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)) {
-        dims[0] = (int64_t)a->n_ints;
-        if ((rc = bnf_out(ctx, 0, T_INT64, dims, 1, &y)))
-            return rc;
-        if (a->n_ints)
-            memcpy(y->data, a->ints, a->n_ints * sizeof(int64_t));
-        return BNF_OK;
-    }
+        attr_is(a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS))
+        return values_out(ctx, BNF_T_INT64, a->ints, a->n_ints, 1);
     if (strcmp(which, "sparse_value") == 0 || strncmp(which, "value_string", 12) == 0)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": '%s' is not supported",
                         BNF_NODE_ARG(ctx), which);
@@ -139,15 +111,14 @@ static bnf_status op_constant_of_shape(bnf_op_ctx *ctx)
     int64_t dims[BNF_MAX_RANK];
     float zero = 0.0f;
     const void *value = &zero;
-    int32_t dtype = T_FLOAT;
+    int32_t dtype = BNF_T_FLOAT;
     size_t es = 4, total, done;
     bnf_status rc;
 
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 1, 1, "one input")))
+        return rc;
     s = ctx->in[0];
-    if (s->dtype != T_INT64 || s->rank != 1)
+    if (s->dtype != BNF_T_INT64 || s->rank != 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": the shape must be a 1-D int64",
                         BNF_NODE_ARG(ctx));
     if (s->n > BNF_MAX_RANK)
@@ -208,10 +179,10 @@ static bnf_status op_range(bnf_op_ctx *ctx)
                             BNF_NODE_ARG(ctx));
     }
     dt = t[0]->dtype;
-    if (dt == T_FLOAT || dt == T_DOUBLE) {
+    if (dt == BNF_T_FLOAT || dt == BNF_T_DOUBLE) {
         double start = bnf_get_f64(t[0], 0), delta = bnf_get_f64(t[2], 0), count;
         /* the count is computed in the inputs' own precision, as the spec says */
-        if (dt == T_FLOAT) {
+        if (dt == BNF_T_FLOAT) {
             float s = (float)start, l = (float)bnf_get_f64(t[1], 0), d = (float)delta;
             float q = (l - s) / d;
             count = ceil((double)q);
@@ -227,7 +198,7 @@ static bnf_status op_range(bnf_op_ctx *ctx)
         dims[0] = count > 0 ? (int64_t)count : 0;
         if ((rc = bnf_out(ctx, 0, dt, dims, 1, &y)))
             return rc;
-        if (dt == T_FLOAT)
+        if (dt == BNF_T_FLOAT)
             for (int64_t i = 0; i < dims[0]; i++)
                 ((float *)y->data)[i] = (float)(start + (double)i * delta);
         else
@@ -235,7 +206,7 @@ static bnf_status op_range(bnf_op_ctx *ctx)
                 ((double *)y->data)[i] = start + (double)i * delta;
         return BNF_OK;
     }
-    if (dt == T_INT64 || dt == T_INT32 || dt == T_INT16) {
+    if (dt == BNF_T_INT64 || dt == BNF_T_INT32 || dt == BNF_T_INT16) {
         int64_t start = bnf_get_i64(t[0], 0), limit = bnf_get_i64(t[1], 0),
                 delta = bnf_get_i64(t[2], 0);
         uint64_t span, step, count = 0;
@@ -260,9 +231,9 @@ static bnf_status op_range(bnf_op_ctx *ctx)
         /* start + i * delta stays between start and limit: no overflow */
         for (int64_t i = 0; i < dims[0]; i++) {
             int64_t v = (int64_t)((uint64_t)start + (uint64_t)i * (uint64_t)delta);
-            if (dt == T_INT64)
+            if (dt == BNF_T_INT64)
                 ((int64_t *)y->data)[i] = v;
-            else if (dt == T_INT32)
+            else if (dt == BNF_T_INT32)
                 ((int32_t *)y->data)[i] = (int32_t)v;
             else
                 ((int16_t *)y->data)[i] = (int16_t)v;
@@ -315,40 +286,40 @@ static inline int64_t real_to_range(double v, double lo, double hi)
             d_[i] = (EXPR);                                                                        \
     } while (0)
 
-/* Converts n elements of s (a pointer to a real type) to y's type `to`. */
-#define CAST_FROM_REAL(s)                                                                          \
+/* Converts n elements of s to y's type `to`: the same for every source type
+ * but for the narrowing to an integer type, NARROW(T, UT, lo, hi) of s[i] for
+ * the types of up to 32 bits, TO_I64(v) and TO_U64(v) for the 64-bit ones. */
+#define CAST_SWITCH(s, NARROW, TO_I64, TO_U64)                                                     \
     switch (to) {                                                                                  \
-    case T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                            \
-    case T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                         \
-    case T_INT64: CAST_LOOP(int64_t, real_to_i64(s[i])); break;                                    \
-    case T_INT32: CAST_LOOP(int32_t, (int32_t)real_to_range(s[i], -0x1p31, 0x1p31 - 1)); break;    \
-    case T_INT8: CAST_LOOP(int8_t, (int8_t)real_to_range(s[i], -128.0, 127.0)); break;             \
-    case T_UINT8: CAST_LOOP(uint8_t, (uint8_t)real_to_range(s[i], 0.0, 255.0)); break;             \
-    case T_INT16: CAST_LOOP(int16_t, (int16_t)real_to_range(s[i], -32768.0, 32767.0)); break;      \
-    case T_UINT16: CAST_LOOP(uint16_t, (uint16_t)real_to_range(s[i], 0.0, 65535.0)); break;        \
-    case T_UINT32: CAST_LOOP(uint32_t, (uint32_t)real_to_range(s[i], 0.0, 0x1p32 - 1)); break;     \
-    case T_UINT64: CAST_LOOP(uint64_t, real_to_u64(s[i])); break;                                  \
-    case T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                             \
+    case BNF_T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                        \
+    case BNF_T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                     \
+    case BNF_T_INT64: CAST_LOOP(int64_t, TO_I64(s[i])); break;                                     \
+    case BNF_T_INT32: CAST_LOOP(int32_t, NARROW(int32_t, uint32_t, -0x1p31, 0x1p31 - 1)); break;   \
+    case BNF_T_INT8: CAST_LOOP(int8_t, NARROW(int8_t, uint8_t, -128.0, 127.0)); break;             \
+    case BNF_T_UINT8: CAST_LOOP(uint8_t, NARROW(uint8_t, uint8_t, 0.0, 255.0)); break;             \
+    case BNF_T_INT16: CAST_LOOP(int16_t, NARROW(int16_t, uint16_t, -32768.0, 32767.0)); break;     \
+    case BNF_T_UINT16: CAST_LOOP(uint16_t, NARROW(uint16_t, uint16_t, 0.0, 65535.0)); break;       \
+    case BNF_T_UINT32: CAST_LOOP(uint32_t, NARROW(uint32_t, uint32_t, 0.0, 0x1p32 - 1)); break;    \
+    case BNF_T_UINT64: CAST_LOOP(uint64_t, TO_U64(s[i])); break;                                   \
+    case BNF_T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                         \
     default: CAST_LOOP(float, (float)bnf_round_to(to, (double)s[i])); break;                       \
     }
 
-/* Integers convert modulo 2^bits to narrower integers, as numpy does. */
-#define CAST_FROM_INT(s)                                                                           \
-    switch (to) {                                                                                  \
-    case T_FLOAT: CAST_LOOP(float, (float)s[i]); break;                                            \
-    case T_DOUBLE: CAST_LOOP(double, (double)s[i]); break;                                         \
-    case T_INT64: CAST_LOOP(int64_t, (int64_t)s[i]); break;                                        \
-    case T_INT32: CAST_LOOP(int32_t, (int32_t)(uint32_t)s[i]); break;                              \
-    case T_INT8: CAST_LOOP(int8_t, (int8_t)(uint8_t)s[i]); break;                                  \
-    case T_UINT8: CAST_LOOP(uint8_t, (uint8_t)s[i]); break;                                        \
-    case T_INT16: CAST_LOOP(int16_t, (int16_t)(uint16_t)s[i]); break;                              \
-    case T_UINT16: CAST_LOOP(uint16_t, (uint16_t)s[i]); break;                                     \
-    case T_UINT32: CAST_LOOP(uint32_t, (uint32_t)s[i]); break;                                     \
-    case T_UINT64: CAST_LOOP(uint64_t, (uint64_t)s[i]); break;                                     \
-    case T_BOOL: CAST_LOOP(uint8_t, s[i] != 0); break;                                             \
-    default: CAST_LOOP(float, (float)bnf_round_to(to, (double)s[i])); break;                       \
+/* Reals saturate at the target's range (NaN -> 0); integers convert modulo
+ * 2^bits to narrower integers, as numpy does. */
+#define REAL_NARROW(T, UT, lo, hi) ((T)real_to_range(s[i], (lo), (hi)))
+#define INT_NARROW(T, UT, lo, hi) ((T)(UT)s[i])
+#define INT_TO_I64(v) ((int64_t)(v))
+#define INT_TO_U64(v) ((uint64_t)(v))
+#define CAST_FROM_REAL(s) CAST_SWITCH(s, REAL_NARROW, real_to_i64, real_to_u64)
+#define CAST_FROM_INT(s) CAST_SWITCH(s, INT_NARROW, INT_TO_I64, INT_TO_U64)
+/* The case of the source switch for integer type TT (C type CT). */
+#define FROM_INT_CASE(TT, CT)                                                                      \
+    case TT: {                                                                                     \
+        const CT *s = x->data;                                                                     \
+        CAST_FROM_INT(s);                                                                          \
+        break;                                                                                     \
     }
-
 
 /* Cast-1 names its target type with a string. */
 static int32_t type_from_name(const char *s)
@@ -357,10 +328,11 @@ static int32_t type_from_name(const char *s)
         const char *name;
         int32_t type;
     } names[] = {
-        {"FLOAT", T_FLOAT},   {"DOUBLE", T_DOUBLE},     {"INT64", T_INT64}, {"INT32", T_INT32},
-        {"INT8", T_INT8},     {"UINT8", T_UINT8},       {"BOOL", T_BOOL},   {"FLOAT16", T_FLOAT16},
-        {"STRING", T_STRING}, {"BFLOAT16", T_BFLOAT16}, {"INT16", T_INT16}, {"UINT16", T_UINT16},
-        {"UINT32", T_UINT32}, {"UINT64", T_UINT64},
+        {"FLOAT", BNF_T_FLOAT},       {"DOUBLE", BNF_T_DOUBLE},   {"INT64", BNF_T_INT64},
+        {"INT32", BNF_T_INT32},       {"INT8", BNF_T_INT8},       {"UINT8", BNF_T_UINT8},
+        {"BOOL", BNF_T_BOOL},         {"FLOAT16", BNF_T_FLOAT16}, {"STRING", BNF_T_STRING},
+        {"BFLOAT16", BNF_T_BFLOAT16}, {"INT16", BNF_T_INT16},     {"UINT16", BNF_T_UINT16},
+        {"UINT32", BNF_T_UINT32},     {"UINT64", BNF_T_UINT64},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0)
@@ -377,20 +349,20 @@ static bnf_status cast_to(bnf_op_ctx *ctx, const bnf_tensor *x, int32_t to)
     bnf_status rc;
 
     switch (to) {
-    case T_FLOAT:
-    case T_DOUBLE:
-    case T_INT64:
-    case T_INT32:
-    case T_INT8:
-    case T_UINT8:
-    case T_BOOL:
-    case T_INT16:
-    case T_UINT16:
-    case T_UINT32:
-    case T_UINT64: out_dt = to; break;
-    case T_FLOAT16:
-    case T_BFLOAT16:
-        out_dt = T_FLOAT; /* held as float32, rounded to the narrower type */
+    case BNF_T_FLOAT:
+    case BNF_T_DOUBLE:
+    case BNF_T_INT64:
+    case BNF_T_INT32:
+    case BNF_T_INT8:
+    case BNF_T_UINT8:
+    case BNF_T_BOOL:
+    case BNF_T_INT16:
+    case BNF_T_UINT16:
+    case BNF_T_UINT32:
+    case BNF_T_UINT64: out_dt = to; break;
+    case BNF_T_FLOAT16:
+    case BNF_T_BFLOAT16:
+        out_dt = BNF_T_FLOAT; /* held as float32, rounded to the narrower type */
         break;
     default:
         return bnf_fail(
@@ -411,57 +383,18 @@ static bnf_status cast_to(bnf_op_ctx *ctx, const bnf_tensor *x, int32_t to)
         return BNF_OK;
     }
     switch (x->dtype) {
-    case T_FLOAT: {
+    case BNF_T_FLOAT: {
         const float *s = x->data;
         CAST_FROM_REAL(s);
         break;
     }
-    case T_DOUBLE: {
+    case BNF_T_DOUBLE: {
         const double *s = x->data;
         CAST_FROM_REAL(s);
         break;
     }
-    case T_INT64: {
-        const int64_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_INT32: {
-        const int32_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_INT8: {
-        const int8_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_INT16: {
-        const int16_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_UINT16: {
-        const uint16_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_UINT32: {
-        const uint32_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_UINT64: {
-        const uint64_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
-    case T_UINT8:
-    case T_BOOL: {
-        const uint8_t *s = x->data;
-        CAST_FROM_INT(s);
-        break;
-    }
+    BNF_INT_TYPES(FROM_INT_CASE)
+    FROM_INT_CASE(BNF_T_BOOL, uint8_t)
     default:
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": cast from %s is not supported", BNF_NODE_ARG(ctx),
@@ -473,9 +406,9 @@ static bnf_status cast_to(bnf_op_ctx *ctx, const bnf_tensor *x, int32_t to)
 static bnf_status op_cast(bnf_op_ctx *ctx)
 {
     int32_t to;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input",
-                        BNF_NODE_ARG(ctx));
+    bnf_status rc;
+    if ((rc = bnf_need_inputs(ctx, 1, 1, "one input")))
+        return rc;
     if (ctx->opset < 6) {
         char name[32];
         bnf_ctx_string(ctx, "to", "", name, sizeof name);
@@ -497,12 +430,10 @@ static bnf_status op_cast(bnf_op_ctx *ctx)
 
 /* CastLike: to the type of input 1 (a float16 `like` reaches the evaluator as
  * float32, so casting "like float16" yields float32 unrounded). */
-static bnf_status op_castlike(bnf_op_ctx *ctx)
+static bnf_status op_cast_like(bnf_op_ctx *ctx)
 {
-    if (ctx->n_in != 2 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs two inputs",
-                        BNF_NODE_ARG(ctx));
-    return cast_to(ctx, ctx->in[0], ctx->in[1]->dtype);
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, "two inputs");
+    return rc ? rc : cast_to(ctx, ctx->in[0], ctx->in[1]->dtype);
 }
 
 const bnf_op_def bnf_ops_generate[] = {
@@ -510,6 +441,6 @@ const bnf_op_def bnf_ops_generate[] = {
     {"ConstantOfShape", 9, op_constant_of_shape},
     {"Range", 11, op_range},
     {"Cast", 1, op_cast},
-    {"CastLike", 15, op_castlike},
+    {"CastLike", 15, op_cast_like},
     {NULL, 0, NULL},
 };

@@ -19,35 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-
-static int wanted(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
-           ctx->node->output[i][0];
-}
-
 static int real_type(int32_t t)
 {
-    return t == T_FLOAT || t == T_DOUBLE;
+    return t == BNF_T_FLOAT || t == BNF_T_DOUBLE;
 }
-
-/* Four floats, with the GCC/Clang vector extension: SIMD whatever the
- * optimisation level (gcc -O2 does not vectorise loops of unknown length). */
-typedef float v4f __attribute__((vector_size(16)));
 
 /* y[i] = x[i] * s + t for len elements of type dtype (float or double). */
 static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, double t)
 {
-    if (dtype == T_FLOAT) {
+    if (dtype == BNF_T_FLOAT) {
         const float *xs = x;
         float *ys = y;
         float fs = (float)s, ft = (float)t;
-        v4f vs = {fs, fs, fs, fs}, vt = {ft, ft, ft, ft};
+        bnf_v4f vs = {fs, fs, fs, fs}, vt = {ft, ft, ft, ft};
         size_t i = 0;
         for (; i + 8 <= len; i += 8) {
-            v4f a, b;
+            bnf_v4f a, b;
             memcpy(&a, xs + i, sizeof a);
             memcpy(&b, xs + i + 4, sizeof b);
             a = a * vs + vt;
@@ -69,7 +56,7 @@ static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, 
 static void moments(const void *x, int32_t dtype, size_t len, double *mean, double *var)
 {
     double s = 0, q = 0, m;
-    if (dtype == T_FLOAT) {
+    if (dtype == BNF_T_FLOAT) {
         const float *v = x;
         for (size_t i = 0; i < len; i++)
             s += v[i];
@@ -88,14 +75,9 @@ static void moments(const void *x, int32_t dtype, size_t len, double *mean, doub
     *var = q / (double)len;
 }
 
-static bnf_status nomem(bnf_op_ctx *ctx)
-{
-    return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
-}
-
 /* ---- BatchNormalization ------------------------------------------------------------- */
 
-static bnf_status batchnorm_run(bnf_op_ctx *ctx)
+static bnf_status op_batch_normalization(bnf_op_ctx *ctx)
 {
     static const char *const names[4] = {"scale", "B", "mean", "var"};
     const bnf_tensor *x, *p[4];
@@ -105,9 +87,8 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     int spatial = 1, training = 0;
     double eps, momentum, *s = NULL, *t = NULL, *bmean = NULL, *bvar = NULL;
 
-    if (ctx->n_in != 5 || !ctx->in[0] || !ctx->in[1] || !ctx->in[2] || !ctx->in[3] || !ctx->in[4])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": needs inputs X, scale, B, mean and var", BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 5, 5, "inputs X, scale, B, mean and var")))
+        return rc;
     x = ctx->in[0];
     for (size_t i = 0; i < 4; i++)
         p[i] = ctx->in[i + 1];
@@ -134,7 +115,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
         training = bnf_ctx_int(ctx, "training_mode", 0) != 0;
     else
         for (size_t i = 1; i < 5; i++)
-            if (wanted(ctx, i))
+            if (bnf_wanted(ctx, i))
                 return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                                 BNF_NODE_FMT ": the training outputs of opset %lld are not supported",
                                 BNF_NODE_ARG(ctx), (long long)ctx->opset);
@@ -156,7 +137,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     s = bnf_malloc((np ? np : 1) * sizeof *s);
     t = bnf_malloc((np ? np : 1) * sizeof *t);
     if (!s || !t) {
-        rc = nomem(ctx);
+        rc = bnf_nomem(ctx);
         goto out;
     }
     es = bnf_eval_size(x->dtype);
@@ -166,7 +147,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
         bmean = bnf_calloc(c ? c : 1, sizeof *bmean);
         bvar = bnf_calloc(c ? c : 1, sizeof *bvar);
         if (!bmean || !bvar) {
-            rc = nomem(ctx);
+            rc = bnf_nomem(ctx);
             goto out;
         }
         for (size_t ch = 0; ch < c && cnt; ch++) {
@@ -209,7 +190,7 @@ static bnf_status batchnorm_run(bnf_op_ctx *ctx)
     for (size_t o = 1; o <= 2; o++) {
         const bnf_tensor *in = p[o + 1];
         bnf_tensor *r;
-        if (!wanted(ctx, o))
+        if (!bnf_wanted(ctx, o))
             continue;
         if ((rc = bnf_out(ctx, o, in->dtype, in->dims, in->rank, &r)))
             goto out;
@@ -230,7 +211,7 @@ out:
 
 /* ---- InstanceNormalization ----------------------------------------------------------- */
 
-static bnf_status instancenorm_run(bnf_op_ctx *ctx)
+static bnf_status op_instance_normalization(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *sc, *bi;
     bnf_tensor *y;
@@ -238,9 +219,8 @@ static bnf_status instancenorm_run(bnf_op_ctx *ctx)
     size_t n, c, inner = 1, es;
     double eps;
 
-    if (ctx->n_in != 3 || !ctx->in[0] || !ctx->in[1] || !ctx->in[2])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, scale and B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 3, 3, "inputs X, scale and B")))
+        return rc;
     x = ctx->in[0];
     sc = ctx->in[1];
     bi = ctx->in[2];
@@ -309,12 +289,12 @@ static bnf_status ln_param(bnf_op_ctx *ctx, const char *name, const bnf_tensor *
     memcpy(shaped.dims, t->dims + (t->rank - shaped.rank), shaped.rank * sizeof *shaped.dims);
     *idx = bnf_malloc((inner ? inner : 1) * sizeof **idx);
     if (!*idx)
-        return nomem(ctx);
+        return bnf_nomem(ctx);
     bnf_broadcast_index(&shaped, x->dims + axis, r, *idx);
     return BNF_OK;
 }
 
-static bnf_status layernorm_run(bnf_op_ctx *ctx)
+static bnf_status op_layer_normalization(bnf_op_ctx *ctx)
 {
     const bnf_tensor *x, *sc, *bi;
     bnf_tensor *y, *mo = NULL, *io = NULL;
@@ -324,9 +304,8 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
     int32_t utype;
     double eps, *row_s = NULL;
 
-    if (ctx->n_in < 2 || ctx->n_in > 3 || !ctx->in[0] || !ctx->in[1])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs inputs X, Scale and an optional B",
-                        BNF_NODE_ARG(ctx));
+    if ((rc = bnf_need_inputs(ctx, 2, 3, "inputs X, Scale and an optional B")))
+        return rc;
     x = ctx->in[0];
     sc = ctx->in[1];
     bi = ctx->n_in > 2 ? ctx->in[2] : NULL;
@@ -336,13 +315,11 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
     if (x->rank < 1)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": X must have rank >= 1",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", -1);
-    if (axis < -(int64_t)x->rank || axis >= (int64_t)x->rank)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %zu",
-                        BNF_NODE_ARG(ctx), (long long)axis, x->rank);
-    ax = (size_t)(axis < 0 ? axis + (int64_t)x->rank : axis);
-    stash = bnf_ctx_int(ctx, "stash_type", T_FLOAT);
-    if (stash != T_FLOAT && stash != T_DOUBLE)
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", -1), x->rank, 0, &axis)))
+        return rc;
+    ax = (size_t)axis;
+    stash = bnf_ctx_int(ctx, "stash_type", BNF_T_FLOAT);
+    if (stash != BNF_T_FLOAT && stash != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": stash_type %lld is not supported (float or double only)",
                         BNF_NODE_ARG(ctx), (long long)stash);
@@ -362,14 +339,14 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         (bi && (rc = ln_param(ctx, "B", bi, x, ax, inner, &bidx))))
         goto out;
     if ((rc = bnf_out(ctx, 0, x->dtype, x->dims, x->rank, &y)) ||
-        (wanted(ctx, 1) && (rc = bnf_out(ctx, 1, utype, sdims, x->rank, &mo))) ||
-        (wanted(ctx, 2) && (rc = bnf_out(ctx, 2, utype, sdims, x->rank, &io))))
+        (bnf_wanted(ctx, 1) && (rc = bnf_out(ctx, 1, utype, sdims, x->rank, &mo))) ||
+        (bnf_wanted(ctx, 2) && (rc = bnf_out(ctx, 2, utype, sdims, x->rank, &io))))
         goto out;
     if (inner == 0 || outer == 0)
         goto out;
     row_s = bnf_malloc(2 * inner * sizeof *row_s); /* scale and bias over the normalized shape */
     if (!row_s) {
-        rc = nomem(ctx);
+        rc = bnf_nomem(ctx);
         goto out;
     }
     for (size_t i = 0; i < inner; i++) {
@@ -381,7 +358,7 @@ static bnf_status layernorm_run(bnf_op_ctx *ctx)
         size_t off = r * inner;
         moments((const char *)x->data + off * bnf_eval_size(x->dtype), x->dtype, inner, &mean, &var);
         inv = 1.0 / sqrt(var + eps);
-        if (x->dtype == T_FLOAT) {
+        if (x->dtype == BNF_T_FLOAT) {
             const float *xs = (const float *)x->data + off;
             float *ys = (float *)y->data + off;
             for (size_t i = 0; i < inner; i++)
@@ -405,8 +382,8 @@ out:
 }
 
 const bnf_op_def bnf_ops_norm[] = {
-    {"BatchNormalization", 1, batchnorm_run},
-    {"InstanceNormalization", 1, instancenorm_run},
-    {"LayerNormalization", 17, layernorm_run},
+    {"BatchNormalization", 1, op_batch_normalization},
+    {"InstanceNormalization", 1, op_instance_normalization},
+    {"LayerNormalization", 17, op_layer_normalization},
     {NULL, 0, NULL},
 };

@@ -24,16 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
-#define T_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
-#define T_INT8 ONNX__TENSOR_PROTO__DATA_TYPE__INT8
-#define T_UINT8 ONNX__TENSOR_PROTO__DATA_TYPE__UINT8
-#define T_INT64 ONNX__TENSOR_PROTO__DATA_TYPE__INT64
-#define MAX_SP (BNF_MAX_RANK - 2)
-/* Attribute values and spatial sizes above this are refused, so the int64
- * shape arithmetic cannot overflow. */
-#define ATTR_MAX ((int64_t)1 << 30)
-#define DIM_MAX ((int64_t)1 << 31)
+#define MAX_SP BNF_MAX_SPATIAL
 
 typedef struct {
     int64_t lo, hi;  /* kernel taps inside the input */
@@ -49,66 +40,21 @@ typedef struct {
 
 enum { POOL_MAX, POOL_AVG };
 
-static int64_t ceil_div(int64_t a, int64_t b) /* b > 0 */
-{
-    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
-static int wanted(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_out && ctx->out[i] && i < ctx->node->n_output && ctx->node->output[i] &&
-           ctx->node->output[i][0];
-}
-
-static bnf_status ints_attr(bnf_op_ctx *ctx, const char *name, size_t want, int64_t dflt,
-                            int64_t lo, int64_t hi, int64_t *v)
-{
-    size_t n = bnf_ctx_ints(ctx, name, v, want);
-    if (n == 0) {
-        for (size_t i = 0; i < want; i++)
-            v[i] = dflt;
-        return BNF_OK;
-    }
-    if (n != want)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %s has %zu values, expected %zu",
-                        BNF_NODE_ARG(ctx), name, n, want);
-    for (size_t i = 0; i < want; i++)
-        if (v[i] < lo || v[i] > hi)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                            BNF_NODE_FMT ": %s[%zu] = %lld is out of range [%lld, %lld]",
-                            BNF_NODE_ARG(ctx), name, i, (long long)v[i], (long long)lo,
-                            (long long)hi);
-    return BNF_OK;
-}
-
 /* X of rank >= 3 with spatial sizes in range, of one of the types in `ok`. */
 static bnf_status check_x(bnf_op_ctx *ctx, const int32_t *ok, size_t n_ok, const char *types)
 {
     const bnf_tensor *x;
     size_t i;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs one input X",
-                        BNF_NODE_ARG(ctx));
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, "one input X");
+    if (rc)
+        return rc;
     x = ctx->in[0];
     for (i = 0; i < n_ok && ok[i] != x->dtype; i++)
         ;
     if (i == n_ok)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X is %s, supported: %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype), types);
-    if (x->rank < 3 || x->rank > BNF_MAX_RANK)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": X has rank %zu, expected N x C x D1 ... (rank 3 to %d)",
-                        BNF_NODE_ARG(ctx), x->rank, BNF_MAX_RANK);
-    for (i = 2; i < x->rank; i++)
-        if (x->dims[i] > DIM_MAX)
-            return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": X dimension %zu is %lld",
-                            BNF_NODE_ARG(ctx), i, (long long)x->dims[i]);
-    return BNF_OK;
+    return bnf_check_spatial(ctx, x, NULL);
 }
 
 /* Window geometry of MaxPool / AveragePool from X and the attributes; *tabs
@@ -117,8 +63,7 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
 {
     bnf_status rc;
     int64_t pads[2 * MAX_SP], ceil_mode;
-    const char *ap;
-    char ap_buf[16];
+    int mode;
     size_t total = 0;
     win *t;
 
@@ -128,35 +73,22 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": kernel_shape must have one value per spatial axis (%zu)",
                         BNF_NODE_ARG(ctx), g->nsp);
-    if ((rc = ints_attr(ctx, "kernel_shape", g->nsp, 1, 1, DIM_MAX, g->k)) ||
-        (rc = ints_attr(ctx, "strides", g->nsp, 1, 1, ATTR_MAX, g->s)) ||
-        (rc = ints_attr(ctx, "dilations", g->nsp, 1, 1, ATTR_MAX, g->d)) ||
-        (rc = ints_attr(ctx, "pads", 2 * g->nsp, 0, 0, ATTR_MAX, pads)))
+    if ((rc = bnf_ctx_ints_range(ctx, "kernel_shape", g->nsp, 1, 1, BNF_DIM_MAX, g->k)) ||
+        (rc = bnf_ctx_ints_range(ctx, "strides", g->nsp, 1, 1, BNF_ATTR_MAX, g->s)) ||
+        (rc = bnf_ctx_ints_range(ctx, "dilations", g->nsp, 1, 1, BNF_ATTR_MAX, g->d)) ||
+        (rc = bnf_ctx_ints_range(ctx, "pads", 2 * g->nsp, 0, 0, BNF_ATTR_MAX, pads)))
         return rc;
     ceil_mode = bnf_ctx_int(ctx, "ceil_mode", 0);
-    ap = bnf_ctx_string(ctx, "auto_pad", "NOTSET", ap_buf, sizeof ap_buf);
-    if (strcmp(ap, "NOTSET") && ap[0] && strcmp(ap, "SAME_UPPER") && strcmp(ap, "SAME_LOWER") &&
-        strcmp(ap, "VALID"))
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown auto_pad '%s'",
-                        BNF_NODE_ARG(ctx), ap);
+    if ((rc = bnf_auto_pad(ctx, &mode)))
+        return rc;
     g->is = g->os = 1;
     for (size_t i = 0; i < g->nsp; i++) {
         int64_t in = x->dims[i + 2], dk = (g->k[i] - 1) * g->d[i] + 1, span;
         g->in[i] = in;
-        if (!strncmp(ap, "SAME_", 5)) {
-            int64_t out = ceil_div(in, g->s[i]), tot = (out - 1) * g->s[i] + dk - in;
-            if (tot < 0)
-                tot = 0;
-            g->pb[i] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
-            g->pe[i] = tot - g->pb[i];
-            g->out[i] = out;
+        if (mode == BNF_PAD_SAME_UPPER || mode == BNF_PAD_SAME_LOWER) {
+            g->out[i] = bnf_same_pads(in, g->s[i], dk, mode, &g->pb[i], &g->pe[i]);
         } else {
-            if (!strcmp(ap, "VALID")) {
-                g->pb[i] = g->pe[i] = 0;
-            } else {
-                g->pb[i] = pads[i];
-                g->pe[i] = pads[i + g->nsp];
-            }
+            bnf_explicit_pads(mode, pads, g->nsp, i, &g->pb[i], &g->pe[i]);
             span = in + g->pb[i] + g->pe[i] - dk;
             if (span < 0)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -164,8 +96,8 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
                                 "padded input (%lld) along spatial axis %zu",
                                 BNF_NODE_ARG(ctx), (long long)dk,
                                 (long long)(in + g->pb[i] + g->pe[i]), i);
-            if (ceil_mode && strcmp(ap, "VALID")) {
-                g->out[i] = ceil_div(span, g->s[i]) + 1;
+            if (ceil_mode && mode != BNF_PAD_VALID) {
+                g->out[i] = bnf_ceil_div(span, g->s[i]) + 1;
                 /* the last window must start inside the input or its start padding */
                 if ((g->out[i] - 1) * g->s[i] >= in + g->pb[i])
                     g->out[i]--;
@@ -179,16 +111,16 @@ static bnf_status pool_geometry(bnf_op_ctx *ctx, const bnf_tensor *x, pgeom *g, 
     }
     t = bnf_malloc((total ? total : 1) * sizeof *t);
     if (!t)
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     *tabs = t;
     for (size_t i = 0; i < g->nsp; i++) {
         g->tab[i] = t;
         for (int64_t o = 0; o < g->out[i]; o++, t++) {
             int64_t st = o * g->s[i] - g->pb[i], plo, phi;
-            t->lo = clamp64(ceil_div(-st, g->d[i]), 0, g->k[i]);
-            t->hi = clamp64(ceil_div(g->in[i] - st, g->d[i]), t->lo, g->k[i]);
-            plo = clamp64(ceil_div(-g->pb[i] - st, g->d[i]), 0, g->k[i]);
-            phi = clamp64(ceil_div(g->in[i] + g->pe[i] - st, g->d[i]), plo, g->k[i]);
+            t->lo = bnf_clamp64(bnf_ceil_div(-st, g->d[i]), 0, g->k[i]);
+            t->hi = bnf_clamp64(bnf_ceil_div(g->in[i] - st, g->d[i]), t->lo, g->k[i]);
+            plo = bnf_clamp64(bnf_ceil_div(-g->pb[i] - st, g->d[i]), 0, g->k[i]);
+            phi = bnf_clamp64(bnf_ceil_div(g->in[i] + g->pe[i] - st, g->d[i]), plo, g->k[i]);
             t->padded = phi - plo;
         }
     }
@@ -264,46 +196,43 @@ POOL_PLANE(pool_plane_f64, double, -DBL_MAX)
 
 /* ---- float 1-D and 2-D fast path ---------------------------------------------------- */
 
-/* Four floats, with the GCC/Clang vector extension: SIMD whatever the
- * optimisation level (gcc -O2 does not vectorise loops of unknown length). */
-typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline __attribute__((always_inline)) v4f ld4s(const float *p, int64_t s)
+static inline __attribute__((always_inline)) bnf_v4f ld4s(const float *p, int64_t s)
 {
-    v4f v;
+    bnf_v4f v;
     if (s == 1) {
         memcpy(&v, p, sizeof v);
         return v;
     }
-    return (v4f){p[0], p[s], p[2 * s], p[3 * s]};
+    return (bnf_v4f){p[0], p[s], p[2 * s], p[3 * s]};
 }
 
 /* Per lane: b when b > a, else a (the scalar loop's rule). */
-static inline __attribute__((always_inline)) v4f vmax4(v4f a, v4f b)
+static inline __attribute__((always_inline)) bnf_v4f vmax4(bnf_v4f a, bnf_v4f b)
 {
     v4i m = b > a;
-    return (v4f)(((v4i)b & m) | ((v4i)a & ~m));
+    return (bnf_v4f)(((v4i)b & m) | ((v4i)a & ~m));
 }
 
 /* A 1-D or 2-D plane (1-D as height 1) read through a padded copy of hp x wp,
  * padding -inf for max and 0 for average, so the loops never test bounds. */
 typedef struct {
-    int64_t h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, hp, wp;
+    bnf_plane p;
     const float *rdiv; /* average: per output row, 1 / (taps counted in it) */
     const float *cdiv; /* per output column */
 } p2_geom;
 
 /* Output block [ow, ow + 4) of output row oh from padded plane x. */
-static inline __attribute__((always_inline)) v4f p2_block(const float *x, const p2_geom *q,
+static inline __attribute__((always_inline)) bnf_v4f p2_block(const float *x, const p2_geom *q,
                                                            int64_t oh, int64_t ow, int kind,
                                                            int64_t sw)
 {
-    const float *x0 = x + oh * q->sh * q->wp + ow * sw;
-    v4f acc = ld4s(x0, sw);
-    for (int64_t kh = 0; kh < q->kh; kh++)
-        for (int64_t kw = kh ? 0 : 1; kw < q->kw; kw++) {
-            v4f v = ld4s(x0 + kh * q->dh * q->wp + kw * q->dw, sw);
+    const float *x0 = x + oh * q->p.sh * q->p.wp + ow * sw;
+    bnf_v4f acc = ld4s(x0, sw);
+    for (int64_t kh = 0; kh < q->p.kh; kh++)
+        for (int64_t kw = kh ? 0 : 1; kw < q->p.kw; kw++) {
+            bnf_v4f v = ld4s(x0 + kh * q->p.dh * q->p.wp + kw * q->p.dw, sw);
             acc = kind == POOL_MAX ? vmax4(acc, v) : acc + v;
         }
     return acc;
@@ -312,11 +241,11 @@ static inline __attribute__((always_inline)) v4f p2_block(const float *x, const 
 static inline __attribute__((always_inline)) float p2_point(const float *x, const p2_geom *q,
                                                             int64_t oh, int64_t ow, int kind)
 {
-    const float *x0 = x + oh * q->sh * q->wp + ow * q->sw;
+    const float *x0 = x + oh * q->p.sh * q->p.wp + ow * q->p.sw;
     float acc = x0[0];
-    for (int64_t kh = 0; kh < q->kh; kh++)
-        for (int64_t kw = kh ? 0 : 1; kw < q->kw; kw++) {
-            float v = x0[kh * q->dh * q->wp + kw * q->dw];
+    for (int64_t kh = 0; kh < q->p.kh; kh++)
+        for (int64_t kw = kh ? 0 : 1; kw < q->p.kw; kw++) {
+            float v = x0[kh * q->p.dh * q->p.wp + kw * q->p.dw];
             acc = kind == POOL_MAX ? (v > acc ? v : acc) : acc + v;
         }
     return acc;
@@ -325,19 +254,19 @@ static inline __attribute__((always_inline)) float p2_point(const float *x, cons
 static inline __attribute__((always_inline)) void p2_rows(const float *x, float *y,
                                                           const p2_geom *q, int kind, int64_t sw)
 {
-    for (int64_t oh = 0; oh < q->oh; oh++) {
-        float *yr = y + oh * q->ow;
+    for (int64_t oh = 0; oh < q->p.oh; oh++) {
+        float *yr = y + oh * q->p.ow;
         int64_t ow = 0;
-        for (; ow + 4 <= q->ow; ow += 4) {
-            v4f v = p2_block(x, q, oh, ow, kind, sw);
+        for (; ow + 4 <= q->p.ow; ow += 4) {
+            bnf_v4f v = p2_block(x, q, oh, ow, kind, sw);
             if (kind == POOL_AVG) {
-                v4f d;
+                bnf_v4f d;
                 memcpy(&d, q->cdiv + ow, sizeof d);
                 v = v * d * q->rdiv[oh];
             }
             memcpy(yr + ow, &v, sizeof v);
         }
-        for (; ow < q->ow; ow++) {
+        for (; ow < q->p.ow; ow++) {
             float v = p2_point(x, q, oh, ow, kind);
             yr[ow] = kind == POOL_AVG ? v * q->cdiv[ow] * q->rdiv[oh] : v;
         }
@@ -352,42 +281,25 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     int two = g->nsp == 2;
     size_t last = g->nsp - 1, padsz;
     float *pad, *div;
-    q.h = two ? g->in[0] : 1;
-    q.oh = two ? g->out[0] : 1;
-    q.kh = two ? g->k[0] : 1;
-    q.sh = two ? g->s[0] : 1;
-    q.ph = two ? g->pb[0] : 0;
-    q.dh = two ? g->d[0] : 1;
-    q.w = g->in[last];
-    q.ow = g->out[last];
-    q.kw = g->k[last];
-    q.sw = g->s[last];
-    q.pw = g->pb[last];
-    q.dw = g->d[last];
-    q.hp = q.ph + q.h;
-    q.wp = q.pw + q.w;
-    if ((q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1 > q.hp)
-        q.hp = (q.oh - 1) * q.sh + (q.kh - 1) * q.dh + 1;
-    if ((q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1 > q.wp)
-        q.wp = (q.ow - 1) * q.sw + (q.kw - 1) * q.dw + 1;
-    padsz = (size_t)q.hp * (size_t)q.wp;
+    bnf_plane_init(&q.p, g->nsp, g->in, g->out, g->k, g->s, g->pb, g->d);
+    padsz = (size_t)q.p.hp * (size_t)q.p.wp;
     pad = bnf_malloc(padsz * sizeof *pad);
-    div = bnf_malloc((size_t)(q.oh + q.ow) * sizeof *div);
+    div = bnf_malloc((size_t)(q.p.oh + q.p.ow) * sizeof *div);
     if (!pad || !div) {
         bnf_free(pad);
         bnf_free(div);
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        return bnf_nomem(ctx);
     }
-    for (int64_t i = 0; i < q.oh; i++) {
+    for (int64_t i = 0; i < q.p.oh; i++) {
         const win *t = two ? &g->tab[0][i] : NULL;
         div[i] = 1.0f / (float)(!t ? 1 : include_pad ? t->padded : t->hi - t->lo);
     }
-    for (int64_t i = 0; i < q.ow; i++) {
+    for (int64_t i = 0; i < q.p.ow; i++) {
         const win *t = &g->tab[last][i];
-        div[q.oh + i] = 1.0f / (float)(include_pad ? t->padded : t->hi - t->lo);
+        div[q.p.oh + i] = 1.0f / (float)(include_pad ? t->padded : t->hi - t->lo);
     }
     q.rdiv = div;
-    q.cdiv = div + q.oh;
+    q.cdiv = div + q.p.oh;
     {
         float fill = kind == POOL_MAX ? -INFINITY : 0.0f;
         for (size_t i = 0; i < padsz; i++)
@@ -395,14 +307,15 @@ static bnf_status pool_fast(bnf_op_ctx *ctx, const float *x, float *y, size_t pl
     }
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * g->is;
-        for (int64_t i = 0; i < q.h; i++)
-            memcpy(pad + (i + q.ph) * q.wp + q.pw, xp + i * q.w, (size_t)q.w * sizeof *pad);
+        for (int64_t i = 0; i < q.p.h; i++)
+            memcpy(pad + (i + q.p.ph) * q.p.wp + q.p.pw, xp + i * q.p.w,
+                   (size_t)q.p.w * sizeof *pad);
         if (kind == POOL_MAX)
-            q.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.sw);
+            q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_MAX, 1)
+                        : p2_rows(pad, y + p * g->os, &q, POOL_MAX, q.p.sw);
         else
-            q.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
-                      : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.sw);
+            q.p.sw == 1 ? p2_rows(pad, y + p * g->os, &q, POOL_AVG, 1)
+                        : p2_rows(pad, y + p * g->os, &q, POOL_AVG, q.p.sw);
     }
     bnf_free(pad);
     bnf_free(div);
@@ -424,7 +337,7 @@ static int64_t to_col_major(int64_t pos, const int64_t *in, size_t nsp)
 
 static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
 {
-    static const int32_t max_types[] = {T_FLOAT, T_DOUBLE, T_INT8, T_UINT8};
+    static const int32_t max_types[] = {BNF_T_FLOAT, BNF_T_DOUBLE, BNF_T_INT8, BNF_T_UINT8};
     const bnf_tensor *x;
     bnf_tensor *y, *ind = NULL;
     pgeom g;
@@ -454,8 +367,8 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
         ydims[i + 2] = g.out[i];
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         goto out;
-    if (kind == POOL_MAX && wanted(ctx, 1) &&
-        (rc = bnf_out(ctx, 1, T_INT64, ydims, x->rank, &ind)))
+    if (kind == POOL_MAX && bnf_wanted(ctx, 1) &&
+        (rc = bnf_out(ctx, 1, BNF_T_INT64, ydims, x->rank, &ind)))
         goto out;
     planes = (size_t)x->dims[0] * (size_t)x->dims[1];
     if (y->n == 0)
@@ -465,17 +378,17 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
                       BNF_NODE_ARG(ctx));
         goto out;
     }
-    if (x->dtype == T_INT8 || x->dtype == T_UINT8) {
+    if (x->dtype == BNF_T_INT8 || x->dtype == BNF_T_UINT8) {
         xf = bnf_malloc(x->n * sizeof *xf);
         yf = bnf_malloc(y->n * sizeof *yf);
         if (!xf || !yf) {
-            rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+            rc = bnf_nomem(ctx);
             goto out;
         }
         for (size_t i = 0; i < x->n; i++)
             xf[i] = (float)bnf_get_f64(x, i);
     }
-    if (x->dtype == T_FLOAT && !ind && g.nsp <= 2) {
+    if (x->dtype == BNF_T_FLOAT && !ind && g.nsp <= 2) {
         /* the fast path needs every window to have a tap inside the input, and
          * a padded plane not much larger than the input and output planes */
         int fast = 1;
@@ -496,7 +409,7 @@ static bnf_status pool_run(bnf_op_ctx *ctx, int kind)
     }
     for (size_t p = 0; p < planes; p++) {
         int64_t *ip = ind ? (int64_t *)ind->data + p * g.os : NULL;
-        if (x->dtype == T_DOUBLE)
+        if (x->dtype == BNF_T_DOUBLE)
             pool_plane_f64((const double *)x->data + p * g.is, (double *)y->data + p * g.os, ip, &g,
                            kind, include_pad != 0);
         else
@@ -517,12 +430,12 @@ out:
     return rc;
 }
 
-static bnf_status maxpool_run(bnf_op_ctx *ctx)
+static bnf_status op_max_pool(bnf_op_ctx *ctx)
 {
     return pool_run(ctx, POOL_MAX);
 }
 
-static bnf_status avgpool_run(bnf_op_ctx *ctx)
+static bnf_status op_average_pool(bnf_op_ctx *ctx)
 {
     return pool_run(ctx, POOL_AVG);
 }
@@ -537,10 +450,10 @@ static double sum_f32(const float *v, size_t n)
     size_t i = 0;
     while (i < n) {
         size_t end = n - i > 1024 ? i + 1024 : n;
-        v4f a = {0, 0, 0, 0}, b = a, c = a, d = a;
+        bnf_v4f a = {0, 0, 0, 0}, b = a, c = a, d = a;
         float r = 0;
         for (; i + 16 <= end; i += 16) {
-            v4f x[4];
+            bnf_v4f x[4];
             memcpy(x, v + i, sizeof x);
             a += x[0];
             b += x[1];
@@ -561,11 +474,11 @@ static float max_f32(const float *v, size_t n)
     float m = v[0];
     size_t i = 1;
     if (n >= 17) {
-        v4f a, b, c, d;
+        bnf_v4f a, b, c, d;
         memcpy(&a, v + 1, sizeof a);
         b = c = d = a;
         for (i = 1; i + 16 <= n; i += 16) {
-            v4f x[4];
+            bnf_v4f x[4];
             memcpy(x, v + i, sizeof x);
             a = vmax4(a, x[0]);
             b = vmax4(b, x[1]);
@@ -601,7 +514,7 @@ static void global_range(void *arg, size_t tid, size_t lo, size_t hi)
 
 static bnf_status global_run(bnf_op_ctx *ctx, int kind)
 {
-    static const int32_t types[] = {T_FLOAT, T_DOUBLE};
+    static const int32_t types[] = {BNF_T_FLOAT, BNF_T_DOUBLE};
     const bnf_tensor *x;
     bnf_tensor *y;
     bnf_status rc;
@@ -622,7 +535,7 @@ static bnf_status global_run(bnf_op_ctx *ctx, int kind)
                         BNF_NODE_ARG(ctx));
     if ((rc = bnf_out(ctx, 0, x->dtype, ydims, x->rank, &y)))
         return rc;
-    if (x->dtype == T_FLOAT) {
+    if (x->dtype == BNF_T_FLOAT) {
         global_job j = {x->data, y->data, len, kind};
         bnf_parallel(ctx, bnf_par_threads(ctx, planes, x->n), planes, global_range, &j);
     } else {
@@ -646,20 +559,20 @@ static bnf_status global_run(bnf_op_ctx *ctx, int kind)
     return BNF_OK;
 }
 
-static bnf_status global_max_run(bnf_op_ctx *ctx)
+static bnf_status op_global_max_pool(bnf_op_ctx *ctx)
 {
     return global_run(ctx, POOL_MAX);
 }
 
-static bnf_status global_avg_run(bnf_op_ctx *ctx)
+static bnf_status op_global_average_pool(bnf_op_ctx *ctx)
 {
     return global_run(ctx, POOL_AVG);
 }
 
 const bnf_op_def bnf_ops_pool[] = {
-    {"MaxPool", 1, maxpool_run},
-    {"AveragePool", 1, avgpool_run},
-    {"GlobalMaxPool", 1, global_max_run},
-    {"GlobalAveragePool", 1, global_avg_run},
+    {"MaxPool", 1, op_max_pool},
+    {"AveragePool", 1, op_average_pool},
+    {"GlobalMaxPool", 1, op_global_max_pool},
+    {"GlobalAveragePool", 1, op_global_average_pool},
     {NULL, 0, NULL},
 };

@@ -28,19 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_UINT8 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
-    T_INT8 = ONNX__TENSOR_PROTO__DATA_TYPE__INT8,
-    T_UINT16 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT16,
-    T_INT16 = ONNX__TENSOR_PROTO__DATA_TYPE__INT16,
-    T_UINT32 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT32,
-    T_UINT64 = ONNX__TENSOR_PROTO__DATA_TYPE__UINT64,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_L1, R_L2, R_SUMSQ, R_LOGSUM, R_LOGSUMEXP } red_op;
 
 /* What a pass accumulates. */
@@ -217,9 +204,9 @@ static void walk_run(const walk *w, const bnf_tensor *x, acc_kind k, double *dac
         size_t in = it * inner;
         if (iacc)
             red_any_i64(k, x, in, inner, vec, iacc + o);
-        else if (x->dtype == T_FLOAT)
+        else if (x->dtype == BNF_T_FLOAT)
             red_f32(k, (const float *)x->data + in, inner, vec, dacc + o, shift ? shift + o : NULL);
-        else if (x->dtype == T_DOUBLE)
+        else if (x->dtype == BNF_T_DOUBLE)
             red_f64(k, (const double *)x->data + in, inner, vec, dacc + o, shift ? shift + o : NULL);
         else
             red_any_f64(k, x, in, inner, vec, dacc + o, shift ? shift + o : NULL);
@@ -239,19 +226,19 @@ static void walk_run(const walk *w, const bnf_tensor *x, acc_kind k, double *dac
 /* Integer types whose values int64 holds (uint64 is not reduced). */
 static int is_int(int32_t t)
 {
-    return t == T_INT32 || t == T_INT64 || t == T_INT8 || t == T_UINT8 || t == T_INT16 ||
-           t == T_UINT16 || t == T_UINT32;
+    return t == BNF_T_INT32 || t == BNF_T_INT64 || t == BNF_T_INT8 || t == BNF_T_UINT8 ||
+           t == BNF_T_INT16 || t == BNF_T_UINT16 || t == BNF_T_UINT32;
 }
 
 static void int_range(int32_t t, int64_t *lo, int64_t *hi)
 {
     switch (t) {
-    case T_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
-    case T_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
-    case T_UINT8: *lo = 0; *hi = UINT8_MAX; break;
-    case T_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
-    case T_UINT16: *lo = 0; *hi = UINT16_MAX; break;
-    case T_UINT32: *lo = 0; *hi = UINT32_MAX; break;
+    case BNF_T_INT32: *lo = INT32_MIN; *hi = INT32_MAX; break;
+    case BNF_T_INT8: *lo = INT8_MIN; *hi = INT8_MAX; break;
+    case BNF_T_UINT8: *lo = 0; *hi = UINT8_MAX; break;
+    case BNF_T_INT16: *lo = INT16_MIN; *hi = INT16_MAX; break;
+    case BNF_T_UINT16: *lo = 0; *hi = UINT16_MAX; break;
+    case BNF_T_UINT32: *lo = 0; *hi = UINT32_MAX; break;
     default: *lo = INT64_MIN; *hi = INT64_MAX; break;
     }
 }
@@ -260,12 +247,12 @@ static void int_range(int32_t t, int64_t *lo, int64_t *hi)
 static void store_i64(bnf_tensor *t, size_t i, int64_t v)
 {
     switch (t->dtype) {
-    case T_INT64: ((int64_t *)t->data)[i] = v; break;
-    case T_INT32: ((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
-    case T_INT8: ((int8_t *)t->data)[i] = (int8_t)(uint8_t)(uint64_t)v; break;
-    case T_INT16: ((int16_t *)t->data)[i] = (int16_t)(uint16_t)(uint64_t)v; break;
-    case T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)(uint64_t)v; break;
-    case T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)(uint64_t)v; break;
+    case BNF_T_INT64: ((int64_t *)t->data)[i] = v; break;
+    case BNF_T_INT32: ((int32_t *)t->data)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
+    case BNF_T_INT8: ((int8_t *)t->data)[i] = (int8_t)(uint8_t)(uint64_t)v; break;
+    case BNF_T_INT16: ((int16_t *)t->data)[i] = (int16_t)(uint16_t)(uint64_t)v; break;
+    case BNF_T_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)(uint64_t)v; break;
+    case BNF_T_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)(uint64_t)v; break;
     default: ((uint8_t *)t->data)[i] = (uint8_t)(uint64_t)v; break;
     }
 }
@@ -275,7 +262,7 @@ static void store_i64(bnf_tensor *t, size_t i, int64_t v)
 static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input, int *reduced,
                            int *noop)
 {
-    int64_t ax[BNF_MAX_RANK], r = (int64_t)x->rank;
+    int64_t ax[BNF_MAX_RANK];
     size_t n = 0;
     *noop = 0;
     memset(reduced, 0, BNF_MAX_RANK * sizeof *reduced);
@@ -285,7 +272,7 @@ static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input,
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has an axes attribute, but at opset %lld the axes are input 1",
                             BNF_NODE_ARG(ctx), (long long)ctx->opset);
         if (a) {
-            if (a->dtype != T_INT64 && a->dtype != T_INT32)
+            if (a->dtype != BNF_T_INT64 && a->dtype != BNF_T_INT32)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axes are %s, must be int64",
                                 BNF_NODE_ARG(ctx), bnf_dtype_name(a->dtype));
             if (a->rank > 1)
@@ -310,12 +297,10 @@ static bnf_status get_axes(bnf_op_ctx *ctx, const bnf_tensor *x, int from_input,
         return BNF_OK;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t a = ax[i];
-        if (a < -r || a >= r)
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                            BNF_NODE_ARG(ctx), (long long)a, (long long)r);
-        if (a < 0)
-            a += r;
+        int64_t a;
+        bnf_status rc = bnf_norm_axis(ctx, ax[i], x->rank, 0, &a);
+        if (rc)
+            return rc;
         if (reduced[a])
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is given twice",
                             BNF_NODE_ARG(ctx), (long long)a);
@@ -339,13 +324,13 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
     int64_t *iacc = NULL;
     walk w;
 
-    if (ctx->n_in < 1 || ctx->n_in > (from_input ? 2u : 1u) || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": needs the data input%s",
-                        BNF_NODE_ARG(ctx), from_input ? " and optional axes" : " only");
+    if ((rc = bnf_need_inputs(ctx, 1, from_input ? 2 : 1,
+                              from_input ? "the data input and optional axes"
+                                         : "the data input only")))
+        return rc;
     x = ctx->in[0];
-    if (x->dtype != T_FLOAT && x->dtype != T_DOUBLE && !is_int(x->dtype))
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
+    if (x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE && !is_int(x->dtype))
+        return bnf_unsupported_type(ctx, x->dtype);
     if ((rc = get_axes(ctx, x, from_input, reduced, &noop)))
         return rc;
     if (noop) {
@@ -376,7 +361,7 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
     if (op == R_LOGSUMEXP)
         shift = bnf_malloc(n_out * sizeof *shift);
     if ((int_dom ? !iacc : !dacc) || (op == R_LOGSUMEXP && !shift)) {
-        rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, BNF_NODE_FMT ": out of memory", BNF_NODE_ARG(ctx));
+        rc = bnf_nomem(ctx);
         goto out;
     }
     walk_make(&w, x, reduced);
@@ -412,9 +397,9 @@ static bnf_status reduce(bnf_op_ctx *ctx, red_op op, int from_input)
         case R_LOGSUMEXP: v = log(v) + shift[i]; break;
         default: break;
         }
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             ((float *)y->data)[i] = (float)v;
-        else if (x->dtype == T_DOUBLE)
+        else if (x->dtype == BNF_T_DOUBLE)
             ((double *)y->data)[i] = v;
         else /* integer L2 / logarithms: truncate, saturating */
             store_i64(y, i, v != v ? 0 : v <= (double)lo ? lo : v >= (double)hi ? hi : (int64_t)v);
@@ -426,20 +411,22 @@ out:
     return rc;
 }
 
-#define REDUCE_KERNELS(fn, op)                                                          \
-    static bnf_status fn##_attr(bnf_op_ctx *ctx) { return reduce(ctx, op, 0); }         \
-    static bnf_status fn##_input(bnf_op_ctx *ctx) { return reduce(ctx, op, 1); }
+/* op_reduce_<name>_v1 (the axes attribute) and op_reduce_<name>_v<since> (the
+ * axes input, from opset `since`). */
+#define REDUCE_KERNELS(name, op, since)                                                 \
+    static bnf_status op_reduce_##name##_v1(bnf_op_ctx *ctx) { return reduce(ctx, op, 0); } \
+    static bnf_status op_reduce_##name##_v##since(bnf_op_ctx *ctx) { return reduce(ctx, op, 1); }
 
-REDUCE_KERNELS(k_sum, R_SUM)
-REDUCE_KERNELS(k_mean, R_MEAN)
-REDUCE_KERNELS(k_max, R_MAX)
-REDUCE_KERNELS(k_min, R_MIN)
-REDUCE_KERNELS(k_prod, R_PROD)
-REDUCE_KERNELS(k_l1, R_L1)
-REDUCE_KERNELS(k_l2, R_L2)
-REDUCE_KERNELS(k_sumsq, R_SUMSQ)
-REDUCE_KERNELS(k_logsum, R_LOGSUM)
-REDUCE_KERNELS(k_logsumexp, R_LOGSUMEXP)
+REDUCE_KERNELS(sum, R_SUM, 13)
+REDUCE_KERNELS(mean, R_MEAN, 18)
+REDUCE_KERNELS(max, R_MAX, 18)
+REDUCE_KERNELS(min, R_MIN, 18)
+REDUCE_KERNELS(prod, R_PROD, 18)
+REDUCE_KERNELS(l1, R_L1, 18)
+REDUCE_KERNELS(l2, R_L2, 18)
+REDUCE_KERNELS(sum_square, R_SUMSQ, 18)
+REDUCE_KERNELS(log_sum, R_LOGSUM, 18)
+REDUCE_KERNELS(log_sum_exp, R_LOGSUMEXP, 18)
 
 /* ---- ArgMax, ArgMin --------------------------------------------------------------------- */
 
@@ -483,19 +470,14 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
     int64_t r, axis, dims[BNF_MAX_RANK];
     size_t rank = 0, outer = 1, d, inner = 1;
     int keep, last;
-    if (ctx->n_in != 1 || !ctx->in[0])
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": has %zu inputs, needs 1",
-                        BNF_NODE_ARG(ctx), ctx->n_in);
+    if ((rc = bnf_need_inputs(ctx, 1, 1, NULL)))
+        return rc;
     x = ctx->in[0];
     r = (int64_t)x->rank;
-    axis = bnf_ctx_int(ctx, "axis", 0);
     keep = bnf_ctx_int(ctx, "keepdims", 1) != 0;
     last = bnf_ctx_int(ctx, "select_last_index", 0) != 0;
-    if (axis < -r || axis >= r)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is out of range for rank %lld",
-                        BNF_NODE_ARG(ctx), (long long)axis, (long long)r);
-    if (axis < 0)
-        axis += r;
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
+        return rc;
     d = (size_t)x->dims[axis];
     for (int64_t i = 0; i < r; i++) {
         if (i < axis)
@@ -511,59 +493,59 @@ static bnf_status arg_reduce(bnf_op_ctx *ctx, int want_max)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld is empty, no index to return",
                         BNF_NODE_ARG(ctx), (long long)axis);
     switch (x->dtype) {
-    case T_FLOAT: case T_DOUBLE: case T_INT32: case T_INT64: case T_INT8: case T_UINT8:
-    case T_INT16: case T_UINT16: case T_UINT32: case T_UINT64: break;
+    case BNF_T_FLOAT: case BNF_T_DOUBLE: case BNF_T_INT32: case BNF_T_INT64:
+    case BNF_T_INT8: case BNF_T_UINT8: case BNF_T_INT16: case BNF_T_UINT16:
+    case BNF_T_UINT32: case BNF_T_UINT64: break;
     default:
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED, BNF_NODE_FMT ": %s inputs are not supported",
-                        BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
+        return bnf_unsupported_type(ctx, x->dtype);
     }
-    if ((rc = bnf_out(ctx, 0, T_INT64, dims, rank, &y)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, rank, &y)))
         return rc;
     if (y->n == 0)
         return BNF_OK;
     switch (x->dtype) {
-    case T_FLOAT: arg_f32(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_DOUBLE: arg_f64(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT32: arg_i32(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT64: arg_i64(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT8: arg_i8(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT8: arg_u8(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_INT16: arg_i16(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT16: arg_u16(x->data, y->data, outer, d, inner, want_max, last); break;
-    case T_UINT32: arg_u32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_FLOAT: arg_f32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_DOUBLE: arg_f64(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT32: arg_i32(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT64: arg_i64(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT8: arg_i8(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT8: arg_u8(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_INT16: arg_i16(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT16: arg_u16(x->data, y->data, outer, d, inner, want_max, last); break;
+    case BNF_T_UINT32: arg_u32(x->data, y->data, outer, d, inner, want_max, last); break;
     default: arg_u64(x->data, y->data, outer, d, inner, want_max, last); break;
     }
     return BNF_OK;
 }
 
-static bnf_status k_argmax(bnf_op_ctx *ctx) { return arg_reduce(ctx, 1); }
-static bnf_status k_argmin(bnf_op_ctx *ctx) { return arg_reduce(ctx, 0); }
+static bnf_status op_arg_max(bnf_op_ctx *ctx) { return arg_reduce(ctx, 1); }
+static bnf_status op_arg_min(bnf_op_ctx *ctx) { return arg_reduce(ctx, 0); }
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_reduce[] = {
     /* axes attribute until the version where they became input 1 */
-    {"ReduceSum", 1, k_sum_attr},
-    {"ReduceSum", 13, k_sum_input},
-    {"ReduceMean", 1, k_mean_attr},
-    {"ReduceMean", 18, k_mean_input},
-    {"ReduceMax", 1, k_max_attr},
-    {"ReduceMax", 18, k_max_input},
-    {"ReduceMin", 1, k_min_attr},
-    {"ReduceMin", 18, k_min_input},
-    {"ReduceProd", 1, k_prod_attr},
-    {"ReduceProd", 18, k_prod_input},
-    {"ReduceL1", 1, k_l1_attr},
-    {"ReduceL1", 18, k_l1_input},
-    {"ReduceL2", 1, k_l2_attr},
-    {"ReduceL2", 18, k_l2_input},
-    {"ReduceSumSquare", 1, k_sumsq_attr},
-    {"ReduceSumSquare", 18, k_sumsq_input},
-    {"ReduceLogSum", 1, k_logsum_attr},
-    {"ReduceLogSum", 18, k_logsum_input},
-    {"ReduceLogSumExp", 1, k_logsumexp_attr},
-    {"ReduceLogSumExp", 18, k_logsumexp_input},
-    {"ArgMax", 1, k_argmax},
-    {"ArgMin", 1, k_argmin},
+    {"ReduceSum", 1, op_reduce_sum_v1},
+    {"ReduceSum", 13, op_reduce_sum_v13},
+    {"ReduceMean", 1, op_reduce_mean_v1},
+    {"ReduceMean", 18, op_reduce_mean_v18},
+    {"ReduceMax", 1, op_reduce_max_v1},
+    {"ReduceMax", 18, op_reduce_max_v18},
+    {"ReduceMin", 1, op_reduce_min_v1},
+    {"ReduceMin", 18, op_reduce_min_v18},
+    {"ReduceProd", 1, op_reduce_prod_v1},
+    {"ReduceProd", 18, op_reduce_prod_v18},
+    {"ReduceL1", 1, op_reduce_l1_v1},
+    {"ReduceL1", 18, op_reduce_l1_v18},
+    {"ReduceL2", 1, op_reduce_l2_v1},
+    {"ReduceL2", 18, op_reduce_l2_v18},
+    {"ReduceSumSquare", 1, op_reduce_sum_square_v1},
+    {"ReduceSumSquare", 18, op_reduce_sum_square_v18},
+    {"ReduceLogSum", 1, op_reduce_log_sum_v1},
+    {"ReduceLogSum", 18, op_reduce_log_sum_v18},
+    {"ReduceLogSumExp", 1, op_reduce_log_sum_exp_v1},
+    {"ReduceLogSumExp", 18, op_reduce_log_sum_exp_v18},
+    {"ArgMax", 1, op_arg_max},
+    {"ArgMin", 1, op_arg_min},
     {NULL, 0, NULL},
 };

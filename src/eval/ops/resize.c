@@ -20,50 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 /* ---- helpers ------------------------------------------------------------------ */
-
-static const bnf_tensor *opt_in(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_in ? ctx->in[i] : NULL;
-}
-
-static bnf_status need_inputs(const bnf_op_ctx *ctx, size_t n_required, size_t max)
-{
-    if (ctx->n_in < n_required || ctx->n_in > max)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": has %zu inputs, expects %zu to %zu", BNF_NODE_ARG(ctx),
-                        ctx->n_in, n_required, max);
-    for (size_t i = 0; i < n_required; i++)
-        if (!ctx->in[i])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), i);
-    return BNF_OK;
-}
-
-/* Reads an int64/int32 tensor of rank 0 or 1 into vals (at most max values). */
-static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
-                            int64_t *vals, size_t max, size_t *n)
-{
-    if (t->dtype != T_INT64 && t->dtype != T_INT32)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be int64 or int32",
-                        BNF_NODE_ARG(ctx), what);
-    if (t->rank > 1 || t->n > max)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": '%s' must be 1-D with at most %zu values",
-                        BNF_NODE_ARG(ctx), what, max);
-    for (size_t i = 0; i < t->n; i++)
-        vals[i] =
-            t->dtype == T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
-    *n = t->n;
-    return BNF_OK;
-}
 
 /* Reads the `axes` of Pad-18 / Resize-18 (already as ints) into normalised,
  * distinct axes. */
@@ -156,10 +113,10 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
     char mbuf[32];
     const char *mname;
     int mode;
-    bnf_status rc = need_inputs(ctx, ctx->opset >= 11 ? 2 : 1,
+    bnf_status rc = bnf_need_inputs(ctx, ctx->opset >= 11 ? 2 : 1,
                                 ctx->opset >= 18   ? 4
                                 : ctx->opset >= 11 ? 3
-                                                   : 1);
+                                                   : 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -186,9 +143,9 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": '%s' has %zu values for rank %zu", BNF_NODE_ARG(ctx),
                             pname, np, r);
-        if (x->dtype == T_FLOAT) {
+        if (x->dtype == BNF_T_FLOAT) {
             memcpy(value.b, &v, 4);
-        } else if (x->dtype == T_DOUBLE) {
+        } else if (x->dtype == BNF_T_DOUBLE) {
             value.d = v;
         } else if (v == 0 || mode != PAD_CONSTANT) {
             value.i = 0; /* zero bytes are 0 in every type */
@@ -203,10 +160,10 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             axes[i] = (int64_t)i;
     } else {
         tp = ctx->in[1];
-        tv = opt_in(ctx, 2);
-        ta = ctx->opset >= 18 ? opt_in(ctx, 3) : NULL;
+        tv = bnf_opt_in(ctx, 2);
+        ta = ctx->opset >= 18 ? bnf_opt_in(ctx, 3) : NULL;
         if (ta) {
-            if ((rc = read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)) ||
+            if ((rc = bnf_read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)) ||
                 (rc = check_axes(ctx, axes, na, r)))
                 return rc;
         } else {
@@ -214,7 +171,8 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
             for (size_t i = 0; i < r; i++)
                 axes[i] = (int64_t)i;
         }
-        if (tp->dtype != T_INT64 || (rc = read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
+        if (tp->dtype != BNF_T_INT64 ||
+            (rc = bnf_read_ints(ctx, tp, "pads", pads, 2 * BNF_MAX_RANK, &np)))
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'pads' must be int64",
                                  BNF_NODE_ARG(ctx));
@@ -262,7 +220,7 @@ static bnf_status op_pad(bnf_op_ctx *ctx)
     for (size_t i = 0; i < r; i++)
         total += (size_t)dims[i];
     if (!(maps = bnf_malloc(total * sizeof *maps)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+        return bnf_nomem(ctx);
     total = 0;
     for (size_t i = 0; i < r; i++) {
         map[i] = maps + total;
@@ -577,17 +535,17 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
     bnf_status rc;
 
     memset(ax, 0, sizeof ax);
-    if (p->mode != RZ_NEAREST && x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (p->mode != RZ_NEAREST && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT
                         ": linear and cubic modes are supported for float and double, not %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
-    if (p->ctm == CT_TF_CROP_AND_RESIZE && x->dtype != T_FLOAT && x->dtype != T_DOUBLE)
+    if (p->ctm == CT_TF_CROP_AND_RESIZE && x->dtype != BNF_T_FLOAT && x->dtype != BNF_T_DOUBLE)
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT
                         ": tf_crop_and_resize is supported for float and double, not %s",
                         BNF_NODE_ARG(ctx), bnf_dtype_name(x->dtype));
-    if (x->dtype == T_FLOAT)
+    if (x->dtype == BNF_T_FLOAT)
         extrap.f = (float)p->extrapolation;
     else
         extrap.d = p->extrapolation;
@@ -603,7 +561,7 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
     for (size_t i = 0; i < r; i++) {
         if (rz_plan(&ax[i], p, x->dims[i], out_dims[i], scales[i], roi_start ? roi_start[i] : 0,
                     roi_end ? roi_end[i] : 1)) {
-            rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+            rc = bnf_nomem(ctx);
             goto out;
         }
     }
@@ -640,12 +598,12 @@ static bnf_status rz_run(bnf_op_ctx *ctx, const rz_params *p, const int64_t *out
         } else {
             bnf_free(tmp[k % 2]);
             if (!(tmp[k % 2] = bnf_malloc(n_next * es))) {
-                rc = bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+                rc = bnf_nomem(ctx);
                 goto out;
             }
             dst = tmp[k % 2];
         }
-        if (x->dtype == T_FLOAT)
+        if (x->dtype == BNF_T_FLOAT)
             rz_pass_float((const float *)src, (float *)dst, outer, &ax[a], inner, extrap.f);
         else
             rz_pass_double((const double *)src, (double *)dst, outer, &ax[a], inner, extrap.d);
@@ -681,7 +639,7 @@ static bnf_status rz_dims_from_scales(bnf_op_ctx *ctx, const double *scales, int
 /* Reads a float scales tensor of the input's rank. */
 static bnf_status rz_read_scales(bnf_op_ctx *ctx, const bnf_tensor *t, size_t want, double *s)
 {
-    if ((t->dtype != T_FLOAT && t->dtype != T_DOUBLE) || t->rank > 1 || t->n != want)
+    if ((t->dtype != BNF_T_FLOAT && t->dtype != BNF_T_DOUBLE) || t->rank > 1 || t->n != want)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": 'scales' must be %zu floats",
                         BNF_NODE_ARG(ctx), want);
     for (size_t i = 0; i < want; i++)
@@ -713,12 +671,12 @@ static bnf_status rz_simple(bnf_op_ctx *ctx, const double *scales, int upsample)
     return rz_run(ctx, &p, dims, scales, NULL, NULL);
 }
 
-static bnf_status op_upsample7(bnf_op_ctx *ctx)
+static bnf_status op_upsample_v7(bnf_op_ctx *ctx)
 {
     float fs[BNF_MAX_RANK];
     double s[BNF_MAX_RANK];
     size_t n;
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     n = bnf_ctx_floats(ctx, "scales", fs, BNF_MAX_RANK);
@@ -732,10 +690,10 @@ static bnf_status op_upsample7(bnf_op_ctx *ctx)
 }
 
 /* Upsample-9 and Resize-10: scales input. */
-static bnf_status op_upsample9(bnf_op_ctx *ctx)
+static bnf_status op_upsample_v9(bnf_op_ctx *ctx)
 {
     double s[BNF_MAX_RANK];
-    bnf_status rc = need_inputs(ctx, 2, 2);
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
     if (rc || (rc = rz_read_scales(ctx, ctx->in[1], ctx->in[0]->rank, s)))
         return rc;
     return rz_simple(ctx, s, strcmp(ctx->node->op_type, "Upsample") == 0);
@@ -743,7 +701,7 @@ static bnf_status op_upsample9(bnf_op_ctx *ctx)
 
 /* Resize-11 and later: roi, scales, sizes inputs; coordinate modes; cubic;
  * axes and keep_aspect_ratio_policy from 18. */
-static bnf_status op_resize11(bnf_op_ctx *ctx)
+static bnf_status op_resize_v11(bnf_op_ctx *ctx)
 {
     static const char *const ctms[] = {
         "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -756,7 +714,7 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
     size_t r, na, n;
     char buf[64];
     const char *s;
-    bnf_status rc = need_inputs(ctx, 1, 4);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 4, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -770,17 +728,13 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown mode '%s'",
                         BNF_NODE_ARG(ctx), s);
     s = get_str(ctx, "coordinate_transformation_mode", "half_pixel", buf, sizeof buf);
-    for (size_t i = 0; i < sizeof ctms / sizeof ctms[0]; i++)
-        if (strcmp(s, ctms[i]) == 0)
-            p.ctm = (int)i;
+    p.ctm = bnf_find_name(s, ctms, sizeof ctms / sizeof ctms[0]);
     if (p.ctm < 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": unknown coordinate_transformation_mode '%s'",
                         BNF_NODE_ARG(ctx), s);
     s = get_str(ctx, "nearest_mode", "round_prefer_floor", buf, sizeof buf);
-    for (size_t i = 0; i < sizeof nms / sizeof nms[0]; i++)
-        if (strcmp(s, nms[i]) == 0)
-            p.nearest = (int)i;
+    p.nearest = bnf_find_name(s, nms, sizeof nms / sizeof nms[0]);
     if (p.nearest < 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": unknown nearest_mode '%s'",
                         BNF_NODE_ARG(ctx), s);
@@ -800,9 +754,9 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         if ((rc = check_axes(ctx, axes, na, r)))
             return rc;
     }
-    troi = opt_in(ctx, 1);
-    tsc = opt_in(ctx, 2);
-    tsz = opt_in(ctx, 3);
+    troi = bnf_opt_in(ctx, 1);
+    tsc = bnf_opt_in(ctx, 2);
+    tsz = bnf_opt_in(ctx, 3);
     if (tsc && tsc->n == 0)
         tsc = NULL;
     if (tsz && tsz->n == 0)
@@ -818,7 +772,8 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         dims[i] = x->dims[i];
     }
     if (p.ctm == CT_TF_CROP_AND_RESIZE) {
-        if (!troi || troi->n != 2 * na || (troi->dtype != T_FLOAT && troi->dtype != T_DOUBLE))
+        if (!troi || troi->n != 2 * na ||
+            (troi->dtype != BNF_T_FLOAT && troi->dtype != BNF_T_DOUBLE))
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": tf_crop_and_resize needs 'roi' of %zu reals",
                             BNF_NODE_ARG(ctx), 2 * na);
@@ -840,8 +795,8 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
         const char *policy = ctx->opset >= 18 ? get_str(ctx, "keep_aspect_ratio_policy", "stretch",
                                                         pbuf, sizeof pbuf)
                                               : "stretch";
-        if (tsz->dtype != T_INT64 || (rc = read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) ||
-            n != na)
+        if (tsz->dtype != BNF_T_INT64 ||
+            (rc = bnf_read_ints(ctx, tsz, "sizes", sizes, BNF_MAX_RANK, &n)) || n != na)
             return rc ? rc
                       : bnf_fail(ctx->err, BNF_ERR_INVALID,
                                  BNF_NODE_FMT ": 'sizes' must be %zu int64", BNF_NODE_ARG(ctx), na);
@@ -888,9 +843,9 @@ static bnf_status op_resize11(bnf_op_ctx *ctx)
 
 const bnf_op_def bnf_ops_resize[] = {
     {"Pad", 1, op_pad},
-    {"Upsample", 7, op_upsample7},
-    {"Upsample", 9, op_upsample9},
-    {"Resize", 10, op_upsample9},
-    {"Resize", 11, op_resize11},
+    {"Upsample", 7, op_upsample_v7},
+    {"Upsample", 9, op_upsample_v9},
+    {"Resize", 10, op_upsample_v9},
+    {"Resize", 11, op_resize_v11},
     {NULL, 0, NULL},
 };

@@ -13,69 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
-    T_INT32 = ONNX__TENSOR_PROTO__DATA_TYPE__INT32,
-    T_INT64 = ONNX__TENSOR_PROTO__DATA_TYPE__INT64,
-    T_BOOL = ONNX__TENSOR_PROTO__DATA_TYPE__BOOL,
-    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE,
-};
-
 /* ---- helpers ------------------------------------------------------------------ */
-
-/* Input i, or NULL when omitted or beyond the node's inputs. */
-static const bnf_tensor *opt_in(const bnf_op_ctx *ctx, size_t i)
-{
-    return i < ctx->n_in ? ctx->in[i] : NULL;
-}
-
-/* Checks that inputs 0..n_required-1 are present and that there are at most max. */
-static bnf_status need_inputs(const bnf_op_ctx *ctx, size_t n_required, size_t max)
-{
-    if (ctx->n_in < n_required || ctx->n_in > max)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": has %zu inputs, expects %zu to %zu", BNF_NODE_ARG(ctx),
-                        ctx->n_in, n_required, max);
-    for (size_t i = 0; i < n_required; i++)
-        if (!ctx->in[i])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), i);
-    return BNF_OK;
-}
-
-/* Reads an int64/int32 tensor of rank 0 or 1 into vals (at most max values). */
-static bnf_status read_ints(const bnf_op_ctx *ctx, const bnf_tensor *t, const char *what,
-                            int64_t *vals, size_t max, size_t *n)
-{
-    if (t->dtype != T_INT64 && t->dtype != T_INT32)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be int64 or int32",
-                        BNF_NODE_ARG(ctx), what);
-    if (t->rank > 1)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": '%s' must be 1-D, not rank %zu",
-                        BNF_NODE_ARG(ctx), what, t->rank);
-    if (t->n > max)
-        return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
-                        BNF_NODE_FMT ": '%s' has %zu values, more than the %zu handled",
-                        BNF_NODE_ARG(ctx), what, t->n, max);
-    for (size_t i = 0; i < t->n; i++)
-        vals[i] =
-            t->dtype == T_INT64 ? ((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
-    *n = t->n;
-    return BNF_OK;
-}
-
-/* Maps axis from [-rank, rank) (or [-rank, rank] when `inclusive`) to [0, rank). */
-static bnf_status norm_axis(const bnf_op_ctx *ctx, int64_t axis, size_t rank, int inclusive,
-                            int64_t *out)
-{
-    int64_t r = (int64_t)rank, hi = inclusive ? r : r - 1;
-    if (axis < -r || axis > hi)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID,
-                        BNF_NODE_FMT ": axis %lld is out of range for rank %zu", BNF_NODE_ARG(ctx),
-                        (long long)axis, rank);
-    *out = axis < 0 ? axis + r : axis;
-    return BNF_OK;
-}
 
 static size_t prod(const int64_t *dims, size_t from, size_t to)
 {
@@ -179,7 +117,7 @@ static void dense_strides(const bnf_tensor *t, int64_t *strides)
 
 static bnf_status op_identity(bnf_op_ctx *ctx)
 {
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     return rc ? rc : copy_as(ctx, ctx->in[0], ctx->in[0]->dims, ctx->in[0]->rank);
 }
 
@@ -188,7 +126,7 @@ static bnf_status op_identity(bnf_op_ctx *ctx)
  * supported only with ratio 0, where it drops nothing. */
 static bnf_status op_dropout(bnf_op_ctx *ctx)
 {
-    bnf_status rc = need_inputs(ctx, 1, ctx->opset >= 12 ? 3 : 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, ctx->opset >= 12 ? 3 : 1, NULL);
     const bnf_tensor *x, *ratio, *training;
     bnf_tensor *mask;
     if (rc)
@@ -199,13 +137,13 @@ static bnf_status op_dropout(bnf_op_ctx *ctx)
                         BNF_NODE_FMT
                         ": is_test=0 asks for training-mode dropout, which is not supported",
                         BNF_NODE_ARG(ctx));
-    if ((ratio = opt_in(ctx, 1))) {
-        if (ratio->n != 1 || (ratio->dtype != T_FLOAT && ratio->dtype != T_DOUBLE))
+    if ((ratio = bnf_opt_in(ctx, 1))) {
+        if (ratio->n != 1 || (ratio->dtype != BNF_T_FLOAT && ratio->dtype != BNF_T_DOUBLE))
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": 'ratio' must be a real scalar", BNF_NODE_ARG(ctx));
     }
-    if ((training = opt_in(ctx, 2))) {
-        if (training->n != 1 || training->dtype != T_BOOL)
+    if ((training = bnf_opt_in(ctx, 2))) {
+        if (training->n != 1 || training->dtype != BNF_T_BOOL)
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": 'training_mode' must be a bool scalar",
                             BNF_NODE_ARG(ctx));
@@ -222,7 +160,7 @@ static bnf_status op_dropout(bnf_op_ctx *ctx)
     if (ctx->n_out < 2 || !ctx->out[1])
         return BNF_OK;
     if (ctx->opset >= 10) {
-        if ((rc = bnf_out(ctx, 1, T_BOOL, x->dims, x->rank, &mask)))
+        if ((rc = bnf_out(ctx, 1, BNF_T_BOOL, x->dims, x->rank, &mask)))
             return rc;
         memset(mask->data, 1, mask->n);
     } else {
@@ -238,7 +176,7 @@ static bnf_status op_dropout(bnf_op_ctx *ctx)
 
 static bnf_status op_flatten(bnf_op_ctx *ctx)
 {
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     const bnf_tensor *x;
     int64_t axis, dims[2];
     if (rc)
@@ -249,7 +187,7 @@ static bnf_status op_flatten(bnf_op_ctx *ctx)
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
                         BNF_NODE_FMT ": negative axis %lld needs opset 11", BNF_NODE_ARG(ctx),
                         (long long)axis);
-    if ((rc = norm_axis(ctx, axis, x->rank, 1, &axis)))
+    if ((rc = bnf_norm_axis(ctx, axis, x->rank, 1, &axis)))
         return rc;
     dims[0] = (int64_t)prod(x->dims, 0, (size_t)axis);
     dims[1] = (int64_t)prod(x->dims, (size_t)axis, x->rank);
@@ -301,11 +239,11 @@ static bnf_status reshape_to(bnf_op_ctx *ctx, const bnf_tensor *x, const int64_t
 }
 
 /* Reshape-1: the shape is an attribute. */
-static bnf_status op_reshape1(bnf_op_ctx *ctx)
+static bnf_status op_reshape_v1(bnf_op_ctx *ctx)
 {
     int64_t shape[BNF_MAX_RANK];
     size_t n;
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     n = bnf_ctx_ints(ctx, "shape", shape, BNF_MAX_RANK);
@@ -316,12 +254,12 @@ static bnf_status op_reshape1(bnf_op_ctx *ctx)
 }
 
 /* Reshape-5: shape input; allowzero from 14. */
-static bnf_status op_reshape(bnf_op_ctx *ctx)
+static bnf_status op_reshape_v5(bnf_op_ctx *ctx)
 {
     int64_t shape[BNF_MAX_RANK], allowzero = 0;
     size_t n;
-    bnf_status rc = need_inputs(ctx, 2, 2);
-    if (rc || (rc = read_ints(ctx, ctx->in[1], "shape", shape, BNF_MAX_RANK, &n)))
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
+    if (rc || (rc = bnf_read_ints(ctx, ctx->in[1], "shape", shape, BNF_MAX_RANK, &n)))
         return rc;
     if (ctx->opset >= 14)
         allowzero = bnf_ctx_int(ctx, "allowzero", 0);
@@ -339,13 +277,13 @@ static bnf_status op_squeeze(bnf_op_ctx *ctx)
     size_t n = 0, rank = 0;
     int have_axes = 0;
     const bnf_tensor *x;
-    bnf_status rc = need_inputs(ctx, 1, ctx->opset >= 13 ? 2 : 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, ctx->opset >= 13 ? 2 : 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
     if (ctx->opset >= 13) {
-        if (opt_in(ctx, 1)) {
-            if ((rc = read_ints(ctx, ctx->in[1], "axes", axes, BNF_MAX_RANK, &n)))
+        if (bnf_opt_in(ctx, 1)) {
+            if ((rc = bnf_read_ints(ctx, ctx->in[1], "axes", axes, BNF_MAX_RANK, &n)))
                 return rc;
             have_axes = 1;
         }
@@ -359,7 +297,7 @@ static bnf_status op_squeeze(bnf_op_ctx *ctx)
     if (have_axes) {
         for (size_t i = 0; i < n; i++) {
             int64_t a;
-            if ((rc = norm_axis(ctx, axes[i], x->rank, 0, &a)))
+            if ((rc = bnf_norm_axis(ctx, axes[i], x->rank, 0, &a)))
                 return rc;
             if (x->dims[a] != 1)
                 return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -384,12 +322,13 @@ static bnf_status op_unsqueeze(bnf_op_ctx *ctx)
     int ins[BNF_MAX_RANK] = {0};
     size_t n, out_rank, k = 0;
     const bnf_tensor *x;
-    bnf_status rc = need_inputs(ctx, ctx->opset >= 13 ? 2 : 1, ctx->opset >= 13 ? 2 : 1);
+    size_t n_in = ctx->opset >= 13 ? 2 : 1;
+    bnf_status rc = bnf_need_inputs(ctx, n_in, n_in, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
     if (ctx->opset >= 13) {
-        if ((rc = read_ints(ctx, ctx->in[1], "axes", axes, BNF_MAX_RANK, &n)))
+        if ((rc = bnf_read_ints(ctx, ctx->in[1], "axes", axes, BNF_MAX_RANK, &n)))
             return rc;
     } else {
         n = bnf_ctx_ints(ctx, "axes", axes, BNF_MAX_RANK);
@@ -405,7 +344,7 @@ static bnf_status op_unsqueeze(bnf_op_ctx *ctx)
                         BNF_NODE_ARG(ctx), out_rank, BNF_MAX_RANK);
     for (size_t i = 0; i < n; i++) {
         int64_t a;
-        if ((rc = norm_axis(ctx, axes[i], out_rank, 0, &a)))
+        if ((rc = bnf_norm_axis(ctx, axes[i], out_rank, 0, &a)))
             return rc;
         if (ins[a])
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": axis %lld repeated",
@@ -426,7 +365,7 @@ static bnf_status op_transpose(bnf_op_ctx *ctx)
     size_t n;
     const bnf_tensor *x;
     bnf_tensor *y;
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -467,13 +406,9 @@ static bnf_status op_concat(bnf_op_ctx *ctx)
     int64_t axis, dims[BNF_MAX_RANK];
     size_t es, outer;
     char *dst;
-    bnf_status rc;
-    if (ctx->n_in < 1)
-        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": no inputs", BNF_NODE_ARG(ctx));
-    for (size_t k = 0; k < ctx->n_in; k++)
-        if (!ctx->in[k])
-            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": input %zu is missing",
-                            BNF_NODE_ARG(ctx), k);
+    bnf_status rc = bnf_need_inputs(ctx, 1, SIZE_MAX, NULL);
+    if (rc)
+        return rc;
     x0 = ctx->in[0];
     if (ctx->opset < 4)
         axis = bnf_ctx_int(ctx, "axis", 1);
@@ -484,7 +419,7 @@ static bnf_status op_concat(bnf_op_ctx *ctx)
     if (x0->rank == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": cannot concatenate scalars",
                         BNF_NODE_ARG(ctx));
-    if ((rc = norm_axis(ctx, axis, x0->rank, 0, &axis)))
+    if ((rc = bnf_norm_axis(ctx, axis, x0->rank, 0, &axis)))
         return rc;
     memcpy(dims, x0->dims, x0->rank * sizeof *dims);
     dims[axis] = 0;
@@ -528,7 +463,7 @@ static bnf_status op_split(bnf_op_ctx *ctx)
     int64_t axis, dim, *sizes = NULL, total = 0;
     size_t n_out = ctx->n_out, es, outer, inner, off = 0;
     const Onnx__AttributeProto *split_attr = NULL;
-    bnf_status rc = need_inputs(ctx, 1, ctx->opset >= 13 || ctx->opset < 2 ? 2 : 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, ctx->opset >= 13 || ctx->opset < 2 ? 2 : 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -537,14 +472,13 @@ static bnf_status op_split(bnf_op_ctx *ctx)
     if (x->rank == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": cannot split a scalar",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", 0);
-    if ((rc = norm_axis(ctx, axis, x->rank, 0, &axis)))
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
         return rc;
     dim = x->dims[axis];
     if (!(sizes = bnf_malloc(n_out * sizeof *sizes)))
-        return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+        return bnf_nomem(ctx);
     if (ctx->opset >= 13 || ctx->opset < 2)
-        split_in = opt_in(ctx, 1);
+        split_in = bnf_opt_in(ctx, 1);
     if (ctx->opset < 13)
         split_attr = bnf_node_attr(ctx->node, "split");
     if (split_in) {
@@ -555,7 +489,7 @@ static bnf_status op_split(bnf_op_ctx *ctx)
                           BNF_NODE_ARG(ctx), split_in->n, n_out);
             goto out;
         }
-        if ((rc = read_ints(ctx, split_in, "split", sizes, n_out, &n)))
+        if ((rc = bnf_read_ints(ctx, split_in, "split", sizes, n_out, &n)))
             goto out;
     } else if (split_attr) {
         if (bnf_ctx_ints(ctx, "split", sizes, n_out) != n_out) {
@@ -645,7 +579,7 @@ static bnf_status slice_run(bnf_op_ctx *ctx, const int64_t *starts, const int64_
     }
     for (size_t k = 0; k < n; k++) {
         int64_t a = k, d, s = steps ? steps[k] : 1, b = starts[k], e = ends[k];
-        if (axes && (rc = norm_axis(ctx, axes[k], x->rank, 0, &a)))
+        if (axes && (rc = bnf_norm_axis(ctx, axes[k], x->rank, 0, &a)))
             return rc;
         if (!axes && k >= x->rank)
             return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": %zu starts for rank %zu",
@@ -694,11 +628,11 @@ static bnf_status slice_run(bnf_op_ctx *ctx, const int64_t *starts, const int64_
 }
 
 /* Slice-1: starts, ends, axes attributes. */
-static bnf_status op_slice1(bnf_op_ctx *ctx)
+static bnf_status op_slice_v1(bnf_op_ctx *ctx)
 {
     int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK];
     size_t ns, ne, na;
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     ns = bnf_ctx_ints(ctx, "starts", starts, BNF_MAX_RANK);
@@ -711,20 +645,20 @@ static bnf_status op_slice1(bnf_op_ctx *ctx)
 }
 
 /* Slice-10: starts, ends, optional axes and steps inputs. */
-static bnf_status op_slice(bnf_op_ctx *ctx)
+static bnf_status op_slice_v10(bnf_op_ctx *ctx)
 {
     int64_t starts[BNF_MAX_RANK], ends[BNF_MAX_RANK], axes[BNF_MAX_RANK], steps[BNF_MAX_RANK];
     size_t ns, ne, na, nst;
     const bnf_tensor *ta, *tst;
-    bnf_status rc = need_inputs(ctx, 3, 5);
-    if (rc || (rc = read_ints(ctx, ctx->in[1], "starts", starts, BNF_MAX_RANK, &ns)) ||
-        (rc = read_ints(ctx, ctx->in[2], "ends", ends, BNF_MAX_RANK, &ne)))
+    bnf_status rc = bnf_need_inputs(ctx, 3, 5, NULL);
+    if (rc || (rc = bnf_read_ints(ctx, ctx->in[1], "starts", starts, BNF_MAX_RANK, &ns)) ||
+        (rc = bnf_read_ints(ctx, ctx->in[2], "ends", ends, BNF_MAX_RANK, &ne)))
         return rc;
-    ta = opt_in(ctx, 3);
-    tst = opt_in(ctx, 4);
-    if (ta && (rc = read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)))
+    ta = bnf_opt_in(ctx, 3);
+    tst = bnf_opt_in(ctx, 4);
+    if (ta && (rc = bnf_read_ints(ctx, ta, "axes", axes, BNF_MAX_RANK, &na)))
         return rc;
-    if (tst && (rc = read_ints(ctx, tst, "steps", steps, BNF_MAX_RANK, &nst)))
+    if (tst && (rc = bnf_read_ints(ctx, tst, "steps", steps, BNF_MAX_RANK, &nst)))
         return rc;
     if (ns != ne || (ta && na != ns) || (tst && nst != ns))
         return bnf_fail(ctx->err, BNF_ERR_INVALID,
@@ -742,19 +676,18 @@ static bnf_status op_gather(bnf_op_ctx *ctx)
     size_t rank = 0, es, outer, inner, nidx;
     bnf_tensor *y;
     char *dst;
-    bnf_status rc = need_inputs(ctx, 2, 2);
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
     ind = ctx->in[1];
-    if (ind->dtype != T_INT64 && ind->dtype != T_INT32)
+    if (ind->dtype != BNF_T_INT64 && ind->dtype != BNF_T_INT32)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": indices must be int64 or int32",
                         BNF_NODE_ARG(ctx));
     if (x->rank == 0)
         return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": data must have rank >= 1",
                         BNF_NODE_ARG(ctx));
-    axis = bnf_ctx_int(ctx, "axis", 0);
-    if ((rc = norm_axis(ctx, axis, x->rank, 0, &axis)))
+    if ((rc = bnf_norm_axis(ctx, bnf_ctx_int(ctx, "axis", 0), x->rank, 0, &axis)))
         return rc;
     dim = x->dims[axis];
     nidx = ind->n;
@@ -796,7 +729,7 @@ static bnf_status op_shape(bnf_op_ctx *ctx)
     const bnf_tensor *x;
     bnf_tensor *y;
     int64_t r, start = 0, end, dims[1];
-    bnf_status rc = need_inputs(ctx, 1, 1);
+    bnf_status rc = bnf_need_inputs(ctx, 1, 1, NULL);
     if (rc)
         return rc;
     x = ctx->in[0];
@@ -813,7 +746,7 @@ static bnf_status op_shape(bnf_op_ctx *ctx)
     start = start > r ? r : start;
     end = end > r ? r : end;
     dims[0] = end > start ? end - start : 0;
-    if ((rc = bnf_out(ctx, 0, T_INT64, dims, 1, &y)))
+    if ((rc = bnf_out(ctx, 0, BNF_T_INT64, dims, 1, &y)))
         return rc;
     for (int64_t i = 0; i < dims[0]; i++)
         ((int64_t *)y->data)[i] = x->dims[start + i];
@@ -838,8 +771,8 @@ static bnf_status op_expand(bnf_op_ctx *ctx)
     int64_t shape[BNF_MAX_RANK], dims[BNF_MAX_RANK], ss[BNF_MAX_RANK];
     size_t n, rank;
     bnf_tensor *y;
-    bnf_status rc = need_inputs(ctx, 2, 2);
-    if (rc || (rc = read_ints(ctx, ctx->in[1], "shape", shape, BNF_MAX_RANK, &n)))
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
+    if (rc || (rc = bnf_read_ints(ctx, ctx->in[1], "shape", shape, BNF_MAX_RANK, &n)))
         return rc;
     x = ctx->in[0];
     rank = n > x->rank ? n : x->rank;
@@ -887,8 +820,8 @@ static bnf_status op_tile(bnf_op_ctx *ctx)
     int64_t rep[BNF_MAX_RANK], dims[BNF_MAX_RANK];
     size_t n;
     bnf_tensor *y;
-    bnf_status rc = need_inputs(ctx, 2, 2);
-    if (rc || (rc = read_ints(ctx, ctx->in[1], "repeats", rep, BNF_MAX_RANK, &n)))
+    bnf_status rc = bnf_need_inputs(ctx, 2, 2, NULL);
+    if (rc || (rc = bnf_read_ints(ctx, ctx->in[1], "repeats", rep, BNF_MAX_RANK, &n)))
         return rc;
     x = ctx->in[0];
     if (n != x->rank)
@@ -918,15 +851,15 @@ const bnf_op_def bnf_ops_shape[] = {
     {"Identity", 1, op_identity},
     {"Dropout", 1, op_dropout},
     {"Flatten", 1, op_flatten},
-    {"Reshape", 1, op_reshape1},
-    {"Reshape", 5, op_reshape},
+    {"Reshape", 1, op_reshape_v1},
+    {"Reshape", 5, op_reshape_v5},
     {"Squeeze", 1, op_squeeze},
     {"Unsqueeze", 1, op_unsqueeze},
     {"Transpose", 1, op_transpose},
     {"Concat", 1, op_concat},
     {"Split", 1, op_split},
-    {"Slice", 1, op_slice1},
-    {"Slice", 10, op_slice},
+    {"Slice", 1, op_slice_v1},
+    {"Slice", 10, op_slice_v10},
     {"Gather", 1, op_gather},
     {"Shape", 1, op_shape},
     {"Expand", 8, op_expand},

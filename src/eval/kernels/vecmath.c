@@ -1,5 +1,5 @@
 /*
- * eval/vecmath.c: vectorised float math for the kernels: Sigmoid, SiLU
+ * eval/kernels/vecmath.c: vectorised float math for the kernels: Sigmoid, SiLU
  * (x * sigmoid(x)) and the epilogue a Conv applies to its output when the
  * session fused the nodes after it (bnf_epilogue).
  *
@@ -8,10 +8,11 @@
  * about 1e-7 relative error on [-87, 88], the argument being clamped to that
  * range (so e^x >= 1.6e-38 and sigmoid(x) is exact to float rounding there).
  * NaN propagates.  Written once with the GCC/Clang vector extension and
- * compiled twice: 4 lanes with SSE2 (any x86-64, and other targets), 8 lanes
- * with AVX2 + FMA, picked at run time when the CPU has them.
+ * compiled three times: 4 lanes with SSE2 (any x86-64, and other targets), 8
+ * lanes with AVX2 + FMA, 16 with AVX-512F, picked at run time (bnf_cpu_isa,
+ * defined here for every kernel) when the CPU has them.
  */
-#include "eval.h"
+#include "../eval.h"
 
 #include <string.h>
 
@@ -26,28 +27,29 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-/* The loops are written once for a vector type VF (lanes W, integer type VI):
- * 4 lanes for SSE2, 8 for AVX2 (8 lanes on SSE2 would compile its compares
- * lane by lane). */
-#define VS(x) ((VF){0} + (x))
+/* The loops are written once, as macros over an instruction set's vector
+ * type VF (W lanes, integer vector VI) and its multiply-add MADD(a, b, c) and
+ * NaN-keeping CLAMP(x, lo, hi): 4 lanes for SSE2, 8 for AVX2 (8 lanes on SSE2
+ * would compile its compares lane by lane), 16 for AVX-512. */
+#define VS(VF, x) ((VF){0} + (x))
 
 /* x = e^x on a VF. */
-#define VEXP_BODY(x)                                                                   \
+#define VEXP_BODY(VF, VI, MADD, CLAMP, x)                                              \
     do {                                                                               \
         VF t_, n_, r_, p_;                                                             \
         x = CLAMP(x, -87.0f, 88.0f);                                                   \
         /* n = round(x / ln2): adding 1.5 * 2^23 leaves n in the low mantissa bits */  \
-        t_ = MADD(x, VS(1.44269504088896341f), VS(12582912.0f));                       \
-        n_ = t_ - VS(12582912.0f);                                                     \
-        r_ = MADD(n_, VS(-0.693359375f), x);                                           \
-        r_ = MADD(n_, VS(2.12194440e-4f), r_);                                         \
-        p_ = VS(1.9875691500e-4f);                                                     \
-        p_ = MADD(p_, r_, VS(1.3981999507e-3f));                                       \
-        p_ = MADD(p_, r_, VS(8.3334519073e-3f));                                       \
-        p_ = MADD(p_, r_, VS(4.1665795894e-2f));                                       \
-        p_ = MADD(p_, r_, VS(1.6666665459e-1f));                                       \
-        p_ = MADD(p_, r_, VS(5.0000001201e-1f));                                       \
-        p_ = MADD(p_, r_ * r_, r_ + VS(1.0f));                                         \
+        t_ = MADD(x, VS(VF, 1.44269504088896341f), VS(VF, 12582912.0f));               \
+        n_ = t_ - VS(VF, 12582912.0f);                                                 \
+        r_ = MADD(n_, VS(VF, -0.693359375f), x);                                       \
+        r_ = MADD(n_, VS(VF, 2.12194440e-4f), r_);                                     \
+        p_ = VS(VF, 1.9875691500e-4f);                                                 \
+        p_ = MADD(p_, r_, VS(VF, 1.3981999507e-3f));                                   \
+        p_ = MADD(p_, r_, VS(VF, 8.3334519073e-3f));                                   \
+        p_ = MADD(p_, r_, VS(VF, 4.1665795894e-2f));                                   \
+        p_ = MADD(p_, r_, VS(VF, 1.6666665459e-1f));                                   \
+        p_ = MADD(p_, r_, VS(VF, 5.0000001201e-1f));                                   \
+        p_ = MADD(p_, r_ * r_, r_ + VS(VF, 1.0f));                                     \
         /* 2^n: n + 127 (in [1, 254]) in the exponent bits */                          \
         x = p_ * (VF)((((VI)t_) - 0x4B400000 + 127) << 23);                            \
     } while (0)
@@ -59,48 +61,51 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 #define STV(p, v) memcpy((p), &(v), sizeof(v))
 
 /* One vector: y = EXPR of v = x * s + t, with e = exp(-v). */
-#define ONE_VEC(y, x, EXPR)                                                            \
+#define ONE_VEC(VF, VI, MADD, CLAMP, y, x, EXPR)                                       \
     do {                                                                               \
         VF v, e, r;                                                                    \
         LDV(v, x);                                                                     \
-        v = MADD(v, VS(s), VS(t));                                                     \
+        v = MADD(v, VS(VF, s), VS(VF, t));                                             \
         e = -v;                                                                        \
-        VEXP_BODY(e);                                                                  \
+        VEXP_BODY(VF, VI, MADD, CLAMP, e);                                             \
         r = EXPR;                                                                      \
         STV(y, r);                                                                     \
     } while (0)
 
 /* The array loops: two vectors at a time (independent chains for the CPU to
  * overlap), then one, then the tail through a padded vector. */
-#define ARRAY_LOOP(ATTR, name, EXPR)                                                   \
+#define ARRAY_LOOP(ATTR, name, VF, VI, W, MADD, CLAMP, EXPR)                           \
     ATTR static void name(float *y, const float *x, size_t n, float s, float t)        \
     {                                                                                  \
         size_t i = 0;                                                                  \
         for (; i + 2 * W <= n; i += 2 * W) {                                           \
-            ONE_VEC(y + i, x + i, EXPR);                                               \
-            ONE_VEC(y + i + W, x + i + W, EXPR);                                       \
+            ONE_VEC(VF, VI, MADD, CLAMP, y + i, x + i, EXPR);                          \
+            ONE_VEC(VF, VI, MADD, CLAMP, y + i + W, x + i + W, EXPR);                  \
         }                                                                              \
         for (; i + W <= n; i += W)                                                     \
-            ONE_VEC(y + i, x + i, EXPR);                                               \
+            ONE_VEC(VF, VI, MADD, CLAMP, y + i, x + i, EXPR);                          \
         if (i < n) {                                                                   \
             float buf[W] = {0};                                                        \
             memcpy(buf, x + i, (n - i) * sizeof *buf);                                 \
-            ONE_VEC(buf, buf, EXPR);                                                   \
+            ONE_VEC(VF, VI, MADD, CLAMP, buf, buf, EXPR);                              \
             memcpy(y + i, buf, (n - i) * sizeof *buf);                                 \
         }                                                                              \
     }
 
+/* sigmoid_<sfx> and silu_<sfx> for one instruction set. */
+#define ISA_LOOPS(ATTR, sfx, VF, VI, W, MADD, CLAMP)                                   \
+    ARRAY_LOOP(ATTR, sigmoid_##sfx, VF, VI, W, MADD, CLAMP,                            \
+               VS(VF, 1.0f) / (VS(VF, 1.0f) + e))                                      \
+    ARRAY_LOOP(ATTR, silu_##sfx, VF, VI, W, MADD, CLAMP, v / (VS(VF, 1.0f) + e))
+
 /* SSE2: 4 lanes */
-#define VF v4f
-#define VI v4i
-#define W 4
-#define MADD(a, b, c) ((a) * (b) + (c))
+#define MADD_SSE(a, b, c) ((a) * (b) + (c))
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* min(hi, max(lo, x)) in this operand order: maxps/minps return their second
  * operand when one is NaN, so NaN stays NaN */
-#define CLAMP(x, lo, hi) ((VF)_mm_min_ps(VS(hi), _mm_max_ps(VS(lo), (x))))
+#define CLAMP_SSE(x, lo, hi) ((v4f)_mm_min_ps(VS(v4f, hi), _mm_max_ps(VS(v4f, lo), (x))))
 #else
-#define CLAMP(x, lo, hi) clamp_blend4((x), (lo), (hi))
+#define CLAMP_SSE(x, lo, hi) clamp_blend4((x), (lo), (hi))
 static inline v4f clamp_blend4(v4f x, float lo, float hi)
 {
     v4i l = x < ((v4f){0} + lo), h = x > ((v4f){0} + hi), xi = (v4i)x;
@@ -109,48 +114,24 @@ static inline v4f clamp_blend4(v4f x, float lo, float hi)
     return (v4f)xi;
 }
 #endif
-ARRAY_LOOP(, sigmoid_sse, VS(1.0f) / (VS(1.0f) + e))
-ARRAY_LOOP(, silu_sse, v / (VS(1.0f) + e))
-#undef VF
-#undef VI
-#undef W
-#undef MADD
-#undef CLAMP
+ISA_LOOPS(, sse, v4f, v4i, 4, MADD_SSE, CLAMP_SSE)
 
 typedef void (*array_fn)(float *y, const float *x, size_t n, float s, float t);
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define VM_AVX2 1
 /* AVX2 + FMA: 8 lanes */
-#define VF v8f
-#define VI v8i
-#define W 8
-#define MADD(a, b, c) ((VF)_mm256_fmadd_ps((a), (b), (c)))
-#define CLAMP(x, lo, hi) ((VF)_mm256_min_ps(VS(hi), _mm256_max_ps(VS(lo), (x))))
-#define AVX2_FN __attribute__((target("avx2,fma")))
-ARRAY_LOOP(AVX2_FN, sigmoid_avx2, VS(1.0f) / (VS(1.0f) + e))
-ARRAY_LOOP(AVX2_FN, silu_avx2, v / (VS(1.0f) + e))
-#undef VF
-#undef VI
-#undef W
-#undef MADD
-#undef CLAMP
+#define MADD_AVX2(a, b, c) ((v8f)_mm256_fmadd_ps((a), (b), (c)))
+#define CLAMP_AVX2(x, lo, hi) ((v8f)_mm256_min_ps(VS(v8f, hi), _mm256_max_ps(VS(v8f, lo), (x))))
+ISA_LOOPS(__attribute__((target("avx2,fma"))), avx2, v8f, v8i, 8, MADD_AVX2, CLAMP_AVX2)
 
 /* AVX-512F: 16 lanes (about 15% faster than AVX2 on a Zen 4, which splits
  * them in two: half the instructions to issue) */
-#define VF v16f
-#define VI v16i
-#define W 16
-#define MADD(a, b, c) ((VF)_mm512_fmadd_ps((a), (b), (c)))
-#define CLAMP(x, lo, hi) ((VF)_mm512_min_ps(VS(hi), _mm512_max_ps(VS(lo), (x))))
-#define AVX512_FN __attribute__((target("avx512f")))
-ARRAY_LOOP(AVX512_FN, sigmoid_avx512, VS(1.0f) / (VS(1.0f) + e))
-ARRAY_LOOP(AVX512_FN, silu_avx512, v / (VS(1.0f) + e))
-#undef VF
-#undef VI
-#undef W
-#undef MADD
-#undef CLAMP
+#define MADD_AVX512(a, b, c) ((v16f)_mm512_fmadd_ps((a), (b), (c)))
+#define CLAMP_AVX512(x, lo, hi)                                                        \
+    ((v16f)_mm512_min_ps(VS(v16f, hi), _mm512_max_ps(VS(v16f, lo), (x))))
+ISA_LOOPS(__attribute__((target("avx512f"))), avx512, v16f, v16i, 16, MADD_AVX512,
+          CLAMP_AVX512)
 #endif
 
 int bnf_cpu_isa(void)

@@ -1,5 +1,5 @@
 /*
- * eval/gemm_packed.c: C = A x B for a constant A (a Conv's weights), packed
+ * eval/kernels/gemm_packed.c: C = A x B for a constant A (a Conv's weights), packed
  * once, with our own register-blocked kernels.
  *
  * Why not OpenBLAS here: a convolution's GEMM is short and wide or small
@@ -26,7 +26,7 @@
  * Narrower panels have their own kernels (32, 16, 8, then 4, 2, 1 columns
  * vectorised along the rows).
  */
-#include "eval.h"
+#include "../eval.h"
 
 #include <string.h>
 
