@@ -1,0 +1,701 @@
+"""One case of the differential test, end to end: the model saved, bnfold run
+on it (fold --json, inspect --json, run), the decisions compared with
+spec.expected(), and two judges of the numbers:
+
+  judge 1 (onnxruntime)  the original and the folded model on the same inputs.
+      float32 (and double without Conv): as they are; float16, bfloat16 and
+      double with Conv: float32 copies of both ("widened": every float16,
+      bfloat16 and double tensor and type becomes float32, an exact copy of
+      float16 / bfloat16 values), so the folded low-precision model is judged
+      against a float32 computation of the original, not against a float16 one.
+  judge 2 (bnfold run)   bnfold's evaluator runs both models; each is compared
+      with onnxruntime's outputs of the original (judge 1's reference).
+
+Tolerances (README "Verification": |b - a| <= atol * max|a| + rtol * |a|):
+TOL1 for judge 1, TOL2 for judge 2; NaN at the same place in both is equal,
+an infinity equal to an infinity of the same sign.
+
+A case fails on: a decision that differs from the expected one, a crash
+(exit >= 5 or a signal), a hang, a sanitizer report, an exit code the case
+does not expect, an invalid output model (onnx.checker, onnxruntime loads it),
+numbers beyond tolerance.  Failures that match a known bnfold bug carry its id
+(KNOWN).
+"""
+
+import copy
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+import spec
+from tensors import BF16, ELEM, F16, F32, F64, NAME_OF, externalize, make_tensor, quant, read_tensor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# judge 1: original vs folded (widened to float32 for the narrow types)
+TOL1 = {F32: (1e-4, 1e-4), F64: (1e-4, 1e-4), F16: (2e-3, 2e-3), BF16: (1.6e-2, 1.6e-2)}
+# judge 2: bnfold's evaluator vs onnxruntime (bnfold's documented factors: x50, x400)
+TOL2 = {F32: (1e-4, 1e-4), F64: (1e-4, 1e-4), F16: (5e-3, 5e-3), BF16: (4e-2, 4e-2)}
+TIMEOUT = float(os.environ.get("DIFFTEST_TIMEOUT", "60"))
+
+# Known bnfold bugs (reported, fixed by others): id -> one line.  A failure
+# matching one is counted as known, not as new.
+KNOWN = {
+    "a": "BN -> Conv with auto_pad SAME_* whose computed padding is zero is skipped PADDING; should fold",
+    "b": "fold --lower-standalone on a float16/bfloat16 model exits 1, writes nothing (lowered BNs "
+         "checked at float32 tolerance); should succeed",
+    "c": "a BN -> layer whose BN output has another reader (or is a graph output) is reported "
+         "NO_LAYER instead of LAYER_MULTI_CONSUMER / LAYER_GRAPH_OUTPUT",
+}
+
+SAN_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                    r"SUMMARY: (Address|Undefined|Leak)Sanitizer")
+
+
+# ---------------------------------------------------------------------------
+# onnxruntime, one node process per worker
+# ---------------------------------------------------------------------------
+
+class Ort:
+    def __init__(self):
+        self.p = None
+        node_path = os.path.join(ROOT, "build", "node", "node_modules")
+        self.env = dict(os.environ, NODE_PATH=node_path + (":" + os.environ["NODE_PATH"]
+                                                           if os.environ.get("NODE_PATH") else ""))
+        self.node = os.environ.get("NODE") or ("/usr/bin/node" if os.path.exists("/usr/bin/node")
+                                               else "node")
+
+    def start(self):
+        self.p = subprocess.Popen([self.node, os.path.join(HERE, "ort_server.js")],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, env=self.env, text=True, bufsize=1)
+
+    def stop(self):
+        if self.p:
+            try:
+                self.p.kill()
+                self.p.wait(5)
+            except Exception:
+                pass
+        self.p = None
+
+    def run(self, model, inputs, outdir, timeout=TIMEOUT):
+        """-> {"ok": True, "outputs": [...]} | {"ok": False, "stage", "error"};
+        stage "crash" when onnxruntime died (the process is restarted)."""
+        if self.p is None or self.p.poll() is not None:
+            self.start()
+        req = json.dumps({"model": model, "inputs": inputs, "outdir": outdir})
+        try:
+            self.p.stdin.write(req + "\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            self.stop()
+            return {"ok": False, "stage": "crash", "error": "onnxruntime process died"}
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        if not r:
+            self.stop()
+            return {"ok": False, "stage": "timeout", "error": "onnxruntime took over %gs" % timeout}
+        line = self.p.stdout.readline()
+        if not line:
+            rc = self.p.poll()
+            self.stop()
+            return {"ok": False, "stage": "crash", "error": "onnxruntime exited (%s)" % rc}
+        return json.loads(line)
+
+
+# ---------------------------------------------------------------------------
+# models: saving, widening, the inference-mode reference
+# ---------------------------------------------------------------------------
+
+def all_graphs(model):
+    def rec(g):
+        yield g
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == a.GRAPH:
+                    yield from rec(a.g)
+                elif a.type == a.GRAPHS:
+                    for sg in a.graphs:
+                        yield from rec(sg)
+    yield from rec(model.graph)
+    for f in model.functions:
+        # a function body as a graph-like: its nodes
+        for n in f.node:
+            for a in n.attribute:
+                if a.type == a.GRAPH:
+                    yield from rec(a.g)
+
+
+def all_nodes(model):
+    for g in all_graphs(model):
+        yield from g.node
+    for f in model.functions:
+        yield from f.node
+
+
+def save_model(case, path):
+    """Write case.model to path; with case.external, initializers of 16 bytes
+    or more go to PATH.data (external data)."""
+    m = case.model
+    if case.external:
+        m = copy.deepcopy(m)
+        folder = os.path.dirname(path)
+        loc = os.path.basename(path) + ".data"
+        if os.path.exists(os.path.join(folder, loc)):
+            os.remove(os.path.join(folder, loc))
+        for t in m.graph.initializer:
+            if t.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16,
+                               TensorProto.BFLOAT16) and len(t.raw_data or b"") + \
+                    4 * (len(t.float_data) + len(t.int32_data)) + 8 * len(t.double_data) >= 16:
+                externalize(t, folder, loc)
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString())
+
+
+def widen_tensor(t, folder):
+    dt = NAME_OF.get(t.data_type)
+    if dt in (F16, BF16, F64):
+        v = read_tensor(t, folder)
+        nt = make_tensor(t.name, v.astype(np.float32).astype(np.float64), F32)
+        t.CopyFrom(nt)
+    elif t.data_location == TensorProto.EXTERNAL:
+        v = read_tensor(t, folder)
+        t.CopyFrom(make_tensor(t.name, v, dt))
+
+
+def widen_type(tp):
+    if tp.HasField("tensor_type") and tp.tensor_type.elem_type in (
+            TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE):
+        tp.tensor_type.elem_type = TensorProto.FLOAT
+
+
+def widen(model, folder):
+    """A float32 copy: every float16 / bfloat16 / double tensor and type
+    becomes float32 (external data read in)."""
+    m = copy.deepcopy(model)
+
+    def do_graph(g):
+        for t in g.initializer:
+            widen_tensor(t, folder)
+        for vi in list(g.input) + list(g.output) + list(g.value_info):
+            widen_type(vi.type)
+        do_nodes(g.node)
+
+    def do_nodes(nodes):
+        for n in nodes:
+            for a in n.attribute:
+                if a.type == a.TENSOR:
+                    widen_tensor(a.t, folder)
+                elif a.type == a.SPARSE_TENSOR:
+                    widen_tensor(a.sparse_tensor.values, folder)
+                elif a.type == a.GRAPH:
+                    do_graph(a.g)
+                elif a.type == a.GRAPHS:
+                    for sg in a.graphs:
+                        do_graph(sg)
+    do_graph(m.graph)
+    for f in m.functions:
+        do_nodes(f.node)
+    return m
+
+
+def needs_widening(model):
+    for g in all_graphs(model):
+        for t in g.initializer:
+            if t.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE):
+                return True
+        for vi in list(g.input) + list(g.output):
+            if vi.type.tensor_type.elem_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16,
+                                                 TensorProto.DOUBLE):
+                return True
+    for n in all_nodes(model):
+        for a in n.attribute:
+            if a.type == a.TENSOR and a.t.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16,
+                                                        TensorProto.DOUBLE):
+                return True
+            if a.type == a.SPARSE_TENSOR and a.sparse_tensor.values.data_type in (
+                    TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE):
+                return True
+    return False
+
+
+def ort_native_ok(model, dtype):
+    """onnxruntime 1.30 CPU has no bfloat16 kernels and no double Conv /
+    ConvTranspose."""
+    if dtype == BF16:
+        return False
+    ops = {n.op_type for n in all_nodes(model)}
+    if dtype == F64 and ops & {"Conv", "ConvTranspose"}:
+        return False
+    for g in all_graphs(model):
+        for t in g.initializer:
+            if t.data_type == TensorProto.BFLOAT16:
+                return False
+    for n in all_nodes(model):
+        for a in n.attribute:
+            if a.type == a.TENSOR and a.t.data_type == TensorProto.BFLOAT16:
+                return False
+    return True
+
+
+def inference_reference(model, opset):
+    """--assume-inference's reference: every training-mode BN whose batch
+    statistics nobody reads becomes an inference BN."""
+    m = copy.deepcopy(model)
+
+    def uses(g, name):
+        c = sum(1 for n in g.node for x in n.input if x == name)
+        c += sum(1 for o in g.output if o.name == name)
+        for n in g.node:
+            for a in n.attribute:
+                if a.type == a.GRAPH:
+                    c += sum(1 for nn in a.g.node for x in nn.input if x == name)
+        return c
+
+    def conv(nodes, g, op):
+        v = spec.bn_version(op)
+        for n in nodes:
+            if n.op_type != "BatchNormalization":
+                continue
+            attrs = {a.name: a for a in n.attribute}
+            training = (v <= 6 and (attrs.get("is_test") is None or attrs["is_test"].i == 0)) or \
+                (v >= 14 and attrs.get("training_mode") is not None and attrs["training_mode"].i) or \
+                any(o and (7 <= v < 14 or (g is not None and uses(g, o))) for o in n.output[1:])
+            if not training:
+                continue
+            if g is not None and any(o and uses(g, o) for o in n.output[1:]):
+                continue
+            keep = [a for a in n.attribute if a.name not in ("training_mode", "is_test")]
+            del n.attribute[:]
+            n.attribute.extend(keep)
+            if v <= 6:
+                n.attribute.append(helper.make_attribute("is_test", 1))
+            del n.output[1:]
+
+    for g in all_graphs(m):
+        conv(g.node, g, opset)
+    for f in m.functions:
+        conv(f.node, None, opset)
+    return m
+
+
+def count_bns(model):
+    return sum(1 for n in all_nodes(model) if n.op_type == "BatchNormalization")
+
+
+# ---------------------------------------------------------------------------
+# inputs
+# ---------------------------------------------------------------------------
+
+def make_inputs(case, rng, k):
+    """Input set k: data N(0, 1) rounded to its type, conditions alternating,
+    run-time parameters their values.  -> {name: (dtype, float64 array)}"""
+    out = {}
+    for i, inp in enumerate(case.inputs):
+        dt, shape = inp["dtype"], inp["shape"]
+        if inp["kind"] == "data":
+            a = quant(quant(rng.standard_normal(shape), F32), dt) if dt != "bool" else None
+        elif inp["kind"] == "cond":
+            a = np.array(bool((k + case.index) % 2))
+        else:
+            a = np.asarray(inp["value"], np.float64)
+        out[inp["name"]] = (dt, a)
+    return out
+
+
+def save_inputs(inputs, folder, k):
+    """npy native (onnxruntime), npy float32 (widened) and .pb native (bnfold run)."""
+    native, wide, pbs = {}, {}, {}
+    for i, (name, (dt, a)) in enumerate(inputs.items()):
+        base = os.path.join(folder, "in%d_%d" % (k, i))
+        if dt == "bool":
+            arr = np.asarray(a, np.bool_)
+            np.save(base + ".npy", arr)
+            native[name] = wide[name] = base + ".npy"
+            t = make_tensor(name, arr.astype(np.float64), "bool")
+        else:
+            if dt == BF16:
+                native[name] = None
+            else:
+                np.save(base + ".npy", a.astype({F32: np.float32, F64: np.float64, F16: np.float16}[dt]))
+                native[name] = base + ".npy"
+            np.save(base + ".w.npy", a.astype(np.float32))
+            wide[name] = base + ".w.npy"
+            t = make_tensor(name, a, dt)
+        with open(base + ".pb", "wb") as f:
+            f.write(t.SerializeToString())
+        pbs[name] = base + ".pb"
+    return native, wide, pbs
+
+
+def load_npy_output(o):
+    a = np.load(o["file"])
+    if o["type"] == "bfloat16":
+        from tensors import bf16_value
+        return bf16_value(a.view(np.uint16))
+    return a.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# comparison
+# ---------------------------------------------------------------------------
+
+def compare(ref, got, atol, rtol):
+    """(pass, worst, where): |got - ref| <= atol * max|ref| + rtol * |ref|
+    elementwise; NaN equal to NaN, an infinity to the same infinity."""
+    ref = np.asarray(ref, np.float64)
+    got = np.asarray(got, np.float64)
+    if ref.shape != got.shape:
+        return False, float("inf"), "shape %s vs %s" % (list(ref.shape), list(got.shape))
+    fin = np.isfinite(ref)
+    bad_special = (~fin) & ~((np.isnan(ref) & np.isnan(got)) | (np.isinf(ref) & (ref == got)))
+    if bad_special.any():
+        i = int(np.argmax(bad_special.ravel()))
+        return False, float("inf"), "index %d: reference %r, got %r" % (i, ref.ravel()[i], got.ravel()[i])
+    if not fin.any():
+        return True, 0.0, ""
+    scale = float(np.max(np.abs(ref[fin])))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(fin, np.abs(got - ref), 0.0)
+        diff = np.where(fin & ~np.isfinite(got), np.inf, diff)
+        bound = atol * scale + rtol * np.abs(ref)
+        over = fin & ~(diff <= bound)
+    worst = float(np.max(diff) / scale) if scale > 0 else (0.0 if not diff.any() else float("inf"))
+    if over.any():
+        i = int(np.argmax(np.where(over, diff, -1).ravel()))
+        return False, worst, "index %d: reference %.9g, got %.9g (|diff| %.3g, max|ref| %.3g)" % (
+            i, ref.ravel()[i], got.ravel()[i], diff.ravel()[i], scale)
+    return True, worst, ""
+
+
+# ---------------------------------------------------------------------------
+# bnfold
+# ---------------------------------------------------------------------------
+
+def run_bnfold(bnfold, args, timeout=TIMEOUT, env=None):
+    """-> (rc or 'timeout' or 'signal N', stdout, stderr, seconds)"""
+    t0 = time.time()
+    e = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    e.update(env or {})
+    try:
+        p = subprocess.run([bnfold] + args, capture_output=True, timeout=timeout, env=e)
+    except subprocess.TimeoutExpired as ex:
+        return "timeout", (ex.stdout or b"").decode(errors="replace"), \
+            (ex.stderr or b"").decode(errors="replace"), time.time() - t0
+    rc = p.returncode if p.returncode >= 0 else "signal %d" % -p.returncode
+    return rc, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), time.time() - t0
+
+
+def tool_problem(rc, err):
+    """A crash, hang or sanitizer report in one bnfold run, or None."""
+    if SAN_RE.search(err or ""):
+        m = SAN_RE.search(err)
+        line = err[m.start():].splitlines()[0][:200]
+        return "sanitizer", line
+    if rc == "timeout":
+        return "timeout", "over %gs" % TIMEOUT
+    if isinstance(rc, str):
+        return "crash", rc
+    if rc >= 5:
+        return "crash", "exit %d" % rc
+    return None
+
+
+def first_line(s, n=240):
+    s = (s or "").strip().replace("\n", " | ")
+    return s[:n]
+
+
+# ---------------------------------------------------------------------------
+# the case
+# ---------------------------------------------------------------------------
+
+class Result:
+    def __init__(self, case):
+        self.r = {"seed": case.seed, "index": case.index, "pattern": case.pattern,
+                  "detail": getattr(case, "pattern_detail", case.pattern), "dtype": case.dtype,
+                  "opset": case.opset, "ir": case.ir, "opts": case.opts, "tags": sorted(case.tags),
+                  "expected": [], "failures": [], "na": [], "times": {}, "worst": {}}
+
+    def fail(self, kind, detail, known=None, judge=None):
+        self.r["failures"].append({"kind": kind, "detail": detail, "known": known, "judge": judge})
+
+    def na(self, what, why):
+        self.r["na"].append({"what": what, "why": first_line(why, 200)})
+
+
+def decision_of(b):
+    return b.get("decision"), b.get("reason_code")
+
+
+def classify_decision(case, exp, got, model):
+    """The known bug a decision mismatch is, or None."""
+    if exp["decision"] == "fold" and exp.get("same_zero_pad") and got == ("skip", "PADDING"):
+        return "a"
+    if exp["decision"] == "skip" and exp["code"] in ("LAYER_MULTI_CONSUMER", "LAYER_GRAPH_OUTPUT") \
+            and got == ("skip", "NO_LAYER") and exp.get("position") == "before":
+        return "c"
+    if exp["decision"] == "lower" and exp["code"] in ("LAYER_MULTI_CONSUMER", "LAYER_GRAPH_OUTPUT") \
+            and got == ("lower", "NO_LAYER"):
+        return "c"
+    return None
+
+
+def check_decisions(res, case, expected, doc, what, judge):
+    got = doc.get("batchnorms", [])
+    if len(got) != len(expected):
+        res.fail("decision", "%s reports %d BNs, the model has %d" % (what, len(got), len(expected)),
+                 judge=judge)
+        return
+    for e, b in zip(expected, got):
+        if b.get("name") != e["name"]:
+            res.fail("decision", "%s: BN #%d is '%s', expected '%s' (report order)" % (
+                what, expected.index(e), b.get("name"), e["name"]), judge=judge)
+            return
+        g = decision_of(b)
+        want = (e["decision"], e["code"])
+        if e["decision"] == "fold":
+            ok = g[0] == "fold"
+        else:
+            ok = g == want
+        if not ok:
+            known = classify_decision(case, e, g, case.model)
+            res.fail("decision", "%s: BN '%s': expected %s %s, got %s %s (%s)" % (
+                what, e["name"], want[0], want[1] or "", g[0], g[1] or "",
+                first_line(b.get("reason"), 120)), known=known, judge=judge)
+
+
+def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
+    """Everything about one case; returns the result dict (JSON-able)."""
+    res = Result(case)
+    r = res.r
+    t_start = time.time()
+    os.makedirs(work, exist_ok=True)
+    orig = os.path.join(work, "model.onnx")
+    folded = os.path.join(work, "folded.onnx")
+    for f in (folded, folded + ".data"):
+        if os.path.exists(f):
+            os.remove(f)
+    save_model(case, orig)
+    expected, exp_actions = spec.expected(case.model, case.opts, work,
+                                          verify="--no-verify" not in case.opts)
+    r["expected"] = [{k: e.get(k) for k in ("name", "decision", "code", "position", "layer_op",
+                                            "same_zero_pad")} for e in expected]
+    r["expected_actions"] = exp_actions
+    t0 = time.time()
+
+    # ---- fold ---------------------------------------------------------------------
+    rc, out, err, secs = run_bnfold(bnfold, ["fold", orig, "-o", folded, "--json"] + case.opts,
+                                    env=bnfold_env)
+    r["times"]["fold"] = secs
+    r["fold_rc"] = rc
+    prob = tool_problem(rc, err)
+    fold_doc = None
+    lowered_expected = any(e["decision"] == "lower" for e in expected)
+    if prob:
+        res.fail(prob[0], "fold: %s: %s" % (prob[1], first_line(err)), judge="bnfold")
+    elif rc != 0:
+        known = None
+        if rc == 1 and "--lower-standalone" in case.opts and case.dtype in (F16, BF16) and \
+                lowered_expected:
+            known = "b"
+        res.fail("fold_exit", "fold exited %s: %s" % (rc, first_line(err)), known=known,
+                 judge="bnfold")
+    else:
+        try:
+            fold_doc = json.loads(out)
+        except ValueError:
+            res.fail("json", "fold --json is not one JSON document", judge="bnfold")
+    if fold_doc is not None:
+        check_decisions(res, case, expected, fold_doc, "fold", "decision")
+        s = fold_doc.get("summary", {})
+        acts = {}
+        for a in fold_doc.get("actions", []):
+            acts[a.get("op")] = acts.get(a.get("op"), 0) + 1
+        for op in ("Mul", "Add"):
+            if acts.get(op, 0) != exp_actions.get(op, 0):
+                res.fail("decision", "fold: %d %s actions, expected %d" % (
+                    acts.get(op, 0), op, exp_actions.get(op, 0)), judge="decision")
+        if not os.path.exists(folded):
+            res.fail("no_output", "fold exited 0 and wrote nothing", judge="bnfold")
+
+    # ---- inspect -------------------------------------------------------------------
+    rc_i, out_i, err_i, secs = run_bnfold(bnfold, ["inspect", orig, "--json"] +
+                                          [o for o in case.opts if o != "--no-verify"],
+                                          env=bnfold_env)
+    r["times"]["inspect"] = secs
+    prob = tool_problem(rc_i, err_i)
+    if prob:
+        res.fail(prob[0], "inspect: %s: %s" % (prob[1], first_line(err_i)), judge="bnfold")
+    elif rc_i != 0:
+        res.fail("inspect_exit", "inspect exited %s: %s" % (rc_i, first_line(err_i)), judge="bnfold")
+    else:
+        try:
+            idoc = json.loads(out_i)
+            check_decisions(res, case, expected, idoc, "inspect", "decision")
+        except ValueError:
+            res.fail("json", "inspect --json is not one JSON document", judge="bnfold")
+
+    # ---- the output model ------------------------------------------------------------
+    fmodel = None
+    if fold_doc is not None and os.path.exists(folded):
+        try:
+            fmodel = onnx.load(folded, load_external_data=False)
+            try:
+                onnx.checker.check_model(folded, full_check=True)
+            except Exception as e:
+                res.fail("invalid_output", "onnx.checker: %s" % first_line(str(e)), judge="onnx")
+            left = count_bns(fmodel)
+            want_left = sum(1 for e in expected if e["decision"] == "skip")
+            if left != want_left:
+                res.fail("decision", "folded model has %d BNs, expected %d left" % (left, want_left),
+                         judge="decision")
+            s = fold_doc.get("summary", {})
+            if s.get("batchnorms_after") != left:
+                res.fail("report", "summary.batchnorms_after %s, the file has %d" % (
+                    s.get("batchnorms_after"), left), judge="bnfold")
+        except Exception as e:
+            res.fail("invalid_output", "cannot read the output: %s" % first_line(str(e)),
+                     judge="onnx")
+            fmodel = None
+    r["times"]["bnfold_checks"] = time.time() - t0
+
+    # ---- numbers ---------------------------------------------------------------------
+    t1 = time.time()
+    judge_numbers(res, case, work, orig, folded if fmodel is not None else None, fmodel, bnfold,
+                  ort, bnfold_env)
+    r["times"]["numbers"] = time.time() - t1
+    r["times"]["total"] = time.time() - t_start
+    r["ok"] = not r["failures"]
+    r["new_failures"] = sum(1 for f in r["failures"] if not f["known"])
+    if not keep and r["ok"]:
+        shutil.rmtree(work, ignore_errors=True)
+    return r
+
+
+def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env):
+    r = res.r
+    model = case.model
+    tol1 = TOL1[case.dtype]
+    tol2 = TOL2[case.dtype]
+    # the reference model: the original, in inference mode under --assume-inference
+    ref_model = model
+    if "--assume-inference" in case.opts and any(
+            e.get("assumed") for e in spec.Sim(copy.deepcopy(model), case.opts, work).run()):
+        ref_model = inference_reference(model, case.opset)
+    wide = needs_widening(ref_model) or (fmodel is not None and needs_widening(fmodel))
+    ref_path = os.path.join(work, "ref.onnx")
+    if wide:
+        onnx.save(widen(ref_model, work), ref_path)
+    elif ref_model is not model:
+        onnx.save(ref_model, ref_path)
+    else:
+        ref_path = orig
+    fold_w = None
+    if folded:
+        if wide:
+            fold_w = os.path.join(work, "folded.w.onnx")
+            onnx.save(widen(onnx.load(folded), work), fold_w)
+        else:
+            fold_w = folded
+    rng = np.random.default_rng([case.seed & 0xFFFFFFFF, case.index & 0xFFFFFFFF, 7])
+    native_ok = ort_native_ok(model, case.dtype)
+    worst1 = worst2 = 0.0
+    j1 = case.ort_na is None
+    if not j1:
+        res.na("judge1", case.ort_na)
+    for k in range(2):
+        inputs = make_inputs(case, rng, k)
+        native_in, wide_in, pb_in = save_inputs(inputs, work, k)
+        ref_out = None
+        if j1:
+            a = ort.run(ref_path, wide_in if wide else native_in, os.path.join(work, "ort_ref%d" % k))
+            if not a["ok"]:
+                if a["stage"] in ("crash", "timeout"):
+                    res.fail("ort_" + a["stage"], "onnxruntime on the reference: %s" % a["error"],
+                             judge="ort")
+                else:
+                    res.na("judge1", "onnxruntime refuses the reference: " + a["error"])
+                j1 = False
+            else:
+                ref_out = [load_npy_output(o) for o in a["outputs"]]
+                names = [o["name"] for o in a["outputs"]]
+        if j1 and fold_w:
+            b = ort.run(fold_w, wide_in if wide else native_in, os.path.join(work, "ort_fold%d" % k))
+            if not b["ok"]:
+                res.fail("ort_folded", "onnxruntime on the folded model (%s): %s" % (
+                    b["stage"], first_line(b["error"])), judge="ort")
+            else:
+                for name, ra, o in zip(names, ref_out, b["outputs"]):
+                    ok, worst, where = compare(ra, load_npy_output(o), *tol1)
+                    worst1 = max(worst1, worst)
+                    if not ok:
+                        res.fail("ort_diff", "input set %d, output %s: %s" % (k, name, where),
+                                 judge="ort")
+            if k == 0 and native_ok and wide and case.ort_na is None:
+                c = ort.run(folded, native_in, os.path.join(work, "ort_native%d" % k))
+                if not c["ok"] and c["stage"] != "run":
+                    res.fail("ort_folded_native", "onnxruntime cannot run the folded %s model: %s"
+                             % (case.dtype, first_line(c["error"])), judge="ort")
+                elif not c["ok"]:
+                    # the original must then fail the same way
+                    d = ort.run(orig, native_in, os.path.join(work, "ort_nativeo%d" % k))
+                    if d["ok"]:
+                        res.fail("ort_folded_native", "onnxruntime runs the original %s model but "
+                                 "not the folded one: %s" % (case.dtype, first_line(c["error"])),
+                                 judge="ort")
+        # ---- judge 2: bnfold run ------------------------------------------------------
+        if ref_out is None:
+            continue
+        for which, path in (("original", orig), ("folded", folded)):
+            if path is None:
+                continue
+            od = os.path.join(work, "run_%s%d" % (which, k))
+            shutil.rmtree(od, ignore_errors=True)
+            os.makedirs(od)
+            args = ["run", path, "--output-dir", od, "--threads", "1"]
+            for name, f in pb_in.items():
+                args += ["--input", "%s=%s" % (name, f)]
+            rc, out, err, secs = run_bnfold(bnfold, args, env=bnfold_env)
+            r["times"]["run"] = r["times"].get("run", 0) + secs
+            prob = tool_problem(rc, err)
+            if prob:
+                res.fail(prob[0], "run %s: %s: %s" % (which, prob[1], first_line(err)),
+                         judge="bnfold run")
+                continue
+            if rc != 0:
+                if rc == 3 and re.search(r"not supported|does not implement|only float32 is "
+                                         r"supported", err):
+                    res.na("judge2", "bnfold run: " + first_line(err, 160))
+                    break
+                res.fail("run_exit", "run %s exited %s: %s" % (which, rc, first_line(err)),
+                         judge="bnfold run")
+                continue
+            for i, (name, ra) in enumerate(zip(names, ref_out)):
+                f = os.path.join(od, "output_%d.pb" % i)
+                if not os.path.exists(f):
+                    res.fail("run_output", "run %s wrote no %s" % (which, f), judge="bnfold run")
+                    continue
+                t = TensorProto()
+                with open(f, "rb") as fh:
+                    t.ParseFromString(fh.read())
+                got = read_tensor(t)
+                if case.dtype == F16 and np.any(np.abs(ra[np.isfinite(ra)]) > 65504):
+                    res.na("judge2", "output %s beyond float16's range" % name)
+                    continue
+                ok, worst, where = compare(ra, got, *tol2)
+                worst2 = max(worst2, worst)
+                if not ok:
+                    res.fail("run_vs_ort", "bnfold run on the %s model, input set %d, output %s: %s"
+                             % (which, k, name, where), judge="bnfold run")
+    r["worst"] = {"judge1": worst1, "judge2": worst2}
