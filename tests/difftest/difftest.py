@@ -228,9 +228,15 @@ def main():
     for q in [p] + [sub.add_parser(c) for c in ("case", "shrink", "regress")]:
         q.add_argument("--bnfold", default=os.environ.get("BNFOLD", default_bnfold()))
         q.add_argument("--out", default=os.path.join(ROOT, "build", "difftest"))
+        if q.prog.split()[-1] == "regress":
+            q.add_argument("--reshrink", action="store_true",
+                           help="shrink the regression cases further, in place")
+            q.add_argument("names", nargs="*")
         if q.prog.split()[-1] in ("case", "shrink"):
             q.add_argument("seed", type=int)
             q.add_argument("index", type=int)
+        if q.prog.split()[-1] == "shrink":
+            q.add_argument("--name", help="the regression folder's name")
     a = ap.parse_args()
     a.bnfold = os.path.abspath(a.bnfold)
     if not os.access(a.bnfold, os.X_OK):
@@ -242,10 +248,17 @@ def main():
         return cmd_case(a)
     if a.cmd == "shrink":
         import shrink
-        return shrink.shrink_case(a.seed, a.index, a.bnfold, os.path.abspath(a.out))
+        return shrink.shrink_case(a.seed, a.index, a.bnfold, os.path.abspath(a.out), a.name)
     if a.cmd == "regress":
         import regress
-        return regress.main(a.bnfold, os.path.abspath(a.out))
+        if a.reshrink:
+            import glob
+            import shrink
+            for d in sorted(glob.glob(os.path.join(HERE, "regressions", "*"))):
+                if not a.names or os.path.basename(d) in a.names:
+                    shrink.reshrink(d, a.bnfold, os.path.abspath(a.out))
+            return 0
+        return regress.main(a.bnfold, os.path.abspath(a.out), a.names)
     return 2
 
 

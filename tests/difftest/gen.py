@@ -72,6 +72,7 @@ class Ctx:
         self.typed_storage = rng.random() < 0.25      # typed fields instead of raw_data
         self.param_feeds = []
         self.declared = {}        # outputs whose type onnx does not infer: (dtype, shape)
+        self.force_value_info = False
 
     def fresh(self, base):
         self.n += 1
@@ -676,7 +677,7 @@ def t_shared_weight(ctx, g, v, outs):
         g.node("Conv", list(first.input), [y], **attrs)
         b = V(y, a.shape, a.dtype)
     else:
-        a = gemm(ctx, g, v) if ctx.chance(0.5) else matmul(ctx, g, v)
+        a = gemm(ctx, g, v) if ctx.chance(0.5) and v.rank == 2 else matmul(ctx, g, v)
         first = g.nodes[-1]
         y = ctx.fresh("layer2_out")
         attrs = {a_.name: helper.get_attribute_value(a_) for a_ in first.attribute}
@@ -730,6 +731,123 @@ def t_unverified(ctx, g, v, outs):
         yv, _ = bn(ctx, g, yv, kind="normal", training="no")
     outs.append(yv.name)
     return v
+
+
+def t_bn_conv_same(ctx, g, v, outs):
+    """BN -> Conv with auto_pad SAME_* whose padding is zero (kernel 1, or
+    kernel = stride dividing the size), or not (known bug a)."""
+    case = ctx.case
+    if v.rank < 3 or v.dtype == BF16:
+        return t_bn_layer(ctx, g, v, outs)
+    if ctx.chance(0.5):
+        v = relu(ctx, g, v)
+    b, _ = bn(ctx, g, v, kind=ctx.pick(["normal", "normal", "dead", "untrained"]), training="no")
+    C = v.shape[1]
+    dim = v.rank - 2
+    S = list(v.shape[2:])
+    form = ctx.pick(["k1", "ks", "other"], [3, 3, 1])
+    k, st = [], []
+    for i in range(dim):
+        if form == "k1":
+            k.append(1)
+            st.append(ctx.pick([1, 2]))
+        elif form == "ks":
+            divs = [d for d in range(1, S[i] + 1) if S[i] % d == 0]
+            d = ctx.pick(divs)
+            k.append(d)
+            st.append(d)
+        else:
+            k.append(ctx.pick([2, 3]))
+            st.append(1)
+    case.tags.add("same_" + form)
+    grp = ctx.pick([1, C]) if C > 1 else 1
+    M = grp * ctx.randint(1, 2) if grp > 1 else ctx.randint(1, 5)
+    attrs = {"auto_pad": ctx.pick(["SAME_UPPER", "SAME_LOWER"]), "strides": st}
+    if ctx.chance(0.5):
+        attrs["kernel_shape"] = k
+    if grp > 1:
+        attrs["group"] = grp
+    W = weight_values(ctx, [M, C // grp] + k, v.dtype)
+    ins = [b.name, g.param("W", W, v.dtype)]
+    if ctx.chance(0.5):
+        ins.append(g.param("b", ctx.rng.uniform(-0.5, 0.5, M), v.dtype))
+    y = ctx.fresh("conv_out")
+    g.node("Conv", ins, [y], **attrs)
+    if ctx.chance(0.7):
+        ctx.force_value_info = True
+    return V(y, [v.shape[0], M] + [-(-S[i] // st[i]) for i in range(dim)], v.dtype)
+
+
+def t_edge(ctx, g, v, outs):
+    """One rare condition on purpose: spatial = 0 (opset 7), a sparse or a
+    run-time parameter, an initializer listed as an input, a MatMul whose B is
+    3-D, a Gemm with transA after a BN, a rank-3 MatMul."""
+    case = ctx.case
+    what = ctx.pick(["spatial0", "sparse", "input", "overridable", "b3", "transA", "rank3",
+                     "layer_input", "computed"])
+    case.pattern_detail = "edge:" + what
+    if what == "spatial0" and case.opset <= 8 and v.rank >= 3:
+        y = ctx.fresh("bn_out")
+        C = v.shape[1]
+        shp = [C] if ctx.chance(0.5) else list(v.shape[1:])
+        st, eps = bn_stats(ctx, C, "normal", [v.dtype, v.dtype])
+        names = [g.param("bn_" + k, np.broadcast_to(st[k].reshape([C] + [1] * (len(shp) - 1)), shp),
+                         v.dtype) for k in ("scale", "B", "mean", "var")]
+        v = layer(ctx, g, v) if ctx.chance(0.6) else v
+        g.node("BatchNormalization", [v.name] + names, [y], spatial=0)
+        case.tags.add("spatial0")
+        return V(y, v.shape, v.dtype)
+    if what in ("sparse", "input", "overridable", "computed"):
+        src = what
+        k = ctx.pick(["scale", "B", "mean", "var"])
+        pre = ctx.chance(0.6)
+        if pre:
+            v = layer(ctx, g, v)
+            v, _ = bn(ctx, g, v, sources={k: src}, training="no", kind="normal")
+            return v
+        v, _ = bn(ctx, g, v, sources={k: src}, training="no", kind="normal")
+        return layer(ctx, g, v, before=True, no_pad=True, transpose=False)
+    if what == "layer_input":
+        # the layer's weight a graph input / computed: the BN cannot fold into it
+        if v.rank >= 3 and v.dtype != BF16:
+            v = conv(ctx, g, v, transpose=False)
+            n = g.nodes[-1]
+        elif v.rank == 2:
+            v = gemm(ctx, g, v)
+            n = g.nodes[-1]
+        else:
+            v = matmul(ctx, g, v)
+            n = g.nodes[-1]
+        wname = n.input[1]
+        for t in list(g.inits):
+            if t.name == wname:
+                g.inits.remove(t)
+                from tensors import read_tensor
+                a = read_tensor(t)
+                n.input[1] = g.param("Win", a, v.dtype, ctx.pick(["input", "computed", "overridable"]))
+        v, _ = bn(ctx, g, v, training="no", kind="normal")
+        return v
+    if v.rank >= 3:
+        v = flatten(ctx, g, v) if what != "rank3" or v.rank != 3 else v
+    if what == "b3" and v.rank == 2:
+        if ctx.chance(0.5):
+            v = matmul(ctx, g, v, b3=True)
+            v, _ = bn(ctx, g, v, training="no")
+            return v
+        v, _ = bn(ctx, g, v, training="no")
+        return matmul(ctx, g, v, b3=True)
+    if what == "transA" and v.rank == 2:
+        v, _ = bn(ctx, g, v, training="no")
+        return gemm(ctx, g, v, transA=1)
+    if v.rank == 2 and what == "rank3":
+        return t_layer_bn(ctx, g, v, outs)
+    # rank 3: MatMul -> BN or BN -> MatMul on [b, T, K]
+    if ctx.chance(0.5):
+        v = matmul(ctx, g, v)
+        v, _ = bn(ctx, g, v, training="no")
+        return v
+    v, _ = bn(ctx, g, v, training="no")
+    return matmul(ctx, g, v)
 
 
 def sub_body(ctx, sg, outer_v, kinds):
@@ -856,11 +974,12 @@ TEMPLATES_SIMPLE = {
     "shared_weight": t_shared_weight,
 }
 TEMPLATES = dict(TEMPLATES_SIMPLE, **{"if": t_if, "loop": t_loop, "function": t_function,
-                                      "chain": t_chain, "unverified": t_unverified})
+                                      "chain": t_chain, "unverified": t_unverified,
+                                      "bn_conv_same": t_bn_conv_same, "edge": t_edge})
 TEMPLATE_WEIGHTS = {"layer_bn": 14, "bn_layer": 10, "layer_bn_bn": 4, "bn_bn_layer": 4,
                     "layer_muladd": 5, "standalone": 6, "layer_edge_bn": 5, "bn_edge_layer": 4,
                     "shared_weight": 2, "if": 4, "loop": 3, "function": 4, "chain": 10,
-                    "unverified": 1.2}
+                    "unverified": 1.2, "bn_conv_same": 2, "edge": 4}
 
 
 # ---------------------------------------------------------------------------
@@ -884,8 +1003,11 @@ def choose_setup(ctx, template):
     case.dtype = rng.pick([F32, F16, F64, BF16], [6, 2, 1.5, 1])
     if case.dtype == BF16:
         case.opset = max(case.opset, 14 if template not in ("if", "loop") else 16)
-    if template == "unverified" and case.dtype == BF16:
+    if template in ("unverified", "bn_conv_same") and case.dtype == BF16:
         case.dtype = F32
+    if template == "edge" and rng.chance(0.3) and case.dtype != BF16:
+        case.opset = 7
+        case.ir = rng.pick([3, 4])
     # IR: 3 needs every initializer listed as an input; functions need 8
     irs = {7: [3, 4], 9: [3, 4, 5], 11: [6, 7], 13: [7, 8], 14: [7, 8], 15: [8], 16: [8],
            17: [8]}[case.opset]
@@ -988,7 +1110,7 @@ def finish(ctx, g, outs):
         if vi is None or not vi.type.tensor_type.elem_type:
             raise Retry("output %s has no inferred type" % o)
         m.graph.output.append(vi)
-    if ctx.chance(0.4):
+    if ctx.chance(0.4) or ctx.force_value_info:
         del m.graph.value_info[:]
         m.graph.value_info.extend([vi for vi in inferred.graph.value_info if vi.name not in outs])
         case.tags.add("value_info")

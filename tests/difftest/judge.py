@@ -56,6 +56,16 @@ KNOWN = {
          "checked at float32 tolerance); should succeed",
     "c": "a BN -> layer whose BN output has another reader (or is a graph output) is reported "
          "NO_LAYER instead of LAYER_MULTI_CONSUMER / LAYER_GRAPH_OUTPUT",
+    # found by this test (tests/difftest/regressions/, README there)
+    "d": "--lower-standalone: a standalone BN fed by another BN that was just lowered is not "
+         "lowered ('not lowered: the rank of 'X' is not known'): its rank was known in the input",
+    "e": "bnfold's evaluator computes BatchNormalization as X*s + t: with an infinite scale or "
+         "mean it gives NaN where the operator's definition (onnxruntime) gives +-inf; fold then "
+         "fails its own end-to-end check (exit 1) on a model where such a BN is left unfolded",
+    "f": "inspect reports 'fold' for a BN that fold skips as UNVERIFIED (inspect does not "
+         "foresee the local check)",
+    "g": "bnfold run: ConvTranspose with auto_pad SAME_* and a dilation > 1 gives a spatial size "
+         "one short of input * stride (the operator's definition; onnxruntime agrees)",
 }
 
 SAN_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
@@ -438,9 +448,15 @@ def decision_of(b):
     return b.get("decision"), b.get("reason_code")
 
 
-def classify_decision(case, exp, got, model):
+def classify_decision(case, exp, got, model, what="", reason=""):
     """The known bug a decision mismatch is, or None."""
-    if exp["decision"] == "fold" and exp.get("same_zero_pad") and got == ("skip", "PADDING"):
+    if exp["decision"] == "lower" and got == ("skip", exp["code"]) and \
+            "rank of 'X' is not known" in (reason or ""):
+        return "d"
+    if what == "inspect" and exp["decision"] == "skip" and exp["code"] == "UNVERIFIED" and \
+            got[0] == "fold":
+        return "f"
+    if exp["decision"] == "fold" and exp.get("same_zero_pad") and got[0] == "skip":
         return "a"
     if exp["decision"] == "skip" and exp["code"] in ("LAYER_MULTI_CONSUMER", "LAYER_GRAPH_OUTPUT") \
             and got == ("skip", "NO_LAYER") and exp.get("position") == "before":
@@ -469,7 +485,7 @@ def check_decisions(res, case, expected, doc, what, judge):
         else:
             ok = g == want
         if not ok:
-            known = classify_decision(case, e, g, case.model)
+            known = classify_decision(case, e, g, case.model, what, b.get("reason"))
             res.fail("decision", "%s: BN '%s': expected %s %s, got %s %s (%s)" % (
                 what, e["name"], want[0], want[1] or "", g[0], g[1] or "",
                 first_line(b.get("reason"), 120)), known=known, judge=judge)
@@ -509,6 +525,8 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
         if rc == 1 and "--lower-standalone" in case.opts and case.dtype in (F16, BF16) and \
                 lowered_expected:
             known = "b"
+        elif rc == 1 and re.search(r"-?nan vs -?inf|-?inf vs -?nan", err):
+            known = "e"
         res.fail("fold_exit", "fold exited %s: %s" % (rc, first_line(err)), known=known,
                  judge="bnfold")
     else:
@@ -557,7 +575,7 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
                 res.fail("invalid_output", "onnx.checker: %s" % first_line(str(e)), judge="onnx")
             left = count_bns(fmodel)
             want_left = sum(1 for e in expected if e["decision"] == "skip")
-            if left != want_left:
+            if left != want_left and not any(f["kind"] == "decision" for f in r["failures"]):
                 res.fail("decision", "folded model has %d BNs, expected %d left" % (left, want_left),
                          judge="decision")
             s = fold_doc.get("summary", {})
@@ -583,33 +601,109 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
     return r
 
 
+UNIT = {F16: 2.0 ** -11, BF16: 2.0 ** -8, F32: 2.0 ** -24, F64: 2.0 ** -24}
+
+
+def tensor_dtypes(model):
+    """name -> dtype of every initializer and Constant tensor (all graphs)."""
+    out = {}
+    for g in all_graphs(model):
+        for t in g.initializer:
+            out[t.name] = NAME_OF.get(t.data_type)
+    for n in all_nodes(model):
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.type == a.TENSOR:
+                    out[n.output[0]] = NAME_OF.get(a.t.data_type)
+    return out
+
+
+def perturbed(model_w, dtypes, rng):
+    """The (widened) folded model with every tensor bnfold wrote (its names
+    end in _bnfold...) moved by one unit roundoff of its stored type, random
+    signs: how much the outputs move when the fold's new weights are rounded
+    differently, the noise floor of judge 1."""
+    m = copy.deepcopy(model_w)
+    n = 0
+
+    def move(t, key):
+        nonlocal n
+        v = read_tensor(t)
+        u = UNIT.get(dtypes.get(key), 2.0 ** -24)
+        v = v * (1 + u * rng.choice([-1.0, 1.0], v.shape))
+        t.CopyFrom(make_tensor(t.name, v.astype(np.float32).astype(np.float64), F32))
+        n += 1
+    for g in all_graphs(m):
+        for t in g.initializer:
+            if "_bnfold" in t.name and t.data_type == TensorProto.FLOAT:
+                move(t, t.name)
+    for nd in all_nodes(m):
+        if nd.op_type == "Constant" and nd.output and "_bnfold" in nd.output[0]:
+            for a in nd.attribute:
+                if a.type == a.TENSOR and a.t.data_type == TensorProto.FLOAT:
+                    move(a.t, nd.output[0])
+    return m, n
+
+
+def convtranspose_same_dilated(model):
+    for n in all_nodes(model):
+        if n.op_type == "ConvTranspose":
+            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+            if a.get("auto_pad", b"NOTSET") in (b"SAME_UPPER", b"SAME_LOWER") and \
+                    any(d > 1 for d in a.get("dilations", [])):
+                return True
+    return False
+
+
+def max_abs_diff(a, b):
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return 0.0
+    fin = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(a - b)[fin])) if fin.any() else 0.0
+
+
 def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env):
+    """Judge 1 (onnxruntime: original vs folded) and judge 2 (bnfold run vs
+    onnxruntime) on two input sets.
+
+    References, all run by onnxruntime: R = the original (its inference-mode
+    version under --assume-inference), widened to float32 when it has other
+    float types; O = the original itself (= R without --assume-inference), for
+    judge 2 on the original.  Noise floors added to the tolerances: judge 1
+    adds 4x how much the folded model's outputs move when its new tensors are
+    moved by one unit roundoff (a downstream BN with a tiny variance amplifies
+    a correct fold's rounding); judge 2 on float16 adds 2x how far
+    onnxruntime's own float16 run is from R."""
     r = res.r
     model = case.model
-    tol1 = TOL1[case.dtype]
-    tol2 = TOL2[case.dtype]
-    # the reference model: the original, in inference mode under --assume-inference
+    atol1, rtol1 = TOL1[case.dtype]
+    atol2, rtol2 = TOL2[case.dtype]
     ref_model = model
     if "--assume-inference" in case.opts and any(
             e.get("assumed") for e in spec.Sim(copy.deepcopy(model), case.opts, work).run()):
         ref_model = inference_reference(model, case.opset)
-    wide = needs_widening(ref_model) or (fmodel is not None and needs_widening(fmodel))
-    ref_path = os.path.join(work, "ref.onnx")
-    if wide:
-        onnx.save(widen(ref_model, work), ref_path)
-    elif ref_model is not model:
-        onnx.save(ref_model, ref_path)
-    else:
-        ref_path = orig
-    fold_w = None
-    if folded:
-        if wide:
-            fold_w = os.path.join(work, "folded.w.onnx")
-            onnx.save(widen(onnx.load(folded), work), fold_w)
-        else:
-            fold_w = folded
+    wide = needs_widening(model) or (fmodel is not None and needs_widening(fmodel))
+
+    def as_run(m, name):
+        p = os.path.join(work, name)
+        onnx.save(widen(m, work) if wide else m, p)
+        return p
+    ref_path = as_run(ref_model, "ref.onnx") if (wide or ref_model is not model) else orig
+    orig_path = ref_path if ref_model is model else as_run(model, "orig.w.onnx")
+    fold_w = fold_p = None
     rng = np.random.default_rng([case.seed & 0xFFFFFFFF, case.index & 0xFFFFFFFF, 7])
-    native_ok = ort_native_ok(model, case.dtype)
+    if folded:
+        fl = onnx.load(folded)
+        fw = widen(fl, work) if wide else fl
+        fold_w = os.path.join(work, "folded.w.onnx")
+        onnx.save(fw, fold_w)
+        pm, moved = perturbed(fw, tensor_dtypes(fl), rng)
+        if moved:
+            fold_p = os.path.join(work, "folded.p.onnx")
+            onnx.save(pm, fold_p)
+    native_ok = ort_native_ok(model, case.dtype) and wide
     worst1 = worst2 = 0.0
     j1 = case.ort_na is None
     if not j1:
@@ -617,48 +711,62 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
     for k in range(2):
         inputs = make_inputs(case, rng, k)
         native_in, wide_in, pb_in = save_inputs(inputs, work, k)
-        ref_out = None
-        if j1:
-            a = ort.run(ref_path, wide_in if wide else native_in, os.path.join(work, "ort_ref%d" % k))
-            if not a["ok"]:
-                if a["stage"] in ("crash", "timeout"):
-                    res.fail("ort_" + a["stage"], "onnxruntime on the reference: %s" % a["error"],
-                             judge="ort")
-                else:
-                    res.na("judge1", "onnxruntime refuses the reference: " + a["error"])
-                j1 = False
+        feed = wide_in if wide else native_in
+        if not j1:
+            break
+        a = ort.run(ref_path, feed, os.path.join(work, "ort_ref%d" % k))
+        if not a["ok"]:
+            if a["stage"] in ("crash", "timeout"):
+                res.fail("ort_" + a["stage"], "onnxruntime on the reference: %s" % a["error"],
+                         judge="ort")
             else:
-                ref_out = [load_npy_output(o) for o in a["outputs"]]
-                names = [o["name"] for o in a["outputs"]]
-        if j1 and fold_w:
-            b = ort.run(fold_w, wide_in if wide else native_in, os.path.join(work, "ort_fold%d" % k))
+                res.na("judge1", "onnxruntime refuses the reference: " + a["error"])
+            break
+        R = [load_npy_output(o) for o in a["outputs"]]
+        names = [o["name"] for o in a["outputs"]]
+        O = R
+        if orig_path != ref_path:
+            a2 = ort.run(orig_path, feed, os.path.join(work, "ort_orig%d" % k))
+            O = [load_npy_output(o) for o in a2["outputs"]] if a2["ok"] else None
+        noise = [0.0] * len(R)
+        F = None
+        if fold_w:
+            b = ort.run(fold_w, feed, os.path.join(work, "ort_fold%d" % k))
             if not b["ok"]:
                 res.fail("ort_folded", "onnxruntime on the folded model (%s): %s" % (
                     b["stage"], first_line(b["error"])), judge="ort")
             else:
-                for name, ra, o in zip(names, ref_out, b["outputs"]):
-                    ok, worst, where = compare(ra, load_npy_output(o), *tol1)
+                F = [load_npy_output(o) for o in b["outputs"]]
+                if fold_p:
+                    c = ort.run(fold_p, feed, os.path.join(work, "ort_pert%d" % k))
+                    if c["ok"]:
+                        noise = [max_abs_diff(f, load_npy_output(o)) for f, o in zip(F, c["outputs"])]
+                for i, (name, ra, fa) in enumerate(zip(names, R, F)):
+                    scale = float(np.max(np.abs(ra[np.isfinite(ra)]))) if np.isfinite(ra).any() else 1.0
+                    extra = 4 * noise[i] / scale if scale > 0 else 0.0
+                    ok, worst, where = compare(ra, fa, atol1 + extra, rtol1)
                     worst1 = max(worst1, worst)
+                    r.setdefault("noise1", 0.0)
+                    r["noise1"] = max(r["noise1"], extra)
                     if not ok:
-                        res.fail("ort_diff", "input set %d, output %s: %s" % (k, name, where),
-                                 judge="ort")
-            if k == 0 and native_ok and wide and case.ort_na is None:
-                c = ort.run(folded, native_in, os.path.join(work, "ort_native%d" % k))
-                if not c["ok"] and c["stage"] != "run":
-                    res.fail("ort_folded_native", "onnxruntime cannot run the folded %s model: %s"
-                             % (case.dtype, first_line(c["error"])), judge="ort")
-                elif not c["ok"]:
-                    # the original must then fail the same way
-                    d = ort.run(orig, native_in, os.path.join(work, "ort_nativeo%d" % k))
-                    if d["ok"]:
-                        res.fail("ort_folded_native", "onnxruntime runs the original %s model but "
-                                 "not the folded one: %s" % (case.dtype, first_line(c["error"])),
-                                 judge="ort")
+                        res.fail("ort_diff", "input set %d, output %s: %s (noise floor %.2g)" % (
+                            k, name, where, extra), judge="ort")
+        # the native low-precision models: onnxruntime loads and runs the folded one
+        # whenever it runs the original; its float16 run gives judge 2's noise floor
+        noise2 = [0.0] * len(R)
+        if native_ok and case.ort_na is None:
+            d = ort.run(orig, native_in, os.path.join(work, "ort_nat_orig%d" % k))
+            if folded and k == 0:
+                c = ort.run(folded, native_in, os.path.join(work, "ort_nat_fold%d" % k))
+                if not c["ok"] and d["ok"]:
+                    res.fail("ort_folded_native", "onnxruntime runs the original %s model but "
+                             "not the folded one: %s" % (case.dtype, first_line(c["error"])),
+                             judge="ort")
+            if d["ok"] and O is not None and ref_model is model:
+                noise2 = [max_abs_diff(o_, load_npy_output(x)) for o_, x in zip(O, d["outputs"])]
         # ---- judge 2: bnfold run ------------------------------------------------------
-        if ref_out is None:
-            continue
-        for which, path in (("original", orig), ("folded", folded)):
-            if path is None:
+        for which, path, refs in (("original", orig, O), ("folded", folded, R)):
+            if path is None or refs is None:
                 continue
             od = os.path.join(work, "run_%s%d" % (which, k))
             shutil.rmtree(od, ignore_errors=True)
@@ -681,7 +789,7 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                 res.fail("run_exit", "run %s exited %s: %s" % (which, rc, first_line(err)),
                          judge="bnfold run")
                 continue
-            for i, (name, ra) in enumerate(zip(names, ref_out)):
+            for i, (name, ra) in enumerate(zip(names, refs)):
                 f = os.path.join(od, "output_%d.pb" % i)
                 if not os.path.exists(f):
                     res.fail("run_output", "run %s wrote no %s" % (which, f), judge="bnfold run")
@@ -690,12 +798,20 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                 with open(f, "rb") as fh:
                     t.ParseFromString(fh.read())
                 got = read_tensor(t)
-                if case.dtype == F16 and np.any(np.abs(ra[np.isfinite(ra)]) > 65504):
+                fin = np.isfinite(ra)
+                if case.dtype == F16 and np.any(np.abs(ra[fin]) > 65504):
                     res.na("judge2", "output %s beyond float16's range" % name)
                     continue
-                ok, worst, where = compare(ra, got, *tol2)
+                scale = float(np.max(np.abs(ra[fin]))) if fin.any() else 1.0
+                extra = (2 * noise2[i] + (4 * noise[i] if which == "folded" else 0)) / scale \
+                    if scale > 0 else 0.0
+                ok, worst, where = compare(ra, got, atol2 + extra, rtol2)
                 worst2 = max(worst2, worst)
                 if not ok:
+                    known = "e" if re.search(r"reference -?inf, got -?nan", where) else None
+                    if where.startswith("shape") and convtranspose_same_dilated(model):
+                        known = "g"
                     res.fail("run_vs_ort", "bnfold run on the %s model, input set %d, output %s: %s"
-                             % (which, k, name, where), judge="bnfold run")
+                             " (noise floor %.2g)" % (which, k, name, where, extra),
+                             judge="bnfold run", known=known)
     r["worst"] = {"judge1": worst1, "judge2": worst2}
