@@ -61,6 +61,8 @@ def one(task):
                 "generator_error": "%s: %s" % (type(e).__name__, e), "failures": [],
                 "ok": False, "new_failures": 1, "times": {"gen": time.time() - t0}}
     tg = time.time() - t0
+    if _W["env"].get("BNFOLD_TEST_BREAK_FOLD") and "--no-verify" not in case.opts:
+        case.opts.append("--no-verify")
     try:
         r = judge.run_case(case, work, _W["bnfold"], _W["ort"], keep=keep, bnfold_env=_W["env"])
     except Exception:
@@ -180,10 +182,36 @@ def summary(results, seconds, n, seed, jobs):
     return "\n".join(out)
 
 
+def mutation_summary(results):
+    """--mutate: bnfold scales every fold by 1.01 (BNFOLD_TEST_BREAK_FOLD) and
+    checks nothing (--no-verify); every case with a fold must be caught."""
+    by = collections.Counter()
+    n = 0
+    missed = []
+    for r in results:
+        if not any(e["decision"] == "fold" for e in r.get("expected", [])):
+            continue
+        n += 1
+        judges = {f.get("judge") for f in r.get("failures", [])}
+        for j in ("weights", "ort", "bnfold run"):
+            if j in judges:
+                by[j] += 1
+        if judges & {"weights", "ort", "bnfold run"}:
+            by["any"] += 1
+        else:
+            missed.append("%d %d %s %s" % (r["seed"], r["index"], r["pattern"], r["dtype"]))
+    lines = ["mutation (every fold scaled by 1.01, --no-verify): %d cases with a fold" % n]
+    for j in ("weights", "ort", "bnfold run", "any"):
+        lines.append("  caught by %-11s %5d (%.1f%%)" % (j, by[j], 100.0 * by[j] / max(1, n)))
+    if missed:
+        lines.append("  missed: " + ", ".join(missed[:20]))
+    return "\n".join(lines)
+
+
 def cmd_run(a):
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
-    env = {}
+    env = {"BNFOLD_TEST_BREAK_FOLD": "1"} if a.mutate else {}
     tasks = [(a.seed, i, a.keep) for i in range(a.start, a.start + a.n)]
     print("difftest: %d cases, seed %d, %d jobs, bnfold %s" % (a.n, a.seed, a.jobs, a.bnfold),
           flush=True)
@@ -192,6 +220,8 @@ def cmd_run(a):
         for r in sorted(results, key=lambda r: r["index"]):
             f.write(json.dumps(r, default=str) + "\n")
     text = summary(results, secs, a.n, a.seed, a.jobs)
+    if a.mutate:
+        text += "\n\n" + mutation_summary(results)
     print(text)
     with open(os.path.join(out, "summary_%d.txt" % a.seed), "w") as f:
         f.write(text + "\n")
@@ -225,6 +255,8 @@ def main():
     p.add_argument("-j", "--jobs", type=int, default=2)
     p.add_argument("--keep", action="store_true", help="keep every case's files")
     p.add_argument("--shrink", action="store_true", help="shrink every new failure")
+    p.add_argument("--mutate", action="store_true",
+                   help="judge a broken bnfold (BNFOLD_TEST_BREAK_FOLD): every fold must be caught")
     for q in [p] + [sub.add_parser(c) for c in ("case", "shrink", "regress")]:
         q.add_argument("--bnfold", default=os.environ.get("BNFOLD", default_bnfold()))
         q.add_argument("--out", default=os.path.join(ROOT, "build", "difftest"))

@@ -784,8 +784,26 @@ def t_edge(ctx, g, v, outs):
     3-D, a Gemm with transA after a BN, a rank-3 MatMul."""
     case = ctx.case
     what = ctx.pick(["spatial0", "sparse", "input", "overridable", "b3", "transA", "rank3",
-                     "layer_input", "computed"])
+                     "layer_input", "computed", "sub_reader"])
     case.pattern_detail = "edge:" + what
+    if what == "sub_reader" and case.opset >= 11:
+        # layer -> BN, and an If branch reads the layer's output from the outer scope
+        y = layer(ctx, g, v)
+        b, _ = bn(ctx, g, y, training="no", kind="normal")
+        cond = ctx.fresh("cond")
+        g.inputs.append(helper.make_tensor_value_info(cond, TensorProto.BOOL, []))
+        case.inputs.append({"name": cond, "dtype": "bool", "shape": [], "kind": "cond"})
+        branches = []
+        for op in ("Relu", "Neg"):
+            o = ctx.fresh("branch_out")
+            branches.append(helper.make_graph(
+                [helper.make_node(op, [y.name], [o], name=ctx.fresh(op.lower()))], ctx.fresh("branch"),
+                [], [helper.make_tensor_value_info(o, ELEM[y.dtype], list(y.shape))]))
+        yo = ctx.fresh("if_out")
+        g.node("If", [cond], [yo], then_branch=branches[0], else_branch=branches[1])
+        outs.append(yo)
+        case.tags.add("outer_scope_reader")
+        return b
     if what == "spatial0" and case.opset <= 8 and v.rank >= 3:
         y = ctx.fresh("bn_out")
         C = v.shape[1]

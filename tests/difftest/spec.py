@@ -285,6 +285,9 @@ class Sim:
             pass
         self.actions = {"BatchNormalization": 0, "Mul": 0, "Add": 0}
         self.fresh = 0
+        self.layers = {}         # layer name -> (final W, final bias, op, attrs) of folded layers
+        self.lowered = {}        # BN name -> (S, T) of lowered BNs (unrounded)
+        self.layer_nodes = {}    # layer name -> the BN / Mul / Add nodes folded into it
 
     def walk(self):
         """Graphs in the pass's order, registering BN entries in report order."""
@@ -341,7 +344,8 @@ class Sim:
             if code is None and spatial0:
                 code = "SPATIAL"
             if code is None:
-                eps = float(np.float32(n.attr("epsilon", 1e-5)))
+                # the attribute is a float32; absent, bnfold takes 1e-5 in double
+                eps = float(np.float32(n.attrs["epsilon"])) if "epsilon" in n.attrs else 1e-5
                 with np.errstate(all="ignore"):
                     s = ps[0].v / np.sqrt(ps[3].v + eps)
                     t = ps[1].v - ps[2].v * s
@@ -608,6 +612,8 @@ class Sim:
         else:
             layer.inputs[0] = node.inputs[0]
         g.nodes.remove(node)
+        self.layers[layer.name] = (Wn, bn_, layer.op, dict(layer.attrs))
+        self.layer_nodes.setdefault(layer.name, []).append(node.name)
 
     # ---- a BN, a Mul / Add ------------------------------------------------------------
     def try_bn(self, g, n):
@@ -752,11 +758,13 @@ class Sim:
                     continue
                 if not n.inputs or not n.inputs[0] or not n.outputs or not n.outputs[0]:
                     continue
-                code, _, _ = self.bn_read(g, n)
+                code, s, t = self.bn_read(g, n)
                 r = g.rank(n.inputs[0])
                 if code or r < 2 or r > MAX_RANK:
                     continue
                 e["decision"] = "lower"
+                self.lowered[n.name] = (s.reshape((-1,) + (1,) * (r - 2)),
+                                        t.reshape((-1,) + (1,) * (r - 2)))
 
     def run(self):
         def visit(g):
@@ -775,7 +783,7 @@ def expected(model, opts=(), folder=None, verify=True):
     local check runs, as in fold without --no-verify), and the fold actions by op."""
     sim = Sim(copy.deepcopy(model), opts, folder, verify)
     entries = sim.run()
-    return entries, sim.actions
+    return entries, sim.actions, sim
 
 
 def is_finite_number(x):
