@@ -145,7 +145,8 @@ def summary(results, seconds, n, seed, jobs):
         for x in r.get("na", []):
             why = x["why"]
             for key in ("segfaults", "dilation", "refuses the reference", "beyond float16",
-                        "sparse_value", "training outputs", "does not implement", "not support"):
+                        "sparse_value", "training outputs", "does not implement",
+                        "only float32 is supported", "not support"):
                 if key in why:
                     why = key
                     break
@@ -169,6 +170,10 @@ def summary(results, seconds, n, seed, jobs):
     out.append(table("judges not applicable (case count)", na) if na else "\njudges: all applicable")
     out.append(table("known bnfold bugs matched (failures)", known) if known else "\nknown bugs: none matched")
     out.append(table("NEW failures by kind [judge]", kinds) if kinds else "\nNEW failures: none")
+    loud = sum(1 for r in results if r.get("noise1", 0) > 1e-2)
+    if loud:
+        out.append("\njudge 1 noise floor above 1e-2 of max|output| (a fold's correct rounding "
+                   "amplified downstream; the weights judge still checks): %d cases" % loud)
     w1 = max([r.get("worst", {}).get("judge1", 0) for r in results] + [0])
     w2 = max([r.get("worst", {}).get("judge2", 0) for r in results] + [0])
     out.append("\nworst |diff|/max|ref| seen: judge 1 (onnxruntime) %.2e, judge 2 (bnfold run) %.2e"

@@ -64,8 +64,9 @@ KNOWN = {
          "fails its own end-to-end check (exit 1) on a model where such a BN is left unfolded",
     "f": "inspect reports 'fold' for a BN that fold skips as UNVERIFIED (inspect does not "
          "foresee the local check)",
-    "g": "bnfold run: ConvTranspose with auto_pad SAME_* and a dilation > 1 gives a spatial size "
-         "one short of input * stride (the operator's definition; onnxruntime agrees)",
+    "g": "bnfold run: ConvTranspose with auto_pad SAME_* whose kernel extent is smaller than the "
+         "stride (negative total padding) gives a spatial size short of input * stride (the "
+         "operator's definition; onnxruntime agrees)",
     "h": "--lower-standalone on a BN-15 whose scale/B type (T1) differs from X's (T) when X's type "
          "is not declared: the lowered Mul/Add constants take the scale's type, the output model "
          "is type-invalid (Mul of float16 by float)",
@@ -587,7 +588,34 @@ def check_weights(res, sim, folded, case, skip_bns=()):
                          judge="weights")
 
 
+def check_health(res, expected, doc, what):
+    """Every BN's findings: the codes, their channels, BN_EPS_NONPOS's severity."""
+    by_bn = {}
+    for f in doc.get("findings", []):
+        by_bn.setdefault((f.get("node"), f.get("graph")), []).append(f)
+    names = {}
+    for e in expected:
+        names[e["name"]] = names.get(e["name"], 0) + 1
+    for e in expected:
+        if names[e["name"]] > 1:
+            continue
+        want = e.get("findings", {})
+        got = {}
+        for f in [f for (nm, _), fs in by_bn.items() if nm == e["name"] for f in fs]:
+            if f["code"] == "BN_EPS_NONPOS":
+                got[f["code"]] = f.get("severity")
+            elif f.get("n_channels"):
+                got[f["code"]] = list(f.get("channels", []))[:16]
+            else:
+                got[f["code"]] = None
+        if got != want:
+            res.fail("health", "%s: BN '%s' findings %s, expected %s" % (
+                what, e["name"], json.dumps(got, sort_keys=True), json.dumps(want, sort_keys=True)),
+                judge="decision")
+
+
 def check_decisions(res, case, expected, doc, what, judge):
+    check_health(res, expected, doc, what)
     got = doc.get("batchnorms", [])
     if len(got) != len(expected):
         res.fail("decision", "%s reports %d BNs, the model has %d" % (what, len(got), len(expected)),
@@ -630,7 +658,7 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
     expected, exp_actions, sim = spec.expected(case.model, case.opts, work,
                                                verify="--no-verify" not in case.opts)
     r["expected"] = [{k: e.get(k) for k in ("name", "decision", "code", "position", "layer_op",
-                                            "same_zero_pad")} for e in expected]
+                                            "same_zero_pad", "findings")} for e in expected]
     r["expected_actions"] = exp_actions
     t0 = time.time()
 
@@ -783,11 +811,29 @@ def perturbed(model_w, dtypes, rng):
 
 
 def convtranspose_same_dilated(model):
+    """A ConvTranspose with auto_pad SAME_* and a kernel extent below the
+    stride on some axis (known bug g)."""
+    consts = {}
+    for g in all_graphs(model):
+        for t in g.initializer:
+            consts[t.name] = list(t.dims)
+    for n in all_nodes(model):
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = list(a.t.dims)
     for n in all_nodes(model):
         if n.op_type == "ConvTranspose":
             a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
-            if a.get("auto_pad", b"NOTSET") in (b"SAME_UPPER", b"SAME_LOWER") and \
-                    any(d > 1 for d in a.get("dilations", [])):
+            if a.get("auto_pad", b"NOTSET") not in (b"SAME_UPPER", b"SAME_LOWER"):
+                continue
+            w = consts.get(n.input[1])
+            k = a.get("kernel_shape", w[2:] if w else None)
+            if not k:
+                return True
+            st = a.get("strides", [1] * len(k))
+            dl = a.get("dilations", [1] * len(k))
+            if any((kk - 1) * d + 1 < s for kk, d, s in zip(k, dl, st)):
                 return True
     return False
 

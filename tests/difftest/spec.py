@@ -299,6 +299,7 @@ class Sim:
                 if n.op == "BatchNormalization" and n.onnx():
                     e = {"name": n.name, "graph": g.path, "decision": "skip", "code": None,
                          "position": None, "layer_op": None, "assumed": False}
+                    e["findings"] = self.health(g, n)
                     self.entries.append(e)
                     self.entry_of[id(n)] = e
                 for _, sg in n.subgraphs:
@@ -307,6 +308,43 @@ class Sim:
         for f in self.functions:
             visit(f)
         return order
+
+    # ---- health (contract.md "Health finding codes") ------------------------------------
+    def health(self, g, n):
+        """{code: [channels] (None for the whole BN)}, severity of BN_EPS_NONPOS
+        as code "BN_EPS_NONPOS:error" when a variance is 0 too."""
+        out = {}
+        if self.training_reason(g, n):
+            out["BN_TRAINING_MODE"] = None
+        ps = []
+        for name in n.inputs[1:5]:
+            kind, t = g.const(name, self.frozen)
+            if kind != YES:
+                return out
+            ps.append(t.v.reshape(-1))
+        c = ps[0].size
+        if any(p.size != c for p in ps):
+            return out
+        sc, B, mean, var = ps
+        eps = float(np.float32(n.attrs["epsilon"])) if "epsilon" in n.attrs else 1e-5
+        with np.errstate(all="ignore"):
+            checks = [
+                ("BN_NONFINITE", ~(np.isfinite(sc) & np.isfinite(B) & np.isfinite(mean) &
+                                   np.isfinite(var))),
+                ("BN_NEG_VAR", var < 0),
+                ("BN_ZERO_VAR", var == 0),
+                ("BN_TINY_VAR", (var > 0) & (var < 1e-6)),
+                ("BN_LARGE_SCALE", np.abs(sc / np.sqrt(var + eps)) > 1e4),
+                ("BN_DEAD_CHANNEL", sc == 0),
+            ]
+        for code, hit in checks:
+            if hit.any():
+                out[code] = [int(i) for i in np.nonzero(hit)[0][:16]]
+        if not eps > 0:
+            out["BN_EPS_NONPOS"] = "error" if (var == 0).any() else "warning"
+        if c > 1 and np.all(mean == 0) and np.all(var == 1):
+            out["BN_UNTRAINED"] = None
+        return out
 
     # ---- the BN itself --------------------------------------------------------------
     def training_reason(self, g, n):
