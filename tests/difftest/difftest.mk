@@ -2,7 +2,7 @@
 # (tests/difftest/README.md).  Included by the Makefile.
 #
 #   make difftest [N=300] [SEED=1] [J=2]   N generated models, J in parallel; summary table
-#   make difftest-smoke                    the fixed-seed CI smoke (400 models, < 3 min on 2 cores)
+#   make difftest-smoke                    the fixed-seed CI smoke (800 models, about 80 s on 2 cores)
 #   make difftest-regress                  every committed regression case (seconds)
 #   make difftest-san [N=..] [SEED=..]     the same models against the ASan + UBSan build
 #
@@ -15,7 +15,7 @@ BNF_DIFFTEST_MK_INCLUDED := 1
 N    ?= 300
 SEED ?= 1
 J    ?= 2
-DIFFTEST_SMOKE_N    ?= 400
+DIFFTEST_SMOKE_N    ?= 800
 DIFFTEST_SMOKE_SEED ?= 20250601
 
 .PHONY: difftest-deps difftest difftest-smoke difftest-regress difftest-san

@@ -73,6 +73,7 @@ class Ctx:
         self.param_feeds = []
         self.declared = {}        # outputs whose type onnx does not infer: (dtype, shape)
         self.force_value_info = False
+        self.bn_params = {}           # (C, param types, graph) -> an earlier BN's parameter names
 
     def fresh(self, base):
         self.n += 1
@@ -329,12 +330,17 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
             if k != "var":
                 a = a + 0.01 * ctx.rng.standard_normal(full)
             names.append(g.param("bn_" + k, a, dt, sources.get(k) or "init"))
+    elif (C, tuple(pdt), id(g)) in ctx.bn_params and not sources and ctx.chance(0.12):
+        # the parameters of an earlier BN of this graph, shared
+        names = list(ctx.bn_params[(C, tuple(pdt), id(g))])
+        case.tags.add("shared_bn_params")
     else:
         one_source = param_source(ctx, g) if ctx.chance(0.15) else None
         for k, dt in zip(("scale", "B", "mean", "var"), (pdt[0], pdt[0], pdt[1], pdt[1])):
             src = sources.get(k) or one_source or ("init" if ctx.chance(0.85) else param_source(ctx, g))
             names.append(g.param("bn_" + k, st[k], dt, src))
             case.tags.add("param_" + src)
+        ctx.bn_params[(C, tuple(pdt), id(g))] = list(names)
     g.node("BatchNormalization", [v.name] + names, outputs, name=name or ctx.fresh("bn"), **attrs)
     return V(y, v.shape, v.dtype), outputs[1:]
 
@@ -455,6 +461,15 @@ def conv(ctx, g, v, M=None, no_pad=False, shape_keep=False, transpose=None):
             attrs.pop("pads", None)
             pads_b = pads_e = [0] * dim
             out = [strides[i] * (S[i] - 1) + outp[i] + ext[i] for i in range(dim)]
+        if mode in ("pads", "none", "zeros") and ctx.chance(0.15):
+            # output_shape instead: the pads follow from it
+            full = [strides[i] * (S[i] - 1) + ext[i] for i in range(dim)]
+            out = [max(1, full[i] - ctx.randint(0, min(2, full[i] - 1)) + ctx.randint(0, strides[i] - 1))
+                   for i in range(dim)]
+            for a in ("pads", "output_padding"):
+                attrs.pop(a, None)
+            attrs["output_shape"] = out
+            case.tags.add("output_shape")
         op = "ConvTranspose"
         case.tags.add("convtranspose")
     else:
@@ -584,10 +599,14 @@ def flatten(ctx, g, v):
 def tap(ctx, g, v, outputs, how=None):
     """v gets a second reader (a Relu whose result is a graph output) or becomes
     a graph output itself."""
-    how = how or ctx.pick(["reader", "output"])
+    how = how or ctx.pick(["reader", "output", "bn"], [4, 4, 1])
     if how == "output" and g.kind == "main":
         outputs.append(v.name)
         ctx.case.tags.add("edge_graph_output")
+    elif how == "bn" and v.rank >= 2:
+        r, _ = bn(ctx, g, v, training="no")
+        outputs.append(r.name)
+        ctx.case.tags.add("edge_second_bn")
     else:
         r = relu(ctx, g, v)
         outputs.append(r.name)
@@ -888,9 +907,9 @@ def t_edge(ctx, g, v, outs):
 
 def sub_body(ctx, sg, outer_v, kinds):
     """The blocks of a subgraph or function body on outer_v."""
-    t = ctx.pick(kinds)
+    t = ctx.pick(kinds, [0.5 if k == "if" else 1 for k in kinds])
     outs = []
-    v = TEMPLATES_SIMPLE[t](ctx, sg, outer_v, outs)
+    v = (t_if if t == "if" else TEMPLATES_SIMPLE[t])(ctx, sg, outer_v, outs)
     return v, t, outs
 
 
@@ -899,8 +918,10 @@ def t_if(ctx, g, v, outs):
     a second version (or Identity when the shapes agree)."""
     case = ctx.case
     case.tags.add("if")
+    if g.kind != "main":
+        case.tags.add("nested_subgraph")
     cond = ctx.fresh("cond")
-    g.inputs.append(helper.make_tensor_value_info(cond, TensorProto.BOOL, []))
+    g.main().inputs.append(helper.make_tensor_value_info(cond, TensorProto.BOOL, []))
     case.inputs.append({"name": cond, "dtype": "bool", "shape": [], "kind": "cond"})
     # else_branch: the same blocks drawn again from the same state (other names),
     # then negated, so that the output depends on cond
@@ -938,7 +959,7 @@ def t_loop(ctx, g, v, outs):
     case = ctx.case
     case.tags.add("loop")
     body = Gb(ctx, "sub", g)
-    bv, t1, _ = sub_body(ctx, body, v, ["layer_bn", "bn_layer", "standalone", "layer_bn_bn"])
+    bv, t1, _ = sub_body(ctx, body, v, ["layer_bn", "bn_layer", "standalone", "layer_bn_bn", "if"])
     it, cin, cout, so = ctx.fresh("iter"), ctx.fresh("cond_in"), ctx.fresh("cond_out"), ctx.fresh("scan")
     body.node("Identity", [cin], [cout])
     body.node("Identity", [bv.name], [so])
@@ -954,6 +975,30 @@ def t_loop(ctx, g, v, outs):
     g.node("Loop", [trip, cond0], [yo], body=bg)
     case.pattern_detail = "loop:" + t1
     return V(yo, [2] + list(bv.shape), bv.dtype)
+
+
+def t_scan(ctx, g, v, outs):
+    """Scan over a leading axis of 2: the body holds the blocks on one slice."""
+    case = ctx.case
+    case.tags.add("scan")
+    T = 2
+    xs = ctx.fresh("Xs")
+    g.inputs.append(helper.make_tensor_value_info(xs, ELEM[v.dtype], [T] + list(v.shape)))
+    case.inputs.append({"name": xs, "dtype": v.dtype, "shape": [T] + list(v.shape), "kind": "data"})
+    body = Gb(ctx, "sub", g)
+    ein = ctx.fresh("elem")
+    bv, t1, _ = sub_body(ctx, body, V(ein, v.shape, v.dtype), ["layer_bn", "bn_layer", "standalone",
+                                                              "layer_bn_bn", "layer_muladd"])
+    so = ctx.fresh("scan_out")
+    body.node("Identity", [bv.name], [so])
+    bg = helper.make_graph(body.nodes, ctx.fresh("scan_body"),
+                           [helper.make_tensor_value_info(ein, ELEM[v.dtype], list(v.shape))],
+                           [helper.make_tensor_value_info(so, ELEM[bv.dtype], list(bv.shape))],
+                           body.inits)
+    yo = ctx.fresh("scan_y")
+    g.node("Scan", [xs], [yo], body=bg, num_scan_inputs=1)
+    case.pattern_detail = "scan:" + t1
+    return V(yo, [T] + list(bv.shape), bv.dtype)
 
 
 def t_function(ctx, g, v, outs):
@@ -1010,12 +1055,12 @@ TEMPLATES_SIMPLE = {
     "shared_weight": t_shared_weight,
 }
 TEMPLATES = dict(TEMPLATES_SIMPLE, **{"if": t_if, "loop": t_loop, "function": t_function,
-                                      "chain": t_chain, "unverified": t_unverified,
+                                      "chain": t_chain, "unverified": t_unverified, "scan": t_scan,
                                       "bn_conv_same": t_bn_conv_same, "edge": t_edge})
 TEMPLATE_WEIGHTS = {"layer_bn": 14, "bn_layer": 10, "layer_bn_bn": 4, "bn_bn_layer": 4,
                     "layer_muladd": 5, "standalone": 6, "layer_edge_bn": 5, "bn_edge_layer": 4,
                     "shared_weight": 2, "if": 4, "loop": 3, "function": 4, "chain": 10,
-                    "unverified": 1.2, "bn_conv_same": 2, "edge": 5}
+                    "unverified": 1.2, "bn_conv_same": 2, "edge": 5, "scan": 2}
 
 
 # ---------------------------------------------------------------------------
@@ -1034,11 +1079,11 @@ def choose_setup(ctx, template):
     case.opset = rng.pick([7, 9, 11, 13, 14, 15, 17], [1.5, 1.5, 1, 2, 2, 3, 1])
     if template in ("function",):
         case.opset = max(case.opset, 11)
-    if template in ("if", "loop"):
+    if template in ("if", "loop", "scan"):
         case.opset = max(case.opset, 11)
     case.dtype = rng.pick([F32, F16, F64, BF16], [6, 2, 1.5, 1])
     if case.dtype == BF16:
-        case.opset = max(case.opset, 14 if template not in ("if", "loop") else 16)
+        case.opset = max(case.opset, 14 if template not in ("if", "loop", "scan") else 16)
     if template in ("unverified", "bn_conv_same") and case.dtype == BF16:
         case.dtype = F32
     if template == "edge" and rng.chance(0.3) and case.dtype != BF16:

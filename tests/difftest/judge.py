@@ -790,9 +790,18 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
             f["known"] = None if judged or not r.get("second_opinion") else "i"
     r["ok"] = not r["failures"]
     r["new_failures"] = sum(1 for f in r["failures"] if not f["known"])
-    if not keep and r["ok"]:
+    # files kept: every new failure, and the first few cases of each known bug (per process)
+    kept_known = False
+    for k in {f["known"] for f in r["failures"] if f["known"]}:
+        if _KEPT.get(k, 0) < 3:
+            _KEPT[k] = _KEPT.get(k, 0) + 1
+            kept_known = True
+    if not (keep or r["new_failures"] or kept_known):
         shutil.rmtree(work, ignore_errors=True)
     return r
+
+
+_KEPT = {}
 
 
 UNIT = {F16: 2.0 ** -11, BF16: 2.0 ** -8, F32: 2.0 ** -24, F64: 2.0 ** -24}
@@ -873,7 +882,7 @@ def max_abs_diff(a, b):
     if a.shape != b.shape:
         return 0.0
     fin = np.isfinite(a) & np.isfinite(b)
-    return float(np.max(np.abs(a - b)[fin])) if fin.any() else 0.0
+    return float(np.max(np.abs(a[fin] - b[fin]))) if fin.any() else 0.0
 
 
 def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env):
