@@ -73,6 +73,7 @@ class Ctx:
         self.param_feeds = []
         self.declared = {}        # outputs whose type onnx does not infer: (dtype, shape)
         self.force_value_info = False
+        self.wild = False             # a BN with edge statistics is upstream
         self.bn_params = {}           # (C, param types, graph) -> an earlier BN's parameter names
 
     def fresh(self, base):
@@ -289,6 +290,9 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
         case.tags.add("bn15_mixed_types")
     kind = kind or stat_kind(ctx)
     st, eps = bn_stats(ctx, C, kind, pdt, wmax=getattr(ctx, "last_wmax", 1.0))
+    wild_before = ctx.wild
+    if kind not in ("normal", "dead", "untrained"):
+        ctx.wild = True
     case.tags.add("stats_" + kind)
     attrs = {}
     if eps is not None:
@@ -302,9 +306,11 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
         if ctx.chance(0.06):
             training = "mode" if opset >= 14 else ("outputs" if opset < 14 else "no")
     if training in ("mode", "outputs", "unnamed") and \
-            v.shape[0] * int(np.prod(v.shape[2:])) < 2:
-        # batch statistics of one value per channel: variance 0, the output is
-        # rounding noise times 1/sqrt(eps); no judge can compare that
+            (v.shape[0] * int(np.prod(v.shape[2:])) < 2 or wild_before):
+        # batch statistics of one value per channel (variance 0: the output is
+        # rounding noise times 1/sqrt(eps)), or of values that an earlier BN with
+        # edge statistics made large against their spread (float32 keeps only
+        # the noise): no judge can compare those
         training = "no"
     if training == "mode" and opset >= 14:
         attrs["training_mode"] = 1
@@ -330,7 +336,10 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
             if k != "var":
                 a = a + 0.01 * ctx.rng.standard_normal(full)
             names.append(g.param("bn_" + k, a, dt, sources.get(k) or "init"))
-    elif (C, tuple(pdt), id(g)) in ctx.bn_params and not sources and ctx.chance(0.12):
+    elif (C, tuple(pdt), id(g)) in ctx.bn_params and not sources and training == "no" and \
+            ctx.chance(0.12):
+        # (never with a training-mode BN: onnxruntime updates its running statistics in
+        # place, and a second BN reading them would see the updated values)
         # the parameters of an earlier BN of this graph, shared
         names = list(ctx.bn_params[(C, tuple(pdt), id(g))])
         case.tags.add("shared_bn_params")
@@ -340,7 +349,8 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
             src = sources.get(k) or one_source or ("init" if ctx.chance(0.85) else param_source(ctx, g))
             names.append(g.param("bn_" + k, st[k], dt, src))
             case.tags.add("param_" + src)
-        ctx.bn_params[(C, tuple(pdt), id(g))] = list(names)
+        if training == "no":
+            ctx.bn_params[(C, tuple(pdt), id(g))] = list(names)
     g.node("BatchNormalization", [v.name] + names, outputs, name=name or ctx.fresh("bn"), **attrs)
     return V(y, v.shape, v.dtype), outputs[1:]
 
@@ -452,6 +462,15 @@ def conv(ctx, g, v, M=None, no_pad=False, shape_keep=False, transpose=None):
                 attrs["output_padding"] = outp
                 case.tags.add("output_padding")
         if mode in ("SAME_UPPER", "SAME_LOWER"):
+            if any(ext[i] < strides[i] for i in range(dim)):
+                # a kernel extent below the stride: negative total padding, which
+                # onnxruntime clamps to 0 (output (L-1)*s + extent, not L*s)
+                if ctx.chance(0.8):
+                    strides = [1 if ext[i] < strides[i] else strides[i] for i in range(dim)]
+                    attrs["strides"] = strides
+                else:
+                    case.ort_na = case.ort_na or "ConvTranspose SAME with a kernel extent below " \
+                        "the stride (onnxruntime clamps the negative padding)"
             out = [S[i] * strides[i] for i in range(dim)]
         else:
             out = [strides[i] * (S[i] - 1) + outp[i] + ext[i] - pads_b[i] - pads_e[i]
@@ -464,7 +483,8 @@ def conv(ctx, g, v, M=None, no_pad=False, shape_keep=False, transpose=None):
         if mode in ("pads", "none", "zeros") and ctx.chance(0.15):
             # output_shape instead: the pads follow from it
             full = [strides[i] * (S[i] - 1) + ext[i] for i in range(dim)]
-            out = [max(1, full[i] - ctx.randint(0, min(2, full[i] - 1)) + ctx.randint(0, strides[i] - 1))
+            # total padding full - out in [0, extent - 1] (onnxruntime refuses others)
+            out = [max(1, full[i] - ctx.randint(0, max(0, min(ext[i] - 1, full[i] - 1))))
                    for i in range(dim)]
             for a in ("pads", "output_padding"):
                 attrs.pop(a, None)
