@@ -290,6 +290,8 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
         case.tags.add("bn15_mixed_types")
     kind = kind or stat_kind(ctx)
     st, eps = bn_stats(ctx, C, kind, pdt, wmax=getattr(ctx, "last_wmax", 1.0))
+    if any(np.isinf(a).any() for a in st.values()):
+        case.tags.add("stats_inf")         # a value beyond its type's range (float16)
     wild_before = ctx.wild
     if kind not in ("normal", "dead", "untrained"):
         ctx.wild = True
