@@ -213,3 +213,6 @@ $(if $(DUP_SRC),$(error source files share a basename (ar would drop one): $(DUP
 # fuzzing, sanitizers, valgrind and the malformed-model corpus (fuzz/fuzz.mk)
 include fuzz/fuzz.mk
 include bench/bench.mk
+
+# differential testing on generated models (tests/difftest/difftest.mk)
+include tests/difftest/difftest.mk
