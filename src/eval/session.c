@@ -981,8 +981,14 @@ static bnf_status fused_epilogue(bnf_run *r, size_t i, fuse_plan *f,
         /* as BatchNormalization computes them (eval/ops/norm.c) */
         for (size_t c = 0; c < m; c++) {
             double sc = p[0][c] / sqrt((double)p[3][c] + eps);
+            double sh = (double)p[1][c] - (double)p[2][c] * sc;
+            if (!isfinite((float)sc) || !isfinite((float)sh)) { /* the BN kernel's care */
+                bnf_free(*aff);
+                *aff = NULL;
+                return BNF_OK;
+            }
             (*aff)[c] = (float)sc;
-            (*aff)[m + c] = (float)((double)p[1][c] - (double)p[2][c] * sc);
+            (*aff)[m + c] = (float)sh;
         }
         e->scale = *aff;
         e->shift = *aff + m;

@@ -788,7 +788,13 @@ static bnf_status try_bn(fold_ctx *cx, size_t i, int *folded, bnf_err *err)
     if (!pat_b && !pat_a) {
         const char *y = S(node->output[0]);
         const Onnx__NodeProto *reader = after ? NULL : layer_reading(gi, y);
-        if (reader) {
+        if (reader && bnf_graph_is_output(gi, y)) {
+            say(&w, BNF_LAYER_GRAPH_OUTPUT, "its output '%s' is also a graph output; folding it "
+                "into %s '%s' would change it", y, S(reader->op_type), S(reader->name));
+            e->before_layer = 1;
+            if ((rc = set_layer(e, reader, S(reader->op_type), err)))
+                goto out;
+        } else if (reader) {
             say(&w, BNF_LAYER_MULTI_CONSUMER, "its output '%s' has %zu readers; folding it into "
                 "%s '%s' would change the others", y, bnf_graph_uses(gi, y),
                 S(reader->op_type), S(reader->name));

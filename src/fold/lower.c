@@ -50,7 +50,8 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         if (!code) {
             char *more = bnf_malloc(strlen(S(e->reason)) + 80);
             if (more) {
-                sprintf(more, "%s (not lowered: the rank of 'X' is not known)", S(e->reason));
+                sprintf(more, "%s (not lowered: the rank of its input is not known)",
+                        S(e->reason));
                 bnf_free(e->reason);
                 e->reason = more;
             }

@@ -711,12 +711,19 @@ static int shape_in(Onnx__ValueInfoProto *const *v, size_t n, const char *name, 
     return -1;
 }
 
-int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t max)
+/* The rank of a constant initializer of this graph named `name`, or -1. */
+static int init_rank(const bnf_graph *gi, const char *name)
+{
+    intptr_t ii;
+    return name && bnf_strmap_get(gi->init, name, &ii) ? (int)gi->g->initializer[ii]->n_dims : -1;
+}
+
+static int shape_of(const bnf_graph *gi, const char *name, int64_t *dims, size_t max, int depth)
 {
     const Onnx__GraphProto *g = gi->g;
     for (size_t d = 0; d < max; d++)
         dims[d] = -1;
-    for (int hops = 0; hops < 16; hops++) {
+    for (int hops = 0; hops < 16 && depth < 8; hops++) {
         int r;
         intptr_t idx;
         const Onnx__NodeProto *n;
@@ -738,6 +745,23 @@ int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t
                 return (int)gi->g->initializer[ii]->dims[0];
             return -1;
         }
+        /* a convolution's output has its weight's rank */
+        if ((!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "ConvTranspose")) &&
+            init_rank(gi, bnf_node_input(n, 1)) >= 3)
+            return init_rank(gi, bnf_node_input(n, 1));
+        /* two-input elementwise operators broadcast: the larger rank */
+        if ((!strcmp(n->op_type, "Add") || !strcmp(n->op_type, "Mul") ||
+             !strcmp(n->op_type, "Sub") || !strcmp(n->op_type, "Div")) && n->n_input == 2) {
+            int64_t scratch[BNF_MAX_RANK];
+            int r0, r1;
+            if ((r0 = init_rank(gi, n->input[0])) < 0)
+                r0 = shape_of(gi, S(n->input[0]), scratch, BNF_MAX_RANK, depth + 1);
+            if ((r1 = init_rank(gi, n->input[1])) < 0)
+                r1 = shape_of(gi, S(n->input[1]), scratch, BNF_MAX_RANK, depth + 1);
+            for (size_t d = 0; d < max; d++)
+                dims[d] = -1;
+            return r0 < 0 || r1 < 0 ? -1 : r0 > r1 ? r0 : r1;
+        }
         /* shape-preserving one-input operators: look through them */
         if (strcmp(n->op_type, "Identity") && strcmp(n->op_type, "Relu") &&
             strcmp(n->op_type, "BatchNormalization") && strcmp(n->op_type, "Dropout") &&
@@ -749,6 +773,11 @@ int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t
         name = n->input[0];
     }
     return -1;
+}
+
+int bnf_graph_shape(const bnf_graph *gi, const char *name, int64_t *dims, size_t max)
+{
+    return shape_of(gi, name, dims, max, 0);
 }
 
 int bnf_graph_rank(const bnf_graph *gi, const char *name)

@@ -52,6 +52,20 @@ static void affine(void *y, const void *x, int32_t dtype, size_t len, double s, 
     }
 }
 
+/* y[i] = (x[i] - mean) * s + b: the operator's own formula, for a channel
+ * whose s or t = b - mean * s is not finite (x * s + t would give NaN where
+ * the formula gives an infinity). */
+static void affine_centered(void *y, const void *x, int32_t dtype, size_t len, double mean,
+                            double s, double b)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (dtype == BNF_T_FLOAT)
+            ((float *)y)[i] = (float)(((double)((const float *)x)[i] - mean) * s + b);
+        else
+            ((double *)y)[i] = (((const double *)x)[i] - mean) * s + b;
+    }
+}
+
 /* Mean and population variance of len elements (len > 0). */
 static void moments(const void *x, int32_t dtype, size_t len, double *mean, double *var)
 {
@@ -177,13 +191,17 @@ static bnf_status op_batch_normalization(bnf_op_ctx *ctx)
     for (size_t b = 0; b < n; b++)
         for (size_t ch = 0; ch < c; ch++) {
             size_t off = (b * c + ch) * inner;
-            if (spatial) {
-                affine((char *)y->data + off * es, (const char *)x->data + off * es, x->dtype, inner,
-                       s[ch], t[ch]);
-            } else {
-                for (size_t i = 0; i < inner; i++)
-                    affine((char *)y->data + (off + i) * es, (const char *)x->data + (off + i) * es,
-                           x->dtype, 1, s[ch * inner + i], t[ch * inner + i]);
+            for (size_t i = 0; i < (spatial ? 1 : inner); i++) {
+                size_t k = spatial ? ch : ch * inner + i, len = spatial ? inner : 1;
+                char *yo = (char *)y->data + (off + i) * es;
+                const char *xo = (const char *)x->data + (off + i) * es;
+                if (x->dtype == BNF_T_FLOAT ? isfinite((float)s[k]) && isfinite((float)t[k])
+                                            : isfinite(s[k]) && isfinite(t[k]))
+                    affine(yo, xo, x->dtype, len, s[k], t[k]);
+                else
+                    affine_centered(yo, xo, x->dtype, len,
+                                    training ? bmean[k] : bnf_get_f64(p[2], k), s[k],
+                                    bnf_get_f64(p[1], k));
             }
         }
     /* running mean and variance: updated in training mode, passed through otherwise */
