@@ -85,6 +85,8 @@ typedef struct {
     int dry_run;                      /* inspect: decide, reading weight values only when
                                          read_weights or 16-bit (a fold overflows those) */
     int read_weights;
+    int foresee_check;                /* inspect of a fold that would check: say UNVERIFIED
+                                         where the local check could not run */
 } fold_ctx;
 
 bnf_status bnf_fold_add_tensor(const bnf_fold_site *site, Onnx__TensorProto *t, size_t *shift,
@@ -443,6 +445,20 @@ static bnf_status fold_check(attempt *a, bnf_err *err)
     return rc;
 }
 
+/* What inspect says of the check fold would make: the local check's input
+ * is made for the layer, or the fold is UNVERIFIED as fold_check would find. */
+static bnf_status foresee_check(attempt *a, bnf_err *err)
+{
+    int64_t dims[BNF_MAX_RANK];
+    size_t rank;
+    bnf_err why = {0};
+    bnf_status rc = a->pat->layer->input_shape(a->layer, &a->w, a->job.b, dims, &rank, &why);
+    (void)err;
+    if (rc == BNF_ERR_UNSUPPORTED)
+        say(&a->why, BNF_UNVERIFIED, "the fold cannot be checked: %s", why.msg);
+    return rc == BNF_ERR_NOMEM ? bnf_fail(err, rc, "%s", why.msg) : BNF_OK;
+}
+
 /* Rewrite: the new tensors in, the layer reading them (finished by its
  * pattern), the node out, and what became unused removed. */
 static bnf_status fold_rewrite(attempt *a, bnf_err *err)
@@ -550,6 +566,7 @@ static bnf_status try_fold(fold_ctx *cx, size_t i, Onnx__NodeProto *layer,
     if ((rc = fold_match(&a, err)) || a.why.code || (rc = fold_read(&a, &unread, err)) ||
         (rc = fold_compute(&a, unread, err)) || a.why.code ||
         (cx->opts->verify && ((rc = fold_check(&a, err)) || a.why.code)) ||
+        (cx->foresee_check && ((rc = foresee_check(&a, err)) || a.why.code)) ||
         (rc = fold_rewrite(&a, err)))
         goto out;
     d->folded = 1;
@@ -1083,8 +1100,9 @@ static size_t freeze_inputs(bnf_model *m)
  * overflows) when they are no more than this; beyond, only 16-bit ones. */
 #define INSPECT_READS_WEIGHTS (256ull << 20)
 
+/* dry_run: inspect's fold of a private copy; foresee: of a fold that would check. */
 static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int dry_run,
-                             bnf_report **report, bnf_err *err)
+                             int foresee, bnf_report **report, bnf_err *err)
 {
     fold_ctx cx;
     bnf_status rc;
@@ -1103,6 +1121,7 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     memset(&cx, 0, sizeof cx);
     cx.opts = opts;
     cx.dry_run = dry_run;
+    cx.foresee_check = dry_run && foresee;
     if (dry_run) { /* weights read to foresee NON_FINITE, unless there are many */
         uint64_t total = 0;
         for (size_t i = 0; i < model->proto->graph->n_initializer; i++)
@@ -1174,7 +1193,7 @@ void bnf_fold_defaults(bnf_fold_options *o)
 bnf_status bnf_fold(bnf_model *model, const bnf_fold_options *opts, bnf_report **report,
                     bnf_err *err)
 {
-    return fold_model(model, opts, 0, report, err);
+    return fold_model(model, opts, 0, 0, report, err);
 }
 
 bnf_status bnf_inspect(const bnf_model *model, bnf_report **report, bnf_err *err)
@@ -1199,7 +1218,7 @@ bnf_status bnf_inspect_with(const bnf_model *model, const bnf_fold_options *opts
         bnf_fold_defaults(&o);
     o.verify = 0; /* inspect only says what fold would do */
     o.break_for_testing = 0;
-    rc = fold_model(copy, &o, 1, report, err);
+    rc = fold_model(copy, &o, 1, opts ? opts->verify : 1, report, err);
     if (!rc)
         (*report)->command = "inspect";
     bnf_model_free(copy);

@@ -58,11 +58,22 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         }
         goto out;
     }
-    dtype = bnf_graph_elem_type(site->gi, x);
-    if (!dtype) {
+    /* S and T take X's type (the output's, T); from opset 15 on scale's (T1) may
+     * differ from it, before that it is the same */
+    dtype = bnf_graph_elem_type(site->gi, S(node->output[0]));
+    if (!dtype && site->opset < 15) {
         if ((rc = bnf_graph_const(site->m, site->gi, node->input[1], &kind, &scale, err)))
             goto out;
-        dtype = kind == BNF_CONST_YES ? scale.dtype : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+        dtype = kind == BNF_CONST_YES ? scale.dtype : 0;
+    }
+    if (!dtype) {
+        char *more = bnf_malloc(strlen(S(e->reason)) + 80);
+        if (more) {
+            sprintf(more, "%s (not lowered: the type of its input is not known)", S(e->reason));
+            bnf_free(e->reason);
+            e->reason = more;
+        }
+        goto out;
     }
     dims[0] = bn.c;
     for (int d = 1; d < rank - 1; d++)

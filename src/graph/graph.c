@@ -800,10 +800,33 @@ static int32_t elem_in(Onnx__ValueInfoProto *const *v, size_t n, const char *nam
 
 int32_t bnf_graph_elem_type(const bnf_graph *gi, const char *name)
 {
+    /* operators whose output has the element type of their input 0 */
+    static const char *const same_type[] = {
+        "Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Dropout", "Flatten",
+        "Reshape", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "AveragePool",
+        "GlobalAveragePool", "GlobalMaxPool", "Conv", "ConvTranspose", "Gemm", "MatMul", "Add",
+        "Sub", "Mul", "Div", "BatchNormalization", "Concat", "Pad", "Resize", "Softmax",
+    };
     const Onnx__GraphProto *g = gi->g;
-    int32_t t;
-    if ((t = elem_in(g->value_info, g->n_value_info, name)) ||
-        (t = elem_in(g->input, g->n_input, name)) || (t = elem_in(g->output, g->n_output, name)))
-        return t;
+    for (int hops = 0; hops < 32 && name; hops++) {
+        intptr_t idx;
+        const Onnx__NodeProto *n;
+        size_t k = 0;
+        int32_t t;
+        if ((t = elem_in(g->value_info, g->n_value_info, name)) ||
+            (t = elem_in(g->input, g->n_input, name)) ||
+            (t = elem_in(g->output, g->n_output, name)))
+            return t;
+        if (bnf_strmap_get(gi->init, name, &idx))
+            return g->initializer[idx]->data_type;
+        if (!bnf_strmap_get(gi->producer, name, &idx))
+            return 0;
+        n = g->node[idx];
+        while (k < sizeof same_type / sizeof same_type[0] && !bnf_is_op(n, same_type[k]))
+            k++;
+        if (k == sizeof same_type / sizeof same_type[0])
+            return 0;
+        name = bnf_node_input(n, 0);
+    }
     return 0;
 }

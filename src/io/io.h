@@ -269,10 +269,12 @@ bnf_status bnf_walk_function(const bnf_visitor *v, void *ctx, Onnx__FunctionProt
 /* The subgraphs of node i of s->g (not the node itself). */
 bnf_status bnf_walk_subgraphs(const bnf_visitor *v, void *ctx, const bnf_scope *s, size_t i,
                               bnf_err *err);
-/* Calls fn on every tensor of the model: each graph's initializers, then the
- * tensors in its nodes' attributes (Constant values), subgraphs and function
- * bodies included, in the walk's order; stops at the first error. */
-typedef bnf_status (*bnf_tensor_fn)(void *ctx, Onnx__TensorProto *t, bnf_err *err);
+/* Calls fn on every tensor of the model: each graph's initializers
+ * (initializer 1), then the tensors in its nodes' attributes (Constant values,
+ * initializer 0), subgraphs and function bodies included, in the walk's order;
+ * stops at the first error. */
+typedef bnf_status (*bnf_tensor_fn)(void *ctx, Onnx__TensorProto *t, int initializer,
+                                    bnf_err *err);
 bnf_status bnf_walk_tensors(Onnx__ModelProto *p, bnf_tensor_fn fn, void *ctx, bnf_err *err);
 
 /* ---- loading (model.c) ---------------------------------------------------- */

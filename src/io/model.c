@@ -84,9 +84,10 @@ static bnf_model *model_new(const char *path, const char *dir)
     return m;
 }
 
-static bnf_status find_external(void *found, Onnx__TensorProto *t, bnf_err *err)
+static bnf_status find_external(void *found, Onnx__TensorProto *t, int initializer, bnf_err *err)
 {
     (void)err;
+    (void)initializer;
     *(int *)found |= bnf_tensor_is_external(t);
     return BNF_OK;
 }

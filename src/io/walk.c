@@ -187,7 +187,7 @@ static bnf_status initializers(void *ctx, bnf_scope *s, bnf_err *err)
     const tensor_walk *tw = ctx;
     bnf_status rc = BNF_OK;
     for (size_t i = 0; i < s->g->n_initializer && !rc; i++)
-        rc = tw->fn(tw->ctx, s->g->initializer[i], err);
+        rc = tw->fn(tw->ctx, s->g->initializer[i], 1, err);
     return rc;
 }
 
@@ -199,9 +199,9 @@ static bnf_status attribute_tensors(void *ctx, bnf_scope *s, size_t i, bnf_err *
     for (size_t a = 0; a < n->n_attribute && !rc; a++) {
         const Onnx__AttributeProto *at = n->attribute[a];
         if (at->t)
-            rc = tw->fn(tw->ctx, at->t, err);
+            rc = tw->fn(tw->ctx, at->t, 0, err);
         for (size_t k = 0; k < at->n_tensors && !rc; k++)
-            rc = tw->fn(tw->ctx, at->tensors[k], err);
+            rc = tw->fn(tw->ctx, at->tensors[k], 0, err);
     }
     return rc;
 }

@@ -7,9 +7,10 @@
  * changed is copied whole.
  *
  * A model with external data gets its own data file beside the output,
- * <output name>.data: every tensor that was external, and every other tensor
- * of 1 KiB or more, goes there (unchanged ones copied file to file); the
- * input's data files are only read.
+ * <output name>.data: every tensor that was external, and every other
+ * initializer of 1 KiB or more, goes there (unchanged ones copied file to
+ * file; a Constant node's value stays in the model, where every runtime reads
+ * it); the input's data files are only read.
  *
  * Every file is written unnamed (O_TMPFILE) or under a temporary name, fsync'd,
  * and renamed over its destination only once complete: the data file first,
@@ -299,12 +300,13 @@ bnf_status bnf_write_atomic(const char *path, const uint8_t *bytes, size_t n, bn
 
 /* ---- external data ----------------------------------------------------------- */
 
-static bnf_status inline_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
+static bnf_status inline_tensor(void *ctx, Onnx__TensorProto *t, int initializer, bnf_err *err)
 {
     bnf_model *m = ctx;
     uint8_t *data;
     size_t size;
     bnf_status rc;
+    (void)initializer;
     if (!bnf_tensor_is_external(t))
         return BNF_OK;
     if ((rc = bnf_tensor_read_external(m, t, &data, &size, err)))
@@ -343,7 +345,7 @@ typedef struct {
     uint64_t end;           /* bytes written to the data file */
 } externalize;
 
-static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
+static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, int initializer, bnf_err *err)
 {
     externalize *x = ctx;
     int was_external = bnf_tensor_is_external(t);
@@ -353,8 +355,8 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, bnf_err *err)
     bnf_status rc;
     moved *mv;
 
-    if (!was_external && (!t->has_raw_data || len < EXTERNAL_MIN_BYTES))
-        return BNF_OK; /* small, or in typed fields: stays in the model */
+    if (!was_external && (!initializer || !t->has_raw_data || len < EXTERNAL_MIN_BYTES))
+        return BNF_OK; /* small, in typed fields, or a Constant's value: stays in the model */
     if (!was_external && x->spill_fd >= 0) { /* already in the data file? */
         int src;
         uint64_t off;
