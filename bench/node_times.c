@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         st.k = 0;
         st.first = r == 0;
         for (size_t k = 0; k < n_out; k++)
-            bnf_tensor_clear(&out[k]);
+            bnf_tensor_release(&out[k]);
         double t0 = now_ms();
         st.last = t0;
         if (bnf_session_run_observed(s, in_ptr, out, observe, &st, &err)) {

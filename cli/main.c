@@ -108,7 +108,7 @@ static void eval_args_init(eval_args *a)
 static void eval_args_free(eval_args *a)
 {
     for (size_t i = 0; i < a->v.n_given; i++) {
-        bnf_tensor_clear(&a->tensors[i]);
+        bnf_tensor_release(&a->tensors[i]);
         free(a->tensor_names[i]);
     }
 }

@@ -23,9 +23,14 @@
  * private copy and reports the fate of every BN.
  *
  * Ownership: every object a function hands back through an `out` pointer
- * (bnf_model, bnf_report) belongs to the caller, who frees it with its own
- * `_free` function (each accepts NULL); strings inside a report belong to the
- * report and live until it is freed; nothing a caller passes in is taken over.
+ * (bnf_model, bnf_report, bnf_session) belongs to the caller, who frees it with
+ * its own `_free` function (each accepts NULL); what a struct of the caller's
+ * holds (a bnf_tensor's data, a bnf_tensors list) is freed with its
+ * `_release` function, which leaves the struct empty; buffers the library
+ * hands back (bnf_model_serialize, bnf_report_to_json) go to bnf_buffer_free.
+ * Strings inside a report belong to the report and live until it is freed;
+ * nothing a caller passes in is taken over.  A session reads its model: the
+ * model must outlive it.
  * Errors: every function that can fail returns a bnf_status and, when `err` is
  * not NULL, fills it with the same code and a one-line message that names the
  * file, node or tensor.  The library never exits or aborts on bad input.
@@ -119,7 +124,7 @@ BNF_API void bnf_buffer_free(void *data);
 
 /* A dense row-major tensor in ONNX dimension order.  `dtype` is an ONNX
  * TensorProto.DataType (1 float, 6 int32, 7 int64, 9 bool, 11 double, ...).
- * A tensor owns `data` (malloc'd); bnf_tensor_clear frees it. */
+ * A tensor owns `data` (malloc'd); bnf_tensor_release frees it. */
 typedef struct bnf_tensor {
     int32_t dtype;
     size_t rank;
@@ -128,7 +133,7 @@ typedef struct bnf_tensor {
     void *data;
 } bnf_tensor;
 
-BNF_API void bnf_tensor_clear(bnf_tensor *t);
+BNF_API void bnf_tensor_release(bnf_tensor *t);
 
 /* Reads a tensor file: an ONNX TensorProto (.pb) or a numpy array (.npy), by
  * content.  *name gets the TensorProto's name (malloc'd, NULL if none). */

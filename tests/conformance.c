@@ -131,13 +131,13 @@ static int run_data_set(bnf_session *s, const char *dir, char *why, size_t why_s
                      r.n_bad, r.max_abs, r.worst);
             ok = 0;
         }
-        bnf_tensor_clear(&want);
+        bnf_tensor_release(&want);
         if (!ok)
             break;
     }
 out:
     for (size_t k = 0; k < loaded; k++) {
-        bnf_tensor_clear(&files[k]);
+        bnf_tensor_release(&files[k]);
         free(names[k]);
     }
     bnf_tensors_release(&in);

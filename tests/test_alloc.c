@@ -37,8 +37,8 @@ out:
     if (rc)
         assert_true(err.code == rc && err.msg[0]); /* every error says something */
     for (size_t i = 0; i < 4; i++) {
-        bnf_tensor_clear(&in[i]);
-        bnf_tensor_clear(&out[i]);
+        bnf_tensor_release(&in[i]);
+        bnf_tensor_release(&out[i]);
     }
     bnf_session_free(s);
     bnf_model_free(back);

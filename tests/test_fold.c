@@ -100,10 +100,10 @@ static void check_fold_case(const fold_case *fc)
         assert_close(&b, &eb, rtol, atol, what);
         if (strcmp(layer->op_type, "Gemm") == 0)
             assert_true(bnf_attr_float(layer, "beta", 1.0) == 1.0);
-        bnf_array_free(&w);
-        bnf_array_free(&b);
-        bnf_array_free(&ew);
-        bnf_array_free(&eb);
+        bnf_array_release(&w);
+        bnf_array_release(&b);
+        bnf_array_release(&ew);
+        bnf_array_release(&eb);
     }
     bnf_model_free(expected);
     bnf_model_free(folded);
@@ -166,8 +166,8 @@ static void test_shared_weight_not_changed_in_place(void **state)
     assert_non_null(c1); /* the unfolded Conv still reads the original weight */
     read_const(m, w_name, &after);
     assert_close(&after, &before, 0, 0, "shared weight");
-    bnf_array_free(&before);
-    bnf_array_free(&after);
+    bnf_array_release(&before);
+    bnf_array_release(&after);
     free(w_name);
     bnf_report_free(r);
     bnf_model_free(m);
@@ -273,7 +273,7 @@ static void test_bn_statistics(void **state)
     assert_true(fabs(r->bns[0].max_abs_scale - max_s) <= 1e-12 * max_s);
     assert_true(min_var < 2e-5); /* the generator puts one channel at 1e-5 */
     for (int i = 0; i < 4; i++)
-        bnf_array_free(&p[i]);
+        bnf_array_release(&p[i]);
     bnf_report_free(r);
     bnf_model_free(m);
 }

@@ -64,13 +64,13 @@ static void expect_same_model(const char *a_path, const char *b_path, const char
         assert_string_equal(ta->name, tb->name);
         if (!bnf_dtype_is_real(ta->data_type))
             continue;
-        assert_int_equal(bnf_tensor_read(a, ta, &va, &err), BNF_OK);
-        assert_int_equal(bnf_tensor_read(b, tb, &vb, &err), BNF_OK);
+        assert_int_equal(bnf_proto_read(a, ta, &va, &err), BNF_OK);
+        assert_int_equal(bnf_proto_read(b, tb, &vb, &err), BNF_OK);
         assert_int_equal(va.n, vb.n);
         if (memcmp(va.v, vb.v, va.n * sizeof *va.v) != 0)
             fail_msg("%s: tensor '%s' differs", what, ta->name);
-        bnf_array_free(&va);
-        bnf_array_free(&vb);
+        bnf_array_release(&va);
+        bnf_array_release(&vb);
     }
     bnf_model_free(a);
     bnf_model_free(b);
@@ -199,8 +199,8 @@ static void test_external_data_end_to_end(void **state)
     m = load_model(out);
     for (size_t i = 0; i < m->proto->graph->n_initializer; i++) {
         const Onnx__TensorProto *t = m->proto->graph->initializer[i];
-        if (bnf_tensor_nbytes(t) >= 1024) {
-            assert_true(bnf_tensor_is_external(t));
+        if (bnf_proto_nbytes(t) >= 1024) {
+            assert_true(bnf_proto_is_external(t));
             external++;
         }
     }

@@ -280,7 +280,7 @@ static int try_const(const bnf_model *m, const Onnx__GraphProto *g, const char *
     if (g != m->proto->graph) {
         for (size_t i = 0; i < g->n_initializer; i++)
             if (strcmp(g->initializer[i]->name, name) == 0) {
-                if (bnf_tensor_read(m, g->initializer[i], out, &err) != BNF_OK)
+                if (bnf_proto_read(m, g->initializer[i], out, &err) != BNF_OK)
                     fail_msg("reading %s: %s", name, err.msg);
                 return 1;
             }
@@ -340,8 +340,8 @@ static void compare_const(const bnf_model *m, const Onnx__GraphProto *g, const c
     tolerance(got.dtype, &rtol, &atol);
     snprintf(what, sizeof what, "%s %s ('%s')", label, ename, name);
     assert_close(&got, &want, rtol, atol, what);
-    bnf_array_free(&got);
-    bnf_array_free(&want);
+    bnf_array_release(&got);
+    bnf_array_release(&want);
 }
 
 /* A tensor of the evaluator from a constant of the expected file. */
@@ -354,7 +354,7 @@ static void tensor_of(const bnf_model *e, const char *name, bnf_tensor *t)
     assert_int_equal(bnf_tensor_alloc(t, a.dtype, a.dims, a.rank, &err), BNF_OK);
     for (size_t k = 0; k < a.n; k++)
         bnf_set_f64(t, k, a.v[k]);
-    bnf_array_free(&a);
+    bnf_array_release(&a);
 }
 
 /* Runs m on input_X (and cond = true for an If) and compares output 0 with
@@ -410,10 +410,10 @@ static int run_and_compare(const bnf_model *m, const bnf_model *e, int try_only,
         fail_msg("%s: %s model: max|diff| %g > %g * max|out| %g", label, which, cr.max_abs, tol,
                  cr.max_want);
     for (size_t k = 0; k < bnf_session_n_outputs(s); k++)
-        bnf_tensor_clear(&y[k]);
-    bnf_tensor_clear(&x);
-    bnf_tensor_clear(&want);
-    bnf_tensor_clear(&cond);
+        bnf_tensor_release(&y[k]);
+    bnf_tensor_release(&x);
+    bnf_tensor_release(&want);
+    bnf_tensor_release(&cond);
     bnf_session_free(s);
     return 1;
 }
@@ -549,7 +549,7 @@ static void check_lowered(const pattern_case *pc, const bnf_model *folded, const
         fail_msg("%s: '%s' is not produced by a two-input Add", label, pc->lowered_out);
     for (int k = 0; k < 2; k++)
         if (try_const(folded, g, add->input[k], &tmp)) {
-            bnf_array_free(&tmp);
+            bnf_array_release(&tmp);
             t_at = k;
         }
     if (t_at < 0 || !(mul = producer_in(g, add->input[1 - t_at])) ||
@@ -557,7 +557,7 @@ static void check_lowered(const pattern_case *pc, const bnf_model *folded, const
         fail_msg("%s: the Add is not Add(Mul(x, S), T) by constants", label);
     for (int k = 0; k < 2; k++)
         if (try_const(folded, g, mul->input[k], &tmp)) {
-            bnf_array_free(&tmp);
+            bnf_array_release(&tmp);
             s_at = k;
         }
     if (s_at < 0)
@@ -584,8 +584,8 @@ static void check_outer_kept(const bnf_model *orig, const bnf_model *folded, con
         read_const(folded, names[k], &b);
         snprintf(what, sizeof what, "%s outer %s", label, names[k]);
         assert_close(&b, &a, 0, 0, what);
-        bnf_array_free(&a);
-        bnf_array_free(&b);
+        bnf_array_release(&a);
+        bnf_array_release(&b);
     }
 }
 

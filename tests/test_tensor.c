@@ -81,7 +81,7 @@ static void test_storage_forms_agree(void **state)
         assert_true(w.n > 0);
         for (size_t k = 0; k < w.n; k++)
             assert_true(isfinite(w.v[k]) && fabs(w.v[k]) < 10);
-        bnf_array_free(&w);
+        bnf_array_release(&w);
         bnf_model_free(m);
     }
 }
@@ -102,16 +102,16 @@ static void test_bad_sizes_are_errors(void **state)
     t.has_raw_data = 1;
     t.raw_data.data = raw;
     t.raw_data.len = sizeof raw; /* 20 bytes, 24 needed */
-    assert_int_equal(bnf_tensor_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
+    assert_int_equal(bnf_proto_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
     assert_non_null(strstr(err.msg, "'w'"));
     dims[0] = -1;
-    assert_int_equal(bnf_tensor_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
+    assert_int_equal(bnf_proto_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
     assert_non_null(strstr(err.msg, "negative"));
     dims[0] = INT64_MAX / 2;
     dims[1] = INT64_MAX / 2;
-    assert_int_equal(bnf_tensor_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
+    assert_int_equal(bnf_proto_read(NULL, &t, &a, &err), BNF_ERR_INVALID);
     t.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT32;
-    assert_int_equal(bnf_tensor_read(NULL, &t, &a, &err), BNF_ERR_UNSUPPORTED);
+    assert_int_equal(bnf_proto_read(NULL, &t, &a, &err), BNF_ERR_UNSUPPORTED);
 }
 
 int main(void)

@@ -54,12 +54,12 @@ static void test_run_matches_torch_on_demo(void **state)
         run_one(m, &x, z);
         if (rel_err(&z[0], &want) > 1e-4)
             fail_msg("folded demo: max|diff|/max|out| = %g", rel_err(&z[0], &want));
-        bnf_tensor_clear(&z[0]);
+        bnf_tensor_release(&z[0]);
         bnf_report_free(r);
     }
-    bnf_tensor_clear(&x);
-    bnf_tensor_clear(&want);
-    bnf_tensor_clear(&y[0]);
+    bnf_tensor_release(&x);
+    bnf_tensor_release(&want);
+    bnf_tensor_release(&y[0]);
     bnf_model_free(m);
 }
 
@@ -96,14 +96,14 @@ static void test_session_runs_again_alike(void **state)
                 assert_int_equal(y[0].n, first[0].n);
                 if (run == 2) /* fused as the first: the same operations */
                     assert_memory_equal(y[0].data, first[0].data, y[0].n * sizeof(float));
-                bnf_tensor_clear(&y[0]);
+                bnf_tensor_release(&y[0]);
             }
         }
-        bnf_tensor_clear(&first[0]);
+        bnf_tensor_release(&first[0]);
         bnf_session_free(s);
     }
-    bnf_tensor_clear(&x);
-    bnf_tensor_clear(&want);
+    bnf_tensor_release(&x);
+    bnf_tensor_release(&want);
     bnf_model_free(m);
 }
 
@@ -146,12 +146,12 @@ static void test_fold_cases_against_reference_outputs(void **state)
         if (rel_err(&z[0], &want) > 1e-5)
             fail_msg("%s: folded model: max|diff|/max|out| = %g", cases[i], rel_err(&z[0], &want));
         bnf_report_free(r);
-        bnf_tensor_clear(&x);
-        bnf_tensor_clear(&want);
-        bnf_tensor_clear(&y[0]);
-        bnf_tensor_clear(&z[0]);
-        bnf_array_free(&xa);
-        bnf_array_free(&ya);
+        bnf_tensor_release(&x);
+        bnf_tensor_release(&want);
+        bnf_tensor_release(&y[0]);
+        bnf_tensor_release(&z[0]);
+        bnf_array_release(&xa);
+        bnf_array_release(&ya);
         bnf_model_free(e);
         bnf_model_free(m);
     }
@@ -260,8 +260,8 @@ static void test_tensor_files_round_trip(void **state)
     assert_int_equal(back.n, 24);
     assert_memory_equal(back.data, t.data, 24 * 4);
     free(name);
-    bnf_tensor_clear(&back);
-    bnf_tensor_clear(&t);
+    bnf_tensor_release(&back);
+    bnf_tensor_release(&t);
     unlink(path);
     rmdir(dir);
     free(dir);

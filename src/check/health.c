@@ -123,6 +123,6 @@ bnf_status bnf_bn_health(const bnf_model *m, const bnf_graph *gi, const Onnx__No
 out:
     bnf_free(hit);
     for (int i = 0; i < 4; i++)
-        bnf_array_free(&p[i]);
+        bnf_array_release(&p[i]);
     return rc;
 }

@@ -180,7 +180,7 @@ size_t bnf_eval_size(int32_t dtype);
 /* Shapes a tensor and allocates its (uninitialised) data.  Any previous data is freed. */
 bnf_status bnf_tensor_alloc(bnf_tensor *t, int32_t dtype, const int64_t *dims, size_t rank,
                             bnf_err *err);
-void bnf_tensor_clear(bnf_tensor *t);     /* frees the data, keeps nothing */
+void bnf_tensor_release(bnf_tensor *t);     /* frees the data, keeps nothing */
 bnf_status bnf_tensor_copy(bnf_tensor *dst, const bnf_tensor *src, bnf_err *err);
 /* Decodes an ONNX TensorProto (any storage) into t; float16/bfloat16 become float. */
 bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,

@@ -20,7 +20,7 @@ size_t bnf_eval_size(int32_t dtype)
     }
 }
 
-void bnf_tensor_clear(bnf_tensor *t)
+void bnf_tensor_release(bnf_tensor *t)
 {
     bnf_free(t->data);
     memset(t, 0, sizeof *t);
@@ -158,13 +158,13 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         bnf_array a;
         if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16)
             eval_dt = BNF_T_FLOAT;
-        if ((rc = bnf_tensor_read(m, p, &a, err)))
+        if ((rc = bnf_proto_read(m, p, &a, err)))
             return rc;
         rc = bnf_tensor_alloc(t, eval_dt, a.dims, a.rank, err);
         if (!rc)
             for (size_t i = 0; i < a.n; i++)
                 bnf_set_f64(t, i, a.v[i]);
-        bnf_array_free(&a);
+        bnf_array_release(&a);
         return rc;
     }
     es = bnf_eval_size(dt);
@@ -175,8 +175,8 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         return rc;
     if ((rc = bnf_tensor_alloc(t, dt, p->dims, p->n_dims, err)))
         return rc;
-    if (bnf_tensor_is_external(p)) {
-        if ((rc = bnf_tensor_read_external(m, p, &ext, &raw_len, err)))
+    if (bnf_proto_is_external(p)) {
+        if ((rc = bnf_proto_read_external(m, p, &ext, &raw_len, err)))
             goto fail;
         raw = ext;
     } else if (p->has_raw_data) {
@@ -219,6 +219,6 @@ bad_count:
                   pname(p), bnf_dtype_name(dt));
 fail:
     bnf_free(ext);
-    bnf_tensor_clear(t);
+    bnf_tensor_release(t);
     return rc;
 }

@@ -658,7 +658,7 @@ bnf_status bnf_session_inputs(const bnf_session *s, const bnf_named_tensor *give
     }
     if (rc)
         for (size_t i = 0; i < s->n_inputs; i++)
-            bnf_tensor_clear(&inputs[i]);
+            bnf_tensor_release(&inputs[i]);
     bnf_free(bound);
     return rc;
 }
@@ -672,7 +672,7 @@ static void *in_place(const Onnx__TensorProto *t, int32_t dtype, size_t n)
 {
     size_t es = bnf_eval_size(dtype);
     const void *p = NULL;
-    if (dtype != t->data_type || bnf_tensor_is_external(t))
+    if (dtype != t->data_type || bnf_proto_is_external(t))
         return NULL;
     if (t->has_raw_data) {
         if (t->raw_data.len == n * es)
@@ -707,8 +707,8 @@ static void *raw_decoded(const bnf_session *s, const Onnx__TensorProto *t, int32
     *rc = BNF_OK;
     if (t->data_type != dtype && !half)
         return NULL;
-    if (bnf_tensor_is_external(t)) {
-        if ((*rc = bnf_tensor_read_external(s->m, t, &ext, &size, err)))
+    if (bnf_proto_is_external(t)) {
+        if ((*rc = bnf_proto_read_external(s->m, t, &ext, &size, err)))
             return NULL;
         raw = ext;
     } else if (t->has_raw_data) {
@@ -768,7 +768,7 @@ static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
     if ((rc = bnf_tensor_from_proto(s->m, w->proto, &t, err)))
         return rc;
     if (t.dtype != w->t.dtype || t.n != w->t.n) {
-        bnf_tensor_clear(&t);
+        bnf_tensor_release(&t);
         return bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': its data does not match its type "
                         "and shape", w->proto->name ? w->proto->name : "");
     }
@@ -844,7 +844,7 @@ bnf_status bnf_run_new(bnf_session *s, bnf_run **out, bnf_err *err)
 static void release_slot(bnf_run *r, size_t k)
 {
     if (r->slots[k] && !r->borrowed[k] && r->s->keep[k] != 2) {
-        bnf_tensor_clear(r->slots[k]);
+        bnf_tensor_release(r->slots[k]);
         bnf_free(r->slots[k]);
     }
     r->slots[k] = NULL;
@@ -1148,7 +1148,7 @@ static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *ob
         size_t k = out_slot(s, i, j);
         if (rc || k == NO_NODE ||
             (!outs[j]->data && outs[j]->n == 0 && outs[j]->rank == 0 && outs[j]->dtype == 0)) {
-            bnf_tensor_clear(outs[j]);
+            bnf_tensor_release(outs[j]);
             bnf_free(outs[j]);
             continue;
         }
@@ -1199,7 +1199,7 @@ bnf_status bnf_run_outputs(const bnf_run *r, bnf_tensor *outputs, bnf_err *err)
     }
     if (rc)
         for (size_t i = 0; i < s->n_outputs; i++)
-            bnf_tensor_clear(&outputs[i]);
+            bnf_tensor_release(&outputs[i]);
     return rc;
 }
 

@@ -8,7 +8,7 @@
 void bnf_tensors_release(bnf_tensors *v)
 {
     for (size_t i = 0; v->t && i < v->n; i++)
-        bnf_tensor_clear(&v->t[i]);
+        bnf_tensor_release(&v->t[i]);
     bnf_free(v->t);
     bnf_free(v->ptr);
     memset(v, 0, sizeof *v);

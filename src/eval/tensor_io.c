@@ -143,7 +143,7 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
         return rc;
     es = bnf_eval_size(dtype);
     if (n - off != t->n * es) {
-        bnf_tensor_clear(t);
+        bnf_tensor_release(t);
         return bnf_fail(err, BNF_ERR_INVALID, "%s: .npy data size does not match its shape", path);
     }
     memcpy(t->data, d + off, t->n * es);
@@ -172,14 +172,14 @@ bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err
     if (!p)
         return bnf_fail(err, BNF_ERR_INVALID, "%s: neither a .npy array nor an ONNX TensorProto",
                         path);
-    if (bnf_tensor_is_external(p)) {
+    if (bnf_proto_is_external(p)) {
         onnx__tensor_proto__free_unpacked(p, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s: tensor files with external data are not read",
                         path);
     }
     rc = bnf_tensor_from_proto(NULL, p, t, err);
     if (!rc && name && p->name && *p->name && !(*name = bnf_strdup(p->name))) {
-        bnf_tensor_clear(t);
+        bnf_tensor_release(t);
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     if (rc && err)

@@ -168,7 +168,7 @@ mode:
     }
 out:
     for (int i = 0; i < 4; i++)
-        bnf_array_free(&p[i]);
+        bnf_array_release(&p[i]);
     if (rc || *code) {
         bnf_free(bn->s);
         bnf_free(bn->t);

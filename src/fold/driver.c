@@ -239,7 +239,7 @@ static bnf_status affine_of_const(fold_ctx *cx, const Onnx__NodeProto *n, const 
         out->t[c] = is_mul ? 0.0 : v;
     }
 out:
-    bnf_array_free(&k);
+    bnf_array_release(&k);
     return rc;
 }
 
@@ -346,7 +346,7 @@ static bnf_status fold_read(attempt *a, int *unread, bnf_err *err)
     *unread = cx->dry_run && !narrow && !cx->read_weights && !a->pat->bias_reads_weight;
     if (*unread || a->w.v || (a->w_proto && !a->pat->bias_reads_weight))
         return BNF_OK;
-    bnf_array_free(&a->w);
+    bnf_array_release(&a->w);
     return bnf_graph_const(cx->m, cx->site.gi, a->layer->input[1], &kind, &a->w, err);
 }
 
@@ -371,10 +371,10 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
     }
     if (unread) {
         /* inspect of a big model: a tensor of the shape, for folds after this one */
-        rc = bnf_tensor_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
+        rc = bnf_proto_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
     } else if (a->w_proto) {
         /* the tensor itself also in a dry run: a later fold of a chain reads it */
-        rc = bnf_tensor_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, &a->tw, &bad,
+        rc = bnf_proto_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, &a->tw, &bad,
                                &bad_value, err);
         if (!rc && bad)
             say(&a->why, BNF_NON_FINITE, "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
@@ -391,7 +391,7 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
         memcpy(v, a->w.v, a->w.n * sizeof *v);
         bnf_scale_by_channel(v, a->w.n, s, &a->job.scaling, &pos);
         if (representable(a->w.dtype, v, a->w.n, "weight", &a->why) &&
-            !(rc = bnf_tensor_new("", a->w.dtype, a->w.dims, a->w.rank, v, a->w.n, &a->tw, err)) &&
+            !(rc = bnf_proto_new("", a->w.dtype, a->w.dims, a->w.rank, v, a->w.n, &a->tw, err)) &&
             !cx->dry_run)
             bnf_mapped_spill(cx->m, a->tw); /* big new weights wait in a file, not in memory */
         bnf_free(v);
@@ -480,7 +480,7 @@ static bnf_status fold_rewrite(attempt *a, bnf_err *err)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     bnf_free(a->tw->name);
     a->tw->name = name;
-    if ((rc = bnf_tensor_new(a->new_b_name, a->bias_dtype, a->job.new_b.dims, a->job.new_b.rank,
+    if ((rc = bnf_proto_new(a->new_b_name, a->bias_dtype, a->job.new_b.dims, a->job.new_b.rank,
                              a->job.new_b.v, a->job.new_b.n, &a->tb, err)))
         return rc;
     candidates[n_cand++] = bnf_strdup(layer->input[1]);
@@ -579,9 +579,9 @@ out:
         onnx__tensor_proto__free_unpacked(a.tw, bnf_model_alloc(cx->m));
     if (a.tb)
         onnx__tensor_proto__free_unpacked(a.tb, bnf_model_alloc(cx->m));
-    bnf_array_free(&a.job.new_b);
-    bnf_array_free(&a.w);
-    bnf_array_free(&a.b);
+    bnf_array_release(&a.job.new_b);
+    bnf_array_release(&a.w);
+    bnf_array_release(&a.b);
     bnf_bn_release(&a.own);
     return rc;
 }
@@ -1125,7 +1125,7 @@ static bnf_status fold_model(bnf_model *model, const bnf_fold_options *opts, int
     if (dry_run) { /* weights read to foresee NON_FINITE, unless there are many */
         uint64_t total = 0;
         for (size_t i = 0; i < model->proto->graph->n_initializer; i++)
-            total += bnf_tensor_nbytes(model->proto->graph->initializer[i]);
+            total += bnf_proto_nbytes(model->proto->graph->initializer[i]);
         cx.read_weights = total <= INSPECT_READS_WEIGHTS;
     }
     cx.loosen = 1;

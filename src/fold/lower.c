@@ -85,8 +85,8 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         rc = err ? err->code : BNF_ERR_NOMEM;
         goto out;
     }
-    if ((rc = bnf_tensor_new(s_name, dtype, dims, (size_t)rank - 1, bn.s, (size_t)bn.c, &ts, err)) ||
-        (rc = bnf_tensor_new(t_name, dtype, dims, (size_t)rank - 1, bn.t, (size_t)bn.c, &tt, err)))
+    if ((rc = bnf_proto_new(s_name, dtype, dims, (size_t)rank - 1, bn.s, (size_t)bn.c, &ts, err)) ||
+        (rc = bnf_proto_new(t_name, dtype, dims, (size_t)rank - 1, bn.t, (size_t)bn.c, &tt, err)))
         goto out;
     {
         const char *mul_in[2] = {x, s_name}, *add_in[2] = {mid, t_name};
@@ -134,7 +134,7 @@ out:
         onnx__tensor_proto__free_unpacked(ts, bnf_model_alloc(site->m));
     if (tt)
         onnx__tensor_proto__free_unpacked(tt, bnf_model_alloc(site->m));
-    bnf_array_free(&scale);
+    bnf_array_release(&scale);
     bnf_bn_release(&bn);
     return rc;
 }

@@ -324,7 +324,7 @@ static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
         }
         *kind = BNF_CONST_YES;
         *proto = a->t;
-        return shape_only ? bnf_tensor_shape(a->t, out, err) : bnf_tensor_read(m, a->t, out, err);
+        return shape_only ? bnf_proto_shape(a->t, out, err) : bnf_proto_read(m, a->t, out, err);
     }
     if ((a = bnf_node_attr(nd, "value_float")) || (a = bnf_node_attr(nd, "value_floats"))) {
         int scalar = strcmp(a->name, "value_float") == 0;
@@ -336,7 +336,7 @@ static bnf_status const_from_node(const bnf_model *m, const Onnx__NodeProto *nd,
         out->dims = bnf_malloc(sizeof *out->dims);
         out->v = bnf_malloc((n ? n : 1) * sizeof *out->v);
         if (!out->dims || !out->v) {
-            bnf_array_free(out);
+            bnf_array_release(out);
             return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         out->dims[0] = (int64_t)n;
@@ -373,7 +373,7 @@ static bnf_status graph_const(const bnf_model *m, const bnf_graph *gi, const cha
             }
             *kind = BNF_CONST_YES;
             *proto = t;
-            return shape_only ? bnf_tensor_shape(t, out, err) : bnf_tensor_read(m, t, out, err);
+            return shape_only ? bnf_proto_shape(t, out, err) : bnf_proto_read(m, t, out, err);
         }
         if (!bnf_strmap_get(gi->producer, name, &idx))
             break;

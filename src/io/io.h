@@ -144,6 +144,11 @@ bnf_status bnf_model_validate(const bnf_model *m, bnf_err *err);
 
 /* ---- data types and tensors (tensor.c) ------------------------------------ */
 
+/* Names: bnf_dtype_* are data types, bnf_array_* arrays of doubles (what a
+ * fold computes in), bnf_proto_* tensors as the model stores them
+ * (Onnx__TensorProto); bnf_tensor_* (eval/eval.h, bnfold.h) are the
+ * evaluator's tensors.  _free frees an object, _release what a struct holds. */
+
 typedef struct {
     int32_t dtype;
     const char *name;
@@ -171,27 +176,27 @@ typedef struct {
     double *v;
 } bnf_array;
 
-void bnf_array_free(bnf_array *a);
+void bnf_array_release(bnf_array *a);
 /* Number of elements from dims, with overflow and sign checks. */
 bnf_status bnf_numel(const int64_t *dims, size_t rank, const char *what, size_t *n,
                      bnf_err *err);
 /* Decodes a real-typed tensor of any storage (raw_data, typed fields, external). */
-bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
+bnf_status bnf_proto_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
                            bnf_err *err);
 /* Type, dims and count of a real-typed tensor, without its values (v NULL). */
-bnf_status bnf_tensor_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err);
+bnf_status bnf_proto_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err);
 /* The tensor's bytes in raw (little-endian) form, for external data; the
  * caller frees *data. */
-bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *t,
                                     uint8_t **data, size_t *size, bnf_err *err);
 /* Opens t's external data file (checked: inside the model's folder, a regular
  * file, the range inside it and of the size the shape needs); the caller
  * closes *fd. */
-bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd,
+bnf_status bnf_proto_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd,
                                     uint64_t *off, uint64_t *len, bnf_err *err);
-int bnf_tensor_is_external(const Onnx__TensorProto *t);
+int bnf_proto_is_external(const Onnx__TensorProto *t);
 /* Size in bytes of the tensor's values, from dims and type (0 if unknown). */
-uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t);
+uint64_t bnf_proto_nbytes(const Onnx__TensorProto *t);
 /* Which scale a fold multiplies each element e of a weight by: element e
  * belongs to channel (e / group) * per_group + (e / inner) % per_group
  * (group 0: no groups, the channel is (e / inner) % per_group).  group is a
@@ -213,11 +218,11 @@ void bnf_scale_by_channel(double *v, size_t n, const double *s, const bnf_scalin
  * spill file as it goes.  When an element is not finite or flushes to zero in
  * the type, *bad is set to its index + 1, *bad_value to it, and *out stays
  * NULL.  With out NULL it only checks. */
-bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
+bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
                              const double *s, const bnf_scaling *sc, Onnx__TensorProto **out,
                              size_t *bad, double *bad_value, bnf_err *err);
 /* A new tensor holding v (rounded to dtype) in raw_data; v NULL: zeros. */
-bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
+bnf_status bnf_proto_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);
 
 /* ---- the walk over a model's graphs (walk.c) --------------------------------- */

@@ -88,7 +88,7 @@ static bnf_status find_external(void *found, Onnx__TensorProto *t, int initializ
 {
     (void)err;
     (void)initializer;
-    *(int *)found |= bnf_tensor_is_external(t);
+    *(int *)found |= bnf_proto_is_external(t);
     return BNF_OK;
 }
 

@@ -115,7 +115,7 @@ double bnf_round_to(int32_t dtype, double x)
 
 /* ---- reading ----------------------------------------------------------------- */
 
-void bnf_array_free(bnf_array *a)
+void bnf_array_release(bnf_array *a)
 {
     if (!a)
         return;
@@ -140,7 +140,7 @@ bnf_status bnf_numel(const int64_t *dims, size_t rank, const char *what, size_t 
     return BNF_OK;
 }
 
-uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t)
+uint64_t bnf_proto_nbytes(const Onnx__TensorProto *t)
 {
     const bnf_dtype_info *d = bnf_dtype(t->data_type);
     size_t n;
@@ -149,7 +149,7 @@ uint64_t bnf_tensor_nbytes(const Onnx__TensorProto *t)
     return (uint64_t)n * d->size;
 }
 
-int bnf_tensor_is_external(const Onnx__TensorProto *t)
+int bnf_proto_is_external(const Onnx__TensorProto *t)
 {
     return t->has_data_location &&
            t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -187,12 +187,12 @@ static bnf_status parse_u64(const Onnx__TensorProto *t, const char *key, uint64_
     return BNF_OK;
 }
 
-bnf_status bnf_tensor_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd_out,
+bnf_status bnf_proto_external_open(const bnf_model *m, const Onnx__TensorProto *t, int *fd_out,
                                     uint64_t *off_out, uint64_t *len_out, bnf_err *err)
 {
     const char *loc = ext_value(t, "location");
     char *joined = NULL, *real = NULL;
-    uint64_t offset = 0, length = UINT64_MAX, want = bnf_tensor_nbytes(t);
+    uint64_t offset = 0, length = UINT64_MAX, want = bnf_proto_nbytes(t);
     int fd = -1;
     struct stat st;
     bnf_status rc;
@@ -268,7 +268,7 @@ out:
     return rc;
 }
 
-bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *t,
                                     uint8_t **data, size_t *size, bnf_err *err)
 {
     uint8_t *buf = NULL;
@@ -276,7 +276,7 @@ bnf_status bnf_tensor_read_external(const bnf_model *m, const Onnx__TensorProto 
     int fd;
     bnf_status rc;
 
-    if ((rc = bnf_tensor_external_open(m, t, &fd, &offset, &length, err)))
+    if ((rc = bnf_proto_external_open(m, t, &fd, &offset, &length, err)))
         return rc;
     if (length > SIZE_MAX - 1 || !(buf = bnf_malloc(length ? (size_t)length : 1))) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
@@ -333,7 +333,7 @@ static void decode_raw(int32_t dtype, const uint8_t *p, size_t n, double *v)
     }
 }
 
-bnf_status bnf_tensor_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err)
+bnf_status bnf_proto_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *err)
 {
     int32_t dt = t->data_type;
     size_t n;
@@ -356,7 +356,7 @@ bnf_status bnf_tensor_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err 
     return BNF_OK;
 }
 
-bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
+bnf_status bnf_proto_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_array *out,
                            bnf_err *err)
 {
     const bnf_dtype_info *d = bnf_dtype(t->data_type);
@@ -364,25 +364,25 @@ bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_a
     size_t n, have;
     bnf_status rc;
 
-    if ((rc = bnf_tensor_shape(t, out, err)))
+    if ((rc = bnf_proto_shape(t, out, err)))
         return rc;
     n = out->n;
     out->v = bnf_malloc((n ? n : 1) * sizeof *out->v);
     if (!out->v) {
-        bnf_array_free(out);
+        bnf_array_release(out);
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
     }
 
-    if (bnf_tensor_is_external(t)) {
+    if (bnf_proto_is_external(t)) {
         uint8_t *data = NULL;
         size_t size = 0;
-        if ((rc = bnf_tensor_read_external(m, t, &data, &size, err))) {
-            bnf_array_free(out);
+        if ((rc = bnf_proto_read_external(m, t, &data, &size, err))) {
+            bnf_array_release(out);
             return rc;
         }
         if (size != n * d->size) {
             bnf_free(data);
-            bnf_array_free(out);
+            bnf_array_release(out);
             return bnf_fail(err, BNF_ERR_INVALID,
                             "tensor '%s': external data holds %zu bytes, its shape needs %zu",
                             tname(t), size, n * d->size);
@@ -424,7 +424,7 @@ bnf_status bnf_tensor_read(const bnf_model *m, const Onnx__TensorProto *t, bnf_a
     }
     return BNF_OK;
 bad_size:
-    bnf_array_free(out);
+    bnf_array_release(out);
     return bnf_fail(err, BNF_ERR_INVALID,
                     "tensor '%s' (%s) holds %zu bytes of data, its shape needs %zu", tname(t),
                     d->name, have, n * d->size);
@@ -432,7 +432,7 @@ bad_size:
 
 /* ---- writing ----------------------------------------------------------------- */
 
-bnf_status bnf_tensor_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
+bnf_status bnf_proto_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err)
 {
     const bnf_dtype_info *d = bnf_dtype(dtype);
@@ -617,14 +617,14 @@ static size_t scale_float(const uint8_t *p, size_t n, const double *s, const bnf
     return 0;
 }
 
-bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
+bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
                              const double *s, const bnf_scaling *sc, Onnx__TensorProto **out,
                              size_t *bad, double *bad_value, bnf_err *err)
 {
     const bnf_dtype_info *d = bnf_dtype(t->data_type);
     bnf_scaling_pos pos = {0};
     size_t n, es;
-    int fd = -1, external = bnf_tensor_is_external(t);
+    int fd = -1, external = bnf_proto_is_external(t);
     uint64_t ext_off = 0, ext_len = 0;
     double *v = NULL;
     uint8_t *raw = NULL, *enc = NULL, *ext_map = NULL;
@@ -643,7 +643,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         return rc;
     es = d->size;
     if (external) {
-        if ((rc = bnf_tensor_external_open(m, t, &fd, &ext_off, &ext_len, err)))
+        if ((rc = bnf_proto_external_open(m, t, &fd, &ext_off, &ext_len, err)))
             return rc;
     } else if (t->has_raw_data ? t->raw_data.len != n * es
                : (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
@@ -744,7 +744,7 @@ bnf_status bnf_tensor_scaled(bnf_model *m, const Onnx__TensorProto *t, const cha
         rc = BNF_OK;
         goto out;
     }
-    if ((rc = bnf_tensor_new(name, t->data_type, t->dims, t->n_dims, NULL, 0, &nt, err)))
+    if ((rc = bnf_proto_new(name, t->data_type, t->dims, t->n_dims, NULL, 0, &nt, err)))
         goto out;
     bnf_free(nt->raw_data.data);
     nt->raw_data.data = bnf_spill_end(&w);

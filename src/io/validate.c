@@ -44,7 +44,7 @@ static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *
                         S(t->name));
     if (!d)
         return BNF_OK; /* unknown type: left untouched */
-    if (bnf_tensor_is_external(t)) {
+    if (bnf_proto_is_external(t)) {
         int has_location = 0;
         for (size_t i = 0; i < t->n_external_data; i++)
             has_location |= t->external_data[i]->key &&
@@ -55,7 +55,7 @@ static bnf_status check_tensor(vctx *v, const Onnx__TensorProto *t, const char *
         if (v->m->dir) { /* the file: inside the folder, there, and big enough */
             int fd;
             uint64_t off, len;
-            bnf_status rc = bnf_tensor_external_open(v->m, t, &fd, &off, &len, v->err);
+            bnf_status rc = bnf_proto_external_open(v->m, t, &fd, &off, &len, v->err);
             if (rc)
                 return rc;
             close(fd);

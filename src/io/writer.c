@@ -307,9 +307,9 @@ static bnf_status inline_tensor(void *ctx, Onnx__TensorProto *t, int initializer
     size_t size;
     bnf_status rc;
     (void)initializer;
-    if (!bnf_tensor_is_external(t))
+    if (!bnf_proto_is_external(t))
         return BNF_OK;
-    if ((rc = bnf_tensor_read_external(m, t, &data, &size, err)))
+    if ((rc = bnf_proto_read_external(m, t, &data, &size, err)))
         return rc;
     for (size_t i = 0; i < t->n_external_data; i++)
         onnx__string_string_entry_proto__free_unpacked(t->external_data[i], bnf_model_alloc(m));
@@ -348,8 +348,8 @@ typedef struct {
 static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, int initializer, bnf_err *err)
 {
     externalize *x = ctx;
-    int was_external = bnf_tensor_is_external(t);
-    uint64_t len = was_external ? bnf_tensor_nbytes(t) : t->raw_data.len;
+    int was_external = bnf_proto_is_external(t);
+    uint64_t len = was_external ? bnf_proto_nbytes(t) : t->raw_data.len;
     uint64_t at = (x->end + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
     static const uint8_t zeros[DATA_ALIGN];
     bnf_status rc;
@@ -380,14 +380,14 @@ static bnf_status move_tensor(void *ctx, Onnx__TensorProto *t, int initializer, 
     } else if (was_external) {
         int fd, r;
         uint64_t off;
-        if ((rc = bnf_tensor_external_open(x->m, t, &fd, &off, &len, err)))
+        if ((rc = bnf_proto_external_open(x->m, t, &fd, &off, &len, err)))
             return rc;
         r = copy_range(fd, off, x->data->fd, len);
         if (r > 0) { /* no in-kernel copy here: through a buffer */
             uint8_t *bytes;
             size_t size;
             close(fd);
-            if ((rc = bnf_tensor_read_external(x->m, t, &bytes, &size, err)))
+            if ((rc = bnf_proto_read_external(x->m, t, &bytes, &size, err)))
                 return rc;
             rc = write_all(x->data->fd, bytes, size, x->data->path, err);
             bnf_free(bytes);

@@ -84,8 +84,8 @@ static bnf_status read_params(html_ctx *cx, const bnf_graph *gi, const Onnx__Nod
     a[0].v = a[1].v = NULL;
     bp->have = 1;
 out:
-    bnf_array_free(&a[0]);
-    bnf_array_free(&a[1]);
+    bnf_array_release(&a[0]);
+    bnf_array_release(&a[1]);
     return rc;
 }
 

@@ -128,7 +128,7 @@ bnf_status bnf_report_begin(const bnf_model *m, const char *command, bnf_report 
     }
     r->n_initializers = g->n_initializer;
     for (size_t i = 0; i < g->n_initializer; i++)
-        r->initializer_bytes += bnf_tensor_nbytes(g->initializer[i]);
+        r->initializer_bytes += bnf_proto_nbytes(g->initializer[i]);
     *out = r;
     return BNF_OK;
 nomem:

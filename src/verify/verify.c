@@ -118,7 +118,7 @@ typedef struct {
 static void lockstep_release(lockstep *ls)
 {
     for (size_t i = 0; i < ls->n; i++) {
-        bnf_tensor_clear(&ls->vals[i].held);
+        bnf_tensor_release(&ls->vals[i].held);
         bnf_free(ls->vals[i].name);
     }
     bnf_free(ls->vals);
@@ -217,7 +217,7 @@ static bnf_status seen_by_a(void *ctx, const char *name, bnf_tensor *t, bnf_err 
             settle(ls, v, t, b);
         } else {
             settle(ls, v, t, &v->held);
-            bnf_tensor_clear(&v->held);
+            bnf_tensor_release(&v->held);
         }
     }
     return BNF_OK;
@@ -235,7 +235,7 @@ static bnf_status seen_by_b(void *ctx, const char *name, bnf_tensor *t, bnf_err 
     v = &ls->vals[i];
     if (v->state == A_FIRST) {
         settle(ls, v, &v->held, t);
-        bnf_tensor_clear(&v->held);
+        bnf_tensor_release(&v->held);
         return BNF_OK;
     }
     if (v->state != WAITING)
@@ -266,7 +266,7 @@ static bnf_status lockstep_set(lockstep *ls, bnf_session *sa, bnf_session *sb, b
     bnf_status rc;
     for (size_t k = 0; k < ls->n; k++) {
         ls->vals[k].state = WAITING;
-        bnf_tensor_clear(&ls->vals[k].held);
+        bnf_tensor_release(&ls->vals[k].held);
     }
     ls->compared = 0;
     if ((rc = bnf_run_start(ra, in->ptr, err)) || (rc = bnf_run_start(ls->rc, in->ptr, err)) ||
@@ -462,7 +462,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
         rc = bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer readable", layer->input[1]);
         goto out;
     }
-    if ((rc = bnf_tensor_read(m, job->new_w, &nw, err)) ||
+    if ((rc = bnf_proto_read(m, job->new_w, &nw, err)) ||
         (rc = pat->layer->input_shape(layer, &w, job->b, dims, &rank, err)) ||
         (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
         (rc = array_to_tensor(&w, &tw, err)) || (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
@@ -481,7 +481,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
             goto out;
         }
         rc = array_to_tensor(&a, &params[i], err);
-        bnf_array_free(&a);
+        bnf_array_release(&a);
         if (rc)
             goto out;
     }
@@ -533,17 +533,17 @@ out:
     }
     if (folded)
         onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
-    bnf_array_free(&w);
-    bnf_array_free(&nw);
-    bnf_tensor_clear(&x);
-    bnf_tensor_clear(&tw);
-    bnf_tensor_clear(&tb);
-    bnf_tensor_clear(&tnw);
-    bnf_tensor_clear(&tnb);
-    bnf_tensor_clear(&y);
-    bnf_tensor_clear(&z);
-    bnf_tensor_clear(&out);
+    bnf_array_release(&w);
+    bnf_array_release(&nw);
+    bnf_tensor_release(&x);
+    bnf_tensor_release(&tw);
+    bnf_tensor_release(&tb);
+    bnf_tensor_release(&tnw);
+    bnf_tensor_release(&tnb);
+    bnf_tensor_release(&y);
+    bnf_tensor_release(&z);
+    bnf_tensor_release(&out);
     for (int i = 0; i < 8; i++)
-        bnf_tensor_clear(&params[i]);
+        bnf_tensor_release(&params[i]);
     return rc;
 }

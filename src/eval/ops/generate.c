@@ -17,7 +17,7 @@ static bnf_status decode_attr_tensor(bnf_op_ctx *ctx, const Onnx__TensorProto *p
 {
     bnf_status rc;
     char msg[sizeof ctx->err->msg];
-    if (bnf_tensor_is_external(p))
+    if (bnf_proto_is_external(p))
         return bnf_fail(ctx->err, BNF_ERR_UNSUPPORTED,
                         BNF_NODE_FMT ": a constant with external data is not supported",
                         BNF_NODE_ARG(ctx));
@@ -134,7 +134,7 @@ static bnf_status op_constant_of_shape(bnf_op_ctx *ctx)
         if ((rc = decode_attr_tensor(ctx, p, &v)))
             return rc;
         if (v.n != 1) {
-            bnf_tensor_clear(&v);
+            bnf_tensor_release(&v);
             return bnf_fail(ctx->err, BNF_ERR_INVALID,
                             BNF_NODE_FMT ": 'value' must hold one element", BNF_NODE_ARG(ctx));
         }
@@ -152,7 +152,7 @@ static bnf_status op_constant_of_shape(bnf_op_ctx *ctx)
             memcpy((char *)y->data + done, y->data, done < total - done ? done : total - done);
     }
 out:
-    bnf_tensor_clear(&v);
+    bnf_tensor_release(&v);
     return rc;
 }
 
