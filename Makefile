@@ -93,7 +93,8 @@ demo: deps
 	$(B)/bnfold fold testdata/demo/mobilenet_v2_tiny.onnx -o $(B)/mobilenet_v2_tiny.folded.onnx
 
 test: test-deps
-	@$(MAKE) --no-print-directory all unit cli-test conformance example install-test
+	@$(MAKE) --no-print-directory all unit cli-test conformance example install-test \
+	  difftest-regress
 
 # ---- tests --------------------------------------------------------------------
 $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libbnfold_internal.a

@@ -54,11 +54,6 @@ static bnf_model *reload(bnf_model *m, const char *when)
     return again;
 }
 
-/* Temporary workaround (fuzz/crashes/fold-node_without_output.onnx): a node
- * with no outputs next to a foldable layer makes bnf_fold read node->output[0]
- * through a NULL array (SEGV).  Until src/fold.c is fixed, such models are
- * skipped so that the fuzzer can look for other bugs.  Build with
- * -DFUZZ_NO_WORKAROUNDS to see it. */
 static void fold_once(const uint8_t *data, size_t size, int verify)
 {
     bnf_err err = {0};

@@ -5,7 +5,7 @@ Run with Debian's interpreter (python3-onnx 1.12, python3-numpy):
 
     /usr/bin/python3 testdata/gen_health.py
 
-One tiny model per health finding (docs/contract.md, src/health.c): a Conv
+One tiny model per health finding (docs/contract.md, src/check/health.c): a Conv
 followed by a BatchNormalization whose statistics are healthy except for the
 channels a case spoils on purpose.  Helpers come from gen_common.py; the output
 is deterministic (every case seeds from its name).

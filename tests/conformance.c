@@ -1,5 +1,5 @@
 /* conformance.c: runs the ONNX backend node tests (generated from Debian's
- * python3-onnx, see DESIGN.md §7) through the evaluator.
+ * python3-onnx: `make conformance` generates them, see the Makefile) through the evaluator.
  *
  *   conformance DIR [FILTER]
  *

@@ -1,5 +1,5 @@
 /* test_lean_io.c: the mapped model, its skeleton, spilled tensors, the
- * streamed writer and external data (src/mapped.c, skeleton.c, writer.c).
+ * streamed writer and external data (src/io/mapped.c, skeleton.c, writer.c).
  *
  * The reference for every fold is the model folded through the plain path:
  * a fold with verification, whose weights are computed as numbers (and which

@@ -1,4 +1,4 @@
-/* report_dot.c: the model as a Graphviz digraph, every BatchNormalization
+/* dot.c: the model as a Graphviz digraph, every BatchNormalization
  * coloured by its fate in a report.
  *
  * One DOT node per ONNX node (label: op type and name), graph inputs and

@@ -1,4 +1,4 @@
-/* report_html.c: a report as one self-contained HTML page.
+/* html.c: a report as one self-contained HTML page.
  *
  * Inline CSS and inline SVG only: no script, no font, image or style sheet
  * from elsewhere, nothing that touches the network.  The page has the model
@@ -19,7 +19,7 @@
 
 #define S(x) ((x) ? (x) : "")
 
-/* thresholds of src/health.c, to colour channels as the findings do */
+/* thresholds of src/check/health.c, to colour channels as the findings do */
 #define TINY_VAR 1e-6
 #define LARGE_SCALE 1e4
 

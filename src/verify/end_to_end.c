@@ -1,84 +1,9 @@
-/* verify.c: proving a fold computes what the model computed.
- *
- * Two checks.  Local: for one fold, the original layer followed by the original
- * BatchNormalization, and the folded layer, run on the same random input shaped
- * for the layer; this needs only the layer and BN kernels, so it works on any
- * model.  End to end: the original and the folded model run on the same
- * inputs, every output compared; this needs a kernel for every operator.
- *
- * Tolerance: an element passes when |b - a| <= atol * max|a| + rtol * |a|, with
- * a the original's value and max|a| the largest magnitude of that value, so one
- * default serves values of any scale.  The defaults (1e-4, 1e-4) follow what
- * float32 allows deep in a network: folding changes the order of roundings,
- * and a BN with a tiny variance amplifies the difference downstream (up to
- * about 2e-5 of max|a| in torchvision models with randomised statistics). */
-#include "eval/eval.h"
+/* end_to_end.c: the original and the folded model compared on the same
+ * inputs, every output and every value both compute under one name. */
+#include "verify/verify.h"
 
-#include <math.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-
-#define S(x) ((x) ? (x) : "")
-
-void bnf_verify_defaults(bnf_verify_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->random_sets = 3;
-    o->seed = 1;
-    o->rtol = 1e-4;
-    o->atol = 1e-4;
-}
-
-static void index_string(const bnf_tensor *t, size_t flat, char *buf, size_t size)
-{
-    size_t used = 0, rem = flat;
-    size_t idx[BNF_MAX_RANK];
-    for (size_t d = t->rank; d-- > 0;) {
-        idx[d] = t->dims[d] ? rem % (size_t)t->dims[d] : 0;
-        rem = t->dims[d] ? rem / (size_t)t->dims[d] : 0;
-    }
-    used += (size_t)snprintf(buf, size, "[");
-    for (size_t d = 0; d < t->rank && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%zu", d ? ", " : "", idx[d]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-}
-
-/* Compares b against a under the scaled tolerance; updates r.  Returns 1 if ok. */
-static int compare_output(const char *kind, const char *name, const bnf_tensor *a,
-                          const bnf_tensor *b, const bnf_verify_options *o, bnf_verify_result *r)
-{
-    bnf_compare_result c;
-    double scale = 0, atol;
-    bnf_tensor_compare(b, a, 0, 0, &c); /* to learn max|a| */
-    scale = c.max_want;
-    atol = o->atol * scale;
-    bnf_tensor_compare(b, a, o->rtol, atol, &c);
-    if (!c.shape_ok) {
-        snprintf(r->reason, sizeof r->reason, "%s '%s' has a different shape", kind, name);
-        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
-        return 0;
-    }
-    if (c.max_abs > r->worst_abs)
-        r->worst_abs = c.max_abs;
-    if (scale > 0 && c.max_abs / scale > r->worst_rel)
-        r->worst_rel = c.max_abs / scale;
-    if (!c.pass) {
-        char where[96];
-        index_string(a, c.worst, where, sizeof where);
-        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
-        snprintf(r->worst_element, sizeof r->worst_element, "%s", where);
-        snprintf(r->reason, sizeof r->reason,
-                 "%s '%s' differs: %zu elements outside tolerance, worst at %s: %.9g vs %.9g "
-                 "(max |diff| %.3g, max |value| %.3g)",
-                 kind, name, c.n_bad, where, bnf_get_f64(b, c.worst), bnf_get_f64(a, c.worst),
-                 c.max_abs, scale);
-        return 0;
-    }
-    if (!r->worst_output[0] || (scale > 0 && c.max_abs / scale >= r->worst_rel))
-        snprintf(r->worst_output, sizeof r->worst_output, "%s", name);
-    return 1;
-}
 
 /* ---- end to end, in lockstep -------------------------------------------------------
  *
@@ -192,7 +117,7 @@ static void settle(lockstep *ls, shared *v, const bnf_tensor *a, bnf_tensor *b)
     if (ls->failed || a->dtype != b->dtype || a->rank != b->rank || a->n != b->n)
         return;
     ls->compared++;
-    if (!compare_output("value (computed by both models)", v->name, a, b, ls->o, ls->r))
+    if (!bnf_values_agree("value (computed by both models)", v->name, a, b, ls->o, ls->r))
         ls->failed = 1;
     if (a->data && b->data)
         memcpy(b->data, a->data, a->n * bnf_eval_size(a->dtype));
@@ -357,7 +282,7 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                               bnf_session_output_name(a ? sb : sa, k));
                 goto out;
             }
-            ok = compare_output("output", bnf_session_output_name(sa, k), a, b, &o, r);
+            ok = bnf_values_agree("output", bnf_session_output_name(sa, k), a, b, &o, r);
         }
         bnf_run_end(ra);
         bnf_run_end(ls.rc);
@@ -383,167 +308,5 @@ out:
     lockstep_release(&ls);
     if (rc)
         r->ran = 0;
-    return rc;
-}
-
-/* ---- local check of one fold ----------------------------------------------------- */
-
-static bnf_status array_to_tensor(const bnf_array *a, bnf_tensor *t, bnf_err *err)
-{
-    bnf_status rc = bnf_tensor_alloc(t, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, a->dims, a->rank, err);
-    if (!rc)
-        for (size_t i = 0; i < a->n; i++)
-            ((float *)t->data)[i] = (float)bnf_round_to(a->dtype, a->v[i]);
-    return rc;
-}
-
-static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_tensor *const *in,
-                           size_t n_in, bnf_tensor *out, bnf_err *err)
-{
-    const bnf_op_def *def = bnf_op_find(n->op_type, opset);
-    bnf_tensor *outs[1] = {out};
-    bnf_op_ctx ctx;
-    if (!def)
-        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "the evaluator has no %s kernel for opset %lld",
-                        S(n->op_type), (long long)opset);
-    memset(&ctx, 0, sizeof ctx);
-    ctx.node = n;
-    ctx.opset = opset;
-    ctx.in = in;
-    ctx.n_in = n_in;
-    ctx.out = outs;
-    ctx.n_out = 1;
-    ctx.threads = 1;
-    ctx.err = err;
-    return def->run(&ctx);
-}
-
-/* A scratch copy of a node, to finish the way a fold finishes the real one. */
-static Onnx__NodeProto *node_copy(const Onnx__NodeProto *n)
-{
-    size_t len = onnx__node_proto__get_packed_size(n);
-    uint8_t *buf = bnf_malloc(len ? len : 1);
-    Onnx__NodeProto *copy = NULL;
-    if (buf) {
-        onnx__node_proto__pack(n, buf);
-        copy = onnx__node_proto__unpack(&bnf_pbc_allocator, len, buf);
-        bnf_free(buf);
-    }
-    return copy;
-}
-
-bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const bnf_fold_job *job,
-                                 int64_t opset, const bnf_verify_options *o, double *rel_err,
-                                 int *pass, bnf_err *err)
-{
-    const bnf_fold_pattern *pat = job->pat;
-    const Onnx__NodeProto *layer = job->layer, *affine = job->affine;
-    bnf_tensor x = {0}, tw = {0}, tb = {0}, tnw = {0}, tnb = {0}, y = {0}, z = {0}, out = {0};
-    bnf_tensor params[8];
-    const bnf_tensor *in[8];
-    int64_t dims[BNF_MAX_RANK];
-    size_t rank = 0, n_aff = affine->n_input < 8 ? affine->n_input : 8;
-    int after = pat->position == BNF_AFTER_LAYER;
-    const char *data_in = after ? S(layer->output[0]) : S(affine->input[0]);
-    bnf_array w = {0}, nw = {0};
-    bnf_const_kind kind;
-    Onnx__NodeProto *folded = NULL;
-    bnf_verify_result r;
-    bnf_status rc;
-
-    memset(params, 0, sizeof params);
-    memset(&r, 0, sizeof r);
-    *pass = 0;
-    *rel_err = NAN;
-    /* the weights before and after, as numbers */
-    if ((rc = bnf_graph_const(m, gi, layer->input[1], &kind, &w, err)))
-        goto out;
-    if (kind != BNF_CONST_YES) {
-        rc = bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer readable", layer->input[1]);
-        goto out;
-    }
-    if ((rc = bnf_proto_read(m, job->new_w, &nw, err)) ||
-        (rc = pat->layer->input_shape(layer, &w, job->b, dims, &rank, err)) ||
-        (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
-        (rc = array_to_tensor(&w, &tw, err)) || (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
-        (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(&job->new_b, &tnb, err)))
-        goto out;
-    /* the affine node's constant operands, as they are in the model */
-    for (size_t i = 0; i < n_aff; i++) {
-        bnf_array a;
-        if (!affine->input[i] || !*affine->input[i] || strcmp(affine->input[i], data_in) == 0)
-            continue;
-        if ((rc = bnf_graph_const(m, gi, affine->input[i], &kind, &a, err)))
-            goto out;
-        if (kind != BNF_CONST_YES) {
-            rc = bnf_fail(err, BNF_ERR_INVALID, "operand '%s' is no longer readable",
-                          affine->input[i]);
-            goto out;
-        }
-        rc = array_to_tensor(&a, &params[i], err);
-        bnf_array_release(&a);
-        if (rc)
-            goto out;
-    }
-#define AFFINE_INPUTS(data)                                                             \
-    for (size_t i = 0; i < n_aff; i++)                                                  \
-        in[i] = affine->input[i] && strcmp(S(affine->input[i]), data_in) == 0 ? (data) \
-                                                                             : &params[i];
-    /* original: the two nodes in their order */
-    if (after) {
-        in[0] = &x;
-        in[1] = &tw;
-        in[2] = job->b ? &tb : NULL;
-        if ((rc = run_node(layer, opset, in, job->b ? 3 : 2, &y, err)))
-            goto out;
-        AFFINE_INPUTS(&y)
-        if ((rc = run_node(affine, opset, in, n_aff, &z, err)))
-            goto out;
-    } else {
-        AFFINE_INPUTS(&x)
-        if ((rc = run_node(affine, opset, in, n_aff, &y, err)))
-            goto out;
-        in[0] = &y;
-        in[1] = &tw;
-        in[2] = job->b ? &tb : NULL;
-        if ((rc = run_node(layer, opset, in, job->b ? 3 : 2, &z, err)))
-            goto out;
-    }
-#undef AFFINE_INPUTS
-    /* folded: the layer as the fold writes it, with its new tensors */
-    if (!(folded = node_copy(layer))) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (pat->finish && (rc = pat->finish(folded, err)))
-        goto out;
-    in[0] = &x;
-    in[1] = &tnw;
-    in[2] = &tnb;
-    if ((rc = run_node(folded, opset, in, 3, &out, err)))
-        goto out;
-    *pass = compare_output("output", S(affine->output[0]), &z, &out, o, &r);
-    *rel_err = r.worst_rel;
-out:
-    /* the pages of both weights read: back to the page cache */
-    for (int k = 0; k < 2; k++) {
-        const Onnx__TensorProto *t = k ? job->new_w : job->w_stored;
-        if (t && t->has_raw_data)
-            bnf_mapped_release_range(m, t->raw_data.data, t->raw_data.len);
-    }
-    if (folded)
-        onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
-    bnf_array_release(&w);
-    bnf_array_release(&nw);
-    bnf_tensor_release(&x);
-    bnf_tensor_release(&tw);
-    bnf_tensor_release(&tb);
-    bnf_tensor_release(&tnw);
-    bnf_tensor_release(&tnb);
-    bnf_tensor_release(&y);
-    bnf_tensor_release(&z);
-    bnf_tensor_release(&out);
-    for (int i = 0; i < 8; i++)
-        bnf_tensor_release(&params[i]);
     return rc;
 }
