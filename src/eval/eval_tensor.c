@@ -143,37 +143,30 @@ static const char *pname(const Onnx__TensorProto *p)
     return p->name ? p->name : "";
 }
 
+/* float16 / bfloat16 bits to float. */
+static float widen(int32_t dt, uint16_t h)
+{
+    return (float)(dt == BNF_T_FLOAT16 ? bnf_half_to_double(h) : bnf_bf16_to_double(h));
+}
+
 bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,
                                  bnf_err *err)
 {
-    int32_t dt = p->data_type, eval_dt = dt;
-    size_t n, es;
+    int32_t dt = p->data_type;
+    int half = dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16;
+    int32_t eval_dt = half ? BNF_T_FLOAT : dt;
+    size_t n, es = bnf_eval_size(eval_dt), stored = half ? 2 : es;
     bnf_status rc;
     const uint8_t *raw = NULL;
     uint8_t *ext = NULL;
     size_t raw_len = 0;
 
-    if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16 || dt == BNF_T_DOUBLE || dt == BNF_T_FLOAT) {
-        /* real types: through the fold's decoder (every storage form) */
-        bnf_array a;
-        if (dt == BNF_T_FLOAT16 || dt == BNF_T_BFLOAT16)
-            eval_dt = BNF_T_FLOAT;
-        if ((rc = bnf_proto_read(m, p, &a, err)))
-            return rc;
-        rc = bnf_tensor_alloc(t, eval_dt, a.dims, a.rank, err);
-        if (!rc)
-            for (size_t i = 0; i < a.n; i++)
-                bnf_set_f64(t, i, a.v[i]);
-        bnf_array_release(&a);
-        return rc;
-    }
-    es = bnf_eval_size(dt);
     if (!es)
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': the evaluator has no %s tensors",
                         pname(p), bnf_dtype_name(dt));
     if ((rc = bnf_numel(p->dims, p->n_dims, pname(p), &n, err)))
         return rc;
-    if ((rc = bnf_tensor_alloc(t, dt, p->dims, p->n_dims, err)))
+    if ((rc = bnf_tensor_alloc(t, eval_dt, p->dims, p->n_dims, err)))
         return rc;
     if (bnf_proto_is_external(p)) {
         if ((rc = bnf_proto_read_external(m, p, &ext, &raw_len, err)))
@@ -184,16 +177,42 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         raw_len = p->raw_data.len;
     }
     if (raw) {
-        if (raw_len != n * es) {
+        if (raw_len != n * stored) {
             rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' holds %zu bytes, its shape needs %zu",
-                          pname(p), raw_len, n * es);
+                          pname(p), raw_len, n * stored);
             goto fail;
         }
-        memcpy(t->data, raw, n * es);
+        if (half) {
+            float *f = t->data;
+            for (size_t i = 0; i < n; i++) {
+                uint16_t h;
+                memcpy(&h, raw + 2 * i, 2);
+                f[i] = widen(dt, h);
+            }
+        } else if (n) {
+            memcpy(t->data, raw, n * es);
+        }
+        if (!ext && m) /* the pages read: back to the page cache */
+            bnf_mapped_release_range(m, raw, raw_len);
         bnf_free(ext);
         return BNF_OK;
     }
-    if (dt == BNF_T_INT64) {
+    if (dt == BNF_T_FLOAT) {
+        if (p->n_float_data != n)
+            goto bad_count;
+        if (n)
+            memcpy(t->data, p->float_data, n * 4);
+    } else if (dt == BNF_T_DOUBLE) {
+        if (p->n_double_data != n)
+            goto bad_count;
+        if (n)
+            memcpy(t->data, p->double_data, n * 8);
+    } else if (half) {
+        if (p->n_int32_data != n)
+            goto bad_count;
+        for (size_t i = 0; i < n; i++)
+            ((float *)t->data)[i] = widen(dt, (uint16_t)p->int32_data[i]);
+    } else if (dt == BNF_T_INT64) {
         if (p->n_int64_data != n)
             goto bad_count;
         if (n)

@@ -691,62 +691,6 @@ static void *in_place(const Onnx__TensorProto *t, int32_t dtype, size_t n)
     return (void *)p;
 }
 
-/* The data of stored tensor t (raw little-endian bytes, here or in an
- * external file) decoded into a new buffer for a kernel of type dtype: a copy
- * for the same type, float16 / bfloat16 widened to float; NULL (*rc 0) for
- * other forms. */
-static void *raw_decoded(const bnf_session *s, const Onnx__TensorProto *t, int32_t dtype, size_t n,
-                         bnf_status *rc, bnf_err *err)
-{
-    size_t es = bnf_eval_size(dtype), size = 0;
-    uint8_t *ext = NULL;
-    const uint8_t *raw;
-    void *out;
-    int half = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
-               t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16;
-    *rc = BNF_OK;
-    if (t->data_type != dtype && !half)
-        return NULL;
-    if (bnf_proto_is_external(t)) {
-        if ((*rc = bnf_proto_read_external(s->m, t, &ext, &size, err)))
-            return NULL;
-        raw = ext;
-    } else if (t->has_raw_data) {
-        raw = t->raw_data.data;
-        size = t->raw_data.len;
-    } else {
-        return NULL;
-    }
-    if (size != n * (half ? 2 : es)) {
-        bnf_free(ext);
-        *rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s': %zu bytes of data for %zu values",
-                       t->name ? t->name : "", size, n);
-        return NULL;
-    }
-    if (ext && !half)
-        return ext; /* read for us: already the kernel's bytes */
-    if (!(out = bnf_malloc(n * es > 0 ? n * es : 1))) {
-        bnf_free(ext);
-        *rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (!half) {
-        memcpy(out, raw, n * es);
-    } else {
-        float *f = out;
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, raw + 2 * i, 2);
-            f[i] = (float)(t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16
-                               ? bnf_half_to_double(h) : bnf_bf16_to_double(h));
-        }
-    }
-    if (!ext) /* the pages read: back to the page cache */
-        bnf_mapped_release_range(s->m, raw, size);
-    bnf_free(ext);
-    return out;
-}
-
 /* Makes weight w's data there for a kernel: in place, or decoded. */
 static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
 {
@@ -759,11 +703,6 @@ static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
         w->t.data = p;
         w->borrowed = 1;
         return BNF_OK;
-    }
-    if ((p = raw_decoded(s, w->proto, w->t.dtype, w->t.n, &rc, err)) || rc) {
-        w->t.data = p;
-        w->borrowed = 0;
-        return rc;
     }
     if ((rc = bnf_tensor_from_proto(s->m, w->proto, &t, err)))
         return rc;

@@ -17,6 +17,24 @@ static bnf_status array_to_tensor(const bnf_array *a, bnf_tensor *t, bnf_err *er
     return rc;
 }
 
+/* A stored tensor as the float tensor the layer's kernel reads (double
+ * weights narrowed, as the evaluator's Conv and Gemm compute in float). */
+static bnf_status stored_as_float(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,
+                                  bnf_err *err)
+{
+    bnf_tensor d = {0};
+    bnf_status rc = bnf_tensor_from_proto(m, p, t, err);
+    if (rc || t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+        return rc;
+    d = *t;
+    memset(t, 0, sizeof *t);
+    if (!(rc = bnf_tensor_alloc(t, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, d.dims, d.rank, err)))
+        for (size_t i = 0; i < d.n; i++)
+            ((float *)t->data)[i] = (float)((const double *)d.data)[i];
+    bnf_tensor_release(&d);
+    return rc;
+}
+
 static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_tensor *const *in,
                            size_t n_in, bnf_tensor *out, bnf_err *err)
 {
@@ -65,7 +83,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
     size_t rank = 0, n_aff = affine->n_input < 8 ? affine->n_input : 8;
     int after = pat->position == BNF_AFTER_LAYER;
     const char *data_in = after ? S(layer->output[0]) : S(affine->input[0]);
-    bnf_array w = {0}, nw = {0};
+    bnf_array w = {0};
     bnf_const_kind kind;
     Onnx__NodeProto *folded = NULL;
     bnf_verify_result r;
@@ -75,18 +93,20 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
     memset(&r, 0, sizeof r);
     *pass = 0;
     *rel_err = NAN;
-    /* the weights before and after, as numbers */
-    if ((rc = bnf_graph_const(m, gi, layer->input[1], &kind, &w, err)))
-        goto out;
-    if (kind != BNF_CONST_YES) {
-        rc = bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer readable", layer->input[1]);
-        goto out;
+    /* the weights before and after, as the kernels read them: from where the
+     * model and the fold keep them (a Constant's value_floats as numbers) */
+    if (job->w_stored) {
+        rc = stored_as_float(m, job->w_stored, &tw, err);
+    } else if (!(rc = bnf_graph_const(m, gi, layer->input[1], &kind, &w, err))) {
+        rc = kind == BNF_CONST_YES ? array_to_tensor(&w, &tw, err)
+                                   : bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer "
+                                              "readable", layer->input[1]);
     }
-    if ((rc = bnf_proto_read(m, job->new_w, &nw, err)) ||
-        (rc = pat->layer->input_shape(layer, &w, job->b, dims, &rank, err)) ||
+    if (rc || (rc = stored_as_float(m, job->new_w, &tnw, err)) ||
+        (rc = pat->layer->input_shape(layer, job->w, job->b, dims, &rank, err)) ||
         (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
-        (rc = array_to_tensor(&w, &tw, err)) || (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
-        (rc = array_to_tensor(&nw, &tnw, err)) || (rc = array_to_tensor(&job->new_b, &tnb, err)))
+        (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
+        (rc = array_to_tensor(&job->new_b, &tnb, err)))
         goto out;
     /* the affine node's constant operands, as they are in the model */
     for (size_t i = 0; i < n_aff; i++) {
@@ -154,7 +174,6 @@ out:
     if (folded)
         onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
     bnf_array_release(&w);
-    bnf_array_release(&nw);
     bnf_tensor_release(&x);
     bnf_tensor_release(&tw);
     bnf_tensor_release(&tb);
