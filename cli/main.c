@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -843,10 +844,25 @@ static void openblas_single_thread(char **argv)
         execv("/proc/self/exe", argv);
 }
 
+/* glibc's malloc hands large blocks back to the kernel as soon as they are
+ * freed, and takes them again with fresh zeroed pages: on a virtual machine a
+ * page fault costs microseconds, and the evaluator frees and takes the same
+ * sizes node after node (activations, packed weights).  Blocks up to 32 MiB
+ * come from the heap and stay there for the next one (the process's peak
+ * memory is the same: what it needs at once). */
+static void keep_freed_memory(void)
+{
+#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     int kept = 0;
     openblas_single_thread(argv);
+    keep_freed_memory();
     for (int i = 0; i < argc; i++) { /* --quiet / -q anywhere */
         if (i > 0 && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")))
             quiet = 1;

@@ -702,6 +702,10 @@ static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
     if ((p = in_place(w->proto, w->t.dtype, w->t.n))) {
         w->t.data = p;
         w->borrowed = 1;
+        /* its pages mapped in with one call, not a fault each (a lean session gave
+         * them back after the last node that read them) */
+        if (s->lean)
+            bnf_pages_prefetch(p, w->t.n * bnf_eval_size(w->t.dtype));
         return BNF_OK;
     }
     if ((rc = bnf_tensor_from_proto(s->m, w->proto, &t, err)))
