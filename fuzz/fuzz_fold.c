@@ -69,18 +69,21 @@ static void fold_once(const uint8_t *data, size_t size, int verify)
     if (verify && !fuzz_small_inputs(m, VERIFY_MAX_ELEMS))
         goto out;
 
-    memset(&err, 0, sizeof err);
-    rc = bnf_inspect(m, &insp, &err);
-    check_status(rc, &err, "bnf_inspect");
-    FUZZ_CHECK(rc || insp, "inspect succeeded without a report");
-    if (insp)
-        write_reports(insp);
-
     bnf_fold_defaults(&fo);
     fo.verify = verify;
     fo.check.threads = 1;
     fo.check.random_sets = 1;
     fo.check.seed = fuzz_seed(data, size);
+
+    /* inspect is asked with the options fold gets: it foresees the local check only
+     * when the fold would run one */
+    memset(&err, 0, sizeof err);
+    rc = bnf_inspect_with(m, &fo, &insp, &err);
+    check_status(rc, &err, "bnf_inspect_with");
+    FUZZ_CHECK(rc || insp, "inspect succeeded without a report");
+    if (insp)
+        write_reports(insp);
+
     memset(&err, 0, sizeof err);
     rc = bnf_fold(m, &fo, &r, &err);
     check_status(rc, &err, "bnf_fold");
@@ -102,7 +105,7 @@ static void fold_once(const uint8_t *data, size_t size, int verify)
     if (rc == BNF_OK && !verify) {
         bnf_report *r2 = NULL;
         memset(&err, 0, sizeof err);
-        rc = bnf_inspect(again, &r2, &err);
+        rc = bnf_inspect_with(again, &fo, &r2, &err);
         check_status(rc, &err, "bnf_inspect (folded)");
         if (rc == BNF_OK)
             FUZZ_CHECK(r2->n_folded == 0,
