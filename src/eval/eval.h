@@ -126,7 +126,20 @@ typedef struct {
     unsigned const_in;          /* bit j: input j is a session constant (a weight: the
                                  * same tensor, unchanged, in every run); what the
                                  * cache keeps may depend on those inputs only */
+    unsigned streamed_in;       /* bit j: input j is a large weight a lean session left
+                                 * where it is stored: its tensor has type and shape, no
+                                 * data; the kernel reads it with bnf_in_rows */
+    const bnf_model *model;     /* the session's model, for streamed inputs */
+    const Onnx__TensorProto *const *stored; /* n_in: streamed input j's stored tensor */
 } bnf_op_ctx;
+
+/* Rows [r0, r0 + nr) of streamed input j (float, rows along its first
+ * dimension) in *p: in place when the stored bytes are aligned, else copied to
+ * scratch (nr rows); bnf_in_rows_done gives their pages back to the page cache
+ * once the kernel is done with them (eval/session.c). */
+void bnf_in_rows(const bnf_op_ctx *ctx, size_t j, size_t r0, size_t nr, float *scratch,
+                 const float **p);
+void bnf_in_rows_done(const bnf_op_ctx *ctx, size_t j, size_t r0, size_t nr);
 
 typedef bnf_status (*bnf_kernel)(bnf_op_ctx *ctx);
 
@@ -372,6 +385,14 @@ void bnf_parallel(const bnf_op_ctx *ctx, size_t t, size_t n, bnf_range_fn fn, vo
  * (AVX2 + FMA), BNF_ISA_AVX512 (AVX-512F with AVX2 + FMA). */
 enum { BNF_ISA_BASE, BNF_ISA_AVX2, BNF_ISA_AVX512 };
 int bnf_cpu_isa(void); /* (eval/kernels/vecmath.c) */
+
+/* Whether every element of b is a's within tolerance (verify/tolerance.c): b[i]
+ * == a[i] or |b[i] - a[i]| <= atol_rel * max|a| + rtol * |a[i]|, in double.
+ * *max_want = max|a| over the elements where neither is NaN and a is finite;
+ * when it returns 1, *max_abs = the largest |b[i] - a[i]|.  0 says only that
+ * some element fails or is NaN (eval/kernels/within.c). */
+int bnf_f32_within(const float *a, const float *b, size_t n, double rtol, double atol_rel,
+                   double *max_want, double *max_abs);
 
 /* Four floats, with the GCC/Clang vector extension: plain C operators compile
  * to SIMD whatever the optimisation level (gcc -O2 does not vectorise loops of

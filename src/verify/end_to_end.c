@@ -16,37 +16,63 @@
  * pile up into one comparison.  B on its own gives the outputs, compared with
  * A's: where rounding does pile up.  B's nodes run as soon as every shared
  * value they read is corrected, so the runs stay a few nodes apart and memory
- * holds a few values of each, not a whole run's.  The sessions are lean: a
- * node's decoded or packed weights are made for it and given back after it
- * (B's after both of B's runs had the node). */
+ * holds a few values of each, not a whole run's.
+ *
+ * Every input set goes through a node before the next node runs: the
+ * sessions are lean, a node's decoded or packed weights are made once for
+ * it, used by every set's runs and given back after it.  The first value
+ * found outside tolerance (earliest node, then lowest set) stops the check. */
 
 enum { WAITING, A_FIRST, B_FIRST, SETTLED };
 
-/* A value both graphs make. */
+/* A value both graphs make, in one input set. */
 typedef struct {
-    char *name;
-    int state;            /* per input set: WAITING until one run made it */
+    int state;            /* WAITING until one run made it */
     bnf_tensor held;      /* A_FIRST: A's value; B_FIRST and no reader left: B's */
 } shared;
 
+typedef struct lockstep lockstep;
+
+/* One input set's runs and shared values. */
 typedef struct {
-    bnf_strmap *index;    /* name -> index in vals */
-    shared *vals;
+    lockstep *ls;
+    bnf_tensors in;
+    bnf_run *ra, *rc, *ri; /* A, B corrected, B on its own */
+    shared *vals;          /* ls->n */
+    size_t compared;
+} set_runs;
+
+struct lockstep {
+    bnf_strmap *index;    /* name -> index in names */
+    char **names;
     size_t n;
-    bnf_run *rc;          /* B corrected */
+    set_runs *sets;
+    size_t n_sets;
     const bnf_verify_options *o;  /* tolerance of the values */
     bnf_verify_result *r;
-    size_t compared;
     int failed;
-} lockstep;
+};
+
+static void set_release(set_runs *s, size_t n)
+{
+    for (size_t i = 0; s->vals && i < n; i++)
+        bnf_tensor_release(&s->vals[i].held);
+    bnf_free(s->vals);
+    bnf_run_free(s->ra);
+    bnf_run_free(s->rc);
+    bnf_run_free(s->ri);
+    bnf_tensors_release(&s->in); /* the runs borrowed them */
+    memset(s, 0, sizeof *s);
+}
 
 static void lockstep_release(lockstep *ls)
 {
-    for (size_t i = 0; i < ls->n; i++) {
-        bnf_tensor_release(&ls->vals[i].held);
-        bnf_free(ls->vals[i].name);
-    }
-    bnf_free(ls->vals);
+    for (size_t k = 0; ls->sets && k < ls->n_sets; k++)
+        set_release(&ls->sets[k], ls->n);
+    bnf_free(ls->sets);
+    for (size_t i = 0; i < ls->n; i++)
+        bnf_free(ls->names[i]);
+    bnf_free(ls->names);
     bnf_strmap_free(ls->index);
     memset(ls, 0, sizeof *ls);
 }
@@ -86,18 +112,17 @@ static bnf_status lockstep_collect(lockstep *ls, const bnf_model *a, const bnf_m
                 continue;
             if (ls->n == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
-                shared *grown = bnf_realloc(ls->vals, ncap * sizeof *grown);
+                char **grown = bnf_realloc(ls->names, ncap * sizeof *grown);
                 if (!grown) {
                     rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
                     goto out;
                 }
-                ls->vals = grown;
+                ls->names = grown;
                 cap = ncap;
             }
-            memset(&ls->vals[ls->n], 0, sizeof ls->vals[ls->n]);
-            if (!(ls->vals[ls->n].name = bnf_strdup(nm)) ||
-                bnf_strmap_put(ls->index, ls->vals[ls->n].name, (intptr_t)ls->n)) {
-                bnf_free(ls->vals[ls->n].name);
+            if (!(ls->names[ls->n] = bnf_strdup(nm)) ||
+                bnf_strmap_put(ls->index, ls->names[ls->n], (intptr_t)ls->n)) {
+                bnf_free(ls->names[ls->n]);
                 rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
                 goto out;
             }
@@ -108,16 +133,17 @@ out:
     return rc;
 }
 
-/* A's value a and B-corrected's value b of one shared value: compared (when
+/* A's value a and B-corrected's value b of shared value i: compared (when
  * they are the same kind of value), then b takes a's elements. */
-static void settle(lockstep *ls, shared *v, const bnf_tensor *a, bnf_tensor *b)
+static void settle(set_runs *s, size_t i, const bnf_tensor *a, bnf_tensor *b)
 {
-    v->state = SETTLED;
+    lockstep *ls = s->ls;
+    s->vals[i].state = SETTLED;
     /* values of another type or shape are not the same value: not compared */
     if (ls->failed || a->dtype != b->dtype || a->rank != b->rank || a->n != b->n)
         return;
-    ls->compared++;
-    if (!bnf_values_agree("value (computed by both models)", v->name, a, b, ls->o, ls->r))
+    s->compared++;
+    if (!bnf_values_agree("value (computed by both models)", ls->names[i], a, b, ls->o, ls->r))
         ls->failed = 1;
     if (a->data && b->data)
         memcpy(b->data, a->data, a->n * bnf_eval_size(a->dtype));
@@ -126,22 +152,22 @@ static void settle(lockstep *ls, shared *v, const bnf_tensor *a, bnf_tensor *b)
 /* A made value t. */
 static bnf_status seen_by_a(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
 {
-    lockstep *ls = ctx;
+    set_runs *s = ctx;
     intptr_t i;
     shared *v;
-    if (!bnf_strmap_get(ls->index, name, &i))
+    if (!bnf_strmap_get(s->ls->index, name, &i))
         return BNF_OK;
-    v = &ls->vals[i];
+    v = &s->vals[i];
     if (v->state == WAITING) { /* B has not made it yet: keep A's */
         v->state = A_FIRST;
         return bnf_tensor_copy(&v->held, t, err);
     }
     if (v->state == B_FIRST) { /* B's, held by B's run (its readers wait) or here */
-        bnf_tensor *b = bnf_run_value(ls->rc, name, NULL);
+        bnf_tensor *b = bnf_run_value(s->rc, name, NULL);
         if (b && !v->held.data) {
-            settle(ls, v, t, b);
+            settle(s, (size_t)i, t, b);
         } else {
-            settle(ls, v, t, &v->held);
+            settle(s, (size_t)i, t, &v->held);
             bnf_tensor_release(&v->held);
         }
     }
@@ -151,15 +177,15 @@ static bnf_status seen_by_a(void *ctx, const char *name, bnf_tensor *t, bnf_err 
 /* B-corrected made value t. */
 static bnf_status seen_by_b(void *ctx, const char *name, bnf_tensor *t, bnf_err *err)
 {
-    lockstep *ls = ctx;
+    set_runs *s = ctx;
     intptr_t i;
     size_t left = 0;
     shared *v;
-    if (!bnf_strmap_get(ls->index, name, &i))
+    if (!bnf_strmap_get(s->ls->index, name, &i))
         return BNF_OK;
-    v = &ls->vals[i];
+    v = &s->vals[i];
     if (v->state == A_FIRST) {
-        settle(ls, v, &v->held, t);
+        settle(s, (size_t)i, &v->held, t);
         bnf_tensor_release(&v->held);
         return BNF_OK;
     }
@@ -167,47 +193,51 @@ static bnf_status seen_by_b(void *ctx, const char *name, bnf_tensor *t, bnf_err 
         return BNF_OK;
     v->state = B_FIRST;
     /* the run frees a value nobody reads as soon as it is made: keep a copy */
-    bnf_run_value(ls->rc, name, &left);
+    bnf_run_value(s->rc, name, &left);
     return left ? BNF_OK : bnf_tensor_copy(&v->held, t, err);
 }
 
-/* Whether B's node i may run: every shared value it reads is settled. */
+/* Whether B's node may run: every shared value it reads is settled (the
+ * sets go through the nodes together: the first set tells for all). */
 static int b_ready(const lockstep *ls, const Onnx__NodeProto *n)
 {
     for (size_t j = 0; j < n->n_input && ls->n; j++) {
         intptr_t i;
         if (n->input[j] && *n->input[j] && bnf_strmap_get(ls->index, n->input[j], &i) &&
-            ls->vals[i].state != SETTLED)
+            ls->sets[0].vals[i].state != SETTLED)
             return 0;
     }
     return 1;
 }
 
-/* One input set through the three runs. */
-static bnf_status lockstep_set(lockstep *ls, bnf_session *sa, bnf_session *sb, bnf_run *ra,
-                               bnf_run *ri, const bnf_tensors *in, bnf_err *err)
+/* Every input set through the three runs, node by node. */
+static bnf_status lockstep_run(lockstep *ls, bnf_session *sa, bnf_session *sb, bnf_err *err)
 {
     size_t na = bnf_session_n_nodes(sa), nb = bnf_session_n_nodes(sb), ia = 0, ib = 0;
+    bnf_observer by_a = ls->n ? seen_by_a : NULL, by_b = ls->n ? seen_by_b : NULL;
     bnf_status rc;
-    for (size_t k = 0; k < ls->n; k++) {
-        ls->vals[k].state = WAITING;
-        bnf_tensor_release(&ls->vals[k].held);
+    for (size_t k = 0; k < ls->n_sets; k++) {
+        set_runs *s = &ls->sets[k];
+        if ((rc = bnf_run_start(s->ra, s->in.ptr, err)) ||
+            (rc = bnf_run_start(s->rc, s->in.ptr, err)) ||
+            (rc = bnf_run_start(s->ri, s->in.ptr, err)))
+            return rc;
     }
-    ls->compared = 0;
-    if ((rc = bnf_run_start(ra, in->ptr, err)) || (rc = bnf_run_start(ls->rc, in->ptr, err)) ||
-        (rc = bnf_run_start(ri, in->ptr, err)))
-        return rc;
     while ((ia < na || ib < nb) && !ls->failed) {
         if (ia < na) {
-            if ((rc = bnf_run_node(ra, ia, ls->n ? seen_by_a : NULL, ls, err)))
-                return rc;
+            for (size_t k = 0; k < ls->n_sets && !ls->failed; k++)
+                if ((rc = bnf_run_node(ls->sets[k].ra, ia, by_a, &ls->sets[k], err)))
+                    return rc;
             bnf_session_node_release(sa, ia++);
+            if (ls->o->progress)
+                ls->o->progress(ls->o->progress_ctx, "verify", ia, na);
         }
         /* B as far as it can go; when A is done, every shared value is made */
         while (ib < nb && !ls->failed && (ia == na || b_ready(ls, bnf_session_node(sb, ib)))) {
-            if ((rc = bnf_run_node(ls->rc, ib, ls->n ? seen_by_b : NULL, ls, err)) ||
-                (rc = bnf_run_node(ri, ib, NULL, NULL, err)))
-                return rc;
+            for (size_t k = 0; k < ls->n_sets && !ls->failed; k++)
+                if ((rc = bnf_run_node(ls->sets[k].rc, ib, by_b, &ls->sets[k], err)) ||
+                    (rc = bnf_run_node(ls->sets[k].ri, ib, NULL, NULL, err)))
+                    return rc;
             bnf_session_node_release(sb, ib++);
         }
     }
@@ -220,9 +250,7 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     bnf_verify_options o, ov;
     bnf_session_options so = {0};
     bnf_session *sa = NULL, *sb = NULL;
-    bnf_run *ra = NULL, *ri = NULL;
-    bnf_tensors in = {0};
-    size_t n_in, n_out, total_sets;
+    size_t n_in, n_out;
     lockstep ls;
     bnf_status rc;
 
@@ -251,9 +279,6 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                      i, bnf_session_input_name(sa, i), bnf_session_input_name(sb, i));
             goto out;
         }
-    if ((rc = bnf_run_new(sa, &ra, err)) || (rc = bnf_run_new(sb, &ls.rc, err)) ||
-        (rc = bnf_run_new(sb, &ri, err)))
-        goto out;
     r->outputs = n_out;
     ov = o;
     if (o.values_loosen > 0) {
@@ -264,48 +289,56 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     ls.r = r;
     if (!o.outputs_only && (rc = lockstep_collect(&ls, ma, mb, err)))
         goto out;
-    total_sets = o.random_sets + (o.n_given ? 1 : 0);
-    for (size_t set = 0; set < total_sets; set++) {
-        int given_set = o.n_given && set == o.random_sets;
-        int ok;
+    ls.n_sets = o.random_sets + (o.n_given ? 1 : 0);
+    if (ls.n_sets && !(ls.sets = bnf_calloc(ls.n_sets, sizeof *ls.sets))) {
+        ls.n_sets = 0;
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < ls.n_sets; k++) {
+        set_runs *s = &ls.sets[k];
+        int given_set = o.n_given && k == o.random_sets;
+        s->ls = &ls;
+        if (ls.n && !(s->vals = bnf_calloc(ls.n, sizeof *s->vals))) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         if ((rc = bnf_session_make_inputs(sa, given_set ? o.given : NULL,
                                           given_set ? o.n_given : 0, o.dims, o.n_dims,
-                                          o.seed + 7919 * set, &in, err)) ||
-            (rc = lockstep_set(&ls, sa, sb, ra, ri, &in, err)))
+                                          o.seed + 7919 * k, &s->in, err)) ||
+            (rc = bnf_run_new(sa, &s->ra, err)) || (rc = bnf_run_new(sb, &s->rc, err)) ||
+            (rc = bnf_run_new(sb, &s->ri, err)))
             goto out;
-        r->values = ls.compared;
-        ok = !ls.failed;
-        for (size_t k = 0; k < n_out && ok; k++) {
-            const bnf_tensor *a = bnf_run_output(ra, k), *b = bnf_run_output(ri, k);
+    }
+    if (ls.n_sets && (rc = lockstep_run(&ls, sa, sb, err)))
+        goto out;
+    r->ran = 1;
+    for (size_t k = 0; k < ls.n_sets; k++) /* values compared in one set */
+        if (ls.sets[k].compared > r->values)
+            r->values = ls.sets[k].compared;
+    if (ls.failed)
+        goto out;
+    for (size_t k = 0; k < ls.n_sets; k++) {
+        set_runs *s = &ls.sets[k];
+        int ok = 1;
+        for (size_t j = 0; j < n_out && ok; j++) {
+            const bnf_tensor *a = bnf_run_output(s->ra, j), *b = bnf_run_output(s->ri, j);
             if (!a || !b) {
                 rc = bnf_fail(err, BNF_ERR_INVALID, "graph output '%s' is not computed",
-                              bnf_session_output_name(a ? sb : sa, k));
+                              bnf_session_output_name(a ? sb : sa, j));
                 goto out;
             }
-            ok = bnf_values_agree("output", bnf_session_output_name(sa, k), a, b, &o, r);
+            ok = bnf_values_agree("output", bnf_session_output_name(sa, j), a, b, &o, r);
         }
-        bnf_run_end(ra);
-        bnf_run_end(ls.rc);
-        bnf_run_end(ri);
-        bnf_tensors_release(&in);
         r->sets++;
-        if (o.progress)
-            o.progress(o.progress_ctx, "verify", r->sets, total_sets);
-        if (!ok) {
-            r->ran = 1;
+        if (!ok)
             goto out;
-        }
     }
-    r->ran = 1;
     r->equivalent = 1;
 out:
-    bnf_tensors_release(&in);
-    bnf_run_free(ra);
-    bnf_run_free(ls.rc);
-    bnf_run_free(ri);
+    lockstep_release(&ls);
     bnf_session_free(sa);
     bnf_session_free(sb);
-    lockstep_release(&ls);
     if (rc)
         r->ran = 0;
     return rc;

@@ -19,11 +19,34 @@ static bnf_status array_to_tensor(const bnf_array *a, bnf_tensor *t, bnf_err *er
 
 /* A stored tensor as the float tensor the layer's kernel reads (double
  * weights narrowed, as the evaluator's Conv and Gemm compute in float). */
+/* A stored weight as the kernels read it, float: its bytes in place when they
+ * are float32 and aligned (*borrowed = 1: not to be freed), else decoded. */
 static bnf_status stored_as_float(const bnf_model *m, const Onnx__TensorProto *p, bnf_tensor *t,
-                                  bnf_err *err)
+                                  int *borrowed, bnf_err *err)
 {
     bnf_tensor d = {0};
-    bnf_status rc = bnf_tensor_from_proto(m, p, t, err);
+    bnf_status rc;
+    size_t n;
+    const void *in = NULL;
+
+    *borrowed = 0;
+    if (p->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && !bnf_proto_is_external(p) &&
+        p->n_dims <= BNF_MAX_RANK && bnf_numel(p->dims, p->n_dims, "", &n, NULL) == BNF_OK) {
+        if (p->has_raw_data && p->raw_data.len == n * sizeof(float))
+            in = p->raw_data.data;
+        else if (!p->has_raw_data && p->n_float_data == n)
+            in = p->float_data;
+        if (in && n && (uintptr_t)in % sizeof(float) == 0) {
+            t->dtype = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+            t->rank = p->n_dims;
+            memcpy(t->dims, p->dims, p->n_dims * sizeof *p->dims);
+            t->n = n;
+            t->data = (void *)(uintptr_t)in;
+            *borrowed = 1;
+            return BNF_OK;
+        }
+    }
+    rc = bnf_tensor_from_proto(m, p, t, err);
     if (rc || t->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
         return rc;
     d = *t;
@@ -33,6 +56,19 @@ static bnf_status stored_as_float(const bnf_model *m, const Onnx__TensorProto *p
             ((float *)t->data)[i] = (float)((const double *)d.data)[i];
     bnf_tensor_release(&d);
     return rc;
+}
+
+/* Lets go of a weight stored_as_float made: a borrowed one's pages go back
+ * to the page cache (a mapped model's), a decoded one is freed. */
+static void stored_release(const bnf_model *m, bnf_tensor *t, int borrowed)
+{
+    if (borrowed) {
+        if (m)
+            bnf_mapped_release_range(m, t->data, t->n * sizeof(float));
+        memset(t, 0, sizeof *t);
+    } else {
+        bnf_tensor_release(t);
+    }
 }
 
 static bnf_status run_node(const Onnx__NodeProto *n, int64_t opset, const bnf_tensor *const *in,
@@ -84,6 +120,7 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
     int after = pat->position == BNF_AFTER_LAYER;
     const char *data_in = after ? S(layer->output[0]) : S(affine->input[0]);
     bnf_array w = {0};
+    int tw_borrowed = 0, tnw_borrowed = 0;
     bnf_const_kind kind;
     Onnx__NodeProto *folded = NULL;
     bnf_verify_result r;
@@ -96,13 +133,13 @@ bnf_status bnf_verify_fold_local(const bnf_model *m, const bnf_graph *gi, const 
     /* the weights before and after, as the kernels read them: from where the
      * model and the fold keep them (a Constant's value_floats as numbers) */
     if (job->w_stored) {
-        rc = stored_as_float(m, job->w_stored, &tw, err);
+        rc = stored_as_float(m, job->w_stored, &tw, &tw_borrowed, err);
     } else if (!(rc = bnf_graph_const(m, gi, layer->input[1], &kind, &w, err))) {
         rc = kind == BNF_CONST_YES ? array_to_tensor(&w, &tw, err)
                                    : bnf_fail(err, BNF_ERR_INVALID, "weight '%s' is no longer "
                                               "readable", layer->input[1]);
     }
-    if (rc || (rc = stored_as_float(m, job->new_w, &tnw, err)) ||
+    if (rc || (rc = stored_as_float(m, job->new_w, &tnw, &tnw_borrowed, err)) ||
         (rc = pat->layer->input_shape(layer, job->w, job->b, dims, &rank, err)) ||
         (rc = bnf_tensor_random(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, rank, 12345, err)) ||
         (job->b && (rc = array_to_tensor(job->b, &tb, err))) ||
@@ -175,9 +212,9 @@ out:
         onnx__node_proto__free_unpacked(folded, &bnf_pbc_allocator);
     bnf_array_release(&w);
     bnf_tensor_release(&x);
-    bnf_tensor_release(&tw);
+    stored_release(m, &tw, tw_borrowed);
     bnf_tensor_release(&tb);
-    bnf_tensor_release(&tnw);
+    stored_release(m, &tnw, tnw_borrowed);
     bnf_tensor_release(&tnb);
     bnf_tensor_release(&y);
     bnf_tensor_release(&z);

@@ -96,7 +96,12 @@ int bnf_values_agree(const char *kind, const char *name, const bnf_tensor *a,
                  (a->rank == 0 || memcmp(a->dims, b->dims, a->rank * sizeof *a->dims) == 0);
     if (c.shape_ok && a->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
         b->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
-        compare_f32(a->data, b->data, a->n, o->rtol, o->atol, &c);
+        /* the vectorised screen; the exact pass only when an element fails */
+        if (bnf_f32_within(a->data, b->data, a->n, o->rtol, o->atol, &c.max_want,
+                           &c.max_abs))
+            c.pass = 1;
+        else
+            compare_f32(a->data, b->data, a->n, o->rtol, o->atol, &c);
         scale = c.max_want;
     } else {
         bnf_tensor_compare(b, a, 0, 0, &c); /* to learn max|a| */
