@@ -267,6 +267,172 @@ static void test_tensor_files_round_trip(void **state)
     free(dir);
 }
 
+/* A Gemm whose B is large (18 MB) in a lean session (the verifier's): B is
+ * read a few rows at a time from where the file holds it, aligned or not (the
+ * initializer's name moves its bytes), for both layouts of B.  Each gives what
+ * a plain double-precision product gives, and what a session that reads B
+ * whole gives. */
+static void test_lean_gemm_streams_big_weight(void **state)
+{
+    enum { M = 2, K = 1024, N = 4500 };
+    char *dir = temp_dir(), path[4096];
+    float *w = malloc((size_t)K * N * sizeof *w), xv[M * K], cv[N];
+    int aligned = 0; /* bit 0: B's bytes seen misaligned, bit 1: aligned */
+    (void)state;
+    assert_non_null(w);
+    for (size_t i = 0; i < (size_t)K * N; i++)
+        w[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+    for (size_t i = 0; i < M * K; i++)
+        xv[i] = (float)((i * 40503u) % 101) / 50.0f - 1.0f;
+    for (size_t i = 0; i < N; i++)
+        cv[i] = (float)i / N;
+    for (int tb = 0; tb <= 1; tb++)
+        for (int shift = 0; shift < 4; shift++) {
+            Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+            Onnx__OperatorSetIdProto op = ONNX__OPERATOR_SET_ID_PROTO__INIT, *ops[1] = {&op};
+            Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+            Onnx__NodeProto node = ONNX__NODE_PROTO__INIT, *nodes[1] = {&node};
+            Onnx__AttributeProto at = ONNX__ATTRIBUTE_PROTO__INIT, *ats[1] = {&at};
+            Onnx__TensorProto tw = ONNX__TENSOR_PROTO__INIT, tc = ONNX__TENSOR_PROTO__INIT;
+            Onnx__TensorProto *inits[2] = {&tw, &tc};
+            Onnx__ValueInfoProto vx = ONNX__VALUE_INFO_PROTO__INIT, vy = ONNX__VALUE_INFO_PROTO__INIT;
+            Onnx__ValueInfoProto *gin[1] = {&vx}, *gout[1] = {&vy};
+            Onnx__TypeProto tx = ONNX__TYPE_PROTO__INIT, ty = ONNX__TYPE_PROTO__INIT;
+            Onnx__TypeProto__Tensor ttx = ONNX__TYPE_PROTO__TENSOR__INIT,
+                                    tty = ONNX__TYPE_PROTO__TENSOR__INIT;
+            Onnx__TensorShapeProto sx = ONNX__TENSOR_SHAPE_PROTO__INIT;
+            Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
+                                              d1 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+            Onnx__TensorShapeProto__Dimension *dx[2] = {&d0, &d1};
+            char wname[8] = "w";
+            char *node_in[3] = {"x", wname, "c"}, *node_out[1] = {"y"};
+            int64_t wdims[2] = {tb ? N : K, tb ? K : N}, cdims[1] = {N}, xdims[2] = {M, K};
+            float *wt = malloc((size_t)K * N * sizeof *wt);
+            bnf_model *m;
+            bnf_err err = {0};
+            bnf_tensor x = {0}, full[1], lean[1];
+            const bnf_tensor *in[1] = {&x};
+            uint8_t *buf;
+            size_t len;
+            FILE *f;
+
+            assert_non_null(wt);
+            for (size_t r = 0; r < (size_t)K; r++) /* B as stored: W (k x n) or its transpose */
+                for (size_t c = 0; c < (size_t)N; c++)
+                    wt[tb ? c * K + r : r * N + c] = w[r * N + c];
+            memset(wname + 1, 'w', (size_t)shift);
+            op.has_version = 1;
+            op.version = 13;
+            mp.has_ir_version = 1;
+            mp.ir_version = 8;
+            mp.n_opset_import = 1;
+            mp.opset_import = ops;
+            mp.graph = &g;
+            g.name = "g";
+            g.n_node = 1;
+            g.node = nodes;
+            node.op_type = "Gemm";
+            node.name = "gemm";
+            node.n_input = 3;
+            node.input = node_in;
+            node.n_output = 1;
+            node.output = node_out;
+            at.name = "transB";
+            at.has_type = 1;
+            at.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            at.has_i = 1;
+            at.i = tb;
+            node.n_attribute = 1;
+            node.attribute = ats;
+            tw.name = wname;
+            tw.has_data_type = tc.has_data_type = 1;
+            tw.data_type = tc.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+            tw.n_dims = 2;
+            tw.dims = wdims;
+            tw.has_raw_data = 1;
+            tw.raw_data.len = (size_t)K * N * sizeof(float);
+            tw.raw_data.data = (uint8_t *)wt;
+            tc.name = "c";
+            tc.n_dims = 1;
+            tc.dims = cdims;
+            tc.n_float_data = N;
+            tc.float_data = cv;
+            g.n_initializer = 2;
+            g.initializer = inits;
+            d0.value_case = d1.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            d0.dim_value = M;
+            d1.dim_value = K;
+            sx.n_dim = 2;
+            sx.dim = dx;
+            ttx.has_elem_type = tty.has_elem_type = 1;
+            ttx.elem_type = tty.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+            ttx.shape = &sx;
+            tx.value_case = ty.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+            tx.tensor_type = &ttx;
+            ty.tensor_type = &tty;
+            vx.name = "x";
+            vx.type = &tx;
+            vy.name = "y";
+            vy.type = &ty;
+            g.n_input = 1;
+            g.input = gin;
+            g.n_output = 1;
+            g.output = gout;
+            len = onnx__model_proto__get_packed_size(&mp);
+            buf = malloc(len);
+            assert_non_null(buf);
+            onnx__model_proto__pack(&mp, buf);
+            snprintf(path, sizeof path, "%s/gemm.onnx", dir);
+            f = fopen(path, "wb");
+            assert_non_null(f);
+            assert_int_equal(fwrite(buf, 1, len, f), len);
+            fclose(f);
+            free(buf);
+            free(wt);
+
+            if (bnf_model_load(path, &m, &err) != BNF_OK)
+                fail_msg("load: %s", err.msg);
+            aligned |= 1 << ((uintptr_t)m->proto->graph->initializer[0]->raw_data.data % 4 == 0);
+            assert_int_equal(bnf_tensor_alloc(&x, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, xdims, 2,
+                                              &err),
+                             BNF_OK);
+            memcpy(x.data, xv, sizeof xv);
+            for (int leaned = 0; leaned <= 1; leaned++) {
+                bnf_session *s = NULL;
+                bnf_tensor *y = leaned ? lean : full;
+                if (bnf_session_new(m, NULL, &s, &err) != BNF_OK)
+                    fail_msg("session: %s", err.msg);
+                if (leaned)
+                    bnf_session_lean(s);
+                if (bnf_session_run(s, in, y, &err) != BNF_OK)
+                    fail_msg("run (tb %d, lean %d): %s", tb, leaned, err.msg);
+                bnf_session_free(s);
+                assert_int_equal(y->n, (size_t)M * N);
+            }
+            for (size_t i = 0; i < M; i++)
+                for (size_t j = 0; j < (size_t)N; j++) {
+                    double want = cv[j];
+                    float got = ((const float *)lean[0].data)[i * N + j];
+                    for (size_t r = 0; r < (size_t)K; r++)
+                        want += (double)xv[i * K + r] * w[r * N + j];
+                    if (fabs(got - want) > 1e-4 * (1 + fabs(want)))
+                        fail_msg("tb %d, name shift %d: y[%zu, %zu] = %.9g, want %.9g", tb, shift,
+                                 i, j, got, want);
+                    assert_float_equal(got, ((const float *)full[0].data)[i * N + j],
+                                       1e-4 * (1 + fabs(want)));
+                }
+            bnf_tensor_release(&x);
+            bnf_tensor_release(&lean[0]);
+            bnf_tensor_release(&full[0]);
+            bnf_model_free(m);
+            unlink(path);
+        }
+    assert_int_equal(aligned, 3); /* both ways were tried */
+    free(w);
+    rmdir(dir);
+    bnf_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_verify_catches_one_channel_scaled),
         cmocka_unit_test(test_broken_fold_is_refused),
         cmocka_unit_test(test_tensor_files_round_trip),
+        cmocka_unit_test(test_lean_gemm_streams_big_weight),
     };
     return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }

@@ -720,6 +720,47 @@ static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
     return BNF_OK;
 }
 
+/* Weights this large, read only as a Gemm's B, stay where they are stored in
+ * a lean session: the Gemm reads them a few rows at a time, and memory holds
+ * a few MiB of them, not all (vgg's first classifier weight is 411 MB). */
+#define STREAM_MIN_BYTES (16u << 20)
+
+/* Whether input j of node i is such a weight (and not in memory already). */
+static int streamed(const bnf_session *s, size_t i, size_t j, const weight *w)
+{
+    const Onnx__TensorProto *p = w->proto;
+    size_t bytes = w->t.n * sizeof(float);
+    return s->lean && j == 1 && !w->t.data && bnf_is_op(s->g->node[i], "Gemm") &&
+           w->t.dtype == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && w->t.rank == 2 &&
+           w->t.dims[0] > 0 && p->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+           !bnf_proto_is_external(p) && p->has_raw_data && p->raw_data.len == bytes &&
+           bytes >= STREAM_MIN_BYTES;
+}
+
+void bnf_in_rows(const bnf_op_ctx *ctx, size_t j, size_t r0, size_t nr, float *scratch,
+                 const float **p)
+{
+    const Onnx__TensorProto *t = ctx->stored[j];
+    size_t row = ctx->in[j]->n / (size_t)ctx->in[j]->dims[0];
+    const uint8_t *b = t->raw_data.data + r0 * row * sizeof(float);
+    size_t len = nr * row * sizeof(float);
+    if ((uintptr_t)b % sizeof(float) == 0) {
+        bnf_pages_prefetch(b, len);
+        *p = (const float *)(const void *)b;
+    } else {
+        memcpy(scratch, b, len);
+        *p = scratch;
+    }
+}
+
+void bnf_in_rows_done(const bnf_op_ctx *ctx, size_t j, size_t r0, size_t nr)
+{
+    const Onnx__TensorProto *t = ctx->stored[j];
+    size_t row = ctx->in[j]->n / (size_t)ctx->in[j]->dims[0];
+    bnf_mapped_release_range(ctx->model, t->raw_data.data + r0 * row * sizeof(float),
+                             nr * row * sizeof(float));
+}
+
 void bnf_session_lean(bnf_session *s)
 {
     s->lean = 1;
@@ -1021,8 +1062,10 @@ static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *ob
     bnf_session *s = r->s;
     const Onnx__NodeProto *n = s->g->node[i];
     const bnf_tensor *in[64];
+    const Onnx__TensorProto *stored[64];
     bnf_tensor *outs[64];
     bnf_status rc = BNF_OK;
+    unsigned streamed_in = 0;
     bnf_op_ctx ctx;
     bnf_epilogue epi;
     fuse_plan plan;
@@ -1044,8 +1087,14 @@ static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *ob
                           "%s node '%s': input '%s' is not computed before it (graph inputs "
                           "missing or nodes out of order)", S(n->op_type), S(n->name),
                           n->input[j]);
-        else if (s->weight_of[k] != NO_NODE && !(j < 32 && s->dropped[i] & 1u << j))
-            rc = weight_ready(s, &s->weights[s->weight_of[k]], err);
+        else if (s->weight_of[k] != NO_NODE && !(j < 32 && s->dropped[i] & 1u << j)) {
+            weight *w = &s->weights[s->weight_of[k]];
+            stored[j] = w->proto;
+            if (streamed(s, i, j, w))
+                streamed_in |= 1u << j;
+            else
+                rc = weight_ready(s, w, err);
+        }
     }
     if (rc)
         return rc;
@@ -1078,6 +1127,9 @@ static bnf_status exec_node(bnf_run *r, size_t i, bnf_observer observe, void *ob
     ctx.pool = s->pool;
     ctx.epi = fused ? &epi : NULL;
     ctx.cache = &s->cache[i];
+    ctx.streamed_in = streamed_in;
+    ctx.model = s->m;
+    ctx.stored = stored;
     for (size_t j = 0; j < n_in && j < 32; j++) {
         size_t k = in_slot(s, i, j);
         if (k != NO_NODE && s->keep[k] == 2)

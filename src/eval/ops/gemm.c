@@ -53,6 +53,41 @@ static void gemm_generic(const bnf_tensor *a, size_t a_off, size_t a_rs, size_t 
 
 /* ---- Gemm ----------------------------------------------------------------------------- */
 
+/* Rows of a streamed B read at a time: about this many bytes. */
+#define STREAM_PIECE (4u << 20)
+
+/* Y (m x n, beta already applied as acc_beta) += alpha op(A) op(B) with B a
+ * streamed weight, read a few rows at a time.  transB: B's rows are Y's
+ * columns, each piece gives its columns whole.  Else B's rows are the inner
+ * dimension: each piece adds its part of the sum (so the sum is ordered by
+ * pieces: the same in every run). */
+static bnf_status gemm_streamed(bnf_op_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                                float alpha, const bnf_tensor *a, const bnf_tensor *b,
+                                float acc_beta, float *yd)
+{
+    size_t rows = (size_t)b->dims[0], row = (size_t)b->dims[1];
+    size_t step = row * sizeof(float) >= STREAM_PIECE ? 1 : STREAM_PIECE / (row * sizeof(float));
+    const float *ad = a->data, *bp;
+    float *scratch;
+    if (step > rows)
+        step = rows;
+    if (!(scratch = bnf_malloc(step * row * sizeof *scratch)))
+        return bnf_fail(ctx->err, BNF_ERR_NOMEM, "out of memory");
+    for (size_t r0 = 0; r0 < rows; r0 += step) {
+        size_t nr = rows - r0 < step ? rows - r0 : step;
+        bnf_in_rows(ctx, 1, r0, nr, scratch, &bp);
+        if (tb) /* B is n x k: columns r0.. of Y */
+            bnf_sgemm_par(ctx, ta, 1, m, nr, k, alpha, ad, (size_t)a->dims[1], bp, row, acc_beta,
+                          yd + r0, n);
+        else /* B is k x n: rows r0.. of the inner dimension */
+            bnf_sgemm_par(ctx, ta, 0, m, n, nr, alpha, ta ? ad + r0 * m : ad + r0,
+                          (size_t)a->dims[1], bp, row, r0 ? 1.0f : acc_beta, yd, n);
+        bnf_in_rows_done(ctx, 1, r0, nr);
+    }
+    bnf_free(scratch);
+    return BNF_OK;
+}
+
 static bnf_status op_gemm(bnf_op_ctx *ctx)
 {
     const bnf_tensor *a, *b, *c;
@@ -129,11 +164,16 @@ static bnf_status op_gemm(bnf_op_ctx *ctx)
         } else if (k == 0) {
             memset(yd, 0, y->n * sizeof *yd);
         }
+        if (k > 0 && (ctx->streamed_in & 2u))
+            return gemm_streamed(ctx, ta != 0, tb != 0, m, n, k, alpha, a, b, acc_beta, yd);
         if (k > 0)
             bnf_sgemm_par(ctx, ta != 0, tb != 0, m, n, k, alpha, a->data, (size_t)a->dims[1],
                           b->data, (size_t)b->dims[1], acc_beta, yd, n);
         return BNF_OK;
     }
+    if (ctx->streamed_in & 2u)
+        return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B was not read",
+                        BNF_NODE_ARG(ctx));
     /* generic types */
     gemm_generic(a, 0, ta ? 1 : k, ta ? m : 1, b, 0, tb ? 1 : n, tb ? k : 1, y, 0, m, n, k, alpha);
     if (c && beta != 0.0f)
