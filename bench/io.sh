@@ -27,6 +27,8 @@
 #   fold -nv      bnfold fold MODEL -o OUTDIR/NAME.folded.onnx --no-verify
 #   fold          bnfold fold MODEL -o OUTDIR/NAME.folded.onnx [BENCH_VERIFY_ARGS]
 #                 (verification on)
+#   verify        bnfold verify MODEL BENCH_DIR/NAME.ref.onnx (the model folded once with
+#                 --no-verify before the rounds, untimed; the proof without the fold)
 #   ort optimize  node bench/ort_optimize.js MODEL OUTDIR/NAME.ort.onnx [NAME.ort.onnx.data]
 #                 (InferenceSession with graphOptimizationLevel 'basic' and
 #                 optimizedModelFilePath; external initializers for a model
@@ -180,9 +182,10 @@ times_x() { if [[ "$1" == n/a ]]; then echo n/a; else echo "${1}x"; fi; }
 # --- commands ----------------------------------------------------------------------------
 CMDS=(cp)
 [[ "$FSYNC_REF" == 1 ]] && CMDS+=(cpsync)
-CMDS+=(inspect foldnv fold ort)
+CMDS+=(inspect foldnv fold verify ort)
 declare -A LABEL=([cp]="cp" [cpsync]="cp + fsync" [inspect]="bnfold inspect -q"
-                  [foldnv]="bnfold fold --no-verify" [fold]="bnfold fold" [ort]="ort optimize (basic)")
+                  [foldnv]="bnfold fold --no-verify" [fold]="bnfold fold" [verify]="bnfold verify A B"
+                  [ort]="ort optimize (basic)")
 
 # cmd_line CMD MODEL: sets argv to the command line of CMD on MODEL
 cmd_line() {
@@ -196,6 +199,7 @@ cmd_line() {
     inspect) argv=("$BNFOLD" inspect -q "$model") ;;
     foldnv) argv=("$BNFOLD" fold "$model" -o "$OUTDIR/$base.folded.onnx" --no-verify) ;;
     fold) argv=("$BNFOLD" fold "$model" -o "$OUTDIR/$base.folded.onnx" "${VERIFY_ARGS[@]}") ;;
+    verify) argv=("$BNFOLD" verify "$model" "$OUT/$base.ref.onnx" -q "${VERIFY_ARGS[@]}") ;;
     ort)
       argv=("$NODE" bench/ort_optimize.js "$model" "$OUTDIR/$base.ort.onnx")
       if [[ ${#files[@]} -gt 1 ]]; then argv+=("$base.ort.onnx.data"); fi
@@ -217,6 +221,10 @@ for name in $MODELS; do
   SIZE[$name]=$(awk -v b="$bytes" 'BEGIN {printf "%.1f", b / 1048576}')
   declare -A times=() rsss=()
   for cmd in "${CMDS[@]}"; do times[$cmd]="" rsss[$cmd]=""; WHY[$name.$cmd]=""; done
+  # the folded model `verify` compares with (external data beside it for a big one)
+  if ! "$BNFOLD" fold "$model" -o "$OUT/$name.ref.onnx" --no-verify -q >/dev/null 2>&1; then
+    echo "bench-io: $name: bnfold fold --no-verify failed: no reference for verify" >&2
+  fi
   echo "bench-io: $name (${SIZE[$name]} MiB in ${#files[@]} file(s)), $REPEAT rounds of: ${CMDS[*]}"
   for ((r = 1; r <= REPEAT; r++)); do
     cat -- "${files[@]}" >/dev/null   # warm the page cache (untimed)
@@ -306,6 +314,39 @@ if [[ " $MODELS " == *" resnet50 "* ]]; then
   ok=0; [[ "$sp" != n/a ]] && awk -v s="$sp" 'BEGIN {exit !(s >= 3)}' && ok=1
   target "resnet50: fold --no-verify >= 3x faster than ort offline optimization" "$ok" \
     "ort $(fmt "$o" 3 " s") / fold --no-verify $(fmt "$t" 3 " s") = $(times_x "$sp") (with verification: $(times_x "$(ratio "$o" "${MED[resnet50.fold]}")"))"
+fi
+# the verified fold (issue 13): at the cost of onnxruntime's unverified
+# optimisation, memory bounded by the model, not growing with it
+vlim() {   # vlim NAME: 0.25 x model size + 64 MiB
+  awk -v s="${SIZE[$1]}" 'BEGIN {printf "%.1f", 0.25 * s + 64}'
+}
+for name in $MODELS; do
+  t=${MED[$name.fold]} rs=${RSS[$name.fold]} lim=$(vlim "$name")
+  ok=0; le "$rs" "$lim" && ok=1
+  target "$name: fold (verified) peak RSS <= 0.25 x model size + 64 MiB" "$ok" \
+    "$(fmt "$rs" 0 " MiB") vs $(fmt "$lim" 0 " MiB")"
+  case "$name" in
+    resnet50|vgg11_bn)
+      f=1.0; [[ "$name" == vgg11_bn ]] && f=0.5
+      o=${MED[$name.ort]}
+      lim=$(awk -v o="$o" -v f="$f" 'BEGIN {if (o == "n/a") print "n/a"; else printf "%.3f", f * o}')
+      ok=0; le "$t" "$lim" && ok=1
+      target "$name: fold (verified) time <= $f x ort offline optimization" "$ok" \
+        "$(fmt "$t" 3 " s") vs ort $(fmt "$o" 3 " s") (ratio $(ratio "$t" "$o"))" ;;
+    big)
+      n=${MED[big.foldnv]}
+      lim=$(awk -v n="$n" 'BEGIN {if (n == "n/a") print "n/a"; else printf "%.3f", 2 * n}')
+      ok=0; le "$t" "$lim" && ok=1
+      target "big: fold (verified) time <= 2 x fold --no-verify" "$ok" \
+        "$(fmt "$t" 3 " s") vs $(fmt "$lim" 3 " s") (ratio $(ratio "$t" "$n"))" ;;
+  esac
+done
+if [[ " $MODELS " == *" resnet50 "* ]]; then
+  t=${MED[resnet50.verify]} rs=${RSS[resnet50.verify]}
+  lim=$(awk -v s="${SIZE[resnet50]}" 'BEGIN {printf "%.1f", 0.25 * 2 * s + 64}')
+  ok=0; le "$t" 0.6 && le "$rs" "$lim" && ok=1
+  target "resnet50: verify A B <= 0.6 s, peak RSS <= 0.25 x both models + 64 MiB" "$ok" \
+    "$(fmt "$t" 3 " s"), $(fmt "$rs" 0 " MiB") vs $(fmt "$lim" 0 " MiB")"
 fi
 if [[ " $MODELS " == *" big "* ]]; then
   t=${MED[big.inspect]} rs=${RSS[big.inspect]}
