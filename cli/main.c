@@ -856,6 +856,11 @@ static void keep_freed_memory(void)
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
 #endif
+#if defined(M_MMAP_MAX)
+    /* and larger ones too (glibc's threshold stops at 32 MiB): a big model's
+     * packed weights, 85 MB a node, in the same pages node after node */
+    mallopt(M_MMAP_MAX, 0);
+#endif
 }
 
 int main(int argc, char **argv)

@@ -168,6 +168,11 @@ bnf_status bnf_tensor_from_proto(const bnf_model *m, const Onnx__TensorProto *p,
         return rc;
     if ((rc = bnf_tensor_alloc(t, eval_dt, p->dims, p->n_dims, err)))
         return rc;
+    if (bnf_proto_is_external(p) && !half) { /* straight into the tensor */
+        if ((rc = bnf_proto_read_external_into(m, p, t->data, n * es, err)))
+            goto fail;
+        return BNF_OK;
+    }
     if (bnf_proto_is_external(p)) {
         if ((rc = bnf_proto_read_external(m, p, &ext, &raw_len, err)))
             goto fail;

@@ -189,6 +189,9 @@ bnf_status bnf_proto_shape(const Onnx__TensorProto *t, bnf_array *out, bnf_err *
  * caller frees *data. */
 bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *t,
                                     uint8_t **data, size_t *size, bnf_err *err);
+/* The same into dst, which holds exactly the size bytes the tensor has. */
+bnf_status bnf_proto_read_external_into(const bnf_model *m, const Onnx__TensorProto *t,
+                                         uint8_t *dst, size_t size, bnf_err *err);
 /* Opens t's external data file (checked: inside the model's folder, a regular
  * file, the range inside it and of the size the shape needs); the caller
  * closes *fd. */

@@ -268,22 +268,22 @@ out:
     return rc;
 }
 
-bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *t,
-                                    uint8_t **data, size_t *size, bnf_err *err)
+bnf_status bnf_proto_read_external_into(const bnf_model *m, const Onnx__TensorProto *t,
+                                         uint8_t *dst, size_t size, bnf_err *err)
 {
-    uint8_t *buf = NULL;
     uint64_t offset, length;
     int fd;
     bnf_status rc;
 
     if ((rc = bnf_proto_external_open(m, t, &fd, &offset, &length, err)))
         return rc;
-    if (length > SIZE_MAX - 1 || !(buf = bnf_malloc(length ? (size_t)length : 1))) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
+    if (length != size) {
+        rc = bnf_fail(err, BNF_ERR_INVALID, "tensor '%s' holds %llu bytes, its shape needs %zu",
+                      tname(t), (unsigned long long)length, size);
         goto out;
     }
     for (uint64_t done = 0; done < length;) {
-        ssize_t r = pread(fd, buf + done, length - done, (off_t)(offset + done));
+        ssize_t r = pread(fd, dst + done, length - done, (off_t)(offset + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -294,14 +294,31 @@ bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *
         }
         done += (uint64_t)r;
     }
-    *data = buf;
-    *size = (size_t)length;
-    buf = NULL;
-    rc = BNF_OK;
 out:
     close(fd);
-    bnf_free(buf);
     return rc;
+}
+
+bnf_status bnf_proto_read_external(const bnf_model *m, const Onnx__TensorProto *t,
+                                    uint8_t **data, size_t *size, bnf_err *err)
+{
+    uint8_t *buf = NULL;
+    uint64_t offset, length;
+    int fd;
+    bnf_status rc;
+
+    if ((rc = bnf_proto_external_open(m, t, &fd, &offset, &length, err)))
+        return rc;
+    close(fd);
+    if (length > SIZE_MAX - 1 || !(buf = bnf_malloc(length ? (size_t)length : 1)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory reading tensor '%s'", tname(t));
+    if ((rc = bnf_proto_read_external_into(m, t, buf, (size_t)length, err))) {
+        bnf_free(buf);
+        return rc;
+    }
+    *data = buf;
+    *size = (size_t)length;
+    return BNF_OK;
 }
 
 static void decode_raw(int32_t dtype, const uint8_t *p, size_t n, double *v)

@@ -519,6 +519,10 @@ static packed_set *packed_set_new(const float *w, size_t groups, size_t mg, size
     return ps;
 }
 
+/* Output columns (batch x positions) below which a Conv outside a session
+ * multiplies W as it is, not packed. */
+#define ONE_OFF_COLUMNS 256
+
 /* The packed weights: kept in the node's cache when W is a session constant
  * (packed on the first run), else packed for this run (*own, to free). */
 static bnf_status packed_weights(bnf_op_ctx *ctx, const float *w, size_t groups, size_t mg,
@@ -615,7 +619,12 @@ static bnf_status op_conv(bnf_op_ctx *ctx)
         }
         {
             packed_set *own = NULL, *ps = NULL;
-            if (rows > 0 && bnf_packed_usable() &&
+            /* a copy of W in panels pays when it is kept (a session's node) or
+             * used over many output columns; a one-off product on a few columns
+             * (the local check's small input) is OpenBLAS's: it copies W in
+             * cache-sized pieces, not all of it into a new allocation */
+            size_t cols = cv.m ? cv.y->n / cv.m : 0;
+            if (rows > 0 && bnf_packed_usable() && (ctx->cache || cols >= ONE_OFF_COLUMNS) &&
                 (rc = packed_weights(ctx, wd, (size_t)cv.group, cv.mg, rows, &ps, &own)))
                 return rc;
             if (ctx->cache && cv.cg == 1 && cv.group > 1)
