@@ -184,6 +184,11 @@ const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i);
  * the caller says once every run is done with the node for now; a later run
  * makes them again.  Without lean, release does nothing. */
 void bnf_session_lean(bnf_session *s);
+/* From now on the session's float16 / bfloat16 weights are each decoded with
+ * a deterministic jitter of up to half their type's precision (seeded): how
+ * much the model's outputs move then is its sensitivity to rounding its
+ * weights to 16 bits.  Returns whether it has such weights (0: no effect). */
+int bnf_session_jitter_16bit(bnf_session *s, uint64_t seed);
 void bnf_session_node_release(bnf_session *s, size_t i);
 
 /* ---- tensors (eval/eval_tensor.c) ------------------------------------------------ */

@@ -72,6 +72,8 @@ struct bnf_session {
     int64_t opset;
     int threads;
     int lean;                 /* give back what a node made of its weights when released */
+    uint64_t jitter;          /* nonzero: 16-bit weights jittered (bnf_session_jitter_16bit) */
+    int has_16bit;            /* an initializer is float16 or bfloat16 */
     bnf_strmap *slot_of;      /* value name -> slot */
     size_t n_slots;
     unsigned char *keep;      /* per slot: 1 graph output, 2 weight (lives with the session) */
@@ -394,8 +396,10 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         int32_t dt = t->data_type;
         w->proto = t;
         if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
-            dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16)
+            dt == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16) {
             dt = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT; /* decoded to float */
+            s->has_16bit = 1;
+        }
         if (!bnf_eval_size(dt)) {
             rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "tensor '%s': the evaluator has no %s tensors",
                           S(t->name), bnf_dtype_name(t->data_type));
@@ -576,6 +580,24 @@ static double next_unit(uint64_t *state) /* (0, 1) */
     return ((double)(next_u64(state) >> 11) + 0.5) / 9007199254740992.0;
 }
 
+/* Each element of a 16-bit weight times 1 + u h, u uniform in [-1, 1] and h
+ * half the type's relative precision (2^-11 float16, 2^-8 bfloat16): as much
+ * as rounding a value to the type may change it.  The same for a weight every
+ * time it is decoded (seeded by the session's seed and the weight). */
+static void jitter(const bnf_session *s, const weight *w, float *v)
+{
+    double h = w->proto->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ? 0x1p-11 : 0x1p-8;
+    uint64_t st = s->jitter ^ (0x9e3779b97f4a7c15ull * (uint64_t)(w - s->weights + 1));
+    for (size_t i = 0; i < w->t.n; i++)
+        v[i] = (float)(v[i] * (1 + h * (2 * next_unit(&st) - 1)));
+}
+
+int bnf_session_jitter_16bit(bnf_session *s, uint64_t seed)
+{
+    s->jitter = seed ? seed : 1;
+    return s->has_16bit;
+}
+
 bnf_status bnf_tensor_random(bnf_tensor *t, int32_t dtype, const int64_t *shape, size_t rank,
                              uint64_t seed, bnf_err *err)
 {
@@ -691,6 +713,8 @@ static void *in_place(const Onnx__TensorProto *t, int32_t dtype, size_t n)
     return (void *)p;
 }
 
+static void jitter(const bnf_session *s, const weight *w, float *v);
+
 /* Makes weight w's data there for a kernel: in place, or decoded. */
 static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
 {
@@ -717,6 +741,9 @@ static bnf_status weight_ready(bnf_session *s, weight *w, bnf_err *err)
     }
     w->t.data = t.data;
     w->borrowed = 0;
+    if (s->jitter && (w->proto->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16 ||
+                      w->proto->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__BFLOAT16))
+        jitter(s, w, w->t.data);
     return BNF_OK;
 }
 

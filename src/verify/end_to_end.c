@@ -2,6 +2,7 @@
  * inputs, every output and every value both compute under one name. */
 #include "verify/verify.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -244,11 +245,67 @@ static bnf_status lockstep_run(lockstep *ls, bnf_session *sa, bnf_session *sb, b
     return BNF_OK;
 }
 
+/* ---- the noise floor of 16-bit weights ------------------------------------------------
+ *
+ * A fold of a float16 / bfloat16 layer rounds each new weight to 16 bits: an
+ * honest fold moves the outputs by as much as rounding the weights does, which
+ * a BN subtracting a large mean can make large next to the output's own
+ * values.  So when A has 16-bit weights, A runs once more per input set with
+ * each of them jittered by up to half their precision: the largest change of
+ * output j over the sets is its noise, and B's output j may differ from A's
+ * by 4 x the noise on top of the tolerance. */
+static bnf_status noise_floor(const bnf_model *ma, const bnf_session_options *so,
+                              const lockstep *ls, size_t n_out, double *noise, bnf_err *err)
+{
+    bnf_session *sp = NULL;
+    bnf_tensors out = {0};
+    bnf_status rc;
+    for (size_t j = 0; j < n_out; j++)
+        noise[j] = 0;
+    if ((rc = bnf_session_new(ma, so, &sp, err)))
+        return rc;
+    bnf_session_lean(sp);
+    if (!bnf_session_jitter_16bit(sp, 0x5eed)) {
+        bnf_session_free(sp);
+        return BNF_OK;
+    }
+    for (size_t k = 0; k < ls->n_sets && !rc; k++) {
+        if ((rc = bnf_session_run_tensors(sp, &ls->sets[k].in, &out, err)))
+            break;
+        for (size_t j = 0; j < n_out && j < out.n; j++) {
+            const bnf_tensor *a = bnf_run_output(ls->sets[k].ra, j);
+            bnf_compare_result c;
+            if (!a)
+                continue;
+            bnf_tensor_compare(&out.t[j], a, 0, 0, &c);
+            if (c.shape_ok && isfinite(c.max_abs) && c.max_abs > noise[j])
+                noise[j] = c.max_abs;
+        }
+    }
+    bnf_tensors_release(&out);
+    bnf_session_free(sp);
+    return rc;
+}
+
+/* o's tolerance for A's output a, widened by `extra` (absolute). */
+static bnf_verify_options with_noise(const bnf_verify_options *o, const bnf_tensor *a, double extra)
+{
+    bnf_verify_options w = *o;
+    bnf_compare_result c;
+    if (extra <= 0)
+        return w;
+    bnf_tensor_compare(a, a, 0, 0, &c); /* max|a| */
+    if (c.max_want > 0)
+        w.atol += extra / c.max_want;
+    return w;
+}
+
 bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf_verify_options *opt,
                              bnf_verify_result *r, bnf_err *err)
 {
-    bnf_verify_options o, ov;
+    bnf_verify_options o, ov, oj;
     bnf_session_options so = {0};
+    double *noise = NULL;
     bnf_session *sa = NULL, *sb = NULL;
     size_t n_in, n_out;
     lockstep ls;
@@ -318,6 +375,12 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
             r->values = ls.sets[k].compared;
     if (ls.failed)
         goto out;
+    if (ls.n_sets && n_out && !(noise = bnf_calloc(n_out, sizeof *noise))) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (noise && (rc = noise_floor(ma, &so, &ls, n_out, noise, err)))
+        goto out;
     for (size_t k = 0; k < ls.n_sets; k++) {
         set_runs *s = &ls.sets[k];
         int ok = 1;
@@ -328,7 +391,8 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                               bnf_session_output_name(a ? sb : sa, j));
                 goto out;
             }
-            ok = bnf_values_agree("output", bnf_session_output_name(sa, j), a, b, &o, r);
+            oj = with_noise(&o, a, 4 * noise[j]);
+            ok = bnf_values_agree("output", bnf_session_output_name(sa, j), a, b, &oj, r);
         }
         r->sets++;
         if (!ok)
@@ -336,6 +400,7 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     }
     r->equivalent = 1;
 out:
+    bnf_free(noise);
     lockstep_release(&ls);
     bnf_session_free(sa);
     bnf_session_free(sb);
