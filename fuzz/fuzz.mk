@@ -134,8 +134,8 @@ $(SAN_B)/libbnfold.a: $(SAN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SAN_B)/bnfold: cli/main.c $(SAN_B)/libbnfold.a
-	$(SAN_CC) $(CPPFLAGS) $(WARN) $(SAN_FLAGS) $< $(SAN_B)/libbnfold.a $(LDLIBS) -o $@
+$(SAN_B)/bnfold: $(wildcard cli/*.c) cli/cli.h $(SAN_B)/libbnfold.a
+	$(SAN_CC) $(CPPFLAGS) $(WARN) $(SAN_FLAGS) $(wildcard cli/*.c) $(SAN_B)/libbnfold.a $(LDLIBS) -o $@
 
 $(SAN_B)/tests/conformance: tests/conformance.c $(SAN_B)/libbnfold.a
 	@mkdir -p $(dir $@)

@@ -245,7 +245,7 @@ def mutations():
         d = copy.deepcopy(i); del d["summary"]; yield "missing-summary", d
         d = copy.deepcopy(i); d["surprise"] = 1; yield "extra-field", d
         d = copy.deepcopy(i); d["tool"] = "other"; yield "tool-other", d
-        d = copy.deepcopy(i); d["schema_version"] = 2; yield "schema-version-2", d
+        d = copy.deepcopy(i); d["schema_version"] = 1; yield "schema-version-1", d
         d = copy.deepcopy(i); d["command"] = "fold"; yield "inspect-called-fold", d
         d = copy.deepcopy(i); d["model"]["nodes"] = -1; yield "negative-count", d
         d = copy.deepcopy(i); d["check"] = {"fail_on": "error", "pass": True, "problems": []}
@@ -303,11 +303,12 @@ toks = {k: set(TOK.findall("\n".join(v))) for k, v in sections.items()}
 all_man = set(TOK.findall(text))
 
 shared = {
-    "inspect": ["FOLD OPTIONS"],
-    "fold": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS", "FOLD OPTIONS"],
+    "inspect": ["FOLD OPTIONS", "MANY MODELS OPTIONS"],
+    "fold": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS", "FOLD OPTIONS",
+             "MANY MODELS OPTIONS"],
     "verify": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS"],
     "run": ["EVALUATION OPTIONS"],
-    "check": ["FOLD OPTIONS"],
+    "check": ["FOLD OPTIONS", "MANY MODELS OPTIONS"],
 }
 all_help = set()
 for cmd, extra in shared.items():
