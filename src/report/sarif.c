@@ -116,11 +116,13 @@ static void message(FILE *f, const char *text)
     fputc('}', f);
 }
 
-/* "NO_LAYER" -> "NoLayer": a rule's name. */
-static void pascal(FILE *f, const char *code)
+/* "NO_LAYER" -> "NoLayer": a rule's name (after `lead`: a name that differs
+ * from the id only in case is one the Multitool flags, SARIF1001). */
+static void pascal(FILE *f, const char *lead, const char *code)
 {
     int up = 1;
     fputc('"', f);
+    fputs(lead, f);
     for (const char *p = code; *p; p++) {
         if (*p == '_') {
             up = 1;
@@ -145,6 +147,7 @@ bnf_status bnf_sarif_new(FILE *f, const char *command, bnf_sarif **out, bnf_err 
     bnf_sarif *s = bnf_calloc(1, sizeof *s);
     size_t n;
     const bnf_code_info *c = bnf_codes(&n);
+    char help[512];
 
     *out = NULL;
     if (!s)
@@ -163,11 +166,17 @@ bnf_status bnf_sarif_new(FILE *f, const char *command, bnf_sarif **out, bnf_err 
                            : c[i].kind == BNF_CODE_FINDING ? "health finding"
                                                            : "check gate";
         fprintf(f, "%s\n            {\"id\": \"%s\", \"name\": ", i ? "," : "", c[i].code);
-        pascal(f, c[i].code);
+        pascal(f, c[i].kind == BNF_CODE_SKIP ? "NotFolded" : "", c[i].code);
         fputs(", \"shortDescription\": ", f);
         message(f, c[i].text);
         fputs(", \"fullDescription\": ", f);
         message(f, c[i].text);
+        snprintf(help, sizeof help, "%s. See bnfold(1), %s, and docs/contract.md.", c[i].text,
+                 c[i].kind == BNF_CODE_SKIP      ? "SKIP REASON CODES"
+                 : c[i].kind == BNF_CODE_FINDING ? "HEALTH FINDINGS"
+                                                 : "check --fail-on unfolded");
+        fputs(", \"help\": ", f); /* GitHub code scanning wants one (GH2012) */
+        message(f, help);
         fprintf(f, ", \"defaultConfiguration\": {\"level\": \"%s\"}, \"properties\": "
                    "{\"kind\": \"%s\", \"tags\": [\"onnx\", \"batchnormalization\"]}}",
                 c[i].kind == BNF_CODE_SKIP ? "note" : level_of(c[i].severity), kind);
@@ -234,7 +243,10 @@ static void result(bnf_sarif *s, const char *path, long art, const bnf_bn_info *
     message(f, text);
     fputs(",\n         \"locations\": [{\"physicalLocation\": {", f);
     artifact_location(s, f, path, art);
-    fputs("}, \"logicalLocations\": [{\"name\": ", f);
+    /* a model is binary: no line or byte range of it names a node (the logical
+     * location does); GitHub code scanning wants a startLine all the same, and
+     * shows a file-level alert for line 1 */
+    fputs(", \"region\": {\"startLine\": 1}}, \"logicalLocations\": [{\"name\": ", f);
     bnf_json_str(f, name);
     if (b->path && *b->path) {
         char *fq = bnf_malloc(strlen(b->path) + strlen(name) + 4);
