@@ -181,6 +181,7 @@ cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/gate_test.sh $(B)/bnfold
 	bash tests/schema_test.sh $(B)/bnfold
 	bash tests/dot_test.sh $(B)/bnfold
+	bash tests/batch_test.sh $(B)/bnfold
 
 # The HTML report rendered by headless Chromium (installed when missing);
 # screenshots in build/screenshots.
