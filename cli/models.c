@@ -212,6 +212,15 @@ static int cores(void)
     return n > 0 ? (int)n : 1;
 }
 
+/* Over many models the cores are shared out among the workers: each model's
+ * checks get cores / jobs threads (at least 1), unless --threads said. */
+static void share_cores(const model_args *a, bnf_fold_options *fo)
+{
+    int jobs = a->jobs ? a->jobs : cores();
+    if (!fo->check.threads)
+        fo->check.threads = cores() / jobs > 1 ? cores() / jobs : 1;
+}
+
 /* The run over many models: find them, run `work` on each in workers, print
  * the results and the summary.  Returns the exit status. */
 static int run_many(model_args *a, batch_work work, void *ctx)
@@ -377,8 +386,10 @@ int cmd_inspect(int argc, char **argv)
         if (dot_path || html_path)
             rc = usage_error("inspect", "%s--dot and --html take one MODEL, not a folder or "
                              "many", "");
-        else
+        else {
+            share_cores(&a, &c.fo);
             rc = run_many(&a, inspect_work, &c);
+        }
         goto out;
     }
     model_path = a.paths[0];
@@ -643,11 +654,7 @@ int cmd_fold(int argc, char **argv)
             rc = EXIT_IO;
             goto out;
         }
-        if (!ea.v.threads) { /* the cores shared out among the workers */
-            int jobs = a.jobs ? a.jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
-            long n = sysconf(_SC_NPROCESSORS_ONLN);
-            c.fo.check.threads = jobs > 0 && n / jobs > 1 ? (int)(n / jobs) : 1;
-        }
+        share_cores(&a, &c.fo);
         c.out_dir = a.out_dir;
         rc = run_many(&a, fold_work, &c);
         goto out;
@@ -783,6 +790,7 @@ int cmd_check(int argc, char **argv)
     if (!c.fail_on)
         c.fail_on = "error";
     if (is_many(&a)) {
+        share_cores(&a, &c.fo);
         rc = run_many(&a, inspect_work, &c);
         goto out;
     }
