@@ -155,6 +155,8 @@ sanitize: san-build $(NODE_TESTS) $(CLI_TEST_AIDS)
 	for t in $(SAN_TESTS); do echo "== $$t"; $$t || fails="$$fails $$(basename $$t)"; done; \
 	echo "== cli_test.sh $(SAN_B)/bnfold"; \
 	bash tests/cli_test.sh $(SAN_B)/bnfold || fails="$$fails cli_test"; \
+	echo "== batch_test.sh $(SAN_B)/bnfold"; \
+	bash tests/batch_test.sh $(SAN_B)/bnfold || fails="$$fails batch_test"; \
 	echo "== conformance $(NODE_TESTS)"; \
 	$(SAN_B)/tests/conformance $(NODE_TESTS) || fails="$$fails conformance"; \
 	echo "== tests/malformed/run.sh $(SAN_B)/bnfold"; \
