@@ -11,6 +11,7 @@
 #   BNFOLD   the CLI to measure                            (default build/bnfold)
 #   INTEROP  the interop folder                            (default build/interop)
 set -u
+# shellcheck source=tests/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 REPEAT=${REPEAT:-5}
 JOBS=${JOBS:-2}
@@ -51,6 +52,7 @@ time_it() {
     printf -v "${var}_rss" '%s' "$rss"
 }
 
+cat_s=0 check_s=0 check_s_rss=0 # set by time_it
 time_it cat_s sh -c "cat '$SET'/*.onnx >/dev/null"
 time_it check_s "$BNFOLD" check "$SET" -j "$JOBS" -q
 "$BNFOLD" check "$SET" -j "$JOBS" | tail -4 >&2
