@@ -83,8 +83,9 @@ $(B)/bnfold.pc: bnfold.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' $< > $@
 
 # The CLI uses the public API only: it links the installed form of the library.
-$(B)/bnfold: cli/main.c $(B)/libbnfold.a
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $< $(B)/libbnfold.a $(LDLIBS) -o $@
+CLI_SRC := $(wildcard cli/*.c)
+$(B)/bnfold: $(CLI_SRC) cli/cli.h $(B)/libbnfold.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(CLI_SRC) $(B)/libbnfold.a $(LDLIBS) -o $@
 
 # ---- the two README commands -------------------------------------------------------
 demo: deps
@@ -180,6 +181,7 @@ cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/gate_test.sh $(B)/bnfold
 	bash tests/schema_test.sh $(B)/bnfold
 	bash tests/dot_test.sh $(B)/bnfold
+	bash tests/batch_test.sh $(B)/bnfold
 
 # The HTML report rendered by headless Chromium (installed when missing);
 # screenshots in build/screenshots.

@@ -1,24 +1,20 @@
 /* cli/main.c: the bnfold command line.  Parses arguments, calls libbnfold,
- * prints, and maps library statuses to the exit codes of docs/contract.md.
- * No model logic lives here.  Adding a command: one function, one table line. */
-#include "bnfold.h"
-
-#include <stdint.h>
+ * prints, and maps library statuses to the exit codes of docs/contract.md
+ * (bnf_exit_code).  No model logic lives here.  Adding a command: one
+ * function, one table line.  This file: the dispatch, the helpers and option
+ * parsers the commands share, verify and run; inspect, check and fold are in
+ * models.c, the worker processes of a run over many models in batch.c. */
+#include "cli.h"
 
 #include <malloc.h>
-#include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-enum { EXIT_OK = 0, EXIT_CHECK = 1, EXIT_USAGE = 2, EXIT_MODEL = 3, EXIT_IO = 4 };
+int quiet;
 
-/* --quiet (any command): no report text, only errors and the exit code. */
-static int quiet;
-
-/* Colour only on a terminal, and never with NO_COLOR set (no-color.org). */
-static int use_color(FILE *f)
+int use_color(FILE *f)
 {
     const char *no = getenv("NO_COLOR");
     return isatty(fileno(f)) && !(no && *no);
@@ -35,14 +31,14 @@ static void show_progress(void *ctx, const char *stage, size_t done, size_t tota
     progress_shown = 1;
 }
 
-static void end_progress(void)
+void end_progress(void)
 {
     if (progress_shown)
         fputs("\r\033[K", stderr);
     progress_shown = 0;
 }
 
-static void wire_progress(bnf_fold_options *fo)
+void wire_progress(bnf_fold_options *fo)
 {
     if (!quiet && isatty(STDERR_FILENO)) {
         fo->progress = show_progress;
@@ -50,34 +46,30 @@ static void wire_progress(bnf_fold_options *fo)
     }
 }
 
-static double ms_since(const struct timespec *t0)
+double ms_since(const struct timespec *t0)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-static int exit_code(bnf_status s)
-{
-    switch (s) {
-    case BNF_OK: return EXIT_OK;
-    case BNF_ERR_CHECK: return EXIT_CHECK;
-    case BNF_ERR_USAGE: return EXIT_USAGE;
-    case BNF_ERR_INVALID:
-    case BNF_ERR_UNSUPPORTED: return EXIT_MODEL;
-    case BNF_ERR_IO:
-    case BNF_ERR_NOMEM: return EXIT_IO;
-    }
-    return EXIT_IO;
-}
-
-static int fail(const bnf_err *err)
+int fail(const bnf_err *err)
 {
     fprintf(stderr, "bnfold: error: %s\n", err->msg[0] ? err->msg : bnf_strerror(err->code));
-    return exit_code(err->code);
+    return bnf_exit_code(err->code);
 }
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
+bnf_status set_err(bnf_err *err, bnf_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
     fprintf(stderr, "bnfold: ");
     fprintf(stderr, fmt, arg);
@@ -87,18 +79,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 
 /* ---- options shared by fold, verify and run ----------------------------------- */
 
-typedef struct {
-    bnf_verify_options v;
-    bnf_dim dims[32];
-    bnf_named_tensor given[64];
-    bnf_tensor tensors[64];
-    char *tensor_names[64];
-    int json;
-    const char *output_dir;
-    size_t repeat;
-} eval_args;
-
-static void eval_args_init(eval_args *a)
+void eval_args_init(eval_args *a)
 {
     memset(a, 0, sizeof *a);
     bnf_verify_defaults(&a->v);
@@ -106,7 +87,7 @@ static void eval_args_init(eval_args *a)
     a->v.given = a->given;
 }
 
-static void eval_args_free(eval_args *a)
+void eval_args_free(eval_args *a)
 {
     for (size_t i = 0; i < a->v.n_given; i++) {
         bnf_tensor_release(&a->tensors[i]);
@@ -114,7 +95,7 @@ static void eval_args_free(eval_args *a)
     }
 }
 
-static int parse_number(const char *cmd, const char *opt, const char *s, double lo, double *out)
+int parse_number(const char *cmd, const char *opt, const char *s, double lo, double *out)
 {
     char *end;
     double v = strtod(s, &end);
@@ -124,10 +105,8 @@ static int parse_number(const char *cmd, const char *opt, const char *s, double 
     return 0;
 }
 
-/* Consumes argv[*i] (and its value) when it is an evaluation option: returns 1
- * when consumed, 0 when not one, or -(exit code) on error. */
-static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eval_args *a,
-                             int allow_sets)
+int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eval_args *a,
+                      int allow_sets)
 {
     const char *opt = argv[*i], *val;
     double d;
@@ -204,7 +183,7 @@ static int parse_eval_option(const char *cmd, int argc, char **argv, int *i, eva
 }
 
 /* Options that change what fold does (and so what inspect and check report). */
-static int parse_fold_option(const char *arg, bnf_fold_options *fo)
+int parse_fold_option(const char *arg, bnf_fold_options *fo)
 {
     if (!strcmp(arg, "--lower-standalone"))
         fo->lower_standalone = 1;
@@ -217,15 +196,14 @@ static int parse_fold_option(const char *arg, bnf_fold_options *fo)
     return 1;
 }
 
-static const char fold_options_help[] =
+const char fold_options_help[] =
     "  --lower-standalone   rewrite a BN no layer can take as Mul + Add by constants\n"
     "  --assume-inference   treat training-mode BNs as inference ones (their running\n"
     "                       statistics must be constant and extra outputs unused)\n"
     "  --freeze-inputs      initializers also listed as graph inputs (IR >= 4) are\n"
     "                       constants, and stop being inputs\n";
 
-/* "512M", "4G", "1000000": bytes.  Returns 0, or -1 when malformed. */
-static int parse_size(const char *s, uint64_t *out)
+int parse_size(const char *s, uint64_t *out)
 {
     char *end;
     double v = strtod(s, &end);
@@ -246,13 +224,13 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-static const char eval_options_help[] =
+const char eval_options_help[] =
     "  --input [NAME=]FILE  an input tensor (.pb TensorProto or .npy); without NAME it\n"
     "                       binds by the file's tensor name, else to the inputs in order\n"
     "  --dim NAME=VALUE     value of a symbolic dimension (default 1)\n"
     "  --threads N          threads (default: all cores)\n";
 
-static const char verify_options_help[] =
+const char verify_options_help[] =
     "  --inputs N           random input sets (default 3): standard normal floats,\n"
     "                       integers uniform in [0, 10), seeded\n"
     "  --seed S             first seed (default 1)\n"
@@ -261,42 +239,6 @@ static const char verify_options_help[] =
     "                       (default 1e-4)\n"
     "  --outputs-only       compare graph outputs only, not also the intermediate\n"
     "                       values both models compute under the same name\n";
-
-static const char inspect_help[] =
-    "Usage: bnfold inspect MODEL [--json] [--dot FILE|-] [--html FILE] [fold options]\n"
-    "\n"
-    "Describe the model and every BatchNormalization in it: the layer it follows,\n"
-    "whether 'bnfold fold' would fold it and, if not, why; its channels, epsilon,\n"
-    "smallest running variance and largest per-channel scale |gamma/sqrt(var+eps)|.\n"
-    "The model is not changed.\n"
-    "\n"
-    "Health findings (BN_TINY_VAR, BN_NEG_VAR, ...) are listed under each BN.\n"
-    "Example: bnfold inspect resnet18.onnx\n"
-    "\n"
-    "  --json               print one JSON document on stdout (docs/contract.md)\n"
-    "  --dot FILE|-         write the graph for Graphviz: each BN coloured by its fate\n"
-    "                       (green folds, blue lowered, orange skipped, red border:\n"
-    "                       health error); render with 'dot -Tsvg FILE -o graph.svg'\n"
-    "  --html FILE          write a self-contained HTML page ('-' for stdout): summary,\n"
-    "                       BN table, findings, per-channel charts of scale and variance\n"
-    "  -h, --help           show this help\n";
-
-static const char fold_help_head[] =
-    "Usage: bnfold fold MODEL (-o OUT | --in-place) [--json] [--no-verify] [options]\n"
-    "\n"
-    "Fold every BatchNormalization that directly follows a Conv, ConvTranspose or\n"
-    "Gemm into that layer's weights and bias, repeat until nothing changes, check\n"
-    "the result, and write it to OUT atomically.  Each fold is checked on its own\n"
-    "(layer + BN against the folded layer, on random input); the whole model is\n"
-    "checked against the original on random inputs when the evaluator has every\n"
-    "operator it uses.  A failed check writes nothing and exits 1.  The input is\n"
-    "never modified; on any error no OUT file is written.\n"
-    "\n"
-    "  -o, --output OUT     where to write the folded model ('-' for stdout)\n"
-    "  --json               print the report as one JSON document on stdout\n"
-    "  --no-verify          skip both checks\n"
-    "  --in-place           replace MODEL itself (atomically) instead of -o OUT\n"
-    "  --max-memory SIZE    memory parsing may take (default 256M + 4 x the file)\n";
 
 static const char verify_help_head[] =
     "Usage: bnfold verify MODEL_A MODEL_B [options]\n"
@@ -340,11 +282,16 @@ static const char main_help[] =
     "Find, explain, fold and verify the BatchNormalization nodes of an ONNX model.\n"
     "\n"
     "Commands:\n"
-    "  inspect MODEL [--json|--dot F|--html F]  every BN, its fate and health\n"
+    "  inspect PATH... [--json|--dot F|--html F]  every BN, its fate and health\n"
     "  fold MODEL -o OUT [--json]       fold what can be folded, verify, write OUT\n"
+    "  fold PATH... --out-dir DIR       the same for many models\n"
     "  verify MODEL_A MODEL_B           do two models compute the same function?\n"
     "  run MODEL [--input FILE ...]     evaluate a model, print or save its outputs\n"
-    "  check MODEL [--fail-on LIST]     CI gate on BN health and unfolded BNs\n"
+    "  check PATH... [--fail-on LIST]   CI gate on BN health and unfolded BNs\n"
+    "\n"
+    "A PATH is a model or a folder searched for *.onnx models; over many models\n"
+    "each runs in a process of its own (-j N at a time), the results come sorted\n"
+    "by path with a summary, as text, JSON, GitHub annotations or SARIF.\n"
     "\n"
     "Options:\n"
     "  -h, --help      show this help ('bnfold COMMAND --help' for a command)\n"
@@ -355,215 +302,8 @@ static const char main_help[] =
     "never with NO_COLOR set.\n"
     "\n"
     "Exit codes: 0 ok, 1 check failed (models differ, verification failed),\n"
-    "2 usage error, 3 invalid or unsupported model, 4 I/O error.\n";
-
-static int cmd_inspect(int argc, char **argv)
-{
-    const char *model_path = NULL, *dot_path = NULL, *html_path = NULL;
-    int json = 0, rc, to_stdout;
-    bnf_err err = {0};
-    bnf_model *m = NULL;
-    bnf_report *r = NULL;
-    bnf_fold_options fo;
-    FILE *text;
-
-    bnf_fold_defaults(&fo);
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(inspect_help, stdout);
-            fputs(fold_options_help, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--dot") || !strcmp(argv[i], "--html")) {
-            if (++i == argc || !*argv[i])
-                return usage_error("inspect", "%s needs a file name", argv[i - 1]);
-            if (!strcmp(argv[i - 1], "--dot"))
-                dot_path = argv[i];
-            else
-                html_path = argv[i];
-        } else if (parse_fold_option(argv[i], &fo)) {
-            continue;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error("inspect", "unknown option '%s'", argv[i]);
-        } else if (!model_path) {
-            model_path = argv[i];
-        } else {
-            return usage_error("inspect", "unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!model_path)
-        return usage_error("inspect", "%smissing MODEL", "");
-    to_stdout = (dot_path && !strcmp(dot_path, "-")) + (html_path && !strcmp(html_path, "-"));
-    if (to_stdout + json > 1)
-        return usage_error("inspect", "%s--json, --dot - and --html - each want stdout: "
-                                      "give at most one", "");
-    text = to_stdout ? stderr : stdout; /* the picture has stdout */
-    if (bnf_model_load(model_path, &m, &err) ||
-        (dot_path && strcmp(dot_path, "-") && bnf_model_check_output(m, dot_path, &err)) ||
-        (html_path && strcmp(html_path, "-") && bnf_model_check_output(m, html_path, &err)) ||
-        bnf_inspect_with(m, &fo, &r, &err)) {
-        rc = fail(&err);
-        goto out;
-    }
-    /* pictures of the model as loaded: built in memory, then written atomically
-     * by the library (or to stdout for "-") */
-    for (int k = 0; k < 2; k++) {
-        const char *path = k ? html_path : dot_path;
-        char *buf = NULL;
-        size_t n = 0;
-        bnf_status st;
-        FILE *mem;
-        if (!path)
-            continue;
-        if (!(mem = open_memstream(&buf, &n))) {
-            fprintf(stderr, "bnfold: error: out of memory\n");
-            rc = EXIT_IO;
-            goto out;
-        }
-        st = k ? bnf_report_write_html(r, m, mem, &err) : bnf_report_write_dot(r, m, mem, &err);
-        if (fclose(mem) != 0 && !st)
-            st = err.code = BNF_ERR_NOMEM;
-        if (!st)
-            st = bnf_write_atomic(path, (const uint8_t *)buf, n, &err);
-        free(buf);
-        if (st) {
-            rc = fail(&err);
-            goto out;
-        }
-    }
-    if (json) {
-        bnf_report_write_json(r, stdout);
-    } else if (!quiet) {
-        bnf_report_write_text_styled(r, text, use_color(text));
-        if (dot_path && strcmp(dot_path, "-"))
-            fprintf(text, "wrote %s\n", dot_path);
-        if (html_path && strcmp(html_path, "-"))
-            fprintf(text, "wrote %s\n", html_path);
-    }
-    rc = EXIT_OK;
-out:
-    bnf_report_free(r);
-    bnf_model_free(m);
-    return rc;
-}
-
-static int cmd_fold(int argc, char **argv)
-{
-    const char *model_path = NULL, *out_path = NULL;
-    int json = 0, rc, k, in_place = 0;
-    bnf_load_options lo = {0};
-    bnf_err err = {0};
-    bnf_model *m = NULL;
-    bnf_report *r = NULL;
-    bnf_fold_options fo;
-    eval_args ea;
-    struct timespec t0;
-    double load_ms;
-
-    bnf_fold_defaults(&fo);
-    eval_args_init(&ea);
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            print_help(fold_help_head, 1, 1);
-            fputs(fold_options_help, stdout);
-            rc = EXIT_OK;
-            goto out;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--no-verify")) {
-            fo.verify = 0;
-        } else if (!strcmp(argv[i], "--in-place")) {
-            in_place = 1;
-        } else if (!strcmp(argv[i], "--max-memory")) {
-            if (++i == argc || parse_size(argv[i], &lo.max_memory)) {
-                rc = usage_error("fold", "%s--max-memory needs a size (e.g. 512M, 4G)", "");
-                goto out;
-            }
-        } else if (parse_fold_option(argv[i], &fo)) {
-            continue;
-        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
-            if (++i == argc) {
-                rc = usage_error("fold", "%s needs a file name", argv[i - 1]);
-                goto out;
-            }
-            out_path = argv[i];
-        } else if (!strncmp(argv[i], "--output=", 9)) {
-            out_path = argv[i] + 9;
-        } else if ((k = parse_eval_option("fold", argc, argv, &i, &ea, 1)) != 0) {
-            if (k < 0) {
-                rc = -k;
-                goto out;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error("fold", "unknown option '%s'", argv[i]);
-            goto out;
-        } else if (!model_path) {
-            model_path = argv[i];
-        } else {
-            rc = usage_error("fold", "unexpected argument '%s'", argv[i]);
-            goto out;
-        }
-    }
-    rc = EXIT_USAGE;
-    if (!model_path) {
-        usage_error("fold", "%smissing MODEL", "");
-        goto out;
-    }
-    if (in_place && out_path) {
-        usage_error("fold", "%s--in-place and -o exclude each other", "");
-        goto out;
-    }
-    if (in_place)
-        out_path = model_path;
-    if (!out_path || !*out_path) {
-        usage_error("fold", "%smissing -o OUT (or --in-place)", "");
-        goto out;
-    }
-    if (json && !strcmp(out_path, "-")) {
-        usage_error("fold", "%s--json and -o - both want stdout", "");
-        goto out;
-    }
-    fo.check = ea.v;
-    fo.break_for_testing = getenv("BNFOLD_TEST_BREAK_FOLD") != NULL; /* tests only */
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (bnf_model_open(model_path, &lo, &m, &err)) {
-        rc = fail(&err);
-        goto out;
-    }
-    load_ms = ms_since(&t0);
-    if (in_place)
-        bnf_model_allow_in_place(m);
-    wire_progress(&fo);
-    if (bnf_model_check_output(m, out_path, &err) || bnf_fold(m, &fo, &r, &err) ||
-        bnf_report_set_output(r, out_path, &err)) {
-        end_progress();
-        rc = fail(&err);
-        goto out;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (bnf_model_save(m, out_path, &err)) {
-        end_progress();
-        rc = fail(&err);
-        goto out;
-    }
-    r->ms.load = load_ms;
-    r->ms.write = ms_since(&t0);
-    end_progress();
-    if (json) {
-        bnf_report_write_json(r, stdout);
-    } else if (!quiet) {
-        FILE *f = strcmp(out_path, "-") ? stdout : stderr;
-        bnf_report_write_text_styled(r, f, use_color(f));
-        fprintf(f, "wrote %s\n", out_path);
-    }
-    rc = EXIT_OK;
-out:
-    eval_args_free(&ea);
-    bnf_report_free(r);
-    bnf_model_free(m);
-    return rc;
-}
+    "2 usage error, 3 invalid or unsupported model, 4 I/O error; over many models\n"
+    "the first of 2, 4, 3, 1, 0 that one of them has.\n";
 
 static int cmd_verify(int argc, char **argv)
 {
@@ -727,95 +467,6 @@ out:
     free(times);
     eval_args_free(&ea);
     bnf_session_free(s);
-    bnf_model_free(m);
-    return rc;
-}
-
-static const char check_help[] =
-    "Usage: bnfold check MODEL [--fail-on LIST] [--json] [--format github] [fold options]\n"
-    "\n"
-    "A CI gate: inspect the model and fail (exit 1) when something listed in\n"
-    "--fail-on is found, naming every offending node; exit 0 otherwise.\n"
-    "\n"
-    "  --fail-on LIST       comma-separated: finding codes (BN_NEG_VAR, BN_TINY_VAR, ...),\n"
-    "                       'error' (findings of severity error: the default),\n"
-    "                       'warning' (warning or error), 'info' (any finding),\n"
-    "                       'unfolded' (a BN that bnfold fold would fold is present)\n"
-    "  --json               print one JSON document on stdout\n"
-    "  --format github      print GitHub Actions annotations (::error ...) on stdout\n"
-    "  -h, --help           show this help\n"
-    "\n"
-    "Example: bnfold check model.onnx --fail-on error,unfolded --format github\n";
-
-static int cmd_check(int argc, char **argv)
-{
-    const char *model_path = NULL, *fail_on = NULL, *format = "text";
-    int json = 0, rc;
-    bnf_err err = {0};
-    bnf_model *m = NULL;
-    bnf_report *r = NULL;
-    bnf_fold_options fo;
-
-    bnf_fold_defaults(&fo);
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(check_help, stdout);
-            fputs(fold_options_help, stdout);
-            return EXIT_OK;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if (!strcmp(argv[i], "--fail-on") || !strcmp(argv[i], "--format")) {
-            if (++i == argc)
-                return usage_error("check", "%s needs a value", argv[i - 1]);
-            if (!strcmp(argv[i - 1], "--fail-on"))
-                fail_on = argv[i];
-            else
-                format = argv[i];
-        } else if (parse_fold_option(argv[i], &fo)) {
-            continue;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error("check", "unknown option '%s'", argv[i]);
-        } else if (!model_path) {
-            model_path = argv[i];
-        } else {
-            return usage_error("check", "unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!model_path)
-        return usage_error("check", "%smissing MODEL", "");
-    if (strcmp(format, "text") && strcmp(format, "github"))
-        return usage_error("check", "--format takes text or github, not '%s'", format);
-    if (json && !strcmp(format, "github"))
-        return usage_error("check", "%s--json and --format github both want stdout", "");
-    if (bnf_check_parse(fail_on, &err))
-        return usage_error("check", "%s", err.msg);
-    if (bnf_model_load(model_path, &m, &err) || bnf_inspect_with(m, &fo, &r, &err) ||
-        bnf_check(r, fail_on, &err)) {
-        rc = fail(&err);
-        goto out;
-    }
-    if (json) {
-        bnf_report_write_json(r, stdout);
-    } else if (!strcmp(format, "github")) {
-        bnf_report_write_github(r, stdout);
-    } else if (!quiet) {
-        for (size_t i = 0; i < r->n_findings; i++) {
-            const bnf_finding *x = &r->findings[i];
-            printf("%s %-8s %-16s BatchNormalization '%s': %s\n", x->trips ? "FAIL" : "    ",
-                   x->severity, x->code, r->bns[x->bn].name, x->message);
-        }
-        for (size_t i = 0; i < r->n_bns; i++)
-            if (r->bns[i].trips)
-                printf("FAIL %-8s %-16s BatchNormalization '%s' can be folded into %s '%s'\n",
-                       "error", "BN_UNFOLDED", r->bns[i].name, r->bns[i].layer_op,
-                       r->bns[i].layer);
-        printf("%s: %zu BatchNormalization, %zu finding(s); --fail-on %s: %s\n", model_path,
-               r->n_bns, r->n_findings, r->check_fail_on,
-               r->check_trips ? "FAILED" : "passed");
-    }
-    rc = r->check_trips ? EXIT_CHECK : EXIT_OK;
-out:
-    bnf_report_free(r);
     bnf_model_free(m);
     return rc;
 }

@@ -53,6 +53,7 @@ _bnfold()
     local fold_opts="--lower-standalone --assume-inference --freeze-inputs"
     local verify_opts="--inputs --seed --rtol --atol --outputs-only"
     local eval_opts="--input --dim --threads"
+    local many_opts="-j --jobs --exclude --format --sarif"
     local codes="BN_NONFINITE BN_NEG_VAR BN_TRAINING_MODE BN_EPS_NONPOS BN_ZERO_VAR BN_TINY_VAR BN_LARGE_SCALE BN_UNTRAINED BN_DEAD_CHANNEL"
 
     # the command: the first word after bnfold that is one
@@ -106,14 +107,14 @@ _bnfold()
         fi
         return 0
         ;;
-    --output-dir)
+    --output-dir | --out-dir)
         local IFS=$'\n'
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -d -- "$cur"))
         return 0
         ;;
     --format)
-        COMPREPLY=($(compgen -W "text github" -- "$cur"))
+        COMPREPLY=($(compgen -W "text json github sarif" -- "$cur"))
         return 0
         ;;
     --fail-on)
@@ -127,29 +128,37 @@ _bnfold()
         COMPREPLY=($(compgen -P "$head" -W "error warning info unfolded $codes" -- "$last"))
         return 0
         ;;
+    --sarif)
+        _bnfold_files "$cur" "sarif|json"
+        return 0
+        ;;
     --max-memory)
         COMPREPLY=($(compgen -W "256M 512M 1G 2G 4G 8G" -- "$cur"))
         return 0
         ;;
-    --dim | --threads | --inputs | --seed | --rtol | --atol | --repeat)
-        return 0 # a number or NAME=VALUE: nothing to offer
+    -j | --jobs)
+        COMPREPLY=($(compgen -W "1 2 4 8" -- "$cur"))
+        return 0
+        ;;
+    --dim | --threads | --inputs | --seed | --rtol | --atol | --repeat | --exclude)
+        return 0 # a number, NAME=VALUE or a GLOB: nothing to offer
         ;;
     esac
 
     if [[ $cur == -* ]]; then
         local opts
         case $cmd in
-        inspect) opts="--json --dot --html -h --help $fold_opts" ;;
-        fold) opts="-o --output --json --no-verify --in-place --max-memory $verify_opts $eval_opts -h --help $fold_opts" ;;
+        inspect) opts="--json --dot --html -h --help $fold_opts $many_opts" ;;
+        fold) opts="-o --output --out-dir --json --no-verify --in-place --max-memory $verify_opts $eval_opts -h --help $fold_opts $many_opts" ;;
         verify) opts="--json $verify_opts $eval_opts -h --help" ;;
         run) opts="--output-dir --repeat --seed --json $eval_opts -h --help" ;;
-        check) opts="--fail-on --json --format -h --help $fold_opts" ;;
+        check) opts="--fail-on --json -h --help $fold_opts $many_opts" ;;
         esac
         COMPREPLY=($(compgen -W "$opts -q --quiet" -- "$cur"))
         return 0
     fi
 
-    # MODEL (verify: MODEL_A MODEL_B)
+    # MODEL (verify: MODEL_A MODEL_B), or a PATH: a model or a folder
     _bnfold_files "$cur" "onnx"
     return 0
 }

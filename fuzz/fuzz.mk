@@ -134,8 +134,8 @@ $(SAN_B)/libbnfold.a: $(SAN_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SAN_B)/bnfold: cli/main.c $(SAN_B)/libbnfold.a
-	$(SAN_CC) $(CPPFLAGS) $(WARN) $(SAN_FLAGS) $< $(SAN_B)/libbnfold.a $(LDLIBS) -o $@
+$(SAN_B)/bnfold: $(wildcard cli/*.c) cli/cli.h $(SAN_B)/libbnfold.a
+	$(SAN_CC) $(CPPFLAGS) $(WARN) $(SAN_FLAGS) $(wildcard cli/*.c) $(SAN_B)/libbnfold.a $(LDLIBS) -o $@
 
 $(SAN_B)/tests/conformance: tests/conformance.c $(SAN_B)/libbnfold.a
 	@mkdir -p $(dir $@)
@@ -155,6 +155,8 @@ sanitize: san-build $(NODE_TESTS) $(CLI_TEST_AIDS)
 	for t in $(SAN_TESTS); do echo "== $$t"; $$t || fails="$$fails $$(basename $$t)"; done; \
 	echo "== cli_test.sh $(SAN_B)/bnfold"; \
 	bash tests/cli_test.sh $(SAN_B)/bnfold || fails="$$fails cli_test"; \
+	echo "== batch_test.sh $(SAN_B)/bnfold"; \
+	bash tests/batch_test.sh $(SAN_B)/bnfold || fails="$$fails batch_test"; \
 	echo "== conformance $(NODE_TESTS)"; \
 	$(SAN_B)/tests/conformance $(NODE_TESTS) || fails="$$fails conformance"; \
 	echo "== tests/malformed/run.sh $(SAN_B)/bnfold"; \

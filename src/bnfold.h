@@ -54,7 +54,7 @@ extern "C" {
 #else
 #define BNF_API
 #endif
-#define BNF_JSON_SCHEMA_VERSION 1
+#define BNF_JSON_SCHEMA_VERSION 2
 
 typedef enum {
     BNF_OK = 0,
@@ -328,13 +328,16 @@ typedef struct {
 } bnf_fold_action;
 
 /* The stable codes of reports: why a BN is not folded (kind
- * BNF_CODE_SKIP, bnf_bn_info.reason_code) and health findings
- * (BNF_CODE_FINDING, bnf_finding.code), with what each means. */
-typedef enum { BNF_CODE_SKIP = 1, BNF_CODE_FINDING = 2 } bnf_code_kind;
+ * BNF_CODE_SKIP, bnf_bn_info.reason_code), health findings
+ * (BNF_CODE_FINDING, bnf_finding.code) and what else the CI gate of
+ * bnf_check can trip on (BNF_CODE_GATE: BN_UNFOLDED, a BN fold would fold),
+ * with what each means. */
+typedef enum { BNF_CODE_SKIP = 1, BNF_CODE_FINDING = 2, BNF_CODE_GATE = 3 } bnf_code_kind;
 typedef struct {
     const char *code;      /* "SHAPE_MISMATCH", "BN_TINY_VAR", ... */
     bnf_code_kind kind;
-    const char *severity;  /* findings: the default severity; NULL for skip reasons */
+    const char *severity;  /* findings and gate codes: the default severity; NULL for
+                              skip reasons */
     const char *text;      /* one line: what it means */
 } bnf_code_info;
 /* Every code (static; *n gets how many). */
@@ -465,6 +468,129 @@ BNF_API bnf_status bnf_report_write_dot(const bnf_report *report, const bnf_mode
                                         FILE *f, bnf_err *err);
 BNF_API bnf_status bnf_report_write_html(const bnf_report *report, const bnf_model *model,
                                          FILE *f, bnf_err *err);
+
+/* check's text report: a line per finding (FAIL where it trips the gate) and
+ * per BN the gate's "unfolded" trips on, then the verdict naming the model. */
+BNF_API void bnf_report_write_check(const bnf_report *report, FILE *f);
+
+/* A report as bytes and back, to hand it from one process to another (a
+ * worker to the process that prints).  The bytes are for the same build of the
+ * library: native byte order, no promise across versions.  *data is the
+ * caller's to free with bnf_buffer_free.  bnf_report_unpack checks every
+ * length and code: malformed bytes are BNF_ERR_INVALID, never a crash. */
+BNF_API bnf_status bnf_report_pack(const bnf_report *report, uint8_t **data, size_t *size,
+                                   bnf_err *err);
+BNF_API bnf_status bnf_report_unpack(const uint8_t *data, size_t size, bnf_report **report,
+                                     bnf_err *err);
+
+/* ---- many models ------------------------------------------------------------------
+ *
+ * `bnfold check PATH...` (and inspect, fold) in library terms: bnf_find_models
+ * lists the models of the PATHs; the caller gets a report for each (one
+ * process per model in bnfold, so that one model cannot take the others
+ * down), wraps each as a bnf_model_result, adds it to a bnf_summary and hands
+ * it to a bnf_batch_writer, which prints it in the chosen format. */
+
+/* The exit status docs/contract.md gives a status: 0 BNF_OK, 1 BNF_ERR_CHECK,
+ * 2 BNF_ERR_USAGE, 3 BNF_ERR_INVALID and BNF_ERR_UNSUPPORTED, 4 BNF_ERR_IO and
+ * BNF_ERR_NOMEM. */
+BNF_API int bnf_exit_code(bnf_status code);
+/* The exit status of a run over many models, from two of its models' (or a
+ * model's and the run's so far): the one that comes first in 2, 4, 3, 1, 0.
+ * A run that cannot read a model (4, 3) is worse news than a gate that
+ * tripped (1): that model was not checked at all. */
+BNF_API int bnf_exit_worst(int a, int b);
+
+typedef struct {
+    const char *const *exclude; /* GLOBs (fnmatch): with a '/', matched against a path as
+                                   reported ('*' crosses '/'); without, against a file or
+                                   folder name; what matches is not searched (folders are
+                                   not entered).  Never applied to a PATH itself. */
+    size_t n_exclude;
+    const char *skip_dir;       /* a folder never entered (fold's --out-dir), or NULL */
+} bnf_find_options;
+
+typedef struct {
+    char *path;          /* the model: a PATH as given, or the folder PATH (without
+                            trailing '/' or leading "./") joined with its path below */
+    char *rel;           /* its path below the folder PATH; for a PATH that is not a
+                            folder, the last part of its name */
+    bnf_status status;   /* BNF_OK; else the entry is no model but a problem: a folder
+                            that cannot be read, or a folder PATH with no model */
+    char *message;       /* NULL for BNF_OK */
+} bnf_found;
+
+typedef struct {
+    bnf_found *items;
+    size_t n;
+} bnf_found_list;
+
+/* The models of paths[0 .. n): a folder is searched recursively for files
+ * named *.onnx (links to files taken, links to folders not followed, files
+ * of other names such as external data left alone); anything else is taken as
+ * a model, to be loaded (and refused) as it is.  *out is sorted by path, each
+ * file once (the first of two paths to one file); the caller releases it.
+ * Fails only when out of memory. */
+BNF_API bnf_status bnf_find_models(const char *const *paths, size_t n,
+                                   const bnf_find_options *opts, bnf_found_list *out,
+                                   bnf_err *err);
+BNF_API void bnf_found_list_release(bnf_found_list *list);
+
+/* One model's outcome in a run over many: its report, or why there is none. */
+typedef struct {
+    const char *path;         /* the model as found */
+    bnf_status status;        /* BNF_OK: `report` says the rest; else `message` */
+    const char *message;      /* one line naming the file, node or tensor */
+    const bnf_report *report; /* NULL unless status is BNF_OK */
+} bnf_model_result;
+
+/* A result's exit status: bnf_exit_code(status), and 1 when its gate tripped. */
+BNF_API int bnf_result_exit(const bnf_model_result *r);
+
+#define BNF_MAX_CODES 64
+/* The counts of a run over many models. */
+typedef struct {
+    const char *command;    /* "inspect", "check" or "fold" */
+    size_t models;          /* results added: every model, and every PATH problem */
+    size_t passed;          /* exit status 0 */
+    size_t failed;          /* 1: the gate tripped, or a fold failed its check */
+    size_t unreadable;      /* 2, 3 or 4: not read, not valid, not written */
+    size_t batchnorms;      /* BNs of the models read */
+    size_t folded;          /* fold: folded; inspect and check: would be */
+    size_t lowered;
+    size_t skipped;
+    size_t findings[3];     /* by severity: error, warning, info */
+    size_t problems;        /* check: findings and BNs that tripped the gate */
+    size_t by_code[BNF_MAX_CODES]; /* [i] counts code bnf_codes()[i]: BNs skipped for a
+                                      reason code, findings of a finding code, BNs that
+                                      tripped the gate for BN_UNFOLDED */
+    int exit_code;          /* of the run: bnf_exit_worst of the results' */
+} bnf_summary;
+
+BNF_API void bnf_summary_init(bnf_summary *s, const char *command);
+BNF_API void bnf_summary_add(bnf_summary *s, const bnf_model_result *r);
+
+typedef enum {
+    BNF_FORMAT_TEXT = 0, /* per model what the one-model command prints, then the summary */
+    BNF_FORMAT_JSON,     /* one document: "models" (one entry per result) and "summary" */
+    BNF_FORMAT_GITHUB,   /* GitHub Actions annotations, then the summary as text */
+    BNF_FORMAT_SARIF     /* SARIF 2.1.0: one run, a rule per code, a result per finding,
+                            skipped BN and gate trip; model errors as notifications */
+} bnf_format;
+
+/* Writes the results of a run, one at a time, as they are added (in the
+ * order given: bnfold adds them sorted by path), then the summary.  The
+ * writer borrows f and `command`; `color`: ANSI colours in the text format. */
+typedef struct bnf_batch_writer bnf_batch_writer;
+BNF_API bnf_status bnf_batch_writer_new(FILE *f, bnf_format format, const char *command,
+                                        int color, bnf_batch_writer **out, bnf_err *err);
+BNF_API void bnf_batch_writer_add(bnf_batch_writer *w, const bnf_model_result *r);
+/* The summary and the document's end; BNF_ERR_IO when writing to f failed. */
+BNF_API bnf_status bnf_batch_writer_end(bnf_batch_writer *w, const bnf_summary *s,
+                                        bnf_err *err);
+BNF_API void bnf_batch_writer_free(bnf_batch_writer *w);
+/* The summary alone, as text (what the text format ends with). */
+BNF_API void bnf_summary_write_text(const bnf_summary *s, FILE *f);
 
 #ifdef __cplusplus
 }

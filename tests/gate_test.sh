@@ -60,7 +60,7 @@ t_help() {
     expect_exit 0 -- "$BIN" check -h
     expect_stdout_has "Usage: bnfold check"
     expect_exit 0 -- "$BIN" --help
-    expect_stdout_has "check MODEL"
+    expect_stdout_has "check PATH..."
 }
 
 t_healthy_passes() {
@@ -285,8 +285,9 @@ t_usage() {
     expect_exit 2 -- "$BIN" check "$H/tiny_var.onnx" --format
     expect_exit 2 -- "$BIN" check "$H/tiny_var.onnx" --frob
     expect_stderr_has "--frob"
-    expect_exit 2 -- "$BIN" check "$H/tiny_var.onnx" "$H/neg_var.onnx"
-    expect_stdout_empty
+    # two models are a run over many (tests/batch_test.sh): the worst exit wins
+    expect_exit 1 -- "$BIN" check "$H/tiny_var.onnx" "$H/neg_var.onnx"
+    expect_stdout_has "check: 2 models: 1 passed, 1 failed, 0 unreadable; exit status 1"
 }
 
 t_missing_file() {
@@ -297,7 +298,9 @@ t_missing_file() {
     expect_stdout_empty
     expect_exit 4 -- "$BIN" check "$W/nope.onnx" --format github
     expect_stdout_empty
+    # a folder with no model in it is an I/O error too, not a gate that passed
     expect_exit 4 -- "$BIN" check "$W"
+    expect_stdout_has "no model (*.onnx) in this folder"
 }
 
 t_corrupt_file() {

@@ -128,6 +128,14 @@ doc check.fails 1 -- "$BIN" check "$ROOT/testdata/models/skip_nonfinite.onnx" --
 doc check.passes 0 -- "$BIN" check "$ROOT/testdata/models/conv2d.onnx" --json --fail-on BN_NEG_VAR
 doc check.unfolded 1 -- "$BIN" check "$ROOT/testdata/models/conv2d.onnx" --json --fail-on unfolded
 
+# runs over many models (the batch document): passed, failed, unreadable
+doc batch.check.health 1 -- "$BIN" check "$ROOT/testdata/health" --json -j 2
+doc batch.inspect.patterns 0 -- "$BIN" inspect "$ROOT/testdata/patterns" --json -j 2
+mkdir -p "$TMP/batch" && printf 'not a model' >"$TMP/batch/broken.onnx"
+cp "$ROOT/testdata/models/conv2d.onnx" "$TMP/batch/"
+doc batch.check.mixed 3 -- "$BIN" check "$TMP/batch" "$ROOT/testdata/health/neg_var.onnx" --json
+doc batch.fold.mixed 3 -- "$BIN" fold "$TMP/batch" --out-dir "$TMP/out/batch" --json
+
 # the demo: fold (checked and not), verify, run
 DEMO=$ROOT/testdata/demo/mobilenet_v2_tiny.onnx
 doc inspect.demo 0 -- "$BIN" inspect "$DEMO" --json
@@ -176,6 +184,30 @@ def why(doc, errs):
 def consistent(d):
     """Cross-field rules a JSON Schema cannot state."""
     c = d["command"]
+    if "models" in d and c != "verify":  # a batch: each model, then the sums
+        ms, s = d["models"], d["summary"]
+        for m in ms:
+            if m["error"] is None:
+                bad = consistent(dict(m, command=c))
+                if bad:
+                    return "%s: %s" % (m["input"], bad)
+        if [m["input"] for m in ms] != sorted(m["input"] for m in ms):
+            return "models not sorted by input"
+        ok = [m for m in ms if m["error"] is None]
+        want = {"models": len(ms), "passed": sum(m["exit_code"] == 0 for m in ms),
+                "failed": sum(m["exit_code"] == 1 for m in ms),
+                "unreadable": sum(m["exit_code"] > 1 for m in ms),
+                "batchnorms": sum(m["summary"]["batchnorms"] for m in ok),
+                "folded": sum(m["summary"]["folded"] for m in ok),
+                "skipped": sum(m["summary"]["skipped"] for m in ok)}
+        for k, v in want.items():
+            if s[k] != v:
+                return "summary.%s %d != %d" % (k, s[k], v)
+        rank = {2: 4, 4: 3, 3: 2, 1: 1, 0: 0}
+        worst = max((m["exit_code"] for m in ms), key=lambda e: rank[e], default=0)
+        if s["exit_code"] != worst:
+            return "summary.exit_code %d != the worst of the models' %d" % (s["exit_code"], worst)
+        return None
     if c in ("inspect", "check", "fold"):
         bns, s = d["batchnorms"], d["summary"]
         by = {k: sum(b["decision"] == k for b in bns) for k in ("fold", "skip", "lower")}
@@ -221,10 +253,10 @@ for name in names:
         print("FAIL %s: %s" % (case, bad))
         continue
     print("ok %s" % case)
-    first.setdefault(d["command"], d)
+    first.setdefault(("batch." if "models" in d and d["command"] != "verify" else "") + d["command"], d)
 
 # every form was seen
-for c in ("inspect", "check", "fold", "verify", "run"):
+for c in ("inspect", "check", "fold", "verify", "run", "batch.inspect", "batch.check", "batch.fold"):
     print(("ok form:%s" if c in first else "FAIL form:%s: no valid document") % c)
 
 # the schema rejects what it must
@@ -245,7 +277,7 @@ def mutations():
         d = copy.deepcopy(i); del d["summary"]; yield "missing-summary", d
         d = copy.deepcopy(i); d["surprise"] = 1; yield "extra-field", d
         d = copy.deepcopy(i); d["tool"] = "other"; yield "tool-other", d
-        d = copy.deepcopy(i); d["schema_version"] = 2; yield "schema-version-2", d
+        d = copy.deepcopy(i); d["schema_version"] = 1; yield "schema-version-1", d
         d = copy.deepcopy(i); d["command"] = "fold"; yield "inspect-called-fold", d
         d = copy.deepcopy(i); d["model"]["nodes"] = -1; yield "negative-count", d
         d = copy.deepcopy(i); d["check"] = {"fail_on": "error", "pass": True, "problems": []}
@@ -264,6 +296,14 @@ def mutations():
     v = first.get("verify")
     if v:
         d = copy.deepcopy(v); d["models"] = d["models"][:1]; yield "verify-one-model", d
+    b = first.get("batch.check")
+    if b:
+        d = copy.deepcopy(b); d["schema_version"] = 1; yield "batch-schema-version-1", d
+        d = copy.deepcopy(b); del d["summary"]["exit_code"]; yield "batch-summary-without-exit-code", d
+        d = copy.deepcopy(b); d["models"][0]["outcome"] = "skipped"; yield "batch-outcome-unknown", d
+        d = copy.deepcopy(b); d["summary"]["findings_by_code"]["BOGUS"] = 1; yield "batch-code-unknown", d
+        d = copy.deepcopy(b); m = d["models"][0]
+        m["exit_code"], m["outcome"] = 3, "unreadable"; yield "batch-report-with-exit-3", d
     r = first.get("run")
     if r:
         d = copy.deepcopy(r); d["outputs"][0]["dtype"] = "complex128"; yield "run-dtype-unknown", d
@@ -303,11 +343,12 @@ toks = {k: set(TOK.findall("\n".join(v))) for k, v in sections.items()}
 all_man = set(TOK.findall(text))
 
 shared = {
-    "inspect": ["FOLD OPTIONS"],
-    "fold": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS", "FOLD OPTIONS"],
+    "inspect": ["FOLD OPTIONS", "MANY MODELS OPTIONS"],
+    "fold": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS", "FOLD OPTIONS",
+             "MANY MODELS OPTIONS"],
     "verify": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS"],
     "run": ["EVALUATION OPTIONS"],
-    "check": ["FOLD OPTIONS"],
+    "check": ["FOLD OPTIONS", "MANY MODELS OPTIONS"],
 }
 all_help = set()
 for cmd, extra in shared.items():

@@ -1,8 +1,9 @@
 /* test_codes.c: the table of report codes (src/report/codes.h) against the
- * places that list them for users: the "reason_code" and "finding_code" enums
- * of docs/report.schema.json and the two code tables of docs/contract.md
- * (code, and a finding's severity).  Every code of one is in the other, in
- * the same order, so the table cannot drift from the documented contract. */
+ * places that list them for users: the "reason_code", "finding_code" and
+ * "gate_code" enums of docs/report.schema.json and the three code tables of
+ * docs/contract.md (code, and a finding's or gate code's severity).  Every
+ * code of one is in the other, in the same order, so the table cannot drift
+ * from the documented contract. */
 #include "testutil.h"
 
 static char *text_of(const char *path)
@@ -23,6 +24,7 @@ static void table_codes(bnf_code_kind kind, char *out, size_t size)
         if (c[i].kind == kind) {
             assert_non_null(c[i].text);
             assert_true(kind == BNF_CODE_SKIP ? c[i].severity == NULL : c[i].severity != NULL);
+            assert_true(i < BNF_MAX_CODES); /* bnf_summary.by_code has room for it */
             snprintf(out + strlen(out), size - strlen(out), "%s%s", *out ? " " : "", c[i].code);
         }
 }
@@ -73,6 +75,9 @@ static void test_schema_matches_table(void **state)
     table_codes(BNF_CODE_FINDING, want, sizeof want);
     schema_enum(schema, "finding_code", got, sizeof got);
     assert_string_equal(got, want);
+    table_codes(BNF_CODE_GATE, want, sizeof want);
+    schema_enum(schema, "gate_code", got, sizeof got);
+    assert_string_equal(got, want);
     free(schema);
 }
 
@@ -92,6 +97,13 @@ static void test_contract_matches_table(void **state)
             snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s:%s",
                      *want ? " " : "", c[i].code, c[i].severity);
     contract_table(doc, "## Health finding codes", 1, got, sizeof got);
+    assert_string_equal(got, want);
+    want[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (c[i].kind == BNF_CODE_GATE)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s:%s",
+                     *want ? " " : "", c[i].code, c[i].severity);
+    contract_table(doc, "## Gate codes", 1, got, sizeof got);
     assert_string_equal(got, want);
     free(doc);
 }

@@ -43,3 +43,36 @@ void bnf_err_prefix(bnf_err *err, const char *prefix)
     memcpy(err->msg + p - 2, ": ", 2);
     err->msg[p + n] = '\0';
 }
+
+int bnf_exit_code(bnf_status code)
+{
+    switch (code) {
+    case BNF_OK: return 0;
+    case BNF_ERR_CHECK: return 1;
+    case BNF_ERR_USAGE: return 2;
+    case BNF_ERR_INVALID:
+    case BNF_ERR_UNSUPPORTED: return 3;
+    case BNF_ERR_IO:
+    case BNF_ERR_NOMEM: return 4;
+    }
+    return 4;
+}
+
+/* The order of precedence: a usage error, then what kept a model from being
+ * read (I/O, then an invalid model), then a gate that tripped. */
+static int exit_rank(int code)
+{
+    switch (code) {
+    case 2: return 4;
+    case 4: return 3;
+    case 3: return 2;
+    case 1: return 1;
+    case 0: return 0;
+    }
+    return 3; /* an unknown status counts as an I/O error */
+}
+
+int bnf_exit_worst(int a, int b)
+{
+    return exit_rank(a) >= exit_rank(b) ? a : b;
+}

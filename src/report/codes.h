@@ -1,6 +1,7 @@
 /*
  * report/codes.h: the stable codes of reports (docs/contract.md): why a
- * BatchNormalization is not folded, and the health findings.  One table: the
+ * BatchNormalization is not folded, the health findings, and the problem the
+ * CI gate adds (BN_UNFOLDED).  One table: the
  * enum, the names in reports, the kind, the default severity and a line of
  * text all come from BNF_CODES below; tests/test_codes.c checks it against
  * docs/report.schema.json and docs/contract.md.  A leaf header: the folds,
@@ -47,7 +48,9 @@
       "1e4: folded weights may overflow float16")                                                 \
     X(BN_UNTRAINED, FINDING, "warning", "running mean all 0 and variance all 1: statistics "      \
       "never collected")                                                                          \
-    X(BN_DEAD_CHANNEL, FINDING, "info", "gamma is 0: the channel's output is the constant B")
+    X(BN_DEAD_CHANNEL, FINDING, "info", "gamma is 0: the channel's output is the constant B")    \
+    X(BN_UNFOLDED, GATE, "error", "a BatchNormalization that bnfold fold would fold is still in " \
+      "the model (check --fail-on unfolded)")
 
 typedef enum {
     BNF_NO_CODE = 0,

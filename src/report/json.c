@@ -12,14 +12,41 @@
 
 #define S(x) ((x) ? (x) : "")
 
-static void json_str(FILE *f, const char *s)
+/* The length of the well-formed UTF-8 sequence at p (1-4), or 0 when the
+ * bytes there are not one (overlong forms, surrogates and values beyond
+ * U+10FFFF included). */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned v, min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, v = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, v = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, v = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    for (size_t k = 1; k < n; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (p[k] & 0x3f);
+    }
+    return v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) ? 0 : n;
+}
+
+void bnf_json_str(FILE *f, const char *s)
 {
     if (!s) {
         fputs("null", f);
         return;
     }
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n;
         switch (*p) {
         case '"': fputs("\\\"", f); break;
         case '\\': fputs("\\\\", f); break;
@@ -27,16 +54,22 @@ static void json_str(FILE *f, const char *s)
         case '\r': fputs("\\r", f); break;
         case '\t': fputs("\\t", f); break;
         default:
-            if (*p < 0x20)
+            if (*p < 0x20) {
                 fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
+            } else if ((n = utf8_len(p)) == 0) {
+                fputs("\\ufffd", f); /* not UTF-8: JSON text must be */
+            } else {
+                fwrite(p, 1, n, f);
+                p += n;
+                continue;
+            }
         }
+        p++;
     }
     fputc('"', f);
 }
 
-static void json_num(FILE *f, double v)
+void bnf_json_num(FILE *f, double v)
 {
     if (isfinite(v))
         fprintf(f, "%.9g", v);
@@ -45,12 +78,12 @@ static void json_num(FILE *f, double v)
 }
 
 /* The start of every document, up to the command (no newline after it). */
-static void json_head(FILE *f, const char *command)
+void bnf_json_head(FILE *f, const char *command)
 {
     fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": %d,\n",
             BNF_VERSION, BNF_JSON_SCHEMA_VERSION);
     fputs("  \"command\": ", f);
-    json_str(f, command);
+    bnf_json_str(f, command);
 }
 
 static void write_actions(const bnf_report *r, FILE *f)
@@ -59,23 +92,23 @@ static void write_actions(const bnf_report *r, FILE *f)
     for (size_t i = 0; i < r->n_actions; i++) {
         const bnf_fold_action *a = &r->actions[i];
         fputs(i ? ",\n    {\"op\": " : "\n    {\"op\": ", f);
-        json_str(f, a->op);
+        bnf_json_str(f, a->op);
         fputs(", \"node\": ", f);
-        json_str(f, a->node);
+        bnf_json_str(f, a->node);
         if (strcmp(a->op, "BatchNormalization") == 0) {
             fputs(", \"bn\": ", f);
-            json_str(f, a->node);
+            bnf_json_str(f, a->node);
         }
         fprintf(f, ", \"position\": \"%s\", \"layer\": ", a->position);
-        json_str(f, a->layer);
+        bnf_json_str(f, a->layer);
         fputs(", \"layer_op\": ", f);
-        json_str(f, a->layer_op);
+        bnf_json_str(f, a->layer_op);
         fputs(", \"weight\": ", f);
-        json_str(f, a->weight);
+        bnf_json_str(f, a->weight);
         fputs(", \"bias\": ", f);
-        json_str(f, a->bias);
+        bnf_json_str(f, a->bias);
         fputs(", \"local_rel_err\": ", f);
-        json_num(f, a->local_err);
+        bnf_json_num(f, a->local_err);
         fputc('}', f);
     }
     fputs(r->n_actions ? "\n  ],\n" : "],\n", f);
@@ -87,18 +120,18 @@ static void write_findings(const bnf_report *r, FILE *f)
     for (size_t i = 0; i < r->n_findings; i++) {
         const bnf_finding *x = &r->findings[i];
         fputs(i ? ",\n    {\"code\": " : "\n    {\"code\": ", f);
-        json_str(f, x->code);
+        bnf_json_str(f, x->code);
         fputs(", \"severity\": ", f);
-        json_str(f, x->severity);
+        bnf_json_str(f, x->severity);
         fputs(", \"node\": ", f);
-        json_str(f, r->bns[x->bn].name);
+        bnf_json_str(f, r->bns[x->bn].name);
         fputs(", \"graph\": ", f);
-        json_str(f, S(r->bns[x->bn].path));
+        bnf_json_str(f, S(r->bns[x->bn].path));
         fprintf(f, ", \"n_channels\": %zu, \"channels\": [", x->n_channels);
         for (size_t k = 0; k < x->n_channels && k < 16; k++)
             fprintf(f, "%s%lld", k ? ", " : "", (long long)x->channels[k]);
         fputs("], \"message\": ", f);
-        json_str(f, x->message);
+        bnf_json_str(f, x->message);
         fputc('}', f);
     }
     fputs(r->n_findings ? "\n  ],\n" : "],\n", f);
@@ -109,7 +142,7 @@ static void write_verification(const bnf_report *r, FILE *f)
     fputs("  \"verification\": {\"local\": ", f);
     if (r->verified_local) {
         fprintf(f, "{\"checked\": %zu, \"pass\": true, \"worst_rel_err\": ", r->n_actions);
-        json_num(f, r->local_worst);
+        bnf_json_num(f, r->local_worst);
         fputs("}", f);
     } else {
         fputs("null", f);
@@ -119,17 +152,17 @@ static void write_verification(const bnf_report *r, FILE *f)
         fputs("null", f);
     } else if (!r->e2e.ran) {
         fputs("{\"ran\": false, \"reason\": ", f);
-        json_str(f, r->e2e.reason);
+        bnf_json_str(f, r->e2e.reason);
         fputs("}", f);
     } else {
         fprintf(f, "{\"ran\": true, \"pass\": %s, \"input_sets\": %zu, \"outputs\": %zu, "
                    "\"values\": %zu, \"worst_abs_err\": ", r->e2e.equivalent ? "true" : "false",
                 r->e2e.sets, r->e2e.outputs, r->e2e.values);
-        json_num(f, r->e2e.worst_abs);
+        bnf_json_num(f, r->e2e.worst_abs);
         fputs(", \"worst_rel_err\": ", f);
-        json_num(f, r->e2e.worst_rel);
+        bnf_json_num(f, r->e2e.worst_rel);
         fputs(", \"worst_output\": ", f);
-        json_str(f, r->e2e.worst_output);
+        bnf_json_str(f, r->e2e.worst_output);
         fputs("}", f);
     }
     fputs("},\n", f);
@@ -137,26 +170,33 @@ static void write_verification(const bnf_report *r, FILE *f)
 
 void bnf_report_write_json(const bnf_report *r, FILE *f)
 {
-    json_head(f, r->command);
-    fputs(",\n  \"input\": ", f);
-    json_str(f, r->input_path);
+    bnf_json_head(f, r->command);
+    fputs(",\n", f);
+    bnf_json_report_fields(r, f);
+    fputs("\n}\n", f);
+}
+
+void bnf_json_report_fields(const bnf_report *r, FILE *f)
+{
+    fputs("  \"input\": ", f);
+    bnf_json_str(f, r->input_path);
     if (strcmp(r->command, "fold") == 0) {
         fputs(",\n  \"output\": ", f);
-        json_str(f, r->output_path);
+        bnf_json_str(f, r->output_path);
     }
     fprintf(f, ",\n  \"model\": {\n    \"ir_version\": %lld,\n    \"opsets\": [",
             (long long)r->ir_version);
     for (size_t i = 0; i < r->n_opsets; i++) {
         fputs(i ? ", {\"domain\": " : "{\"domain\": ", f);
-        json_str(f, r->opsets[i].domain);
+        bnf_json_str(f, r->opsets[i].domain);
         fprintf(f, ", \"version\": %lld}", (long long)r->opsets[i].version);
     }
     fputs("],\n    \"producer\": ", f);
-    json_str(f, r->producer);
+    bnf_json_str(f, r->producer);
     fprintf(f, ",\n    \"nodes\": %zu,\n    \"op_counts\": {", r->n_nodes);
     for (size_t i = 0; i < r->n_op_counts; i++) {
         fputs(i ? ", " : "", f);
-        json_str(f, r->op_counts[i].op_type);
+        bnf_json_str(f, r->op_counts[i].op_type);
         fprintf(f, ": %zu", r->op_counts[i].count);
     }
     fprintf(f, "},\n    \"initializers\": %zu,\n    \"initializer_bytes\": %llu\n  },\n",
@@ -165,35 +205,35 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
     for (size_t i = 0; i < r->n_bns; i++) {
         const bnf_bn_info *b = &r->bns[i];
         fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-        json_str(f, b->name);
+        bnf_json_str(f, b->name);
         fputs(", \"output\": ", f);
-        json_str(f, b->output);
+        bnf_json_str(f, b->output);
         fputs(", \"layer_op\": ", f);
-        json_str(f, b->layer_op);
+        bnf_json_str(f, b->layer_op);
         fputs(", \"layer\": ", f);
-        json_str(f, b->layer);
+        bnf_json_str(f, b->layer);
         fprintf(f, ", \"position\": \"%s\"", b->before_layer ? "before" : "after");
         fprintf(f, ", \"decision\": \"%s\", \"reason_code\": ",
                 b->folded ? "fold" : b->lowered ? "lower" : "skip");
-        json_str(f, b->folded ? NULL : b->reason_code);
+        bnf_json_str(f, b->folded ? NULL : b->reason_code);
         fputs(", \"reason\": ", f);
-        json_str(f, b->folded ? NULL : b->reason);
+        bnf_json_str(f, b->folded ? NULL : b->reason);
         fputs(", \"graph\": ", f);
-        json_str(f, S(b->path));
+        bnf_json_str(f, S(b->path));
         fprintf(f, ", \"assumed_inference\": %s", b->assumed_inference ? "true" : "false");
         if (b->channels >= 0)
             fprintf(f, ", \"channels\": %lld", (long long)b->channels);
         else
             fputs(", \"channels\": null", f);
         fputs(", \"epsilon\": ", f);
-        json_num(f, b->epsilon);
+        bnf_json_num(f, b->epsilon);
         fputs(", \"min_var\": ", f);
-        json_num(f, b->min_var);
+        bnf_json_num(f, b->min_var);
         fputs(", \"max_abs_scale\": ", f);
-        json_num(f, b->max_abs_scale);
+        bnf_json_num(f, b->max_abs_scale);
         if (strcmp(r->command, "fold") == 0) {
             fputs(", \"local_rel_err\": ", f);
-            json_num(f, b->local_err);
+            bnf_json_num(f, b->local_err);
         }
         fputc('}', f);
     }
@@ -201,24 +241,25 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
     write_findings(r, f);
     if (r->check_ran) {
         fputs("  \"check\": {\"fail_on\": ", f);
-        json_str(f, r->check_fail_on);
+        bnf_json_str(f, r->check_fail_on);
         fprintf(f, ", \"pass\": %s, \"problems\": [", r->check_trips ? "false" : "true");
         size_t k = 0;
         for (size_t i = 0; i < r->n_findings; i++) {
             if (!r->findings[i].trips)
                 continue;
             fputs(k++ ? ", {\"code\": " : "{\"code\": ", f);
-            json_str(f, r->findings[i].code);
+            bnf_json_str(f, r->findings[i].code);
             fputs(", \"node\": ", f);
-            json_str(f, r->bns[r->findings[i].bn].name);
+            bnf_json_str(f, r->bns[r->findings[i].bn].name);
             fputs("}", f);
         }
         for (size_t i = 0; i < r->n_bns; i++) {
             if (!r->bns[i].trips)
                 continue;
-            fputs(k++ ? ", {\"code\": \"BN_UNFOLDED\", \"node\": "
-                      : "{\"code\": \"BN_UNFOLDED\", \"node\": ", f);
-            json_str(f, r->bns[i].name);
+            fputs(k++ ? ", {\"code\": " : "{\"code\": ", f);
+            bnf_json_str(f, bnf_code_name(BNF_BN_UNFOLDED));
+            fputs(", \"node\": ", f);
+            bnf_json_str(f, r->bns[i].name);
             fputs("}", f);
         }
         fputs("]},\n", f);
@@ -233,14 +274,14 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
         fputs("  \"timings_ms\": {", f);
         for (int k = 0; k < 5; k++) {
             fprintf(f, "%s\"%s\": ", k ? ", " : "", phase[k]);
-            json_num(f, *ms[k]);
+            bnf_json_num(f, *ms[k]);
         }
         fputs("},\n", f);
     }
     fprintf(f,
             "  \"summary\": {\"batchnorms\": %zu, \"folded\": %zu, \"skipped\": %zu, "
             "\"lowered\": %zu, \"batchnorms_after\": %zu, \"frozen_inputs\": %zu, "
-            "\"findings\": {\"error\": %zu, \"warning\": %zu, \"info\": %zu}}\n}\n",
+            "\"findings\": {\"error\": %zu, \"warning\": %zu, \"info\": %zu}}",
             r->n_bns, r->n_folded, r->n_bns - r->n_folded - r->n_lowered, r->n_lowered,
             r->n_bns_after, r->n_frozen_inputs, bnf_report_count(r, "error"),
             bnf_report_count(r, "warning"), bnf_report_count(r, "info"));
@@ -250,27 +291,27 @@ void bnf_report_write_json(const bnf_report *r, FILE *f)
 void bnf_verify_write_json(const bnf_verify_result *r, const char *model_a, const char *model_b,
                            const bnf_verify_options *o, FILE *f)
 {
-    json_head(f, "verify");
+    bnf_json_head(f, "verify");
     fputs(",\n  \"models\": [", f);
-    json_str(f, model_a);
+    bnf_json_str(f, model_a);
     fputs(", ", f);
-    json_str(f, model_b);
+    bnf_json_str(f, model_b);
     fprintf(f, "],\n  \"equivalent\": %s,\n  \"input_sets\": %zu,\n  \"outputs\": %zu,\n"
                "  \"values\": %zu,\n  \"rtol\": ", r->equivalent ? "true" : "false", r->sets,
             r->outputs, r->values);
-    json_num(f, o->rtol);
+    bnf_json_num(f, o->rtol);
     fputs(",\n  \"atol\": ", f);
-    json_num(f, o->atol);
+    bnf_json_num(f, o->atol);
     fputs(",\n  \"worst_abs_err\": ", f);
-    json_num(f, r->worst_abs);
+    bnf_json_num(f, r->worst_abs);
     fputs(",\n  \"worst_rel_err\": ", f);
-    json_num(f, r->worst_rel);
+    bnf_json_num(f, r->worst_rel);
     fputs(",\n  \"worst_output\": ", f);
-    json_str(f, r->worst_output);
+    bnf_json_str(f, r->worst_output);
     fputs(",\n  \"worst_element\": ", f);
-    json_str(f, r->worst_element);
+    bnf_json_str(f, r->worst_element);
     fputs(",\n  \"message\": ", f);
-    json_str(f, r->equivalent ? "" : r->reason);
+    bnf_json_str(f, r->equivalent ? "" : r->reason);
     fputs("\n}\n", f);
 }
 
@@ -278,29 +319,53 @@ void bnf_run_write_json(const bnf_session *s, const bnf_tensor *outputs, size_t 
                         double median_ms, FILE *f)
 {
     size_t n_out = bnf_session_n_outputs(s);
-    json_head(f, "run");
+    bnf_json_head(f, "run");
     fputs(",\n  \"outputs\": [", f);
     for (size_t k = 0; k < n_out; k++) {
         const bnf_tensor *t = &outputs[k];
         double lo, hi, mean;
         bnf_tensor_stats(t, &lo, &hi, &mean);
         fputs(k ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-        json_str(f, bnf_session_output_name(s, k));
+        bnf_json_str(f, bnf_session_output_name(s, k));
         fputs(", \"dtype\": ", f);
-        json_str(f, bnf_dtype_name(t->dtype));
+        bnf_json_str(f, bnf_dtype_name(t->dtype));
         fputs(", \"shape\": [", f);
         for (size_t d = 0; d < t->rank; d++)
             fprintf(f, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
         fputs("], \"min\": ", f);
-        json_num(f, lo);
+        bnf_json_num(f, lo);
         fputs(", \"max\": ", f);
-        json_num(f, hi);
+        bnf_json_num(f, hi);
         fputs(", \"mean\": ", f);
-        json_num(f, mean);
+        bnf_json_num(f, mean);
         fputs("}", f);
     }
     fprintf(f, "%s],\n  \"runs\": %zu,\n  \"median_ms\": %.3f\n}\n", n_out ? "\n  " : "", runs,
             median_ms);
+}
+
+void bnf_json_indented(FILE *f, int indent, void (*write)(const void *arg, FILE *f),
+                       const void *arg)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *mem = open_memstream(&buf, &n);
+    if (!mem) { /* valid JSON all the same, only not indented */
+        write(arg, f);
+        return;
+    }
+    write(arg, mem);
+    if (fclose(mem) != 0 || !buf) {
+        free(buf);
+        write(arg, f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fputc(buf[i], f);
+        if (buf[i] == '\n' && i + 1 < n)
+            fprintf(f, "%*s", indent, "");
+    }
+    free(buf); /* open_memstream's own allocation */
 }
 
 /* ---- the same documents as strings ----------------------------------------------------- */

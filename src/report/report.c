@@ -268,9 +268,26 @@ void bnf_report_write_text_styled(const bnf_report *r, FILE *f, int color)
         fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
 }
 
-/* GitHub workflow commands: data escapes %, CR and LF; property values
- * (file=, title=) also ':' and ','. */
-static void gh_escape_to(FILE *f, const char *s, int property)
+/* check's text: a line per finding (FAIL when it trips the gate), a line per
+ * BN the gate's "unfolded" trips on, and the verdict naming the model. */
+void bnf_report_write_check(const bnf_report *r, FILE *f)
+{
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const bnf_finding *x = &r->findings[i];
+        fprintf(f, "%s %-8s %-16s BatchNormalization '%s': %s\n", x->trips ? "FAIL" : "    ",
+                x->severity, x->code, r->bns[x->bn].name, x->message);
+    }
+    for (size_t i = 0; i < r->n_bns; i++)
+        if (r->bns[i].trips)
+            fprintf(f, "FAIL %-8s %-16s BatchNormalization '%s' can be folded into %s '%s'\n",
+                    bnf_code_severity(BNF_BN_UNFOLDED), bnf_code_name(BNF_BN_UNFOLDED),
+                    r->bns[i].name, S(r->bns[i].layer_op), S(r->bns[i].layer));
+    fprintf(f, "%s: %zu BatchNormalization, %zu finding(s); --fail-on %s: %s\n",
+            S(r->input_path), r->n_bns, r->n_findings, S(r->check_fail_on),
+            r->check_trips ? "FAILED" : "passed");
+}
+
+void bnf_github_text(FILE *f, const char *s, int property)
 {
     for (; *s; s++) {
         if (*s == '%')
@@ -290,12 +307,12 @@ static void gh_escape_to(FILE *f, const char *s, int property)
 
 static void gh_escape(FILE *f, const char *s)
 {
-    gh_escape_to(f, s, 0);
+    bnf_github_text(f, s, 0);
 }
 
 static void gh_property(FILE *f, const char *s)
 {
-    gh_escape_to(f, s, 1);
+    bnf_github_text(f, s, 1);
 }
 
 void bnf_report_write_github(const bnf_report *r, FILE *f)
@@ -320,7 +337,7 @@ void bnf_report_write_github(const bnf_report *r, FILE *f)
             continue;
         fputs("::error file=", f);
         gh_property(f, S(r->input_path));
-        fputs(",title=BN_UNFOLDED::BatchNormalization '", f);
+        fprintf(f, ",title=%s::BatchNormalization '", bnf_code_name(BNF_BN_UNFOLDED));
         gh_escape(f, r->bns[i].name);
         fputs("' can be folded into ", f);
         gh_escape(f, S(r->bns[i].layer_op));

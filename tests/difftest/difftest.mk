@@ -36,8 +36,9 @@ difftest-smoke: difftest-deps
 	bash tests/difftest/run.sh run -n $(DIFFTEST_SMOKE_N) --seed $(DIFFTEST_SMOKE_SEED) -j 2 \
 	  --bnfold $(B)/bnfold
 
-difftest-regress: difftest-deps
-	@$(MAKE) --no-print-directory all
+# `all` as a prerequisite, not a recursive make: under `make -j test` a second
+# make would link build/bnfold while this one runs it
+difftest-regress: difftest-deps all
 	bash tests/difftest/run.sh regress --bnfold $(B)/bnfold
 
 # ASan + UBSan (fuzz/fuzz.mk's build/san/bnfold, no recovery, leaks on): a report
