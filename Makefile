@@ -129,7 +129,8 @@ install: all
 	ln -sf libbnfold.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbnfold.so.$(SOMAJOR)
 	ln -sf libbnfold.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libbnfold.so
 	install -m 644 src/bnfold.h $(DESTDIR)$(PREFIX)/include/bnfold.h
-	install -m 644 $(B)/bnfold.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' bnfold.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc
 	if [ -f docs/bnfold.1 ]; then install -m 644 docs/bnfold.1 $(DESTDIR)$(PREFIX)/share/man/man1/bnfold.1; fi
 	if [ -f completion/bnfold.bash ]; then install -m 644 completion/bnfold.bash \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/bnfold; fi
