@@ -26,6 +26,7 @@ import inspect as pyinspect
 import json
 import os
 import pydoc
+import re
 import shutil
 import statistics
 import subprocess
@@ -449,6 +450,13 @@ class Binding(unittest.TestCase):
         self.assertEqual(bnfold.library_version, bnfold.__version__)
         h = (ROOT / "src" / "bnfold.h").read_text()
         self.assertIn(f'#define BNF_VERSION "{bnfold.__version__}"', h)
+        # one version everywhere: the Makefile's, the package's metadata, the binding's
+        from bnfold import _native as N
+        self.assertEqual(N.ABI_VERSION, bnfold.__version__)
+        mk = (ROOT / "Makefile").read_text()
+        self.assertRegex(mk, rf"\nVERSION\s*:= {re.escape(bnfold.__version__)}\n")
+        pp = (ROOT / "python" / "pyproject.toml").read_text()
+        self.assertRegex(pp, rf'\nversion = "{re.escape(bnfold.__version__)}"\n')
         if os.environ.get("BNFOLD_TEST_INSTALLED") == "1":  # make python-test: not the source
             self.assertNotEqual(Path(bnfold.__file__).resolve().parent.parent, ROOT / "python")
 
