@@ -16,6 +16,9 @@ PYTHON  := /usr/bin/python3
 BUILD_DEPS := libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
 TEST_DEPS  := libcmocka-dev python3-jsonschema graphviz groff-base pkg-config
 GEN_DEPS   := python3-onnx python3-numpy python3-torch python3-torchvision
+# the Python package (python/): pip and venv to install it, the rest for its tests
+PY_DEPS    := python3-venv python3-pip python3-numpy python3-onnx python3-jsonschema \
+              python3-torch python3-torchvision
 
 LIB_SRC := $(wildcard src/*/*.c src/eval/*/*.c) proto/onnx-ml.pb-c.c
 LIB_HDR := $(wildcard src/*.h src/*/*.h src/eval/*/*.h) proto/onnx-ml.pb-c.h
@@ -23,7 +26,8 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test-deps gen-deps demo test unit cli-test conformance example install \
-	uninstall install-test lint check-html bench-eval interop proto testdata clean
+	uninstall install-test lint check-html bench-eval interop proto testdata clean \
+	python-wheel python-test
 
 all: $(B)/bnfold $(B)/libbnfold.a $(B)/libbnfold.so.$(VERSION) $(B)/bnfold.pc
 
@@ -93,9 +97,13 @@ demo: deps
 	$(B)/bnfold inspect testdata/demo/mobilenet_v2_tiny.onnx
 	$(B)/bnfold fold testdata/demo/mobilenet_v2_tiny.onnx -o $(B)/mobilenet_v2_tiny.folded.onnx
 
+# In three steps, so that `make -j2 test` never builds one file in two makes at
+# once, and the Python tests (which time two threads) run on an idle machine.
 test: test-deps
-	@$(MAKE) --no-print-directory all unit cli-test conformance example install-test \
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit cli-test conformance example install-test \
 	  difftest-regress
+	@$(MAKE) --no-print-directory python-test
 
 # ---- tests --------------------------------------------------------------------
 $(B)/tests/%: tests/%.c tests/testutil.h $(B)/libbnfold_internal.a
@@ -130,7 +138,8 @@ install: all
 	ln -sf libbnfold.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbnfold.so.$(SOMAJOR)
 	ln -sf libbnfold.so.$(SOMAJOR) $(DESTDIR)$(PREFIX)/lib/libbnfold.so
 	install -m 644 src/bnfold.h $(DESTDIR)$(PREFIX)/include/bnfold.h
-	install -m 644 $(B)/bnfold.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' bnfold.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bnfold.pc
 	if [ -f docs/bnfold.1 ]; then install -m 644 docs/bnfold.1 $(DESTDIR)$(PREFIX)/share/man/man1/bnfold.1; fi
 	if [ -f completion/bnfold.bash ]; then install -m 644 completion/bnfold.bash \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/bnfold; fi
@@ -144,6 +153,27 @@ uninstall:
 
 install-test: all
 	bash tests/install_test.sh
+
+# ---- the Python package (python/README.md) ---------------------------------------
+# A wheel of python/ with libbnfold inside (debug info stripped), tagged for this
+# platform, in build/wheel/: `pip install build/wheel/bnfold-*.whl` needs no
+# `make install` (only Debian's libprotobuf-c1 and libopenblas0, which libbnfold
+# links).  python/bnfold_build.py builds it: no package index is needed.
+python-wheel: deps
+	$(call ensure,python3-pip)
+	@$(MAKE) --no-print-directory $(B)/libbnfold.so.$(VERSION)
+	@rm -rf $(B)/wheel && mkdir -p $(B)/wheel-lib
+	cp $(B)/libbnfold.so.$(VERSION) $(B)/wheel-lib/libbnfold.so.0
+	strip --strip-debug $(B)/wheel-lib/libbnfold.so.0
+	BNFOLD_BUNDLE_LIBRARY=$(abspath $(B))/wheel-lib/libbnfold.so.0 $(PYTHON) -m pip wheel -q \
+	  --no-deps --no-index --no-cache-dir -w $(B)/wheel ./python
+	@ls $(B)/wheel/*.whl
+
+# The package installed as users install it, tested (python/tests/run.sh).
+python-test: deps
+	$(call ensure,$(PY_DEPS))
+	@$(MAKE) --no-print-directory all python-wheel
+	B=$(abspath $(B)) PYTHON=$(PYTHON) bash python/tests/run.sh
 
 # The evaluator against onnxruntime (bench/README.md).
 bench-eval: all gen-deps
@@ -207,7 +237,7 @@ testdata: gen-deps
 
 clean:
 	rm -rf $(B)/obj $(B)/tests $(B)/examples $(B)/bnfold $(B)/libbnfold* $(B)/bnfold_all.o \
-	  $(B)/bnfold.pc
+	  $(B)/bnfold.pc $(B)/wheel $(B)/wheel-lib $(B)/python-test
 
 # ar keeps one member per file name: two sources with one basename would lose one.
 DUP_SRC := $(shell echo $(notdir $(LIB_SRC)) | tr ' ' '\n' | sort | uniq -d)

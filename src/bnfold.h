@@ -27,7 +27,8 @@
  * its own `_free` function (each accepts NULL); what a struct of the caller's
  * holds (a bnf_tensor's data, a bnf_tensors list) is freed with its
  * `_release` function, which leaves the struct empty; buffers the library
- * hands back (bnf_model_serialize, bnf_report_to_json) go to bnf_buffer_free.
+ * hands back (bnf_model_serialize, bnf_tensor_serialize, bnf_report_to_json)
+ * go to bnf_buffer_free.
  * Strings inside a report belong to the report and live until it is freed;
  * nothing a caller passes in is taken over.  A session reads its model: the
  * model must outlive it.
@@ -73,6 +74,9 @@ typedef struct {
 
 /* A static description of a status ("invalid model", ...). */
 BNF_API const char *bnf_strerror(bnf_status code);
+/* The library's version, BNF_VERSION as it was built: a binding loading the
+ * shared library at run time checks it against the header it was written for. */
+BNF_API const char *bnf_version(void);
 
 typedef struct bnf_model bnf_model;
 
@@ -138,8 +142,17 @@ BNF_API void bnf_tensor_release(bnf_tensor *t);
 /* Reads a tensor file: an ONNX TensorProto (.pb) or a numpy array (.npy), by
  * content.  *name gets the TensorProto's name (malloc'd, NULL if none). */
 BNF_API bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err);
+/* bnf_tensor_load from the bytes of such a file in memory (borrowed); for
+ * bindings that hold tensors in memory.  *name as there (bnf_buffer_free
+ * or free). */
+BNF_API bnf_status bnf_tensor_load_buffer(const void *data, size_t size, bnf_tensor *t,
+                                          char **name, bnf_err *err);
 /* Writes t as a TensorProto file named `name`, atomically. */
 BNF_API bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err);
+/* The same TensorProto in a fresh buffer (*data, *size bytes) the caller
+ * frees with bnf_buffer_free. */
+BNF_API bnf_status bnf_tensor_serialize(const bnf_tensor *t, const char *name, uint8_t **data,
+                                        size_t *size, bnf_err *err);
 
 /* Compares `got` with `want` elementwise: NaN at the same place in both is equal;
  * an element passes when |got - want| <= atol + rtol * |want|. */

@@ -33,6 +33,8 @@ expect_ok "static library exports bnf_ only" bash -c \
 export PKG_CONFIG_PATH=$D$PREFIX/lib/pkgconfig
 PC="pkg-config --define-variable=prefix=$D$PREFIX"
 expect_ok "pkg-config knows bnfold" bash -c "$PC --modversion bnfold | grep -qx 0.1.0"
+expect_ok "bnfold.pc names the install PREFIX" bash -c \
+    "pkg-config --variable=libdir bnfold | grep -qx '$PREFIX/lib'"
 expect_ok "example builds (shared)" bash -c "cc examples/fold_model.c \$($PC --cflags --libs bnfold) -o '$TMP/ex'"
 expect_ok "example runs" bash -c "LD_LIBRARY_PATH='$D$PREFIX/lib' '$TMP/ex' testdata/demo/mobilenet_v2_tiny.onnx '$TMP/out.onnx' | grep -q '52 folded, 0 left'"
 expect_ok "example builds (static)" bash -c "cc examples/fold_model.c \$($PC --cflags bnfold) '$D$PREFIX/lib/libbnfold.a' \$($PC --libs --static bnfold | sed 's/-lbnfold//') -o '$TMP/ex_static'"

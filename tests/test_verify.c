@@ -433,6 +433,51 @@ static void test_lean_gemm_streams_big_weight(void **state)
     bnf_free(dir);
 }
 
+/* The in-memory forms (for bindings) agree with the files: the bytes
+ * bnf_tensor_serialize makes are the file bnf_tensor_save writes, and
+ * bnf_tensor_load_buffer reads them (and .npy bytes) back. */
+static void test_tensor_buffers_round_trip(void **state)
+{
+    char *dir = temp_dir(), path[300];
+    bnf_tensor t = {0}, back;
+    bnf_err err = {0};
+    char *name = NULL;
+    uint8_t *bytes = NULL, file[4096];
+    size_t n = 0, got;
+    int64_t dims[2] = {3, 5};
+    FILE *f;
+    static const uint8_t npy[] = "\x93NUMPY\x01\x00\x3a\x00{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }\n"
+                                 "\x07\0\0\0\0\0\0\0\x09\0\0\0\0\0\0\0";
+    (void)state;
+    assert_int_equal(bnf_tensor_random(&t, 1, dims, 2, 3, &err), BNF_OK);
+    assert_int_equal(bnf_tensor_serialize(&t, "y", &bytes, &n, &err), BNF_OK);
+    snprintf(path, sizeof path, "%s/t.pb", dir);
+    assert_int_equal(bnf_tensor_save(path, &t, "y", &err), BNF_OK);
+    assert_non_null(f = fopen(path, "rb"));
+    got = fread(file, 1, sizeof file, f);
+    fclose(f);
+    assert_int_equal(got, n);
+    assert_memory_equal(file, bytes, n);
+    assert_int_equal(bnf_tensor_load_buffer(bytes, n, &back, &name, &err), BNF_OK);
+    assert_string_equal(name, "y");
+    assert_int_equal(back.n, 15);
+    assert_memory_equal(back.data, t.data, 15 * 4);
+    bnf_buffer_free(name);
+    bnf_tensor_release(&back);
+    assert_int_equal(bnf_tensor_load_buffer(npy, sizeof npy - 1, &back, NULL, &err), BNF_OK);
+    assert_int_equal(back.dtype, 7);
+    assert_int_equal(back.n, 2);
+    assert_int_equal(((int64_t *)back.data)[1], 9);
+    bnf_tensor_release(&back);
+    assert_int_equal(bnf_tensor_load_buffer("\x0a\xff", 2, &back, NULL, &err), BNF_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "tensor buffer"));
+    bnf_buffer_free(bytes);
+    bnf_tensor_release(&t);
+    unlink(path);
+    rmdir(dir);
+    bnf_free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_broken_fold_is_refused),
         cmocka_unit_test(test_tensor_files_round_trip),
         cmocka_unit_test(test_lean_gemm_streams_big_weight),
+        cmocka_unit_test(test_tensor_buffers_round_trip),
     };
     return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }

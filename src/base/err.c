@@ -19,6 +19,11 @@ const char *bnf_strerror(bnf_status code)
     return "unknown status";
 }
 
+const char *bnf_version(void)
+{
+    return BNF_VERSION;
+}
+
 bnf_status bnf_fail(bnf_err *err, bnf_status code, const char *fmt, ...)
 {
     if (err) {

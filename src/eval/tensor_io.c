@@ -150,32 +150,24 @@ static bnf_status load_npy(const char *path, const uint8_t *d, size_t n, bnf_ten
     return BNF_OK;
 }
 
-bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err)
+/* A tensor from the bytes of a tensor file (d, n: borrowed); `what` names
+ * them in messages. */
+static bnf_status load_bytes(const char *what, const uint8_t *d, size_t n, bnf_tensor *t,
+                             char **name, bnf_err *err)
 {
-    uint8_t *d = NULL;
-    size_t n = 0;
     bnf_status rc;
     Onnx__TensorProto *p;
 
-    memset(t, 0, sizeof *t);
-    if (name)
-        *name = NULL;
-    if ((rc = slurp(path, &d, &n, err)))
-        return rc;
-    if (n >= 6 && memcmp(d, "\x93NUMPY", 6) == 0) {
-        rc = load_npy(path, d, n, t, err);
-        bnf_free(d);
-        return rc;
-    }
-    p = onnx__tensor_proto__unpack(NULL, n, d);
-    bnf_free(d);
+    if (n >= 6 && memcmp(d, "\x93NUMPY", 6) == 0)
+        return load_npy(what, d, n, t, err);
+    p = onnx__tensor_proto__unpack(&bnf_pbc_allocator, n, d);
     if (!p)
         return bnf_fail(err, BNF_ERR_INVALID, "%s: neither a .npy array nor an ONNX TensorProto",
-                        path);
+                        what);
     if (bnf_proto_is_external(p)) {
         onnx__tensor_proto__free_unpacked(p, &bnf_pbc_allocator);
         return bnf_fail(err, BNF_ERR_UNSUPPORTED, "%s: tensor files with external data are not read",
-                        path);
+                        what);
     }
     rc = bnf_tensor_from_proto(NULL, p, t, err);
     if (!rc && name && p->name && *p->name && !(*name = bnf_strdup(p->name))) {
@@ -183,19 +175,50 @@ bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     }
     if (rc && err)
-        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), " (in %s)", path);
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), " (in %s)", what);
     onnx__tensor_proto__free_unpacked(p, &bnf_pbc_allocator);
     return rc;
 }
 
-bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err)
+bnf_status bnf_tensor_load(const char *path, bnf_tensor *t, char **name, bnf_err *err)
+{
+    uint8_t *d = NULL;
+    size_t n = 0;
+    bnf_status rc;
+
+    memset(t, 0, sizeof *t);
+    if (name)
+        *name = NULL;
+    if ((rc = slurp(path, &d, &n, err)))
+        return rc;
+    rc = load_bytes(path, d, n, t, name, err);
+    bnf_free(d);
+    return rc;
+}
+
+bnf_status bnf_tensor_load_buffer(const void *data, size_t size, bnf_tensor *t, char **name,
+                                  bnf_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (name)
+        *name = NULL;
+    if (!data && size)
+        return bnf_fail(err, BNF_ERR_USAGE, "bnf_tensor_load_buffer: no data");
+    return load_bytes("tensor buffer", data ? data : (const void *)"", size, t, name, err);
+}
+
+bnf_status bnf_tensor_serialize(const bnf_tensor *t, const char *name, uint8_t **data,
+                                size_t *size, bnf_err *err)
 {
     Onnx__TensorProto p = ONNX__TENSOR_PROTO__INIT;
     int64_t dims[BNF_MAX_RANK];
     size_t n;
     uint8_t *buf;
-    bnf_status rc;
 
+    *data = NULL;
+    *size = 0;
+    if (t->rank > BNF_MAX_RANK || (t->n && !t->data) || !bnf_eval_size(t->dtype))
+        return bnf_fail(err, BNF_ERR_USAGE, "bnf_tensor_serialize: not an evaluator tensor");
     memcpy(dims, t->dims, sizeof dims);
     p.name = (char *)(name ? name : "");
     p.n_dims = t->rank;
@@ -210,6 +233,18 @@ bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *na
     if (!buf)
         return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     onnx__tensor_proto__pack(&p, buf);
+    *data = buf;
+    *size = n;
+    return BNF_OK;
+}
+
+bnf_status bnf_tensor_save(const char *path, const bnf_tensor *t, const char *name, bnf_err *err)
+{
+    uint8_t *buf;
+    size_t n;
+    bnf_status rc = bnf_tensor_serialize(t, name, &buf, &n, err);
+    if (rc)
+        return rc;
     rc = bnf_write_atomic(path, buf, n, err);
     bnf_free(buf);
     return rc;
