@@ -419,18 +419,20 @@ def run(model: ModelLike, inputs: Optional[Inputs] = None, *, seed: int = 1,
 class CodeInfo(NamedTuple):
     """What a stable code of the reports means."""
     kind: str
-    """``"skip"`` (why a BN is not folded: BatchNorm.reason_code) or ``"finding"``"""
+    """``"skip"`` (why a BN is not folded: BatchNorm.reason_code), ``"finding"`` (a
+    health finding) or ``"gate"`` (what else ``check`` trips on: BN_UNFOLDED)"""
     severity: Optional[str]
     """findings: the default severity"""
     text: str
 
 
 def codes() -> Dict[str, CodeInfo]:
-    """Every stable code of the reports (skip reasons and health findings) and what it
-    means, from the library's own table."""
+    """Every stable code of the reports (skip reasons, health findings and the gate's
+    own codes) and what it means, from the library's own table."""
+    kinds = {1: "skip", 2: "finding", 3: "gate"}  # bnf_code_kind
     n = N.c_size()
     table = N.lib.bnf_codes(ctypes.byref(n))
     return {N.decode(table[i].code):
-            CodeInfo("skip" if table[i].kind == 1 else "finding",
+            CodeInfo(kinds.get(table[i].kind, "other"),
                      N.decode(table[i].severity) or None, N.decode(table[i].text))
             for i in range(n.value)}

@@ -273,6 +273,8 @@ class Reports(unittest.TestCase):
                          set(schema["$defs"]["reason_code"]["enum"]))
         self.assertEqual({c for c, i in codes.items() if i.kind == "finding"},
                          set(schema["$defs"]["finding_code"]["enum"]))
+        self.assertEqual({c for c, i in codes.items() if i.kind == "gate"},
+                         set(schema["$defs"]["gate_code"]["enum"]))
         self.assertEqual(codes["BN_NEG_VAR"].severity, "error")
 
     @needs("jsonschema", "onnx")
