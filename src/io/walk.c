@@ -146,6 +146,7 @@ bnf_status bnf_walk_function(const bnf_visitor *v, void *ctx, Onnx__FunctionProt
     size_t len = strlen(S(f->name)) + 16;
     char *path = bnf_malloc(len);
     bnf_status rc;
+    memset(&fv, 0, sizeof fv); /* freed below also when path failed and fv is not made */
     if (!path || view_function(&fv, f) != 0) {
         bnf_free(path);
         unview_function(&fv);
