@@ -17,7 +17,7 @@
 'use strict';
 
 const { REL_TOL, loadOrt, boolVariants, makeFeeds, diffStats, recordDiff, Verdict, runCheck,
-  runMain } = require('./ort_common.js');
+  runMain, tensorValues, relTol } = require('./ort_common.js');
 
 async function main() {
   const args = process.argv.slice(2);
@@ -69,7 +69,7 @@ async function main() {
         } else if (a.type !== b.type) {
           rec.problem = `type differs: ${a.type} vs ${b.type}`;
         } else {
-          const st = diffStats(a.data, b.data);
+          const st = diffStats(tensorValues(a), tensorValues(b), relTol(a.type));
           shown = st.maxDiff;
           recordDiff(rec, st, 'max_abs_orig', 'original', 'folded');
         }

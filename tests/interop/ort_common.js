@@ -14,6 +14,10 @@ const path = require('path');
 
 // An output passes iff max|diff| <= REL_TOL * max|reference|.
 const REL_TOL = 1e-4;
+// float16 outputs: each side rounds to 11 significant bits (bnfold's own checks
+// widen their tolerance 50 times for float16 too)
+const REL_TOL_F16 = 5e-3;
+function relTol(type) { return type === 'float16' ? REL_TOL_F16 : REL_TOL; }
 
 const ORT_FALLBACK = path.resolve(__dirname, '..', '..', 'build', 'node', 'node_modules',
   'onnxruntime-node');
@@ -63,6 +67,45 @@ function normalFiller(seed) {
   };
 }
 
+// IEEE half precision: the bits of float x rounded to nearest even, and a
+// half's bits as a number (onnxruntime-node holds float16 data as Uint16Array)
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+function halfBits(x) {
+  f32buf[0] = x;
+  const b = u32buf[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);    // inf, NaN
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;                             // overflow
+  if (e <= 0) {                                                    // subnormal or zero
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+function halfValue(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+// an output's values as numbers (float16 bits decoded)
+function tensorValues(t) {
+  return t.type === 'float16' ? Float64Array.from(t.data, halfValue) : t.data;
+}
+
 // symbolic or unknown dims -> 1
 function concreteShape(shape) {
   return shape.map((d) => (typeof d === 'number' && Number.isInteger(d) && d > 0 ? d : 1));
@@ -102,6 +145,7 @@ function makeFeeds(ort, session, seed, boolValue) {
     switch (md.type) {
       case 'float32': data = new Float32Array(n); for (let k = 0; k < n; k++) data[k] = rnd(); break;
       case 'float64': data = new Float64Array(n); for (let k = 0; k < n; k++) data[k] = rnd(); break;
+      case 'float16': data = new Uint16Array(n); for (let k = 0; k < n; k++) data[k] = halfBits(rnd()); break;
       case 'int64': data = new BigInt64Array(n); break;       // zeros: indices/sizes-like
       case 'int32': data = new Int32Array(n); break;
       case 'bool': data = new Uint8Array(n).fill(boolValue ? 1 : 0); break;
@@ -123,7 +167,7 @@ function fmt(x) {
 // (Infinity when got has a non-finite value where ref's is finite); rel =
 // maxDiff / maxRef; refBad, gotBad: the non-finite values of each (skipped);
 // pass: all finite and maxDiff <= REL_TOL * maxRef.
-function diffStats(ref, got) {
+function diffStats(ref, got, tol = REL_TOL) {
   let maxRef = 0;
   let maxDiff = 0;
   let refBad = 0;
@@ -140,7 +184,7 @@ function diffStats(ref, got) {
   }
   if (gotBad) maxDiff = Infinity;
   const rel = maxRef > 0 ? maxDiff / maxRef : (maxDiff === 0 ? 0 : Infinity);
-  return { maxRef, maxDiff, rel, refBad, gotBad, pass: !refBad && !gotBad && maxDiff <= REL_TOL * maxRef };
+  return { maxRef, maxDiff, rel, refBad, gotBad, pass: !refBad && !gotBad && maxDiff <= tol * maxRef };
 }
 
 // recordDiff(rec, st, refKey, refWhat, gotWhat): the diffStats st of an
@@ -201,4 +245,5 @@ function runMain(mod, main) {
 }
 
 module.exports = { REL_TOL, loadOrt, ortVersion, mulberry32, normalFiller, concreteShape, inputMeta,
+  halfBits, halfValue, tensorValues, relTol,
   boolVariants, makeFeeds, fmt, diffStats, recordDiff, Verdict, runCheck, runMain };
