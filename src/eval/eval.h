@@ -189,6 +189,8 @@ void bnf_session_lean(bnf_session *s);
  * much the model's outputs move then is its sensitivity to rounding its
  * weights to 16 bits.  Returns whether it has such weights (0: no effect). */
 int bnf_session_jitter_16bit(bnf_session *s, uint64_t seed);
+/* Whether the session's graph has float16 / bfloat16 weights. */
+int bnf_session_has_16bit(const bnf_session *s);
 void bnf_session_node_release(bnf_session *s, size_t i);
 
 /* ---- tensors (eval/eval_tensor.c) ------------------------------------------------ */

@@ -592,6 +592,11 @@ static void jitter(const bnf_session *s, const weight *w, float *v)
         v[i] = (float)(v[i] * (1 + h * (2 * next_unit(&st) - 1)));
 }
 
+int bnf_session_has_16bit(const bnf_session *s)
+{
+    return s->has_16bit;
+}
+
 int bnf_session_jitter_16bit(bnf_session *s, uint64_t seed)
 {
     s->jitter = seed ? seed : 1;

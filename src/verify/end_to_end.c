@@ -254,14 +254,17 @@ static bnf_status lockstep_run(lockstep *ls, bnf_session *sa, bnf_session *sb, b
  * each of them jittered by up to half their precision: the largest change of
  * output j over the sets is its noise, and B's output j may differ from A's
  * by 4 x the noise on top of the tolerance. */
-static bnf_status noise_floor(const bnf_model *ma, const bnf_session_options *so,
-                              const lockstep *ls, size_t n_out, double *noise, bnf_err *err)
+static bnf_status noise_floor(const bnf_model *ma, const bnf_session *sa,
+                              const bnf_session_options *so, const lockstep *ls, size_t n_out,
+                              double *noise, bnf_err *err)
 {
     bnf_session *sp = NULL;
     bnf_tensors out = {0};
     bnf_status rc;
     for (size_t j = 0; j < n_out; j++)
         noise[j] = 0;
+    if (!bnf_session_has_16bit(sa)) /* no 16-bit weights: no floor, no session for it */
+        return BNF_OK;
     if ((rc = bnf_session_new(ma, so, &sp, err)))
         return rc;
     bnf_session_lean(sp);
@@ -379,7 +382,7 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (noise && (rc = noise_floor(ma, &so, &ls, n_out, noise, err)))
+    if (noise && (rc = noise_floor(ma, sa, &so, &ls, n_out, noise, err)))
         goto out;
     for (size_t k = 0; k < ls.n_sets; k++) {
         set_runs *s = &ls.sets[k];
