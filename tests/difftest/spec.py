@@ -201,8 +201,30 @@ class Graph:
     def is_output(self, name):
         return name in self.output_names
 
-    def rank(self, name):
+    def init_rank(self, name):
+        t = self.inits.get(name) if name else None
+        return t.v.ndim if t is not None and t.v is not None else -1
+
+    def known_shape(self, name):
+        """A value's declared shape, looking through shape-preserving operators
+        (None when no shape is declared on the way)."""
         for _ in range(16):
+            if name in self.vi_shapes:
+                return self.vi_shapes[name]
+            _, n = self.producer(name)
+            if n is None or not n.onnx() or n.op not in RANK_THROUGH or not n.inputs \
+                    or not n.inputs[0]:
+                return None
+            name = n.inputs[0]
+        return None
+
+    def rank(self, name, depth=0):
+        """The rank of a value as the spec lets it be known from the graph alone:
+        a declared shape, or what an operator implies (a convolution's output has
+        its weight's rank, a broadcasting binary operator the larger of its two)."""
+        for _ in range(16):
+            if depth >= 8:
+                return -1
             if name in self.vi_shapes:
                 return len(self.vi_shapes[name])
             _, n = self.producer(name)
@@ -210,6 +232,13 @@ class Graph:
                 return -1
             if n.op in ("Flatten", "Gemm"):
                 return 2
+            if n.op in ("Conv", "ConvTranspose") and len(n.inputs) > 1 and \
+                    self.init_rank(n.inputs[1]) >= 3:
+                return self.init_rank(n.inputs[1])
+            if n.op in ("Add", "Mul", "Sub", "Div") and len(n.inputs) == 2:
+                r = [self.init_rank(x) if self.init_rank(x) >= 0 else
+                     self.rank(x, depth + 1) for x in n.inputs]
+                return -1 if min(r) < 0 else max(r)
             if n.op == "Reshape" and len(n.inputs) > 1 and n.inputs[1]:
                 t = self.inits.get(n.inputs[1])
                 if t is not None and t.v is not None and t.v.ndim == 1:
@@ -470,7 +499,7 @@ class Sim:
         (kernel extent 1, or the input size known and a multiple of the stride
         with extent == stride)."""
         x = layer.inputs[0]
-        shape = g.vi_shapes.get(x)
+        shape = g.known_shape(x)
         strides = layer.attr("strides", [1] * (W.ndim - 2))
         dil = layer.attr("dilations", [1] * (W.ndim - 2))
         for d in range(2, W.ndim):
@@ -479,7 +508,7 @@ class Sim:
             if ext == 1:
                 continue
             L = shape[d] if shape is not None and len(shape) == W.ndim else None
-            if L is None:
+            if L is None or L < 1 or st < 1:
                 return False
             out = -(-L // st)
             if max((out - 1) * st + ext - L, 0) != 0:
