@@ -6,6 +6,8 @@
  * a BN skipped for its parameters computes something else. */
 #include "internal.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,38 @@ static int lowerable(const char *code)
     for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++)
         if (strcmp(code, bnf_code_name(codes[k])) == 0)
             return 1;
+    return 0;
+}
+
+/* Says in the BN's reason why it stays a BatchNormalization. */
+static void not_lowered(bnf_bn_info *e, const char *fmt, ...)
+{
+    char why[200], *more;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if ((more = bnf_malloc(strlen(S(e->reason)) + strlen(why) + 20))) {
+        sprintf(more, "%s (not lowered: %s)", S(e->reason), why);
+        bnf_free(e->reason);
+        e->reason = more;
+    }
+}
+
+/* The first of S (which = "S") or T (which = "T") that its type cannot hold
+ * (not finite, or flushed to zero), as an index + 1; 0 when all fit. */
+static size_t unrepresentable(int32_t dtype, const bnf_bn *bn, const char **which)
+{
+    for (int k = 0; k < 2; k++) {
+        const double *v = k ? bn->t : bn->s;
+        for (int64_t c = 0; c < bn->c; c++) {
+            double r = bnf_round_to(dtype, v[c]);
+            if (!isfinite(r) || (r == 0 && v[c] != 0)) {
+                *which = k ? "T" : "S";
+                return (size_t)c + 1;
+            }
+        }
+    }
     return 0;
 }
 
@@ -47,15 +81,8 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         return rc;
     rank = bnf_graph_rank(site->gi, x);
     if (code || rank < 2 || rank > BNF_MAX_RANK) {
-        if (!code) {
-            char *more = bnf_malloc(strlen(S(e->reason)) + 80);
-            if (more) {
-                sprintf(more, "%s (not lowered: the rank of its input is not known)",
-                        S(e->reason));
-                bnf_free(e->reason);
-                e->reason = more;
-            }
-        }
+        if (!code)
+            not_lowered(e, "the rank of its input is not known");
         goto out;
     }
     /* S and T take X's type (the output's, T); from opset 15 on scale's (T1) may
@@ -67,13 +94,19 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
         dtype = kind == BNF_CONST_YES ? scale.dtype : 0;
     }
     if (!dtype) {
-        char *more = bnf_malloc(strlen(S(e->reason)) + 80);
-        if (more) {
-            sprintf(more, "%s (not lowered: the type of its input is not known)", S(e->reason));
-            bnf_free(e->reason);
-            e->reason = more;
-        }
+        not_lowered(e, "the type of its input is not known");
         goto out;
+    }
+    {
+        const char *which = "S";
+        size_t bad = unrepresentable(dtype, &bn, &which);
+        if (bad) { /* as a fold whose weight would not fit (NON_FINITE) */
+            double v = (*which == 'S' ? bn.s : bn.t)[bad - 1];
+            not_lowered(e, "its %s[%zu] = %g %s in %s", which, bad - 1, v,
+                        isfinite(bnf_round_to(dtype, v)) ? "flushes to zero" : "is not finite",
+                        bnf_dtype_name(dtype));
+            goto out;
+        }
     }
     dims[0] = bn.c;
     for (int d = 1; d < rank - 1; d++)

@@ -758,7 +758,12 @@ def run_case(case, work, bnfold, ort, keep=False, bnfold_env=None):
     else:
         try:
             idoc = json.loads(out_i)
-            check_decisions(res, case, expected, idoc, "inspect", "decision")
+            # inspect foresees the fold as made with its local check (it has no
+            # --no-verify): the decisions of a verified fold
+            exp_i = expected if "--no-verify" not in case.opts and not r.get("second_opinion") \
+                else spec.expected(case.model, [o for o in case.opts if o != "--no-verify"],
+                                   work, verify=True)[0]
+            check_decisions(res, case, exp_i, idoc, "inspect", "decision")
         except ValueError:
             res.fail("json", "inspect --json is not one JSON document", judge="bnfold")
 

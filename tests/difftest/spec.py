@@ -54,6 +54,12 @@ CHECK_EXTENT = 4096
 CHECK_VALUES = 1 << 22
 CHECK_VALUES_MAX = 1 << 24
 MAX_RANK = 8
+# operators whose output has the element type of their input 0 (bnfold's list)
+SAME_TYPE = ("Identity", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Dropout", "Flatten",
+             "Reshape", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "AveragePool",
+             "GlobalAveragePool", "GlobalMaxPool", "Conv", "ConvTranspose", "Gemm", "MatMul",
+             "Add", "Sub", "Mul", "Div", "BatchNormalization", "Concat", "Pad", "Resize",
+             "Softmax")
 RANK_THROUGH = ("Identity", "Relu", "BatchNormalization", "Dropout", "Sigmoid", "Tanh", "Clip",
                 "LeakyRelu")
 
@@ -151,15 +157,21 @@ class Graph:
             g.output_names = [o.name for o in gp.output]
             # the lookup order of bnfold's rank: value_info, then inputs, then outputs
             g.vi_shapes = {}
+            g.vi_types = {}
             for group in (gp.value_info, gp.input, gp.output):
                 for vi in group:
                     sh = shape_of(vi)
                     if sh is not None and vi.name not in g.vi_shapes:
                         g.vi_shapes[vi.name] = sh
+                    t = vi.type
+                    if t.HasField("tensor_type") and t.tensor_type.elem_type and \
+                            vi.name not in g.vi_types:
+                        g.vi_types[vi.name] = NAME_OF.get(t.tensor_type.elem_type, "other")
         else:
             g.input_names = list(function.input)
             g.output_names = list(function.output)
             g.vi_shapes = {}
+            g.vi_types = {}
         g.nodes = [Node(n, folder, g, opset, ir, path) for n in
                    (gp.node if function is None else function.node)]
         return g
@@ -204,6 +216,23 @@ class Graph:
     def init_rank(self, name):
         t = self.inits.get(name) if name else None
         return t.v.ndim if t is not None and t.v is not None else -1
+
+    def elem_type(self, name):
+        """A value's element type as the graph declares it: its value_info,
+        input or output entry, an initializer, or through an operator whose
+        output has its input 0's type; None when unknown."""
+        for _ in range(32):
+            if name in self.vi_types:
+                return self.vi_types[name]
+            t = self.inits.get(name)
+            if t is not None:
+                return t.dtype
+            _, n = self.producer(name)
+            if n is None or not n.onnx() or n.op not in SAME_TYPE or not n.inputs \
+                    or not n.inputs[0]:
+                return None
+            name = n.inputs[0]
+        return None
 
     def known_shape(self, name):
         """A value's declared shape, looking through shape-preserving operators
@@ -828,6 +857,15 @@ class Sim:
                 code, s, t = self.bn_read(g, n)
                 r = g.rank(n.inputs[0])
                 if code or r < 2 or r > MAX_RANK:
+                    continue
+                # S and T take the output's type (before opset 15, when unknown,
+                # the scale's); not lowered when they do not fit in it
+                dt = g.elem_type(n.outputs[0])
+                if dt is None and bn_version(g.opset) < 15:
+                    kind, sc = g.const(n.inputs[1], self.frozen)
+                    dt = sc.dtype if kind == YES else None
+                if dt is None or (dt in FLOAT_TYPES and not (
+                        np.all(representable(s, dt)) and np.all(representable(t, dt)))):
                     continue
                 e["decision"] = "lower"
                 self.lowered[n.name] = (s.reshape((-1,) + (1,) * (r - 2)),
