@@ -350,6 +350,30 @@ static bnf_status fold_read(attempt *a, int *unread, bnf_err *err)
     return bnf_graph_const(cx->m, cx->site.gi, a->layer->input[1], &kind, &a->w, err);
 }
 
+/* Whether another fold could take the layer once this one is made, and so read
+ * the values of its new weight: a BatchNormalization, Mul or Add next to it
+ * (reading its output, or making its data input). */
+static int layer_may_fold_again(const attempt *a)
+{
+    const Onnx__GraphProto *g = a->cx->site.gi->g;
+    int after = a->pat->position == BNF_AFTER_LAYER;
+    const char *in = S(bnf_node_input(after ? a->layer : a->node, 0));
+    const char *out = S(bnf_node_output0(after ? a->node : a->layer));
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (n == a->node || n == a->layer ||
+            !(bnf_is_op(n, "BatchNormalization") || bnf_is_op(n, "Mul") || bnf_is_op(n, "Add")))
+            continue;
+        for (size_t k = 0; k < n->n_output; k++)
+            if (*in && n->output[k] && strcmp(n->output[k], in) == 0)
+                return 1;
+        for (size_t k = 0; k < n->n_input; k++)
+            if (*out && n->input[k] && strcmp(n->input[k], out) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 /* Compute: W' (streamed from W's bytes, or from its values) and the new bias,
  * every value representable in its type. */
 static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
@@ -373,9 +397,14 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
         /* inspect of a big model: a tensor of the shape, for folds after this one */
         rc = bnf_proto_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
     } else if (a->w_proto) {
-        /* the tensor itself also in a dry run: a later fold of a chain reads it */
-        rc = bnf_proto_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, &a->tw, &bad,
-                               &bad_value, err);
+        /* a dry run keeps the values only when a later fold of a chain may read
+         * them; else it checks them as they are made (no copy, no spill) and
+         * leaves a tensor of the shape */
+        int keep = !cx->dry_run || layer_may_fold_again(a);
+        rc = bnf_proto_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, keep ? &a->tw : NULL,
+                              &bad, &bad_value, err);
+        if (!rc && !keep && !bad)
+            rc = bnf_proto_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
         if (!rc && bad)
             say(&a->why, BNF_NON_FINITE, "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
                 isfinite(bnf_round_to(a->w.dtype, bad_value)) ? "flushes to zero"
