@@ -229,6 +229,115 @@ static void test_verify_catches_one_channel_scaled(void **state)
                  "/features/features.0/features.0.1/BatchNormalization_output_0");
 }
 
+/* ---- the lockstep engine against full runs --------------------------------------- */
+
+typedef struct {
+    char *name[512];
+    bnf_tensor value[512];
+    size_t n;
+} value_log;
+
+/* Keeps a copy of every value a run computes. */
+static bnf_status log_value(void *ctx, const char *name, bnf_tensor *value, bnf_err *err)
+{
+    value_log *l = ctx;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    bnf_status rc;
+    if (l->n == 512)
+        return BNF_OK;
+    if ((rc = bnf_tensor_serialize(value, name, &buf, &n, err)) ||
+        (rc = bnf_tensor_load_buffer(buf, n, &l->value[l->n], NULL, err))) {
+        bnf_buffer_free(buf);
+        return rc;
+    }
+    bnf_buffer_free(buf);
+    l->name[l->n++] = strdup(name);
+    return BNF_OK;
+}
+
+static void value_log_run(const bnf_model *m, uint64_t seed, value_log *l)
+{
+    bnf_session *s = NULL;
+    bnf_tensors in = {0};
+    bnf_tensor out[8] = {{0}};
+    bnf_err err = {0};
+    memset(l, 0, sizeof *l);
+    assert_int_equal(bnf_session_new(m, NULL, &s, &err), BNF_OK);
+    assert_true(bnf_session_n_outputs(s) <= 8);
+    assert_int_equal(bnf_session_make_inputs(s, NULL, 0, NULL, 0, seed, &in, &err), BNF_OK);
+    if (bnf_session_run_observed(s, in.ptr, out, log_value, l, &err) != BNF_OK)
+        fail_msg("run: %s", err.msg);
+    for (size_t i = 0; i < bnf_session_n_outputs(s); i++)
+        bnf_tensor_release(&out[i]);
+    bnf_tensors_release(&in);
+    bnf_session_free(s);
+}
+
+static void value_log_free(value_log *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->name[i]);
+        bnf_tensor_release(&l->value[i]);
+    }
+}
+
+/* A tampered channel deep in a network: the lockstep engine (B's nodes fed
+ * with A's values) names the value where the difference arises and its size;
+ * two whole runs of A and B, every value kept and compared afterwards (first
+ * value outside tolerance in B's order, as the engine stops at the first),
+ * name the same value with the same difference, up to rounding. */
+static void test_lockstep_agrees_with_full_runs(void **state)
+{
+    const char *path = "testdata/demo/mobilenet_v2_tiny.onnx";
+    const char *tampered = "/features/features.3/conv/conv.0/conv.0.1/BatchNormalization_output_0";
+    bnf_model *a = load_model(path), *b = load_model(path);
+    bnf_report *r = NULL;
+    bnf_verify_options o;
+    bnf_verify_result v;
+    bnf_err err = {0};
+    value_log la, lb;
+    const char *first = NULL;
+    double first_rel = 0;
+    (void)state;
+    assert_int_equal(bnf_fold(b, NULL, &r, &err), BNF_OK);
+    scale_channel(b, tampered, 1.002);
+    bnf_verify_defaults(&o);
+    o.random_sets = 1;
+    o.seed = 5;
+    assert_int_equal(bnf_verify_models(a, b, &o, &v, &err), BNF_OK);
+    assert_true(v.ran && !v.equivalent);
+    assert_string_equal(v.worst_output, tampered);
+
+    value_log_run(a, o.seed, &la);
+    value_log_run(b, o.seed, &lb);
+    for (size_t j = 0; j < lb.n && !first; j++)
+        for (size_t i = 0; i < la.n; i++) {
+            bnf_compare_result c;
+            if (strcmp(la.name[i], lb.name[j]) != 0)
+                continue;
+            bnf_tensor_compare(&lb.value[j], &la.value[i], 0, 0, &c);
+            assert_true(c.shape_ok);
+            bnf_tensor_compare(&lb.value[j], &la.value[i], o.rtol, o.atol * c.max_want, &c);
+            if (!c.pass) {
+                first = lb.name[j];
+                first_rel = c.max_abs / c.max_want;
+            }
+            break;
+        }
+    if (!first)
+        fail_msg("the full runs find no value outside tolerance");
+    assert_string_equal(first, v.worst_output);
+    if (!(fabs(first_rel - v.worst_rel) <= 0.05 * v.worst_rel))
+        fail_msg("worst |diff| / max|value| at %s: lockstep %g, full runs %g", first, v.worst_rel,
+                 first_rel);
+    value_log_free(&la);
+    value_log_free(&lb);
+    bnf_report_free(r);
+    bnf_model_free(a);
+    bnf_model_free(b);
+}
+
 static void test_broken_fold_is_refused(void **state)
 {
     bnf_model *m = load_model(MODELS "conv2d.onnx");
@@ -485,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_session_runs_again_alike),
         cmocka_unit_test(test_fold_cases_against_reference_outputs),
         cmocka_unit_test(test_verify_catches_one_channel_scaled),
+        cmocka_unit_test(test_lockstep_agrees_with_full_runs),
         cmocka_unit_test(test_broken_fold_is_refused),
         cmocka_unit_test(test_tensor_files_round_trip),
         cmocka_unit_test(test_lean_gemm_streams_big_weight),
