@@ -114,6 +114,59 @@ static void test_bad_sizes_are_errors(void **state)
     assert_int_equal(bnf_proto_read(NULL, &t, &a, &err), BNF_ERR_UNSUPPORTED);
 }
 
+/* bnf_proto_scaled checking only (out NULL: the screen on the bits of |w|,
+ * then value by value when it hits) finds the same first bad element as the
+ * scaling that writes (value by value always), on weights and scales drawn to
+ * hit the edges: near FLT_MAX / s, subnormals near FLT_TRUE_MIN / s, zeros,
+ * infinities, NaN, zero scales. */
+static void test_scaled_check_screen(void **state)
+{
+    static const double scales[] = {0.0, 1e-30, 1e-3, -0.5, 1.0, 3.0, 1e3, 1e30, 3.4e38};
+    static const float specials[] = {0.0f, -0.0f, 1e-45f, 1e-44f, 3e-39f, 1e-38f, 1.17e-38f,
+                                     3.4e38f, -3.4e38f, 1e35f, 1e8f, 1e-8f, 0.25f};
+    bnf_model *m = load_model(MODELS "conv2d.onnx");
+    uint64_t rng = 88172645463325252ull;
+    size_t screened_clear = 0, bad_found = 0;
+    (void)state;
+    for (int trial = 0; trial < 400; trial++) {
+        enum { C = 6, INNER = 50 };
+        double w[C * INNER], s[C];
+        int64_t dims[2] = {C, INNER};
+        bnf_scaling sc = {INNER, C, 0};
+        Onnx__TensorProto *t = NULL, *out = NULL;
+        size_t bad1 = 0, bad2 = 0;
+        double v1 = 0, v2 = 0;
+        bnf_err err = {0};
+        for (int c = 0; c < C; c++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            s[c] = scales[rng % (sizeof scales / sizeof scales[0])];
+        }
+        for (int i = 0; i < C * INNER; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            w[i] = ((double)(rng % 2001) - 1000.0) / 500.0;
+            if (rng % 97 == 0 && trial % 2)
+                w[i] = specials[(rng >> 20) % (sizeof specials / sizeof specials[0])];
+        }
+        if (trial % 50 == 7)
+            w[trial % (C * INNER)] = NAN;
+        assert_int_equal(bnf_proto_new("w", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, dims, 2, w,
+                                       C * INNER, &t, &err), BNF_OK);
+        assert_int_equal(bnf_proto_scaled(m, t, "w1", s, &sc, NULL, &bad1, &v1, &err), BNF_OK);
+        assert_int_equal(bnf_proto_scaled(m, t, "w2", s, &sc, &out, &bad2, &v2, &err), BNF_OK);
+        if (bad1 != bad2 || (bad1 && !(v1 == v2 || (isnan(v1) && isnan(v2)))))
+            fail_msg("trial %d: checking only: bad %zu (%g); writing: bad %zu (%g)", trial, bad1,
+                     v1, bad2, v2);
+        bad_found += bad1 != 0;
+        screened_clear += bad1 == 0;
+        if (out)
+            onnx__tensor_proto__free_unpacked(out, bnf_model_alloc(m));
+        onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);
+    }
+    /* both outcomes drawn often */
+    assert_true(bad_found > 40 && screened_clear > 40);
+    bnf_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +175,7 @@ int main(void)
         cmocka_unit_test(test_bf16_known_values),
         cmocka_unit_test(test_storage_forms_agree),
         cmocka_unit_test(test_bad_sizes_are_errors),
+        cmocka_unit_test(test_scaled_check_screen),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);
 }

@@ -350,25 +350,53 @@ static bnf_status fold_read(attempt *a, int *unread, bnf_err *err)
     return bnf_graph_const(cx->m, cx->site.gi, a->layer->input[1], &kind, &a->w, err);
 }
 
+/* Whether value `name` of the graph is made by a node that is not a Constant
+ * or an Identity (so not a constant operand a Mul or Add could fold with). */
+static int made_by_layer(const bnf_graph *gi, const char *name)
+{
+    intptr_t idx;
+    const Onnx__NodeProto *n;
+    if (!name || !bnf_strmap_get(gi->producer, name, &idx) || idx < 0)
+        return 0;
+    n = gi->g->node[idx];
+    return !bnf_is_op(n, "Constant") && !bnf_is_op(n, "Identity");
+}
+
+/* Whether node n (reading or making `link`, a value of the layer) could fold
+ * into the layer: a BatchNormalization, or a Mul / Add whose other operand is
+ * not the output of a computing node (a residual Add is not). */
+static int may_take_layer(const bnf_graph *gi, const Onnx__NodeProto *n, const char *link)
+{
+    const char *other;
+    if (bnf_is_op(n, "BatchNormalization"))
+        return 1;
+    if (!(bnf_is_op(n, "Mul") || bnf_is_op(n, "Add")) || n->n_input != 2)
+        return 0;
+    other = strcmp(S(n->input[0]), link) == 0 ? n->input[1] : n->input[0];
+    return !made_by_layer(gi, other);
+}
+
 /* Whether another fold could take the layer once this one is made, and so read
- * the values of its new weight: a BatchNormalization, Mul or Add next to it
- * (reading its output, or making its data input). */
+ * the values of its new weight: a node next to it (reading its output, or
+ * making its data input) that may fold into it. */
 static int layer_may_fold_again(const attempt *a)
 {
-    const Onnx__GraphProto *g = a->cx->site.gi->g;
+    const bnf_graph *gi = a->cx->site.gi;
+    const Onnx__GraphProto *g = gi->g;
     int after = a->pat->position == BNF_AFTER_LAYER;
     const char *in = S(bnf_node_input(after ? a->layer : a->node, 0));
     const char *out = S(bnf_node_output0(after ? a->node : a->layer));
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
-        if (n == a->node || n == a->layer ||
-            !(bnf_is_op(n, "BatchNormalization") || bnf_is_op(n, "Mul") || bnf_is_op(n, "Add")))
+        if (n == a->node || n == a->layer)
             continue;
         for (size_t k = 0; k < n->n_output; k++)
-            if (*in && n->output[k] && strcmp(n->output[k], in) == 0)
+            if (*in && n->output[k] && strcmp(n->output[k], in) == 0 &&
+                may_take_layer(gi, n, in))
                 return 1;
         for (size_t k = 0; k < n->n_input; k++)
-            if (*out && n->input[k] && strcmp(n->input[k], out) == 0)
+            if (*out && n->input[k] && strcmp(n->input[k], out) == 0 &&
+                may_take_layer(gi, n, out))
                 return 1;
     }
     return 0;
@@ -404,7 +432,8 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
         rc = bnf_proto_scaled(cx->m, a->w_proto, "", s, &a->job.scaling, keep ? &a->tw : NULL,
                               &bad, &bad_value, err);
         if (!rc && !keep && !bad)
-            rc = bnf_proto_new("", a->w.dtype, a->w.dims, a->w.rank, NULL, a->w.n, &a->tw, err);
+            rc = bnf_proto_stand_in(cx->m, a->w_proto, a->w.dtype, a->w.dims, a->w.rank, a->w.n,
+                                    &a->tw, err);
         if (!rc && bad)
             say(&a->why, BNF_NON_FINITE, "folded weight[%zu] = %g %s in %s", bad - 1, bad_value,
                 isfinite(bnf_round_to(a->w.dtype, bad_value)) ? "flushes to zero"

@@ -593,23 +593,6 @@ void bnf_graph_remove_node(bnf_graph *gi, size_t i)
     g->n_node--;
 }
 
-static void remove_initializer(bnf_graph *gi, size_t i)
-{
-    Onnx__GraphProto *g = gi->g;
-    onnx__tensor_proto__free_unpacked(g->initializer[i], bnf_model_alloc(gi->m));
-    memmove(&g->initializer[i], &g->initializer[i + 1],
-            (g->n_initializer - i - 1) * sizeof *g->initializer);
-    g->n_initializer--;
-}
-
-static void remove_input(bnf_graph *gi, size_t i)
-{
-    Onnx__GraphProto *g = gi->g;
-    onnx__value_info_proto__free_unpacked(g->input[i], bnf_model_alloc(gi->m));
-    memmove(&g->input[i], &g->input[i + 1], (g->n_input - i - 1) * sizeof *g->input);
-    g->n_input--;
-}
-
 void bnf_graph_forget_value_info(bnf_graph *gi, const char *name)
 {
     Onnx__GraphProto *g = gi->g;
@@ -624,29 +607,39 @@ void bnf_graph_forget_value_info(bnf_graph *gi, const char *name)
     }
 }
 
-/* Removes what produced `name` if nothing uses it.  Sets *removed; *next gets a
- * copy of the input an Identity node read, to be looked at in turn. */
-static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, char **next,
+/* What a collection takes out: marked while the index is kept up to date by
+ * hand (a value's entries get index -1, uses drop), then freed and the lists
+ * closed up at the end with one re-index.  The names the index borrows stay
+ * alive until then. */
+typedef struct {
+    uint8_t *node, *init, *input; /* 1: taken out */
+    int any;
+} dead_set;
+
+/* Removes what produced `name` if nothing uses it.  *next gets a copy of the
+ * input an Identity node read, to be looked at in turn. */
+static bnf_status collect_one(bnf_graph *gi, dead_set *dead, const char *name, char **next,
                               bnf_err *err)
 {
     Onnx__GraphProto *g = gi->g;
     intptr_t idx;
-    *removed = 0;
     *next = NULL;
     if (bnf_graph_uses(gi, name) > 0)
         return BNF_OK;
-    if (bnf_strmap_get(gi->init, name, &idx)) {
+    if (bnf_strmap_get(gi->init, name, &idx) && idx >= 0) {
         intptr_t in;
-        if (bnf_strmap_get(gi->input, name, &in)) {
+        if (bnf_strmap_get(gi->input, name, &in) && in >= 0) {
             if (gi->ir_version >= 4)
                 return BNF_OK; /* part of the graph's interface: keep it */
-            remove_input(gi, (size_t)in);
+            dead->input[in] = 1;
+            if (bnf_strmap_put(gi->input, name, -1) != 0)
+                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
-        remove_initializer(gi, (size_t)idx);
-        *removed = 1;
-        return BNF_OK;
+        dead->init[idx] = dead->any = 1;
+        return bnf_strmap_put(gi->init, name, -1) != 0
+                   ? bnf_fail(err, BNF_ERR_NOMEM, "out of memory") : BNF_OK;
     }
-    if (bnf_strmap_get(gi->producer, name, &idx)) {
+    if (bnf_strmap_get(gi->producer, name, &idx) && idx >= 0) {
         Onnx__NodeProto *nd = g->node[idx];
         if (!bnf_is_op(nd, "Constant") && !bnf_is_op(nd, "Identity"))
             return BNF_OK;
@@ -654,39 +647,61 @@ static bnf_status collect_one(bnf_graph *gi, const char *name, int *removed, cha
             if (nd->output[k] && *nd->output[k] && bnf_graph_uses(gi, nd->output[k]) > 0)
                 return BNF_OK;
         if (bnf_is_op(nd, "Identity") && bnf_node_input(nd, 0)) {
-            *next = bnf_strdup(nd->input[0]);
-            if (!*next)
+            if (!(*next = bnf_strdup(nd->input[0])) ||
+                bnf_strmap_add(gi->uses, nd->input[0], -1) != 0)
                 return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         }
         for (size_t k = 0; k < nd->n_output; k++)
-            if (nd->output[k])
+            if (nd->output[k]) {
                 bnf_graph_forget_value_info(gi, nd->output[k]);
-        bnf_graph_remove_node(gi, (size_t)idx);
-        *removed = 1;
+                if (*nd->output[k] && bnf_strmap_put(gi->producer, nd->output[k], -1) != 0)
+                    return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            }
+        dead->node[idx] = dead->any = 1;
     }
     return BNF_OK;
 }
 
+/* Frees the marked items of one list and closes it up. */
+#define CLOSE_UP(list, n, marks, free_fn)                                                   do {                                                                                        size_t kept_ = 0;                                                                       for (size_t i_ = 0; i_ < (n); i_++) {                                                       if ((marks)[i_])                                                                            free_fn((list)[i_], bnf_model_alloc(gi->m));                                        else                                                                                        (list)[kept_++] = (list)[i_];                                                   }                                                                                       (n) = kept_;                                                                        } while (0)
+
 bnf_status bnf_graph_collect(bnf_graph *gi, char **candidates, size_t n, bnf_err *err)
 {
+    Onnx__GraphProto *g = gi->g;
+    dead_set dead = {0};
     bnf_status rc = BNF_OK;
+    dead.node = bnf_calloc(g->n_node + 1, 1);
+    dead.init = bnf_calloc(g->n_initializer + 1, 1);
+    dead.input = bnf_calloc(g->n_input + 1, 1);
+    if (!dead.node || !dead.init || !dead.input)
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
         char *name = candidates[i] ? bnf_strdup(candidates[i]) : NULL;
         if (candidates[i] && !name)
-            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         while (name && !rc) {
-            int removed = 0;
             char *next = NULL;
-            rc = collect_one(gi, name, &removed, &next, err);
+            rc = collect_one(gi, &dead, name, &next, err);
             bnf_free(name);
             name = next;
-            if (!rc && removed)
-                rc = bnf_graph_reindex(gi, err);
         }
         bnf_free(name);
     }
+    if (dead.any) { /* also after a failure: the marks are already in the index */
+        bnf_status rc2;
+        CLOSE_UP(g->node, g->n_node, dead.node, onnx__node_proto__free_unpacked);
+        CLOSE_UP(g->initializer, g->n_initializer, dead.init, onnx__tensor_proto__free_unpacked);
+        CLOSE_UP(g->input, g->n_input, dead.input, onnx__value_info_proto__free_unpacked);
+        rc2 = bnf_graph_reindex(gi, err);
+        if (!rc)
+            rc = rc2;
+    }
+    bnf_free(dead.node);
+    bnf_free(dead.init);
+    bnf_free(dead.input);
     return rc;
 }
+#undef CLOSE_UP
 
 /* ---- ranks ------------------------------------------------------------------------ */
 

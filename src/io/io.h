@@ -227,6 +227,12 @@ bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char
 /* A new tensor holding v (rounded to dtype) in raw_data; v NULL: zeros. */
 bnf_status bnf_proto_new(const char *name, int32_t dtype, const int64_t *dims, size_t rank,
                           const double *v, size_t n, Onnx__TensorProto **out, bnf_err *err);
+/* A tensor of dtype and shape dims for a dry run's rewrite, whose values no
+ * one reads: t's own bytes when one of m's regions holds them (no copy, no
+ * page touched), else zeros. */
+bnf_status bnf_proto_stand_in(bnf_model *m, const Onnx__TensorProto *t, int32_t dtype,
+                              const int64_t *dims, size_t rank, size_t n,
+                              Onnx__TensorProto **out, bnf_err *err);
 
 /* ---- the walk over a model's graphs (walk.c) --------------------------------- */
 

@@ -555,6 +555,23 @@ void bnf_scale_by_channel(double *v, size_t n, const double *s, const bnf_scalin
     }
 }
 
+bnf_status bnf_proto_stand_in(bnf_model *m, const Onnx__TensorProto *t, int32_t dtype,
+                              const int64_t *dims, size_t rank, size_t n,
+                              Onnx__TensorProto **out, bnf_err *err)
+{
+    const bnf_dtype_info *d = bnf_dtype(dtype);
+    bnf_status rc;
+    if (!d || !t || !t->has_raw_data || t->data_type != dtype || t->raw_data.len != n * d->size ||
+        !n || !bnf_mapped_owns(m, t->raw_data.data))
+        return bnf_proto_new("", dtype, dims, rank, NULL, n, out, err);
+    if ((rc = bnf_proto_new("", dtype, dims, rank, NULL, 0, out, err)))
+        return rc;
+    bnf_free((*out)->raw_data.data);
+    (*out)->raw_data.data = t->raw_data.data; /* the model's region: never freed */
+    (*out)->raw_data.len = t->raw_data.len;
+    return BNF_OK;
+}
+
 /* Encodes v as dtype into p; returns the index + 1 of the first value not
  * finite (or flushed to zero) in dtype, else 0. */
 static size_t encode_checked(int32_t dtype, const double *v, size_t n, uint8_t *p)
@@ -634,6 +651,84 @@ static size_t scale_float(const uint8_t *p, size_t n, const double *s, const bnf
     return 0;
 }
 
+/* ---- the screen of a check-only scaling ---------------------------------------------
+ *
+ * A float32 w scaled by s (in double, rounded back) is not finite when |w| is
+ * above FLT_MAX / |s| (or w is not finite), and flushes to zero when w is not
+ * zero and |w| below about FLT_TRUE_MIN / |s|: both monotone in |w|.  With the
+ * largest and the smallest non-zero |s| of the map, two bounds on the bits of
+ * |w| (ordered as the magnitudes are) clear every element that cannot go wrong
+ * under any channel's scale, in one integer pass over the bytes that
+ * compilers vectorise.  Bounds a step inside the exact ones: a value near them
+ * goes to the exact check, which also finds which element it is. */
+
+typedef struct {
+    int32_t lo, hi; /* |w| bits clear when 0, or lo <= bits <= hi */
+} f32_screen;
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, 4);
+    return b;
+}
+
+/* 0 when the map has a scale that is not finite (no screen: check each). */
+static int screen_of(const double *s, size_t n_s, f32_screen *sc)
+{
+    double big = 0, small = INFINITY;
+    for (size_t c = 0; c < n_s; c++) {
+        double a = fabs(s[c]);
+        if (!isfinite(a))
+            return 0;
+        big = a > big ? a : big;
+        small = a > 0 && a < small ? a : small;
+    }
+    if (big * (double)FLT_MAX < (double)FLT_MAX) { /* |s| < 1: nothing overflows */
+        sc->hi = 0x7f7fffff;
+    } else {
+        float h = (float)((double)FLT_MAX / big);
+        h = nextafterf(nextafterf(h, 0), 0);
+        sc->hi = (int32_t)f32_bits(h);
+    }
+    if (small == INFINITY) { /* every scale zero: nothing is scaled to a non-zero */
+        sc->lo = 1;
+    } else {
+        double l = (double)FLT_TRUE_MIN / small;
+        float lf = l > (double)FLT_MAX ? INFINITY : (float)l;
+        lf = nextafterf(nextafterf(lf, INFINITY), INFINITY);
+        sc->lo = (int32_t)f32_bits(lf);
+        if (sc->lo < 1)
+            sc->lo = 1;
+    }
+    return 1;
+}
+
+/* Whether any of the n float32 at p is outside the screen. */
+static int screen_hits(const uint8_t *p, size_t n, const f32_screen *sc)
+{
+    const int32_t lo = sc->lo, hi = sc->hi;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        int32_t blk[64], any = 0;
+        memcpy(blk, p + 4 * i, sizeof blk);
+        for (int j = 0; j < 64; j++) {
+            int32_t b = blk[j] & 0x7fffffff;
+            any |= (b > hi) | ((b != 0) & (b < lo));
+        }
+        if (any)
+            return 1;
+    }
+    for (; i < n; i++) {
+        int32_t b;
+        memcpy(&b, p + 4 * i, 4);
+        b &= 0x7fffffff;
+        if (b > hi || (b != 0 && b < lo))
+            return 1;
+    }
+    return 0;
+}
+
 bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char *name,
                              const double *s, const bnf_scaling *sc, Onnx__TensorProto **out,
                              size_t *bad, double *bad_value, bnf_err *err)
@@ -680,6 +775,17 @@ bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char
         }
     } else if (t->has_raw_data) {
         bytes = t->raw_data.data;
+    }
+    if (!out && bytes && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+        /* a check only: cleared at memory speed, or checked value by value */
+        f32_screen scr;
+        size_t n_s = sc->group ? n / sc->group * sc->per_group : sc->per_group;
+        if (screen_of(s, n_s, &scr) && !screen_hits(bytes, n, &scr)) {
+            if (ext_map)
+                bnf_pages_release(ext_map, ext_map_len);
+            rc = BNF_OK;
+            goto out;
+        }
     }
     v = bnf_malloc(SCALE_CHUNK * sizeof *v);
     enc = bnf_malloc(SCALE_CHUNK * es);
