@@ -456,7 +456,9 @@ static bnf_status fold_compute(attempt *a, int unread, bnf_err *err)
     }
     if (rc || a->why.code)
         goto out;
-    if (a->w_proto && a->w_proto->has_raw_data) /* the pages read: back to the page cache */
+    /* the pages read: back to the page cache (not in inspect of a model it
+     * reads whole anyway: giving back costs more than the pages) */
+    if (a->w_proto && a->w_proto->has_raw_data && !(cx->dry_run && cx->read_weights))
         bnf_mapped_release_range(cx->m, a->w_proto->raw_data.data, a->w_proto->raw_data.len);
     a->job.new_w = a->tw;
     if (a->pat->fold(&a->job) != BNF_OK) {

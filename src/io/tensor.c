@@ -780,7 +780,14 @@ bnf_status bnf_proto_scaled(bnf_model *m, const Onnx__TensorProto *t, const char
         /* a check only: cleared at memory speed, or checked value by value */
         f32_screen scr;
         size_t n_s = sc->group ? n / sc->group * sc->per_group : sc->per_group;
-        if (screen_of(s, n_s, &scr) && !screen_hits(bytes, n, &scr)) {
+        int hit = !screen_of(s, n_s, &scr);
+        for (size_t at = 0; at < n && !hit;) { /* 8 MiB at a time, their pages mapped in one go */
+            size_t len = n - at < (2u << 20) ? n - at : (2u << 20);
+            bnf_pages_prefetch(bytes + at * es, len * es);
+            hit = screen_hits(bytes + at * es, len, &scr);
+            at += len;
+        }
+        if (!hit) {
             if (ext_map)
                 bnf_pages_release(ext_map, ext_map_len);
             rc = BNF_OK;
