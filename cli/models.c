@@ -137,6 +137,39 @@ static int check_model_args(model_args *a)
     return 0;
 }
 
+/* A command's own options: 1 when argv[*i] (and its value) was one, 0 when
+ * not, -(exit code) on a usage error. */
+typedef int (*own_option_fn)(void *ctx, int argc, char **argv, int *i);
+
+/* The arguments of a command over models: -h, the command's own options, the
+ * fold options, the options over models, and the PATHs.  -1 when the command
+ * is to run; else the exit code (after --help: EXIT_OK). */
+static int parse_models_args(model_args *a, bnf_fold_options *fo, void (*help)(void),
+                             own_option_fn own, void *ctx, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        int k;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            help();
+            return EXIT_OK;
+        }
+        if ((own && (k = own(ctx, argc, argv, &i)) != 0) ||
+            (k = parse_fold_option(argv[i], fo)) != 0 ||
+            (k = parse_model_option(argc, argv, &i, a)) != 0) {
+            if (k < 0)
+                return -k;
+            continue;
+        }
+        if (argv[i][0] == '-' && argv[i][1])
+            return usage_error(a->cmd, "unknown option '%s'", argv[i]);
+        a->paths[a->n_paths++] = argv[i];
+    }
+    {
+        int rc = check_model_args(a);
+        return rc ? rc : -1;
+    }
+}
+
 static bnf_format format_of(const model_args *a)
 {
     const char *f = a->format ? a->format : "text";
@@ -334,10 +367,36 @@ static bnf_status inspect_work(void *ctx, const bnf_found *model, bnf_report **r
     return st;
 }
 
+static void inspect_usage(void)
+{
+    fputs(inspect_help, stdout);
+    fputs(fold_options_help, stdout);
+    fputs(many_help, stdout);
+}
+
+typedef struct {
+    const char *dot, *html; /* --dot FILE, --html FILE */
+} pictures;
+
+static int inspect_option(void *ctx, int argc, char **argv, int *i)
+{
+    pictures *p = ctx;
+    if (strcmp(argv[*i], "--dot") && strcmp(argv[*i], "--html"))
+        return 0;
+    if (++*i == argc || !*argv[*i])
+        return -usage_error("inspect", "%s needs a file name", argv[*i - 1]);
+    if (!strcmp(argv[*i - 1], "--dot"))
+        p->dot = argv[*i];
+    else
+        p->html = argv[*i];
+    return 1;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
-    const char *model_path, *dot_path = NULL, *html_path = NULL;
-    int rc, k, to_stdout, json;
+    const char *model_path, *dot_path, *html_path;
+    int rc, to_stdout, json;
+    pictures pics = {0};
     bnf_err err = {0};
     bnf_status st;
     bnf_model *m = NULL;
@@ -349,38 +408,10 @@ int cmd_inspect(int argc, char **argv)
     bnf_fold_defaults(&c.fo);
     if (model_args_init(&a, "inspect", argc))
         return EXIT_IO;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(inspect_help, stdout);
-            fputs(fold_options_help, stdout);
-            fputs(many_help, stdout);
-            rc = EXIT_OK;
-            goto out;
-        } else if (!strcmp(argv[i], "--dot") || !strcmp(argv[i], "--html")) {
-            if (++i == argc || !*argv[i]) {
-                rc = usage_error("inspect", "%s needs a file name", argv[i - 1]);
-                goto out;
-            }
-            if (!strcmp(argv[i - 1], "--dot"))
-                dot_path = argv[i];
-            else
-                html_path = argv[i];
-        } else if (parse_fold_option(argv[i], &c.fo)) {
-            continue;
-        } else if ((k = parse_model_option(argc, argv, &i, &a)) != 0) {
-            if (k < 0) {
-                rc = -k;
-                goto out;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error("inspect", "unknown option '%s'", argv[i]);
-            goto out;
-        } else {
-            a.paths[a.n_paths++] = argv[i];
-        }
-    }
-    if ((rc = check_model_args(&a)))
+    if ((rc = parse_models_args(&a, &c.fo, inspect_usage, inspect_option, &pics, argc, argv)) >= 0)
         goto out;
+    dot_path = pics.dot;
+    html_path = pics.html;
     json = a.format && !strcmp(a.format, "json");
     if (is_many(&a)) {
         if (dot_path || html_path)
@@ -559,10 +590,48 @@ static void fold_help(void)
     fputs(many_help, stdout);
 }
 
+/* fold's own options, into these */
+typedef struct {
+    fold_ctx *c;
+    eval_args *ea;
+    model_args *a;
+    const char *out_path; /* -o */
+    int in_place;
+} fold_args;
+
+static int fold_option(void *ctx, int argc, char **argv, int *i)
+{
+    fold_args *f = ctx;
+    const char *arg = argv[*i];
+    if (!strcmp(arg, "--no-verify")) {
+        f->c->fo.verify = 0;
+    } else if (!strcmp(arg, "--in-place")) {
+        f->in_place = 1;
+    } else if (!strcmp(arg, "--max-memory")) {
+        if (++*i == argc || parse_size(argv[*i], &f->c->lo.max_memory))
+            return -usage_error("fold", "%s--max-memory needs a size (e.g. 512M, 4G)", "");
+    } else if (!strcmp(arg, "-o") || !strcmp(arg, "--output") || !strcmp(arg, "--out-dir")) {
+        if (++*i == argc)
+            return -usage_error("fold", "%s needs a file name", arg);
+        if (!strcmp(arg, "--out-dir"))
+            f->a->out_dir = argv[*i];
+        else
+            f->out_path = argv[*i];
+    } else if (!strncmp(arg, "--output=", 9)) {
+        f->out_path = arg + 9;
+    } else if (!strncmp(arg, "--out-dir=", 10)) {
+        f->a->out_dir = arg + 10;
+    } else {
+        return parse_eval_option("fold", argc, argv, i, f->ea, 1);
+    }
+    return 1;
+}
+
 int cmd_fold(int argc, char **argv)
 {
-    const char *model_path, *out_path = NULL;
-    int rc, k, in_place = 0;
+    const char *model_path, *out_path;
+    int rc, in_place;
+    fold_args fa = {0};
     fold_ctx c;
     bnf_err err = {0};
     bnf_status st;
@@ -580,51 +649,13 @@ int cmd_fold(int argc, char **argv)
         rc = EXIT_IO;
         goto out;
     }
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fold_help();
-            rc = EXIT_OK;
-            goto out;
-        } else if (!strcmp(argv[i], "--no-verify")) {
-            c.fo.verify = 0;
-        } else if (!strcmp(argv[i], "--in-place")) {
-            in_place = 1;
-        } else if (!strcmp(argv[i], "--max-memory")) {
-            if (++i == argc || parse_size(argv[i], &c.lo.max_memory)) {
-                rc = usage_error("fold", "%s--max-memory needs a size (e.g. 512M, 4G)", "");
-                goto out;
-            }
-        } else if (parse_fold_option(argv[i], &c.fo)) {
-            continue;
-        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output") ||
-                   !strcmp(argv[i], "--out-dir")) {
-            if (++i == argc) {
-                rc = usage_error("fold", "%s needs a file name", argv[i - 1]);
-                goto out;
-            }
-            if (!strcmp(argv[i - 1], "--out-dir"))
-                a.out_dir = argv[i];
-            else
-                out_path = argv[i];
-        } else if (!strncmp(argv[i], "--output=", 9)) {
-            out_path = argv[i] + 9;
-        } else if (!strncmp(argv[i], "--out-dir=", 10)) {
-            a.out_dir = argv[i] + 10;
-        } else if ((k = parse_model_option(argc, argv, &i, &a)) != 0 ||
-                   (k = parse_eval_option("fold", argc, argv, &i, &ea, 1)) != 0) {
-            if (k < 0) {
-                rc = -k;
-                goto out;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error("fold", "unknown option '%s'", argv[i]);
-            goto out;
-        } else {
-            a.paths[a.n_paths++] = argv[i];
-        }
-    }
-    if ((rc = check_model_args(&a)))
+    fa.c = &c;
+    fa.ea = &ea;
+    fa.a = &a;
+    if ((rc = parse_models_args(&a, &c.fo, fold_help, fold_option, &fa, argc, argv)) >= 0)
         goto out;
+    out_path = fa.out_path;
+    in_place = fa.in_place;
     rc = EXIT_USAGE;
     if (in_place + (out_path != NULL) + (a.out_dir != NULL) > 1) {
         usage_error("fold", "%s-o, --out-dir and --in-place exclude each other", "");
@@ -740,10 +771,28 @@ static const char check_help[] =
     "Examples: bnfold check model.onnx --fail-on error,unfolded --format github\n"
     "          bnfold check models/ -j 4 --format sarif > bnfold.sarif\n";
 
+static void check_usage(void)
+{
+    fputs(check_help, stdout);
+    fputs(fold_options_help, stdout);
+    fputs(many_help, stdout);
+}
+
+static int check_option(void *ctx, int argc, char **argv, int *i)
+{
+    inspect_ctx *c = ctx;
+    if (strcmp(argv[*i], "--fail-on"))
+        return 0;
+    if (++*i == argc)
+        return -usage_error("check", "%s needs a value", argv[*i - 1]);
+    c->fail_on = argv[*i];
+    return 1;
+}
+
 int cmd_check(int argc, char **argv)
 {
     const char *model_path;
-    int rc, k;
+    int rc;
     bnf_err err = {0};
     bnf_status st;
     bnf_model *m = NULL;
@@ -754,34 +803,7 @@ int cmd_check(int argc, char **argv)
     bnf_fold_defaults(&c.fo);
     if (model_args_init(&a, "check", argc))
         return EXIT_IO;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(check_help, stdout);
-            fputs(fold_options_help, stdout);
-            fputs(many_help, stdout);
-            rc = EXIT_OK;
-            goto out;
-        } else if (!strcmp(argv[i], "--fail-on")) {
-            if (++i == argc) {
-                rc = usage_error("check", "%s needs a value", argv[i - 1]);
-                goto out;
-            }
-            c.fail_on = argv[i];
-        } else if (parse_fold_option(argv[i], &c.fo)) {
-            continue;
-        } else if ((k = parse_model_option(argc, argv, &i, &a)) != 0) {
-            if (k < 0) {
-                rc = -k;
-                goto out;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error("check", "unknown option '%s'", argv[i]);
-            goto out;
-        } else {
-            a.paths[a.n_paths++] = argv[i];
-        }
-    }
-    if ((rc = check_model_args(&a)))
+    if ((rc = parse_models_args(&a, &c.fo, check_usage, check_option, &c, argc, argv)) >= 0)
         goto out;
     if (bnf_check_parse(c.fail_on, &err)) {
         rc = usage_error("check", "%s", err.msg);
