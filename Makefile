@@ -26,7 +26,7 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC))
 TESTS   := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all deps test-deps gen-deps demo test unit cli-test conformance example install \
-	uninstall install-test lint check-html bench-eval interop proto testdata clean \
+	uninstall install-test lint check-html bench-eval interop proto testdata clean calibrate-test \
 	python-wheel python-test
 
 all: $(B)/bnfold $(B)/libbnfold.a $(B)/libbnfold.so.$(VERSION) $(B)/bnfold.pc
@@ -104,7 +104,7 @@ demo: deps
 test: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit cli-test conformance example install-test \
-	  difftest-regress
+	  difftest-regress calibrate-test
 	@$(if $(SKIP_PYTHON_TEST),echo "python-test: skipped (SKIP_PYTHON_TEST)",$(MAKE) --no-print-directory python-test)
 
 # ---- tests --------------------------------------------------------------------
@@ -214,6 +214,11 @@ cli-test: $(B)/bnfold $(B)/tests/fault_io.so
 	bash tests/schema_test.sh $(B)/bnfold
 	bash tests/dot_test.sh $(B)/bnfold
 	bash tests/batch_test.sh $(B)/bnfold
+
+# bnfold calibrate against torch's statistics (testdata/gen_calibrate.py, into
+# build/calibrate)
+calibrate-test: gen-deps $(B)/bnfold
+	bash tests/calibrate_test.sh $(B)/bnfold
 
 # The HTML report rendered by headless Chromium (installed when missing);
 # screenshots in build/screenshots.

@@ -1,7 +1,8 @@
 /* cli/cli.h: what the files of the command line share.  main.c holds the
  * dispatch, the shared option parsers and helpers, verify and run;
  * models.c the commands over models (inspect, check, fold: one MODEL or many
- * PATHs); batch.c the worker processes of a run over many models.  No model
+ * PATHs); batch.c the worker processes of a run over many models;
+ * calibrate.c the calibrate command.  No model
  * logic lives in cli/: it parses, calls libbnfold, prints. */
 #ifndef BNFOLD_CLI_H
 #define BNFOLD_CLI_H
@@ -64,6 +65,7 @@ extern const char verify_options_help[];
 int cmd_inspect(int argc, char **argv);
 int cmd_fold(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv); /* calibrate.c */
 
 /* ---- a run over many models (batch.c) ------------------------------------------ */
 

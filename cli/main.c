@@ -288,6 +288,7 @@ static const char main_help[] =
     "  verify MODEL_A MODEL_B           do two models compute the same function?\n"
     "  run MODEL [--input FILE ...]     evaluate a model, print or save its outputs\n"
     "  check PATH... [--fail-on LIST]   CI gate on BN health and unfolded BNs\n"
+    "  calibrate MODEL --data DIR -o OUT  re-estimate BN statistics from data\n"
     "\n"
     "A PATH is a model or a folder searched for *.onnx models; over many models\n"
     "each runs in a process of its own (-j N at a time), the results come sorted\n"
@@ -480,6 +481,7 @@ static const struct {
     {"verify", cmd_verify},
     {"run", cmd_run},
     {"check", cmd_check},
+    {"calibrate", cmd_calibrate},
 };
 
 /* OpenBLAS starts its worker threads as it loads, and each spins (sched_yield)

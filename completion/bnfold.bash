@@ -49,7 +49,7 @@ _bnfold()
     # what readline replaces: the piece after the last '=' when it split there
     [[ ${COMP_WORDS[COMP_CWORD]} != "$cur" ]] && split=1
 
-    local commands="inspect fold verify run check"
+    local commands="inspect fold verify run check calibrate"
     local fold_opts="--lower-standalone --assume-inference --freeze-inputs"
     local verify_opts="--inputs --seed --rtol --atol --outputs-only"
     local eval_opts="--input --dim --threads"
@@ -60,7 +60,7 @@ _bnfold()
     cmd=
     for ((i = 1; i < ${#words[@]} - 1; i++)); do
         case ${words[i]} in
-        inspect | fold | verify | run | check)
+        inspect | fold | verify | run | check | calibrate)
             cmd=${COMP_WORDS[i]}
             break
             ;;
@@ -107,7 +107,7 @@ _bnfold()
         fi
         return 0
         ;;
-    --output-dir | --out-dir)
+    --output-dir | --out-dir | --data)
         local IFS=$'\n'
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -d -- "$cur"))
@@ -140,7 +140,7 @@ _bnfold()
         COMPREPLY=($(compgen -W "1 2 4 8" -- "$cur"))
         return 0
         ;;
-    --dim | --threads | --inputs | --seed | --rtol | --atol | --repeat | --exclude)
+    --dim | --threads | --inputs | --seed | --rtol | --atol | --repeat | --exclude | --batches | --only)
         return 0 # a number, NAME=VALUE or a GLOB: nothing to offer
         ;;
     esac
@@ -153,6 +153,7 @@ _bnfold()
         verify) opts="--json $verify_opts $eval_opts -h --help" ;;
         run) opts="--output-dir --repeat --seed --json $eval_opts -h --help" ;;
         check) opts="--fail-on --json -h --help $fold_opts $many_opts" ;;
+        calibrate) opts="--data -o --output --batches --only --fold --threads --json -h --help" ;;
         esac
         COMPREPLY=($(compgen -W "$opts -q --quiet" -- "$cur"))
         return 0

@@ -605,7 +605,58 @@ BNF_API void bnf_batch_writer_free(bnf_batch_writer *w);
 /* The summary alone, as text (what the text format ends with). */
 BNF_API void bnf_summary_write_text(const bnf_summary *s, FILE *f);
 
+/* ---- calibration: BN statistics re-estimated from data -------------------- */
+
+/* One calibration input set: tensors bound to the model's inputs as
+ * bnf_session_inputs binds them (every input must be given). */
+typedef struct {
+    const bnf_named_tensor *tensors;
+    size_t n;
+} bnf_input_set;
+
+typedef struct {
+    const char *const *only;  /* BN node names to calibrate; NULL / 0: every BN */
+    size_t n_only;
+    int threads;              /* 0: all cores */
+} bnf_calibrate_options;
+
+BNF_API void bnf_calibrate_defaults(bnf_calibrate_options *o);
+
+/* One BN's statistics before and after; [3] = min, max, mean over channels. */
+typedef struct {
+    char *name;
+    int64_t channels;
+    double mean_before[3], mean_after[3];
+    double var_before[3], var_after[3];
+    double max_var_change;    /* max over channels of |var' - var| / var */
+    double max_mean_shift;    /* max over channels of |mean' - mean| / sqrt(var + eps) */
+} bnf_calibrated_bn;
+
+typedef struct {
+    bnf_calibrated_bn *bns;   /* in graph order */
+    size_t n_bns;
+    size_t n_sets;
+    uint64_t samples;         /* values per channel the first BN was measured on */
+    double ms;
+} bnf_calibration;
+
+/* Replaces the running mean and variance of every inference-mode
+ * BatchNormalization of the main graph (or those named in o->only) by the
+ * statistics of its input over the n_sets input sets: population mean and
+ * variance per channel over every sample and position, each BN measured with
+ * the BNs before it already recalibrated (calibrate/calibrate.c says how).
+ * Scale, B and epsilon stay.  Errors (nothing changed): no sets, sets that do
+ * not fit the model's inputs, no BN, a training-mode BN, a BN whose
+ * statistics are not constants. */
+BNF_API bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_sets,
+                                 const bnf_calibrate_options *o, bnf_calibration **out,
+                                 bnf_err *err);
+BNF_API void bnf_calibration_free(bnf_calibration *c);
+BNF_API void bnf_calibration_write_text(const bnf_calibration *c, FILE *f);
+BNF_API void bnf_calibration_write_json(const bnf_calibration *c, FILE *f);
+
 #ifdef __cplusplus
 }
 #endif
 #endif
+

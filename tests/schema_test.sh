@@ -349,6 +349,7 @@ shared = {
     "verify": ["VERIFICATION OPTIONS", "EVALUATION OPTIONS"],
     "run": ["EVALUATION OPTIONS"],
     "check": ["FOLD OPTIONS", "MANY MODELS OPTIONS"],
+    "calibrate": [],
 }
 all_help = set()
 for cmd, extra in shared.items():
@@ -391,7 +392,7 @@ EOF
 
 mkdir -p "$TMP/help"
 "$BIN" --help >"$TMP/help/main.txt" 2>&1 || verdict "help:main" 1 "bnfold --help failed"
-for c in inspect fold verify run check; do
+for c in inspect fold verify run check calibrate; do
     "$BIN" $c --help >"$TMP/help/$c.txt" 2>&1 || verdict "help:$c" 1 "bnfold $c --help failed"
 done
 tally manopts < <("$PY" -W ignore::DeprecationWarning "$TMP/manopts.py" "$MAN" "$TMP/help" 2>&1)
@@ -404,7 +405,7 @@ if [ -f "$COMPLETION" ]; then
         bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bnfold
                  printf "%s\n" "${COMPREPLY[@]}"' _ "$COMPLETION" "$@" 2>&1
     }
-    for c in inspect fold verify run check; do
+    for c in inspect fold verify run check calibrate; do
         offered=$( (grep -o -- '--[a-z][a-z-]*' "$TMP/help/$c.txt"; echo --quiet) | sort -u)
         completed=$(complete_words bnfold "$c" m.onnx -- | sort -u)
         [ "$offered" = "$completed" ]

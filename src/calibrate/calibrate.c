@@ -1,0 +1,650 @@
+/*
+ * calibrate/calibrate.c: BatchNormalization running statistics re-estimated
+ * from data (bnfold calibrate).
+ *
+ * Every calibration set goes through the main graph node by node, all sets
+ * together (one run each, stepped, as the end-to-end check steps its runs).
+ * When the next node is a BN to calibrate, its input is in every run: the
+ * statistics of each channel over every set, sample and position are taken
+ * (per set in two passes, mean then squared deviations, in double; the sets
+ * combined by Chan's rule, so the result does not depend on how the samples
+ * are split into sets), the BN's output in every run is replaced by what the
+ * BN computes with the new statistics, and the runs go on.  So each BN is
+ * measured with every BN before it already recalibrated: the distribution the
+ * deployed model gives it.  One pass, as many node runs as `bnfold run` of
+ * each set; the nodes that make a BN's input, and the BN, run unfused.
+ *
+ * The estimator is the population variance, sum (x - mean)^2 / n over all n
+ * values of a channel.  PyTorch's running_var averages the unbiased variance
+ * of each training batch (n / (n - 1) times larger: 1.0005 for a batch of 8
+ * images of 16 x 16 positions); with thousands of values per channel the two
+ * agree to a few parts in 10^4 or better.
+ *
+ * Only the statistics change: scale, B and epsilon stay, and so do the names,
+ * the order and every other tensor.  New statistics replace a statistic
+ * tensor in place when only this BN reads it, else go into new initializers.
+ */
+#include "internal.h"
+
+#include "eval/eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define S(x) ((x) ? (x) : "")
+
+void bnf_calibrate_defaults(bnf_calibrate_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+void bnf_calibration_free(bnf_calibration *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_bns; i++)
+        bnf_free(c->bns[i].name);
+    bnf_free(c->bns);
+    bnf_free(c);
+}
+
+/* One BN to calibrate: where it is and what is new. */
+typedef struct {
+    const Onnx__NodeProto *node;
+    int64_t c;
+    double eps;
+    double *gamma, *beta;   /* c each */
+    double *mean, *var;     /* the old statistics, then the new */
+    double *old_mean, *old_var;
+    int32_t stat_dtype[2];  /* of the mean and the variance tensors */
+    int done;
+} target;
+
+/* Per channel: count, mean and sum of squared deviations, combined over sets. */
+typedef struct {
+    double n, mean, m2;
+} moments;
+
+static void moments_merge(moments *a, const moments *b)
+{
+    double n = a->n + b->n, d;
+    if (b->n == 0)
+        return;
+    if (a->n == 0) {
+        *a = *b;
+        return;
+    }
+    d = b->mean - a->mean;
+    a->mean += d * b->n / n;
+    a->m2 += b->m2 + d * d * a->n * b->n / n;
+    a->n = n;
+}
+
+static double value_at(const bnf_tensor *x, size_t i)
+{
+    return x->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? ((const double *)x->data)[i]
+                                                             : ((const float *)x->data)[i];
+}
+
+/* One set's moments of x (N x C x ...) per channel, added to acc. */
+static void measure(const bnf_tensor *x, int64_t c, moments *acc)
+{
+    size_t inner = 1, outer = (size_t)x->dims[0];
+    for (size_t d = 2; d < x->rank; d++)
+        inner *= (size_t)x->dims[d];
+    for (int64_t ch = 0; ch < c; ch++) {
+        moments m = {(double)(outer * inner), 0, 0};
+        double sum = 0;
+        for (size_t o = 0; o < outer; o++) {
+            size_t base = (o * (size_t)c + (size_t)ch) * inner;
+            for (size_t k = 0; k < inner; k++)
+                sum += value_at(x, base + k);
+        }
+        m.mean = m.n ? sum / m.n : 0;
+        for (size_t o = 0; o < outer; o++) {
+            size_t base = (o * (size_t)c + (size_t)ch) * inner;
+            for (size_t k = 0; k < inner; k++) {
+                double d = value_at(x, base + k) - m.mean;
+                m.m2 += d * d;
+            }
+        }
+        moments_merge(&acc[ch], &m);
+    }
+}
+
+/* y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel, into y. */
+static void normalise(const bnf_tensor *x, const target *t, bnf_tensor *y)
+{
+    size_t inner = 1, outer = (size_t)x->dims[0];
+    for (size_t d = 2; d < x->rank; d++)
+        inner *= (size_t)x->dims[d];
+    for (size_t o = 0; o < outer; o++)
+        for (int64_t ch = 0; ch < t->c; ch++) {
+            double s = t->gamma[ch] / sqrt(t->var[ch] + t->eps);
+            double sh = t->beta[ch] - t->mean[ch] * s;
+            size_t base = (o * (size_t)t->c + (size_t)ch) * inner;
+            if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+                for (size_t k = 0; k < inner; k++)
+                    ((double *)y->data)[base + k] = value_at(x, base + k) * s + sh;
+            else
+                for (size_t k = 0; k < inner; k++)
+                    ((float *)y->data)[base + k] = (float)(value_at(x, base + k) * s + sh);
+        }
+}
+
+static void target_release(target *t)
+{
+    bnf_free(t->gamma);
+    bnf_free(t->beta);
+    bnf_free(t->mean);
+    bnf_free(t->var);
+    bnf_free(t->old_mean);
+    bnf_free(t->old_var);
+}
+
+static int wanted(const bnf_calibrate_options *o, const Onnx__NodeProto *n)
+{
+    if (!o || !o->n_only)
+        return 1;
+    for (size_t i = 0; i < o->n_only; i++)
+        if (o->only[i] && !strcmp(o->only[i], S(n->name)))
+            return 1;
+    return 0;
+}
+
+/* Reads BN node n's parameters into t; an error names what is wrong. */
+static bnf_status target_read(const bnf_model *m, const bnf_graph *gi, int64_t opset,
+                              const Onnx__NodeProto *n, target *t, bnf_err *err)
+{
+    bnf_array p[4] = {{0}};
+    bnf_bn bn = {0};
+    bnf_code code = BNF_NO_CODE;
+    char reason[200] = "";
+    bnf_status rc;
+    memset(t, 0, sizeof *t);
+    t->node = n;
+    if (n->n_input < 5)
+        return bnf_fail(err, BNF_ERR_INVALID, "BatchNormalization '%s' has %zu inputs, not 5",
+                        S(n->name), n->n_input);
+    if ((rc = bnf_bn_read(m, gi, n, opset, &bn, &code, reason, sizeof reason, err)))
+        return rc;
+    t->eps = bn.eps;
+    bnf_bn_release(&bn);
+    if (code == BNF_TRAINING_MODE)
+        return bnf_fail(err, BNF_ERR_INVALID, "BatchNormalization '%s' is in training mode (%s): "
+                        "it normalises with each batch's own statistics, there are none to "
+                        "calibrate", S(n->name), reason);
+    for (int k = 0; k < 4 && !rc; k++) {
+        bnf_const_kind kind;
+        if ((rc = bnf_graph_const(m, gi, n->input[k + 1], &kind, &p[k], err)))
+            break;
+        if (kind != BNF_CONST_YES)
+            rc = bnf_fail(err, BNF_ERR_INVALID, "BatchNormalization '%s': its %s '%s' is not a "
+                          "constant", S(n->name),
+                          (const char *[]){"scale", "B", "mean", "var"}[k], S(n->input[k + 1]));
+        else if (p[k].n != p[0].n)
+            rc = bnf_fail(err, BNF_ERR_INVALID, "BatchNormalization '%s': its parameters have "
+                          "%zu and %zu channels", S(n->name), p[0].n, p[k].n);
+    }
+    if (!rc) {
+        size_t c = p[0].n ? p[0].n : 1;
+        t->c = (int64_t)p[0].n;
+        t->stat_dtype[0] = p[2].dtype;
+        t->stat_dtype[1] = p[3].dtype;
+        t->gamma = p[0].v, p[0].v = NULL;
+        t->beta = p[1].v, p[1].v = NULL;
+        t->mean = p[2].v, p[2].v = NULL;
+        t->var = p[3].v, p[3].v = NULL;
+        t->old_mean = bnf_malloc(c * sizeof *t->old_mean);
+        t->old_var = bnf_malloc(c * sizeof *t->old_var);
+        if (!t->old_mean || !t->old_var)
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        else {
+            memcpy(t->old_mean, t->mean, (size_t)t->c * sizeof *t->mean);
+            memcpy(t->old_var, t->var, (size_t)t->c * sizeof *t->var);
+        }
+    }
+    for (int k = 0; k < 4; k++)
+        bnf_array_release(&p[k]);
+    if (rc)
+        target_release(t);
+    return rc;
+}
+
+/* The runs at a BN to calibrate: its input in every run measured, its
+ * statistics replaced, then the BN run in each and its output overwritten. */
+static bnf_status calibrate_at(bnf_run **runs, size_t n_sets, size_t i, target *t,
+                               bnf_observer unfused, uint64_t *samples, bnf_err *err)
+{
+    const char *x_name = S(t->node->input[0]), *y_name = S(t->node->output[0]);
+    moments *acc = bnf_calloc((size_t)(t->c ? t->c : 1), sizeof *acc);
+    bnf_tensor *ys = bnf_calloc(n_sets, sizeof *ys);
+    bnf_status rc = BNF_OK;
+    if (!acc || !ys) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < n_sets && !rc; k++) {
+        const bnf_tensor *x = bnf_run_value(runs[k], x_name, NULL);
+        if (!x)
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s': its input '%s' "
+                          "is not a value the graph computes (a graph input or a constant)",
+                          S(t->node->name), x_name);
+        else if ((x->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+                  x->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) ||
+                 x->rank < 2 || x->dims[1] != t->c)
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s': its input '%s' "
+                          "is %s of rank %zu with %lld channels; calibration takes float or "
+                          "double N x %lld x ...", S(t->node->name), x_name,
+                          bnf_dtype_name(x->dtype), x->rank,
+                          (long long)(x->rank > 1 ? x->dims[1] : 0), (long long)t->c);
+        else
+            measure(x, t->c, acc);
+    }
+    if (rc)
+        goto out;
+    for (int64_t ch = 0; ch < t->c; ch++) {
+        t->mean[ch] = acc[ch].mean;
+        t->var[ch] = acc[ch].n ? acc[ch].m2 / acc[ch].n : 0;
+    }
+    if (t->c && !*samples)
+        *samples = (uint64_t)acc[0].n;
+    /* the BN's output with the new statistics, from its input, before the BN
+     * runs (its input may go once the BN has read it) */
+    for (size_t k = 0; k < n_sets && !rc; k++) {
+        const bnf_tensor *x = bnf_run_value(runs[k], x_name, NULL);
+        ys[k] = *x;
+        ys[k].data = bnf_malloc((x->n ? x->n : 1) * (x->dtype == 11 ? 8 : 4));
+        if (!ys[k].data)
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        else
+            normalise(x, t, &ys[k]);
+    }
+    for (size_t k = 0; k < n_sets && !rc; k++) {
+        bnf_tensor *y;
+        if ((rc = bnf_run_node(runs[k], i, unfused, NULL, err)))
+            break;
+        y = bnf_run_value(runs[k], y_name, NULL);
+        if (y && y->n == ys[k].n && y->dtype == ys[k].dtype)
+            memcpy(y->data, ys[k].data, y->n * (y->dtype == 11 ? 8 : 4));
+        else if (y)
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s': its output is not "
+                          "of its input's shape and type", S(t->node->name));
+    }
+    t->done = !rc;
+out:
+    for (size_t k = 0; ys && k < n_sets; k++)
+        bnf_free(ys[k].data);
+    bnf_free(ys);
+    bnf_free(acc);
+    return rc;
+}
+
+/* An observer that looks at nothing: given to bnf_run_node, it makes the node
+ * run unfused, so that a BN's input exists as a value. */
+static bnf_status unfused(void *ctx, const char *name, bnf_tensor *value, bnf_err *err)
+{
+    (void)ctx, (void)name, (void)value, (void)err;
+    return BNF_OK;
+}
+
+/* Writes t's new statistic k (0 mean, 1 variance) into the model: in place
+ * when only this BN reads the tensor, else as a new initializer. */
+static bnf_status store(bnf_model *m, bnf_graph *gi, bnf_names *names, target *t, int k,
+                        bnf_err *err)
+{
+    Onnx__GraphProto *g = gi->g;
+    Onnx__NodeProto *n = (Onnx__NodeProto *)t->node;
+    const char *old = n->input[k + 3];
+    const double *v = k ? t->var : t->mean;
+    Onnx__TensorProto *nt = NULL;
+    intptr_t idx;
+    int64_t dims[1] = {t->c};
+    const char *name;
+    char *keep = NULL;
+    bnf_status rc;
+    if (bnf_strmap_get(gi->init, old, &idx) && idx >= 0 && bnf_graph_uses(gi, old) == 1 &&
+        !bnf_strmap_get(gi->input, old, NULL)) {
+        Onnx__TensorProto *was = g->initializer[idx];
+        if ((rc = bnf_proto_new(S(was->name), t->stat_dtype[k], was->dims, was->n_dims, v,
+                                (size_t)t->c, &nt, err)))
+            return rc;
+        g->initializer[idx] = nt;
+        onnx__tensor_proto__free_unpacked(was, bnf_model_alloc(m));
+        return bnf_graph_reindex(gi, err);
+    }
+    /* a new initializer; what made the old value goes if nothing else reads it
+     * (an exporter's Identity of one tensor shared by every BN, say), and then
+     * the new one takes the old name */
+    name = bnf_names_fresh(names, S(n->name), k ? "_calibrated_var" : "_calibrated_mean", err);
+    if (!name)
+        return err ? err->code : BNF_ERR_NOMEM;
+    if (!(keep = bnf_strdup(old)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if ((rc = bnf_proto_new(name, t->stat_dtype[k], dims, 1, v, (size_t)t->c, &nt, err)) ||
+        (rc = bnf_graph_add_initializer(gi, nt, err)) ||
+        (rc = bnf_node_set_input(n, (size_t)k + 3, name, err)) ||
+        (rc = bnf_graph_reindex(gi, err)) || (rc = bnf_graph_collect(gi, &keep, 1, err)))
+        goto out;
+    if (!bnf_strmap_get(gi->producer, keep, NULL) && !bnf_strmap_get(gi->init, keep, NULL) &&
+        !bnf_strmap_get(gi->input, keep, NULL) && !bnf_strmap_get(gi->output, keep, NULL) &&
+        !bnf_graph_uses(gi, keep)) {
+        char *renamed = bnf_strdup(keep);
+        if (!renamed) {
+            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        bnf_free(nt->name);
+        nt->name = renamed;
+        if ((rc = bnf_node_set_input(n, (size_t)k + 3, keep, err)))
+            goto out;
+        rc = bnf_graph_reindex(gi, err);
+    }
+out:
+    bnf_free(keep);
+    return rc;
+}
+
+static void summary(const double *v, int64_t c, double out[3])
+{
+    out[0] = INFINITY, out[1] = -INFINITY, out[2] = 0;
+    for (int64_t i = 0; i < c; i++) {
+        out[0] = v[i] < out[0] ? v[i] : out[0];
+        out[1] = v[i] > out[1] ? v[i] : out[1];
+        out[2] += v[i] / (double)c;
+    }
+    if (!c)
+        out[0] = out[1] = 0;
+}
+
+static bnf_status report_of(const target *ts, size_t n, bnf_calibration *c, bnf_err *err)
+{
+    if (!(c->bns = bnf_calloc(n ? n : 1, sizeof *c->bns)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const target *t = &ts[i];
+        bnf_calibrated_bn *b = &c->bns[c->n_bns++];
+        if (!(b->name = bnf_strdup(S(t->node->name))))
+            return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        b->channels = t->c;
+        summary(t->old_mean, t->c, b->mean_before);
+        summary(t->mean, t->c, b->mean_after);
+        summary(t->old_var, t->c, b->var_before);
+        summary(t->var, t->c, b->var_after);
+        for (int64_t ch = 0; ch < t->c; ch++) {
+            double dv = fabs(t->var[ch] - t->old_var[ch]) /
+                        (t->old_var[ch] > 0 ? t->old_var[ch] : 1e-300);
+            double dm = fabs(t->mean[ch] - t->old_mean[ch]) /
+                        sqrt(fabs(t->old_var[ch]) + t->eps);
+            b->max_var_change = dv > b->max_var_change ? dv : b->max_var_change;
+            b->max_mean_shift = dm > b->max_mean_shift ? dm : b->max_mean_shift;
+        }
+    }
+    return BNF_OK;
+}
+
+static void shape_text(char *buf, size_t n, int32_t dtype, const int64_t *dims, size_t rank)
+{
+    int w = snprintf(buf, n, "%s [", bnf_dtype_name(dtype));
+    for (size_t d = 0; d < rank && w > 0 && (size_t)w < n; d++)
+        w += snprintf(buf + w, n - (size_t)w, "%s%lld", d ? ", " : "", (long long)dims[d]);
+    if (w > 0 && (size_t)w < n)
+        snprintf(buf + w, n - (size_t)w, "]");
+}
+
+/* Set k's tensors have the types and ranks of the model's inputs, and their
+ * sizes where the model fixes one above 1 (the batch may differ). */
+static bnf_status fits(const bnf_session *s, const bnf_tensors *in, size_t k, bnf_err *err)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        int64_t shape[BNF_MAX_RANK];
+        size_t rank = 0;
+        int32_t dtype = 0;
+        const bnf_tensor *t = &in->t[i];
+        int ok;
+        bnf_status rc;
+        if ((rc = bnf_session_input_shape(s, i, NULL, 0, &dtype, shape, &rank, err)))
+            return rc;
+        ok = t->dtype == dtype && t->rank == rank;
+        for (size_t d = 1; ok && d < rank; d++)
+            ok = shape[d] <= 1 || t->dims[d] == shape[d];
+        if (!ok) {
+            char got[160], want[160];
+            shape_text(got, sizeof got, t->dtype, t->dims, t->rank);
+            shape_text(want, sizeof want, dtype, shape, rank);
+            return bnf_fail(err, BNF_ERR_INVALID, "calibration set %zu: input '%s' is %s; the "
+                            "model takes %s (the first dimension may differ)", k + 1,
+                            bnf_session_input_name(s, i), got, want);
+        }
+    }
+    return BNF_OK;
+}
+
+bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_sets,
+                         const bnf_calibrate_options *o, bnf_calibration **out, bnf_err *err)
+{
+    Onnx__GraphProto *g;
+    bnf_graph gi = {0};
+    bnf_names names = {0};
+    bnf_session *s = NULL;
+    bnf_session_options so = {0};
+    bnf_run **runs = NULL;
+    bnf_tensors *in = NULL;
+    target *ts = NULL;
+    uint8_t *make_unfused = NULL;
+    size_t n_t = 0, n_nodes, named = 0;
+    int64_t opset;
+    uint64_t samples = 0;
+    bnf_calibration *c = NULL;
+    struct timespec t0;
+    bnf_status rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *out = NULL;
+    if (!model || !(g = model->proto->graph))
+        return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
+    if (!n_sets)
+        return bnf_fail(err, BNF_ERR_INVALID, "no calibration data: give at least one input set");
+    opset = bnf_model_opset(model->proto, "");
+    if ((rc = bnf_graph_index(&gi, model, g, model->proto->ir_version, err)))
+        return rc;
+    if (!(ts = bnf_calloc(g->n_node + 1, sizeof *ts))) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (!bnf_is_op(n, "BatchNormalization") || !wanted(o, n))
+            continue;
+        if ((rc = target_read(model, &gi, opset, n, &ts[n_t], err)))
+            goto out;
+        n_t++;
+    }
+    for (size_t k = 0; o && k < o->n_only; k++) { /* every name given is a BN of the graph */
+        int found = 0;
+        for (size_t i = 0; i < n_t && !found; i++)
+            found = !strcmp(S(ts[i].node->name), S(o->only[k]));
+        named += found;
+        if (!found) {
+            rc = bnf_fail(err, BNF_ERR_INVALID, "--only: no BatchNormalization named '%s' in "
+                          "the main graph", S(o->only[k]));
+            goto out;
+        }
+    }
+    if (!n_t) {
+        rc = bnf_fail(err, BNF_ERR_INVALID, "the model's main graph has no BatchNormalization "
+                      "to calibrate");
+        goto out;
+    }
+    so.threads = o ? o->threads : 0;
+    if ((rc = bnf_session_new(model, &so, &s, err)))
+        goto out;
+    bnf_session_lean(s);
+    n_nodes = bnf_session_n_nodes(s);
+    runs = bnf_calloc(n_sets, sizeof *runs);
+    in = bnf_calloc(n_sets, sizeof *in);
+    make_unfused = bnf_calloc(n_nodes + 1, 1);
+    if (!runs || !in || !make_unfused) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n_nodes; i++) { /* a BN, and what makes a BN's input, unfused */
+        const Onnx__NodeProto *n = bnf_session_node(s, i);
+        for (size_t k = 0; k < n_t && !make_unfused[i]; k++)
+            for (size_t j = 0; j < n->n_output; j++)
+                if (n == ts[k].node ||
+                    (n->output[j] && !strcmp(n->output[j], S(ts[k].node->input[0]))))
+                    make_unfused[i] = 1;
+    }
+    for (size_t k = 0; k < n_sets; k++) {
+        if (sets[k].n < bnf_session_n_inputs(s)) {
+            rc = bnf_fail(err, BNF_ERR_INVALID, "calibration set %zu gives %zu of the model's %zu "
+                          "inputs (the first missing: '%s')", k + 1, sets[k].n,
+                          bnf_session_n_inputs(s), bnf_session_input_name(s, sets[k].n));
+            goto out;
+        }
+        if ((rc = bnf_session_make_inputs(s, sets[k].tensors, sets[k].n, NULL, 0, 1, &in[k],
+                                          err)) ||
+            (rc = fits(s, &in[k], k, err)) || (rc = bnf_run_new(s, &runs[k], err)) ||
+            (rc = bnf_run_start(runs[k], in[k].ptr, err)))
+            goto out;
+    }
+    for (size_t i = 0; i < n_nodes && !rc; i++) {
+        const Onnx__NodeProto *n = bnf_session_node(s, i);
+        target *t = NULL;
+        for (size_t k = 0; k < n_t && !t; k++)
+            if (ts[k].node == n)
+                t = &ts[k];
+        if (t) {
+            rc = calibrate_at(runs, n_sets, i, t, unfused, &samples, err);
+        } else {
+            for (size_t k = 0; k < n_sets && !rc; k++)
+                rc = bnf_run_node(runs[k], i, make_unfused[i] ? unfused : NULL, NULL, err);
+        }
+        bnf_session_node_release(s, i);
+    }
+    if (rc)
+        goto out;
+    for (size_t k = 0; k < n_t; k++)
+        if (!ts[k].done) {
+            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s' did not run",
+                          S(ts[k].node->name));
+            goto out;
+        }
+    /* the runs and the session read the model's tensors: the new statistics go in after */
+    for (size_t k = 0; k < n_sets; k++) {
+        bnf_run_end(runs[k]);
+        bnf_run_free(runs[k]);
+        runs[k] = NULL;
+    }
+    bnf_session_free(s);
+    s = NULL;
+    if ((rc = bnf_names_collect(&names, model->proto, err)) || (rc = bnf_graph_reindex(&gi, err)))
+        goto out;
+    for (size_t k = 0; k < n_t && !rc; k++)
+        if (!(rc = store(model, &gi, &names, &ts[k], 0, err)))
+            rc = store(model, &gi, &names, &ts[k], 1, err);
+    if (rc)
+        goto out;
+    model->changed = 1;
+    if (!(c = bnf_calloc(1, sizeof *c))) {
+        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    c->n_sets = n_sets;
+    c->samples = samples;
+    if ((rc = report_of(ts, n_t, c, err)))
+        goto out;
+    c->ms = bnf_ms_since(&t0);
+    *out = c;
+    c = NULL;
+    (void)named;
+out:
+    bnf_calibration_free(c);
+    for (size_t k = 0; runs && k < n_sets; k++) {
+        if (runs[k]) {
+            bnf_run_end(runs[k]);
+            bnf_run_free(runs[k]);
+        }
+    }
+    for (size_t k = 0; in && k < n_sets; k++)
+        bnf_tensors_release(&in[k]);
+    bnf_free(runs);
+    bnf_free(in);
+    bnf_free(make_unfused);
+    bnf_session_free(s);
+    for (size_t k = 0; k < n_t; k++)
+        target_release(&ts[k]);
+    bnf_free(ts);
+    bnf_names_release(&names);
+    bnf_graph_release(&gi);
+    return rc;
+}
+
+/* ---- the report ---------------------------------------------------------------------- */
+
+void bnf_calibration_write_text(const bnf_calibration *c, FILE *f)
+{
+    fprintf(f, "%-32s %8s  %-30s  %-30s  %10s %10s\n", "BatchNormalization", "channels",
+            "mean before -> after (avg)", "var before -> after (avg)", "max dvar/v",
+            "max dmean/sd");
+    for (size_t i = 0; i < c->n_bns; i++) {
+        const bnf_calibrated_bn *b = &c->bns[i];
+        char m[64], v[64];
+        snprintf(m, sizeof m, "%.4g -> %.4g", b->mean_before[2], b->mean_after[2]);
+        snprintf(v, sizeof v, "%.4g -> %.4g", b->var_before[2], b->var_after[2]);
+        fprintf(f, "%-32s %8lld  %-30s  %-30s  %10.3g %10.3g\n", b->name,
+                (long long)b->channels, m, v, b->max_var_change, b->max_mean_shift);
+    }
+    fprintf(f, "\n%zu BatchNormalization calibrated on %zu input set(s), %llu values per "
+            "channel for the first; %.0f ms\n", c->n_bns, c->n_sets,
+            (unsigned long long)c->samples, c->ms);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.9g", v);
+    else
+        fputs("null", f);
+}
+
+static void json_triple(FILE *f, const char *key, const double v[3])
+{
+    fprintf(f, "\"%s\": {\"min\": ", key);
+    json_num(f, v[0]);
+    fputs(", \"max\": ", f);
+    json_num(f, v[1]);
+    fputs(", \"mean\": ", f);
+    json_num(f, v[2]);
+    fputs("}", f);
+}
+
+void bnf_calibration_write_json(const bnf_calibration *c, FILE *f)
+{
+    fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"command\": \"calibrate\",\n"
+               "  \"sets\": %zu,\n  \"values_per_channel\": %llu,\n  \"batchnorms\": [",
+            BNF_VERSION, c->n_sets, (unsigned long long)c->samples);
+    for (size_t i = 0; i < c->n_bns; i++) {
+        const bnf_calibrated_bn *b = &c->bns[i];
+        fputs(i ? ",\n    {" : "\n    {", f);
+        fputs("\"name\": ", f);
+        bnf_json_str(f, b->name);
+        fprintf(f, ", \"channels\": %lld, ", (long long)b->channels);
+        json_triple(f, "mean_before", b->mean_before);
+        fputs(", ", f);
+        json_triple(f, "mean_after", b->mean_after);
+        fputs(", ", f);
+        json_triple(f, "var_before", b->var_before);
+        fputs(", ", f);
+        json_triple(f, "var_after", b->var_after);
+        fputs(", \"max_var_change\": ", f);
+        json_num(f, b->max_var_change);
+        fputs(", \"max_mean_shift\": ", f);
+        json_num(f, b->max_mean_shift);
+        fputs("}", f);
+    }
+    fprintf(f, "\n  ],\n  \"ms\": %.1f\n}\n", c->ms);
+}
