@@ -1027,8 +1027,13 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                     res.na("judge2", "output %s beyond float16's range" % name)
                     continue
                 scale = float(np.max(np.abs(ra[fin]))) if fin.any() else 1.0
-                extra = (2 * noise2[i] + (4 * noise[i] if which == "folded" else 0)) / scale \
-                    if scale > 0 else 0.0
+                # float32 rounding of two implementations (FMA or not, summation
+                # order) differs by a few ulps of the values inside the graph,
+                # which a cancellation near the output (a BN subtracting almost
+                # all of its input) makes large next to the output itself: the
+                # perturbation noise (weights moved by their rounding) measures
+                # that amplification, for the original as for the folded model
+                extra = (2 * noise2[i] + 8 * noise[i]) / scale if scale > 0 else 0.0
                 ok, worst, where = compare(ra, got, atol2 + extra, rtol2,
                                            lax_nonfinite=bool(case.tags & {"stats_inf",
                                                                            "stats_eps0_zero_var"}))
