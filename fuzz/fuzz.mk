@@ -157,6 +157,8 @@ sanitize: san-build $(NODE_TESTS) $(CLI_TEST_AIDS)
 	bash tests/cli_test.sh $(SAN_B)/bnfold || fails="$$fails cli_test"; \
 	echo "== batch_test.sh $(SAN_B)/bnfold"; \
 	bash tests/batch_test.sh $(SAN_B)/bnfold || fails="$$fails batch_test"; \
+	echo "== calibrate_test.sh $(SAN_B)/bnfold"; \
+	bash tests/calibrate_test.sh $(SAN_B)/bnfold || fails="$$fails calibrate_test"; \
 	echo "== conformance $(NODE_TESTS)"; \
 	$(SAN_B)/tests/conformance $(NODE_TESTS) || fails="$$fails conformance"; \
 	echo "== tests/malformed/run.sh $(SAN_B)/bnfold"; \
