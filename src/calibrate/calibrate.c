@@ -88,7 +88,38 @@ static double value_at(const bnf_tensor *x, size_t i)
                                                              : ((const float *)x->data)[i];
 }
 
-/* One set's moments of x (N x C x ...) per channel, added to acc. */
+/* sum of p[0 .. n) - shift (shift 0) or of its squares (shift the mean), in
+ * double; eight partial sums, so that the additions do not wait on each other */
+static double run_sum_f32(const float *p, size_t n, double shift, int squares)
+{
+    double a[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)p[i + j] - shift;
+            a[j] += squares ? d * d : d;
+        }
+    for (; i < n; i++) {
+        double d = (double)p[i] - shift;
+        a[0] += squares ? d * d : d;
+    }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static double run_sum(const bnf_tensor *x, size_t at, size_t n, double shift, int squares)
+{
+    double s = 0;
+    if (x->dtype != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+        return run_sum_f32((const float *)x->data + at, n, shift, squares);
+    for (size_t i = 0; i < n; i++) {
+        double d = value_at(x, at + i) - shift;
+        s += squares ? d * d : d;
+    }
+    return s;
+}
+
+/* One set's moments of x (N x C x ...) per channel, added to acc: the mean,
+ * then the squared deviations from it. */
 static void measure(const bnf_tensor *x, int64_t c, moments *acc)
 {
     size_t inner = 1, outer = (size_t)x->dims[0];
@@ -97,19 +128,11 @@ static void measure(const bnf_tensor *x, int64_t c, moments *acc)
     for (int64_t ch = 0; ch < c; ch++) {
         moments m = {(double)(outer * inner), 0, 0};
         double sum = 0;
-        for (size_t o = 0; o < outer; o++) {
-            size_t base = (o * (size_t)c + (size_t)ch) * inner;
-            for (size_t k = 0; k < inner; k++)
-                sum += value_at(x, base + k);
-        }
+        for (size_t o = 0; o < outer; o++)
+            sum += run_sum(x, (o * (size_t)c + (size_t)ch) * inner, inner, 0, 0);
         m.mean = m.n ? sum / m.n : 0;
-        for (size_t o = 0; o < outer; o++) {
-            size_t base = (o * (size_t)c + (size_t)ch) * inner;
-            for (size_t k = 0; k < inner; k++) {
-                double d = value_at(x, base + k) - m.mean;
-                m.m2 += d * d;
-            }
-        }
+        for (size_t o = 0; o < outer; o++)
+            m.m2 += run_sum(x, (o * (size_t)c + (size_t)ch) * inner, inner, m.mean, 1);
         moments_merge(&acc[ch], &m);
     }
 }
@@ -125,12 +148,15 @@ static void normalise(const bnf_tensor *x, const target *t, bnf_tensor *y)
             double s = t->gamma[ch] / sqrt(t->var[ch] + t->eps);
             double sh = t->beta[ch] - t->mean[ch] * s;
             size_t base = (o * (size_t)t->c + (size_t)ch) * inner;
-            if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE)
+            if (y->dtype == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
                 for (size_t k = 0; k < inner; k++)
                     ((double *)y->data)[base + k] = value_at(x, base + k) * s + sh;
-            else
+            } else {
+                const float *xp = (const float *)x->data + base;
+                float *yp = (float *)y->data + base, sf = (float)s, hf = (float)sh;
                 for (size_t k = 0; k < inner; k++)
-                    ((float *)y->data)[base + k] = (float)(value_at(x, base + k) * s + sh);
+                    yp[k] = xp[k] * sf + hf;
+            }
         }
 }
 
@@ -213,19 +239,36 @@ static bnf_status target_read(const bnf_model *m, const bnf_graph *gi, int64_t o
     return rc;
 }
 
-/* The runs at a BN to calibrate: its input in every run measured, its
- * statistics replaced, then the BN run in each and its output overwritten. */
-static bnf_status calibrate_at(bnf_run **runs, size_t n_sets, size_t i, target *t,
-                               bnf_observer unfused, uint64_t *samples, bnf_err *err)
+/* The BN's output, as it is made: recomputed from its input (still held by
+ * the run until the node is done) with the new statistics. */
+typedef struct {
+    bnf_run *run;
+    const target *t;
+} renormalise_ctx;
+
+static bnf_status renormalise(void *ctx, const char *name, bnf_tensor *value, bnf_err *err)
 {
-    const char *x_name = S(t->node->input[0]), *y_name = S(t->node->output[0]);
+    const renormalise_ctx *c = ctx;
+    const bnf_tensor *x = bnf_run_value(c->run, S(c->t->node->input[0]), NULL);
+    if (strcmp(name, S(c->t->node->output[0])) != 0)
+        return BNF_OK;
+    if (!x || x->n != value->n || x->dtype != value->dtype)
+        return bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s': its output is not "
+                        "of its input's shape and type", S(c->t->node->name));
+    normalise(x, c->t, value);
+    return BNF_OK;
+}
+
+/* The runs at a BN to calibrate: its input in every run measured, its
+ * statistics replaced, then the BN run in each, its output recomputed. */
+static bnf_status calibrate_at(bnf_run **runs, size_t n_sets, size_t i, target *t,
+                               uint64_t *samples, bnf_err *err)
+{
+    const char *x_name = S(t->node->input[0]);
     moments *acc = bnf_calloc((size_t)(t->c ? t->c : 1), sizeof *acc);
-    bnf_tensor *ys = bnf_calloc(n_sets, sizeof *ys);
     bnf_status rc = BNF_OK;
-    if (!acc || !ys) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        goto out;
-    }
+    if (!acc)
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
     for (size_t k = 0; k < n_sets && !rc; k++) {
         const bnf_tensor *x = bnf_run_value(runs[k], x_name, NULL);
         if (!x)
@@ -243,41 +286,19 @@ static bnf_status calibrate_at(bnf_run **runs, size_t n_sets, size_t i, target *
         else
             measure(x, t->c, acc);
     }
-    if (rc)
-        goto out;
-    for (int64_t ch = 0; ch < t->c; ch++) {
-        t->mean[ch] = acc[ch].mean;
-        t->var[ch] = acc[ch].n ? acc[ch].m2 / acc[ch].n : 0;
-    }
-    if (t->c && !*samples)
-        *samples = (uint64_t)acc[0].n;
-    /* the BN's output with the new statistics, from its input, before the BN
-     * runs (its input may go once the BN has read it) */
-    for (size_t k = 0; k < n_sets && !rc; k++) {
-        const bnf_tensor *x = bnf_run_value(runs[k], x_name, NULL);
-        ys[k] = *x;
-        ys[k].data = bnf_malloc((x->n ? x->n : 1) * (x->dtype == 11 ? 8 : 4));
-        if (!ys[k].data)
-            rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
-        else
-            normalise(x, t, &ys[k]);
+    if (!rc) {
+        for (int64_t ch = 0; ch < t->c; ch++) {
+            t->mean[ch] = acc[ch].mean;
+            t->var[ch] = acc[ch].n ? acc[ch].m2 / acc[ch].n : 0;
+        }
+        if (t->c && !*samples)
+            *samples = (uint64_t)acc[0].n;
     }
     for (size_t k = 0; k < n_sets && !rc; k++) {
-        bnf_tensor *y;
-        if ((rc = bnf_run_node(runs[k], i, unfused, NULL, err)))
-            break;
-        y = bnf_run_value(runs[k], y_name, NULL);
-        if (y && y->n == ys[k].n && y->dtype == ys[k].dtype)
-            memcpy(y->data, ys[k].data, y->n * (y->dtype == 11 ? 8 : 4));
-        else if (y)
-            rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "BatchNormalization '%s': its output is not "
-                          "of its input's shape and type", S(t->node->name));
+        renormalise_ctx c = {runs[k], t};
+        rc = bnf_run_node(runs[k], i, renormalise, &c, err);
     }
     t->done = !rc;
-out:
-    for (size_t k = 0; ys && k < n_sets; k++)
-        bnf_free(ys[k].data);
-    bnf_free(ys);
     bnf_free(acc);
     return rc;
 }
@@ -518,7 +539,7 @@ bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_s
             if (ts[k].node == n)
                 t = &ts[k];
         if (t) {
-            rc = calibrate_at(runs, n_sets, i, t, unfused, &samples, err);
+            rc = calibrate_at(runs, n_sets, i, t, &samples, err);
         } else {
             for (size_t k = 0; k < n_sets && !rc; k++)
                 rc = bnf_run_node(runs[k], i, make_unfused[i] ? unfused : NULL, NULL, err);
