@@ -126,8 +126,13 @@ $(B)/examples/fold_model: examples/fold_model.c $(B)/libbnfold.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -Isrc $< $(B)/libbnfold.a $(LDLIBS) -o $@
 
-example: $(B)/examples/fold_model
+$(B)/examples/calibrate_model: examples/calibrate_model.c $(B)/libbnfold.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -Isrc $< $(B)/libbnfold.a $(LDLIBS) -o $@
+
+example: $(B)/examples/fold_model $(B)/examples/calibrate_model
 	$(B)/examples/fold_model testdata/demo/mobilenet_v2_tiny.onnx $(B)/examples/folded.onnx
+	$(B)/examples/calibrate_model testdata/demo/mobilenet_v2_tiny.onnx $(B)/examples/calibrated.onnx
 
 # ---- install ------------------------------------------------------------------
 install: all

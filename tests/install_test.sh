@@ -37,6 +37,7 @@ expect_ok "bnfold.pc names the install PREFIX" bash -c \
     "pkg-config --variable=libdir bnfold | grep -qx '$PREFIX/lib'"
 expect_ok "example builds (shared)" bash -c "cc examples/fold_model.c \$($PC --cflags --libs bnfold) -o '$TMP/ex'"
 expect_ok "example runs" bash -c "LD_LIBRARY_PATH='$D$PREFIX/lib' '$TMP/ex' testdata/demo/mobilenet_v2_tiny.onnx '$TMP/out.onnx' | grep -q '52 folded, 0 left'"
+expect_ok "calibrate example builds and runs (shared)" bash -c "cc examples/calibrate_model.c \$($PC --cflags --libs bnfold) -o '$TMP/cal' && LD_LIBRARY_PATH='$D$PREFIX/lib' '$TMP/cal' testdata/demo/mobilenet_v2_tiny.onnx '$TMP/cal.onnx' | grep -q '52 of 52 BatchNormalization folded'"
 expect_ok "example builds (static)" bash -c "cc examples/fold_model.c \$($PC --cflags bnfold) '$D$PREFIX/lib/libbnfold.a' \$($PC --libs --static bnfold | sed 's/-lbnfold//') -o '$TMP/ex_static'"
 expect_ok "static example runs" bash -c "'$TMP/ex_static' testdata/models/conv2d.onnx '$TMP/out2.onnx' | grep -q '1 folded'"
 expect_ok "installed CLI runs" bash -c "'$D$PREFIX/bin/bnfold' --version | grep -qx 'bnfold 0.1.0'"
