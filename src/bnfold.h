@@ -632,9 +632,18 @@ typedef struct {
     double max_mean_shift;    /* max over channels of |mean' - mean| / sqrt(var + eps) */
 } bnf_calibrated_bn;
 
+/* A health finding code, and how many BNs of the model had it before and after. */
+typedef struct {
+    const char *code;         /* "BN_UNTRAINED", ... (static) */
+    const char *severity;
+    size_t before, after;
+} bnf_finding_change;
+
 typedef struct {
     bnf_calibrated_bn *bns;   /* in graph order */
     size_t n_bns;
+    bnf_finding_change *findings; /* every code found before or after */
+    size_t n_findings;
     size_t n_sets;
     uint64_t samples;         /* values per channel the first BN was measured on */
     double ms;

@@ -47,6 +47,7 @@ void bnf_calibration_free(bnf_calibration *c)
     for (size_t i = 0; i < c->n_bns; i++)
         bnf_free(c->bns[i].name);
     bnf_free(c->bns);
+    bnf_free(c->findings);
     bnf_free(c);
 }
 
@@ -406,6 +407,30 @@ static bnf_status report_of(const target *ts, size_t n, bnf_calibration *c, bnf_
     return BNF_OK;
 }
 
+/* Counts r's findings by code into c, as before (after = 0) or after. */
+static bnf_status count_findings(const bnf_report *r, int after, bnf_calibration *c,
+                                 bnf_err *err)
+{
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const bnf_finding *f = &r->findings[i];
+        size_t k = 0;
+        while (k < c->n_findings && strcmp(c->findings[k].code, f->code) != 0)
+            k++;
+        if (k == c->n_findings) {
+            bnf_finding_change *g = bnf_realloc(c->findings, (k + 1) * sizeof *g);
+            if (!g)
+                return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+            c->findings = g;
+            c->findings[c->n_findings++] = (bnf_finding_change){f->code, f->severity, 0, 0};
+        }
+        if (after)
+            c->findings[k].after++;
+        else
+            c->findings[k].before++;
+    }
+    return BNF_OK;
+}
+
 static void shape_text(char *buf, size_t n, int32_t dtype, const int64_t *dims, size_t rank)
 {
     int w = snprintf(buf, n, "%s [", bnf_dtype_name(dtype));
@@ -459,6 +484,7 @@ bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_s
     int64_t opset;
     uint64_t samples = 0;
     bnf_calibration *c = NULL;
+    bnf_report *health = NULL;
     struct timespec t0;
     bnf_status rc;
 
@@ -468,9 +494,15 @@ bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_s
         return bnf_fail(err, BNF_ERR_INVALID, "the model has no graph");
     if (!n_sets)
         return bnf_fail(err, BNF_ERR_INVALID, "no calibration data: give at least one input set");
+    if (!(c = bnf_calloc(1, sizeof *c)))
+        return bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if ((rc = bnf_inspect(model, &health, err)) || (rc = count_findings(health, 0, c, err)))
+        goto out;
+    bnf_report_free(health);
+    health = NULL;
     opset = bnf_model_opset(model->proto, "");
     if ((rc = bnf_graph_index(&gi, model, g, model->proto->ir_version, err)))
-        return rc;
+        goto out;
     if (!(ts = bnf_calloc(g->n_node + 1, sizeof *ts))) {
         rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
         goto out;
@@ -570,10 +602,8 @@ bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_s
     if (rc)
         goto out;
     model->changed = 1;
-    if (!(c = bnf_calloc(1, sizeof *c))) {
-        rc = bnf_fail(err, BNF_ERR_NOMEM, "out of memory");
+    if ((rc = bnf_inspect(model, &health, err)) || (rc = count_findings(health, 1, c, err)))
         goto out;
-    }
     c->n_sets = n_sets;
     c->samples = samples;
     if ((rc = report_of(ts, n_t, c, err)))
@@ -584,6 +614,7 @@ bnf_status bnf_calibrate(bnf_model *model, const bnf_input_set *sets, size_t n_s
     (void)named;
 out:
     bnf_calibration_free(c);
+    bnf_report_free(health);
     for (size_t k = 0; runs && k < n_sets; k++) {
         if (runs[k]) {
             bnf_run_end(runs[k]);
@@ -622,6 +653,11 @@ void bnf_calibration_write_text(const bnf_calibration *c, FILE *f)
     fprintf(f, "\n%zu BatchNormalization calibrated on %zu input set(s), %llu values per "
             "channel for the first; %.0f ms\n", c->n_bns, c->n_sets,
             (unsigned long long)c->samples, c->ms);
+    for (size_t i = 0; i < c->n_findings; i++)
+        fprintf(f, "health %s %s: %zu BN(s) before, %zu after\n", c->findings[i].severity,
+                c->findings[i].code, c->findings[i].before, c->findings[i].after);
+    if (!c->n_findings)
+        fprintf(f, "health: no findings before or after\n");
 }
 
 static void json_num(FILE *f, double v)
@@ -667,5 +703,10 @@ void bnf_calibration_write_json(const bnf_calibration *c, FILE *f)
         json_num(f, b->max_mean_shift);
         fputs("}", f);
     }
-    fprintf(f, "\n  ],\n  \"ms\": %.1f\n}\n", c->ms);
+    fputs("\n  ],\n  \"findings\": [", f);
+    for (size_t i = 0; i < c->n_findings; i++)
+        fprintf(f, "%s\n    {\"code\": \"%s\", \"severity\": \"%s\", \"before\": %zu, "
+                "\"after\": %zu}", i ? "," : "", c->findings[i].code, c->findings[i].severity,
+                c->findings[i].before, c->findings[i].after);
+    fprintf(f, "%s],\n  \"ms\": %.1f\n}\n", c->n_findings ? "\n  " : "", c->ms);
 }
