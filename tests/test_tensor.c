@@ -158,6 +158,17 @@ static void test_scaled_check_screen(void **state)
                      v1, bad2, v2);
         bad_found += bad1 != 0;
         screened_clear += bad1 == 0;
+        if (out) { /* the written values, bit for bit: one double multiply, one rounding */
+            bnf_array got = {0};
+            assert_int_equal(bnf_proto_read(m, out, &got, &err), BNF_OK);
+            for (int i = 0; i < C * INNER; i++) {
+                float want = (float)((double)(float)w[i] * s[i / INNER]), g = (float)got.v[i];
+                if (memcmp(&want, &g, 4) != 0 && !(isnan(want) && isnan(g)))
+                    fail_msg("trial %d: element %d: %a * %g wrote %a, not %a", trial, i,
+                             (double)(float)w[i], s[i / INNER], (double)g, (double)want);
+            }
+            bnf_array_release(&got);
+        }
         if (out)
             onnx__tensor_proto__free_unpacked(out, bnf_model_alloc(m));
         onnx__tensor_proto__free_unpacked(t, &bnf_pbc_allocator);

@@ -619,34 +619,95 @@ static double scaled_value(const uint8_t *p, double sc)
     return (double)f * sc;
 }
 
-/* scale_chunk and encode_checked fused for float32 raw bytes. */
+/* ---- float32 scaling, the hot loop of a fold --------------------------------------
+ *
+ * out[j] = (float)((double)w[j] * f): one double multiply, one rounding, and
+ * a flag when a value is not finite or a non-zero product rounds to zero.  The
+ * AVX2 copy does exactly this four values at a time (cvtps2pd, mulpd,
+ * cvtpd2ps round as the scalar conversions do), so the bytes are the same
+ * whichever runs. */
+
+static int scale_run_c(const uint8_t *p, size_t n, double f, float *out)
+{
+    int bad = 0;
+    for (size_t j = 0; j < n; j++) {
+        float w, r;
+        double x;
+        memcpy(&w, p + 4 * j, 4);
+        x = (double)w * f;
+        r = (float)x;
+        out[j] = r;
+        bad |= (!(fabsf(r) <= FLT_MAX)) | ((r == 0.0f) & (x != 0.0));
+    }
+    return bad;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SCALE_AVX2 1
+
+__attribute__((target("avx2"))) static int scale_run_avx2(const uint8_t *p, size_t n, double f,
+                                                          float *out)
+{
+    const __m256d vf = _mm256_set1_pd(f), zd = _mm256_setzero_pd();
+    const __m128 big = _mm_set1_ps(FLT_MAX), zs = _mm_setzero_ps(),
+                 sign = _mm_set1_ps(-0.0f);
+    size_t j = 0;
+    int bad = 0;
+    for (; j + 4 <= n; j += 4) {
+        __m256d x = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps((const float *)(const void *)(p + 4 * j))), vf);
+        __m128 r = _mm256_cvtpd_ps(x);
+        _mm_storeu_ps(out + j, r);
+        /* |r| > FLT_MAX or NaN; r == 0 where x != 0 (or NaN) */
+        bad |= _mm_movemask_ps(_mm_cmp_ps(_mm_andnot_ps(sign, r), big, _CMP_NLE_UQ)) |
+               (_mm_movemask_ps(_mm_cmp_ps(r, zs, _CMP_EQ_OQ)) &
+                _mm256_movemask_pd(_mm256_cmp_pd(x, zd, _CMP_NEQ_UQ)));
+    }
+    return (bad != 0) | scale_run_c(p + 4 * j, n - j, f, out + j);
+}
+#endif
+
+static int scale_run(const uint8_t *p, size_t n, double f, float *out)
+{
+#ifdef SCALE_AVX2
+    static int avx2 = -1; /* (a benign race: every thread finds the same) */
+    if (avx2 < 0)
+        avx2 = __builtin_cpu_supports("avx2");
+    if (avx2 && n >= 8)
+        return scale_run_avx2(p, n, f, out);
+#endif
+    return scale_run_c(p, n, f, out);
+}
+
+/* scale_chunk and encode_checked fused for float32 raw bytes: the index + 1
+ * of the first value that is not finite or flushes to zero, else 0. */
 static size_t scale_float(const uint8_t *p, size_t n, const double *s, const bnf_scaling *sc,
                           bnf_scaling_pos *pos, float *out)
 {
+    bnf_scaling_pos at = *pos;
     size_t i = 0;
     int bad = 0;
     while (i < n) {
         size_t run = sc->inner - pos->k < n - i ? sc->inner - pos->k : n - i;
-        const double f0 = s[pos->base + pos->c];
-        for (size_t j = i; j < i + run; j++) {
-            float f, r;
-            double x;
-            memcpy(&f, p + 4 * j, 4);
-            x = (double)f * f0;
-            r = (float)x;
-            out[j] = r;
-            bad |= (!(fabsf(r) <= FLT_MAX)) | ((r == 0.0f) & (x != 0.0));
-        }
+        bad |= scale_run(p + 4 * i, run, s[pos->base + pos->c], out + i);
         i += run;
         scaling_advance(sc, pos, run);
     }
     if (!bad)
         return 0;
-    for (size_t j = 0; j < n; j++) { /* which one: the rare, slow way */
-        float r = out[j], f;
-        memcpy(&f, p + 4 * j, 4);
-        if (!(fabsf(r) <= FLT_MAX) || (r == 0.0f && f != 0.0f))
-            return j + 1;
+    for (i = 0; i < n;) { /* which one: the rare, slow way, as the flag was set */
+        size_t run = sc->inner - at.k < n - i ? sc->inner - at.k : n - i;
+        const double f0 = s[at.base + at.c];
+        for (size_t j = i; j < i + run; j++) {
+            float w, r = out[j];
+            double x;
+            memcpy(&w, p + 4 * j, 4);
+            x = (double)w * f0;
+            if (!(fabsf(r) <= FLT_MAX) || (r == 0.0f && x != 0.0))
+                return j + 1;
+        }
+        i += run;
+        scaling_advance(sc, &at, run);
     }
     return 0;
 }
