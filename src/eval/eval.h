@@ -178,6 +178,8 @@ bnf_status bnf_run_outputs(const bnf_run *r, bnf_tensor *outputs, bnf_err *err);
 /* Frees every value the run made; its inputs go back to the caller. */
 void bnf_run_end(bnf_run *r);
 size_t bnf_session_n_nodes(const bnf_session *s);
+/* The session's worker threads (NULL: one thread), for loops of its callers. */
+struct bnf_pool *bnf_session_pool(const bnf_session *s);
 const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i);
 /* A lean session gives back what node i made of its weights (decoded copies,
  * packed weights, the pages it read) on bnf_session_node_release(s, i), which

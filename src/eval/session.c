@@ -818,6 +818,11 @@ size_t bnf_session_n_nodes(const bnf_session *s)
     return s->g->n_node;
 }
 
+bnf_pool *bnf_session_pool(const bnf_session *s)
+{
+    return s->pool;
+}
+
 const Onnx__NodeProto *bnf_session_node(const bnf_session *s, size_t i)
 {
     return i < s->g->n_node ? s->g->node[i] : NULL;
