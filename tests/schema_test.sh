@@ -150,6 +150,15 @@ doc run.demo 0 -- "$BIN" run "$DEMO" --json
 doc run.demo.given 0 -- "$BIN" run "$DEMO" --json --input "$ROOT/testdata/demo/input_0.pb" \
     --repeat 2 --output-dir "$TMP/out"
 doc run.gemm 0 -- "$BIN" run "$ROOT/testdata/models/gemm_c_mn.onnx" --json --seed 7
+# calibrate: the demo model on two sets of its input
+mkdir -p "$TMP/calib/a" "$TMP/calib/b"
+cp "$ROOT/testdata/demo/input_0.pb" "$TMP/calib/a/input.pb"
+cp "$ROOT/testdata/demo/input_0.pb" "$TMP/calib/b/input.pb"
+doc calibrate.demo 0 -- "$BIN" calibrate "$DEMO" --data "$TMP/calib" -o "$TMP/out/cal.onnx" --json
+mkdir -p "$TMP/calib_h/a"
+"$PY" -c "import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32))" "$TMP/calib_h/a/X.npy"
+doc calibrate.health 0 -- "$BIN" calibrate "$ROOT/testdata/health/untrained.onnx" \
+    --data "$TMP/calib_h" -o "$TMP/out/cal2.onnx" --json
 
 [ "$N_DOCS" -ge 100 ]
 verdict documents $? "only $N_DOCS documents were produced"
@@ -256,7 +265,7 @@ for name in names:
     first.setdefault(("batch." if "models" in d and d["command"] != "verify" else "") + d["command"], d)
 
 # every form was seen
-for c in ("inspect", "check", "fold", "verify", "run", "batch.inspect", "batch.check", "batch.fold"):
+for c in ("inspect", "check", "fold", "verify", "run", "calibrate", "batch.inspect", "batch.check", "batch.fold"):
     print(("ok form:%s" if c in first else "FAIL form:%s: no valid document") % c)
 
 # the schema rejects what it must

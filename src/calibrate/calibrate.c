@@ -752,7 +752,8 @@ static void json_triple(FILE *f, const char *key, const double v[3])
 
 void bnf_calibration_write_json(const bnf_calibration *c, FILE *f)
 {
-    fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"command\": \"calibrate\",\n"
+    fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": 2,\n"
+               "  \"command\": \"calibrate\",\n"
                "  \"sets\": %zu,\n  \"values_per_channel\": %llu,\n  \"batchnorms\": [",
             BNF_VERSION, c->n_sets, (unsigned long long)c->samples);
     for (size_t i = 0; i < c->n_bns; i++) {
