@@ -192,8 +192,20 @@ static bnf_status check_conv(vctx *v, const bnf_scope *s, const Onnx__NodeProto 
     if (g < 1)
         return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': group %lld is not positive",
                         n->op_type, S(n->name), (long long)g);
-    if (n->n_input < 2 || !n->input[1] || !bnf_strmap_get(d->inits, n->input[1], &wi) ||
-        (w = s->g->initializer[wi])->n_dims < 3)
+    if (n->n_input < 2 || !n->input[1])
+        return BNF_OK;
+    if (bnf_strmap_get(d->inits, n->input[1], &wi)) {
+        w = s->g->initializer[wi];
+    } else { /* a Constant node's tensor states it as well (what a fold turns into one) */
+        const Onnx__NodeProto *p;
+        if (!bnf_strmap_get(d->later, n->input[1], &wi) || (size_t)wi >= s->g->n_node ||
+            !bnf_is_op(p = s->g->node[wi], "Constant") || p->n_attribute != 1 ||
+            !p->attribute[0]->t || !p->attribute[0]->name ||
+            strcmp(p->attribute[0]->name, "value") != 0)
+            return BNF_OK;
+        w = p->attribute[0]->t;
+    }
+    if (w->n_dims < 3)
         return BNF_OK; /* the weight's shape is not stated here */
     if (w->dims[0] % g != 0)
         return bnf_fail(v->err, BNF_ERR_INVALID, "%s node '%s': group %lld does not divide the "
