@@ -731,31 +731,22 @@ void bnf_calibration_write_text(const bnf_calibration *c, FILE *f)
         fprintf(f, "health: no findings before or after\n");
 }
 
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
-}
-
 static void json_triple(FILE *f, const char *key, const double v[3])
 {
     fprintf(f, "\"%s\": {\"min\": ", key);
-    json_num(f, v[0]);
+    bnf_json_num(f, v[0]);
     fputs(", \"max\": ", f);
-    json_num(f, v[1]);
+    bnf_json_num(f, v[1]);
     fputs(", \"mean\": ", f);
-    json_num(f, v[2]);
+    bnf_json_num(f, v[2]);
     fputs("}", f);
 }
 
 void bnf_calibration_write_json(const bnf_calibration *c, FILE *f)
 {
-    fprintf(f, "{\n  \"tool\": \"bnfold\",\n  \"version\": \"%s\",\n  \"schema_version\": 2,\n"
-               "  \"command\": \"calibrate\",\n"
-               "  \"sets\": %zu,\n  \"values_per_channel\": %llu,\n  \"batchnorms\": [",
-            BNF_VERSION, c->n_sets, (unsigned long long)c->samples);
+    bnf_json_head(f, "calibrate");
+    fprintf(f, ",\n  \"sets\": %zu,\n  \"values_per_channel\": %llu,\n  \"batchnorms\": [",
+            c->n_sets, (unsigned long long)c->samples);
     for (size_t i = 0; i < c->n_bns; i++) {
         const bnf_calibrated_bn *b = &c->bns[i];
         fputs(i ? ",\n    {" : "\n    {", f);
@@ -770,15 +761,19 @@ void bnf_calibration_write_json(const bnf_calibration *c, FILE *f)
         fputs(", ", f);
         json_triple(f, "var_after", b->var_after);
         fputs(", \"max_var_change\": ", f);
-        json_num(f, b->max_var_change);
+        bnf_json_num(f, b->max_var_change);
         fputs(", \"max_mean_shift\": ", f);
-        json_num(f, b->max_mean_shift);
+        bnf_json_num(f, b->max_mean_shift);
         fputs("}", f);
     }
     fputs("\n  ],\n  \"findings\": [", f);
-    for (size_t i = 0; i < c->n_findings; i++)
-        fprintf(f, "%s\n    {\"code\": \"%s\", \"severity\": \"%s\", \"before\": %zu, "
-                "\"after\": %zu}", i ? "," : "", c->findings[i].code, c->findings[i].severity,
-                c->findings[i].before, c->findings[i].after);
+    for (size_t i = 0; i < c->n_findings; i++) {
+        fputs(i ? ",\n    {\"code\": " : "\n    {\"code\": ", f);
+        bnf_json_str(f, c->findings[i].code);
+        fputs(", \"severity\": ", f);
+        bnf_json_str(f, c->findings[i].severity);
+        fprintf(f, ", \"before\": %zu, \"after\": %zu}", c->findings[i].before,
+                c->findings[i].after);
+    }
     fprintf(f, "%s],\n  \"ms\": %.1f\n}\n", c->n_findings ? "\n  " : "", c->ms);
 }
