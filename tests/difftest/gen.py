@@ -74,6 +74,7 @@ class Ctx:
         self.declared = {}        # outputs whose type onnx does not infer: (dtype, shape)
         self.force_value_info = False
         self.wild = False             # a BN with edge statistics is upstream
+        self.dead = False             # a BN with dead (constant) channels is upstream
         self.bn_params = {}           # (C, param types, graph) -> an earlier BN's parameter names
 
     def fresh(self, base):
@@ -292,9 +293,11 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
     st, eps = bn_stats(ctx, C, kind, pdt, wmax=getattr(ctx, "last_wmax", 1.0))
     if any(np.isinf(a).any() for a in st.values()):
         case.tags.add("stats_inf")         # a value beyond its type's range (float16)
-    wild_before = ctx.wild
+    wild_before, dead_before = ctx.wild, ctx.dead
     if kind not in ("normal", "dead", "untrained"):
         ctx.wild = True
+    if kind == "dead":
+        ctx.dead = True
     case.tags.add("stats_" + kind)
     attrs = {}
     if eps is not None:
@@ -308,11 +311,12 @@ def bn(ctx, g, v, kind=None, sources=None, training=None, name=None):
         if ctx.chance(0.06):
             training = "mode" if opset >= 14 else ("outputs" if opset < 14 else "no")
     if training in ("mode", "outputs", "unnamed") and \
-            (v.shape[0] * int(np.prod(v.shape[2:])) < 2 or wild_before):
+            (v.shape[0] * int(np.prod(v.shape[2:])) < 2 or wild_before or dead_before):
         # batch statistics of one value per channel (variance 0: the output is
-        # rounding noise times 1/sqrt(eps)), or of values that an earlier BN with
-        # edge statistics made large against their spread (float32 keeps only
-        # the noise): no judge can compare those
+        # rounding noise times 1/sqrt(eps)), of a channel an earlier BN made
+        # constant (the same), or of values that an earlier BN with edge
+        # statistics made large against their spread (float32 keeps only the
+        # noise): no judge can compare those
         training = "no"
     if training == "mode" and opset >= 14:
         attrs["training_mode"] = 1
@@ -1070,6 +1074,12 @@ class Retry(Exception):
     pass
 
 
+def t_unknown_opset(ctx, g, v, outs):
+    """A model importing an ai.onnx opset newer than any bnfold knows (99):
+    its BNs' meaning there is not known, every one is skipped UNKNOWN_OPSET."""
+    return (t_layer_bn if ctx.chance(0.5) else t_bn_layer)(ctx, g, v, outs)
+
+
 TEMPLATES_SIMPLE = {
     "layer_bn": t_layer_bn, "bn_layer": t_bn_layer, "layer_bn_bn": t_layer_bn_bn,
     "bn_bn_layer": t_bn_bn_layer, "layer_muladd": t_layer_muladd, "standalone": t_standalone,
@@ -1078,11 +1088,13 @@ TEMPLATES_SIMPLE = {
 }
 TEMPLATES = dict(TEMPLATES_SIMPLE, **{"if": t_if, "loop": t_loop, "function": t_function,
                                       "chain": t_chain, "unverified": t_unverified, "scan": t_scan,
-                                      "bn_conv_same": t_bn_conv_same, "edge": t_edge})
+                                      "bn_conv_same": t_bn_conv_same, "edge": t_edge,
+                                      "unknown_opset": t_unknown_opset})
 TEMPLATE_WEIGHTS = {"layer_bn": 14, "bn_layer": 10, "layer_bn_bn": 4, "bn_bn_layer": 4,
                     "layer_muladd": 5, "standalone": 6, "layer_edge_bn": 5, "bn_edge_layer": 4,
                     "shared_weight": 2, "if": 4, "loop": 3, "function": 4, "chain": 10,
-                    "unverified": 1.2, "bn_conv_same": 2, "edge": 5, "scan": 2}
+                    "unverified": 1.2, "bn_conv_same": 2, "edge": 5, "scan": 2,
+                    "unknown_opset": 0.6}
 
 
 # ---------------------------------------------------------------------------
@@ -1112,8 +1124,10 @@ def choose_setup(ctx, template):
         case.opset = 7
         case.ir = rng.pick([3, 4])
     # IR: 3 needs every initializer listed as an input; functions need 8
+    if template == "unknown_opset":
+        case.opset = 99
     irs = {7: [3, 4], 9: [3, 4, 5], 11: [6, 7], 13: [7, 8], 14: [7, 8], 15: [8], 16: [8],
-           17: [8]}[case.opset]
+           17: [8], 99: [8]}[case.opset]
     case.ir = rng.pick(irs)
     if template == "function":
         case.ir = 8
@@ -1126,6 +1140,8 @@ def choose_setup(ctx, template):
         opts.append("--freeze-inputs")
     if rng.chance(0.04):
         opts.append("--no-verify")
+    if template == "unknown_opset":
+        opts = [o for o in opts if o == "--no-verify"]
     case.opts = opts
     case.external = rng.chance(0.1)
     if case.external:
@@ -1164,6 +1180,8 @@ def build(seed, index, template=None):
     if case.dtype == BF16:
         world = ctx.pick(["rank2", "rank3"], [5, 1])
         case.ort_na = None
+    if template == "unknown_opset":
+        case.ort_na = "ai.onnx opset 99 (onnxruntime knows up to its own)"
     xs = input_shape(ctx, world)
     x = ctx.fresh("X")
     g.inputs.append(helper.make_tensor_value_info(x, ELEM[case.dtype], xs))

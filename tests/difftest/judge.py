@@ -870,6 +870,40 @@ def perturbed(model_w, dtypes, rng):
     return m, n
 
 
+# ops whose first output is a float value a native float16 / bfloat16 run rounds
+ROUNDING_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "Mul", "Add",
+                "Sub", "Div"}
+NATIVE_DRAWS = 3
+
+
+def native_jitter(model_w, unit, seed):
+    """The widened model with the first output of every computing node of its
+    main graph multiplied by (1 + r), r uniform in [-unit, unit] per element
+    (RandomUniformLike, seeded per node): Monte Carlo arithmetic, the original
+    as a native float16 / bfloat16 run would round its values.  How far its
+    outputs move from the float32 run is the original's own arithmetic noise
+    in its type, independent of the inputs' luck in landing on the grid."""
+    m = copy.deepcopy(model_w)
+    g = m.graph
+    nodes = []
+    for i, n in enumerate(g.node):
+        nodes.append(n)
+        if n.op_type not in ROUNDING_OPS or not n.output or not n.output[0]:
+            continue
+        o = n.output[0]
+        raw, r, one_r = o + "__mca_raw", o + "__mca_r", o + "__mca_1r"
+        n.output[0] = raw
+        nodes.append(helper.make_node("RandomUniformLike", [raw], [r], low=-unit, high=unit,
+                                      seed=float(seed * 1000 + i)))
+        nodes.append(helper.make_node("Add", [r, o + "__mca_one"], [one_r]))
+        nodes.append(helper.make_node("Mul", [raw, one_r], [o]))
+        g.initializer.append(helper.make_tensor(o + "__mca_one", TensorProto.FLOAT, [], [1.0]))
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.value_info[:]
+    return m
+
+
 def max_abs_diff(a, b):
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -889,8 +923,10 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
     judge 2 on the original.  Noise floors added to the tolerances: judge 1
     adds 4x how much the folded model's outputs move when its new tensors are
     moved by one unit roundoff (a downstream BN with a tiny variance amplifies
-    a correct fold's rounding); judge 2 on float16 adds 2x how far
-    onnxruntime's own float16 run is from R."""
+    a correct fold's rounding); for float16 / bfloat16 models both judges
+    add 2x the original's own arithmetic noise in its type (native_jitter);
+    judge 2 on float16 adds 2x how far onnxruntime's own float16 run is from
+    R."""
     r = res.r
     model = case.model
     atol1, rtol1 = TOL1[case.dtype]
@@ -919,6 +955,13 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
             fold_p = os.path.join(work, "folded.p.onnx")
             onnx.save(pm, fold_p)
     native_ok = ort_native_ok(model, case.dtype) and wide
+    mca = []
+    if wide and case.dtype in (F16, BF16):
+        base = widen(ref_model, work)
+        for d in range(NATIVE_DRAWS):
+            p = os.path.join(work, "native_mca%d.onnx" % d)
+            onnx.save(native_jitter(base, UNIT[case.dtype], d + 1), p)
+            mca.append(p)
     worst1 = worst2 = 0.0
     j1 = case.ort_na is None
     if not j1:
@@ -944,6 +987,13 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
             a2 = ort.run(orig_path, feed, os.path.join(work, "ort_orig%d" % k))
             O = [load_npy_output(o) for o in a2["outputs"]] if a2["ok"] else None
         noise = [0.0] * len(R)
+        # the original's own arithmetic noise in its type (native_jitter)
+        nat = [0.0] * len(R)
+        for d, p in enumerate(mca):
+            c = ort.run(p, feed, os.path.join(work, "ort_mca%d_%d" % (k, d)))
+            if c["ok"]:
+                nat = [max(x, max_abs_diff(ra, load_npy_output(o)))
+                       for x, ra, o in zip(nat, R, c["outputs"])]
         F = None
         if fold_w:
             b = ort.run(fold_w, feed, os.path.join(work, "ort_fold%d" % k))
@@ -958,7 +1008,7 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                         noise = [max_abs_diff(f, load_npy_output(o)) for f, o in zip(F, c["outputs"])]
                 for i, (name, ra, fa) in enumerate(zip(names, R, F)):
                     scale = float(np.max(np.abs(ra[np.isfinite(ra)]))) if np.isfinite(ra).any() else 1.0
-                    extra = 4 * noise[i] / scale if scale > 0 else 0.0
+                    extra = (4 * noise[i] + 2 * nat[i]) / scale if scale > 0 else 0.0
                     ok, worst, where = compare(ra, fa, atol1 + extra, rtol1)
                     worst1 = max(worst1, worst)
                     r.setdefault("noise1", 0.0)
@@ -1033,7 +1083,8 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                 # all of its input) makes large next to the output itself: the
                 # perturbation noise (weights moved by their rounding) measures
                 # that amplification, for the original as for the folded model
-                extra = (2 * noise2[i] + 8 * noise[i]) / scale if scale > 0 else 0.0
+                nat_i = nat[i] if j1 else 0.0
+                extra = (2 * noise2[i] + 8 * noise[i] + 2 * nat_i) / scale if scale > 0 else 0.0
                 ok, worst, where = compare(ra, got, atol2 + extra, rtol2,
                                            lax_nonfinite=bool(case.tags & {"stats_inf",
                                                                            "stats_eps0_zero_var"}))
