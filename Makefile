@@ -8,7 +8,7 @@ SOMAJOR := 0
 PREFIX  ?= /usr/local
 WARN    := -std=c11 -Wall -Wextra -Werror -D_XOPEN_SOURCE=700
 CPPFLAGS += -Isrc -Iproto
-LDLIBS  := -lprotobuf-c -lopenblas -lm -pthread
+LDLIBS  := -lprotobuf-c -ldl -lm -pthread
 B       := build
 PYTHON  := /usr/bin/python3
 

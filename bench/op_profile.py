@@ -46,7 +46,7 @@ def build_node_times(lib, out):
         return
     os.makedirs(os.path.dirname(out), exist_ok=True)
     subprocess.run(["cc", "-I" + os.path.join(ROOT, "src"), "-std=c11", "-O2", "-g", "-Wall",
-                    "-Wextra", src, lib, "-lprotobuf-c", "-lopenblas", "-lm", "-o", out], check=True)
+                    "-Wextra", src, lib, "-lprotobuf-c", "-ldl", "-lm", "-o", out], check=True)
 
 
 def attrs(node):

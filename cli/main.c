@@ -484,19 +484,6 @@ static const struct {
     {"calibrate", cmd_calibrate},
 };
 
-/* OpenBLAS starts its worker threads as it loads, and each spins (sched_yield)
- * for about 0.1 s: a core burnt on every run, fold and inspect included.  The
- * evaluator shares GEMMs out over threads of its own and keeps OpenBLAS at one,
- * so one it is from the start, which only the environment can say before the
- * library loads: say it and start again (once; on failure, go on as we are). */
-static void openblas_single_thread(char **argv)
-{
-    if (getenv("OPENBLAS_NUM_THREADS"))
-        return;
-    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
-        execv("/proc/self/exe", argv);
-}
-
 /* glibc's malloc hands large blocks back to the kernel as soon as they are
  * freed, and takes them again with fresh zeroed pages: on a virtual machine a
  * page fault costs microseconds, and the evaluator frees and takes the same
@@ -519,7 +506,6 @@ static void keep_freed_memory(void)
 int main(int argc, char **argv)
 {
     int kept = 0;
-    openblas_single_thread(argv);
     keep_freed_memory();
     for (int i = 0; i < argc; i++) { /* --quiet / -q anywhere */
         if (i > 0 && (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")))

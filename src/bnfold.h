@@ -35,6 +35,10 @@
  * Errors: every function that can fail returns a bnf_status and, when `err` is
  * not NULL, fills it with the same code and a one-line message that names the
  * file, node or tensor.  The library never exits or aborts on bad input.
+ * OpenBLAS: the evaluator loads it (dlopen, libopenblas.so.0) when it first
+ * runs, after setting OPENBLAS_NUM_THREADS=1 in the environment if it is not
+ * set, and holds it to one thread (the evaluator's own threads share GEMMs
+ * out); without it, GEMMs run in plain C.
  */
 #ifndef BNFOLD_H
 #define BNFOLD_H

@@ -1,5 +1,6 @@
 /* test_gemm_packed.c: the packed-weight GEMM of the convolutions
- * (eval/kernels/gemm_packed.c) against a plain double-precision product, over shapes
+ * (eval/kernels/gemm_packed.c), and bnf_sgemm with and without OpenBLAS
+ * (eval/kernels/sgemm.c), against a plain double-precision product, over shapes
  * that exercise every edge: partial row panels (M not a multiple of 6),
  * narrow last column panels (N mod 16 of 1..15: the 4-, 8- and 16-wide
  * tiles), K across the K blocks, N across the column blocks and the narrow
@@ -136,11 +137,63 @@ static void test_non_finite(void **state)
     free(scratch);
 }
 
+/* bnf_sgemm (OpenBLAS, loaded on first use) and bnf_sgemm_plain (the C
+ * product it falls back on without OpenBLAS) against the double sum, for
+ * both transposes, alpha, beta (0: C's old NaN forgotten), strides larger
+ * than the rows, and the one-row / one-column shapes that go to sgemv. */
+static void test_sgemm_both_ways(void **state)
+{
+    static const size_t shapes[][3] = {{5, 7, 3}, {1, 9, 6}, {8, 4, 1}, {1, 1, 1}, {17, 33, 20}};
+    (void)state;
+    assert_true(bnf_blas_loaded()); /* Debian's libopenblas0 is a dependency */
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int way = 0; way < 2; way++)
+                    for (int bz = 0; bz < 2; bz++) {
+                        size_t m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+                        size_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+                        float alpha = 0.75f, beta = bz ? 0.0f : -0.5f;
+                        float *a = malloc((ta ? k : m) * lda * sizeof *a);
+                        float *b = malloc((tb ? n : k) * ldb * sizeof *b);
+                        float *c = malloc(m * ldc * sizeof *c), *c0 = malloc(m * ldc * sizeof *c0);
+                        assert_true(a && b && c && c0);
+                        for (size_t i = 0; i < (ta ? k : m) * lda; i++)
+                            a[i] = frand();
+                        for (size_t i = 0; i < (tb ? n : k) * ldb; i++)
+                            b[i] = frand();
+                        for (size_t i = 0; i < m * ldc; i++)
+                            c0[i] = c[i] = bz ? NAN : frand();
+                        (way ? bnf_sgemm_plain : bnf_sgemm)(ta, tb, m, n, k, alpha, a, lda, b, ldb,
+                                                            beta, c, ldc);
+                        for (size_t i = 0; i < m; i++)
+                            for (size_t j = 0; j < n; j++) {
+                                double want = 0, mag = 0;
+                                for (size_t p = 0; p < k; p++) {
+                                    double x = (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                                               (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                                    want += x;
+                                    mag += fabs(x);
+                                }
+                                want = alpha * want + (bz ? 0 : beta * (double)c0[i * ldc + j]);
+                                if (!(fabs(c[i * ldc + j] - want) <= 1e-5 * (mag + 1)))
+                                    fail_msg("%s %zux%zux%zu ta %d tb %d beta %g: C[%zu][%zu] = "
+                                             "%.9g, expected %.9g", way ? "plain" : "openblas",
+                                             m, k, n, ta, tb, beta, i, j, c[i * ldc + j], want);
+                            }
+                        free(a);
+                        free(b);
+                        free(c);
+                        free(c0);
+                    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_non_finite),
+        cmocka_unit_test(test_sgemm_both_ways),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

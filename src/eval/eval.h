@@ -436,11 +436,23 @@ static inline __attribute__((always_inline)) void bnf_st4(float *p, bnf_v4f v)
 
 /* ---- GEMM through OpenBLAS (eval/kernels/sgemm.c) -------------------------------- */
 
+/* OpenBLAS loaded (once; OPENBLAS_NUM_THREADS=1 set first when the
+ * environment does not say) and held to one thread: at the start of a run,
+ * before threads share out GEMMs. */
+void bnf_blas_load(void);
+/* Whether OpenBLAS is there (else bnf_sgemm computes in plain C). */
+int bnf_blas_loaded(void);
+
 /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, float, on the
  * calling thread (M = 1 or N = 1: a matrix-vector product). */
 void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc);
+
+/* The same in plain C, what bnf_sgemm does without OpenBLAS (and the tests). */
+void bnf_sgemm_plain(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                     const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                     size_t ldc);
 
 /* The same, cut into pieces shared out over the session's threads (when large). */
 void bnf_sgemm_par(const bnf_op_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,

@@ -34,7 +34,6 @@
  * so that its own workers do not spin against them. */
 #include "eval.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -883,8 +882,7 @@ bnf_status bnf_run_start(bnf_run *r, const bnf_tensor *const *inputs, bnf_err *e
     bnf_session *s = r->s;
     (void)err;
     bnf_run_end(r);
-    /* the kernels share GEMMs out over the session's threads themselves */
-    openblas_set_num_threads(1);
+    bnf_blas_load();
     memcpy(r->left, s->uses, s->n_slots * sizeof *r->left);
     memset(r->done, 0, s->g->n_node);
     for (size_t k = 0; k < s->n_slots; k++)
