@@ -820,6 +820,16 @@ PY
     expect_exit 3 -- "$BIN" run "$MODELS/skip_standalone.onnx" --dim N=0 --input "$ROOT/testdata/README.md"
 }
 
+# a model at an ai.onnx opset newer than bnfold knows: its BN is skipped
+# UNKNOWN_OPSET and the evaluator runs none of its operators (any may have changed)
+t_run_unknown_opset() {
+    local m="$ROOT/testdata/patterns/conv_bn_opset99.onnx"
+    expect_exit 3 -- "$BIN" run "$m" || return
+    expect_stderr_has "does not implement ai.onnx opset 99: it knows operators up to opset 23"
+    expect_exit 0 -- "$BIN" fold "$m" -o "$W/f.onnx" || return
+    expect_stdout_has "UNKNOWN_OPSET"
+}
+
 
 # ---------------------------------------------------------------------------
 # 12. in place, devices, memory limit
@@ -987,6 +997,7 @@ run_case verify_honest_folds t_verify_honest_folds
 run_case verify_catches_scaled_channel t_verify_catches_scaled_channel
 run_case verify_usage t_verify_usage
 run_case run_demo t_run_demo
+run_case run_unknown_opset t_run_unknown_opset
 
 run_case in_place t_in_place
 run_case device_output_refused t_device_output_refused

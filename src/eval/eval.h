@@ -149,8 +149,13 @@ typedef struct {
     bnf_kernel run;
 } bnf_op_def;
 
+/* The newest ai.onnx opset the evaluator knows (ONNX 1.18): at a newer one any
+ * operator may have changed, so none is run there. */
+#define BNF_EVAL_NEWEST_OPSET 23
+
 /* The kernel for op_type at opset (the entry with the largest since <= opset),
- * or NULL when the evaluator does not have it (eval/registry.c). */
+ * or NULL when the evaluator does not have it or the opset is newer than
+ * BNF_EVAL_NEWEST_OPSET (eval/registry.c). */
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset);
 
 /* ---- sessions and runs (eval/session.c) ------------------------------------------- */

@@ -40,7 +40,7 @@ static const bnf_op_def *const families[] = {
 const bnf_op_def *bnf_op_find(const char *op_type, int64_t opset)
 {
     const bnf_op_def *best = NULL;
-    if (!op_type)
+    if (!op_type || opset > BNF_EVAL_NEWEST_OPSET)
         return NULL;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (const bnf_op_def *d = families[f]; d->op_type; d++)

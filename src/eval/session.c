@@ -344,6 +344,12 @@ bnf_status bnf_session_new(const bnf_model *m, const bnf_session_options *opts,
         goto fail;
     }
     /* kernels first: an unsupported model is refused before any weight is decoded */
+    if (s->opset > BNF_EVAL_NEWEST_OPSET) {
+        rc = bnf_fail(err, BNF_ERR_UNSUPPORTED, "the evaluator does not implement ai.onnx opset "
+                      "%lld: it knows operators up to opset %d, and a newer opset may have "
+                      "changed any of them", (long long)s->opset, BNF_EVAL_NEWEST_OPSET);
+        goto fail;
+    }
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *n = g->node[i];
         if (bnf_is_onnx_domain(n->domain))
