@@ -1,7 +1,8 @@
 /*
  * eval/ops/activation.c: activations.  Pointwise Relu LeakyRelu Elu Selu Celu
  * ThresholdedRelu Sigmoid HardSigmoid HardSwish Tanh Softplus Softsign Mish
- * Gelu Shrink and Clip; PRelu (slope broadcast to X, unidirectionally);
+ * Gelu Shrink and Clip; PRelu (slope broadcast to X, unidirectionally; before
+ * opset 7 also along the one dimension of X its size matches);
  * Softmax, LogSoftmax and Hardmax.
  *
  * Float and double throughout; Relu (opset 14+) and Clip (12+) also on
@@ -390,6 +391,49 @@ bad_shape:
                     BNF_NODE_ARG(ctx), s->rank, x->rank);
 }
 
+/* PRelu 1-6: the slope broadcast as numpy would, or else (a slope of d values
+ * with d one dimension of X, and only one) along that dimension, as the ONNX
+ * reference implementation reads the older versions (caffe2 exports: a [C]
+ * slope of an NCHW input). */
+static bnf_status op_prelu_1(bnf_op_ctx *ctx)
+{
+    const bnf_tensor *const *saved = ctx->in;
+    const bnf_tensor *x, *s, *ins[2];
+    bnf_tensor view;
+    size_t off, axis = 0, found = 0;
+    bnf_status rc;
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
+        return rc;
+    x = ctx->in[0];
+    s = ctx->in[1];
+    if (s->rank <= x->rank) {
+        int fits = 1;
+        off = x->rank - s->rank;
+        for (size_t i = 0; i < s->rank; i++)
+            fits &= s->dims[i] == 1 || s->dims[i] == x->dims[off + i];
+        if (fits)
+            return op_prelu(ctx);
+    }
+    for (size_t i = 0; i < x->rank; i++)
+        if ((size_t)x->dims[i] == s->n) {
+            axis = i;
+            found++;
+        }
+    if (found != 1)
+        return op_prelu(ctx); /* its message: the slope does not broadcast */
+    view = *s;
+    view.rank = x->rank - axis;
+    view.dims[0] = (int64_t)s->n;
+    for (size_t i = 1; i < view.rank; i++)
+        view.dims[i] = 1;
+    ins[0] = x;
+    ins[1] = &view;
+    ctx->in = ins;
+    rc = op_prelu(ctx);
+    ctx->in = saved;
+    return rc;
+}
+
 /* ---- Softmax, LogSoftmax ------------------------------------------------------------------ */
 
 /* Over `outer` blocks of [d, inner] elements, normalise along d.  tmp holds
@@ -526,7 +570,8 @@ const bnf_op_def bnf_ops_activation[] = {
     /* opset 1 versions differ from 6 only by the legacy consumed_inputs hint */
     {"Relu", 1, op_relu},
     {"LeakyRelu", 1, op_leaky_relu},
-    {"PRelu", 7, op_prelu}, /* 1-6: pre-numpy slope broadcasting, unsupported */
+    {"PRelu", 1, op_prelu_1},
+    {"PRelu", 7, op_prelu},
     {"Elu", 1, op_elu},
     {"Selu", 1, op_selu},
     {"Celu", 12, op_celu},

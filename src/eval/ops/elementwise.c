@@ -5,7 +5,9 @@
  * unary Abs Neg Sign Sqrt Exp Log Erf Reciprocal Floor Ceil Round Not IsNaN
  * IsInf and the trigonometric and hyperbolic functions.
  *
- * Broadcasting is numpy's (multidirectional).  Every n-ary operation goes
+ * Broadcasting is numpy's (multidirectional); before opset 7 the binary
+ * operators broadcast only on request (the broadcast and axis attributes),
+ * which legacy() turns into numpy's.  Every n-ary operation goes
  * through one plan: the output shape is walked with the operands' strides (0 on
  * a broadcast dimension), size-1 dimensions are dropped and neighbouring
  * dimensions merged wherever every operand is contiguous (or broadcast) across
@@ -491,6 +493,76 @@ static bnf_status op_pow(bnf_op_ctx *ctx)
     return pow_generic(ctx, x, e);
 }
 
+/* ---- opsets 1-6: broadcasting on request ------------------------------------------- */
+
+/* Before opset 7 the binary operators broadcast only when asked (broadcast =
+ * 1): B onto A, B's dimensions being A's from `axis` on (by default A's last
+ * ones), a B of one element a scalar; with broadcast = 0 the shapes are equal.
+ * B is given the shape with which numpy's broadcasting computes the same, and
+ * the opset-7 kernel runs; consumed_inputs (opset 1) changes nothing. */
+static bnf_status legacy(bnf_op_ctx *ctx, bnf_status (*modern)(bnf_op_ctx *))
+{
+    const bnf_tensor *const *saved = ctx->in;
+    const bnf_tensor *a, *b, *ins[2];
+    bnf_tensor view;
+    int64_t axis;
+    bnf_status rc;
+    if ((rc = bnf_need_inputs(ctx, 2, 2, NULL)))
+        return rc;
+    a = ctx->in[0];
+    b = ctx->in[1];
+    if (!bnf_ctx_int(ctx, "broadcast", 0)) {
+        if (a->rank != b->rank || (a->rank && memcmp(a->dims, b->dims, a->rank * sizeof *a->dims)))
+            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": broadcast is 0, so its "
+                            "inputs must have one shape (ranks %zu and %zu)", BNF_NODE_ARG(ctx),
+                            a->rank, b->rank);
+        return modern(ctx);
+    }
+    view = *b;
+    if (b->n == 1) {
+        view.rank = 0;
+    } else {
+        axis = bnf_node_attr(ctx->node, "axis") ? bnf_ctx_int(ctx, "axis", 0)
+                                                : (int64_t)a->rank - (int64_t)b->rank;
+        if (b->rank > a->rank || axis < 0 || (size_t)axis > a->rank - b->rank)
+            return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B of rank %zu does not "
+                            "fit A of rank %zu from axis %lld", BNF_NODE_ARG(ctx), b->rank,
+                            a->rank, (long long)axis);
+        for (size_t i = 0; i < a->rank; i++)
+            view.dims[i] = 1;
+        for (size_t i = 0; i < b->rank; i++) {
+            if (b->dims[i] != a->dims[axis + (int64_t)i] && b->dims[i] != 1)
+                return bnf_fail(ctx->err, BNF_ERR_INVALID, BNF_NODE_FMT ": B's dimension %zu "
+                                "is %lld where A's dimension %lld is %lld", BNF_NODE_ARG(ctx), i,
+                                (long long)b->dims[i], (long long)(axis + (int64_t)i),
+                                (long long)a->dims[axis + (int64_t)i]);
+            view.dims[axis + (int64_t)i] = b->dims[i];
+        }
+        view.rank = a->rank;
+    }
+    ins[0] = a;
+    ins[1] = &view;
+    ctx->in = ins;
+    rc = modern(ctx);
+    ctx->in = saved;
+    return rc;
+}
+
+#define LEGACY(name, modern) \
+    static bnf_status name(bnf_op_ctx *ctx) { return legacy(ctx, modern); }
+LEGACY(op_add_1, op_add)
+LEGACY(op_sub_1, op_sub)
+LEGACY(op_mul_1, op_mul)
+LEGACY(op_div_1, op_div)
+LEGACY(op_pow_1, op_pow)
+LEGACY(op_equal_1, op_equal)
+LEGACY(op_less_1, op_less)
+LEGACY(op_greater_1, op_greater)
+LEGACY(op_and_1, op_and)
+LEGACY(op_or_1, op_or)
+LEGACY(op_xor_1, op_xor)
+#undef LEGACY
+
 /* ---- variadic Sum Mean Min Max ------------------------------------------------------ */
 
 static bnf_status variadic(bnf_op_ctx *ctx, const typed_run *runs, int mean)
@@ -795,19 +867,30 @@ static bnf_status op_not(bnf_op_ctx *ctx) { return unary(ctx, not_uns); }
 /* ---- the table ---------------------------------------------------------------------------- */
 
 const bnf_op_def bnf_ops_elementwise[] = {
-    /* binary: since 7 (numpy broadcasting); 1-6's broadcast/axis attributes unsupported */
+    /* binary: 1-6 broadcast on request (legacy), since 7 numpy's broadcasting */
+    {"Add", 1, op_add_1},
     {"Add", 7, op_add},
+    {"Sub", 1, op_sub_1},
     {"Sub", 7, op_sub},
+    {"Mul", 1, op_mul_1},
     {"Mul", 7, op_mul},
+    {"Div", 1, op_div_1},
     {"Div", 7, op_div},
+    {"Pow", 1, op_pow_1},
     {"Pow", 7, op_pow},
+    {"Equal", 1, op_equal_1},
     {"Equal", 7, op_equal},
+    {"Less", 1, op_less_1},
     {"Less", 7, op_less},
+    {"Greater", 1, op_greater_1},
     {"Greater", 7, op_greater},
     {"LessOrEqual", 12, op_less_or_equal},
     {"GreaterOrEqual", 12, op_greater_or_equal},
+    {"And", 1, op_and_1},
     {"And", 7, op_and},
+    {"Or", 1, op_or_1},
     {"Or", 7, op_or},
+    {"Xor", 1, op_xor_1},
     {"Xor", 7, op_xor},
     {"Mod", 10, op_mod},
     {"BitShift", 11, op_bit_shift},
