@@ -417,6 +417,11 @@ typedef struct {
     struct {
         double load, fold, local_check, end_to_end, write;
     } ms;
+    /* The end-to-end check of a model with float16 / bfloat16 weights: how far
+     * (of max|value|) the noise floor (the original's outputs when its weights
+     * move by their rounding) widened the tolerance of an output that needed
+     * it to pass; 0 when none did. */
+    double e2e_noise;
 } bnf_report;
 
 typedef struct {

@@ -720,6 +720,15 @@ t_fold_reports_verification() {
     assert_json_true "$W/fold.json" "d['verification']['end_to_end']['pass']"
     assert_json_true "$W/fold.json" "d['verification']['end_to_end']['input_sets'] == 3"
     assert_json_true "$W/fold.json" "d['batchnorms'][0]['local_rel_err'] < 1e-5"
+    assert_json_true "$W/fold.json" "d['verification']['end_to_end']['noise_floor'] == 0"
+    # a bfloat16 Gemm -> BN subtracting a mean of -50: its fold passes only within
+    # the noise of the 16-bit weights, and the report says so
+    local bf="$ROOT/tests/difftest/regressions/bug_i_e2e_check_no_noise_floor/model.onnx"
+    expect_exit 0 -- "$BIN" fold "$bf" -o "$W/bf.onnx" --json || return
+    save_out bf.json
+    assert_json_true "$W/bf.json" "d['verification']['end_to_end']['noise_floor'] > 1"
+    expect_exit 0 -- "$BIN" fold "$bf" -o "$W/bf2.onnx" || return
+    expect_stdout_has "within the noise of the 16-bit weights"
     expect_exit 0 -- "$BIN" fold "$MODELS/conv2d.onnx" -o "$W/out2.onnx" --no-verify --json || return
     save_out nover.json
     assert_json_true "$W/nover.json" "d['verification']['local'] is None"

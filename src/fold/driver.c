@@ -956,7 +956,7 @@ static bnf_status end_to_end(bnf_model *model, bnf_model *orig, const bnf_fold_o
      * (resnet50 with random statistics: 1.2e-4 of the value's range). */
     if (vo.values_loosen <= 0)
         vo.values_loosen = 10;
-    rc = bnf_verify_models(orig, model, &vo, &r->e2e, &e2);
+    rc = bnf_verify_models_noise(orig, model, &vo, &r->e2e, &r->e2e_noise, &e2);
     bnf_mapped_release(model);
     if (rc == BNF_ERR_NOMEM)
         return bnf_fail(err, rc, "%s", e2.msg);

@@ -162,6 +162,13 @@ bnf_status bnf_fold_lower(const bnf_fold_site *site, bnf_names *names, size_t i,
 
 /* ---- verification (verify/) ------------------------------------------------------- */
 
+/* bnf_verify_models, and in *leaned (when not NULL) how much (of max|value|)
+ * the noise floor of 16-bit weights widened the tolerance of an output that
+ * needed it to pass: 0 when none did. */
+bnf_status bnf_verify_models_noise(const bnf_model *ma, const bnf_model *mb,
+                                   const bnf_verify_options *opt, bnf_verify_result *r,
+                                   double *leaned, bnf_err *err);
+
 /* The local check of a fold about to be written: the layer and the affine
  * node (in their order) against the layer as the fold leaves it (a scratch
  * copy with the new tensors, finished by the pattern), on one random input of

@@ -163,6 +163,8 @@ static void write_verification(const bnf_report *r, FILE *f)
         bnf_json_num(f, r->e2e.worst_rel);
         fputs(", \"worst_output\": ", f);
         bnf_json_str(f, r->e2e.worst_output);
+        fputs(", \"noise_floor\": ", f);
+        bnf_json_num(f, r->e2e_noise);
         fputs("}", f);
     }
     fputs("},\n", f);

@@ -264,7 +264,11 @@ void bnf_report_write_text_styled(const bnf_report *r, FILE *f, int color)
         fprintf(f, "          whole model, %zu random input sets, %zu outputs and %zu shared "
                    "values: worst |diff|/max|value| %.2g (at '%s')\n", r->e2e.sets,
                 r->e2e.outputs, r->e2e.values, r->e2e.worst_rel, r->e2e.worst_output);
-    else if (r->e2e_requested)
+    if (r->e2e_requested && r->e2e.ran && r->e2e_noise > 0)
+        fprintf(f, "          beyond the tolerance, within the noise of the 16-bit weights: "
+                   "tolerance widened by %.2g x max|value|, as far as the original's outputs "
+                   "move when its weights move by their rounding\n", r->e2e_noise);
+    else if (r->e2e_requested && !r->e2e.ran)
         fprintf(f, "          whole model: not run: %s\n", r->e2e.reason);
 }
 

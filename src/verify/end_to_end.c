@@ -306,6 +306,13 @@ static bnf_verify_options with_noise(const bnf_verify_options *o, const bnf_tens
 bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf_verify_options *opt,
                              bnf_verify_result *r, bnf_err *err)
 {
+    return bnf_verify_models_noise(ma, mb, opt, r, NULL, err);
+}
+
+bnf_status bnf_verify_models_noise(const bnf_model *ma, const bnf_model *mb,
+                                   const bnf_verify_options *opt, bnf_verify_result *r,
+                                   double *leaned, bnf_err *err)
+{
     bnf_verify_options o, ov, oj;
     bnf_session_options so = {0};
     double *noise = NULL;
@@ -315,6 +322,8 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
     bnf_status rc;
 
     memset(&ls, 0, sizeof ls);
+    if (leaned)
+        *leaned = 0;
     if (opt)
         o = *opt;
     else
@@ -395,6 +404,13 @@ bnf_status bnf_verify_models(const bnf_model *ma, const bnf_model *mb, const bnf
                 goto out;
             }
             oj = with_noise(&o, a, 4 * noise[j]);
+            if (leaned && oj.atol > o.atol) { /* would it pass without the floor? */
+                bnf_verify_result plain;
+                memset(&plain, 0, sizeof plain);
+                if (!bnf_values_agree("output", bnf_session_output_name(sa, j), a, b, &o, &plain) &&
+                    oj.atol - o.atol > *leaned)
+                    *leaned = oj.atol - o.atol;
+            }
             ok = bnf_values_agree("output", bnf_session_output_name(sa, j), a, b, &oj, r);
         }
         r->sets++;
