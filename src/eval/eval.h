@@ -262,6 +262,10 @@ int bnf_find_name(const char *s, const char *const *names, size_t n);
  * is given (e.g. "inputs X, W and an optional B"), else it gives the counts or
  * the missing input. */
 bnf_status bnf_need_inputs(const bnf_op_ctx *ctx, size_t lo, size_t hi, const char *what);
+/* Runs kernel `run` on the node's two inputs with the second one read as
+ * `b` (e.g. a reshaped view of it): older operator versions in terms of newer. */
+bnf_status bnf_run_with_second(bnf_op_ctx *ctx, const bnf_tensor *b,
+                               bnf_status (*run)(bnf_op_ctx *));
 /* The failures every kernel reports the same way: an input type it has no
  * loop for (BNF_ERR_UNSUPPORTED), and running out of memory. */
 bnf_status bnf_unsupported_type(const bnf_op_ctx *ctx, int32_t dtype);

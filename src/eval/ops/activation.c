@@ -397,8 +397,7 @@ bad_shape:
  * slope of an NCHW input). */
 static bnf_status op_prelu_1(bnf_op_ctx *ctx)
 {
-    const bnf_tensor *const *saved = ctx->in;
-    const bnf_tensor *x, *s, *ins[2];
+    const bnf_tensor *x, *s;
     bnf_tensor view;
     size_t off, axis = 0, found = 0;
     bnf_status rc;
@@ -426,12 +425,7 @@ static bnf_status op_prelu_1(bnf_op_ctx *ctx)
     view.dims[0] = (int64_t)s->n;
     for (size_t i = 1; i < view.rank; i++)
         view.dims[i] = 1;
-    ins[0] = x;
-    ins[1] = &view;
-    ctx->in = ins;
-    rc = op_prelu(ctx);
-    ctx->in = saved;
-    return rc;
+    return bnf_run_with_second(ctx, &view, op_prelu);
 }
 
 /* ---- Softmax, LogSoftmax ------------------------------------------------------------------ */

@@ -502,8 +502,7 @@ static bnf_status op_pow(bnf_op_ctx *ctx)
  * the opset-7 kernel runs; consumed_inputs (opset 1) changes nothing. */
 static bnf_status legacy(bnf_op_ctx *ctx, bnf_status (*modern)(bnf_op_ctx *))
 {
-    const bnf_tensor *const *saved = ctx->in;
-    const bnf_tensor *a, *b, *ins[2];
+    const bnf_tensor *a, *b;
     bnf_tensor view;
     int64_t axis;
     bnf_status rc;
@@ -540,12 +539,7 @@ static bnf_status legacy(bnf_op_ctx *ctx, bnf_status (*modern)(bnf_op_ctx *))
         }
         view.rank = a->rank;
     }
-    ins[0] = a;
-    ins[1] = &view;
-    ctx->in = ins;
-    rc = modern(ctx);
-    ctx->in = saved;
-    return rc;
+    return bnf_run_with_second(ctx, &view, modern);
 }
 
 #define LEGACY(name, modern) \

@@ -109,6 +109,18 @@ int bnf_find_name(const char *s, const char *const *names, size_t n)
 
 /* ---- inputs and errors --------------------------------------------------------------- */
 
+bnf_status bnf_run_with_second(bnf_op_ctx *ctx, const bnf_tensor *b,
+                               bnf_status (*run)(bnf_op_ctx *))
+{
+    const bnf_tensor *const *saved = ctx->in;
+    const bnf_tensor *ins[2] = {ctx->in[0], b};
+    bnf_status rc;
+    ctx->in = ins;
+    rc = run(ctx);
+    ctx->in = saved;
+    return rc;
+}
+
 bnf_status bnf_need_inputs(const bnf_op_ctx *ctx, size_t lo, size_t hi, const char *what)
 {
     size_t present = hi == SIZE_MAX ? ctx->n_in : lo, i = 0;
