@@ -1009,7 +1009,11 @@ def judge_numbers(res, case, work, orig, folded, fmodel, bnfold, ort, bnfold_env
                 for i, (name, ra, fa) in enumerate(zip(names, R, F)):
                     scale = float(np.max(np.abs(ra[np.isfinite(ra)]))) if np.isfinite(ra).any() else 1.0
                     extra = (4 * noise[i] + 2 * nat[i]) / scale if scale > 0 else 0.0
-                    ok, worst, where = compare(ra, fa, atol1 + extra, rtol1)
+                    # a BN of infinite scale left in both models: inf or NaN
+                    # hangs on the sign of x - mean, which correct rounding
+                    # upstream moves (judge 2 is as lax)
+                    ok, worst, where = compare(ra, fa, atol1 + extra, rtol1, lax_nonfinite=bool(
+                        case.tags & {"stats_inf", "stats_eps0_zero_var"}))
                     worst1 = max(worst1, worst)
                     r.setdefault("noise1", 0.0)
                     r["noise1"] = max(r["noise1"], extra)
