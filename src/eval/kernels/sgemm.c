@@ -38,8 +38,7 @@ static void blas_open(void)
 {
     static const char *const names[] = {"libopenblas.so.0", "libopenblas.so"};
     void *h = NULL;
-    if (!getenv("OPENBLAS_NUM_THREADS"))
-        setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    setenv("OPENBLAS_NUM_THREADS", "1", 0); /* 0: a value the environment gives stays */
     for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++)
         h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
     if (!h)
@@ -76,8 +75,8 @@ int bnf_blas_loaded(void)
 /* The plain GEMM: each C[i][j] summed in float over p, as the reference
  * formula says; beta 0 sets C whatever it held. */
 void bnf_sgemm_plain(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-                        const float *a, size_t lda, const float *b, size_t ldb, float beta,
-                        float *c, size_t ldc)
+                     const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                     size_t ldc)
 {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
@@ -106,10 +105,10 @@ void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alp
         blasint inc = trans_b ? 1 : (blasint)ldb;
         if (trans_a)
             blas.sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)m, alpha, a,
-                        (blasint)lda, b, inc, beta, c, (blasint)ldc);
+                       (blasint)lda, b, inc, beta, c, (blasint)ldc);
         else
             blas.sgemv(CblasRowMajor, CblasNoTrans, (blasint)m, (blasint)k, alpha, a,
-                        (blasint)lda, b, inc, beta, c, (blasint)ldc);
+                       (blasint)lda, b, inc, beta, c, (blasint)ldc);
         return;
     }
     if (m == 1 && k > 0) {
@@ -118,15 +117,15 @@ void bnf_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alp
         blasint inc = trans_a ? (blasint)lda : 1;
         if (trans_b)
             blas.sgemv(CblasRowMajor, CblasNoTrans, (blasint)n, (blasint)k, alpha, b,
-                        (blasint)ldb, a, inc, beta, c, 1);
+                       (blasint)ldb, a, inc, beta, c, 1);
         else
             blas.sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)n, alpha, b,
-                        (blasint)ldb, a, inc, beta, c, 1);
+                       (blasint)ldb, a, inc, beta, c, 1);
         return;
     }
     blas.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
-                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+               trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
+               (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
 
 typedef struct {
